@@ -1,0 +1,113 @@
+# postwarden build. Sources are found by wildcard: a new file in a module folder,
+# tests/unit/test_*.c or tests/fuzz/fuzz_*.c is built without editing this file.
+#
+#   make            release build: build/rel/postwarden
+#   make run        install missing packages, build, serve in the foreground
+#   make check      install missing packages, build, run every test
+#   make asan       sanitizer build used by the tests: build/asan/postwarden
+
+CC      ?= cc
+PKGS     = openssl libunbound libevent libevent_openssl libevent_pthreads sqlite3 jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CPPFLAGS = -D_GNU_SOURCE -Isrc -Isrc/lib -Isrc/core
+BASE_CFLAGS = -std=c11 -g $(WARN) $(PKG_CFLAGS)
+
+VARIANT ?= rel
+ifeq ($(VARIANT),asan)
+VCFLAGS  = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+VLDFLAGS = -fsanitize=address,undefined
+else
+VCFLAGS  = -O2
+VLDFLAGS =
+endif
+
+SRC_MODULES = $(wildcard src/lib/*.c src/core/*.c src/relay/*.c) $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
+B           = build/$(VARIANT)
+MOD_OBJS    = $(SRC_MODULES:%.c=$(B)/%.o)
+MAIN_OBJ    = $(B)/src/cli/main.o
+UNIT_SRCS   = $(wildcard tests/unit/test_*.c)
+UNIT_BINS   = $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+FUZZ_SRCS   = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS   = $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_MODS   = $(SRC_MODULES:%.c=build/fuzz/%.o)
+FUZZ_SECONDS ?= 5
+PYTHON      = /usr/bin/python3
+
+.PHONY: all asan run check deps deps-test unit fuzz integration clean bench
+
+all: $(B)/postwarden
+
+$(B)/postwarden: $(MOD_OBJS) $(MAIN_OBJ)
+	$(CC) $(VLDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(BASE_CFLAGS) $(VCFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/tests/%: tests/unit/%.c $(MOD_OBJS) tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/unit $(BASE_CFLAGS) $(VCFLAGS) $(VLDFLAGS) -o $@ $< $(MOD_OBJS) $(PKG_LIBS)
+
+# libFuzzer targets: clang, every module compiled with coverage instrumentation.
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_MODS)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_MODS) $(PKG_LIBS)
+
+asan:
+	$(MAKE) VARIANT=asan all
+
+deps:
+	@scripts/install-deps.sh
+
+deps-test:
+	@scripts/install-deps.sh --test
+
+run: deps
+	$(MAKE) all
+	@mkdir -p var
+	@[ -f postwarden.conf ] || cp etc/postwarden.conf.example postwarden.conf
+	$(B)/postwarden -c postwarden.conf serve
+
+unit:
+	$(MAKE) VARIANT=asan unit-bins
+	@set -e; for t in $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%); do \
+		echo "== $$t"; $$t; done
+
+.PHONY: unit-bins
+unit-bins: $(UNIT_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+		name=$$(basename $$f); corpus=tests/fuzz/corpus/$${name#fuzz_}; \
+		mkdir -p build/fuzz/corpus/$$name; \
+		echo "== $$name ($(FUZZ_SECONDS)s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=0 \
+			build/fuzz/corpus/$$name $$( [ -d $$corpus ] && echo $$corpus ) 2>&1 | tail -n 3; \
+	done
+
+integration:
+	$(MAKE) VARIANT=asan all
+	$(MAKE) VARIANT=rel all
+	POSTWARDEN=$(CURDIR)/build/asan/postwarden $(PYTHON) -m pytest -q -x tests/integration
+
+check: deps-test
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) fuzz
+	$(MAKE) integration
+
+bench: deps-test
+	$(MAKE) VARIANT=rel all
+	$(PYTHON) bench/relay_bench.py
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,31 @@
+#!/bin/sh
+# install-deps.sh - install the Debian 12 packages postwarden needs to build, run and test.
+# Only missing packages are installed; nothing happens when all are present.
+set -eu
+
+BUILD="build-essential pkg-config clang libclang-rt-14-dev libssl-dev libunbound-dev
+libevent-dev libsqlite3-dev libjansson-dev librnp-dev libldns-dev libcurl4-openssl-dev
+dns-root-data ca-certificates"
+TEST="knot knot-dnsutils postfix swaks python3-pytest python3-dnspython python3-cryptography
+unbound-host ldnsutils gnupg dirmngr iproute2 openssl procps"
+
+want="$BUILD"
+[ "${1:-}" = "--test" ] && want="$BUILD $TEST"
+
+missing=""
+for p in $want; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$status" in
+	*"ok installed"*) ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+[ -z "$missing" ] && exit 0
+
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# Postfix asks questions on install; preseed a local-only setup and start no service.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing

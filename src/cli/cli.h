@@ -1,0 +1,39 @@
+/*
+ * cli.h - command-line dispatch: one function per command group, one file per group.
+ *
+ * Each command gets argv starting at its own name, the parsed global options, and returns
+ * the process exit status: 0 success, 1 failure, 2 usage error.
+ */
+#ifndef PW_CLI_H
+#define PW_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "db.h"
+
+#define EXIT_USAGE 2
+
+struct cli {
+	const char *config_path;	/* -c FILE, or NULL for the search order */
+	struct pw_config cfg;
+};
+
+int cli_serve(struct cli *cli, int argc, char **argv);
+int cli_user(struct cli *cli, int argc, char **argv);
+int cli_queue(struct cli *cli, int argc, char **argv);
+int cli_tls_check(struct cli *cli, int argc, char **argv);
+
+/* Load the configuration (reporting errors on stderr); false when unusable. */
+bool cli_load_config(struct cli *cli);
+/* Open the database of the loaded configuration; NULL after reporting on stderr. */
+struct db *cli_open_db(struct cli *cli);
+/* Print "postwarden CMD: usage: ..." to stderr and return EXIT_USAGE. */
+int cli_usage(const char *usage);
+/* Is argv[i] "--help" or "-h"? */
+bool cli_wants_help(int argc, char **argv);
+/* Remove "--json" from argv (shifting the rest); returns whether it was there. */
+bool cli_take_flag(int *argc, char **argv, const char *flag);
+
+#endif

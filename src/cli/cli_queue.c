@@ -1,0 +1,220 @@
+/*
+ * cli_queue.c - "postwarden queue": list, show, release, delete and flush queued messages.
+ *
+ * These work on the database while serve runs: the scheduler polls it, so a release or
+ * flush takes effect within a second.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+#include "strutil.h"
+#include "xmalloc.h"
+
+static const char queue_usage[] =
+	"queue list [--json]\n"
+	"       postwarden queue show ID [--json]\n"
+	"       postwarden queue release ID [--rcpt ADDR]\n"
+	"       postwarden queue delete ID\n"
+	"       postwarden queue flush";
+
+/* The recipients of one message as a JSON array. */
+static json_t *recipients_json(struct db *db, const char *id)
+{
+	sqlite3_stmt *st = db_prepare(db,
+		"SELECT addr, state, attempts, mx, status, reason, held_until, next_attempt "
+		"FROM recipients WHERE msg_id = ? ORDER BY idx");
+	json_t *arr = json_array();
+
+	db_bind_text(st, 1, id);
+	while (db_step_row(db, st)) {
+		json_t *r = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}",
+			"address", db_col_text(st, 0), "state", db_col_text(st, 1),
+			"attempts", (json_int_t)sqlite3_column_int64(st, 2),
+			"mx", db_col_text(st, 3), "status", db_col_text(st, 4),
+			"reason", db_col_text(st, 5));
+		if (sqlite3_column_type(st, 6) != SQLITE_NULL)
+			json_object_set_new(r, "held_until", json_integer(sqlite3_column_int64(st, 6)));
+		json_object_set_new(r, "next_attempt", json_integer(sqlite3_column_int64(st, 7)));
+		json_array_append_new(arr, r);
+	}
+	sqlite3_finalize(st);
+	return arr;
+}
+
+/* Messages as JSON: all of them, or only id. */
+static json_t *messages_json(struct db *db, const char *id)
+{
+	sqlite3_stmt *st = db_prepare(db,
+		"SELECT id, sender, received, size, guarantee, tls_required_no, notification "
+		"FROM messages WHERE ?1 IS NULL OR id = ?1 ORDER BY received, id");
+	json_t *arr = json_array();
+
+	db_bind_text(st, 1, id);
+	while (db_step_row(db, st)) {
+		const char *mid = db_col_text(st, 0);
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:o}",
+			"id", mid, "sender", db_col_text(st, 1),
+			"received", (json_int_t)sqlite3_column_int64(st, 2),
+			"size", (json_int_t)sqlite3_column_int64(st, 3),
+			"guarantee", sqlite3_column_int(st, 4), "tls_required_no",
+			sqlite3_column_int(st, 5), "notification", sqlite3_column_int(st, 6),
+			"recipients", recipients_json(db, mid)));
+	}
+	sqlite3_finalize(st);
+	return arr;
+}
+
+static void print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2));
+
+	puts(s);
+	free(s);
+}
+
+/* The text listing: one line per message, one indented line per recipient. */
+static void print_messages(json_t *msgs)
+{
+	size_t i, k;
+	json_t *m, *r;
+	char when[32];
+
+	json_array_foreach(msgs, i, m) {
+		time_t t = (time_t)json_integer_value(json_object_get(m, "received"));
+		struct tm tm;
+		const char *sender = json_string_value(json_object_get(m, "sender"));
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", &tm);
+		printf("%s  %s  %lld bytes  from <%s>%s\n", json_string_value(json_object_get(m, "id")),
+		       when, (long long)json_integer_value(json_object_get(m, "size")), sender,
+		       json_is_true(json_object_get(m, "guarantee")) ? "  guarantee" : "");
+		json_array_foreach(json_object_get(m, "recipients"), k, r) {
+			const char *reason = json_string_value(json_object_get(r, "reason"));
+			printf("    %-9s %s%s%s\n", json_string_value(json_object_get(r, "state")),
+			       json_string_value(json_object_get(r, "address")),
+			       *reason ? ": " : "", reason);
+		}
+	}
+}
+
+static int queue_list(struct db *db, const char *id, bool json)
+{
+	json_t *msgs = messages_json(db, id);
+	int rc = 0;
+
+	if (id && json_array_size(msgs) == 0) {
+		fprintf(stderr, "postwarden: no message %s in the queue\n", id);
+		rc = 1;
+	} else if (json) {
+		print_json(id ? json_array_get(msgs, 0) : msgs);
+	} else {
+		print_messages(msgs);
+	}
+	json_decref(msgs);
+	return rc;
+}
+
+/* Run an UPDATE/DELETE with up to two text parameters; returns the rows changed. */
+static int exec_changes(struct db *db, const char *sql, const char *a, const char *b)
+{
+	sqlite3_stmt *st = db_prepare(db, sql);
+	int n;
+
+	db_bind_text(st, 1, a);
+	db_bind_text(st, 2, b);
+	db_step_done(db, st);
+	n = sqlite3_changes(db->h);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static int queue_release(struct db *db, int argc, char **argv)
+{
+	const char *rcpt = NULL;
+	int n;
+
+	if (argc == 5 && strcmp(argv[3], "--rcpt") == 0)
+		rcpt = argv[4];
+	else if (argc != 3)
+		return cli_usage(queue_usage);
+	/* Released recipients go out once without the guarantee, still with opportunistic TLS and DANE. */
+	n = exec_changes(db,
+		"UPDATE recipients SET state = 'queued', release = 1, next_attempt = 0, "
+		"first_tls_failure = NULL WHERE msg_id = ?1 AND state = 'held' "
+		"AND (?2 IS NULL OR addr = ?2 COLLATE NOCASE)", argv[2], rcpt);
+	if (n == 0) {
+		fprintf(stderr, "postwarden: message %s has no held recipient%s%s\n", argv[2],
+			rcpt ? " " : "", rcpt ? rcpt : "");
+		return 1;
+	}
+	log_info("event=release id=%s rcpt=%s count=%d", argv[2], rcpt ? rcpt : "all", n);
+	printf("%d recipient%s of %s released: delivered once without the TLS-sending guarantee\n",
+	       n, n == 1 ? "" : "s", argv[2]);
+	return 0;
+}
+
+static int queue_delete(struct cli *cli, struct db *db, const char *id)
+{
+	char *path = xasprintf("%s/queue/%s", cli->cfg.server.state_dir, id);
+	int n;
+
+	/* The file goes first: a row without its file is cleaned up at start, a file
+	 * without its row would be taken for an accepted message and delivered. */
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("event=queue_delete id=%s error=\"%s\"", id, strerror(errno));
+	free(path);
+	n = exec_changes(db, "DELETE FROM messages WHERE id = ?1", id, NULL);
+	if (n == 0) {
+		fprintf(stderr, "postwarden: no message %s in the queue\n", id);
+		return 1;
+	}
+	log_info("event=queue_delete id=%s", id);
+	return 0;
+}
+
+static int queue_flush(struct db *db)
+{
+	int n = exec_changes(db, "UPDATE recipients SET next_attempt = 0 "
+				 "WHERE state IN ('queued', 'deferred')", NULL, NULL);
+
+	log_info("event=queue_flush recipients=%d", n);
+	printf("%d recipient%s will be tried now\n", n, n == 1 ? "" : "s");
+	return 0;
+}
+
+int cli_queue(struct cli *cli, int argc, char **argv)
+{
+	bool json = cli_take_flag(&argc, argv, "--json");
+	struct db *db;
+	int rc;
+
+	if (cli_wants_help(argc, argv)) {
+		printf("usage: postwarden %s\n", queue_usage);
+		return 0;
+	}
+	if (argc < 2)
+		return cli_usage(queue_usage);
+	db = cli_open_db(cli);
+	if (db == NULL)
+		return 1;
+	if (strcmp(argv[1], "list") == 0 && argc == 2)
+		rc = queue_list(db, NULL, json);
+	else if (strcmp(argv[1], "show") == 0 && argc == 3)
+		rc = queue_list(db, argv[2], json);
+	else if (strcmp(argv[1], "release") == 0)
+		rc = queue_release(db, argc, argv);
+	else if (strcmp(argv[1], "delete") == 0 && argc == 3)
+		rc = queue_delete(cli, db, argv[2]);
+	else if (strcmp(argv[1], "flush") == 0 && argc == 2)
+		rc = queue_flush(db);
+	else
+		rc = cli_usage(queue_usage);
+	db_close(db);
+	return rc;
+}

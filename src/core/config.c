@@ -1,0 +1,165 @@
+/*
+ * config.c - the key tables of every section and loading the file; see config.h.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "xmalloc.h"
+
+#define DAY (24 * 3600)
+
+static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL };
+static const char *const languages[] = { "en", "de", NULL };
+
+#define SRV(f) offsetof(struct server_conf, f)
+static const struct conf_key server_keys[] = {
+	{ "state_dir", CONF_STRING, "./var", SRV(state_dir), 0, 0, NULL,
+	  "Directory for the queue and the database." },
+	{ "hostname", CONF_STRING, "", SRV(hostname), 0, 0, NULL,
+	  "Name used in EHLO and as the domain of notification senders (default: the system host name)." },
+	{ "log_level", CONF_ENUM, "info", SRV(log_level), 0, 0, log_levels,
+	  "debug, info, warn or error. Addresses of key searches are logged only at debug." },
+	{ "log_file", CONF_STRING, "", SRV(log_file), 0, 0, NULL,
+	  "Append log lines to this file instead of standard error." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define RLY(f) offsetof(struct relay_conf, f)
+static const struct conf_key relay_keys[] = {
+	{ "listen", CONF_HOSTPORT, "127.0.0.1:10025", RLY(listen), 0, 0, NULL,
+	  "Address and port on which the relay accepts mail from the provider's MTA." },
+	{ "trusted_networks", CONF_CIDRS, "127.0.0.0/8, ::1/128", RLY(trusted_networks), 0, 0, NULL,
+	  "Clients allowed to send through the relay; everyone else gets 554 at connect." },
+	{ "remote_port", CONF_UINT, "25", RLY(remote_port), 1, 65535, NULL,
+	  "TCP port used to connect to every MX host." },
+	{ "tls_cert", CONF_STRING, "", RLY(tls_cert), 0, 0, NULL,
+	  "PEM certificate chain offered with STARTTLS on the listener (empty: no STARTTLS)." },
+	{ "tls_key", CONF_STRING, "", RLY(tls_key), 0, 0, NULL,
+	  "PEM private key for tls_cert." },
+	{ "max_message_size", CONF_SIZE, "50M", RLY(max_message_size), 1024, 1ULL << 32, NULL,
+	  "Largest message accepted, announced with SIZE." },
+	{ "max_recipients", CONF_UINT, "1000", RLY(max_recipients), 1, 100000, NULL,
+	  "Most recipients per message." },
+	{ "max_connections", CONF_UINT, "100", RLY(max_connections), 1, 100000, NULL,
+	  "Most simultaneous incoming connections; more get 421." },
+	{ "queue_lifetime", CONF_DURATION, "5d", RLY(queue_lifetime), 60, 0, NULL,
+	  "How long temporary failures are retried before the message bounces." },
+	{ "notify_relay", CONF_HOSTPORT, "", RLY(notify_relay), 0, 0, NULL,
+	  "host:port that receives notifications for senders (empty: deliver them by MX)." },
+	{ "connect_timeout", CONF_DURATION, "30s", RLY(connect_timeout), 1, 3600, NULL,
+	  "Timeout for connecting to an MX host." },
+	{ "command_timeout", CONF_DURATION, "5m", RLY(command_timeout), 1, 3600, NULL,
+	  "Timeout for each SMTP command and reply, in and out." },
+	{ "retry_min", CONF_DURATION, "5m", RLY(retry_min), 1, 0, NULL,
+	  "First delay after a temporary failure; it doubles with each attempt." },
+	{ "retry_max", CONF_DURATION, "1h", RLY(retry_max), 1, 0, NULL,
+	  "Longest delay between two attempts." },
+	{ "max_deliveries", CONF_UINT, "50", RLY(max_deliveries), 1, 10000, NULL,
+	  "Most simultaneous outgoing SMTP connections." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+static const struct conf_key dns_keys[] = {
+	{ "unbound_config", CONF_STRING, "", offsetof(struct dns_conf, unbound_config), 0, 0, NULL,
+	  "unbound.conf for the validating resolver (stub zones, trust anchors, forwarders); "
+	  "empty: recursion from the root with Debian's trust anchor." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define GRT(f) offsetof(struct guarantee_conf, f)
+static const struct conf_key guarantee_keys[] = {
+	{ "default", CONF_BOOL, "off", GRT(default_on), 0, 0, NULL,
+	  "Whether new accounts start with the TLS-sending guarantee on." },
+	{ "retry_for", CONF_DURATION, "0", GRT(retry_for), 0, 7 * DAY, NULL,
+	  "How long TLS failures under the guarantee are retried before the sender is told (0: at once)." },
+	{ "hold_days", CONF_UINT, "7", GRT(hold_days), 0, 365, NULL,
+	  "Days a stopped recipient is held for 'postwarden queue release'." },
+	{ "language", CONF_ENUM, "en", GRT(language), 0, 0, languages,
+	  "Language of notifications: en or de." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+/* The section table for a config struct. */
+static void config_sections(struct pw_config *cfg, struct conf_section out[4])
+{
+	out[0] = (struct conf_section){ "server", server_keys, &cfg->server };
+	out[1] = (struct conf_section){ "relay", relay_keys, &cfg->relay };
+	out[2] = (struct conf_section){ "dns", dns_keys, &cfg->dns };
+	out[3] = (struct conf_section){ "guarantee", guarantee_keys, &cfg->guarantee };
+}
+
+/* Checks that involve more than one key. */
+static int config_validate(struct pw_config *cfg, char **err)
+{
+	if ((*cfg->relay.tls_cert == '\0') != (*cfg->relay.tls_key == '\0')) {
+		*err = xasprintf("%s: [relay] tls_cert and tls_key must be set together", cfg->path);
+		return -1;
+	}
+	if (cfg->relay.retry_max < cfg->relay.retry_min) {
+		*err = xasprintf("%s: [relay] retry_max must not be shorter than retry_min", cfg->path);
+		return -1;
+	}
+	if (*cfg->server.hostname == '\0') {
+		char host[256] = "localhost";
+		gethostname(host, sizeof(host) - 1);
+		free(cfg->server.hostname);
+		cfg->server.hostname = xstrdup(host);
+	}
+	return 0;
+}
+
+int config_load(struct pw_config *cfg, const char *path, char **err)
+{
+	static const char *const search[] = { "./postwarden.conf", "/etc/postwarden/postwarden.conf" };
+	struct conf_section sections[4];
+	int rc;
+
+	memset(cfg, 0, sizeof(*cfg));
+	config_sections(cfg, sections);
+	for (size_t i = 0; path == NULL && i < 2; i++)
+		if (access(search[i], F_OK) == 0)
+			path = search[i];
+	if (path == NULL) {
+		cfg->path = xstrdup("(defaults)");
+		rc = conf_defaults(sections, 4, err);
+	} else {
+		cfg->path = xstrdup(path);
+		rc = conf_load(path, sections, 4, err);
+	}
+	if (rc == 0)
+		rc = config_validate(cfg, err);
+	return rc;
+}
+
+void config_free(struct pw_config *cfg)
+{
+	struct conf_section sections[4];
+
+	config_sections(cfg, sections);
+	conf_release(sections, 4);
+	free(cfg->path);
+	cfg->path = NULL;
+}
+
+char *config_state_path(const struct pw_config *cfg, const char *name)
+{
+	return xasprintf("%s/%s", cfg->server.state_dir, name);
+}
+
+void config_print_defaults(FILE *out)
+{
+	struct pw_config cfg;
+	struct conf_section sections[4];
+
+	config_sections(&cfg, sections);
+	for (size_t s = 0; s < 4; s++) {
+		fprintf(out, "%s[%s]\n", s ? "\n" : "", sections[s].name);
+		for (const struct conf_key *k = sections[s].keys; k->name; k++)
+			fprintf(out, "# %s\n%s = %s\n", k->doc, k->name, k->def);
+	}
+}

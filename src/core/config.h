@@ -1,0 +1,70 @@
+/*
+ * config.h - postwarden's configuration: one struct per section, filled by conf_load.
+ *
+ * Every key is documented in docs/postwarden.conf.5; keep the two in step.
+ */
+#ifndef PW_CONFIG_H
+#define PW_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "conf.h"
+
+struct server_conf {
+	char *state_dir;	/* queue and database */
+	char *hostname;		/* EHLO name, notification sender domain */
+	char *log_level;
+	char *log_file;		/* "" = stderr */
+};
+
+struct relay_conf {
+	struct conf_hostport listen;
+	struct conf_cidrs trusted_networks;
+	uint64_t remote_port;
+	char *tls_cert;
+	char *tls_key;
+	uint64_t max_message_size;
+	uint64_t max_recipients;
+	uint64_t max_connections;
+	int64_t queue_lifetime;
+	struct conf_hostport notify_relay;	/* host NULL = deliver notifications by MX */
+	int64_t connect_timeout;
+	int64_t command_timeout;
+	int64_t retry_min;			/* first retry delay; doubles up to retry_max */
+	int64_t retry_max;
+	uint64_t max_deliveries;		/* parallel outgoing connections */
+};
+
+struct dns_conf {
+	char *unbound_config;
+};
+
+struct guarantee_conf {
+	bool default_on;
+	int64_t retry_for;
+	uint64_t hold_days;
+	char *language;
+};
+
+struct pw_config {
+	char *path;		/* the file read */
+	struct server_conf server;
+	struct relay_conf relay;
+	struct dns_conf dns;
+	struct guarantee_conf guarantee;
+};
+
+/*
+ * Load path, or when path is NULL ./postwarden.conf, then /etc/postwarden/postwarden.conf,
+ * then built-in defaults alone. Returns -1 with *err ("FILE:LINE: sentence") on error.
+ */
+int config_load(struct pw_config *cfg, const char *path, char **err);
+void config_free(struct pw_config *cfg);
+/* Path of a file inside state_dir (caller frees). */
+char *config_state_path(const struct pw_config *cfg, const char *name);
+/* Write every key with its default and documentation, in config-file syntax, to out. */
+void config_print_defaults(FILE *out);
+
+#endif

@@ -1,0 +1,181 @@
+/*
+ * strutil.c - small parsers and string helpers; see strutil.h.
+ */
+#include "strutil.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "xmalloc.h"
+
+/* Parse digits followed by an optional one-letter unit from units/mults. */
+static bool parse_scaled(const char *s, const char *units, const uint64_t *mults, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mult = 1;
+
+	if (s == NULL || !isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return false;
+	if (*end != '\0') {
+		const char *u = strchr(units, tolower((unsigned char)*end));
+		if (u == NULL || end[1] != '\0')
+			return false;
+		mult = mults[u - units];
+	}
+	if (v > UINT64_MAX / mult)
+		return false;
+	*out = v * mult;
+	return true;
+}
+
+bool parse_duration(const char *s, int64_t *seconds)
+{
+	static const uint64_t mults[] = { 1, 60, 3600, 86400, 604800 };
+	uint64_t v;
+
+	if (!parse_scaled(s, "smhdw", mults, &v) || v > INT64_MAX)
+		return false;
+	*seconds = (int64_t)v;
+	return true;
+}
+
+bool parse_size(const char *s, uint64_t *bytes)
+{
+	static const uint64_t mults[] = { 1, 1024, 1024 * 1024, 1024 * 1024 * 1024 };
+
+	return parse_scaled(s, "bkmg", mults, bytes);
+}
+
+bool parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "on", "yes", "true", "1" };
+	static const char *const no[] = { "off", "no", "false", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return true;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	static const uint64_t one[] = { 1 };
+	uint64_t v;
+
+	if (!parse_scaled(s, "", one, &v) || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+void format_duration(int64_t seconds, char *buf, size_t len)
+{
+	static const struct { int64_t secs; char unit; } units[] = {
+		{ 86400, 'd' }, { 3600, 'h' }, { 60, 'm' }, { 1, 's' },
+	};
+	size_t off = 0;
+
+	if (seconds <= 0) {
+		snprintf(buf, len, "0s");
+		return;
+	}
+	buf[0] = '\0';
+	for (size_t i = 0; i < 4 && seconds > 0; i++) {
+		if (seconds < units[i].secs)
+			continue;
+		int n = snprintf(buf + off, len - off, "%lld%c",
+				 (long long)(seconds / units[i].secs), units[i].unit);
+		if (n < 0 || (size_t)n >= len - off)
+			return;
+		off += (size_t)n;
+		seconds %= units[i].secs;
+	}
+}
+
+char *str_trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+char *str_lower(char *s)
+{
+	for (char *p = s; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return s;
+}
+
+bool str_has_prefix_ci(const char *s, const char *prefix)
+{
+	return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool addr_valid(const char *s)
+{
+	const char *at = strrchr(s, '@');
+	size_t len = strlen(s);
+
+	if (at == NULL || at == s || at[1] == '\0' || len > 254 || at - s > 64)
+		return false;
+	for (const char *p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c <= 0x20 || c == 0x7f || c == '<' || c == '>')
+			return false;
+	}
+	for (const char *p = at + 1; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c != '.' && c != '-' && !isalnum(c) && c < 0x80)
+			return false;
+	}
+	return at[1] != '.' && s[len - 1] != '.';
+}
+
+char *addr_canonical(const char *s)
+{
+	char *c = xstrdup(s);
+	char *at = strrchr(c, '@');
+
+	if (at)
+		str_lower(at + 1);
+	return c;
+}
+
+const char *addr_domain(const char *s)
+{
+	const char *at = strrchr(s, '@');
+
+	return at ? at + 1 : NULL;
+}
+
+void random_id(char out[17])
+{
+	unsigned char raw[8];
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		fatal("getrandom");
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(out + 2 * i, 3, "%02X", raw[i]);
+}
