@@ -72,3 +72,21 @@ def test_accounts_round_trip(tmp_path):
               conf=conf).returncode == 2
     assert pw(tmp_path, "user", "del", "info@example.test", conf=conf).returncode == 0
     assert json.loads(pw(tmp_path, "user", "list", "--json", conf=conf).stdout) == []
+
+
+def test_every_config_key_is_documented(tmp_path):
+    """postwarden config prints the key tables; the man page must describe each key."""
+    r = pw(tmp_path, "config")
+    assert r.returncode == 0
+    man = open(os.path.join(ROOT, "docs", "postwarden.conf.5")).read()
+    section = None
+    keys = 0
+    for line in r.stdout.splitlines():
+        if line.startswith("["):
+            section = line
+            assert f".SH {section}" in man, f"{section} missing from postwarden.conf(5)"
+        elif line and not line.startswith("#"):
+            key = line.split(" = ")[0]
+            keys += 1
+            assert f".B {key} =" in man, f"{section} {key} missing from postwarden.conf(5)"
+    assert keys >= 20
