@@ -92,7 +92,7 @@ const char *dns_status_name(enum dns_status st);
 /*
  * Parse an MX answer: sorted by preference, shuffled among equal preferences. *null_mx is
  * set for a single "0 ." record (RFC 7505). Returns the count (0 when none); -1 when an
- * RDATA is malformed.
+ * RDATA is malformed. A root target in any other MX set stays in the list as host ".".
  */
 int dns_answer_mx(const struct dns_answer *answer, struct dns_mx **mx, bool *null_mx);
 void dns_mx_free(struct dns_mx *mx, size_t n);
