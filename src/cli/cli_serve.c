@@ -1,10 +1,148 @@
 /*
- * cli_serve.c - "postwarden serve" (being written).
+ * cli_serve.c - "postwarden serve": the relay in the foreground.
+ *
+ * Start-up order matters: the queue recovers (spool files without rows get their rows)
+ * before the listener accepts anything, and the scheduler starts last. Shutdown goes the
+ * other way: the listener stops and messages being committed get their 250 first.
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "log.h"
+#include "relay/relay.h"
+#include "schema.h"
+#include "tls.h"
+#include "xmalloc.h"
+
+static const char serve_usage[] = "[-c FILE] serve";
+
+/* Log to [server] log_file or stderr; returns the file to close, or NULL. */
+static FILE *serve_log_open(const struct pw_config *cfg, bool *ok)
+{
+	enum log_level level = LOG_LEVEL_INFO;
+	FILE *f = NULL;
+
+	*ok = true;
+	log_level_parse(cfg->server.log_level, &level);
+	if (*cfg->server.log_file) {
+		f = fopen(cfg->server.log_file, "ae");
+		if (f == NULL) {
+			fprintf(stderr, "postwarden: cannot open log_file %s: %s\n",
+				cfg->server.log_file, strerror(errno));
+			*ok = false;
+			return NULL;
+		}
+		setvbuf(f, NULL, _IOLBF, 0);
+	}
+	log_init("postwarden", level, f ? f : stderr);
+	return f;
+}
+
+static void serve_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct event_base *base = arg;
+
+	log_info("event=stop signal=%s", sig == SIGTERM ? "TERM" : "INT");
+	event_base_loopbreak(base);
+}
+
+/* Everything serve starts, in the order it starts; stopped in reverse. */
+static void serve_teardown(struct relay *r)
+{
+	smtpd_stop(r->smtpd);
+	r->smtpd = NULL;
+	if (r->sched)
+		sched_stop(r->sched);
+	r->sched = NULL;
+	queue_close(r->queue);
+	r->queue = NULL;
+	if (r->dns)
+		dns_free(r->dns);
+	SSL_CTX_free(r->client_ctx);
+	SSL_CTX_free(r->server_ctx);
+	db_close(r->db);
+}
+
+/* The address the listener actually got, for the start-up line. */
+static void serve_log_start(struct relay *r)
+{
+	log_info("event=start listen=%s:%u hostname=%s state_dir=%s starttls=%s",
+		 r->cfg->relay.listen.host, r->cfg->relay.listen.port, r->cfg->server.hostname,
+		 r->cfg->server.state_dir, r->server_ctx ? "yes" : "no");
+}
+
 int cli_serve(struct cli *cli, int argc, char **argv)
 {
-	fprintf(stderr, "postwarden: serve is not available yet\n");
-	return 1;
+	struct relay r = { 0 };
+	struct event *sigterm = NULL, *sigint = NULL;
+	FILE *logf;
+	char *err = NULL;
+	bool ok;
+	int rc = 1;
+
+	if (cli_wants_help(argc, argv) || argc != 1) {
+		if (argc != 1 && !cli_wants_help(argc, argv))
+			return cli_usage(serve_usage);
+		printf("usage: postwarden %s\n\nRun the relay in the foreground until SIGTERM or SIGINT.\n",
+		       serve_usage);
+		return 0;
+	}
+	logf = serve_log_open(&cli->cfg, &ok);
+	if (!ok)
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+	r.cfg = &cli->cfg;
+	if ((r.db = schema_open(&cli->cfg, &err)) == NULL)
+		goto fail;
+	if ((r.base = event_base_new()) == NULL) {
+		err = xstrdup("cannot create the event loop");
+		goto fail;
+	}
+	if ((r.dns = dns_new(r.base, cli->cfg.dns.unbound_config, &err)) == NULL)
+		goto fail;
+	if ((r.client_ctx = tls_client_ctx_new(&err)) == NULL)
+		goto fail;
+	if (*cli->cfg.relay.tls_cert &&
+	    (r.server_ctx = tls_server_ctx_new(cli->cfg.relay.tls_cert, cli->cfg.relay.tls_key,
+					       &err)) == NULL)
+		goto fail;
+	if ((r.queue = queue_open(&r, &err)) == NULL)
+		goto fail;
+	if ((r.smtpd = smtpd_start(&r, &err)) == NULL)
+		goto fail;
+	r.sched = sched_start(&r);
+	sigterm = evsignal_new(r.base, SIGTERM, serve_signal_cb, r.base);
+	sigint = evsignal_new(r.base, SIGINT, serve_signal_cb, r.base);
+	event_add(sigterm, NULL);
+	event_add(sigint, NULL);
+	serve_log_start(&r);
+	event_base_dispatch(r.base);
+	rc = 0;
+fail:
+	if (err) {
+		log_error("event=start_failed error=\"%s\"", err);
+		if (logf)
+			fprintf(stderr, "postwarden: %s\n", err);
+		free(err);
+	}
+	serve_teardown(&r);
+	if (sigterm)
+		event_free(sigterm);
+	if (sigint)
+		event_free(sigint);
+	if (r.base)
+		event_base_free(r.base);
+	if (logf) {
+		log_init("postwarden", LOG_LEVEL_INFO, stderr);
+		fclose(logf);
+	}
+	return rc;
 }

@@ -84,10 +84,22 @@ void queue_writer_commit(struct queue_writer *w, const struct queue_envelope *en
 void queue_writer_abort(struct queue_writer *w);
 /* Queue a message postwarden made itself (notifications); returns its ID (caller frees) or NULL. */
 char *queue_inject(struct queue *q, const struct queue_envelope *env, const char *data, size_t len);
-/* Path of the spool file holding a message's data (caller frees). */
+/*
+ * Path of the spool file holding a message's data (caller frees). The file holds the message
+ * data in its first messages.size bytes, followed by an envelope trailer: read it with
+ * queue_open_data rather than to end of file.
+ */
 char *queue_data_path(struct queue *q, const char *id);
+/*
+ * Open a message's data for reading: an fd positioned at the first byte of the data, *size
+ * set to the data length (the envelope trailer excluded). Caller closes; -1 when missing.
+ */
+int queue_open_data(struct queue *q, const char *id, size_t *size);
+/* Wait until every pending commit is durable and its callback has run (shutdown only: blocks). */
+void queue_drain(struct queue *q);
 /* Remove a message whose recipients are all final (delivered or bounced) or expired. */
 void queue_remove(struct queue *q, const char *id);
+/* Free env, every string in it and env itself (allocate envelopes with xcalloc). */
 void queue_envelope_free(struct queue_envelope *env);
 
 /* ---- relay_smtpd.c: SMTP in ------------------------------------------------------------ */

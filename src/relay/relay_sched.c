@@ -1,30 +1,627 @@
 /*
- * relay_sched.c - finds due recipients and starts deliveries (being written).
+ * relay_sched.c - finds due recipients, starts deliveries, records results, retries.
+ *
+ * The recipients table is the only source of truth: the scheduler polls it every second
+ * (command-line tools change it while serve runs) and at once after sched_kick. Due
+ * recipients are grouped into jobs: one per message, destination domain and guarantee
+ * setting, so one SMTP transaction carries every recipient of a message at that domain
+ * (a recipient released from the guarantee travels in its own transaction, because its
+ * TLS rules differ). At most [relay] max_deliveries jobs run at once.
+ *
+ * Recipients in flight are only known in memory: after a crash they are simply due again.
+ * Notifications are collected per message while its jobs of one round run and sent when
+ * the last one finishes: one notification per message and event.
  */
 #include "relay.h"
 
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <event2/event.h>
+
+#include "log.h"
+#include "relay_delivery.h"
+#include "relay_dsn.h"
+#include "strutil.h"
 #include "xmalloc.h"
+
+#define SCHED_POLL_SECONDS	1
+#define SCHED_MAX_HEADERS	(64 * 1024)
+
+/* A recipient whose failure goes into a notification. */
+struct sched_note {
+	char *addr, *orcpt, *mx, *status, *diagnostic;
+	enum policy_reason reason;
+};
+
+/* A message with jobs in flight, collecting what its notifications will say. */
+struct sched_msg {
+	struct sched_msg *next;
+	char *id;
+	char *sender;
+	char *envid;
+	int64_t received;
+	bool notification;
+	int jobs;
+	struct sched_note *held, *failed;
+	size_t nheld, nfailed;
+};
+
+struct sched_job {
+	struct sched_job *next;
+	struct sched *s;
+	struct sched_msg *msg;
+	struct mta_job *job;
+	struct mta *mta;
+};
 
 struct sched {
 	struct relay *relay;
+	struct event *poll_ev;
+	struct event *kick_ev;
+	struct sched_job *jobs;
+	size_t njobs;
+	struct sched_msg *msgs;
 };
+
+static void sched_run(struct sched *s);
+
+/* ---- notifications --------------------------------------------------------------------- */
+
+static void sched_note_add(struct sched_note **v, size_t *n, const char *addr, const char *orcpt,
+			   const char *mx, const char *status, const char *diag, enum policy_reason r)
+{
+	struct sched_note *x;
+
+	*v = xreallocarray(*v, *n + 1, sizeof(**v));
+	x = &(*v)[(*n)++];
+	x->addr = xstrdup(addr);
+	x->orcpt = orcpt && *orcpt ? xstrdup(orcpt) : NULL;
+	x->mx = mx && *mx ? xstrdup(mx) : NULL;
+	x->status = xstrdup(status);
+	x->diagnostic = xstrdup(diag ? diag : "");
+	x->reason = r;
+}
+
+static void sched_notes_free(struct sched_note *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].addr);
+		free(v[i].orcpt);
+		free(v[i].mx);
+		free(v[i].status);
+		free(v[i].diagnostic);
+	}
+	free(v);
+}
+
+/* The header block of a queued message (up to the first empty line), bounded. */
+static char *sched_read_headers(struct sched *s, const char *id, size_t *len)
+{
+	size_t size = 0, have = 0;
+	int fd = queue_open_data(s->relay->queue, id, &size);
+	char *h;
+
+	*len = 0;
+	if (fd < 0)
+		return NULL;
+	if (size > SCHED_MAX_HEADERS)
+		size = SCHED_MAX_HEADERS;
+	h = xmalloc(size + 1);
+	while (have < size) {
+		ssize_t n = read(fd, h + have, size - have);
+
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+	}
+	close(fd);
+	h[have] = '\0';
+	for (size_t i = 0; i + 1 < have; i++) {
+		if (h[i] == '\n' && (h[i + 1] == '\n' || (h[i + 1] == '\r' && i + 2 < have &&
+							  h[i + 2] == '\n'))) {
+			have = i + 1;
+			break;
+		}
+	}
+	h[have] = '\0';
+	*len = have;
+	return h;
+}
+
+static bool sched_is_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
+/* Build and queue one notification about msg for the recipients in notes. */
+static void sched_notify(struct sched *s, struct sched_msg *msg, enum dsn_kind kind,
+			 const struct sched_note *notes, size_t n)
+{
+	const struct pw_config *cfg = s->relay->cfg;
+	struct dsn_rcpt *dr;
+	struct dsn_input in = { 0 };
+	struct queue_rcpt qr = { 0 };
+	struct queue_envelope env = { 0 };
+	char *data, *id, *headers;
+	size_t len, hlen;
+
+	if (n == 0 || !dsn_allowed(msg->sender, msg->notification))
+		return;
+	dr = xcalloc(n, sizeof(*dr));
+	for (size_t i = 0; i < n; i++)
+		dr[i] = (struct dsn_rcpt){ notes[i].addr, notes[i].orcpt, notes[i].mx,
+					   notes[i].status, notes[i].diagnostic, notes[i].reason };
+	headers = sched_read_headers(s, msg->id, &hlen);
+	in.kind = kind;
+	in.language = cfg->guarantee.language;
+	in.hostname = cfg->server.hostname;
+	in.msg_id = msg->id;
+	in.envid = msg->envid;
+	in.sender = msg->sender;
+	in.arrival = msg->received;
+	in.now = time(NULL);
+	in.hold_days = (int)cfg->guarantee.hold_days;
+	in.rcpts = dr;
+	in.nrcpt = n;
+	in.headers = headers;
+	in.headers_len = hlen;
+	data = dsn_build(&in, &len);
+	qr.addr = msg->sender;
+	env.sender = "";
+	env.notification = true;
+	env.smtputf8 = !sched_is_ascii(msg->sender);
+	env.body = headers && !sched_is_ascii(headers) ? "8BITMIME" : NULL;
+	env.rcpts = &qr;
+	env.nrcpt = 1;
+	id = queue_inject(s->relay->queue, &env, data, len);
+	log_info("event=notification id=%s about=%s kind=%s rcpts=%zu to=<%s> queued=%s",
+		 id ? id : "none", msg->id, kind == DSN_HELD ? "held" : "failed", n, msg->sender,
+		 id ? "yes" : "no");
+	free(id);
+	free(data);
+	free(headers);
+	free(dr);
+}
+
+/* Remove the message when none of its recipients is waiting for anything. */
+static void sched_maybe_remove(struct sched *s, const char *id)
+{
+	sqlite3_stmt *st = db_prepare(s->relay->db,
+		"SELECT count(*) FROM recipients WHERE msg_id = ? "
+		"AND state NOT IN ('delivered', 'bounced')");
+	bool done = false;
+
+	db_bind_text(st, 1, id);
+	if (db_step_row(s->relay->db, st))
+		done = sqlite3_column_int64(st, 0) == 0;
+	sqlite3_finalize(st);
+	for (struct sched_job *j = s->jobs; j != NULL; j = j->next)
+		if (strcmp(j->job->msg_id, id) == 0)
+			done = false;
+	if (done) {
+		log_info("event=message_done id=%s", id);
+		queue_remove(s->relay->queue, id);
+	}
+}
+
+static struct sched_msg *sched_msg_get(struct sched *s, const char *id, const char *sender,
+				       const char *envid, int64_t received, bool notification)
+{
+	struct sched_msg *m;
+
+	for (m = s->msgs; m != NULL; m = m->next)
+		if (strcmp(m->id, id) == 0)
+			return m;
+	m = xcalloc(1, sizeof(*m));
+	m->id = xstrdup(id);
+	m->sender = xstrdup(sender);
+	m->envid = envid && *envid ? xstrdup(envid) : NULL;
+	m->received = received;
+	m->notification = notification;
+	m->next = s->msgs;
+	s->msgs = m;
+	return m;
+}
+
+static void sched_msg_free(struct sched_msg *m)
+{
+	sched_notes_free(m->held, m->nheld);
+	sched_notes_free(m->failed, m->nfailed);
+	free(m->id);
+	free(m->sender);
+	free(m->envid);
+	free(m);
+}
+
+/* msg has no job left: send what it collected, remove it when done, forget it. */
+static void sched_msg_finish(struct sched *s, struct sched_msg *msg)
+{
+	for (struct sched_msg **p = &s->msgs; *p != NULL; p = &(*p)->next) {
+		if (*p == msg) {
+			*p = msg->next;
+			break;
+		}
+	}
+	sched_notify(s, msg, DSN_HELD, msg->held, msg->nheld);
+	sched_notify(s, msg, DSN_FAILED, msg->failed, msg->nfailed);
+	sched_maybe_remove(s, msg->id);
+	sched_msg_free(msg);
+}
+
+/* ---- results ----------------------------------------------------------------------------- */
+
+/* Write one recipient's result to its row. */
+static void sched_record(struct sched *s, struct sched_job *sj, struct mta_rcpt *r, int64_t now)
+{
+	const struct pw_config *cfg = s->relay->cfg;
+	struct mta_job *job = sj->job;
+	bool security = policy_reason_is_security(r->reason_code);
+	const char *state = mta_outcome_name(r->outcome);
+	int64_t next = 0, held_until = 0;
+	sqlite3_stmt *st;
+
+	if (r->outcome == MTA_DEFERRED) {
+		if (policy_expired(job->received, cfg->relay.queue_lifetime, now)) {
+			char *t = xasprintf("queue lifetime expired; last problem: %s", r->reason);
+
+			log_info("event=delivery id=%s rcpt=%s mx=%s addr=none tls=none cipher=none "
+				 "dane=none outcome=bounced status=4.4.7 reason=\"%s\"", job->msg_id,
+				 r->addr, r->mx ? r->mx : "none", t);
+			r->outcome = MTA_BOUNCED;
+			r->reason_code = REASON_EXPIRED;
+			snprintf(r->status, sizeof(r->status), "4.4.7");
+			free(r->reason);
+			r->reason = t;
+			state = "bounced";
+		} else {
+			next = now + policy_retry_delay(r->attempts + 1, cfg->relay.retry_min,
+							cfg->relay.retry_max);
+		}
+	}
+	if (r->outcome == MTA_HELD)
+		held_until = now + (int64_t)cfg->guarantee.hold_days * 86400;
+	st = db_prepare(s->relay->db,
+		"UPDATE recipients SET state = ?1, attempts = attempts + 1, next_attempt = ?2, "
+		"held_until = CASE WHEN ?3 > 0 THEN ?3 ELSE held_until END, "
+		"first_tls_failure = CASE WHEN ?4 AND first_tls_failure IS NULL THEN ?5 "
+		"  ELSE first_tls_failure END, "
+		"mx = ?6, status = ?7, reason = ?8 WHERE msg_id = ?9 AND idx = ?10 "
+		"AND state IN ('queued', 'deferred')");
+	db_bind_text(st, 1, state);
+	db_bind_int(st, 2, next);
+	db_bind_int(st, 3, held_until);
+	db_bind_int(st, 4, security && (r->outcome == MTA_DEFERRED || r->outcome == MTA_HELD));
+	db_bind_int(st, 5, now);
+	db_bind_text(st, 6, r->mx);
+	db_bind_text(st, 7, r->status);
+	db_bind_text(st, 8, r->reason);
+	db_bind_text(st, 9, job->msg_id);
+	db_bind_int(st, 10, r->idx);
+	db_step_done(s->relay->db, st);
+	sqlite3_finalize(st);
+	if (r->outcome == MTA_HELD && dsn_rcpt_wants(r->notify))
+		sched_note_add(&sj->msg->held, &sj->msg->nheld, r->addr, r->orcpt, r->mx, r->status,
+			       r->reason, r->reason_code);
+	if (r->outcome == MTA_BOUNCED && dsn_rcpt_wants(r->notify))
+		sched_note_add(&sj->msg->failed, &sj->msg->nfailed, r->addr, r->orcpt, r->mx,
+			       r->status, r->reason, r->reason_code);
+}
+
+static void sched_job_done(struct mta_job *job, void *arg)
+{
+	struct sched_job *sj = arg;
+	struct sched *s = sj->s;
+	struct sched_msg *msg = sj->msg;
+	int64_t now = time(NULL);
+
+	db_begin(s->relay->db);
+	for (size_t i = 0; i < job->nrcpt; i++)
+		sched_record(s, sj, &job->rcpts[i], now);
+	db_commit(s->relay->db);
+	for (struct sched_job **p = &s->jobs; *p != NULL; p = &(*p)->next) {
+		if (*p == sj) {
+			*p = sj->next;
+			break;
+		}
+	}
+	s->njobs--;
+	mta_job_free(job);
+	free(sj);
+	if (--msg->jobs == 0)
+		sched_msg_finish(s, msg);
+	sched_kick(s);
+}
+
+/* ---- finding work ----------------------------------------------------------------------- */
+
+static bool sched_in_flight(struct sched *s, const char *id, int idx)
+{
+	for (struct sched_job *j = s->jobs; j != NULL; j = j->next) {
+		if (strcmp(j->job->msg_id, id) != 0)
+			continue;
+		for (size_t i = 0; i < j->job->nrcpt; i++)
+			if (j->job->rcpts[i].idx == idx)
+				return true;
+	}
+	return false;
+}
+
+/* Held recipients nobody released in hold_days: give up on them. */
+static void sched_expire_held(struct sched *s, int64_t now)
+{
+	sqlite3_stmt *st = db_prepare(s->relay->db,
+		"UPDATE recipients SET state = 'bounced', "
+		"reason = 'held by the TLS-sending guarantee and not released in time: ' || "
+		"COALESCE(reason, '') WHERE state = 'held' AND held_until IS NOT NULL "
+		"AND held_until <= ?");
+
+	db_bind_int(st, 1, now);
+	db_step_done(s->relay->db, st);
+	if (sqlite3_changes(s->relay->db->h) > 0)
+		log_info("event=held_expired recipients=%d", sqlite3_changes(s->relay->db->h));
+	sqlite3_finalize(st);
+}
+
+/* Messages left with only final recipients (expired holds, CLI changes). */
+static void sched_remove_finished(struct sched *s)
+{
+	sqlite3_stmt *st = db_prepare(s->relay->db,
+		"SELECT id FROM messages m WHERE NOT EXISTS (SELECT 1 FROM recipients r "
+		"WHERE r.msg_id = m.id AND r.state NOT IN ('delivered', 'bounced'))");
+	char **ids = NULL;
+	size_t n = 0;
+
+	while (db_step_row(s->relay->db, st) && n < 1000) {
+		ids = xreallocarray(ids, n + 1, sizeof(*ids));
+		ids[n++] = xstrdup(db_col_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < n; i++) {
+		bool busy = false;
+
+		for (struct sched_msg *m = s->msgs; m != NULL; m = m->next)
+			if (strcmp(m->id, ids[i]) == 0)
+				busy = true;
+		if (!busy)
+			sched_maybe_remove(s, ids[i]);
+		free(ids[i]);
+	}
+	free(ids);
+}
+
+/* One due row, as read from the database. */
+struct sched_row {
+	const char *msg_id, *addr, *orcpt, *notify, *reason, *sender, *envid, *ret, *body;
+	int idx, attempts;
+	int64_t first_tls_failure, received;
+	bool release, smtputf8, guarantee, notification;
+};
+
+static void sched_row_read(sqlite3_stmt *st, struct sched_row *r)
+{
+	r->msg_id = db_col_text(st, 0);
+	r->idx = sqlite3_column_int(st, 1);
+	r->addr = db_col_text(st, 2);
+	r->orcpt = sqlite3_column_type(st, 3) == SQLITE_NULL ? NULL : db_col_text(st, 3);
+	r->notify = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : db_col_text(st, 4);
+	r->attempts = sqlite3_column_int(st, 5);
+	r->first_tls_failure = sqlite3_column_int64(st, 6);
+	r->release = sqlite3_column_int(st, 7) != 0;
+	r->reason = db_col_text(st, 8);
+	r->sender = db_col_text(st, 9);
+	r->received = sqlite3_column_int64(st, 10);
+	r->envid = sqlite3_column_type(st, 11) == SQLITE_NULL ? NULL : db_col_text(st, 11);
+	r->ret = sqlite3_column_type(st, 12) == SQLITE_NULL ? NULL : db_col_text(st, 12);
+	r->body = sqlite3_column_type(st, 13) == SQLITE_NULL ? NULL : db_col_text(st, 13);
+	r->smtputf8 = sqlite3_column_int(st, 14) != 0;
+	r->guarantee = sqlite3_column_int(st, 15) != 0;
+	r->notification = sqlite3_column_int(st, 16) != 0;
+}
+
+static char *sched_strdup0(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+/* The new job of this round for the row's message, domain and guarantee, or a fresh one. */
+static struct mta_job *sched_job_for(struct mta_job ***jobs, size_t *n, const struct sched_row *r,
+				     const char *domain, bool guarantee)
+{
+	struct mta_job *j;
+
+	for (size_t i = 0; i < *n; i++) {
+		j = (*jobs)[i];
+		if (strcmp(j->msg_id, r->msg_id) == 0 && strcasecmp(j->domain, domain) == 0 &&
+		    j->guarantee == guarantee)
+			return j;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->msg_id = xstrdup(r->msg_id);
+	j->sender = xstrdup(r->sender);
+	j->domain = str_lower(xstrdup(domain));
+	j->envid = sched_strdup0(r->envid);
+	j->ret = sched_strdup0(r->ret);
+	j->body = sched_strdup0(r->body);
+	j->smtputf8 = r->smtputf8;
+	j->notification = r->notification;
+	j->guarantee = guarantee;
+	j->received = r->received;
+	*jobs = xreallocarray(*jobs, *n + 1, sizeof(**jobs));
+	(*jobs)[(*n)++] = j;
+	return j;
+}
+
+static void sched_job_add_rcpt(struct mta_job *j, const struct sched_row *r)
+{
+	struct mta_rcpt *x;
+
+	j->rcpts = xreallocarray(j->rcpts, j->nrcpt + 1, sizeof(*j->rcpts));
+	x = &j->rcpts[j->nrcpt++];
+	memset(x, 0, sizeof(*x));
+	x->idx = r->idx;
+	x->addr = xstrdup(r->addr);
+	x->orcpt = sched_strdup0(r->orcpt);
+	x->notify = sched_strdup0(r->notify);
+	x->attempts = r->attempts;
+	x->first_tls_failure = r->first_tls_failure;
+	x->release = r->release;
+}
+
+/* A due recipient of a message past its queue lifetime: bounce without an attempt. */
+static void sched_expire_row(struct sched *s, const struct sched_row *r, int64_t now)
+{
+	struct sched_msg *msg = sched_msg_get(s, r->msg_id, r->sender, r->envid, r->received,
+					      r->notification);
+	char *t = xasprintf("queue lifetime expired; last problem: %s",
+			    r->reason[0] ? r->reason : "none recorded");
+	sqlite3_stmt *st = db_prepare(s->relay->db,
+		"UPDATE recipients SET state = 'bounced', status = '4.4.7', reason = ? "
+		"WHERE msg_id = ? AND idx = ?");
+
+	db_bind_text(st, 1, t);
+	db_bind_text(st, 2, r->msg_id);
+	db_bind_int(st, 3, r->idx);
+	db_step_done(s->relay->db, st);
+	sqlite3_finalize(st);
+	log_info("event=delivery id=%s rcpt=%s mx=none addr=none tls=none cipher=none dane=none "
+		 "outcome=bounced status=4.4.7 reason=\"%s\"", r->msg_id, r->addr, t);
+	if (dsn_rcpt_wants(r->notify))
+		sched_note_add(&msg->failed, &msg->nfailed, r->addr, r->orcpt, NULL, "4.4.7", t,
+			       REASON_EXPIRED);
+	free(t);
+}
+
+static void sched_start_job(struct sched *s, struct mta_job *j)
+{
+	struct sched_job *sj = xcalloc(1, sizeof(*sj));
+
+	sj->s = s;
+	sj->job = j;
+	sj->msg = sched_msg_get(s, j->msg_id, j->sender, j->envid, j->received, j->notification);
+	sj->msg->jobs++;
+	sj->next = s->jobs;
+	s->jobs = sj;
+	s->njobs++;
+	log_debug("event=delivery_start id=%s domain=%s rcpts=%zu guarantee=%s", j->msg_id,
+		  j->domain, j->nrcpt, j->guarantee ? "on" : "off");
+	sj->mta = mta_start(s->relay, j, sched_job_done, sj);
+}
+
+/* Read due recipients and start jobs up to the limit. */
+static void sched_run(struct sched *s)
+{
+	const struct pw_config *cfg = s->relay->cfg;
+	int64_t now = time(NULL);
+	size_t room = cfg->relay.max_deliveries > s->njobs ? cfg->relay.max_deliveries - s->njobs : 0;
+	struct mta_job **jobs = NULL;
+	size_t njobs = 0;
+	sqlite3_stmt *st;
+
+	sched_expire_held(s, now);
+	st = db_prepare(s->relay->db,
+		"SELECT r.msg_id, r.idx, r.addr, r.orcpt, r.notify, r.attempts, "
+		"COALESCE(r.first_tls_failure, 0), r.release, r.reason, m.sender, m.received, "
+		"m.envid, m.ret, m.body, m.smtputf8, m.guarantee, m.notification "
+		"FROM recipients r JOIN messages m ON m.id = r.msg_id "
+		"WHERE r.state IN ('queued', 'deferred') AND r.next_attempt <= ? "
+		"ORDER BY r.msg_id, r.idx");
+	db_bind_int(st, 1, now);
+	while (db_step_row(s->relay->db, st)) {
+		struct sched_row r;
+		const char *domain;
+		size_t before = njobs;
+
+		sched_row_read(st, &r);
+		if (sched_in_flight(s, r.msg_id, r.idx))
+			continue;
+		if (policy_expired(r.received, cfg->relay.queue_lifetime, now)) {
+			sched_expire_row(s, &r, now);
+			continue;
+		}
+		domain = addr_domain(r.addr);
+		if (domain == NULL || *domain == '\0')
+			continue;	/* cannot happen: addresses were checked at acceptance */
+		{
+			struct mta_job *j = sched_job_for(&jobs, &njobs, &r, domain,
+							  r.guarantee && !r.release);
+
+			if (njobs > before && njobs > room) {
+				/* no room for another job this round */
+				njobs--;
+				mta_job_free(j);
+				continue;
+			}
+			sched_job_add_rcpt(j, &r);
+		}
+	}
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < njobs; i++)
+		sched_start_job(s, jobs[i]);
+	free(jobs);
+	/* messages whose rows expired above and that have no job: notify now */
+	for (struct sched_msg *m = s->msgs, *next; m != NULL; m = next) {
+		next = m->next;
+		if (m->jobs == 0)
+			sched_msg_finish(s, m);
+	}
+	sched_remove_finished(s);
+}
+
+static void sched_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sched_run(arg);
+}
 
 struct sched *sched_start(struct relay *relay)
 {
 	struct sched *s = xcalloc(1, sizeof(*s));
+	struct timeval tv = { SCHED_POLL_SECONDS, 0 };
 
 	s->relay = relay;
+	s->poll_ev = event_new(relay->base, -1, EV_PERSIST, sched_poll_cb, s);
+	s->kick_ev = evtimer_new(relay->base, sched_poll_cb, s);
+	if (s->poll_ev == NULL || s->kick_ev == NULL)
+		fatalx("cannot create the scheduler's events");
+	event_add(s->poll_ev, &tv);
+	sched_kick(s);
+	log_info("event=sched_start max_deliveries=%llu",
+		 (unsigned long long)relay->cfg->relay.max_deliveries);
 	return s;
 }
 
 void sched_stop(struct sched *s)
 {
+	if (s == NULL)
+		return;
+	while (s->jobs != NULL) {
+		struct sched_job *sj = s->jobs;
+
+		s->jobs = sj->next;
+		mta_cancel(sj->mta);
+		mta_job_free(sj->job);
+		free(sj);
+	}
+	while (s->msgs != NULL) {
+		struct sched_msg *m = s->msgs;
+
+		s->msgs = m->next;
+		sched_msg_free(m);
+	}
+	event_free(s->poll_ev);
+	event_free(s->kick_ev);
 	free(s);
 }
 
 void sched_kick(struct sched *s)
 {
-	(void)s;
+	struct timeval zero = { 0, 0 };
+
+	if (s != NULL && s->kick_ev != NULL && !evtimer_pending(s->kick_ev, NULL))
+		evtimer_add(s->kick_ev, &zero);
 }

@@ -1,0 +1,946 @@
+/*
+ * relay_queue.c - the durable spool: one file per message plus its database rows.
+ *
+ * A spool file <state_dir>/queue/<ID> holds the message data, then the envelope as one JSON
+ * line, then a fixed-size trailer "\n#pwenv XXXXXXXX\n" giving the JSON length in hex. The
+ * data comes first so it can be written while it arrives; the envelope is only complete at
+ * the end. The file is written under queue/tmp/, fsynced, renamed into queue/ and the
+ * directory fsynced: from then on the message exists, whatever happens. The database rows
+ * (messages + recipients) follow; at start-up every spool file without a row gets its rows
+ * from its envelope, so the file is the single durability point.
+ *
+ * fsync is slow and must not block the event loop, so a worker thread does it with group
+ * commit: every message committed while the worker is busy goes into the next round, which
+ * fsyncs each file, the directory once, and inserts all rows in one transaction (on its own
+ * database connection, so that its transaction never mixes with the loop's statements).
+ * Completions come back to the loop through a pipe.
+ */
+#include "relay.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "account.h"
+#include "log.h"
+#include "schema.h"
+#include "strutil.h"
+#include "xmalloc.h"
+
+#define TRAILER_FMT	"\n#pwenv %08x\n"
+#define TRAILER_LEN	17
+#define ENVELOPE_MAX	(16 * 1024 * 1024)	/* 100000 recipients with long addresses */
+#define WRITE_BUF	65536
+#define FIELD_MAX	256			/* longest header field we look at */
+
+/* An envelope with what the queue decides at acceptance. */
+struct spool_env {
+	char id[QUEUE_ID_LEN + 1];
+	struct queue_envelope *env;
+	uint64_t size;
+	int64_t received;
+	bool guarantee;
+	bool tls_required_no;
+};
+
+/* A commit waiting for the worker, then for its callback on the loop. */
+struct queue_job {
+	struct queue_job *next;
+	int fd;			/* -1 when the writer had already failed */
+	char *tmp_path;
+	char *path;
+	struct spool_env se;
+	bool ok;
+	queue_commit_cb cb;
+	void *arg;
+};
+
+struct queue {
+	struct relay *relay;
+	char *dir;
+	char *tmp_dir;
+	int dir_fd;
+	struct db *wdb;			/* the worker's own connection */
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct queue_job *pending, **pending_tail;
+	struct queue_job *done, **done_tail;
+	bool busy;			/* worker is committing a batch */
+	bool stopping;
+	int notify_r, notify_w;
+	struct event *notify_ev;
+};
+
+/* Scanner for the "TLS-Required: No" header field (RFC 8689) in the header section. */
+struct hdr_scan {
+	bool done;		/* past the header section */
+	bool line_start;
+	size_t line_len;	/* bytes of the current physical line, CR excluded */
+	char field[FIELD_MAX];
+	size_t flen;
+	bool overflow;
+	bool tls_required_no;
+};
+
+struct queue_writer {
+	struct queue *q;
+	char id[QUEUE_ID_LEN + 1];
+	int fd;
+	char *tmp_path;
+	uint64_t size;
+	bool failed;
+	char *wbuf;
+	size_t wlen;
+	struct hdr_scan hs;
+};
+
+static bool queue_id_valid(const char *id)
+{
+	size_t i;
+
+	for (i = 0; id[i]; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'A' && id[i] <= 'F')))
+			return false;
+	return i == QUEUE_ID_LEN;
+}
+
+/* ---- envelopes ---------------------------------------------------------------------- */
+
+static char *xstrdup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static struct queue_envelope *envelope_copy(const struct queue_envelope *env)
+{
+	struct queue_envelope *c = xcalloc(1, sizeof(*c));
+
+	c->sender = xstrdup(env->sender ? env->sender : "");
+	c->envid = xstrdup_or_null(env->envid);
+	c->ret = xstrdup_or_null(env->ret);
+	c->body = xstrdup_or_null(env->body);
+	c->smtputf8 = env->smtputf8;
+	c->notification = env->notification;
+	c->nrcpt = env->nrcpt;
+	c->rcpts = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*c->rcpts));
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		c->rcpts[i].addr = xstrdup(env->rcpts[i].addr);
+		c->rcpts[i].orcpt = xstrdup_or_null(env->rcpts[i].orcpt);
+		c->rcpts[i].notify = xstrdup_or_null(env->rcpts[i].notify);
+	}
+	return c;
+}
+
+void queue_envelope_free(struct queue_envelope *env)
+{
+	if (env == NULL)
+		return;
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		free(env->rcpts[i].addr);
+		free(env->rcpts[i].orcpt);
+		free(env->rcpts[i].notify);
+	}
+	free(env->rcpts);
+	free(env->sender);
+	free(env->envid);
+	free(env->ret);
+	free(env->body);
+	free(env);
+}
+
+static json_t *json_str_or_null(const char *s)
+{
+	json_t *j = s ? json_string(s) : NULL;
+
+	return j ? j : json_null();
+}
+
+/* The envelope as one line of JSON (caller frees). */
+static char *spool_env_json(const struct spool_env *se)
+{
+	const struct queue_envelope *env = se->env;
+	json_t *o = json_object(), *rcpts = json_array();
+	char *s;
+
+	json_object_set_new(o, "v", json_integer(1));
+	json_object_set_new(o, "id", json_string(se->id));
+	json_object_set_new(o, "sender", json_str_or_null(env->sender));
+	json_object_set_new(o, "size", json_integer((json_int_t)se->size));
+	json_object_set_new(o, "received", json_integer(se->received));
+	json_object_set_new(o, "envid", json_str_or_null(env->envid));
+	json_object_set_new(o, "ret", json_str_or_null(env->ret));
+	json_object_set_new(o, "body", json_str_or_null(env->body));
+	json_object_set_new(o, "smtputf8", json_boolean(env->smtputf8));
+	json_object_set_new(o, "notification", json_boolean(env->notification));
+	json_object_set_new(o, "guarantee", json_boolean(se->guarantee));
+	json_object_set_new(o, "tls_required_no", json_boolean(se->tls_required_no));
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		json_t *r = json_object();
+		json_object_set_new(r, "addr", json_str_or_null(env->rcpts[i].addr));
+		json_object_set_new(r, "orcpt", json_str_or_null(env->rcpts[i].orcpt));
+		json_object_set_new(r, "notify", json_str_or_null(env->rcpts[i].notify));
+		json_array_append_new(rcpts, r);
+	}
+	json_object_set_new(o, "rcpts", rcpts);
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (s == NULL)
+		fatalx("cannot encode envelope of %s", se->id);
+	return s;
+}
+
+static char *json_get_str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? xstrdup(s) : NULL;
+}
+
+/* Parse an envelope line; false when it is not one of ours. */
+static bool spool_env_parse(const char *text, size_t len, struct spool_env *se)
+{
+	json_t *o = json_loadb(text, len, 0, NULL), *rcpts;
+	const char *id, *sender;
+	struct queue_envelope *env;
+
+	if (o == NULL)
+		return false;
+	id = json_string_value(json_object_get(o, "id"));
+	sender = json_string_value(json_object_get(o, "sender"));
+	rcpts = json_object_get(o, "rcpts");
+	if (id == NULL || !queue_id_valid(id) || sender == NULL || !json_is_array(rcpts) ||
+	    json_array_size(rcpts) == 0 || !json_is_integer(json_object_get(o, "size"))) {
+		json_decref(o);
+		return false;
+	}
+	memset(se, 0, sizeof(*se));
+	memcpy(se->id, id, QUEUE_ID_LEN + 1);
+	se->size = (uint64_t)json_integer_value(json_object_get(o, "size"));
+	se->received = json_integer_value(json_object_get(o, "received"));
+	se->guarantee = json_is_true(json_object_get(o, "guarantee"));
+	se->tls_required_no = json_is_true(json_object_get(o, "tls_required_no"));
+	env = se->env = xcalloc(1, sizeof(*env));
+	env->sender = xstrdup(sender);
+	env->envid = json_get_str(o, "envid");
+	env->ret = json_get_str(o, "ret");
+	env->body = json_get_str(o, "body");
+	env->smtputf8 = json_is_true(json_object_get(o, "smtputf8"));
+	env->notification = json_is_true(json_object_get(o, "notification"));
+	env->rcpts = xcalloc(json_array_size(rcpts), sizeof(*env->rcpts));
+	for (size_t i = 0; i < json_array_size(rcpts); i++) {
+		json_t *r = json_array_get(rcpts, i);
+		char *addr = json_get_str(r, "addr");
+		if (addr == NULL)
+			continue;
+		env->rcpts[env->nrcpt].addr = addr;
+		env->rcpts[env->nrcpt].orcpt = json_get_str(r, "orcpt");
+		env->rcpts[env->nrcpt].notify = json_get_str(r, "notify");
+		env->nrcpt++;
+	}
+	json_decref(o);
+	if (env->nrcpt == 0) {
+		queue_envelope_free(env);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Read the envelope of the spool file open on fd; *data_size is the data length.
+ * False when the file is not a complete spool file.
+ */
+static bool spool_read_env(int fd, struct spool_env *se, size_t *data_size)
+{
+	struct stat st;
+	char trailer[TRAILER_LEN + 1], *json;
+	unsigned jlen;
+	bool ok;
+
+	if (fstat(fd, &st) < 0 || st.st_size < TRAILER_LEN)
+		return false;
+	if (pread(fd, trailer, TRAILER_LEN, st.st_size - TRAILER_LEN) != TRAILER_LEN)
+		return false;
+	trailer[TRAILER_LEN] = '\0';
+	if (strncmp(trailer, "\n#pwenv ", 8) != 0 || trailer[TRAILER_LEN - 1] != '\n' ||
+	    sscanf(trailer + 8, "%8x", &jlen) != 1 || jlen > ENVELOPE_MAX ||
+	    (off_t)jlen > st.st_size - TRAILER_LEN)
+		return false;
+	json = xmalloc(jlen + 1);
+	ok = pread(fd, json, jlen, st.st_size - TRAILER_LEN - jlen) == (ssize_t)jlen &&
+	     spool_env_parse(json, jlen, se);
+	free(json);
+	if (!ok)
+		return false;
+	*data_size = (size_t)(st.st_size - TRAILER_LEN - jlen);
+	if (se->size != *data_size) {
+		queue_envelope_free(se->env);
+		return false;
+	}
+	return true;
+}
+
+/* Insert the messages and recipients rows of one envelope (inside the caller's transaction). */
+static void queue_db_insert(struct db *db, const struct spool_env *se)
+{
+	const struct queue_envelope *env = se->env;
+	sqlite3_stmt *m = db_prepare(db,
+		"INSERT OR IGNORE INTO messages (id, sender, size, received, envid, ret, body,"
+		" smtputf8, guarantee, tls_required_no, notification)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	sqlite3_stmt *r = db_prepare(db,
+		"INSERT OR IGNORE INTO recipients (msg_id, idx, addr, orcpt, notify, state,"
+		" next_attempt) VALUES (?, ?, ?, ?, ?, 'queued', 0)");
+
+	db_bind_text(m, 1, se->id);
+	db_bind_text(m, 2, env->sender);
+	db_bind_int(m, 3, (int64_t)se->size);
+	db_bind_int(m, 4, se->received);
+	db_bind_text(m, 5, env->envid);
+	db_bind_text(m, 6, env->ret);
+	db_bind_text(m, 7, env->body);
+	db_bind_int(m, 8, env->smtputf8);
+	db_bind_int(m, 9, se->guarantee);
+	db_bind_int(m, 10, se->tls_required_no);
+	db_bind_int(m, 11, env->notification);
+	db_step_done(db, m);
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		sqlite3_reset(r);
+		db_bind_text(r, 1, se->id);
+		db_bind_int(r, 2, (int64_t)i);
+		db_bind_text(r, 3, env->rcpts[i].addr);
+		db_bind_text(r, 4, env->rcpts[i].orcpt);
+		db_bind_text(r, 5, env->rcpts[i].notify);
+		db_step_done(db, r);
+	}
+	sqlite3_finalize(m);
+	sqlite3_finalize(r);
+}
+
+/* ---- header scan -------------------------------------------------------------------- */
+
+/* A complete (unfolded) header field: is it "TLS-Required: No"? */
+static void hdr_scan_field(struct hdr_scan *hs)
+{
+	char *colon, *name, *value;
+
+	if (hs->flen == 0)
+		return;
+	if (hs->overflow) {
+		hs->flen = 0;
+		hs->overflow = false;
+		return;
+	}
+	hs->field[hs->flen] = '\0';
+	hs->flen = 0;
+	colon = strchr(hs->field, ':');
+	if (colon == NULL) {
+		hs->done = true;	/* not a header field: the header section is over */
+		return;
+	}
+	*colon = '\0';
+	name = str_trim(hs->field);
+	value = str_trim(colon + 1);
+	if (strcasecmp(name, "TLS-Required") == 0 && strcasecmp(value, "No") == 0)
+		hs->tls_required_no = true;
+}
+
+static void hdr_scan(struct hdr_scan *hs, const char *data, size_t len)
+{
+	for (size_t i = 0; i < len && !hs->done; i++) {
+		char c = data[i];
+		if (c == '\r')
+			continue;
+		if (c == '\n') {
+			if (hs->line_len == 0) {
+				hdr_scan_field(hs);
+				hs->done = true;
+			}
+			hs->line_len = 0;
+			hs->line_start = true;
+			continue;
+		}
+		if (hs->line_start) {
+			hs->line_start = false;
+			if (c != ' ' && c != '\t')
+				hdr_scan_field(hs);
+			else
+				c = ' ';	/* unfold */
+			if (hs->done)
+				break;
+		}
+		hs->line_len++;
+		if (hs->flen + 1 < FIELD_MAX)
+			hs->field[hs->flen++] = c;
+		else
+			hs->overflow = true;
+	}
+}
+
+/* ---- writing -------------------------------------------------------------------------- */
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int writer_flush(struct queue_writer *w)
+{
+	if (w->failed)
+		return -1;
+	if (w->wlen && write_all(w->fd, w->wbuf, w->wlen) < 0) {
+		log_error("event=queue_write_error id=%s path=%s error=\"%s\"", w->id, w->tmp_path,
+			  strerror(errno));
+		w->failed = true;
+		return -1;
+	}
+	w->wlen = 0;
+	return 0;
+}
+
+struct queue_writer *queue_writer_new(struct queue *q)
+{
+	struct queue_writer *w = xcalloc(1, sizeof(*w));
+
+	w->q = q;
+	w->fd = -1;
+	w->hs.line_start = true;
+	for (int tries = 0; tries < 5 && w->fd < 0; tries++) {
+		char *path;
+		random_id(w->id);
+		path = queue_data_path(q, w->id);
+		if (access(path, F_OK) == 0) {
+			free(path);
+			continue;
+		}
+		free(path);
+		free(w->tmp_path);
+		w->tmp_path = xasprintf("%s/%s", q->tmp_dir, w->id);
+		w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		if (w->fd < 0 && errno != EEXIST)
+			break;
+	}
+	if (w->fd < 0) {
+		log_error("event=queue_write_error id=%s path=%s error=\"%s\"", w->id, w->tmp_path,
+			  strerror(errno));
+		w->failed = true;
+	}
+	w->wbuf = xmalloc(WRITE_BUF);
+	return w;
+}
+
+const char *queue_writer_id(const struct queue_writer *w)
+{
+	return w->id;
+}
+
+int queue_writer_add(struct queue_writer *w, const void *data, size_t len)
+{
+	if (w->failed)
+		return -1;
+	hdr_scan(&w->hs, data, len);
+	w->size += len;
+	if (w->wlen + len > WRITE_BUF && writer_flush(w) < 0)
+		return -1;
+	if (len >= WRITE_BUF) {
+		if (write_all(w->fd, data, len) < 0) {
+			w->failed = true;
+			return -1;
+		}
+		return 0;
+	}
+	memcpy(w->wbuf + w->wlen, data, len);
+	w->wlen += len;
+	return 0;
+}
+
+void queue_writer_abort(struct queue_writer *w)
+{
+	if (w == NULL)
+		return;
+	if (w->fd >= 0) {
+		close(w->fd);
+		unlink(w->tmp_path);
+	}
+	free(w->tmp_path);
+	free(w->wbuf);
+	free(w);
+}
+
+/*
+ * Decide the guarantee (sender's account at this moment, unless the message says
+ * "TLS-Required: No" or is one of our notifications) and fill se.
+ */
+static void queue_decide(struct queue *q, struct queue_writer *w, const struct queue_envelope *env,
+			 struct spool_env *se)
+{
+	struct account *a = NULL;
+
+	hdr_scan_field(&w->hs);
+	memcpy(se->id, w->id, sizeof(se->id));
+	se->env = envelope_copy(env);
+	se->size = w->size;
+	se->received = time(NULL);
+	se->tls_required_no = w->hs.tls_required_no;
+	if (!env->notification && env->sender && *env->sender)
+		a = account_find(q->relay->db, env->sender);
+	se->guarantee = a && account_guarantee_active(a, se->received) && !se->tls_required_no;
+	account_free(a);
+}
+
+/* Append the envelope and trailer behind the data; -1 on a write error. */
+static int writer_finish(struct queue_writer *w, const struct spool_env *se)
+{
+	char *json, trailer[TRAILER_LEN + 1];
+	size_t jlen;
+	int rc;
+
+	if (writer_flush(w) < 0)
+		return -1;
+	json = spool_env_json(se);
+	jlen = strlen(json);
+	snprintf(trailer, sizeof(trailer), TRAILER_FMT, (unsigned)jlen);
+	rc = (jlen <= ENVELOPE_MAX && write_all(w->fd, json, jlen) == 0 &&
+	      write_all(w->fd, trailer, TRAILER_LEN) == 0) ? 0 : -1;
+	if (rc < 0)
+		log_error("event=queue_write_error id=%s path=%s error=\"%s\"", w->id, w->tmp_path,
+			  jlen > ENVELOPE_MAX ? "envelope too large" : strerror(errno));
+	free(json);
+	return rc;
+}
+
+void queue_writer_commit(struct queue_writer *w, const struct queue_envelope *env,
+			 queue_commit_cb cb, void *arg)
+{
+	struct queue *q = w->q;
+	struct queue_job *job = xcalloc(1, sizeof(*job));
+
+	queue_decide(q, w, env, &job->se);
+	job->ok = writer_finish(w, &job->se) == 0;
+	job->fd = w->fd;
+	job->tmp_path = w->tmp_path;
+	job->path = queue_data_path(q, w->id);
+	job->cb = cb;
+	job->arg = arg;
+	free(w->wbuf);
+	free(w);
+
+	pthread_mutex_lock(&q->lock);
+	*q->pending_tail = job;
+	q->pending_tail = &job->next;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* ---- the worker ------------------------------------------------------------------------ */
+
+/* One group commit: fsync and rename each file, fsync the directory, insert every row. */
+static void queue_commit_batch(struct queue *q, struct queue_job *batch)
+{
+	bool any = false;
+	unsigned n = 0;
+
+	for (struct queue_job *j = batch; j; j = j->next) {
+		if (j->ok && fsync(j->fd) < 0) {
+			log_error("event=queue_fsync_error id=%s error=\"%s\"", j->se.id, strerror(errno));
+			j->ok = false;
+		}
+		if (j->fd >= 0)
+			close(j->fd);
+		j->fd = -1;
+		if (j->ok && rename(j->tmp_path, j->path) < 0) {
+			log_error("event=queue_rename_error id=%s error=\"%s\"", j->se.id, strerror(errno));
+			j->ok = false;
+		}
+		if (!j->ok && j->tmp_path)
+			unlink(j->tmp_path);
+		any |= j->ok;
+	}
+	if (!any)
+		return;
+	if (fsync(q->dir_fd) < 0) {
+		log_error("event=queue_fsync_error dir=%s error=\"%s\"", q->dir, strerror(errno));
+		for (struct queue_job *j = batch; j; j = j->next) {
+			if (j->ok)
+				unlink(j->path);
+			j->ok = false;
+		}
+		return;
+	}
+	db_begin(q->wdb);
+	for (struct queue_job *j = batch; j; j = j->next)
+		if (j->ok && ++n)
+			queue_db_insert(q->wdb, &j->se);
+	db_commit(q->wdb);
+	log_debug("event=queue_group_commit messages=%u", n);
+}
+
+static void *queue_worker(void *arg)
+{
+	struct queue *q = arg;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		struct queue_job *batch;
+		while (q->pending == NULL && !q->stopping)
+			pthread_cond_wait(&q->cond, &q->lock);
+		if (q->pending == NULL)
+			break;
+		batch = q->pending;
+		q->pending = NULL;
+		q->pending_tail = &q->pending;
+		q->busy = true;
+		pthread_mutex_unlock(&q->lock);
+
+		queue_commit_batch(q, batch);
+
+		pthread_mutex_lock(&q->lock);
+		*q->done_tail = batch;
+		while (*q->done_tail)
+			q->done_tail = &(*q->done_tail)->next;
+		q->busy = false;
+		pthread_cond_broadcast(&q->cond);
+		if (write(q->notify_w, "x", 1) < 0 && errno != EAGAIN)
+			log_error("event=queue_notify_error error=\"%s\"", strerror(errno));
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+static void queue_job_free(struct queue_job *j)
+{
+	free(j->tmp_path);
+	free(j->path);
+	queue_envelope_free(j->se.env);
+	free(j);
+}
+
+/* On the loop: run the callbacks of finished commits. */
+static void queue_run_done(struct queue *q)
+{
+	struct queue_job *list;
+	bool kick = false;
+	char drain[64];
+
+	while (read(q->notify_r, drain, sizeof(drain)) > 0)
+		;
+	pthread_mutex_lock(&q->lock);
+	list = q->done;
+	q->done = NULL;
+	q->done_tail = &q->done;
+	pthread_mutex_unlock(&q->lock);
+	while (list) {
+		struct queue_job *j = list;
+		list = j->next;
+		kick |= j->ok;
+		if (j->cb)
+			j->cb(j->se.id, j->ok, j->arg);
+		queue_job_free(j);
+	}
+	if (kick && q->relay->sched)
+		sched_kick(q->relay->sched);
+}
+
+static void queue_notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	queue_run_done(arg);
+}
+
+void queue_drain(struct queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	while (q->pending || q->busy)
+		pthread_cond_wait(&q->cond, &q->lock);
+	pthread_mutex_unlock(&q->lock);
+	queue_run_done(q);
+}
+
+/* ---- recovery ----------------------------------------------------------------------------- */
+
+static void queue_clean_tmp(struct queue *q)
+{
+	DIR *d = opendir(q->tmp_dir);
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			log_info("event=queue_tmp_removed file=%s/%s", q->tmp_dir, de->d_name);
+	}
+	closedir(d);
+}
+
+static bool queue_has_row(struct db *db, const char *id)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT 1 FROM messages WHERE id = ?");
+	bool found;
+
+	db_bind_text(st, 1, id);
+	found = db_step_row(db, st);
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* Set a spool file aside that cannot be read back, so it is looked at by a person. */
+static void queue_set_aside(struct queue *q, const char *name)
+{
+	char *dir = xasprintf("%s/corrupt", q->dir), *from = xasprintf("%s/%s", q->dir, name);
+	char *to = xasprintf("%s/%s", dir, name);
+
+	mkdir(dir, 0750);
+	if (rename(from, to) == 0)
+		log_error("event=queue_corrupt file=%s moved_to=%s", from, to);
+	else
+		log_error("event=queue_corrupt file=%s error=\"%s\"", from, strerror(errno));
+	free(dir);
+	free(from);
+	free(to);
+}
+
+/* Give every spool file without a messages row its rows. */
+static void queue_recover_files(struct queue *q)
+{
+	struct db *db = q->relay->db;
+	DIR *d = opendir(q->dir);
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (d == NULL)
+		return;
+	db_begin(db);
+	while ((de = readdir(d)) != NULL) {
+		struct spool_env se;
+		size_t size;
+		int fd;
+		bool ok;
+
+		if (!queue_id_valid(de->d_name) || queue_has_row(db, de->d_name))
+			continue;
+		fd = openat(q->dir_fd, de->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		memset(&se, 0, sizeof(se));
+		ok = spool_read_env(fd, &se, &size);
+		close(fd);
+		if (ok && strcmp(se.id, de->d_name) != 0) {
+			queue_envelope_free(se.env);
+			ok = false;
+		}
+		if (!ok) {
+			queue_set_aside(q, de->d_name);
+			continue;
+		}
+		queue_db_insert(db, &se);
+		log_info("event=queue_recovered id=%s sender=<%s> nrcpt=%zu size=%zu", se.id,
+			 se.env->sender, se.env->nrcpt, size);
+		queue_envelope_free(se.env);
+		n++;
+	}
+	db_commit(db);
+	closedir(d);
+	if (n)
+		log_info("event=queue_recovery recovered=%u", n);
+}
+
+/* Remove messages rows whose spool file is gone: nothing could deliver them. */
+static void queue_recover_rows(struct queue *q)
+{
+	struct db *db = q->relay->db;
+	sqlite3_stmt *st = db_prepare(db, "SELECT id FROM messages");
+	char **gone = NULL;
+	size_t ngone = 0;
+
+	while (db_step_row(db, st)) {
+		const char *id = db_col_text(st, 0);
+		if (queue_id_valid(id) && faccessat(q->dir_fd, id, F_OK, 0) == 0)
+			continue;
+		gone = xreallocarray(gone, ngone + 1, sizeof(*gone));
+		gone[ngone++] = xstrdup(id);
+	}
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < ngone; i++) {
+		sqlite3_stmt *del = db_prepare(db, "DELETE FROM messages WHERE id = ?");
+		log_warn("event=queue_missing_file id=%s action=removed", gone[i]);
+		db_bind_text(del, 1, gone[i]);
+		db_step_done(db, del);
+		sqlite3_finalize(del);
+		free(gone[i]);
+	}
+	free(gone);
+}
+
+/* ---- open, close, inject, remove --------------------------------------------------------- */
+
+struct queue *queue_open(struct relay *relay, char **err)
+{
+	struct queue *q = xcalloc(1, sizeof(*q));
+	int p[2];
+
+	q->relay = relay;
+	q->dir_fd = q->notify_r = q->notify_w = -1;
+	q->dir = config_state_path(relay->cfg, "queue");
+	q->tmp_dir = xasprintf("%s/tmp", q->dir);
+	q->pending_tail = &q->pending;
+	q->done_tail = &q->done;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	if ((mkdir(q->dir, 0750) < 0 && errno != EEXIST) ||
+	    (mkdir(q->tmp_dir, 0750) < 0 && errno != EEXIST) ||
+	    (q->dir_fd = open(q->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		*err = xasprintf("cannot use queue directory %s: %s", q->dir, strerror(errno));
+		goto fail;
+	}
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) {
+		*err = xasprintf("pipe: %s", strerror(errno));
+		goto fail;
+	}
+	q->notify_r = p[0];
+	q->notify_w = p[1];
+	if ((q->wdb = schema_open(relay->cfg, err)) == NULL)
+		goto fail;
+	queue_clean_tmp(q);
+	queue_recover_files(q);
+	queue_recover_rows(q);
+	q->notify_ev = event_new(relay->base, q->notify_r, EV_READ | EV_PERSIST, queue_notify_cb, q);
+	event_add(q->notify_ev, NULL);
+	if (pthread_create(&q->thread, NULL, queue_worker, q) != 0) {
+		*err = xstrdup("cannot start the queue thread");
+		goto fail;
+	}
+	return q;
+fail:
+	if (q->notify_ev)
+		event_free(q->notify_ev);
+	db_close(q->wdb);
+	if (q->dir_fd >= 0)
+		close(q->dir_fd);
+	if (q->notify_r >= 0) {
+		close(q->notify_r);
+		close(q->notify_w);
+	}
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->cond);
+	free(q->dir);
+	free(q->tmp_dir);
+	free(q);
+	return NULL;
+}
+
+void queue_close(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	queue_drain(q);
+	pthread_mutex_lock(&q->lock);
+	q->stopping = true;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	queue_run_done(q);
+	event_free(q->notify_ev);
+	db_close(q->wdb);
+	close(q->dir_fd);
+	close(q->notify_r);
+	close(q->notify_w);
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->cond);
+	free(q->dir);
+	free(q->tmp_dir);
+	free(q);
+}
+
+char *queue_inject(struct queue *q, const struct queue_envelope *env, const char *data, size_t len)
+{
+	struct queue_writer *w = queue_writer_new(q);
+	struct spool_env se;
+	char *path, *id = NULL;
+	struct db *db = q->relay->db;
+
+	if (env->nrcpt == 0 || queue_writer_add(w, data, len) < 0) {
+		queue_writer_abort(w);
+		return NULL;
+	}
+	queue_decide(q, w, env, &se);
+	path = queue_data_path(q, w->id);
+	if (writer_finish(w, &se) < 0 || fsync(w->fd) < 0 || rename(w->tmp_path, path) < 0 ||
+	    fsync(q->dir_fd) < 0) {
+		log_error("event=queue_inject_error id=%s error=\"%s\"", w->id, strerror(errno));
+		unlink(path);
+		goto out;
+	}
+	close(w->fd);
+	w->fd = -1;
+	db_begin(db);
+	queue_db_insert(db, &se);
+	db_commit(db);
+	id = xstrdup(w->id);
+	log_info("event=queued id=%s sender=<%s> nrcpt=%zu size=%zu notification=%s", id,
+		 env->sender ? env->sender : "", env->nrcpt, len, env->notification ? "yes" : "no");
+	if (q->relay->sched)
+		sched_kick(q->relay->sched);
+out:
+	free(path);
+	queue_envelope_free(se.env);
+	queue_writer_abort(w);
+	return id;
+}
+
+char *queue_data_path(struct queue *q, const char *id)
+{
+	return xasprintf("%s/%s", q->dir, id);
+}
+
+int queue_open_data(struct queue *q, const char *id, size_t *size)
+{
+	struct spool_env se;
+	int fd;
+
+	if (!queue_id_valid(id) || (fd = openat(q->dir_fd, id, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	if (!spool_read_env(fd, &se, size)) {
+		log_error("event=queue_corrupt id=%s", id);
+		close(fd);
+		return -1;
+	}
+	queue_envelope_free(se.env);
+	return fd;
+}
+
+void queue_remove(struct queue *q, const char *id)
+{
+	sqlite3_stmt *st;
+
+	/* File first: a row without a file is cleaned at start, a file without a row would
+	 * be delivered again. */
+	if (queue_id_valid(id) && unlinkat(q->dir_fd, id, 0) < 0 && errno != ENOENT)
+		log_error("event=queue_remove_error id=%s error=\"%s\"", id, strerror(errno));
+	st = db_prepare(q->relay->db, "DELETE FROM messages WHERE id = ?");
+	db_bind_text(st, 1, id);
+	db_step_done(q->relay->db, st);
+	sqlite3_finalize(st);
+	log_debug("event=queue_removed id=%s", id);
+}
