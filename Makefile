@@ -7,7 +7,7 @@
 #   make asan       sanitizer build used by the tests: build/asan/postwarden
 
 CC      ?= cc
-PKGS     = openssl libunbound libevent libevent_openssl libevent_pthreads sqlite3 jansson
+PKGS     = openssl libunbound libevent libevent_openssl libevent_pthreads sqlite3 jansson librnp ldns
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
@@ -24,7 +24,7 @@ VCFLAGS  = -O2
 VLDFLAGS =
 endif
 
-SRC_MODULES = $(wildcard src/lib/*.c src/core/*.c src/relay/*.c) $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
+SRC_MODULES = $(wildcard src/lib/*.c src/core/*.c src/relay/*.c src/keys/*.c src/keydir/*.c) $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
 B           = build/$(VARIANT)
 MOD_OBJS    = $(SRC_MODULES:%.c=$(B)/%.o)
 MAIN_OBJ    = $(B)/src/cli/main.o

@@ -84,13 +84,51 @@ static const struct conf_key guarantee_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
+static const char *const tsig_algorithms[] = { "hmac-sha256", "hmac-sha384", "hmac-sha512",
+					       "hmac-sha1", NULL };
+
+#define KDR(f) offsetof(struct keydir_conf, f)
+static const struct conf_key keydir_keys[] = {
+	{ "dns_server", CONF_HOSTPORT, "", KDR(dns_server), 0, 0, NULL,
+	  "Primary DNS server (host:port) that takes RFC 2136 updates for the key records; "
+	  "empty: write them to zone_file." },
+	{ "zones", CONF_STRING, "", KDR(zones), 0, 0, NULL,
+	  "Zones the server holds, comma-separated; an address goes to the longest zone that "
+	  "contains its domain (empty: the address's domain is the zone)." },
+	{ "tsig_name", CONF_STRING, "", KDR(tsig_name), 0, 0, NULL,
+	  "Name of the TSIG key that signs updates." },
+	{ "tsig_algorithm", CONF_ENUM, "hmac-sha256", KDR(tsig_algorithm), 0, 0, tsig_algorithms,
+	  "TSIG algorithm." },
+	{ "tsig_secret", CONF_STRING, "", KDR(tsig_secret), 0, 0, NULL,
+	  "The TSIG key's secret, base64." },
+	{ "ttl", CONF_DURATION, "1h", KDR(ttl), 60, 7 * DAY, NULL,
+	  "TTL of published OPENPGPKEY and SMIMEA records." },
+	{ "zone_file", CONF_STRING, "", KDR(zone_file), 0, 0, NULL,
+	  "Zone file fragment written when no dns_server is set (default: state_dir/keydir.zone)." },
+	{ "wkd_dir", CONF_STRING, "", KDR(wkd_dir), 0, 0, NULL,
+	  "Root of the Web Key Directory tree a web server serves (default: state_dir/wkd)." },
+	{ "max_record_size", CONF_SIZE, "16K", KDR(max_record_size), 512, 65000, NULL,
+	  "Largest published key after minimisation, in bytes." },
+	{ "expiry_margin", CONF_DURATION, "7d", KDR(expiry_margin), 0, 365 * DAY, NULL,
+	  "Refuse keys that expire within this time; published keys are taken down this long "
+	  "before they expire." },
+	{ "keep_original", CONF_BOOL, "off", KDR(keep_original), 0, 0, NULL,
+	  "Keep the original upload beside the minimised key." },
+	{ "retry_interval", CONF_DURATION, "5m", KDR(retry_interval), 10, DAY, NULL,
+	  "Delay before a failed DNS update is tried again." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define NSECTIONS 5
+
 /* The section table for a config struct. */
-static void config_sections(struct pw_config *cfg, struct conf_section out[4])
+static void config_sections(struct pw_config *cfg, struct conf_section out[NSECTIONS])
 {
 	out[0] = (struct conf_section){ "server", server_keys, &cfg->server };
 	out[1] = (struct conf_section){ "relay", relay_keys, &cfg->relay };
 	out[2] = (struct conf_section){ "dns", dns_keys, &cfg->dns };
 	out[3] = (struct conf_section){ "guarantee", guarantee_keys, &cfg->guarantee };
+	out[4] = (struct conf_section){ "keydir", keydir_keys, &cfg->keydir };
 }
 
 /* Checks that involve more than one key. */
@@ -116,7 +154,7 @@ static int config_validate(struct pw_config *cfg, char **err)
 int config_load(struct pw_config *cfg, const char *path, char **err)
 {
 	static const char *const search[] = { "./postwarden.conf", "/etc/postwarden/postwarden.conf" };
-	struct conf_section sections[4];
+	struct conf_section sections[NSECTIONS];
 	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -126,10 +164,10 @@ int config_load(struct pw_config *cfg, const char *path, char **err)
 			path = search[i];
 	if (path == NULL) {
 		cfg->path = xstrdup("(defaults)");
-		rc = conf_defaults(sections, 4, err);
+		rc = conf_defaults(sections, NSECTIONS, err);
 	} else {
 		cfg->path = xstrdup(path);
-		rc = conf_load(path, sections, 4, err);
+		rc = conf_load(path, sections, NSECTIONS, err);
 	}
 	if (rc == 0)
 		rc = config_validate(cfg, err);
@@ -138,10 +176,10 @@ int config_load(struct pw_config *cfg, const char *path, char **err)
 
 void config_free(struct pw_config *cfg)
 {
-	struct conf_section sections[4];
+	struct conf_section sections[NSECTIONS];
 
 	config_sections(cfg, sections);
-	conf_release(sections, 4);
+	conf_release(sections, NSECTIONS);
 	free(cfg->path);
 	cfg->path = NULL;
 }
@@ -154,10 +192,10 @@ char *config_state_path(const struct pw_config *cfg, const char *name)
 void config_print_defaults(FILE *out)
 {
 	struct pw_config cfg;
-	struct conf_section sections[4];
+	struct conf_section sections[NSECTIONS];
 
 	config_sections(&cfg, sections);
-	for (size_t s = 0; s < 4; s++) {
+	for (size_t s = 0; s < NSECTIONS; s++) {
 		fprintf(out, "%s[%s]\n", s ? "\n" : "", sections[s].name);
 		for (const struct conf_key *k = sections[s].keys; k->name; k++)
 			fprintf(out, "# %s\n%s = %s\n", k->doc, k->name, k->def);

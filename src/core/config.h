@@ -48,12 +48,28 @@ struct guarantee_conf {
 	char *language;
 };
 
+struct keydir_conf {
+	struct conf_hostport dns_server;	/* host NULL: write zone_file instead */
+	char *zones;			/* zones served, comma-separated; "" = each address's domain */
+	char *tsig_name;
+	char *tsig_algorithm;
+	char *tsig_secret;		/* base64 */
+	int64_t ttl;
+	char *zone_file;		/* "" = state_dir/keydir.zone */
+	char *wkd_dir;			/* "" = state_dir/wkd */
+	uint64_t max_record_size;
+	int64_t expiry_margin;
+	bool keep_original;
+	int64_t retry_interval;
+};
+
 struct pw_config {
 	char *path;		/* the file read */
 	struct server_conf server;
 	struct relay_conf relay;
 	struct dns_conf dns;
 	struct guarantee_conf guarantee;
+	struct keydir_conf keydir;
 };
 
 /*
