@@ -26,6 +26,7 @@ struct event_base;
 struct smtpd;
 struct sched;
 struct queue;
+struct mta_cache;
 
 /* Everything a running relay shares; owned by serve (src/cli/cli_serve.c). */
 struct relay {
@@ -38,6 +39,7 @@ struct relay {
 	struct queue *queue;
 	struct smtpd *smtpd;
 	struct sched *sched;
+	struct mta_cache *mta_cache;	/* idle outgoing connections, TLS sessions; or NULL */
 };
 
 /* ---- relay_queue.c: the durable spool ---------------------------------------------- */
@@ -82,7 +84,11 @@ int queue_writer_add(struct queue_writer *w, const void *data, size_t len);
 void queue_writer_commit(struct queue_writer *w, const struct queue_envelope *env,
 			 queue_commit_cb cb, void *arg);
 void queue_writer_abort(struct queue_writer *w);
-/* Queue a message postwarden made itself (notifications); returns its ID (caller frees) or NULL. */
+/*
+ * Queue a message postwarden made itself (notifications); returns its ID (caller frees) or
+ * NULL. Like queue_writer_commit, the message becomes durable in the worker's next group
+ * commit (queue_drain waits for it); the scheduler is kicked when it is.
+ */
 char *queue_inject(struct queue *q, const struct queue_envelope *env, const char *data, size_t len);
 /*
  * Path of the spool file holding a message's data (caller frees). The file holds the message

@@ -93,6 +93,7 @@ struct mta_job {
 	bool notification;		/* one of ours: notify_relay applies */
 	bool guarantee;			/* in force for every recipient of this job */
 	int64_t received;
+	uint64_t size;			/* message data bytes (SIZE=, the SIZE limit check) */
 	struct mta_rcpt *rcpts;
 	size_t nrcpt;
 	struct mta_probe *probe;	/* non-NULL: probe mode, results go here */
@@ -110,6 +111,15 @@ struct mta *mta_start(struct relay *relay, struct mta_job *job, mta_done_cb cb, 
 void mta_cancel(struct mta *m);
 
 void mta_job_free(struct mta_job *job);
+
+/*
+ * Outgoing connections kept open between deliveries (relay_mta.c): an idle connection to a
+ * destination is reused by the next job for it, and TLS sessions are kept per MX address
+ * for resumption. Closes every idle connection and forgets the sessions (shutdown).
+ */
+void mta_cache_free(struct relay *relay);
+/* Idle connections currently open (they count against [relay] max_deliveries). */
+size_t mta_cache_idle(const struct relay *relay);
 void mta_probe_free(struct mta_probe *p);
 
 #endif

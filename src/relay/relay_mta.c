@@ -10,10 +10,18 @@
  * callback runs inside a libevent call made by this file (the session may free itself).
  * In probe mode (tls-check) the session stops each host after the TLS handshake and the
  * second EHLO, and tries every MX host instead of stopping at the first that works.
+ *
+ * The transaction is pipelined (RFC 2920) when the server offers PIPELINING: MAIL, every
+ * RCPT and DATA go out in one write and the replies are matched in order. A connection
+ * whose transaction ended cleanly is kept idle for a few seconds in the connection cache
+ * (see "connection cache" below) so that the next job for the same destination reuses it;
+ * TLS sessions are kept per MX address so that a new connection can resume one.
  */
 #include "relay_delivery.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,12 +39,19 @@
 #include "buf.h"
 #include "log.h"
 #include "relay_reply.h"
+#include "relay_smtp_cmd.h"
 #include "xmalloc.h"
 
 #define MTA_MAX_HOSTS	10		/* MX hosts tried per delivery */
 #define MTA_MAX_ADDRS	8		/* addresses tried per host and family */
 #define MTA_INPUT_MAX	(REPLY_MAX_LINE * REPLY_MAX_LINES)
 #define MTA_CHUNK	(64 * 1024)	/* spool bytes read per step */
+#define MTA_IDLE_SECONDS	3	/* an unused cached connection is closed after this */
+#define MTA_IDLE_PER_DEST	10	/* idle connections kept per destination */
+#define MTA_REUSE_MAX		100	/* transactions per connection */
+#define MTA_REUSE_AGE		300	/* seconds a connection may be reused for */
+#define MTA_SESS_SECONDS	300	/* TLS sessions kept for resumption */
+#define MTA_SESS_MAX		256	/* TLS sessions kept at most */
 
 enum mta_state {
 	ST_START,
@@ -49,11 +64,13 @@ enum mta_state {
 	ST_HELO,
 	ST_STARTTLS,
 	ST_HANDSHAKE,
+	ST_RSET,			/* a reused connection: RSET before MAIL */
 	ST_MAIL,
 	ST_RCPT,
 	ST_DATA,
 	ST_BODY,
 	ST_DOT,
+	ST_DOT_VOID,			/* DATA took 354 with no recipient: a lone dot sent */
 	ST_QUIT,
 	ST_DONE,
 };
@@ -95,7 +112,19 @@ struct mta {
 	bool plain_only;		/* reconnected after a failed opportunistic handshake */
 	enum policy_dane dane;		/* in force on this connection */
 	struct tls_info tinfo;
-	bool ext_starttls, ext_dsn, ext_8bit, ext_utf8;
+	bool ext_starttls, ext_dsn, ext_8bit, ext_utf8, ext_pipelining, ext_size;
+	uint64_t size_limit;		/* SIZE announced by the server, 0: none */
+	bool reused;			/* taken from the connection cache */
+	bool conn_guarantee;		/* set up by a session under the guarantee */
+	unsigned conn_uses;		/* transactions on this connection before this one */
+	int64_t conn_born;
+	int last_code;			/* the last reply's code */
+	bool counted;			/* counted in the cache's active sessions */
+	/* the current transaction */
+	bool pipelined;
+	bool mail_ok;			/* MAIL accepted */
+	size_t *sent;			/* indexes of the recipients sent RCPT, in order */
+	size_t nsent, si;		/* si: next RCPT reply belongs to sent[si] */
 	size_t ri;
 	int data_fd;
 	size_t data_left;
@@ -111,9 +140,44 @@ struct mta {
 	bool dead;			/* finished while in_read */
 };
 
+/* The connection cache (see "connection cache" below). */
+struct mta_idle {
+	struct mta_idle *next;
+	struct mta_cache *cache;
+	char *key;			/* the destination */
+	char *host, *ip;
+	uint16_t port;
+	struct bufferevent *bev;
+	bool closing;			/* QUIT sent, waiting for the reply or the close */
+	bool tls, plain_only, guarantee;
+	enum policy_dane dane;
+	struct tls_info tinfo;
+	bool ext_dsn, ext_8bit, ext_utf8, ext_pipelining, ext_size;
+	uint64_t size_limit;
+	unsigned uses;
+	int64_t born;
+};
+
+struct mta_sess {
+	struct mta_sess *next;
+	char *key;			/* "host|ip|port" */
+	SSL_SESSION *sess;
+	int64_t expires;
+};
+
+struct mta_cache {
+	struct relay *relay;
+	struct mta_idle *idle;		/* newest first */
+	size_t nidle;			/* closing ones included */
+	size_t nactive;			/* delivery sessions running */
+	struct mta_sess *sess;		/* newest first */
+	size_t nsess;
+};
+
 static void mta_next_address(struct mta *m);
 static void mta_next_host(struct mta *m);
 static void mta_connect(struct mta *m);
+static void mta_route(struct mta *m);
 
 const char *mta_outcome_name(enum mta_outcome o)
 {
@@ -244,6 +308,9 @@ static void mta_free(struct mta *m)
 	free(m->sec_host);
 	free(m->sec_text);
 	free(m->last_text);
+	free(m->sent);
+	if (m->counted && m->relay->mta_cache != NULL)
+		m->relay->mta_cache->nactive--;
 	free(m);
 }
 
@@ -268,7 +335,392 @@ void mta_cancel(struct mta *m)
 		mta_free(m);
 }
 
+/* ---- connection cache ------------------------------------------------------------------
+ *
+ * Like Postfix's connection cache: when a transaction ends cleanly the connection is parked
+ * here instead of being closed, keyed by destination (the recipients' domain, or the
+ * notification relay). A job for the same destination that starts within MTA_IDLE_SECONDS
+ * takes it, sends RSET and goes on with MAIL, saving a TCP connection, the EHLO rounds and a
+ * TLS handshake. At most MTA_IDLE_PER_DEST connections per destination are kept, and idle
+ * ones are closed before the sessions plus idle connections could exceed max_deliveries.
+ *
+ * Security. The guarantee's rule is that "the check runs for every delivery; nothing
+ * remembers a host as secure to skip it". A reused connection does not skip the check: it
+ * is the very channel the check was made on, still open, with the same TLS keys, the same
+ * authenticated peer (DANE) and the same negotiated protocol and cipher; the delivery on it
+ * is as protected as the one before. So a job under the guarantee may reuse a connection
+ * only if that connection itself passed: set up by a session under the guarantee, TLS up,
+ * never a plaintext fallback, and DANE passed where TLSA applied. What must never happen is
+ * that an earlier success lets a NEW connection skip its checks: nothing here is consulted
+ * when a connection is made, and every new connection goes through DNS, STARTTLS, the
+ * handshake and DANE again. TLS session resumption (below) is also only an optimisation of
+ * a new handshake that is still checked: the resumed session has the protocol and cipher
+ * of a full handshake that met the policy, and the result goes through the same checks.
+ * For hosts with usable TLSA records resumption is not used at all, so DANE is always
+ * checked on a full handshake.
+ */
+
+static void mta_readcb(struct bufferevent *bev, void *arg);
+static void mta_writecb(struct bufferevent *bev, void *arg);
+static void mta_eventcb(struct bufferevent *bev, short what, void *arg);
+static void mta_set_timeouts(struct mta *m, int64_t secs);
+
+static struct mta_cache *mta_cache_get(struct relay *relay)
+{
+	if (relay->mta_cache == NULL) {
+		relay->mta_cache = xcalloc(1, sizeof(*relay->mta_cache));
+		relay->mta_cache->relay = relay;
+	}
+	return relay->mta_cache;
+}
+
+/* The destination a job's connections belong to. */
+static char *mta_dest_key(const struct mta *m)
+{
+	const struct conf_hostport *nr = &m->relay->cfg->relay.notify_relay;
+
+	if (m->job->notification && nr->host != NULL && nr->host[0] != '\0')
+		return xasprintf("[%s]:%u", nr->host, nr->port);
+	return xasprintf("%s:%u", m->job->domain, m->port);
+}
+
+/* Unlink e from the cache and close it. */
+static void mta_idle_free(struct mta_idle *e)
+{
+	struct mta_cache *c = e->cache;
+
+	for (struct mta_idle **p = &c->idle; *p != NULL; p = &(*p)->next) {
+		if (*p == e) {
+			*p = e->next;
+			c->nidle--;
+			break;
+		}
+	}
+	if (e->bev != NULL)
+		bufferevent_free(e->bev);
+	free(e->key);
+	free(e->host);
+	free(e->ip);
+	free(e);
+}
+
+/* Anything from an idle server (a 421, the QUIT reply) ends the connection. */
+static void mta_idle_readcb(struct bufferevent *bev, void *arg)
+{
+	struct mta_idle *e = arg;
+
+	log_debug("event=mta_idle_close mx=%s addr=%s reason=%s", e->host, e->ip,
+		  e->closing ? "quit" : "server_spoke");
+	mta_idle_free(e);
+}
+
+static void mta_idle_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct mta_idle *e = arg;
+	struct timeval tv = { 2, 0 };
+
+	if ((what & BEV_EVENT_TIMEOUT) && !e->closing) {
+		/* unused for MTA_IDLE_SECONDS: say goodbye, wait briefly for the reply */
+		e->closing = true;
+		evbuffer_add(bufferevent_get_output(bev), "QUIT\r\n", 6);
+		bufferevent_set_timeouts(bev, &tv, &tv);
+		bufferevent_enable(bev, EV_READ | EV_WRITE);
+		return;
+	}
+	log_debug("event=mta_idle_close mx=%s addr=%s reason=%s", e->host, e->ip,
+		  what & BEV_EVENT_TIMEOUT ? "timeout" : "closed");
+	mta_idle_free(e);
+}
+
+/* Close idle connections (oldest first) until sessions plus idle ones fit max_deliveries. */
+static void mta_cache_make_room(struct mta_cache *c)
+{
+	uint64_t max = c->relay->cfg->relay.max_deliveries;
+
+	while (c->idle != NULL && c->nactive + c->nidle > max) {
+		struct mta_idle *e = c->idle;
+
+		while (e->next != NULL)
+			e = e->next;
+		log_debug("event=mta_idle_close mx=%s addr=%s reason=room", e->host, e->ip);
+		mta_idle_free(e);
+	}
+}
+
+/* Does the idle connection e meet what session m needs (see the security note above)? */
+static bool mta_idle_fits(const struct mta_idle *e, const struct mta *m, const char *key,
+			  int64_t now)
+{
+	if (e->closing || strcmp(e->key, key) != 0)	/* the key holds the port */
+		return false;
+	if (e->uses >= MTA_REUSE_MAX || now - e->born >= MTA_REUSE_AGE)
+		return false;
+	if (m->job->smtputf8 && !e->ext_utf8)
+		return false;
+	if (m->guarantee && !(e->guarantee && e->tls && !e->plain_only &&
+			      (e->dane != DANE_AUTH || e->tinfo.dane == TLS_DANE_RESULT_PASS)))
+		return false;
+	return true;
+}
+
+/* Park m's connection after a clean transaction; false when it should be closed instead. */
+static bool mta_cache_put(struct mta *m)
+{
+	struct mta_cache *c = m->relay->mta_cache;
+	struct mta_host *h = mta_host(m);
+	struct timeval tv = { MTA_IDLE_SECONDS, 0 };
+	struct mta_idle *e;
+	char *key;
+	size_t same = 0;
+
+	if (c == NULL || m->probe || m->bev == NULL || h == NULL || m->ai >= h->naddr ||
+	    m->last_code == 421 || m->data_fd >= 0 ||
+	    evbuffer_get_length(bufferevent_get_input(m->bev)) > 0 ||
+	    m->conn_uses + 1 >= MTA_REUSE_MAX)
+		return false;
+	key = mta_dest_key(m);
+	for (e = c->idle; e != NULL; e = e->next)
+		if (!e->closing && strcmp(e->key, key) == 0)
+			same++;
+	if (same >= MTA_IDLE_PER_DEST) {
+		free(key);
+		return false;
+	}
+	e = xcalloc(1, sizeof(*e));
+	e->cache = c;
+	e->key = key;
+	e->host = xstrdup(h->name);
+	e->ip = xstrdup(h->addrs[m->ai]);
+	e->port = m->port;
+	e->bev = m->bev;
+	e->tls = m->tls;
+	e->plain_only = m->plain_only;
+	e->guarantee = m->conn_guarantee;
+	e->dane = m->dane;
+	e->tinfo = m->tinfo;
+	e->ext_dsn = m->ext_dsn;
+	e->ext_8bit = m->ext_8bit;
+	e->ext_utf8 = m->ext_utf8;
+	e->ext_pipelining = m->ext_pipelining;
+	e->ext_size = m->ext_size;
+	e->size_limit = m->size_limit;
+	e->uses = m->conn_uses + 1;
+	e->born = m->conn_born;
+	m->bev = NULL;
+	m->tls = false;
+	bufferevent_setcb(e->bev, mta_idle_readcb, NULL, mta_idle_eventcb, e);
+	bufferevent_set_timeouts(e->bev, &tv, NULL);
+	bufferevent_enable(e->bev, EV_READ);
+	e->next = c->idle;
+	c->idle = e;
+	c->nidle++;
+	log_debug("event=mta_idle id=%s mx=%s addr=%s uses=%u idle=%zu", m->job->msg_id, e->host,
+		  e->ip, e->uses, c->nidle);
+	return true;
+}
+
+/* Take a fitting idle connection for m's destination and make it m's: true when found. */
+static bool mta_cache_take(struct mta *m)
+{
+	struct mta_cache *c = m->relay->mta_cache;
+	int64_t now = time(NULL);
+	struct mta_idle *e;
+	char *key;
+
+	if (c == NULL || m->probe)
+		return false;
+	key = mta_dest_key(m);
+	for (e = c->idle; e != NULL; e = e->next)
+		if (mta_idle_fits(e, m, key, now))
+			break;
+	free(key);
+	if (e == NULL)
+		return false;
+	m->hosts = xcalloc(1, sizeof(*m->hosts));
+	m->hosts[0].name = xstrdup(e->host);
+	m->hosts[0].addrs = xcalloc(1, sizeof(char *));
+	m->hosts[0].addrs[0] = xstrdup(e->ip);
+	m->hosts[0].naddr = 1;
+	m->hosts[0].dane = e->dane;
+	m->nhost = 1;
+	m->hi = m->ai = 0;
+	m->bev = e->bev;
+	m->tls = e->tls;
+	m->plain_only = e->plain_only;
+	m->conn_guarantee = e->guarantee;
+	m->dane = e->dane;
+	m->tinfo = e->tinfo;
+	m->ext_starttls = false;
+	m->ext_dsn = e->ext_dsn;
+	m->ext_8bit = e->ext_8bit;
+	m->ext_utf8 = e->ext_utf8;
+	m->ext_pipelining = e->ext_pipelining;
+	m->ext_size = e->ext_size;
+	m->size_limit = e->size_limit;
+	m->conn_uses = e->uses;
+	m->conn_born = e->born;
+	m->reused = true;
+	e->bev = NULL;
+	mta_idle_free(e);
+	bufferevent_setcb(m->bev, mta_readcb, mta_writecb, mta_eventcb, m);
+	mta_set_timeouts(m, m->relay->cfg->relay.command_timeout);
+	bufferevent_enable(m->bev, EV_READ | EV_WRITE);
+	log_debug("event=mta_reuse id=%s mx=%s addr=%s tls=%s uses=%u", m->job->msg_id,
+		  m->hosts[0].name, m->hosts[0].addrs[0], m->tls ? m->tinfo.version : "none",
+		  m->conn_uses);
+	return true;
+}
+
+static void mta_sess_free(struct mta_sess *s)
+{
+	SSL_SESSION_free(s->sess);
+	free(s->key);
+	free(s);
+}
+
+/* The TLS session key of the current address: "host|ip|port". */
+static char *mta_sess_key(struct mta *m)
+{
+	struct mta_host *h = mta_host(m);
+
+	return xasprintf("%s|%s|%u", h->name, h->addrs[m->ai], m->port);
+}
+
+/* A kept TLS session for the current address (borrowed), or NULL; drops expired ones. */
+static SSL_SESSION *mta_sess_find(struct mta *m)
+{
+	struct mta_cache *c = m->relay->mta_cache;
+	int64_t now = time(NULL);
+	SSL_SESSION *found = NULL;
+	char *key;
+
+	if (c == NULL)
+		return NULL;
+	key = mta_sess_key(m);
+	for (struct mta_sess **p = &c->sess; *p != NULL;) {
+		struct mta_sess *s = *p;
+
+		if (s->expires <= now) {
+			*p = s->next;
+			c->nsess--;
+			mta_sess_free(s);
+			continue;
+		}
+		if (strcmp(s->key, key) == 0)
+			found = s->sess;
+		p = &s->next;
+	}
+	free(key);
+	return found;
+}
+
+/* Keep the session of m's TLS connection for resumption (never for DANE hosts). */
+static void mta_sess_save(struct mta *m)
+{
+	struct mta_cache *c = m->relay->mta_cache;
+	SSL *ssl = m->bev ? bufferevent_openssl_get_ssl(m->bev) : NULL;
+	SSL_SESSION *sess;
+	struct mta_sess *s, **p;
+	char *key;
+
+	if (c == NULL || ssl == NULL || m->probe || m->dane == DANE_AUTH ||
+	    mta_host(m)->dane == DANE_AUTH)
+		return;
+	/*
+	 * A copy: OpenSSL marks the connection's own session not resumable when the connection
+	 * is closed without a TLS shutdown, which would spoil the kept one too.
+	 */
+	sess = SSL_get0_session(ssl) ? SSL_SESSION_dup(SSL_get0_session(ssl)) : NULL;
+	if (sess == NULL)
+		return;
+	if (!SSL_SESSION_is_resumable(sess)) {
+		log_debug("event=mta_tls_session id=%s mx=%s kept=no", m->job->msg_id,
+			  mta_host(m)->name);
+		SSL_SESSION_free(sess);
+		return;
+	}
+	key = mta_sess_key(m);
+	for (p = &c->sess; *p != NULL; p = &(*p)->next) {
+		if (strcmp((*p)->key, key) == 0) {
+			s = *p;
+			*p = s->next;
+			c->nsess--;
+			mta_sess_free(s);
+			break;
+		}
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->key = key;
+	s->sess = sess;
+	s->expires = time(NULL) + MTA_SESS_SECONDS;
+	log_debug("event=mta_tls_session id=%s key=%s kept=yes", m->job->msg_id, key);
+	s->next = c->sess;
+	c->sess = s;
+	if (++c->nsess > MTA_SESS_MAX) {
+		for (p = &c->sess; (*p)->next != NULL; p = &(*p)->next)
+			;
+		mta_sess_free(*p);
+		*p = NULL;
+		c->nsess--;
+	}
+}
+
+void mta_cache_free(struct relay *relay)
+{
+	struct mta_cache *c = relay->mta_cache;
+
+	if (c == NULL)
+		return;
+	while (c->idle != NULL)
+		mta_idle_free(c->idle);
+	while (c->sess != NULL) {
+		struct mta_sess *s = c->sess;
+
+		c->sess = s->next;
+		mta_sess_free(s);
+	}
+	free(c);
+	relay->mta_cache = NULL;
+}
+
+size_t mta_cache_idle(const struct relay *relay)
+{
+	return relay->mta_cache ? relay->mta_cache->nidle : 0;
+}
+
 /* ---- failure bookkeeping ------------------------------------------------------------ */
+
+/*
+ * The connection failed after the final dot went out and before its reply: the server may
+ * have taken the message. Trying another host could deliver it twice, so every recipient
+ * of the transaction is deferred (4.4.2) and tried again later, as Postfix does.
+ */
+static void mta_dot_lost(struct mta *m, const char *text)
+{
+	char *t = xasprintf("%s after the message was sent; it may have been delivered, so "
+			    "it is tried again later rather than through another host", text);
+
+	mta_settle_pending(m, MTA_DEFERRED, REASON_CONNECT, "4.4.2", t);
+	free(t);
+	mta_finish(m);
+}
+
+/* A cached connection turned out to be dead before MAIL: forget it, start afresh. */
+static void mta_reuse_failed(struct mta *m, const char *text)
+{
+	log_debug("event=mta_reuse_failed id=%s reason=\"%s\"", m->job->msg_id, text);
+	mta_close(m);
+	for (size_t i = 0; i < m->nhost; i++) {
+		free(m->hosts[i].name);
+		dns_strv_free(m->hosts[i].addrs, m->hosts[i].naddr);
+	}
+	free(m->hosts);
+	m->hosts = NULL;
+	m->nhost = m->hi = m->ai = 0;
+	m->reused = false;
+	m->plain_only = false;
+	mta_route(m);
+}
 
 /* Remember a failure of the current host and move on: next address, or next host. */
 static void mta_host_failed(struct mta *m, enum policy_reason r, const char *text)
@@ -277,6 +729,14 @@ static void mta_host_failed(struct mta *m, enum policy_reason r, const char *tex
 	struct mta_probe_host *ph = mta_probe_host(m);
 	bool security = policy_reason_is_security(r);
 
+	if (m->state == ST_DOT && !m->probe) {
+		mta_dot_lost(m, text);
+		return;
+	}
+	if (m->reused && m->state == ST_RSET) {
+		mta_reuse_failed(m, text);
+		return;
+	}
 	mta_close(m);
 	log_debug("event=mta_host_failed id=%s mx=%s reason=%s text=\"%s\"", m->job->msg_id,
 		  h ? h->name : "-", policy_reason_name(r), text);
@@ -409,6 +869,73 @@ static void mta_reply_to_rcpts(struct mta *m, const struct reply *r, bool accept
 	free(said);
 }
 
+static void mta_start_body(struct mta *m);
+
+/*
+ * The transaction is over and every recipient has its outcome: keep the connection for the
+ * next job to this destination, or say goodbye.
+ */
+static void mta_end_transaction(struct mta *m)
+{
+	if (!m->probe && mta_pending(m) == 0 && mta_cache_put(m)) {
+		mta_finish(m);
+		return;
+	}
+	mta_quit(m);
+}
+
+/* The SIZE value of an EHLO reply (RFC 1870): 0 when absent or not a number. */
+static uint64_t mta_ehlo_size(const struct reply *r)
+{
+	for (size_t i = 1; i < r->nlines; i++) {
+		const char *l = r->lines[i];
+		char *end;
+		unsigned long long v;
+
+		if (strncasecmp(l, "SIZE", 4) != 0 || l[4] != ' ')
+			continue;
+		v = strtoull(l + 5, &end, 10);
+		return (end != l + 5 && (*end == '\0' || *end == ' ')) ? (uint64_t)v : 0;
+	}
+	return 0;
+}
+
+/* ORCPT for the next hop: "type;" then the address xtext-encoded again (RFC 3461 4.2). */
+static char *mta_orcpt(const char *orcpt)
+{
+	const char *semi = strchr(orcpt, ';');
+	char *x, *out;
+
+	if (semi == NULL)
+		return smtp_xtext_encode(orcpt);
+	x = smtp_xtext_encode(semi + 1);
+	out = xasprintf("%.*s;%s", (int)(semi - orcpt), orcpt, x);
+	free(x);
+	return out;
+}
+
+/* Queue the RCPT command for recipient i and note it as sent. */
+static void mta_send_rcpt_cmd(struct mta *m, size_t i)
+{
+	struct mta_rcpt *r = &m->job->rcpts[i];
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_addf(&b, "RCPT TO:<%s>", r->addr);
+	if (m->ext_dsn && r->notify != NULL)
+		buf_addf(&b, " NOTIFY=%s", r->notify);
+	if (m->ext_dsn && r->orcpt != NULL) {
+		char *o = mta_orcpt(r->orcpt);
+
+		buf_addf(&b, " ORCPT=%s", o);
+		free(o);
+	}
+	mta_send(m, ST_RCPT, "%s", b.data);
+	buf_free(&b);
+	m->sent[m->nsent++] = i;
+}
+
+/* Start the transaction: MAIL, and with PIPELINING every RCPT and DATA in the same write. */
 static void mta_send_mail(struct mta *m)
 {
 	struct mta_job *j = m->job;
@@ -420,51 +947,126 @@ static void mta_send_mail(struct mta *m)
 
 		mta_settle_pending(m, MTA_BOUNCED, REASON_SMTP_PERM, "5.6.7", t);
 		free(t);
-		mta_quit(m);
+		mta_end_transaction(m);
 		return;
 	}
+	if (m->ext_size && m->size_limit > 0 && j->size > m->size_limit) {
+		char *t = xasprintf("message of %llu bytes exceeds the size limit of %s (%llu bytes)",
+				    (unsigned long long)j->size, mta_host(m)->name,
+				    (unsigned long long)m->size_limit);
+
+		mta_settle_pending(m, MTA_BOUNCED, REASON_SMTP_PERM, "5.3.4", t);
+		free(t);
+		mta_end_transaction(m);
+		return;
+	}
+	for (size_t i = 0; i < j->nrcpt; i++)
+		j->rcpts[i].accepted = false;
+	m->nsent = m->si = m->ri = 0;
+	m->mail_ok = false;
+	m->pipelined = m->ext_pipelining;
 	buf_init(&b, 0);
 	buf_addf(&b, "MAIL FROM:<%s>", j->sender);
+	if (m->ext_size)
+		buf_addf(&b, " SIZE=%llu", (unsigned long long)j->size);
 	if (j->body != NULL && m->ext_8bit)
 		buf_addf(&b, " BODY=%s", j->body);
 	if (j->smtputf8)
 		buf_adds(&b, " SMTPUTF8");
 	if (m->ext_dsn && j->ret != NULL)
 		buf_addf(&b, " RET=%s", j->ret);
-	if (m->ext_dsn && j->envid != NULL)
-		buf_addf(&b, " ENVID=%s", j->envid);
+	if (m->ext_dsn && j->envid != NULL) {
+		char *x = smtp_xtext_encode(j->envid);
+
+		buf_addf(&b, " ENVID=%s", x);
+		free(x);
+	}
 	mta_send(m, ST_MAIL, "%s", b.data);
 	buf_free(&b);
+	if (!m->pipelined)
+		return;
+	for (size_t i = 0; i < j->nrcpt; i++)
+		if (j->rcpts[i].outcome == MTA_PENDING)
+			mta_send_rcpt_cmd(m, i);
+	mta_send(m, ST_MAIL, "DATA");
 }
 
-/* Send RCPT for the next pending recipient from m->ri on; DATA or QUIT when none is left. */
+/* Is any recipient accepted in this transaction and still waiting for its outcome? */
+static bool mta_any_accepted(const struct mta *m)
+{
+	for (size_t i = 0; i < m->job->nrcpt; i++)
+		if (m->job->rcpts[i].accepted && m->job->rcpts[i].outcome == MTA_PENDING)
+			return true;
+	return false;
+}
+
+/* Without pipelining: RCPT for the next pending recipient, then DATA, or the end. */
 static void mta_send_rcpt(struct mta *m)
 {
 	struct mta_job *j = m->job;
 
 	for (; m->ri < j->nrcpt; m->ri++) {
-		struct mta_rcpt *r = &j->rcpts[m->ri];
-		struct buf b;
-
-		if (r->outcome != MTA_PENDING)
+		if (j->rcpts[m->ri].outcome != MTA_PENDING)
 			continue;
-		buf_init(&b, 0);
-		buf_addf(&b, "RCPT TO:<%s>", r->addr);
-		if (m->ext_dsn && r->notify != NULL)
-			buf_addf(&b, " NOTIFY=%s", r->notify);
-		if (m->ext_dsn && r->orcpt != NULL)
-			buf_addf(&b, " ORCPT=%s", r->orcpt);
-		mta_send(m, ST_RCPT, "%s", b.data);
-		buf_free(&b);
+		mta_send_rcpt_cmd(m, m->ri++);
 		return;
 	}
-	for (size_t i = 0; i < j->nrcpt; i++) {
-		if (j->rcpts[i].accepted && j->rcpts[i].outcome == MTA_PENDING) {
-			mta_send(m, ST_DATA, "DATA");
-			return;
+	if (mta_any_accepted(m)) {
+		mta_send(m, ST_DATA, "DATA");
+		return;
+	}
+	mta_end_transaction(m);
+}
+
+/* A reply to RCPT: for the recipient sent at position si. */
+static void mta_on_rcpt_reply(struct mta *m, const struct reply *r)
+{
+	enum policy_action a = policy_reply(r->code);
+
+	if (m->si < m->nsent) {
+		struct mta_rcpt *rc = &m->job->rcpts[m->sent[m->si++]];
+
+		if (!m->mail_ok || rc->outcome != MTA_PENDING) {
+			/* MAIL was refused: the pipelined RCPTs' replies mean nothing */
+		} else if (a == POLICY_PROCEED) {
+			rc->accepted = true;
+		} else {
+			char *said = mta_said(m, r);
+
+			mta_settle(m, rc, a == POLICY_BOUNCE ? MTA_BOUNCED : MTA_DEFERRED,
+				   a == POLICY_BOUNCE ? REASON_SMTP_PERM : REASON_SMTP_TEMP,
+				   mta_reply_status(r), said);
+			free(said);
 		}
 	}
-	mta_quit(m);
+	if (!m->pipelined) {
+		mta_send_rcpt(m);
+		return;
+	}
+	if (m->si >= m->nsent)
+		m->state = ST_DATA;
+}
+
+/*
+ * The reply to DATA. With pipelining it may come although no RCPT was accepted (RFC 2920
+ * 3.1): a 503/554 then only ends the transaction, and a 354 gets a lone dot.
+ */
+static void mta_on_data_reply(struct mta *m, const struct reply *r)
+{
+	bool any = m->mail_ok && mta_any_accepted(m);
+
+	if (r->code == 354) {
+		if (any) {
+			mta_start_body(m);
+			return;
+		}
+		evbuffer_add(bufferevent_get_output(m->bev), ".\r\n", 3);
+		m->state = ST_DOT_VOID;
+		return;
+	}
+	if (any)
+		mta_reply_to_rcpts(m, r, true);
+	mta_end_transaction(m);
 }
 
 /* Add data to out, doubling dots at line starts (RFC 5321 4.5.2). */
@@ -583,6 +1185,9 @@ static void mta_ehlo_keywords(struct mta *m, const struct reply *r)
 	m->ext_dsn = reply_has_keyword(r, "DSN");
 	m->ext_8bit = reply_has_keyword(r, "8BITMIME");
 	m->ext_utf8 = reply_has_keyword(r, "SMTPUTF8");
+	m->ext_pipelining = reply_has_keyword(r, "PIPELINING");
+	m->ext_size = reply_has_keyword(r, "SIZE") || mta_ehlo_size(r) > 0;
+	m->size_limit = mta_ehlo_size(r);
 }
 
 static void mta_on_starttls_reply(struct mta *m, const struct reply *r)
@@ -627,6 +1232,7 @@ static void mta_on_reply(struct mta *m, const struct reply *r)
 {
 	char *said;
 
+	m->last_code = r->code;
 	switch (m->state) {
 	case ST_GREETING:
 		if (r->code / 100 != 2)
@@ -639,56 +1245,60 @@ static void mta_on_reply(struct mta *m, const struct reply *r)
 			return;
 		}
 		mta_ehlo_keywords(m, r);
+		if (m->tls)
+			mta_sess_save(m);	/* session tickets have arrived by now */
 		mta_after_ehlo(m);
 		return;
 	case ST_HELO:
 		if (r->code / 100 != 2)
 			break;
 		m->ext_starttls = m->ext_dsn = m->ext_8bit = m->ext_utf8 = false;
+		m->ext_pipelining = m->ext_size = false;
+		m->size_limit = 0;
 		mta_after_ehlo(m);
 		return;
 	case ST_STARTTLS:
 		mta_on_starttls_reply(m, r);
 		return;
+	case ST_RSET:
+		if (r->code / 100 == 2) {
+			mta_send_mail(m);
+			return;
+		}
+		said = mta_said(m, r);
+		mta_reuse_failed(m, said);
+		free(said);
+		return;
 	case ST_MAIL:
 		if (policy_reply(r->code) == POLICY_PROCEED) {
-			m->ri = 0;
-			mta_send_rcpt(m);
+			m->mail_ok = true;
+			if (!m->pipelined)
+				mta_send_rcpt(m);
+			else
+				m->state = m->nsent > 0 ? ST_RCPT : ST_DATA;
 			return;
 		}
 		if (policy_reply(r->code) == POLICY_BOUNCE) {
 			mta_reply_to_rcpts(m, r, false);
-			mta_quit(m);
+			if (!m->pipelined)
+				mta_end_transaction(m);
+			else	/* the RCPT and DATA replies follow */
+				m->state = m->nsent > 0 ? ST_RCPT : ST_DATA;
 			return;
 		}
 		break;
-	case ST_RCPT: {
-		struct mta_rcpt *rc = &m->job->rcpts[m->ri];
-
-		if (policy_reply(r->code) == POLICY_PROCEED) {
-			rc->accepted = true;
-		} else {
-			said = mta_said(m, r);
-			mta_settle(m, rc, policy_reply(r->code) == POLICY_BOUNCE ? MTA_BOUNCED :
-				   MTA_DEFERRED, policy_reply(r->code) == POLICY_BOUNCE ?
-				   REASON_SMTP_PERM : REASON_SMTP_TEMP, mta_reply_status(r), said);
-			free(said);
-		}
-		m->ri++;
-		mta_send_rcpt(m);
+	case ST_RCPT:
+		mta_on_rcpt_reply(m, r);
 		return;
-	}
 	case ST_DATA:
-		if (r->code == 354) {
-			mta_start_body(m);
-			return;
-		}
-		mta_reply_to_rcpts(m, r, true);
-		mta_quit(m);
+		mta_on_data_reply(m, r);
 		return;
 	case ST_DOT:
 		mta_reply_to_rcpts(m, r, true);
-		mta_quit(m);
+		mta_end_transaction(m);
+		return;
+	case ST_DOT_VOID:
+		mta_end_transaction(m);
 		return;
 	case ST_QUIT:
 		mta_close(m);
@@ -708,10 +1318,29 @@ static void mta_on_reply(struct mta *m, const struct reply *r)
 	free(said);
 }
 
+/*
+ * Acknowledge the server's data at once. Servers answer a pipelined group or the end of
+ * data in more than one write; when the server delays its second write for our ACK
+ * (Nagle) and we delay the ACK, every transaction waits about 40 ms, which limits a reused
+ * connection to some 20 messages a second. Linux resets the flag, so it is set per read.
+ */
+static void mta_quickack(struct bufferevent *bev)
+{
+#ifdef TCP_QUICKACK
+	int one = 1;
+
+	(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+#else
+	(void)bev;
+#endif
+}
+
 static void mta_readcb(struct bufferevent *bev, void *arg)
 {
 	struct mta *m = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+
+	mta_quickack(bev);
 
 	/* A reply may end the session: the loop must notice, and m is freed only at the end. */
 	m->in_read = true;
@@ -770,8 +1399,9 @@ static void mta_tls_ready(struct mta *m)
 		ph->handshake_ok = true;
 		ph->tls = m->tinfo;
 	}
-	log_debug("event=mta_tls id=%s mx=%s version=%s cipher=%s dane=%s", m->job->msg_id,
-		  mta_host(m)->name, m->tinfo.version, m->tinfo.cipher, mta_dane_name(m->tinfo.dane));
+	log_debug("event=mta_tls id=%s mx=%s version=%s cipher=%s dane=%s resumed=%s",
+		  m->job->msg_id, mta_host(m)->name, m->tinfo.version, m->tinfo.cipher,
+		  mta_dane_name(m->tinfo.dane), SSL_session_reused(ssl) ? "yes" : "no");
 	mta_send(m, ST_EHLO, "EHLO %s", m->relay->cfg->server.hostname);
 }
 
@@ -869,6 +1499,15 @@ static void mta_starttls(struct mta *m)
 	}
 	if (h->dane == DANE_AUTH && mode != TLS_DANE_REQUIRED)
 		m->dane = DANE_TLS_ONLY;	/* no record OpenSSL could use: TLS still required */
+	/* Resumption only where no DANE authentication is needed (see the cache notes). */
+	if (!m->probe && h->dane != DANE_AUTH && mode != TLS_DANE_REQUIRED) {
+		SSL_SESSION *sess = mta_sess_find(m);
+
+		if (sess != NULL && !SSL_set_session(ssl, sess))
+			ERR_clear_error();
+		log_debug("event=mta_tls_resume id=%s mx=%s offered=%s", m->job->msg_id, h->name,
+			  sess ? "yes" : "no");
+	}
 	/* DANE-TA may also name the next-hop domain when its MX answer was secure. */
 	if (mode == TLS_DANE_REQUIRED && !m->implicit && m->mx_sec == DNS_SECURE)
 		tls_dane_add_name(ssl, m->job->domain);
@@ -918,12 +1557,21 @@ static void mta_connect(struct mta *m)
 	struct mta_probe_host *ph = mta_probe_host(m);
 	struct sockaddr_storage ss;
 	socklen_t len;
+	int one = 1;
 	char *t;
 
 	m->tls = false;
 	m->dane = h->dane;
 	memset(&m->tinfo, 0, sizeof(m->tinfo));
 	m->ext_starttls = m->ext_dsn = m->ext_8bit = m->ext_utf8 = false;
+	m->ext_pipelining = m->ext_size = false;
+	m->size_limit = 0;
+	m->reused = false;
+	m->conn_guarantee = m->guarantee;
+	m->conn_uses = 0;
+	m->conn_born = time(NULL);
+	if (m->relay->mta_cache != NULL && !m->probe)
+		mta_cache_make_room(m->relay->mta_cache);
 	for (size_t i = 0; i < m->job->nrcpt; i++)
 		m->job->rcpts[i].accepted = false;
 	if (ph != NULL)
@@ -949,7 +1597,14 @@ static void mta_connect(struct mta *m)
 			      strerror(errno));
 		mta_host_failed(m, REASON_CONNECT, t);
 		free(t);
+		return;
 	}
+	/*
+	 * Commands, pipelined groups and the body go out in several writes (TLS records);
+	 * with Nagle's algorithm the later ones wait for the server's delayed ACK.
+	 */
+	if (setsockopt(bufferevent_getfd(m->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		log_debug("event=mta_nodelay error=\"%s\"", strerror(errno));
 }
 
 static void mta_next_address(struct mta *m)
@@ -1273,10 +1928,9 @@ static void mta_mx_answer(struct dns_answer *a, void *arg)
 	dns_answer_free(a);
 }
 
-/* First step, from the loop: the notification relay, or the MX lookup. */
-static void mta_begin(evutil_socket_t fd, short what, void *arg)
+/* The notification relay, or the MX lookup. */
+static void mta_route(struct mta *m)
 {
-	struct mta *m = arg;
 	const struct conf_hostport *nr = &m->relay->cfg->relay.notify_relay;
 
 	if (m->job->notification && nr->host != NULL && nr->host[0] != '\0' && !m->probe) {
@@ -1298,6 +1952,18 @@ static void mta_begin(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* First step, from the loop: an idle connection to the destination, or a new route. */
+static void mta_begin(evutil_socket_t fd, short what, void *arg)
+{
+	struct mta *m = arg;
+
+	if (mta_cache_take(m)) {
+		mta_send(m, ST_RSET, "RSET");
+		return;
+	}
+	mta_route(m);
+}
+
 struct mta *mta_start(struct relay *relay, struct mta_job *job, mta_done_cb cb, void *arg)
 {
 	struct mta *m = xcalloc(1, sizeof(*m));
@@ -1312,6 +1978,11 @@ struct mta *mta_start(struct relay *relay, struct mta_job *job, mta_done_cb cb, 
 	m->guarantee = job->guarantee || m->probe;
 	m->port = (uint16_t)relay->cfg->relay.remote_port;
 	m->state = ST_START;
+	m->sent = xcalloc(job->nrcpt ? job->nrcpt : 1, sizeof(*m->sent));
+	if (!m->probe) {
+		mta_cache_get(relay)->nactive++;
+		m->counted = true;
+	}
 	m->start_ev = evtimer_new(relay->base, mta_begin, m);
 	evtimer_add(m->start_ev, &zero);
 	return m;

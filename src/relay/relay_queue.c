@@ -873,39 +873,36 @@ void queue_close(struct queue *q)
 	free(q);
 }
 
+/* A notification's group commit finished (on the loop). */
+static void queue_inject_done(const char *id, bool ok, void *arg)
+{
+	if (ok)
+		log_info("event=queued id=%s notification=yes", id);
+	else
+		log_error("event=queue_inject_error id=%s error=\"the notification could not be "
+			  "written to the spool\"", id);
+	/* queue_run_done kicks the scheduler for every message that was kept */
+}
+
+/*
+ * Notifications take the same path as incoming mail: the worker thread fsyncs them in its
+ * next group commit, so the loop never waits for the disk. The ID is known at once.
+ */
 char *queue_inject(struct queue *q, const struct queue_envelope *env, const char *data, size_t len)
 {
 	struct queue_writer *w = queue_writer_new(q);
-	struct spool_env se;
-	char *path, *id = NULL;
-	struct db *db = q->relay->db;
+	char *id;
 
-	if (env->nrcpt == 0 || queue_writer_add(w, data, len) < 0) {
+	if (env->nrcpt == 0 || w->failed || queue_writer_add(w, data, len) < 0) {
+		log_error("event=queue_inject_error id=%s error=\"cannot write the spool file\"",
+			  w->id);
 		queue_writer_abort(w);
 		return NULL;
 	}
-	queue_decide(q, w, env, &se);
-	path = queue_data_path(q, w->id);
-	if (writer_finish(w, &se) < 0 || fsync(w->fd) < 0 || rename(w->tmp_path, path) < 0 ||
-	    fsync(q->dir_fd) < 0) {
-		log_error("event=queue_inject_error id=%s error=\"%s\"", w->id, strerror(errno));
-		unlink(path);
-		goto out;
-	}
-	close(w->fd);
-	w->fd = -1;
-	db_begin(db);
-	queue_db_insert(db, &se);
-	db_commit(db);
 	id = xstrdup(w->id);
-	log_info("event=queued id=%s sender=<%s> nrcpt=%zu size=%zu notification=%s", id,
-		 env->sender ? env->sender : "", env->nrcpt, len, env->notification ? "yes" : "no");
-	if (q->relay->sched)
-		sched_kick(q->relay->sched);
-out:
-	free(path);
-	queue_envelope_free(se.env);
-	queue_writer_abort(w);
+	log_debug("event=queue_inject id=%s sender=<%s> nrcpt=%zu size=%zu", id,
+		  env->sender ? env->sender : "", env->nrcpt, len);
+	queue_writer_commit(w, env, queue_inject_done, NULL);
 	return id;
 }
 

@@ -8,9 +8,14 @@
  * (a recipient released from the guarantee travels in its own transaction, because its
  * TLS rules differ). At most [relay] max_deliveries jobs run at once.
  *
+ * Jobs for one destination domain are limited to SCHED_DEST_MAX at a time: the rest wait
+ * a moment and then mostly find an idle connection to reuse (relay_mta's cache), which is
+ * far cheaper than a new TCP connection and TLS handshake each.
+ *
  * Recipients in flight are only known in memory: after a crash they are simply due again.
- * Notifications are collected per message while its jobs of one round run and sent when
- * the last one finishes: one notification per message and event.
+ * Notifications are collected per message and sent when none of its recipients is in
+ * flight or due any more: then every attempt of that event has finished, whatever round its
+ * job started in, so the sender gets one notification per message and event.
  */
 #include "relay.h"
 
@@ -29,6 +34,7 @@
 
 #define SCHED_POLL_SECONDS	1
 #define SCHED_MAX_HEADERS	(64 * 1024)
+#define SCHED_DEST_MAX		20	/* jobs in flight per destination (Postfix's default) */
 
 /* A recipient whose failure goes into a notification. */
 struct sched_note {
@@ -239,6 +245,21 @@ static void sched_msg_free(struct sched_msg *m)
 	free(m);
 }
 
+/* Does the message have recipients that are due now (and so will be tried this event)? */
+static bool sched_msg_due(struct sched *s, const char *id, int64_t now)
+{
+	sqlite3_stmt *st = db_prepare(s->relay->db,
+		"SELECT 1 FROM recipients WHERE msg_id = ? AND state IN ('queued', 'deferred') "
+		"AND next_attempt <= ? LIMIT 1");
+	bool due;
+
+	db_bind_text(st, 1, id);
+	db_bind_int(st, 2, now);
+	due = db_step_row(s->relay->db, st);
+	sqlite3_finalize(st);
+	return due;
+}
+
 /* msg has no job left: send what it collected, remove it when done, forget it. */
 static void sched_msg_finish(struct sched *s, struct sched_msg *msg)
 {
@@ -252,6 +273,22 @@ static void sched_msg_finish(struct sched *s, struct sched_msg *msg)
 	sched_notify(s, msg, DSN_FAILED, msg->failed, msg->nfailed);
 	sched_maybe_remove(s, msg->id);
 	sched_msg_free(msg);
+}
+
+/*
+ * msg has no job left: finish it unless some of its recipients are due now (a job of a later
+ * round, e.g. when max_deliveries or SCHED_DEST_MAX held it back). Those belong to the same
+ * event; the notification waits for them so that it names every recipient at once.
+ */
+static void sched_msg_settle(struct sched *s, struct sched_msg *msg, int64_t now)
+{
+	if (msg->jobs > 0)
+		return;
+	if ((msg->nheld > 0 || msg->nfailed > 0) && sched_msg_due(s, msg->id, now)) {
+		log_debug("event=notification_wait id=%s reason=\"recipients still due\"", msg->id);
+		return;
+	}
+	sched_msg_finish(s, msg);
 }
 
 /* ---- results ----------------------------------------------------------------------------- */
@@ -333,8 +370,8 @@ static void sched_job_done(struct mta_job *job, void *arg)
 	s->njobs--;
 	mta_job_free(job);
 	free(sj);
-	if (--msg->jobs == 0)
-		sched_msg_finish(s, msg);
+	msg->jobs--;
+	sched_msg_settle(s, msg, now);
 	sched_kick(s);
 }
 
@@ -400,6 +437,7 @@ struct sched_row {
 	const char *msg_id, *addr, *orcpt, *notify, *reason, *sender, *envid, *ret, *body;
 	int idx, attempts;
 	int64_t first_tls_failure, received;
+	uint64_t size;
 	bool release, smtputf8, guarantee, notification;
 };
 
@@ -422,6 +460,7 @@ static void sched_row_read(sqlite3_stmt *st, struct sched_row *r)
 	r->smtputf8 = sqlite3_column_int(st, 14) != 0;
 	r->guarantee = sqlite3_column_int(st, 15) != 0;
 	r->notification = sqlite3_column_int(st, 16) != 0;
+	r->size = (uint64_t)sqlite3_column_int64(st, 17);
 }
 
 static char *sched_strdup0(const char *s)
@@ -452,6 +491,7 @@ static struct mta_job *sched_job_for(struct mta_job ***jobs, size_t *n, const st
 	j->notification = r->notification;
 	j->guarantee = guarantee;
 	j->received = r->received;
+	j->size = r->size;
 	*jobs = xreallocarray(*jobs, *n + 1, sizeof(**jobs));
 	(*jobs)[(*n)++] = j;
 	return j;
@@ -513,6 +553,21 @@ static void sched_start_job(struct sched *s, struct mta_job *j)
 	sj->mta = mta_start(s->relay, j, sched_job_done, sj);
 }
 
+/* Jobs for domain in flight plus those of this round (the last one, new, not counted). */
+static size_t sched_dest_jobs(struct sched *s, struct mta_job **jobs, size_t njobs,
+			      const char *domain)
+{
+	size_t n = 0;
+
+	for (struct sched_job *j = s->jobs; j != NULL; j = j->next)
+		if (strcasecmp(j->job->domain, domain) == 0)
+			n++;
+	for (size_t i = 0; i + 1 < njobs; i++)
+		if (strcasecmp(jobs[i]->domain, domain) == 0)
+			n++;
+	return n;
+}
+
 /* Read due recipients and start jobs up to the limit. */
 static void sched_run(struct sched *s)
 {
@@ -527,7 +582,7 @@ static void sched_run(struct sched *s)
 	st = db_prepare(s->relay->db,
 		"SELECT r.msg_id, r.idx, r.addr, r.orcpt, r.notify, r.attempts, "
 		"COALESCE(r.first_tls_failure, 0), r.release, r.reason, m.sender, m.received, "
-		"m.envid, m.ret, m.body, m.smtputf8, m.guarantee, m.notification "
+		"m.envid, m.ret, m.body, m.smtputf8, m.guarantee, m.notification, m.size "
 		"FROM recipients r JOIN messages m ON m.id = r.msg_id "
 		"WHERE r.state IN ('queued', 'deferred') AND r.next_attempt <= ? "
 		"ORDER BY r.msg_id, r.idx");
@@ -551,8 +606,9 @@ static void sched_run(struct sched *s)
 			struct mta_job *j = sched_job_for(&jobs, &njobs, &r, domain,
 							  r.guarantee && !r.release);
 
-			if (njobs > before && njobs > room) {
-				/* no room for another job this round */
+			if (njobs > before && (njobs > room ||
+			    sched_dest_jobs(s, jobs, njobs, j->domain) >= SCHED_DEST_MAX)) {
+				/* no room for another job (to this domain) this round */
 				njobs--;
 				mta_job_free(j);
 				continue;
@@ -567,8 +623,7 @@ static void sched_run(struct sched *s)
 	/* messages whose rows expired above and that have no job: notify now */
 	for (struct sched_msg *m = s->msgs, *next; m != NULL; m = next) {
 		next = m->next;
-		if (m->jobs == 0)
-			sched_msg_finish(s, m);
+		sched_msg_settle(s, m, now);
 	}
 	sched_remove_finished(s);
 }
@@ -613,6 +668,7 @@ void sched_stop(struct sched *s)
 		s->msgs = m->next;
 		sched_msg_free(m);
 	}
+	mta_cache_free(s->relay);
 	event_free(s->poll_ev);
 	event_free(s->kick_ev);
 	free(s);

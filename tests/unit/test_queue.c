@@ -14,6 +14,7 @@
 
 #include "account.h"
 #include "config.h"
+#include "log.h"
 #include "relay/relay.h"
 #include "schema.h"
 #include "xmalloc.h"
@@ -353,10 +354,30 @@ static void test_inject(void)
 	char *id, *data;
 	static const char note[] = "From: MAILER-DAEMON@relay.example\r\n\r\nstopped\r\n";
 
+	FILE *logf = tmpfile();
+	char line[512];
+	bool queued_early = false, queued_late = false;
+
 	relay_up();
 	env->notification = true;
+	log_init("test", LOG_LEVEL_INFO, logf);
 	id = queue_inject(relay.queue, env, note, strlen(note));
 	CHECK(id != NULL);
+	/* No fsync on the caller's thread: the notification is committed by the worker and
+	 * reported back through the loop, like incoming mail. */
+	fflush(logf);
+	rewind(logf);
+	while (fgets(line, sizeof(line), logf) != NULL)
+		queued_early |= strstr(line, "event=queued") != NULL;
+	CHECK(!queued_early);
+	queue_drain(relay.queue);
+	fflush(logf);
+	rewind(logf);
+	while (fgets(line, sizeof(line), logf) != NULL)
+		queued_late |= id && strstr(line, "event=queued") && strstr(line, id);
+	CHECK(queued_late);
+	log_init("test", LOG_LEVEL_ERROR, stderr);
+	fclose(logf);
 	if (id) {
 		CHECK(msg_int(id, "notification") == 1);
 		CHECK(msg_int(id, "size") == (long long)strlen(note));
