@@ -24,6 +24,7 @@ int cli_serve(struct cli *cli, int argc, char **argv);
 int cli_user(struct cli *cli, int argc, char **argv);
 int cli_queue(struct cli *cli, int argc, char **argv);
 int cli_tls_check(struct cli *cli, int argc, char **argv);
+int cli_keys(struct cli *cli, int argc, char **argv);
 
 /* Load the configuration (reporting errors on stderr); false when unusable. */
 bool cli_load_config(struct cli *cli);

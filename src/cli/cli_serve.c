@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "keydir/keydir.h"
 #include "log.h"
 #include "relay/relay.h"
 #include "schema.h"
@@ -83,6 +84,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 {
 	struct relay r = { 0 };
 	struct event *sigterm = NULL, *sigint = NULL;
+	struct keydir_timer *keydir_timer = NULL;
 	FILE *logf;
 	char *err = NULL;
 	bool ok;
@@ -119,6 +121,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	if ((r.smtpd = smtpd_start(&r, &err)) == NULL)
 		goto fail;
 	r.sched = sched_start(&r);
+	keydir_timer = keydir_timer_start(r.base, &cli->cfg);
 	sigterm = evsignal_new(r.base, SIGTERM, serve_signal_cb, r.base);
 	sigint = evsignal_new(r.base, SIGINT, serve_signal_cb, r.base);
 	event_add(sigterm, NULL);
@@ -133,6 +136,7 @@ fail:
 			fprintf(stderr, "postwarden: %s\n", err);
 		free(err);
 	}
+	keydir_timer_stop(keydir_timer);
 	serve_teardown(&r);
 	if (sigterm)
 		event_free(sigterm);

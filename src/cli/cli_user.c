@@ -8,6 +8,7 @@
 
 #include "account.h"
 #include "cli.h"
+#include "keydir/keydir.h"
 #include "log.h"
 #include "strutil.h"
 #include "xmalloc.h"
@@ -159,6 +160,18 @@ static int user_guarantee(struct db *db, int argc, char **argv)
 	return 0;
 }
 
+/* The account's keys went with it (the store marks their names): take them down now. */
+static void user_del_keys(struct cli *cli, struct db *db)
+{
+	struct keydir kd = { .cfg = &cli->cfg, .db = db };
+	struct keydir_report rep = { 0 };
+
+	if (keydir_reconcile(&kd, false, (int64_t)time(NULL), &rep) < 0)
+		fprintf(stderr, "postwarden: warning: the account's keys are still published, serve "
+				"retries: %s\n", rep.error ? rep.error : "");
+	keydir_report_free(&rep);
+}
+
 int cli_user(struct cli *cli, int argc, char **argv)
 {
 	bool json = cli_take_flag(&argc, argv, "--json");
@@ -184,6 +197,7 @@ int cli_user(struct cli *cli, int argc, char **argv)
 			free(err);
 		} else {
 			log_info("event=user_del address=%s", argv[2]);
+			user_del_keys(cli, db);
 		}
 	} else if (strcmp(argv[1], "list") == 0 && argc == 2)
 		rc = user_list(db, json);

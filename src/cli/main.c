@@ -19,6 +19,7 @@ static const struct command commands[] = {
 	{ "user", cli_user, "manage accounts and their TLS-sending guarantee" },
 	{ "queue", cli_queue, "list, show, release, delete or flush queued messages" },
 	{ "tls-check", cli_tls_check, "show what the relay would do for a domain right now" },
+	{ "keys", cli_keys, "publish users' public keys in DNS and the Web Key Directory" },
 };
 
 static void usage(FILE *out)

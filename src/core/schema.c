@@ -59,6 +59,64 @@ static const char *const migrations[] = {
 	"  reason TEXT,"
 	"  PRIMARY KEY (msg_id, idx));"
 	"CREATE INDEX recipients_due ON recipients(state, next_attempt);",
+
+	/*
+	 * 2: the key directory. One row per published copy (one address of one key). The DNS
+	 * owner names and the WKD path are computed once at publication and kept, so that
+	 * the triggers can mark what needs reconciling whatever deletes a row (unpublish,
+	 * expiry, or an account deleted with its keys by ON DELETE CASCADE).
+	 * keydir_pending: names whose published state must be made equal to the store;
+	 * rrtype 61 OPENPGPKEY or 53 SMIMEA at owner, or 0 for the WKD file owner =
+	 * "domain/hash". gen changes with every new mark, so a reconciler only clears a mark
+	 * it has acted on.
+	 */
+	"CREATE TABLE keydir_keys ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  addr TEXT NOT NULL COLLATE NOCASE,"		/* as in the key's user ID / certificate */
+	"  kind TEXT NOT NULL,"				/* openpgp, smime */
+	"  fingerprint TEXT NOT NULL,"
+	"  algorithm TEXT NOT NULL,"
+	"  bits INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL,"			/* 0: never */
+	"  published INTEGER NOT NULL,"
+	"  data BLOB NOT NULL,"				/* minimised key / DER certificate */
+	"  original BLOB,"				/* the upload, only with keep_original */
+	"  rrtype INTEGER NOT NULL,"
+	"  owner TEXT NOT NULL,"			/* lower-case, no trailing dot */
+	"  owner_lc TEXT NOT NULL DEFAULT '',"		/* lower-cased local-part's name, or '' */
+	"  wkd_domain TEXT NOT NULL DEFAULT '',"	/* '' for S/MIME */
+	"  wkd_hash TEXT NOT NULL DEFAULT '',"
+	"  UNIQUE (addr, kind, fingerprint));"
+	"CREATE INDEX keydir_keys_account ON keydir_keys(account_id);"
+	"CREATE INDEX keydir_keys_owner ON keydir_keys(owner, rrtype);"
+	"CREATE INDEX keydir_keys_owner_lc ON keydir_keys(owner_lc, rrtype);"
+	"CREATE INDEX keydir_keys_wkd ON keydir_keys(wkd_domain, wkd_hash);"
+	"CREATE TABLE keydir_pending ("
+	"  owner TEXT NOT NULL,"
+	"  rrtype INTEGER NOT NULL,"
+	"  gen INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt INTEGER NOT NULL DEFAULT 0,"
+	"  error TEXT,"
+	"  PRIMARY KEY (owner, rrtype));"
+	"CREATE TRIGGER keydir_keys_added AFTER INSERT ON keydir_keys BEGIN"
+	"  INSERT OR REPLACE INTO keydir_pending(owner, rrtype, gen)"
+	"    VALUES (NEW.owner, NEW.rrtype, random());"
+	"  INSERT OR REPLACE INTO keydir_pending(owner, rrtype, gen)"
+	"    SELECT NEW.owner_lc, NEW.rrtype, random() WHERE NEW.owner_lc <> '';"
+	"  INSERT OR REPLACE INTO keydir_pending(owner, rrtype, gen)"
+	"    SELECT NEW.wkd_domain || '/' || NEW.wkd_hash, 0, random() WHERE NEW.wkd_hash <> '';"
+	"END;"
+	"CREATE TRIGGER keydir_keys_removed AFTER DELETE ON keydir_keys BEGIN"
+	"  INSERT OR REPLACE INTO keydir_pending(owner, rrtype, gen)"
+	"    VALUES (OLD.owner, OLD.rrtype, random());"
+	"  INSERT OR REPLACE INTO keydir_pending(owner, rrtype, gen)"
+	"    SELECT OLD.owner_lc, OLD.rrtype, random() WHERE OLD.owner_lc <> '';"
+	"  INSERT OR REPLACE INTO keydir_pending(owner, rrtype, gen)"
+	"    SELECT OLD.wkd_domain || '/' || OLD.wkd_hash, 0, random() WHERE OLD.wkd_hash <> '';"
+	"END;",
 };
 
 struct db *schema_open(const struct pw_config *cfg, char **err)

@@ -52,7 +52,8 @@ struct keys_copy {
 
 struct keys_info {
 	enum keys_kind kind;
-	char fingerprint[65];	/* OpenPGP: upper-case hex; S/MIME: SHA-256 of the DER, hex */
+	char fingerprint[65];	/* upper-case hex; OpenPGP: v4 fingerprint; S/MIME: SHA-256 of
+				 * the DER */
 	char algorithm[32];	/* "RSA", "EDDSA", "ECDSA", ... */
 	unsigned bits;
 	int64_t created;
@@ -66,7 +67,9 @@ struct keys_info {
  * the addresses allowed[] (compared case-insensitively). On success fills *info with one
  * minimised copy per allowed address the key carries. On refusal returns the reason and sets
  * *msg to a sentence for the user (caller frees). Secret key material is never copied
- * anywhere: not to a log, a temporary file or *msg.
+ * anywhere: not to a log, a temporary file or *msg. On refusal *info holds no copies, but
+ * its kind, fingerprint, algorithm and dates are filled in when the key could be read (for
+ * logs); keys_info_free is safe either way.
  */
 enum keys_error keys_accept(const uint8_t *data, size_t len, char *const *allowed, size_t nallowed,
 			    const struct keys_policy *policy, struct keys_info *info, char **msg);

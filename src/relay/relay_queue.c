@@ -555,14 +555,35 @@ void queue_writer_commit(struct queue_writer *w, const struct queue_envelope *en
 
 /* ---- the worker ------------------------------------------------------------------------ */
 
-/* One group commit: fsync and rename each file, fsync the directory, insert every row. */
+/*
+ * With several files in a batch, one syncfs on the queue's filesystem makes all their data
+ * durable for the cost of one journal commit; an fsync per file costs one commit each (about
+ * 3 ms on an ordinary disk), which would cap acceptance at a few hundred messages a second.
+ */
+static bool queue_sync_files(struct queue *q)
+{
+	if (syncfs(q->dir_fd) == 0)
+		return true;
+	log_error("event=queue_fsync_error dir=%s error=\"%s\"", q->dir, strerror(errno));
+	return false;
+}
+
+/* One group commit: sync and rename each file, fsync the directory, insert every row. */
 static void queue_commit_batch(struct queue *q, struct queue_job *batch)
 {
-	bool any = false;
+	bool any = false, synced = false;
 	unsigned n = 0;
 
+	for (struct queue_job *j = batch; j; j = j->next)
+		n += j->ok;
+	if (n > 1) {
+		synced = queue_sync_files(q);
+		for (struct queue_job *j = batch; j && !synced; j = j->next)
+			j->ok = false;
+	}
+	n = 0;
 	for (struct queue_job *j = batch; j; j = j->next) {
-		if (j->ok && fsync(j->fd) < 0) {
+		if (j->ok && !synced && fsync(j->fd) < 0) {
 			log_error("event=queue_fsync_error id=%s error=\"%s\"", j->se.id, strerror(errno));
 			j->ok = false;
 		}

@@ -1,0 +1,288 @@
+"""The key directory against a real Knot DNS: keys published with RFC 2136 + TSIG, checked
+through a validating resolver (SECURE, exact RDATA), taken down again, repaired by
+`keys sync`, retried by serve; zone file mode; the WKD tree; account deletion."""
+
+import json
+import os
+import shutil
+import tempfile
+
+import dns.zone
+import pytest
+
+from pwtest import keys as pk
+from pwtest import logs as pw_logs
+from pwtest import net
+from pwtest.keyzone import KeyZone
+from pwtest.relay import Relay
+
+ZONE = "keys.test"
+
+
+@pytest.fixture
+def kz(workdir):
+    z = KeyZone(os.path.join(workdir, "knot"), zone=ZONE, mode="nsec")
+    pw_logs.register("knot-keydir", z.log_path)
+    z.start()
+    yield z
+    z.stop()
+    pw_logs.unregister("knot-keydir")
+
+
+@pytest.fixture
+def gpg():
+    # GnuPG's agent socket lives in GNUPGHOME: keep the path short.
+    home = tempfile.mkdtemp(prefix="pwg", dir="/tmp")
+    g = pk.GnuPG(home)
+    yield g
+    g.run("--version", check=False)
+    os.system("GNUPGHOME=%s gpgconf --kill all >/dev/null 2>&1" % home)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def make_pw(workdir, kz=None, name="pw", **options):
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+    opts = dict(kz.keydir_options()) if kz else {}
+    opts.update(options)
+    unbound = kz.unbound_conf if kz else "/nonexistent"
+    return Relay(d, 25, unbound, **opts)
+
+
+def write(workdir, name, data):
+    p = os.path.join(workdir, name)
+    with open(p, "wb") as f:
+        f.write(data)
+    return p
+
+
+def stored(pw, addr):
+    """{address: minimised key bytes} from `keys show --json`."""
+    return {k["address"]: pk.dearmor(k["key"]) for k in pw.pw_json("keys", "show", addr)}
+
+
+def assert_secure(kz, owner, rtype, want):
+    """unbound-host validates the answer and Knot serves exactly want (wire RDATA list)."""
+    r = kz.unbound_host(owner, rtype)
+    assert "(secure)" in r.stdout, r.stdout + r.stderr
+    assert kz.rdatas(owner, rtype) == sorted(want)
+
+
+def test_publish_openpgp_secure_per_address(workdir, kz, gpg):
+    pw = make_pw(workdir, kz)
+    pw.pw("user", "add", "anna@keys.test", "--alias", "Info@keys.test", check=True)
+    fpr = gpg.make_key("anna@keys.test", "Info@keys.test", "stranger@other.test")
+    path = write(workdir, "anna.asc", gpg.export(fpr))
+
+    out = pw.pw_json("keys", "publish", "Info@keys.test", path)
+    assert out["fingerprint"] == fpr and out["pending"] is False
+    assert sorted(out["addresses"]) == ["Info@keys.test", "anna@keys.test"]
+
+    copies = stored(pw, "anna@keys.test")
+    copies.update(stored(pw, "Info@keys.test"))
+    # Each copy carries only its own address.
+    assert gpg.uids_of(copies["anna@keys.test"]) == ["Test <anna@keys.test>"]
+    assert gpg.uids_of(copies["Info@keys.test"]) == ["Test <Info@keys.test>"]
+
+    assert_secure(kz, pk.dane_owner("anna@keys.test"), "OPENPGPKEY", [copies["anna@keys.test"]])
+    # RFC 7929 name (local-part as written) and GnuPG's (lower-cased) both carry the key.
+    info = [copies["Info@keys.test"]]
+    assert_secure(kz, pk.dane_owner("Info@keys.test"), "OPENPGPKEY", info)
+    lower = pk.dane_owner("Info@keys.test", lower=True)
+    assert lower == pk.dane_owner("info@keys.test")
+    assert_secure(kz, lower, "OPENPGPKEY", info)
+    # GnuPG's own record for the primary user ID has the same hash label.
+    assert gpg.dane_owner(fpr).split(".")[0] == pk.dane_owner("anna@keys.test").split(".")[0]
+    # Nothing for the address that is not the account's.
+    assert kz.rdatas(pk.dane_owner("stranger@other.test"), "OPENPGPKEY") == []
+
+    # WKD: advanced layout, the address's copy, the policy file.
+    root = os.path.join(pw.state_dir, "wkd", ".well-known", "openpgpkey", ZONE)
+    with open(os.path.join(root, "hu", pk.wkd_hash("anna")), "rb") as f:
+        assert f.read() == copies["anna@keys.test"]
+    with open(os.path.join(root, "hu", pk.wkd_hash("Info")), "rb") as f:
+        assert f.read() == copies["Info@keys.test"]
+    assert os.path.isfile(os.path.join(root, "policy"))
+
+    listed = pw.pw_json("keys", "list")
+    assert {k["address"] for k in listed} == {"anna@keys.test", "Info@keys.test"}
+    assert all(not k["pending"] for k in listed)
+
+    # Unpublishing takes it out of DNS and WKD.
+    r = pw.pw("keys", "unpublish", "anna@keys.test", "--fingerprint", fpr, check=True)
+    assert "unpublished 1" in r.stdout
+    assert kz.rdatas(pk.dane_owner("anna@keys.test"), "OPENPGPKEY") == []
+    r = kz.unbound_host(pk.dane_owner("anna@keys.test"), "OPENPGPKEY")
+    assert "(secure)" in r.stdout and "has no" in r.stdout or "NXDOMAIN" in r.stdout, r.stdout
+    assert not os.path.exists(os.path.join(root, "hu", pk.wkd_hash("anna")))
+    assert kz.rdatas(lower, "OPENPGPKEY") == info
+
+
+def test_publish_smime_secure(workdir, kz):
+    pw = make_pw(workdir, kz)
+    pw.pw("user", "add", "bob@keys.test", check=True)
+    pem, der = pk.make_smime_cert("bob@keys.test")
+    out = pw.pw_json("keys", "publish", "bob@keys.test", write(workdir, "bob.pem", pem))
+    assert out["kind"] == "smime"
+    assert_secure(kz, pk.dane_owner("bob@keys.test", "_smimecert"), "SMIMEA",
+                  [b"\x03\x00\x00" + der])
+    # DER input works too, and replaces nothing twice.
+    pw.pw("keys", "publish", "bob@keys.test", write(workdir, "bob.der", der), check=True)
+    assert kz.rdatas(pk.dane_owner("bob@keys.test", "_smimecert"), "SMIMEA") == [
+        b"\x03\x00\x00" + der]
+    pw.pw("keys", "unpublish", "bob@keys.test", check=True)
+    assert kz.rdatas(pk.dane_owner("bob@keys.test", "_smimecert"), "SMIMEA") == []
+
+
+def test_refusals_publish_nothing(workdir, kz, gpg):
+    pw = make_pw(workdir, kz)
+    pw.pw("user", "add", "carol@keys.test", check=True)
+    fpr = gpg.make_key("someone@keys.test")
+    r = pw.pw("keys", "publish", "carol@keys.test", write(workdir, "k.asc", gpg.export(fpr)))
+    assert r.returncode == 1 and r.stderr.strip()
+    secret = gpg.export_secret(fpr)
+    r = pw.pw("keys", "publish", "carol@keys.test", write(workdir, "s.asc", secret))
+    assert r.returncode == 1
+    body = [l for l in secret.decode().splitlines() if len(l) >= 40]
+    assert body and not any(l in r.stderr or l in r.stdout for l in body)
+    r = pw.pw("keys", "publish", "nobody@keys.test", write(workdir, "k2.asc", gpg.export(fpr)))
+    assert r.returncode == 1 and "no account" in r.stderr
+    big = write(workdir, "big", b"x" * (1024 * 1024 + 1))
+    assert pw.pw("keys", "publish", "carol@keys.test", big).returncode == 1
+    assert pw.pw_json("keys", "list") == []
+    assert kz.records() == {}
+
+
+def test_sync_repairs_both_ways(workdir, kz, gpg):
+    pw = make_pw(workdir, kz)
+    pw.pw("user", "add", "dave@keys.test", check=True)
+    fpr = gpg.make_key("dave@keys.test")
+    pw.pw("keys", "publish", "dave@keys.test", write(workdir, "d.asc", gpg.export(fpr)),
+          check=True)
+    owner = pk.dane_owner("dave@keys.test")
+    want = kz.records()
+    assert list(want) == [(owner, "OPENPGPKEY")]
+    stray = pk.dane_owner("ghost@keys.test")
+    kz.edit(remove=[(owner, "OPENPGPKEY")], add=[(stray, 60, "OPENPGPKEY", "AQIDBA==")])
+    assert kz.records() == {(stray, "OPENPGPKEY"): [b"\x01\x02\x03\x04"]}
+
+    out = pw.pw_json("keys", "sync")
+    changes = {(c["action"], c["name"], c["type"]) for c in out["changes"] if c["where"] == "dns"}
+    assert changes == {("add", owner, "OPENPGPKEY"), ("remove", stray, "OPENPGPKEY")}
+    assert out["error"] is None
+    assert kz.records() == want
+    assert_secure(kz, owner, "OPENPGPKEY", want[(owner, "OPENPGPKEY")])
+    # In step now: nothing more to do.
+    assert pw.pw_json("keys", "sync")["changes"] == []
+
+
+def test_failed_update_is_retried_by_serve(workdir, kz, gpg):
+    pw = make_pw(workdir, kz, keydir_tsig_secret="c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0")
+    pw.pw("user", "add", "erin@keys.test", check=True)
+    fpr = gpg.make_key("erin@keys.test")
+    r = pw.pw("keys", "publish", "erin@keys.test", write(workdir, "e.asc", gpg.export(fpr)),
+              "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["pending"] is True and "NOTAUTH" in out["error"], out
+    listed = pw.pw_json("keys", "list")
+    assert listed[0]["pending"] is True and "NOTAUTH" in listed[0]["error"]
+    owner = pk.dane_owner("erin@keys.test")
+    assert kz.rdatas(owner, "OPENPGPKEY") == []
+
+    # The operator fixes the key; serve's timer publishes the pending name.
+    pw.set("keydir_tsig_secret", kz.tsig_secret)
+    pw.start()
+    try:
+        net.wait_until(lambda: kz.rdatas(owner, "OPENPGPKEY"), 20, interval=0.2,
+                       what="serve publishing the pending record")
+        net.wait_until(lambda: not pw.pw_json("keys", "list")[0]["pending"], 10,
+                       what="the mark cleared")
+    finally:
+        pw.stop()
+    log = pw.log()
+    assert "event=keydir_retry done=" in log
+    assert "AddressSanitizer" not in log and "runtime error" not in log
+
+
+def test_account_deletion_takes_keys_down(workdir, kz, gpg):
+    pw = make_pw(workdir, kz)
+    pw.pw("user", "add", "fred@keys.test", "--alias", "f@keys.test", check=True)
+    fpr = gpg.make_key("fred@keys.test", "f@keys.test")
+    pw.pw("keys", "publish", "fred@keys.test", write(workdir, "f.asc", gpg.export(fpr)),
+          check=True)
+    pem, _ = pk.make_smime_cert("f@keys.test")
+    pw.pw("keys", "publish", "f@keys.test", write(workdir, "f.pem", pem), check=True)
+    assert len(kz.records()) == 3
+    root = os.path.join(pw.state_dir, "wkd", ".well-known", "openpgpkey", ZONE, "hu")
+    assert len(os.listdir(root)) == 2
+    pw.pw("user", "del", "f@keys.test", check=True)
+    assert kz.records() == {}
+    assert os.listdir(root) == []
+    assert pw.pw_json("keys", "list") == []
+
+
+def test_zone_file_mode(workdir, gpg):
+    pw = make_pw(workdir, None)
+    pw.pw("user", "add", "gina@keys.test", "--alias", "Sales@keys.test", check=True)
+    fpr = gpg.make_key("gina@keys.test", "Sales@keys.test")
+    pw.pw("keys", "publish", "gina@keys.test", write(workdir, "g.asc", gpg.export(fpr)),
+          check=True)
+    pem, der = pk.make_smime_cert("gina@keys.test")
+    pw.pw("keys", "publish", "gina@keys.test", write(workdir, "g.pem", pem), check=True)
+    sales = stored(pw, "Sales@keys.test")["Sales@keys.test"]
+
+    frag = os.path.join(pw.state_dir, "keydir.zone")
+    text = "$ORIGIN keys.test.\n$TTL 60\n@ SOA ns hm 1 60 60 600 60\n@ NS ns\n"
+    with open(frag) as f:
+        text += f.read()
+    z = dns.zone.from_text(text, origin="keys.test.", relativize=False)
+
+    def rd(owner, rtype):
+        rds = z.get_rdataset(owner + ".", rtype)
+        return sorted(r.to_wire() for r in rds) if rds else []
+
+    openpgp = [k for k in pw.pw_json("keys", "show", "gina@keys.test") if k["kind"] == "openpgp"]
+    assert rd(pk.dane_owner("gina@keys.test"), "OPENPGPKEY") == [pk.dearmor(openpgp[0]["key"])]
+    assert rd(pk.dane_owner("Sales@keys.test"), "OPENPGPKEY") == [sales]
+    assert rd(pk.dane_owner("sales@keys.test"), "OPENPGPKEY") == [sales]
+    assert rd(pk.dane_owner("gina@keys.test", "_smimecert"), "SMIMEA") == [b"\x03\x00\x00" + der]
+
+    pw.pw("keys", "unpublish", "Sales@keys.test", check=True)
+    with open(frag) as f:
+        assert pk.dane_owner("sales@keys.test") not in f.read()
+    root = os.path.join(pw.state_dir, "wkd", ".well-known", "openpgpkey", ZONE)
+    assert os.listdir(os.path.join(root, "hu")) == [pk.wkd_hash("gina")]
+
+
+def test_many_names_split_updates_and_long_transfer(workdir, kz):
+    """200 names of 700 bytes: updates split under 60 KB, and sync reads a transfer of many
+    TSIG-signed messages. Rows go into the store directly (as publish stores them), so the
+    test needs no 200 real keys."""
+    import hashlib
+    import sqlite3
+    pw = make_pw(workdir, kz)
+    pw.pw("user", "add", "many@keys.test", check=True)
+    db = sqlite3.connect(os.path.join(pw.state_dir, "postwarden.db"))
+    want = {}
+    for i in range(200):
+        data = os.urandom(700)
+        owner = pk.dane_owner("u%d@keys.test" % i)
+        want[(owner, "OPENPGPKEY")] = [data]
+        db.execute("INSERT INTO keydir_keys(account_id, addr, kind, fingerprint, algorithm,"
+                   " bits, created, expires, published, data, rrtype, owner) VALUES"
+                   " (1, ?, 'openpgp', 'F', 'EDDSA', 255, 0, 0, 0, ?, 61, ?)",
+                   ("u%d@keys.test" % i, data, owner))
+    db.commit()
+    db.close()
+    out = pw.pw_json("keys", "sync")
+    assert out["error"] is None and out["done"] == 200 and len(out["changes"]) == 200
+    assert kz.records() == want
+    missing = pk.dane_owner("u5@keys.test")
+    kz.edit(remove=[(missing, "OPENPGPKEY")])
+    out = pw.pw_json("keys", "sync")
+    assert [(c["action"], c["name"]) for c in out["changes"]] == [("add", missing)]
+    assert kz.records() == want
+    with open(kz.log_path) as f:
+        axfr = [l for l in f if "AXFR, outgoing" in l and "finished" in l]
+    assert axfr and " 1 messages" not in axfr[-1]

@@ -1,0 +1,303 @@
+/*
+ * test_keydir.c - the key directory store, its pending marks, the zone file fragment and
+ * the WKD tree, with copies inserted directly (as keys_accept would hand them over).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "config.h"
+#include "keydir/keydir.h"
+#include "schema.h"
+#include "unit.h"
+#include "xmalloc.h"
+
+struct env {
+	char dir[64];
+	struct pw_config cfg;
+	struct db *db;
+	struct keydir kd;
+};
+
+static void env_open(struct env *e)
+{
+	char *err = NULL;
+
+	memset(e, 0, sizeof(*e));
+	strcpy(e->dir, "/tmp/pw-keydir-XXXXXX");
+	CHECK(mkdtemp(e->dir) != NULL);
+	e->cfg.server.state_dir = e->dir;
+	e->cfg.keydir.zones = "";
+	e->cfg.keydir.zone_file = "";
+	e->cfg.keydir.wkd_dir = "";
+	e->cfg.keydir.ttl = 3600;
+	e->cfg.keydir.retry_interval = 300;
+	e->cfg.keydir.expiry_margin = 7 * 86400;
+	e->db = schema_open(&e->cfg, &err);
+	CHECK(e->db != NULL);
+	e->kd = (struct keydir){ .cfg = &e->cfg, .db = e->db };
+}
+
+static void env_close(struct env *e)
+{
+	char *cmd = xasprintf("rm -rf '%s'", e->dir);
+
+	db_close(e->db);
+	CHECK(system(cmd) == 0);
+	free(cmd);
+}
+
+static int64_t scalar(struct db *db, const char *sql)
+{
+	sqlite3_stmt *st = db_prepare(db, sql);
+	int64_t v = -1;
+
+	if (db_step_row(db, st))
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* A copy as keydir_publish would store it, with made-up names and data. */
+static void put(struct env *e, int64_t account, const char *addr, const char *fpr, bool smime,
+		const char *owner, const char *owner_lc, const char *hash, const char *data,
+		int64_t expires)
+{
+	struct keydir_key k = {
+		.address = (char *)addr, .kind = smime ? KEYS_SMIME : KEYS_OPENPGP,
+		.fingerprint = (char *)fpr, .algorithm = "EDDSA", .bits = 255, .expires = expires,
+		.data = (uint8_t *)data, .len = strlen(data),
+		.rrtype = smime ? KEYDIR_RR_SMIMEA : KEYDIR_RR_OPENPGPKEY,
+		.owner = (char *)owner, .owner_lc = (char *)owner_lc,
+		.wkd_domain = smime ? "" : "example.org", .wkd_hash = (char *)hash,
+	};
+
+	CHECK(keydir_store_insert(e->db, account, &k, NULL, 0));
+}
+
+static char *slurp(const char *path)
+{
+	size_t len;
+
+	return (char *)keydir_file_read(path, 1 << 20, &len);
+}
+
+static void test_names(void)
+{
+	struct pw_config cfg = { 0 };
+	char *z;
+
+	cfg.keydir.zones = "";
+	z = keydir_zone_of(&cfg, "Example.ORG");
+	CHECK_STREQ(z, "example.org");
+	free(z);
+	cfg.keydir.zones = "example.org, mail.example.org., other.net";
+	z = keydir_zone_of(&cfg, "a.mail.example.org");
+	CHECK_STREQ(z, "mail.example.org");
+	free(z);
+	z = keydir_zone_of(&cfg, "example.org");
+	CHECK_STREQ(z, "example.org");
+	free(z);
+	CHECK(keydir_zone_of(&cfg, "badexample.org") == NULL);
+	CHECK(keydir_zone_of(&cfg, "example.com") == NULL);
+	CHECK_STREQ(keydir_owner_domain("abc._openpgpkey.example.org"), "example.org");
+	CHECK(keydir_owner_domain("abc._openpgpkey") == NULL);
+}
+
+/* Inserting and deleting rows marks exactly the affected names; a re-mark wins over a reader. */
+static void test_pending_marks(void)
+{
+	struct env e;
+	struct keydir_pending *p;
+	size_t n;
+
+	env_open(&e);
+	CHECK(account_add(e.db, "anna@example.org", NULL, 0, false, &(char *){ NULL }) == 0);
+	put(&e, 1, "Anna@example.org", "F1", false, "aa._openpgpkey.example.org",
+	    "bb._openpgpkey.example.org", "hash1", "KEY1", 0);
+	CHECK(scalar(e.db, "SELECT count(*) FROM keydir_pending") == 3);
+	p = keydir_store_pending(e.db, false, 0, "", -1, 10, &n);
+	CHECK(n == 3);
+	/* Ordered by (owner, rrtype): both DNS names, then the WKD file. */
+	CHECK_STREQ(p[0].owner, "aa._openpgpkey.example.org");
+	CHECK(p[0].rrtype == KEYDIR_RR_OPENPGPKEY);
+	CHECK_STREQ(p[2].owner, "example.org/hash1");
+	CHECK(p[2].rrtype == KEYDIR_WKD);
+	/* A change after the read: the mark must survive the reader's "done". */
+	keydir_store_mark(e.db, p[0].owner, p[0].rrtype);
+	keydir_store_pending_done(e.db, &p[0]);
+	keydir_store_pending_done(e.db, &p[1]);
+	CHECK(scalar(e.db, "SELECT count(*) FROM keydir_pending") == 2);
+	keydir_store_pending_failed(e.db, &p[2], "disk full", 1000);
+	keydir_pending_free(p, n);
+	/* Not due before 1000, but "all" sees it. */
+	p = keydir_store_pending(e.db, false, 999, "", -1, 10, &n);
+	CHECK(n == 1);
+	keydir_pending_free(p, n);
+	p = keydir_store_pending(e.db, true, 999, "", -1, 10, &n);
+	CHECK(n == 2);
+	keydir_pending_free(p, n);
+	/* The cursor continues after the last name seen. */
+	p = keydir_store_pending(e.db, true, 0, "aa._openpgpkey.example.org", KEYDIR_RR_OPENPGPKEY,
+				 10, &n);
+	CHECK(n == 1 && strcmp(p[0].owner, "example.org/hash1") == 0);
+	keydir_pending_free(p, n);
+	env_close(&e);
+}
+
+/* Zone file mode and WKD: publish, second key, unpublish, account deletion. */
+static void test_zone_file_and_wkd(void)
+{
+	struct env e;
+	struct keydir_report rep = { 0 };
+	char *zf, *wkd, *text, *pol;
+	struct stat sb;
+	char *err = NULL;
+
+	env_open(&e);
+	zf = keydir_zone_file(&e.cfg);
+	wkd = xasprintf("%s/wkd/.well-known/openpgpkey/example.org/hu/hash1", e.dir);
+	pol = xasprintf("%s/wkd/.well-known/openpgpkey/example.org/policy", e.dir);
+	CHECK(account_add(e.db, "anna@example.org", NULL, 0, false, &err) == 0);
+	put(&e, 1, "anna@example.org", "F1", false, "aa._openpgpkey.example.org", "", "hash1",
+	    "\x01\x02\x03", 0);
+	put(&e, 1, "anna@example.org", "C1", true, "aa._smimecert.example.org", "", "", "\x30\x82",
+	    0);
+	CHECK(keydir_reconcile(&e.kd, false, 100, &rep) == 0);
+	CHECK(rep.failed == 0 && rep.done == 3);
+	text = slurp(zf);
+	CHECK(text && strstr(text, "aa._openpgpkey.example.org. 3600 IN OPENPGPKEY AQID\n"));
+	CHECK(text && strstr(text, "aa._smimecert.example.org. 3600 IN SMIMEA 3 0 0 3082\n"));
+	free(text);
+	text = slurp(wkd);
+	CHECK(text && memcmp(text, "\x01\x02\x03", 3) == 0);
+	free(text);
+	CHECK(stat(pol, &sb) == 0 && sb.st_size == 0 && (sb.st_mode & 0777) == 0644);
+	CHECK(scalar(e.db, "SELECT count(*) FROM keydir_pending") == 0);
+	keydir_report_free(&rep);
+
+	/* A second key for the same address: the WKD file holds both, concatenated. */
+	put(&e, 1, "anna@example.org", "F2", false, "aa._openpgpkey.example.org", "", "hash1",
+	    "\x04\x05", 0);
+	CHECK(keydir_reconcile(&e.kd, false, 100, &rep) == 0);
+	keydir_report_free(&rep);
+	text = slurp(wkd);
+	CHECK(text && memcmp(text, "\x01\x02\x03\x04\x05", 5) == 0);
+	free(text);
+
+	CHECK(keydir_unpublish(&e.kd, "ANNA@example.org", "f1") == 1);
+	CHECK(keydir_unpublish(&e.kd, "nobody@example.org", NULL) == 0);
+	CHECK(keydir_reconcile(&e.kd, false, 100, &rep) == 0);
+	keydir_report_free(&rep);
+	text = slurp(zf);
+	CHECK(text && !strstr(text, "AQID") && strstr(text, "OPENPGPKEY BAU=\n"));
+	free(text);
+
+	/* Deleting the account deletes its keys (cascade), and the triggers mark their names. */
+	CHECK(account_del(e.db, "anna@example.org", &err) == 0);
+	CHECK(scalar(e.db, "SELECT count(*) FROM keydir_keys") == 0);
+	CHECK(scalar(e.db, "SELECT count(*) FROM keydir_pending") == 3);
+	CHECK(keydir_reconcile(&e.kd, false, 100, &rep) == 0);
+	keydir_report_free(&rep);
+	text = slurp(zf);
+	CHECK(text && !strstr(text, "IN OPENPGPKEY") && !strstr(text, "IN SMIMEA"));
+	free(text);
+	CHECK(access(wkd, F_OK) != 0);
+	free(zf);
+	free(wkd);
+	free(pol);
+	env_close(&e);
+}
+
+/* sync rewrites the WKD tree: stray files go, missing ones come back. */
+static void test_wkd_sync(void)
+{
+	struct env e;
+	struct keydir_report rep = { 0 };
+	char *err = NULL, *stray, *wkd;
+
+	env_open(&e);
+	CHECK(account_add(e.db, "anna@example.org", NULL, 0, false, &err) == 0);
+	put(&e, 1, "anna@example.org", "F1", false, "aa._openpgpkey.example.org", "", "hash1",
+	    "KEY", 0);
+	stray = xasprintf("%s/wkd/.well-known/openpgpkey/example.org/hu/stray", e.dir);
+	wkd = xasprintf("%s/wkd/.well-known/openpgpkey/example.org/hu/hash1", e.dir);
+	CHECK(keydir_file_write(stray, "x", 1, &err) == 0);
+	CHECK(keydir_sync(&e.kd, 100, &rep) == 0);
+	CHECK(access(stray, F_OK) != 0 && access(wkd, F_OK) == 0);
+	bool deleted = false, written = false;
+	for (size_t i = 0; i < rep.nchanges; i++) {
+		deleted |= strcmp(rep.changes[i].action, "delete") == 0 &&
+			   strcmp(rep.changes[i].name, "example.org/stray") == 0;
+		written |= strcmp(rep.changes[i].action, "publish") == 0 ||
+			   strcmp(rep.changes[i].action, "write") == 0;
+	}
+	CHECK(deleted && written);
+	keydir_report_free(&rep);
+	/* Nothing left to do: a second sync changes nothing. */
+	CHECK(keydir_sync(&e.kd, 100, &rep) == 0);
+	CHECK(rep.nchanges == 0);
+	keydir_report_free(&rep);
+	free(stray);
+	free(wkd);
+	env_close(&e);
+}
+
+static void test_expire(void)
+{
+	struct env e;
+	char *err = NULL;
+
+	env_open(&e);
+	CHECK(account_add(e.db, "anna@example.org", NULL, 0, false, &err) == 0);
+	put(&e, 1, "anna@example.org", "F1", false, "aa._openpgpkey.example.org", "", "h1", "K", 0);
+	put(&e, 1, "anna@example.org", "F2", false, "aa._openpgpkey.example.org", "", "h1", "L",
+	    1000000);
+	put(&e, 1, "anna@example.org", "F3", false, "aa._openpgpkey.example.org", "", "h1", "M",
+	    5000000);
+	/* margin 7 days = 604800: F2 is within it at 400000, F3 not. */
+	CHECK(keydir_expire(&e.kd, 400000) == 1);
+	CHECK(scalar(e.db, "SELECT count(*) FROM keydir_keys WHERE fingerprint = 'F2'") == 0);
+	CHECK(scalar(e.db, "SELECT count(*) FROM keydir_keys") == 2);
+	env_close(&e);
+}
+
+/* An unreachable DNS server: reconcile fails, names stay pending with the error. */
+static void test_dns_unreachable(void)
+{
+	struct env e;
+	struct keydir_report rep = { 0 };
+	char *err = NULL;
+
+	env_open(&e);
+	e.cfg.keydir.dns_server.host = "127.0.0.1";
+	e.cfg.keydir.dns_server.port = 9;	/* discard: nothing listens */
+	e.cfg.keydir.tsig_algorithm = "hmac-sha256";
+	CHECK(account_add(e.db, "anna@example.org", NULL, 0, false, &err) == 0);
+	put(&e, 1, "anna@example.org", "F1", false, "aa._openpgpkey.example.org", "", "h1", "K", 0);
+	CHECK(keydir_reconcile(&e.kd, false, 100, &rep) < 0);
+	CHECK(rep.failed == 1 && rep.error && strstr(rep.error, "cannot connect"));
+	CHECK(scalar(e.db, "SELECT next_attempt FROM keydir_pending WHERE rrtype = 61") == 400);
+	CHECK(scalar(e.db, "SELECT count(*) FROM keydir_pending WHERE rrtype = 0") == 0);
+	keydir_report_free(&rep);
+	/* Not due yet: nothing is tried. */
+	CHECK(keydir_reconcile(&e.kd, false, 200, &rep) == 0 && rep.done == 0);
+	keydir_report_free(&rep);
+	env_close(&e);
+}
+
+static void test_update_size(void)
+{
+	struct keydir_rdata rd[2] = { { (uint8_t *)"abc", 1000 }, { (uint8_t *)"abc", 2000 } };
+	struct keydir_rrset set = { "aa._openpgpkey.example.org", 61, rd, 2 };
+	size_t per = strlen(set.owner) + 12;
+
+	CHECK(keydir_dns_rrset_size(&set) == 3 * per + 3000);
+	set.n = 0;
+	CHECK(keydir_dns_rrset_size(&set) == per);
+}
+
+TEST_MAIN(test_names, test_pending_marks, test_zone_file_and_wkd, test_wkd_sync, test_expire,
+	  test_dns_unreachable, test_update_size)
