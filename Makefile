@@ -7,7 +7,7 @@
 #   make asan       sanitizer build used by the tests: build/asan/postwarden
 
 CC      ?= cc
-PKGS     = openssl libunbound libevent libevent_openssl libevent_pthreads sqlite3 jansson librnp ldns
+PKGS     = openssl libunbound libevent libevent_openssl libevent_pthreads sqlite3 jansson librnp ldns libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
@@ -24,7 +24,7 @@ VCFLAGS  = -O2
 VLDFLAGS =
 endif
 
-SRC_MODULES = $(wildcard src/lib/*.c src/core/*.c src/relay/*.c src/keys/*.c src/keydir/*.c) $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
+SRC_MODULES = $(wildcard src/lib/*.c src/core/*.c src/relay/*.c src/keys/*.c src/keydir/*.c src/keysearch/*.c) $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
 B           = build/$(VARIANT)
 MOD_OBJS    = $(SRC_MODULES:%.c=$(B)/%.o)
 MAIN_OBJ    = $(B)/src/cli/main.o
@@ -35,6 +35,7 @@ FUZZ_BINS   = $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_MODS   = $(SRC_MODULES:%.c=build/fuzz/%.o)
 FUZZ_SECONDS ?= 5
 PYTHON      = /usr/bin/python3
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all asan run check deps deps-test unit fuzz integration clean bench
 
@@ -83,6 +84,9 @@ unit:
 .PHONY: unit-bins
 unit-bins: $(UNIT_BINS)
 
+.PHONY: fuzz-bins
+fuzz-bins: $(FUZZ_BINS)
+
 fuzz: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do \
 		name=$$(basename $$f); corpus=tests/fuzz/corpus/$${name#fuzz_}; \
@@ -98,14 +102,17 @@ integration:
 	POSTWARDEN=$(CURDIR)/build/asan/postwarden $(PYTHON) -m pytest -q -x tests/integration
 
 check: deps-test
-	$(MAKE) all
+	$(MAKE) -j$(JOBS) all
+	$(MAKE) -j$(JOBS) VARIANT=asan all unit-bins
 	$(MAKE) unit
+	$(MAKE) -j$(JOBS) fuzz-bins
 	$(MAKE) fuzz
 	$(MAKE) integration
 
 bench: deps-test
 	$(MAKE) VARIANT=rel all
 	$(PYTHON) bench/relay_bench.py
+	$(PYTHON) bench/keydir_bench.py
 
 clean:
 	rm -rf build

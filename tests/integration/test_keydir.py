@@ -286,3 +286,62 @@ def test_many_names_split_updates_and_long_transfer(workdir, kz):
     with open(kz.log_path) as f:
         axfr = [l for l in f if "AXFR, outgoing" in l and "finished" in l]
     assert axfr and " 1 messages" not in axfr[-1]
+
+
+def test_publish_batch_one_update(workdir, kz, gpg):
+    """keys publish --batch: every good line is stored, bad lines are reported with their
+    line number, and the records of all keys go out together in one UPDATE message."""
+    import subprocess
+    from pwtest.relay import binary, daemon_env
+    pw = make_pw(workdir, kz)
+    pw.pw("user", "add", "hana@keys.test", check=True)
+    pw.pw("user", "add", "ivan@keys.test", "--alias", "Iv@keys.test", check=True)
+    pw.pw("user", "add", "jo@keys.test", check=True)
+    paths = {}
+    for addrs in (("hana@keys.test",), ("ivan@keys.test", "Iv@keys.test"),
+                  ("stranger@keys.test",)):
+        fpr = gpg.make_key(*addrs)
+        paths[addrs[0]] = write(workdir, addrs[0] + ".asc", gpg.export(fpr))
+    lst = write(workdir, "batch.txt", (
+        "# address and key file\n"
+        "\n"
+        "hana@keys.test %s\n"
+        "  ivan@keys.test\t%s  \n"
+        "jo@keys.test %s\n"               # a key without jo's address
+        "nobody@keys.test %s\n"           # no such account
+        "hana@keys.test\n"                # no file
+        "jo@keys.test %s\n" % (paths["hana@keys.test"], paths["ivan@keys.test"],
+                                paths["stranger@keys.test"], paths["hana@keys.test"],
+                                os.path.join(workdir, "missing.asc"))).encode())
+    r = pw.pw("keys", "publish", "--batch", lst, "--json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["published"] == 2 and out["addresses"] == 3
+    assert [x["line"] for x in out["refused"]] == [5, 6, 7, 8]
+    assert [x["address"] for x in out["refused"]] == ["jo@keys.test", "nobody@keys.test",
+                                                      "hana@keys.test", "jo@keys.test"]
+    assert "no account" in out["refused"][1]["error"]
+    assert all(x["error"] for x in out["refused"])
+    assert "line 6: nobody@keys.test" in r.stderr
+    assert out["pending"] == 0 and out["error"] is None
+    # DNS: hana, ivan, Iv and iv (the lower-cased local-part); WKD: hana, ivan, iv.
+    assert out["done"] == 7
+
+    updates = [l for l in r.stderr.splitlines() if "event=keydir_update" in l]
+    assert len(updates) == 1 and "names=4 " in updates[0], r.stderr
+    copies = stored(pw, "hana@keys.test")
+    copies.update(stored(pw, "ivan@keys.test"))
+    copies.update(stored(pw, "Iv@keys.test"))
+    assert_secure(kz, pk.dane_owner("hana@keys.test"), "OPENPGPKEY", [copies["hana@keys.test"]])
+    assert_secure(kz, pk.dane_owner("ivan@keys.test"), "OPENPGPKEY", [copies["ivan@keys.test"]])
+    assert_secure(kz, pk.dane_owner("Iv@keys.test", lower=True), "OPENPGPKEY",
+                  [copies["Iv@keys.test"]])
+    assert len(kz.records()) == 4
+    assert pw.pw_json("keys", "list", "jo@keys.test") == []
+
+    # Text output and standard input; all lines good: exit 0.
+    p = subprocess.run([binary(), "-c", pw.conf_path, "keys", "publish", "--batch", "-"],
+                       input="hana@keys.test %s\n" % paths["hana@keys.test"],
+                       capture_output=True, text=True, timeout=60, env=daemon_env())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("published 1 key(s) for 1 address(es), 0 refused;"), p.stdout
