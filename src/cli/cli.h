@@ -25,6 +25,8 @@ int cli_user(struct cli *cli, int argc, char **argv);
 int cli_queue(struct cli *cli, int argc, char **argv);
 int cli_tls_check(struct cli *cli, int argc, char **argv);
 int cli_keys(struct cli *cli, int argc, char **argv);
+/* "keys search" (cli_keysearch.c); json: --json was given. */
+int cli_keysearch(struct cli *cli, int argc, char **argv, bool json);
 
 /* Load the configuration (reporting errors on stderr); false when unusable. */
 bool cli_load_config(struct cli *cli);

@@ -30,7 +30,8 @@ static const char keys_usage[] =
 	"       postwarden keys unpublish ADDR [--fingerprint FPR] [--json]\n"
 	"       postwarden keys list [ADDR] [--json]\n"
 	"       postwarden keys show ADDR [--json]\n"
-	"       postwarden keys sync [--json]";
+	"       postwarden keys sync [--json]\n"
+	"       postwarden keys search ADDR [--json] [--type openpgp|smime|any]";
 
 static const char keys_help[] =
 	"\n"
@@ -40,7 +41,9 @@ static const char keys_help[] =
 	"the Web Key Directory. sync compares DNS and WKD with the stored keys and repairs both.\n"
 	"--batch LIST (\"-\": stdin) publishes many keys at once: one \"ADDR FILE\" per line\n"
 	"(blank lines and lines starting with # are skipped); every key is checked and stored,\n"
-	"then DNS is updated once for all of them, in as few UPDATE messages as fit.\n";
+	"then DNS is updated for all of them together, many names to an UPDATE message.\n"
+	"search asks the directory, DNS, WKD and keyservers ([keysearch] sources) at once for\n"
+	"ADDR's keys and marks the one to use with \"*\"; exit 1 when none was found.\n";
 
 static void keys_json_print(json_t *j)
 {
@@ -454,6 +457,8 @@ int cli_keys(struct cli *cli, int argc, char **argv)
 	}
 	if (argc < 2)
 		return cli_usage(keys_usage);
+	if (strcmp(argv[1], "search") == 0)
+		return cli_keysearch(cli, argc, argv, json);
 	db = cli_open_db(cli);
 	if (db == NULL)
 		return 1;

@@ -17,6 +17,7 @@
 #include <event2/listener.h>
 
 #include "keydir/keydir.h"
+#include "keysearch/keysearch.h"
 #include "log.h"
 #include "relay/relay.h"
 #include "schema.h"
@@ -85,6 +86,8 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	struct relay r = { 0 };
 	struct event *sigterm = NULL, *sigint = NULL;
 	struct keydir_timer *keydir_timer = NULL;
+	struct keysearch *keysearch = NULL;
+	struct ks_api *api = NULL;
 	FILE *logf;
 	char *err = NULL;
 	bool ok;
@@ -122,6 +125,11 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		goto fail;
 	r.sched = sched_start(&r);
 	keydir_timer = keydir_timer_start(r.base, &cli->cfg);
+	/* The key search API ([api] listen); a port that cannot be bound stops serve. */
+	if ((keysearch = keysearch_new(r.base, &cli->cfg, r.dns, r.db, &err)) == NULL)
+		goto fail;
+	if ((api = ks_api_start(r.base, &cli->cfg, keysearch, &err)) == NULL && err)
+		goto fail;
 	sigterm = evsignal_new(r.base, SIGTERM, serve_signal_cb, r.base);
 	sigint = evsignal_new(r.base, SIGINT, serve_signal_cb, r.base);
 	event_add(sigterm, NULL);
@@ -136,6 +144,8 @@ fail:
 			fprintf(stderr, "postwarden: %s\n", err);
 		free(err);
 	}
+	ks_api_stop(api);
+	keysearch_free(keysearch);
 	keydir_timer_stop(keydir_timer);
 	serve_teardown(&r);
 	if (sigterm)

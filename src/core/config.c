@@ -119,7 +119,50 @@ static const struct conf_key keydir_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
-#define NSECTIONS 5
+#define API(f) offsetof(struct api_conf, f)
+static const struct conf_key api_keys[] = {
+	{ "listen", CONF_HOSTPORT, "127.0.0.1:8080", API(listen), 0, 0, NULL,
+	  "Address and port of the key search HTTP API served by serve (empty: no API)." },
+	{ "tokens", CONF_STRING, "", API(tokens), 0, 0, NULL,
+	  "Bearer tokens allowed to use the API, comma-separated (empty: every request is refused)." },
+	{ "rate_limit", CONF_UINT, "120", API(rate_limit), 1, 1000000, NULL,
+	  "Requests per minute allowed for each token; more get 429." },
+	{ "max_connections", CONF_UINT, "256", API(max_connections), 1, 100000, NULL,
+	  "Most simultaneous API connections." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define KSR(f) offsetof(struct keysearch_conf, f)
+static const struct conf_key keysearch_keys[] = {
+	{ "sources", CONF_STRING, "local, dns, wkd, vks", KSR(sources), 0, 0, NULL,
+	  "Sources asked, all at once, and their order of preference among equals: local, dns, "
+	  "wkd, vks, hkp." },
+	{ "source_timeout", CONF_DURATION, "5s", KSR(source_timeout), 1, 60, NULL,
+	  "Time each source gets." },
+	{ "deadline", CONF_DURATION, "8s", KSR(deadline), 1, 120, NULL,
+	  "Time the whole search gets; what has arrived by then is answered." },
+	{ "vks_servers", CONF_STRING, "https://keys.openpgp.org", KSR(vks_servers), 0, 0, NULL,
+	  "Keyservers with e-mail verification (VKS API), comma-separated base URLs." },
+	{ "hkp_servers", CONF_STRING, "", KSR(hkp_servers), 0, 0, NULL,
+	  "Classic HKP keyservers, comma-separated base URLs (used only when hkp is in sources)." },
+	{ "max_response_size", CONF_SIZE, "256K", KSR(max_response_size), 1024, 16 * 1024 * 1024, NULL,
+	  "Largest answer accepted from a web source." },
+	{ "allow_private", CONF_BOOL, "off", KSR(allow_private), 0, 0, NULL,
+	  "Allow fetching from loopback, private and link-local addresses (for tests only)." },
+	{ "ca_file", CONF_STRING, "", KSR(ca_file), 0, 0, NULL,
+	  "CA bundle for HTTPS sources (empty: the system's)." },
+	{ "cache_entries", CONF_UINT, "10000", KSR(cache_entries), 0, 10000000, NULL,
+	  "Answers kept in memory (0: no cache)." },
+	{ "cache_min_ttl", CONF_DURATION, "1m", KSR(cache_min_ttl), 0, 0, NULL,
+	  "Shortest time an answer is cached, whatever its source says." },
+	{ "cache_max_ttl", CONF_DURATION, "1d", KSR(cache_max_ttl), 0, 0, NULL,
+	  "Longest time an answer is cached." },
+	{ "negative_ttl", CONF_DURATION, "10m", KSR(negative_ttl), 0, 0, NULL,
+	  "How long \"no key here\" is cached, so keyservers' rate limits are respected." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define NSECTIONS 7
 
 /* The section table for a config struct. */
 static void config_sections(struct pw_config *cfg, struct conf_section out[NSECTIONS])
@@ -129,6 +172,8 @@ static void config_sections(struct pw_config *cfg, struct conf_section out[NSECT
 	out[2] = (struct conf_section){ "dns", dns_keys, &cfg->dns };
 	out[3] = (struct conf_section){ "guarantee", guarantee_keys, &cfg->guarantee };
 	out[4] = (struct conf_section){ "keydir", keydir_keys, &cfg->keydir };
+	out[5] = (struct conf_section){ "api", api_keys, &cfg->api };
+	out[6] = (struct conf_section){ "keysearch", keysearch_keys, &cfg->keysearch };
 }
 
 /* Checks that involve more than one key. */

@@ -63,6 +63,28 @@ struct keydir_conf {
 	int64_t retry_interval;
 };
 
+struct api_conf {
+	struct conf_hostport listen;	/* host NULL: no API */
+	char *tokens;			/* comma-separated bearer tokens */
+	uint64_t rate_limit;		/* requests per minute and token */
+	uint64_t max_connections;
+};
+
+struct keysearch_conf {
+	char *sources;			/* order and selection: local, dns, wkd, vks, hkp */
+	int64_t source_timeout;		/* seconds, each source */
+	int64_t deadline;		/* seconds, the whole search */
+	char *vks_servers;		/* base URLs, comma-separated */
+	char *hkp_servers;
+	uint64_t max_response_size;
+	bool allow_private;		/* fetch from non-public addresses (tests only) */
+	char *ca_file;			/* CA bundle for HTTPS; "" = system default */
+	uint64_t cache_entries;
+	int64_t cache_min_ttl;
+	int64_t cache_max_ttl;
+	int64_t negative_ttl;
+};
+
 struct pw_config {
 	char *path;		/* the file read */
 	struct server_conf server;
@@ -70,6 +92,8 @@ struct pw_config {
 	struct dns_conf dns;
 	struct guarantee_conf guarantee;
 	struct keydir_conf keydir;
+	struct api_conf api;
+	struct keysearch_conf keysearch;
 };
 
 /*

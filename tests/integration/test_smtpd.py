@@ -86,6 +86,8 @@ class Serve:
             for k, v in relay.items():
                 f.write("%s = %s\n" % (k, v))
             f.write("\n[dns]\nunbound_config = %s\n" % unbound)
+            # The key search API of serve gets a port of its own: tests run side by side.
+            f.write("\n[api]\nlisten = 127.0.0.1:%d\n" % net.free_port())
 
     def start(self):
         env = dict(os.environ)

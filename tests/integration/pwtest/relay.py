@@ -46,6 +46,8 @@ class Relay:
         self.log_path = os.path.join(workdir, "postwarden.log")
         self.listen_addr = listen_addr
         self.port = net.free_port(listen_addr)
+        # serve opens the key search API too: each relay gets its own port for it.
+        self.api_port = net.free_port("127.0.0.1")
         self.proc = None
         self.starts = 0
         self.sections = {
@@ -56,6 +58,7 @@ class Relay:
                       "connect_timeout": "5s", "command_timeout": "10s"},
             "dns": {"unbound_config": unbound_config},
             "guarantee": {},
+            "api": {"listen": "127.0.0.1:%d" % self.api_port},
         }
         for k, v in options.items():
             self.set(k, v)

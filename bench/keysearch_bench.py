@@ -1,0 +1,398 @@
+#!/usr/bin/python3
+"""Key search benchmark: searches per second and median / 99th-percentile latency of
+postwarden's key search through its HTTP API, for cached answers and for cold answers
+from three delayed sources, next to `gpg --auto-key-locate clear,wkd,keyserver
+--locate-keys` over the same sources in the same run.
+
+The world lives in a network namespace of its own (the integration tests' pwtest.netns),
+because gpg's dirmngr resolves through /etc/resolv.conf and trusts only the system CA
+bundle; this process joins the namespace (setns) before it starts any thread:
+
+  DNS     Knot on 127.0.0.1:53 in the namespace, zone bench.test (DNSSEC-signed),
+          openpgpkey.bench.test A 127.0.0.2
+  WKD     scripted HTTPS server (test CA) on 127.0.0.2:443, answers after WKD_DELAY
+  VKS     scripted HTTPS server on 127.0.0.3:443, answers after VKS_DELAY
+  HKP     scripted HTTP server on 127.0.0.4:11371, answers after HKP_DELAY
+          (delays 100 / 200 / 300 ms by default; every answer waits, 404s too)
+  postwarden  `serve` (release build) with [api] on 127.0.0.1, sources = wkd, vks, hkp,
+          ca_file = the test CA, allow_private = on; one instance with the cache, one
+          with cache_entries = 0 (every search cold)
+  gpg     a GNUPGHOME whose dirmngr.conf names the HKP server as keyserver; run with the
+          test CA bind-mounted over the system bundle (private mount namespace); the key
+          is deleted before each lookup, dirmngr keeps running (as a desktop's would)
+
+Scenarios (the key's address decides what each source has):
+  everywhere     the same key on WKD, VKS and HKP
+  keyserver-only WKD answers 404 (after its delay), VKS and HKP have the key
+
+Each postwarden answer is checked (HTTP 200, the published fingerprint recommended); each
+gpg lookup is checked (the key in the keyring afterwards, not revoked or expired).
+
+Prints a table and writes build/bench/keysearch.json.
+"""
+
+import argparse
+import ctypes
+import http.client
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+from pwtest import ca as pw_ca                # noqa: E402
+from pwtest import gnupg as pw_gnupg          # noqa: E402
+from pwtest import keyservers as pks          # noqa: E402
+from pwtest import netns as pw_netns          # noqa: E402
+from pwtest import relay as pw_relay          # noqa: E402
+from pwtest import searchkeys as sk           # noqa: E402
+from pwtest import searchrun as sr            # noqa: E402
+
+ZONE = "bench.test"
+WKD_ADDR, VKS_ADDR, HKP_ADDR = "127.0.0.2", "127.0.0.3", "127.0.0.4"
+HKP_PORT = 11371
+TOKEN = "bench-token"
+CLONE_NEWNET = 0x40000000
+ADDRS = {"everywhere": "everywhere@" + ZONE, "keyserver-only": "ksonly@" + ZONE}
+
+
+class BenchFailure(Exception):
+    pass
+
+
+def log(msg):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def setns_path(path):
+    """setns(2) into the network namespace at path: every thread and socket made
+    afterwards is inside it (Python 3.11 has no os.setns)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns " + path)
+    finally:
+        os.close(fd)
+
+
+def pct(values, p):
+    v = sorted(values)
+    if not v:
+        return None
+    k = min(len(v) - 1, max(0, int(round(p / 100.0 * (len(v) - 1)))))
+    return v[k]
+
+
+def summary(lat, wall):
+    return {"n": len(lat), "per_second": len(lat) / wall if wall > 0 else None,
+            "median_ms": statistics.median(lat) * 1000, "p99_ms": pct(lat, 99) * 1000,
+            "min_ms": min(lat) * 1000, "max_ms": max(lat) * 1000, "wall_s": wall}
+
+
+# -- the world ---------------------------------------------------------------------------
+
+class World:
+    def __init__(self, args, base):
+        self.args = args
+        self.dir = base
+        self.ns = None
+        self.host_ns = None
+        self.knot = None
+        self.servers = []
+        self.kf = None
+        self.keys = {}
+
+    def start(self):
+        a = self.args
+        self.ns = pw_netns.NetNS(extra_addrs=(WKD_ADDR, VKS_ADDR, HKP_ADDR)).create()
+        # Keep a handle on the host's namespace to go back before the namespace is
+        # deleted (deleting it ends every process inside, this one included).
+        self.host_ns = os.open("/proc/self/ns/net", os.O_RDONLY)
+        setns_path("/run/netns/" + self.ns.name)
+        self.ca = pw_ca.TestCA(os.path.join(self.dir, "ca"))
+        self.knot = pw_netns.NsKnot(self.ns, os.path.join(self.dir, "knot"), zone=ZONE,
+                                    records=[("openpgpkey", "A", WKD_ADDR),
+                                             ("hkp", "A", HKP_ADDR)]).start()
+        self.kf = sk.KeyFactory()
+        for sc, addr in ADDRS.items():
+            self.keys[sc] = self.kf.good(addr)
+        wkd = pks.KeyServer(WKD_ADDR, 443, cert=self.ca.issue("openpgpkey." + ZONE)).start()
+        vks = pks.KeyServer(VKS_ADDR, 443, cert=pks.issue_cert(self.ca, VKS_ADDR)).start()
+        hkp = pks.KeyServer(HKP_ADDR, HKP_PORT).start()
+        wkd.delay, vks.delay, hkp.delay = a.wkd_delay, a.vks_delay, a.hkp_delay
+        self.servers = [wkd, vks, hkp]
+        for sc, addr in ADDRS.items():
+            k = self.keys[sc]
+            if sc == "everywhere":
+                wkd.answer(addr, k.binary, kind="wkd", content_type="application/octet-stream")
+            vks.answer(addr, k.armored)
+            hkp.answer(addr, k.armored)
+        self.wkd, self.vks, self.hkp = wkd, vks, hkp
+        self.unbound_conf = self._unbound_conf()
+        return self
+
+    def _unbound_conf(self):
+        ksk = None
+        for owner, rtype, rdata in self.knot.answer(ZONE + ".", "DNSKEY"):
+            if rtype == "DNSKEY" and rdata.split()[0] == "257":
+                ksk = "%s. IN DNSKEY %s" % (ZONE, rdata)
+        if ksk is None:
+            raise BenchFailure("Knot serves no KSK for %s" % ZONE)
+        ta = os.path.join(self.dir, "ta.key")
+        with open(ta, "w") as f:
+            f.write(ksk + "\n")
+        path = os.path.join(self.dir, "unbound.conf")
+        with open(path, "w") as f:
+            f.write("server:\n  username: \"\"\n  chroot: \"\"\n  directory: \"%s\"\n"
+                    "  do-not-query-localhost: no\n  do-ip6: no\n"
+                    "  local-zone: \"test.\" nodefault\n  trust-anchor-file: \"%s\"\n"
+                    "stub-zone:\n  name: \"%s\"\n  stub-addr: 127.0.0.1@53\n"
+                    % (self.dir, ta, ZONE))
+        return path
+
+    def postwarden(self, name, cache_entries):
+        d = os.path.join(self.dir, name)
+        os.makedirs(d, exist_ok=True)
+        s = sr.Searcher(d, 25, self.unbound_conf, prefix=["ip", "netns", "exec", self.ns.name],
+                        keysearch_sources="wkd, vks, hkp",
+                        keysearch_vks_servers=self.vks.url,
+                        keysearch_hkp_servers=self.hkp.url,
+                        keysearch_ca_file=self.ca.cert_path,
+                        keysearch_allow_private="on",
+                        keysearch_cache_entries=str(cache_entries),
+                        keysearch_source_timeout="5s", keysearch_deadline="8s",
+                        api_tokens=TOKEN, api_rate_limit="1000000",
+                        api_max_connections="1024", server_log_level="warn")
+        return s.start()
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+        if self.kf:
+            self.kf.close()
+        if self.knot:
+            self.knot.stop()
+        if self.host_ns is not None:
+            setns_path("/proc/self/fd/%d" % self.host_ns)
+            os.close(self.host_ns)
+            self.host_ns = None
+        if self.ns:
+            self.ns.delete()
+
+
+# -- postwarden through the API -----------------------------------------------------------
+
+def check_answer(status, body, fpr):
+    if status != 200:
+        raise BenchFailure("API answered %d: %s" % (status, body[:300]))
+    j = json.loads(body)
+    if sr.recommended_id(j) != fpr:
+        raise BenchFailure("recommended %s, expected %s: %s" % (sr.recommended_id(j), fpr,
+                                                                 body[:500]))
+    return j
+
+
+def api_load(port, addr, fpr, total, clients):
+    """total searches for addr from `clients` threads on persistent connections;
+    returns (latencies, wall seconds)."""
+    lat = []
+    errors = []
+    lock = threading.Lock()
+    per = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
+    path = "/v1/keys/search?email=%s" % addr
+    go = threading.Event()
+
+    def worker(n):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine = []
+        go.wait()
+        try:
+            for _ in range(n):
+                try:
+                    st, _, body, dt = sr.api_get("127.0.0.1", port, path, TOKEN, conn=conn)
+                except (http.client.HTTPException, OSError):
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    st, _, body, dt = sr.api_get("127.0.0.1", port, path, TOKEN, conn=conn)
+                check_answer(st, body, fpr)
+                mine.append(dt)
+        except Exception as e:
+            errors.append(e)
+        finally:
+            conn.close()
+        with lock:
+            lat.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in per]
+    for t in threads:
+        t.start()
+    t0 = time.monotonic()
+    go.set()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    if errors:
+        raise BenchFailure("API client: %s" % errors[0])
+    return lat, wall
+
+
+# -- gpg ----------------------------------------------------------------------------------
+
+def gpg_runs(world, addr, fpr, rounds):
+    g = pw_gnupg.GnuPG(world.ns, world.ca.cert_path, prefix="pwb-")
+    for conf in ("dirmngr.conf", "gpg.conf"):
+        with open(os.path.join(g.home, conf), "a") as f:
+            f.write("keyserver hkp://hkp.%s:%d\n" % (ZONE, HKP_PORT))
+    lat = []
+    try:
+        g.run("--list-keys", check=False)   # keyring and trustdb made, not timed
+        for i in range(rounds + 1):
+            if g.keys(fpr):
+                g.run("--delete-keys", fpr)
+            t = time.monotonic()
+            r = g.locate(addr, "wkd,keyserver")
+            dt = time.monotonic() - t
+            ks = g.keys(fpr)
+            if len(ks) != 1 or ks[0].validity in ("r", "e", "i", "n"):
+                raise BenchFailure("gpg did not find %s (exit %d): %s\nsee %s" % (
+                    addr, r.returncode, r.stderr[-800:], g.dirmngr_log))
+            if i > 0:   # the first lookup starts dirmngr
+                lat.append(dt)
+    finally:
+        g.stop(remove=not world.args.keep)
+    return lat
+
+
+def cli_runs(pw, addr, fpr, rounds):
+    lat = []
+    for _ in range(rounds):
+        t = time.monotonic()
+        rc, j = pw.search(addr)
+        dt = time.monotonic() - t
+        if rc != 0 or sr.recommended_id(j) != fpr:
+            raise BenchFailure("keys search %s: exit %d, %s" % (addr, rc, j))
+        lat.append(dt)
+    return lat
+
+
+# -- main ---------------------------------------------------------------------------------
+
+def run(args, world):
+    res = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "binary": pw_relay.binary()},
+           "delays_ms": {"wkd": args.wkd_delay * 1000, "vks": args.vks_delay * 1000,
+                         "hkp": args.hkp_delay * 1000},
+           "clients": args.clients, "scenarios": {}}
+    cached = world.postwarden("pw-cached", 10000)
+    cold = world.postwarden("pw-cold", 0)
+    try:
+        for sc, addr in ADDRS.items():
+            fpr = world.keys[sc].fpr
+            out = res["scenarios"][sc] = {}
+            log("%s: postwarden, cached answers (%d searches, %d clients)"
+                % (sc, args.cached, args.clients))
+            api_load(cached.api_port, addr, fpr, 1, 1)          # fills the cache
+            lat, wall = api_load(cached.api_port, addr, fpr, args.cached, args.clients)
+            out["postwarden_cached"] = summary(lat, wall)
+            log("%s: postwarden, cold answers (%d searches, %d clients)"
+                % (sc, args.cold, args.clients))
+            api_load(cold.api_port, addr, fpr, args.clients, args.clients)   # warm-up
+            lat, wall = api_load(cold.api_port, addr, fpr, args.cold, args.clients)
+            out["postwarden_cold"] = summary(lat, wall)
+            lat, wall = api_load(cold.api_port, addr, fpr, args.cold_serial, 1)
+            out["postwarden_cold_1client"] = summary(lat, wall)
+            log("%s: postwarden keys search (CLI, cold, %d runs)" % (sc, args.gpg))
+            lat = cli_runs(cold, addr, fpr, args.gpg)
+            out["postwarden_cli_cold"] = summary(lat, sum(lat))
+            log("%s: gpg --locate-keys (%d runs, one after another)" % (sc, args.gpg))
+            lat = gpg_runs(world, addr, fpr, args.gpg)
+            out["gpg"] = summary(lat, sum(lat))
+            out["ratio_gpg_median_over_postwarden_cold_median"] = (
+                out["gpg"]["median_ms"] / out["postwarden_cold_1client"]["median_ms"])
+            out["ratio_postwarden_cold_rate_over_gpg_rate"] = (
+                out["postwarden_cold"]["per_second"] / out["gpg"]["per_second"])
+    finally:
+        for p in (cached, cold):
+            p.stop()
+            if sr.sanitizer_report(p.log()):
+                raise BenchFailure("sanitizer report in %s" % p.log_path)
+    return res
+
+
+def table(res):
+    rows = [("postwarden_cached", "postwarden API, cached, %d clients" % res["clients"]),
+            ("postwarden_cold", "postwarden API, cold, %d clients" % res["clients"]),
+            ("postwarden_cold_1client", "postwarden API, cold, 1 client"),
+            ("postwarden_cli_cold", "postwarden keys search (CLI), cold"),
+            ("gpg", "gpg --locate-keys wkd,keyserver")]
+    d = res["delays_ms"]
+    print("\nsources: WKD %d ms, VKS %d ms, HKP %d ms (gpg's keyserver: the HKP one)"
+          % (d["wkd"], d["vks"], d["hkp"]))
+    for sc, out in res["scenarios"].items():
+        print("\n%s" % sc)
+        print("  %-42s %9s %10s %10s" % ("", "per sec", "median ms", "p99 ms"))
+        for key, label in rows:
+            s = out[key]
+            print("  %-42s %9.1f %10.1f %10.1f" % (label, s["per_second"], s["median_ms"],
+                                                   s["p99_ms"]))
+        print("  gpg median / postwarden cold median (1 client): %.2f"
+              % out["ratio_gpg_median_over_postwarden_cold_median"])
+        print("  postwarden cold rate (%d clients) / gpg rate: %.1f"
+              % (res["clients"], out["ratio_postwarden_cold_rate_over_gpg_rate"]))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cached", type=int, default=2000, help="cached searches (2000)")
+    ap.add_argument("--cold", type=int, default=200, help="cold searches (200)")
+    ap.add_argument("--cold-serial", type=int, default=20,
+                    help="cold searches from one client (20)")
+    ap.add_argument("--gpg", type=int, default=10, help="gpg and CLI lookups (10)")
+    ap.add_argument("--clients", type=int, default=16, help="concurrent API clients (16)")
+    ap.add_argument("--wkd-delay", type=float, default=0.1)
+    ap.add_argument("--vks-delay", type=float, default=0.2)
+    ap.add_argument("--hkp-delay", type=float, default=0.3)
+    ap.add_argument("--binary", default=os.path.join(REPO, "build", "rel", "postwarden"))
+    ap.add_argument("--json", default=os.path.join(REPO, "build", "bench", "keysearch.json"))
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("needs root (network namespace, mounts)")
+    os.environ["POSTWARDEN"] = os.path.abspath(args.binary)
+    if not os.access(args.binary, os.X_OK):
+        sys.exit("no postwarden binary at %s (make)" % args.binary)
+    base = tempfile.mkdtemp(prefix="pw-ksbench-")
+    os.chmod(base, 0o755)
+    world = World(args, base)
+    ok = False
+    try:
+        log("setting up in %s" % base)
+        world.start()
+        res = run(args, world)
+        table(res)
+        os.makedirs(os.path.dirname(args.json), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+        print("\nwrote %s" % args.json)
+        ok = True
+    except BenchFailure as e:
+        print("FAIL: %s (work directory kept: %s)" % (e, base))
+    finally:
+        world.stop()
+        if ok and not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,443 @@
+/*
+ * ks_search.c - one key search: every configured source starts at once on the event loop,
+ * each with its own timer ([keysearch] source_timeout) inside the search's deadline. Sources
+ * answered from the cache finish at once. When the last source is done (or the deadline
+ * cancels the rest) the outcomes are merged and the caller's callback runs.
+ */
+#include "ks.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "http.h"
+#include "log.h"
+#include "strutil.h"
+#include "xmalloc.h"
+
+/* One configured source instance: a kind and, for keyservers, a base URL. */
+struct ks_src_def {
+	enum ks_source_kind kind;
+	char *server;
+	int order;
+};
+
+struct keysearch {
+	struct event_base *base;
+	const struct pw_config *cfg;		/* borrowed */
+	struct dns *dns;			/* borrowed */
+	struct db *db;				/* borrowed */
+	struct http_client *http;
+	struct ks_cache *cache;
+	struct ks_src_def *defs;
+	size_t ndefs;
+	struct ks_search *searches;
+	int next_id;
+};
+
+struct ks_src {
+	struct ks_search *s;
+	const struct ks_src_def *def;
+	struct ks_outcome out;
+	bool started, done, cached, no_cache;
+	int64_t start_ms, end_ms, elapsed_ms;
+	struct event *timer;
+	void *state;
+	char *cache_key;
+};
+
+struct ks_search {
+	struct keysearch *ks;
+	int id;
+	char *address;
+	enum ks_type type;
+	struct ks_src *srcs;
+	size_t nsrcs, pending;
+	int64_t start_ms;
+	struct event *deadline, *finish;
+	keysearch_cb cb;
+	void *arg;
+	struct ks_search *next;
+};
+
+static int64_t ks_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *ks_kind_name(enum ks_source_kind k)
+{
+	static const char *const names[] = { "local", "dns", "wkd", "vks", "hkp" };
+
+	return names[k];
+}
+
+/* ---- configuration --------------------------------------------------------------------- */
+
+static void ks_def_add(struct keysearch *ks, enum ks_source_kind kind, const char *server)
+{
+	ks->defs = xreallocarray(ks->defs, ks->ndefs + 1, sizeof(*ks->defs));
+	ks->defs[ks->ndefs] = (struct ks_src_def){ kind, server ? xstrdup(server) : NULL,
+						   (int)ks->ndefs };
+	ks->ndefs++;
+}
+
+/* One source instance per keyserver base URL; a trailing slash is dropped. */
+static int ks_def_servers(struct keysearch *ks, enum ks_source_kind kind, const char *list,
+			  char **err)
+{
+	char *copy = xstrdup(list), *save = NULL;
+	int n = 0;
+
+	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+		size_t len = strlen(t);
+
+		while (len > 0 && t[len - 1] == '/')
+			t[--len] = '\0';
+		if (!str_has_prefix_ci(t, "https://") && !str_has_prefix_ci(t, "http://")) {
+			*err = xasprintf("[keysearch] %s_servers: \"%s\" is not an http(s) URL",
+					 ks_kind_name(kind), t);
+			free(copy);
+			return -1;
+		}
+		ks_def_add(ks, kind, t);
+		n++;
+	}
+	free(copy);
+	return n;
+}
+
+static int ks_parse_sources(struct keysearch *ks, const struct keysearch_conf *kc, char **err)
+{
+	char *copy = xstrdup(kc->sources), *save = NULL;
+	int rc = 0;
+
+	for (char *t = strtok_r(copy, ", \t", &save); t && rc == 0;
+	     t = strtok_r(NULL, ", \t", &save)) {
+		if (strcmp(t, "local") == 0)
+			ks_def_add(ks, KS_SRC_LOCAL, NULL);
+		else if (strcmp(t, "dns") == 0)
+			ks_def_add(ks, KS_SRC_DNS, NULL);
+		else if (strcmp(t, "wkd") == 0)
+			ks_def_add(ks, KS_SRC_WKD, NULL);
+		else if (strcmp(t, "vks") == 0)
+			rc = ks_def_servers(ks, KS_SRC_VKS, kc->vks_servers, err) < 0 ? -1 : 0;
+		else if (strcmp(t, "hkp") == 0)
+			rc = ks_def_servers(ks, KS_SRC_HKP, kc->hkp_servers, err) < 0 ? -1 : 0;
+		else {
+			*err = xasprintf("[keysearch] sources: unknown source \"%s\" (local, dns, "
+					 "wkd, vks, hkp)", t);
+			rc = -1;
+		}
+	}
+	free(copy);
+	return rc;
+}
+
+struct keysearch *keysearch_new(struct event_base *base, const struct pw_config *cfg,
+				struct dns *dns, struct db *db, char **err)
+{
+	struct keysearch *ks = xcalloc(1, sizeof(*ks));
+	struct http_client_opts ho = {
+		.allow_private = cfg->keysearch.allow_private,
+		.ca_file = *cfg->keysearch.ca_file ? cfg->keysearch.ca_file : NULL,
+		.user_agent = "postwarden",
+	};
+
+	ks->base = base;
+	ks->cfg = cfg;
+	ks->dns = dns;
+	ks->db = db;
+	ks->next_id = 1;
+	if (ks_parse_sources(ks, &cfg->keysearch, err) < 0) {
+		keysearch_free(ks);
+		return NULL;
+	}
+	if ((ks->http = http_client_new(base, &ho)) == NULL) {
+		*err = xstrdup("cannot create the HTTP client for key search");
+		keysearch_free(ks);
+		return NULL;
+	}
+	ks->cache = ks_cache_new(cfg->keysearch.cache_entries);
+	return ks;
+}
+
+/* ---- what sources see ------------------------------------------------------------------ */
+
+const char *ks_src_address(const struct ks_src *src) { return src->s->address; }
+enum ks_type ks_src_type(const struct ks_src *src) { return src->s->type; }
+struct ks_outcome *ks_src_outcome(struct ks_src *src) { return &src->out; }
+struct dns *ks_src_dns(const struct ks_src *src) { return src->s->ks->dns; }
+struct db *ks_src_db(const struct ks_src *src) { return src->s->ks->db; }
+struct http_client *ks_src_http(const struct ks_src *src) { return src->s->ks->http; }
+const char *ks_src_server(const struct ks_src *src) { return src->def->server; }
+void *ks_src_state(const struct ks_src *src) { return src->state; }
+void ks_src_set_state(struct ks_src *src, void *state) { src->state = state; }
+
+const struct keysearch_conf *ks_src_conf(const struct ks_src *src)
+{
+	return &src->s->ks->cfg->keysearch;
+}
+
+long ks_src_time_left_ms(const struct ks_src *src)
+{
+	int64_t left = src->end_ms - ks_now_ms();
+
+	return left < 1 ? 1 : (long)left;
+}
+
+/* ---- running --------------------------------------------------------------------------- */
+
+static void ks_src_cancel(struct ks_src *src)
+{
+	switch (src->def->kind) {
+	case KS_SRC_LOCAL:
+		break;
+	case KS_SRC_DNS:
+		ks_dns_cancel(src);
+		break;
+	case KS_SRC_WKD:
+		ks_wkd_cancel(src);
+		break;
+	case KS_SRC_VKS:
+	case KS_SRC_HKP:
+		ks_vks_cancel(src);
+		break;
+	}
+	src->state = NULL;
+}
+
+void ks_src_done(struct ks_src *src)
+{
+	struct ks_search *s = src->s;
+	int64_t ttl;
+
+	if (src->done)
+		return;
+	src->done = true;
+	src->elapsed_ms = ks_now_ms() - src->start_ms;
+	if (src->timer)
+		event_del(src->timer);
+	if (src->out.detail == NULL)
+		ks_outcome_set(&src->out, src->out.status, "%s", ks_status_name(src->out.status));
+	ttl = ks_cache_ttl(&src->out, &s->ks->cfg->keysearch);
+	if (src->cache_key && !src->no_cache && ttl > 0)
+		ks_cache_put(s->ks->cache, src->cache_key, &src->out, (int64_t)time(NULL) + ttl);
+	if (--s->pending == 0)
+		event_active(s->finish, EV_TIMEOUT, 0);
+}
+
+/* The source's time (or the search's deadline) is up: keep what arrived, stop the rest. */
+static void ks_src_timeout(struct ks_src *src, const char *why)
+{
+	if (src->done)
+		return;
+	ks_src_cancel(src);
+	src->no_cache = true;
+	if (src->out.nhits > 0)
+		ks_outcome_set(&src->out, KS_FOUND, "%s; other lookups cut off", why);
+	else
+		ks_outcome_set(&src->out, KS_TIMEOUT, "%s", why);
+	ks_src_done(src);
+}
+
+static void ks_src_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ks_src *src = arg;
+	bool cut = src->end_ms < src->start_ms + ks_src_conf(src)->source_timeout * 1000;
+
+	ks_src_timeout(src, cut ? "search deadline reached" : "no answer within source_timeout");
+}
+
+static void ks_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ks_search *s = arg;
+
+	for (size_t i = 0; i < s->nsrcs; i++)
+		ks_src_timeout(&s->srcs[i], "search deadline reached");
+}
+
+static void ks_search_unlink(struct ks_search *s)
+{
+	struct ks_search **pp = &s->ks->searches;
+
+	while (*pp && *pp != s)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = s->next;
+}
+
+/* Free a search; sources still running are cancelled first. */
+static void ks_search_free(struct ks_search *s)
+{
+	for (size_t i = 0; i < s->nsrcs; i++) {
+		struct ks_src *src = &s->srcs[i];
+
+		if (src->started && !src->done)
+			ks_src_cancel(src);
+		if (src->timer)
+			event_free(src->timer);
+		ks_outcome_release(&src->out);
+		free(src->cache_key);
+	}
+	if (s->deadline)
+		event_free(s->deadline);
+	if (s->finish)
+		event_free(s->finish);
+	free(s->srcs);
+	free(s->address);
+	free(s);
+}
+
+static void ks_finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ks_search *s = arg;
+	struct ks_merge_in *in = xcalloc(s->nsrcs ? s->nsrcs : 1, sizeof(*in));
+	struct ks_result *r;
+	keysearch_cb cb = s->cb;
+	void *cbarg = s->arg;
+
+	for (size_t i = 0; i < s->nsrcs; i++) {
+		struct ks_src *src = &s->srcs[i];
+
+		in[i] = (struct ks_merge_in){ ks_kind_name(src->def->kind), src->def->server,
+					      src->def->order, src->cached, src->elapsed_ms,
+					      &src->out };
+	}
+	r = ks_merge(s->address, s->type, in, s->nsrcs);
+	r->elapsed_ms = ks_now_ms() - s->start_ms;
+	free(in);
+	ks_search_unlink(s);
+	log_info("event=keysearch_done keys=%zu sources=%zu elapsed_ms=%lld", r->nkeys, s->nsrcs,
+		 (long long)r->elapsed_ms);
+	ks_search_free(s);
+	cb(r, cbarg);
+}
+
+static bool ks_src_openpgp_only(enum ks_source_kind k)
+{
+	return k == KS_SRC_WKD || k == KS_SRC_VKS || k == KS_SRC_HKP;
+}
+
+/* Start one source, or answer it from the cache. */
+static void ks_src_start(struct ks_search *s, struct ks_src *src)
+{
+	const struct keysearch_conf *kc = &s->ks->cfg->keysearch;
+	int64_t deadline_ms = s->start_ms + kc->deadline * 1000;
+	struct timeval tv;
+
+	src->start_ms = ks_now_ms();
+	if (s->type == KS_TYPE_SMIME && ks_src_openpgp_only(src->def->kind)) {
+		ks_outcome_set(&src->out, KS_NONE, "not asked: OpenPGP keys only");
+		src->done = true;
+		return;
+	}
+	if (src->def->kind != KS_SRC_LOCAL) {
+		src->cache_key = xasprintf("%s|%s|%d|%s", ks_kind_name(src->def->kind),
+					   src->def->server ? src->def->server : "",
+					   src->def->kind == KS_SRC_DNS ? (int)s->type : 0,
+					   s->address);
+		if (ks_cache_get(s->ks->cache, src->cache_key, (int64_t)time(NULL), &src->out)) {
+			src->cached = true;
+			src->done = true;
+			return;
+		}
+	}
+	src->end_ms = src->start_ms + kc->source_timeout * 1000;
+	if (src->end_ms > deadline_ms)
+		src->end_ms = deadline_ms;
+	src->timer = evtimer_new(s->ks->base, ks_src_timer_cb, src);
+	tv.tv_sec = (src->end_ms - src->start_ms) / 1000;
+	tv.tv_usec = ((src->end_ms - src->start_ms) % 1000) * 1000;
+	evtimer_add(src->timer, &tv);
+	src->started = true;
+	s->pending++;
+	switch (src->def->kind) {
+	case KS_SRC_LOCAL:
+		ks_local_start(src);
+		break;
+	case KS_SRC_DNS:
+		ks_dns_start(src);
+		break;
+	case KS_SRC_WKD:
+		ks_wkd_start(src);
+		break;
+	case KS_SRC_VKS:
+		ks_vks_start(src);
+		break;
+	case KS_SRC_HKP:
+		ks_hkp_start(src);
+		break;
+	}
+}
+
+int keysearch_start(struct keysearch *ks, const char *address, enum ks_type type,
+		    keysearch_cb cb, void *arg)
+{
+	struct ks_search *s = xcalloc(1, sizeof(*s));
+	struct timeval tv = { ks->cfg->keysearch.deadline, 0 };
+
+	s->ks = ks;
+	s->id = ks->next_id;
+	ks->next_id = ks->next_id == 0x7fffffff ? 1 : ks->next_id + 1;
+	s->address = xstrdup(address);
+	s->type = type;
+	s->cb = cb;
+	s->arg = arg;
+	s->start_ms = ks_now_ms();
+	s->finish = event_new(ks->base, -1, 0, ks_finish_cb, s);
+	s->deadline = evtimer_new(ks->base, ks_deadline_cb, s);
+	evtimer_add(s->deadline, &tv);
+	s->next = ks->searches;
+	ks->searches = s;
+	s->srcs = xcalloc(ks->ndefs ? ks->ndefs : 1, sizeof(*s->srcs));
+	s->nsrcs = ks->ndefs;
+	/* pending stays above zero until every source started: none finishes the search early. */
+	s->pending = 1;
+	for (size_t i = 0; i < s->nsrcs; i++) {
+		s->srcs[i].s = s;
+		s->srcs[i].def = &ks->defs[i];
+	}
+	if (log_debug_enabled())
+		log_debug("event=keysearch_start address=%s type=%s", address, ks_type_name(type));
+	for (size_t i = 0; i < s->nsrcs; i++)
+		ks_src_start(s, &s->srcs[i]);
+	if (--s->pending == 0)
+		event_active(s->finish, EV_TIMEOUT, 0);
+	return s->id;
+}
+
+void keysearch_cancel(struct keysearch *ks, int handle)
+{
+	for (struct ks_search *s = ks->searches; s; s = s->next) {
+		if (s->id == handle) {
+			ks_search_unlink(s);
+			ks_search_free(s);
+			return;
+		}
+	}
+}
+
+void keysearch_free(struct keysearch *ks)
+{
+	if (ks == NULL)
+		return;
+	while (ks->searches) {
+		struct ks_search *s = ks->searches;
+
+		ks->searches = s->next;
+		ks_search_free(s);
+	}
+	if (ks->http)
+		http_client_free(ks->http);
+	ks_cache_free(ks->cache);
+	for (size_t i = 0; i < ks->ndefs; i++)
+		free(ks->defs[i].server);
+	free(ks->defs);
+	free(ks);
+}
