@@ -29,14 +29,6 @@
 #define DNS_TSIG_FUDGE 300
 #define DNS_AXFR_TIMEOUT_MS (10 * 60 * 1000)
 
-static int64_t dns_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for events on fd until deadline; false on timeout or error. */
 static bool dns_wait(int fd, short events, int64_t deadline)
 {
@@ -45,7 +37,7 @@ static bool dns_wait(int fd, short events, int64_t deadline)
 	int rc;
 
 	for (;;) {
-		left = deadline - dns_now_ms();
+		left = deadline - monotonic_ms();
 		if (left <= 0)
 			return false;
 		rc = poll(&p, 1, (int)left);
@@ -337,7 +329,7 @@ static const ldns_rdf *dns_mac(const ldns_pkt *pkt)
 int keydir_dns_update(const struct keydir_conf *kc, const char *zone, const struct keydir_rrset *sets,
 		      size_t n, char **err)
 {
-	int64_t deadline = dns_now_ms() + KEYDIR_DNS_TIMEOUT_MS;
+	int64_t deadline = monotonic_ms() + KEYDIR_DNS_TIMEOUT_MS;
 	ldns_rr_list *up = dns_update_section(sets, n, (uint32_t)kc->ttl, err);
 	ldns_rdf *zone_rdf;
 	ldns_pkt *pkt, *reply = NULL;
@@ -424,7 +416,7 @@ static void dns_axfr_records(const ldns_pkt *msg, keydir_dns_rr_cb cb, void *arg
 int keydir_dns_axfr(const struct keydir_conf *kc, const char *zone, keydir_dns_rr_cb cb, void *arg,
 		    char **err)
 {
-	int64_t deadline = dns_now_ms() + DNS_AXFR_TIMEOUT_MS;
+	int64_t deadline = monotonic_ms() + DNS_AXFR_TIMEOUT_MS;
 	ldns_rdf *zone_rdf = dns_dname(zone);
 	ldns_pkt *q, *msg, *prev = NULL;
 	int fd, soas = 0, rc = -1;
@@ -442,7 +434,7 @@ int keydir_dns_axfr(const struct keydir_conf *kc, const char *zone, keydir_dns_r
 	}
 	while (soas < 2) {
 		size_t len;
-		int64_t step = dns_now_ms() + KEYDIR_DNS_TIMEOUT_MS;
+		int64_t step = monotonic_ms() + KEYDIR_DNS_TIMEOUT_MS;
 		uint8_t *wire = dns_read_msg(fd, &len, step < deadline ? step : deadline);
 
 		if (wire == NULL) {

@@ -59,14 +59,6 @@ struct ks_api_req {
 	struct ks_api_req *next;
 };
 
-static int64_t ks_api_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- pure parts: rate limit and tokens ------------------------------------------------- */
 
 int64_t ks_rate_take(struct ks_rate *r, uint64_t per_minute, int64_t now_ms)
@@ -133,7 +125,7 @@ static size_t ks_token_count(const char *tokens)
 static void ks_api_log(struct ks_api *api, const char *path, int code, int token, size_t nkeys,
 		       int64_t start_ms, const char *email)
 {
-	long long ms = (long long)(ks_api_now_ms() - start_ms);
+	long long ms = (long long)(monotonic_ms() - start_ms);
 
 	if (log_debug_enabled() && email)
 		log_debug("event=api_request path=%s status=%d token=%d keys=%zu elapsed_ms=%lld "
@@ -235,7 +227,7 @@ static void ks_api_handle(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
-	int64_t start = ks_api_now_ms(), retry;
+	int64_t start = monotonic_ms(), retry;
 	bool pk;
 	struct ks_api_req *r;
 	enum ks_type type;

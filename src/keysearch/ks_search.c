@@ -62,14 +62,6 @@ struct ks_search {
 	struct ks_search *next;
 };
 
-static int64_t ks_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *ks_kind_name(enum ks_source_kind k)
 {
 	static const char *const names[] = { "local", "dns", "wkd", "vks", "hkp" };
@@ -186,7 +178,7 @@ const struct keysearch_conf *ks_src_conf(const struct ks_src *src)
 
 long ks_src_time_left_ms(const struct ks_src *src)
 {
-	int64_t left = src->end_ms - ks_now_ms();
+	int64_t left = src->end_ms - monotonic_ms();
 
 	return left < 1 ? 1 : (long)left;
 }
@@ -220,7 +212,7 @@ void ks_src_done(struct ks_src *src)
 	if (src->done)
 		return;
 	src->done = true;
-	src->elapsed_ms = ks_now_ms() - src->start_ms;
+	src->elapsed_ms = monotonic_ms() - src->start_ms;
 	if (src->timer)
 		event_del(src->timer);
 	if (src->out.detail == NULL)
@@ -310,7 +302,7 @@ static void ks_finish_cb(evutil_socket_t fd, short what, void *arg)
 					      &src->out };
 	}
 	r = ks_merge(s->address, s->type, in, s->nsrcs);
-	r->elapsed_ms = ks_now_ms() - s->start_ms;
+	r->elapsed_ms = monotonic_ms() - s->start_ms;
 	free(in);
 	ks_search_unlink(s);
 	log_info("event=keysearch_done keys=%zu sources=%zu elapsed_ms=%lld", r->nkeys, s->nsrcs,
@@ -331,7 +323,7 @@ static void ks_src_start(struct ks_search *s, struct ks_src *src)
 	int64_t deadline_ms = s->start_ms + kc->deadline * 1000;
 	struct timeval tv;
 
-	src->start_ms = ks_now_ms();
+	src->start_ms = monotonic_ms();
 	if (s->type == KS_TYPE_SMIME && ks_src_openpgp_only(src->def->kind)) {
 		ks_outcome_set(&src->out, KS_NONE, "not asked: OpenPGP keys only");
 		src->done = true;
@@ -389,7 +381,7 @@ int keysearch_start(struct keysearch *ks, const char *address, enum ks_type type
 	s->type = type;
 	s->cb = cb;
 	s->arg = arg;
-	s->start_ms = ks_now_ms();
+	s->start_ms = monotonic_ms();
 	s->finish = event_new(ks->base, -1, 0, ks_finish_cb, s);
 	s->deadline = evtimer_new(ks->base, ks_deadline_cb, s);
 	evtimer_add(s->deadline, &tv);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "log.h"
 #include "xmalloc.h"
@@ -178,4 +179,12 @@ void random_id(char out[17])
 		fatal("getrandom");
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(out + 2 * i, 3, "%02X", raw[i]);
+}
+
+int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -35,6 +35,9 @@ char *addr_canonical(const char *s);
 /* The domain part of an address (borrowed pointer into s), or NULL. */
 const char *addr_domain(const char *s);
 
+/* Milliseconds of CLOCK_MONOTONIC: for timeouts and elapsed times, immune to clock changes. */
+int64_t monotonic_ms(void);
+
 /* 16 upper-case hex characters from a random source, NUL-terminated: queue IDs. */
 void random_id(char out[17]);
 
