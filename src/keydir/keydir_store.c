@@ -145,14 +145,18 @@ void keydir_key_list_free(struct keydir_key **list, size_t n)
 	free(list);
 }
 
+/*
+ * Pending names after the cursor (after_owner, after_type): DNS names first, then WKD files
+ * (rrtype 0), so that a large batch reaches DNS before the slower file writes begin.
+ */
 struct keydir_pending *keydir_store_pending(struct db *db, bool all, int64_t now,
 					    const char *after_owner, int after_type, size_t max,
 					    size_t *n)
 {
 	sqlite3_stmt *st = db_prepare(db,
 		"SELECT owner, rrtype, gen FROM keydir_pending"
-		" WHERE (owner, rrtype) > (?1, ?2) AND (?3 OR next_attempt <= ?4)"
-		" ORDER BY owner, rrtype LIMIT ?5");
+		" WHERE (rrtype = 0, owner, rrtype) > (?2 = 0, ?1, ?2) AND (?3 OR next_attempt <= ?4)"
+		" ORDER BY rrtype = 0, owner, rrtype LIMIT ?5");
 	struct keydir_pending *p = xcalloc(max ? max : 1, sizeof(*p));
 
 	*n = 0;
