@@ -381,9 +381,11 @@ static json_t *keys_key_json(const struct keydir_key *k, bool with_key)
 
 static void keys_key_text(const struct keydir_key *k)
 {
-	printf("%s\t%s\t%s\t%s/%u\texpires=%lld\t%s\n", k->address, keys_kind_name(k->kind),
-	       k->fingerprint, k->algorithm, k->bits, (long long)k->expires,
-	       k->pending ? "pending" : "published");
+	char expires[16];
+
+	format_date(k->expires, expires, sizeof(expires));
+	printf("%s\t%s\t%s\t%s/%u\texpires=%s\t%s\n", k->address, keys_kind_name(k->kind),
+	       k->fingerprint, k->algorithm, k->bits, expires, k->pending ? "pending" : "published");
 }
 
 static int keys_list(struct keydir *kd, const char *addr, bool json, bool show)

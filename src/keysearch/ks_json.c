@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "buf.h"
+#include "strutil.h"
 #include "xmalloc.h"
 
 bool ks_type_parse(const char *s, enum ks_type *type)
@@ -139,11 +140,13 @@ void ks_result_print(const struct ks_result *r, FILE *out)
 {
 	for (size_t i = 0; i < r->nkeys; i++) {
 		const struct ks_key *k = &r->keys[i];
+		char created[16], expires[16];
 
-		fprintf(out, "%s%s %s %s/%u created=%lld expires=%lld trust=%s uid=%s\n",
+		format_date(k->hit.created, created, sizeof(created));
+		format_date(k->hit.expires, expires, sizeof(expires));
+		fprintf(out, "%s%s %s %s/%u created=%s expires=%s trust=%s uid=%s\n",
 			(long)i == r->recommended ? "* " : "  ", keys_kind_name(k->hit.kind),
-			k->hit.fingerprint, k->hit.algorithm, k->hit.bits,
-			(long long)k->hit.created, (long long)k->hit.expires,
+			k->hit.fingerprint, k->hit.algorithm, k->hit.bits, created, expires,
 			ks_trust_name(k->trust), k->hit.uid);
 		for (size_t j = 0; j < k->nsrcs; j++)
 			fprintf(out, "    from %s%s%s (%s) %s\n", k->srcs[j].source,

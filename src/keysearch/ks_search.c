@@ -368,6 +368,42 @@ static void ks_src_start(struct ks_search *s, struct ks_src *src)
 	}
 }
 
+/*
+ * Ask the directory first (it needs no network and answers at once). True when it has a
+ * key: the address is one of the provider's own, and the directory is the authority for it.
+ */
+static bool ks_directory_answers(struct ks_search *s)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < s->nsrcs; i++) {
+		struct ks_src *src = &s->srcs[i];
+
+		if (src->def->kind != KS_SRC_LOCAL)
+			continue;
+		ks_src_start(s, src);
+		found |= src->done && src->out.status == KS_FOUND;
+	}
+	return found;
+}
+
+/*
+ * For the provider's own users no outside source is asked: nothing could outrank the
+ * directory, the answer comes without waiting for the network, and keyservers never learn
+ * whom the provider's webmail users write to.
+ */
+static void ks_skip_outside_sources(struct ks_search *s)
+{
+	for (size_t i = 0; i < s->nsrcs; i++) {
+		struct ks_src *src = &s->srcs[i];
+
+		if (src->def->kind == KS_SRC_LOCAL)
+			continue;
+		ks_outcome_set(&src->out, KS_NONE, "not asked: the address is in this provider's directory");
+		src->done = true;
+	}
+}
+
 int keysearch_start(struct keysearch *ks, const char *address, enum ks_type type,
 		    keysearch_cb cb, void *arg)
 {
@@ -397,8 +433,11 @@ int keysearch_start(struct keysearch *ks, const char *address, enum ks_type type
 	}
 	if (log_debug_enabled())
 		log_debug("event=keysearch_start address=%s type=%s", address, ks_type_name(type));
+	if (ks_directory_answers(s))
+		ks_skip_outside_sources(s);
 	for (size_t i = 0; i < s->nsrcs; i++)
-		ks_src_start(s, &s->srcs[i]);
+		if (!s->srcs[i].done)
+			ks_src_start(s, &s->srcs[i]);
 	if (--s->pending == 0)
 		event_active(s->finish, EV_TIMEOUT, 0);
 	return s->id;

@@ -35,6 +35,9 @@ char *addr_canonical(const char *s);
 /* The domain part of an address (borrowed pointer into s), or NULL. */
 const char *addr_domain(const char *s);
 
+/* A unix time as "2026-11-28" (UTC) for people to read; 0 gives "never". */
+void format_date(int64_t t, char *buf, size_t len);
+
 /* Milliseconds of CLOCK_MONOTONIC: for timeouts and elapsed times, immune to clock changes. */
 int64_t monotonic_ms(void);
 

@@ -630,3 +630,33 @@ def test_wkd_no_key_is_none_and_cached(world, searcher, addr):
     j = json.loads(body)
     assert sr.statuses(j)["wkd"][0].get("cached") is True, sr.statuses(j)
     assert len(world.nginx.accesses()) == before, "WKD asked again"
+
+
+# -- the provider's own users -------------------------------------------------------------
+
+def test_directory_answers_for_own_users_without_asking_outside(world, searcher, workdir):
+    """A key published in this directory is the answer for that address: the directory is
+    the authority for the provider's own users, so no outside source is asked (no keyserver
+    learns whom a webmail user writes to) and the answer needs no network. A control
+    address that is not in the directory shows the keyserver is asked otherwise."""
+    own, stranger = "own@ourmail.test", VKS_GOOD
+    key = world.kf.good(own)
+    path = os.path.join(workdir, "own.asc")
+    with open(path, "w") as f:
+        f.write(key.armored)
+    world.vks.answer(own, key.armored, kind="vks")
+    s = searcher(keysearch_sources="vks, dns, local")
+    s.pw("user", "add", own, check=True)
+    s.pw("keys", "publish", own, path, check=True)
+
+    rc, j = s.search(own, expect_rc=0)
+    k = only_key(j, own, world.kf, key)
+    assert list(sr.key_sources(k)) == ["local"], sr.key_sources(k)
+    assert sr.key_trust(k) == "directory"
+    assert sr.status_of(j, "vks") == ["none"] and sr.status_of(j, "dns") == ["none"], \
+        sr.statuses(j)
+    assert world.vks.requests_for(own) == [], "a keyserver was asked about our own user"
+
+    rc, j = s.search(stranger, expect_rc=0)
+    assert world.vks.requests_for(stranger, "vks"), "control: outside addresses go out"
+    assert sr.status_of(j, "local") == ["none"]
