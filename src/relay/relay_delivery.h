@@ -118,8 +118,6 @@ void mta_job_free(struct mta_job *job);
  * for resumption. Closes every idle connection and forgets the sessions (shutdown).
  */
 void mta_cache_free(struct relay *relay);
-/* Idle connections currently open (they count against [relay] max_deliveries). */
-size_t mta_cache_idle(const struct relay *relay);
 void mta_probe_free(struct mta_probe *p);
 
 #endif

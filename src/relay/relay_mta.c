@@ -683,11 +683,6 @@ void mta_cache_free(struct relay *relay)
 	relay->mta_cache = NULL;
 }
 
-size_t mta_cache_idle(const struct relay *relay)
-{
-	return relay->mta_cache ? relay->mta_cache->nidle : 0;
-}
-
 /* ---- failure bookkeeping ------------------------------------------------------------ */
 
 /*
