@@ -327,26 +327,6 @@ static int keys_unpublish(struct keydir *kd, int argc, char **argv, bool json)
 	return 0;
 }
 
-/*
- * The key as text: an S/MIME certificate as PEM, an OpenPGP key ASCII-armored (RFC 9580
- * 6.2: the CRC-24 line is optional and left out, as the RFC recommends).
- */
-static char *keys_text(const struct keydir_key *k)
-{
-	const char *label = k->kind == KEYS_OPENPGP ? "PGP PUBLIC KEY BLOCK" : "CERTIFICATE";
-	char *b64 = xmalloc(4 * ((k->len + 2) / 3) + 1);
-	size_t n = (size_t)EVP_EncodeBlock((unsigned char *)b64, k->data, (int)k->len);
-	struct buf b;
-
-	buf_init(&b, 0);
-	buf_addf(&b, "-----BEGIN %s-----\n%s", label, k->kind == KEYS_OPENPGP ? "\n" : "");
-	for (size_t i = 0; i < n; i += 64)
-		buf_addf(&b, "%.*s\n", (int)(n - i < 64 ? n - i : 64), b64 + i);
-	buf_addf(&b, "-----END %s-----\n", label);
-	free(b64);
-	return buf_release(&b, NULL);
-}
-
 static char *keys_wkd_rel(const struct keydir_key *k)
 {
 	if (!*k->wkd_hash)
@@ -371,7 +351,7 @@ static json_t *keys_key_json(const struct keydir_key *k, bool with_key)
 		      "dns_names", names, "wkd_path", wkd, "pending", k->pending, "error", k->error,
 		      "size", (json_int_t)k->len);
 	if (with_key) {
-		char *text = keys_text(k);
+		char *text = keys_text(k->kind, k->data, k->len);
 		json_object_set_new(j, "key", json_string(text));
 		free(text);
 	}
@@ -409,7 +389,7 @@ static int keys_list(struct keydir *kd, const char *addr, bool json, bool show)
 		if (!show)
 			continue;
 		char *wkd = keys_wkd_rel(keys[i]);
-		char *text = keys_text(keys[i]);
+		char *text = keys_text(keys[i]->kind, keys[i]->data, keys[i]->len);
 		printf("  %s %s\n", keydir_rrtype_name(keys[i]->rrtype), keys[i]->owner);
 		if (*keys[i]->owner_lc)
 			printf("  %s %s\n", keydir_rrtype_name(keys[i]->rrtype), keys[i]->owner_lc);

@@ -10,7 +10,10 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/pem.h>
+
 #include "keys/keys_int.h"
+#include "log.h"
 #include "strutil.h"
 #include "xmalloc.h"
 
@@ -193,4 +196,22 @@ enum keys_error keys_accept(const uint8_t *data, size_t len, char *const *allowe
 		*msg = NULL;
 	}
 	return e;
+}
+
+char *keys_text(enum keys_kind kind, const uint8_t *data, size_t len)
+{
+	BIO *bio;
+	char *mem, *text = NULL;
+	long n;
+
+	if (kind == KEYS_OPENPGP)
+		return keys_armor(data, len);
+	bio = BIO_new(BIO_s_mem());
+	if (bio == NULL)
+		fatalx("keys: out of memory");
+	if (PEM_write_bio(bio, "CERTIFICATE", "", data, (long)len) > 0 &&
+	    (n = BIO_get_mem_data(bio, &mem)) > 0)
+		text = xstrndup(mem, (size_t)n);
+	BIO_free(bio);
+	return text;
 }

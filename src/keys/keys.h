@@ -77,8 +77,10 @@ void keys_info_free(struct keys_info *info);
 const char *keys_error_name(enum keys_error e);	/* "revoked", "secret-key", ... */
 const char *keys_kind_name(enum keys_kind k);	/* "openpgp", "smime" */
 
-/* ASCII-armor a binary OpenPGP key (caller frees), for showing and for APIs. */
+/* ASCII-armor a binary OpenPGP key, LF line ends (caller frees; NULL on failure). */
 char *keys_armor(const uint8_t *data, size_t len);
+/* A key as text for people and APIs: armored OpenPGP, or a PEM certificate (caller frees). */
+char *keys_text(enum keys_kind kind, const uint8_t *data, size_t len);
 
 /*
  * Owner names. keys_dane_name gives hex(SHA-256(local-part))[:56] + "." + label + "." + domain

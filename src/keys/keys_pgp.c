@@ -1092,5 +1092,14 @@ char *keys_armor(const uint8_t *data, size_t len)
 		text = xstrndup((const char *)buf, n);
 	rnp_input_destroy(in);
 	rnp_output_destroy(o);
+	if (text) {
+		/* librnp writes CRLF; JSON consumers and terminals expect plain newlines. */
+		char *w = text;
+
+		for (const char *r = text; *r; r++)
+			if (!(r[0] == '\r' && r[1] == '\n'))
+				*w++ = *r;
+		*w = '\0';
+	}
 	return text;
 }

@@ -31,44 +31,10 @@ const char *ks_type_name(enum ks_type type)
 	return type == KS_TYPE_OPENPGP ? "openpgp" : type == KS_TYPE_SMIME ? "smime" : "any";
 }
 
-/* PEM of a DER certificate (caller frees). */
-static char *ks_pem(const uint8_t *der, size_t len)
-{
-	char *b64 = xmalloc(4 * ((len + 2) / 3) + 1);
-	size_t n = (size_t)EVP_EncodeBlock((unsigned char *)b64, der, (int)len);
-	struct buf b;
-
-	buf_init(&b, 0);
-	buf_adds(&b, "-----BEGIN CERTIFICATE-----\n");
-	for (size_t i = 0; i < n; i += 64)
-		buf_addf(&b, "%.*s\n", (int)(n - i < 64 ? n - i : 64), b64 + i);
-	buf_adds(&b, "-----END CERTIFICATE-----\n");
-	free(b64);
-	return buf_release(&b, NULL);
-}
-
-/* The key as text: armored OpenPGP or a PEM certificate (caller frees; NULL on failure). */
-static char *ks_key_text(const struct ks_hit *h)
-{
-	char *text, *w;
-
-	if (h->kind != KEYS_OPENPGP)
-		return ks_pem(h->data, h->len);
-	if ((text = keys_armor(h->data, h->len)) == NULL)
-		return NULL;
-	/* librnp writes CRLF; JSON consumers and terminals expect plain newlines. */
-	w = text;
-	for (const char *r = text; *r; r++)
-		if (!(r[0] == '\r' && r[1] == '\n'))
-			*w++ = *r;
-	*w = '\0';
-	return text;
-}
-
 static json_t *ks_key_json(const struct ks_key *k, bool recommended)
 {
 	json_t *srcs = json_array(), *j;
-	char *text = ks_key_text(&k->hit);
+	char *text = keys_text(k->hit.kind, k->hit.data, k->hit.len);
 
 	for (size_t i = 0; i < k->nsrcs; i++)
 		json_array_append_new(srcs, json_pack("{s:s, s:s*, s:s, s:s}", "source",
@@ -125,7 +91,7 @@ json_t *ks_public_keys_json(const struct ks_result *r)
 
 	if (r->recommended >= 0) {
 		const struct ks_key *k = &r->keys[r->recommended];
-		char *text = ks_key_text(&k->hit);
+		char *text = keys_text(k->hit.kind, k->hit.data, k->hit.len);
 
 		if (text)
 			json_array_append_new(results, json_pack("{s:b, s:s, s:s, s:s}", "verified",
