@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,7 @@
 #include "xmalloc.h"
 
 #define KEYS_BATCH_LINE 8192	/* longest line of a --batch list */
+#define KEYS_BATCH_CHUNK 512	/* keys read, then checked in parallel, at a time */
 
 static const char keys_usage[] =
 	"keys publish ADDR FILE [--json]\n"
@@ -186,16 +188,98 @@ static void keys_batch_refuse(struct keys_batch *b, size_t line, const char *add
 	fprintf(stderr, "postwarden: line %zu: %s: %s\n", line, *addr ? addr : "-", error);
 }
 
-/* Check and store the key of one "ADDR FILE" line; no DNS yet. */
-static void keys_batch_line(struct keydir *kd, struct keys_batch *b, size_t lineno, char *line,
-			    int64_t now)
+static int keys_refusal_cmp(const void *a, const void *b)
 {
-	char *addr = str_trim(line), *path = addr + strcspn(addr, " \t");
+	size_t la = ((const struct keys_refusal *)a)->line, lb = ((const struct keys_refusal *)b)->line;
+
+	return la < lb ? -1 : la > lb;
+}
+
+/* One key of a --batch list on its way through checking and storing. */
+struct keys_batch_job {
+	size_t line;
+	char *address;
 	struct account *acct;
-	struct keys_info info;
 	uint8_t *data;
 	size_t len;
-	char *msg = NULL;
+	struct keys_info info;
+	char *msg;
+	int rc;
+};
+
+/* Jobs checked together: the checks run on every core, the stores one after another. */
+struct keys_batch_chunk {
+	const struct pw_config *cfg;
+	int64_t now;
+	struct keys_batch_job jobs[KEYS_BATCH_CHUNK];
+	size_t n;
+	size_t next;		/* next job to check, taken under lock */
+	pthread_mutex_t lock;
+};
+
+/* Worker: check jobs until none is left (keydir_check needs no database). */
+static void *keys_batch_worker(void *arg)
+{
+	struct keys_batch_chunk *c = arg;
+
+	for (;;) {
+		struct keys_batch_job *j;
+
+		pthread_mutex_lock(&c->lock);
+		j = c->next < c->n ? &c->jobs[c->next++] : NULL;
+		pthread_mutex_unlock(&c->lock);
+		if (j == NULL)
+			return NULL;
+		j->rc = keydir_check(c->cfg, j->acct, j->data, j->len, c->now, &j->info, &j->msg);
+	}
+}
+
+/* Check every job of the chunk on all cores, then store the accepted ones in list order. */
+static void keys_batch_run(struct keydir *kd, struct keys_batch *b, struct keys_batch_chunk *c)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t nthreads = cpus < 1 ? 1 : cpus > 8 ? 8 : (size_t)cpus;
+	pthread_t threads[8];
+
+	c->next = 0;
+	if (nthreads > c->n)
+		nthreads = c->n ? c->n : 1;
+	for (size_t i = 0; i < nthreads; i++)
+		if (pthread_create(&threads[i], NULL, keys_batch_worker, c) != 0)
+			fatal("pthread_create");
+	for (size_t i = 0; i < nthreads; i++)
+		pthread_join(threads[i], NULL);
+	for (size_t i = 0; i < c->n; i++) {
+		struct keys_batch_job *j = &c->jobs[i];
+
+		if (j->rc == 0)
+			j->rc = keydir_store_checked(kd, j->acct, j->data, j->len, c->now, &j->info,
+						     &j->msg);
+		if (j->rc < 0) {
+			keys_batch_refuse(b, j->line, j->address, j->msg ? j->msg : "the key was refused");
+		} else {
+			b->published++;
+			b->copies += j->info.ncopies;
+			keys_info_free(&j->info);
+		}
+		free(j->msg);
+		free(j->data);
+		free(j->address);
+		account_free(j->acct);
+	}
+	c->n = 0;
+}
+
+/* Read one "ADDR FILE" line into the chunk (refusing what cannot even be read); no DNS yet. */
+static void keys_batch_line(struct keydir *kd, struct keys_batch *b, struct keys_batch_chunk *c,
+			    size_t lineno, char *line)
+{
+	char *addr = str_trim(line), *path = addr + strcspn(addr, " \t");
+	struct keys_batch_job *j;
+	struct account *acct;
+	uint8_t *data;
+	size_t len;
+	char *msg;
 
 	if (*addr == '\0' || *addr == '#')
 		return;
@@ -216,16 +300,14 @@ static void keys_batch_line(struct keydir *kd, struct keys_batch *b, size_t line
 	data = keys_read_input(path, &len);
 	if (data == NULL) {
 		keys_batch_refuse(b, lineno, addr, "cannot read the key file");
-	} else if (keydir_publish(kd, acct, data, len, now, &info, &msg) < 0) {
-		keys_batch_refuse(b, lineno, addr, msg ? msg : "the key was refused");
-	} else {
-		b->published++;
-		b->copies += info.ncopies;
-		keys_info_free(&info);
+		account_free(acct);
+		return;
 	}
-	free(msg);
-	free(data);
-	account_free(acct);
+	j = &c->jobs[c->n++];
+	*j = (struct keys_batch_job){ .line = lineno, .address = xstrdup(addr), .acct = acct,
+				      .data = data, .len = len };
+	if (c->n == KEYS_BATCH_CHUNK)
+		keys_batch_run(kd, b, c);
 }
 
 /*
@@ -242,12 +324,17 @@ static int keys_publish_batch(struct keydir *kd, const char *list, bool json)
 	int64_t now = (int64_t)time(NULL);
 	size_t lineno = 0;
 	bool toolong = false;
+	struct keys_batch_chunk *chunk;
 
 	if (f == NULL) {
 		fprintf(stderr, "postwarden: cannot open %s: %s\n", list, strerror(errno));
 		free(line);
 		return 1;
 	}
+	chunk = xcalloc(1, sizeof(*chunk));
+	chunk->cfg = kd->cfg;
+	chunk->now = now;
+	pthread_mutex_init(&chunk->lock, NULL);
 	while (fgets(line, KEYS_BATCH_LINE + 1, f)) {
 		size_t n = strlen(line);
 		bool whole = n > 0 && line[n - 1] == '\n';
@@ -261,13 +348,19 @@ static int keys_publish_batch(struct keydir *kd, const char *list, bool json)
 			toolong = !whole;
 			continue;
 		}
-		keys_batch_line(kd, &b, lineno, line, now);
+		keys_batch_line(kd, &b, chunk, lineno, line);
 	}
+	keys_batch_run(kd, &b, chunk);
+	pthread_mutex_destroy(&chunk->lock);
+	free(chunk);
 	if (ferror(f))
 		keys_batch_refuse(&b, lineno + 1, "", "cannot read the list");
 	if (f != stdin)
 		fclose(f);
 	free(line);
+	/* Keys are refused when read or later when checked: report them in list order. */
+	if (b.nrefused > 1)
+		qsort(b.refused, b.nrefused, sizeof(*b.refused), keys_refusal_cmp);
 	if (b.published)
 		keydir_reconcile(kd, false, now, &rep);
 	if (json) {

@@ -192,27 +192,41 @@ static struct keydir_key *keydir_copy_row(struct keydir *kd, const struct keys_i
 	return k;
 }
 
-int keydir_publish(struct keydir *kd, const struct account *acct, const uint8_t *data,
-		   size_t len, int64_t now, struct keys_info *info, char **msg)
+int keydir_check(const struct pw_config *cfg, const struct account *acct, const uint8_t *data,
+		 size_t len, int64_t now, struct keys_info *info, char **msg)
 {
-	const struct keydir_conf *kc = &kd->cfg->keydir;
+	const struct keydir_conf *kc = &cfg->keydir;
 	struct keys_policy pol = { .now = now, .expiry_margin = kc->expiry_margin,
 				   .max_record_size = kc->max_record_size };
 	size_t nallowed = acct->naliases + 1;
 	char **allowed = xcalloc(nallowed, sizeof(char *));
-	struct keydir_key **rows;
-	size_t n = 0;
-	int rc = -1;
+	enum keys_error e;
 
 	allowed[0] = acct->primary;
 	for (size_t i = 0; i < acct->naliases; i++)
 		allowed[i + 1] = acct->aliases[i];
 	memset(info, 0, sizeof(*info));
-	if (keys_accept(data, len, allowed, nallowed, &pol, info, msg) != KEYS_OK) {
-		free(allowed);
-		return -1;
-	}
+	e = keys_accept(data, len, allowed, nallowed, &pol, info, msg);
 	free(allowed);
+	return e == KEYS_OK ? 0 : -1;
+}
+
+int keydir_publish(struct keydir *kd, const struct account *acct, const uint8_t *data,
+		   size_t len, int64_t now, struct keys_info *info, char **msg)
+{
+	if (keydir_check(kd->cfg, acct, data, len, now, info, msg) < 0)
+		return -1;
+	return keydir_store_checked(kd, acct, data, len, now, info, msg);
+}
+
+int keydir_store_checked(struct keydir *kd, const struct account *acct, const uint8_t *data,
+			 size_t len, int64_t now, struct keys_info *info, char **msg)
+{
+	const struct keydir_conf *kc = &kd->cfg->keydir;
+	struct keydir_key **rows;
+	size_t n = 0;
+	int rc = -1;
+
 	rows = xcalloc(info->ncopies + 1, sizeof(*rows));
 	for (n = 0; n < info->ncopies; n++)
 		if ((rows[n] = keydir_copy_row(kd, info, &info->copies[n], now, msg)) == NULL)

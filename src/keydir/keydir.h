@@ -83,6 +83,12 @@ struct keydir_report {
  */
 int keydir_publish(struct keydir *kd, const struct account *acct, const uint8_t *data,
 		   size_t len, int64_t now, struct keys_info *info, char **msg);
+/* The two halves of keydir_publish. keydir_check touches no database: threads may run it. */
+int keydir_check(const struct pw_config *cfg, const struct account *acct, const uint8_t *data,
+		 size_t len, int64_t now, struct keys_info *info, char **msg);
+/* Store what keydir_check accepted; on -1 *info is freed and *msg set. */
+int keydir_store_checked(struct keydir *kd, const struct account *acct, const uint8_t *data,
+			 size_t len, int64_t now, struct keys_info *info, char **msg);
 /* Remove the copies published for addr (only the key fingerprint when not NULL); count. */
 size_t keydir_unpublish(struct keydir *kd, const char *addr, const char *fingerprint);
 /* Remove keys that expire before now + expiry_margin; count. */
