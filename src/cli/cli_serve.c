@@ -8,10 +8,14 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -81,6 +85,59 @@ static void serve_log_start(struct relay *r)
 		 r->cfg->server.state_dir, r->server_ctx ? "yes" : "no");
 }
 
+static uid_t serve_uid;
+static gid_t serve_gid;
+
+/* nftw callback: give one file of state_dir to the serve user. */
+static int serve_chown_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	if (lchown(path, serve_uid, serve_gid) < 0)
+		log_warn("event=chown path=%s error=\"%s\"", path, strerror(errno));
+	return 0;
+}
+
+/*
+ * Started as root with [server] user set: hand state_dir to that user (files the
+ * command-line tools created as root included), then give up root for good. Called once
+ * every port is bound and every file serve needs at start is open.
+ */
+static int serve_drop_privileges(const struct pw_config *cfg, char **err)
+{
+	const char *user = cfg->server.user;
+	struct passwd *pw;
+
+	if (*user == '\0') {
+		if (geteuid() == 0)
+			log_warn("event=running_as_root msg=\"set [server] user to run serve unprivileged\"");
+		return 0;
+	}
+	if (geteuid() != 0) {
+		log_info("event=privileges msg=\"not root: [server] user %s is not needed\"", user);
+		return 0;
+	}
+	if ((pw = getpwnam(user)) == NULL) {
+		*err = xasprintf("[server] user: no such user %s", user);
+		return -1;
+	}
+	serve_uid = pw->pw_uid;
+	serve_gid = pw->pw_gid;
+	if (nftw(cfg->server.state_dir, serve_chown_cb, 16, FTW_PHYS) < 0) {
+		*err = xasprintf("cannot give %s to %s: %s", cfg->server.state_dir, user,
+				 strerror(errno));
+		return -1;
+	}
+	/* glibc applies these to every thread of the process (resolver and queue workers too). */
+	if (initgroups(user, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		*err = xasprintf("cannot switch to user %s: %s", user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0)
+		fatalx("root privileges could be regained after switching to %s", user);
+	log_info("event=privileges user=%s uid=%u gid=%u", user, (unsigned)pw->pw_uid,
+		 (unsigned)pw->pw_gid);
+	return 0;
+}
+
 int cli_serve(struct cli *cli, int argc, char **argv)
 {
 	struct relay r = { 0 };
@@ -129,6 +186,8 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	if ((keysearch = keysearch_new(r.base, &cli->cfg, r.dns, r.db, &err)) == NULL)
 		goto fail;
 	if ((api = ks_api_start(r.base, &cli->cfg, keysearch, &err)) == NULL && err)
+		goto fail;
+	if (serve_drop_privileges(&cli->cfg, &err) < 0)
 		goto fail;
 	sigterm = evsignal_new(r.base, SIGTERM, serve_signal_cb, r.base);
 	sigint = evsignal_new(r.base, SIGINT, serve_signal_cb, r.base);

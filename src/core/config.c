@@ -26,6 +26,9 @@ static const struct conf_key server_keys[] = {
 	  "debug, info, warn or error. Addresses of key searches are logged only at debug." },
 	{ "log_file", CONF_STRING, "", SRV(log_file), 0, 0, NULL,
 	  "Append log lines to this file instead of standard error." },
+	{ "user", CONF_STRING, "", SRV(user), 0, 0, NULL,
+	  "When started as root, serve gives state_dir to this user and runs as it once its "
+	  "ports are bound (empty: keep running as root)." },
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 

@@ -17,6 +17,7 @@ struct server_conf {
 	char *hostname;		/* EHLO name, notification sender domain */
 	char *log_level;
 	char *log_file;		/* "" = stderr */
+	char *user;		/* serve drops root privileges to this user; "" = keep */
 };
 
 struct relay_conf {

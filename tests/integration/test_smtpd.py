@@ -10,6 +10,7 @@ closed port: every lookup fails and recipients stay queued or deferred.
 
 import datetime
 import os
+import shutil
 import signal
 import smtplib
 import socket
@@ -63,7 +64,7 @@ def make_cert(directory):
 class Serve:
     """One `postwarden serve` with its own state directory."""
 
-    def __init__(self, tmp_path, **relay_keys):
+    def __init__(self, tmp_path, user=None, **relay_keys):
         self.dir = str(tmp_path)
         os.makedirs(self.dir, exist_ok=True)
         self.state = os.path.join(self.dir, "state")
@@ -82,7 +83,10 @@ class Serve:
         relay.update({k: str(v) for k, v in relay_keys.items()})
         with open(self.conf, "w") as f:
             f.write("[server]\nstate_dir = %s\nhostname = %s\nlog_level = debug\n"
-                    "log_file = %s\n\n[relay]\n" % (self.state, HOSTNAME, self.log_path))
+                    "log_file = %s\n" % (self.state, HOSTNAME, self.log_path))
+            if user:
+                f.write("user = %s\n" % user)
+            f.write("\n[relay]\n")
             for k, v in relay.items():
                 f.write("%s = %s\n" % (k, v))
             f.write("\n[dns]\nunbound_config = %s\n" % unbound)
@@ -579,3 +583,36 @@ def test_postfix_relays_through_serve(serve, tmp_path, pf_sender):
                            % pf_sender.hostname.encode())
     assert b"with ESMTPS id " + row[0].encode() in data
     assert data.endswith(b"hello\r\n")
+
+
+def test_serve_gives_up_root_for_the_configured_user(tmp_path):
+    """Started as root with [server] user = nobody, serve binds its ports, hands state_dir to
+    nobody and runs as nobody from then on; mail is still accepted and queued, and the spool
+    file belongs to nobody. Without root the setting is only noted in the log."""
+    import pwd
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    base = tempfile.mkdtemp(prefix="pw-priv-")
+    os.chmod(base, 0o755)      # the unprivileged process must reach state_dir by its path
+    r = Serve(os.path.join(base, "r"), user="nobody")
+    os.chmod(r.dir, 0o755)
+    try:
+        r.cli("user", "add", "anna@example.test")     # as root: serve hands the files over
+        r.start()
+        with open("/proc/%d/status" % r.proc.pid) as f:
+            uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
+        if os.geteuid() != 0:
+            assert uids[0] == str(os.geteuid()) and "not root" in r.log()
+            return
+        assert uids == [str(nobody.pw_uid)] * 4, uids
+        assert "event=privileges user=nobody" in r.log()
+        with r.smtp() as c:
+            c.sendmail("anna@example.test", ["bob@example.org"], b"Subject: x\r\n\r\nbody\r\n")
+        ids = r.ids()
+        assert len(ids) == 1
+        spool = os.path.join(r.state, "queue", ids.pop())
+        assert os.stat(spool).st_uid == nobody.pw_uid
+        assert os.stat(os.path.join(r.state, "postwarden.db")).st_uid == nobody.pw_uid
+    finally:
+        r.stop()
+        shutil.rmtree(base, ignore_errors=True)
