@@ -7,10 +7,14 @@
  */
 #include "ks.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "buf.h"
+#include "log.h"
 #include "xmalloc.h"
 
 #define KS_ARMOR_BEGIN "-----BEGIN PGP PUBLIC KEY BLOCK-----"
@@ -18,47 +22,24 @@
 #define KS_TAG_SECRET_KEY 5
 #define KS_TAG_PUBLIC_KEY 6
 
-static int ks_b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 uint8_t *ks_base64_decode(const char *s, size_t len, size_t *outlen)
 {
+	EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
 	uint8_t *out = xmalloc(len / 4 * 3 + 3);
-	uint32_t acc = 0;
-	size_t n = 0, bits = 0;
+	int n = 0, fin = 0;
 
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		int v;
-
-		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-			continue;
-		if (c == '=')
-			break;
-		if ((v = ks_b64_value(c)) < 0) {
-			free(out);
-			return NULL;
-		}
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[n++] = (uint8_t)(acc >> bits);
-		}
+	if (ctx == NULL)
+		fatalx("out of memory");
+	/* OpenSSL's decoder skips line breaks and white space and stops at the padding. */
+	EVP_DecodeInit(ctx);
+	if (len > INT_MAX || EVP_DecodeUpdate(ctx, out, &n, (const unsigned char *)s, (int)len) < 0 ||
+	    EVP_DecodeFinal(ctx, out + n, &fin) < 0) {
+		EVP_ENCODE_CTX_free(ctx);
+		free(out);
+		return NULL;
 	}
-	*outlen = n;
+	EVP_ENCODE_CTX_free(ctx);
+	*outlen = (size_t)(n + fin);
 	return out;
 }
 
