@@ -17,12 +17,11 @@
 #include <rnp/rnp_err.h>
 
 #include "keys/keys.h"
+#include "keys/keyfix.h"
 #include "unit.h"
 #include "xmalloc.h"
 
 #define DAY 86400
-
-static char tmpdir[256];
 
 static struct keys_policy test_policy(void)
 {
@@ -34,62 +33,12 @@ static struct keys_policy test_policy(void)
 	return p;
 }
 
-static uint8_t *read_all(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf = NULL;
-	size_t cap = 0, n = 0, r;
-
-	if (f == NULL)
-		return NULL;
-	do {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 4096;
-			buf = xrealloc(buf, cap + 1);
-		}
-		r = fread(buf + n, 1, cap - n, f);
-		n += r;
-	} while (r > 0);
-	fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
-
-/* A generated file by name; aborts the test run if it is missing (generation failed). */
-static uint8_t *fixture(const char *name, size_t *len)
-{
-	char *path = xasprintf("%s/%s", tmpdir, name);
-	uint8_t *data = read_all(path, len);
-
-	if (data == NULL) {
-		fprintf(stderr, "missing fixture %s\n", path);
-		exit(1);
-	}
-	free(path);
-	return data;
-}
-
-/* The fingerprint gen-keys.py recorded for a key name. */
-static char *fixture_fpr(const char *name)
-{
-	size_t len;
-	char *text = (char *)fixture("fingerprints.txt", &len), *line, *save = NULL, *out = NULL;
-	size_t nl = strlen(name);
-
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		if (strncmp(line, name, nl) == 0 && line[nl] == ' ')
-			out = xstrdup(line + nl + 1);
-	free(text);
-	return out;
-}
-
 /* keys_accept on a fixture with the given allowed addresses. */
 static enum keys_error accept_file(const char *name, char *const *allowed, size_t n,
 				   const struct keys_policy *p, struct keys_info *info, char **msg)
 {
 	size_t len;
-	uint8_t *data = fixture(name, &len);
+	uint8_t *data = keyfix_read(name, &len);
 	enum keys_error e;
 
 	free(*msg);	/* a refusal's message from an earlier call */
@@ -228,7 +177,8 @@ static int gpg_home_counter;
 /* Import data into a fresh GnuPG home; returns its --with-colons --list-sigs listing. */
 static char *gpg_import_listing(const uint8_t *data, size_t len)
 {
-	char *home = xasprintf("%s/h%d", tmpdir, gpg_home_counter++);
+	int home_no = gpg_home_counter++;
+	char *home = xasprintf("%s/h%d", keyfix_dir, home_no);
 	char *file = xasprintf("%s/import.pgp", home);
 	char *cmd, *out;
 	FILE *f;
@@ -252,8 +202,8 @@ static char *gpg_import_listing(const uint8_t *data, size_t len)
 		fprintf(stderr, "gpg import failed: %s\n", cmd);
 	free(cmd);
 	free(file);
-	file = xasprintf("%s/list", home);
-	out = (char *)read_all(file, &n);
+	file = xasprintf("h%d/list", home_no);
+	out = (char *)keyfix_read(file, &n);
 	free(file);
 	free(home);
 	return out;
@@ -278,35 +228,16 @@ static size_t listing_count(const char *listing, const char *type)
 
 static void test_setup(void)
 {
-	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	char script[512];
-	char *cmd;
-	const char *slash = strrchr(__FILE__, '/');
 	time_t t0 = time(NULL);
 
-	snprintf(tmpdir, sizeof(tmpdir), "%s/pw-keys-XXXXXX", base);
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	snprintf(script, sizeof(script), "%.*skeys/gen-keys.py",
-		 slash ? (int)(slash - __FILE__ + 1) : 0, __FILE__);
-	cmd = xasprintf("/usr/bin/python3 '%s' '%s'", script, tmpdir);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "key generation failed: %s\n", cmd);
-		exit(1);
-	}
-	free(cmd);
+	keyfix_generate("pw-keys", "");
 	/* Generating all keys must stay quick. */
 	CHECK(time(NULL) - t0 < 20);
 }
 
 static void test_cleanup(void)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-
-	CHECK(system(cmd) == 0);
-	free(cmd);
+	keyfix_cleanup();
 }
 
 /* Ed25519 with a Cv25519 subkey: accepted, one copy, identical from armored input. */
@@ -315,7 +246,7 @@ static void test_ed25519_accepted(void)
 	struct keys_policy p = test_policy();
 	char *allowed[] = { "alice@example.org" };
 	struct keys_info info, info2;
-	char *msg = NULL, *fpr = fixture_fpr("ed25519"), *listing;
+	char *msg = NULL, *fpr = keyfix_fpr("ed25519"), *listing;
 	struct rnp_view v;
 	size_t nsigs;
 	uint32_t newest;
@@ -359,7 +290,7 @@ static void test_rsa3072_accepted(void)
 	struct keys_policy p = test_policy();
 	char *allowed[] = { "ROSA@example.org" };
 	struct keys_info info;
-	char *msg = NULL, *fpr = fixture_fpr("rsa3072"), *listing;
+	char *msg = NULL, *fpr = keyfix_fpr("rsa3072"), *listing;
 
 	CHECK(accept_file("rsa3072.pgp", allowed, 1, &p, &info, &msg) == KEYS_OK);
 	CHECK_STREQ(info.algorithm, "RSA");
@@ -435,7 +366,7 @@ static void test_expired_subkey(void)
 	char *msg = NULL;
 	struct rnp_view v;
 	size_t len;
-	uint8_t *orig = fixture("renewed.pgp", &len);
+	uint8_t *orig = keyfix_read("renewed.pgp", &len);
 
 	expect_refusal("oldsub.pgp", "ivy@example.org", &p, KEYS_ERR_EXPIRED,
 		       "encryption subkey expired on 2020-01-02");
@@ -461,10 +392,10 @@ static void test_third_party_removed(void)
 	struct keys_policy p = test_policy();
 	char *allowed[] = { "carol@example.org" };
 	struct keys_info info;
-	char *msg = NULL, *bob = fixture_fpr("bob"), *listing, *uid;
+	char *msg = NULL, *bob = keyfix_fpr("bob"), *listing, *uid;
 	size_t len, nsigs;
 	uint32_t newest;
-	uint8_t *orig = fixture("certified.pgp", &len);
+	uint8_t *orig = keyfix_read("certified.pgp", &len);
 	struct rnp_view v;
 	const char *bob_keyid = bob + strlen(bob) - 16;
 
@@ -508,7 +439,7 @@ static void test_foreign_uid_and_superseded(void)
 	struct rnp_view v;
 	size_t len, nsigs;
 	uint32_t orig_newest, newest;
-	uint8_t *orig = fixture("foreign.pgp", &len);
+	uint8_t *orig = keyfix_read("foreign.pgp", &len);
 
 	CHECK(rnp_view_open(&v, orig, len));
 	CHECK(rnp_uid_count(&v) == 3);
@@ -574,7 +505,7 @@ static void test_photo_removed(void)
 	struct keys_info info;
 	char *msg = NULL, *listing;
 	size_t len;
-	uint8_t *orig = fixture("photo.pgp", &len);
+	uint8_t *orig = keyfix_read("photo.pgp", &len);
 
 	listing = gpg_import_listing(orig, len);
 	CHECK(listing != NULL && listing_count(listing, "uat") == 1);
@@ -623,7 +554,7 @@ static void test_secret_refused(void)
 		struct keys_info info;
 		char *msg = NULL;
 		size_t len;
-		uint8_t *data = fixture(files[i], &len);
+		uint8_t *data = keyfix_read(files[i], &len);
 		enum keys_error e = keys_accept(data, len, allowed, 1, &p, &info, &msg);
 
 		if (e != KEYS_ERR_SECRET)
@@ -652,7 +583,7 @@ static void test_truncated(void)
 	struct keys_policy p = test_policy();
 	char *allowed[] = { "alice@example.org" };
 	size_t len, bad = 0;
-	uint8_t *data = fixture("ed25519.pgp", &len);
+	uint8_t *data = keyfix_read("ed25519.pgp", &len);
 	struct keys_info info;
 	char *msg = NULL;
 
@@ -670,7 +601,7 @@ static void test_truncated(void)
 	free(msg);
 	free(data);
 
-	data = fixture("smime-good.der", &len);
+	data = keyfix_read("smime-good.der", &len);
 	CHECK(keys_accept(data, len - 10, allowed, 1, &p, &info, &msg) == KEYS_ERR_NOT_A_KEY);
 	free(msg);
 	free(data);
@@ -767,7 +698,7 @@ static void test_no_selfsig(void)
 	struct keys_policy p = test_policy();
 	char *allowed[] = { "alice@example.org" };
 	size_t len, n;
-	uint8_t *data = fixture("ed25519.pgp", &len), *stripped = xmalloc(len);
+	uint8_t *data = keyfix_read("ed25519.pgp", &len), *stripped = xmalloc(len);
 	struct keys_info info;
 	char *msg = NULL;
 	enum keys_error e;
@@ -819,7 +750,7 @@ static void test_record_size(void)
 static void test_armor(void)
 {
 	size_t len;
-	uint8_t *data = fixture("ed25519.pgp", &len);
+	uint8_t *data = keyfix_read("ed25519.pgp", &len);
 	char *armored = keys_armor(data, len);
 	struct keys_policy p = test_policy();
 	char *allowed[] = { "alice@example.org" };
@@ -848,7 +779,7 @@ static void test_smime_good(void)
 	struct keys_info info;
 	char *msg = NULL;
 	size_t dlen;
-	uint8_t *der = fixture("smime-good.der", &dlen), md[32];
+	uint8_t *der = keyfix_read("smime-good.der", &dlen), md[32];
 	char hex[65];
 	unsigned int mdlen;
 

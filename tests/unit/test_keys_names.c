@@ -12,54 +12,18 @@
 #include <unistd.h>
 
 #include "keys/keys.h"
+#include "keys/keyfix.h"
 #include "unit.h"
 #include "xmalloc.h"
 
-static char tmpdir[256];
-
-static char *read_text(const char *name)
-{
-	char *path = xasprintf("%s/%s", tmpdir, name);
-	FILE *f = fopen(path, "rb");
-	char *buf = xcalloc(1, 65536);
-
-	free(path);
-	if (f == NULL) {
-		fprintf(stderr, "missing %s\n", name);
-		exit(1);
-	}
-	if (fread(buf, 1, 65535, f) == 0)
-		buf[0] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static void test_setup(void)
 {
-	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	const char *slash = strrchr(__FILE__, '/');
-	char *cmd;
-
-	snprintf(tmpdir, sizeof(tmpdir), "%s/pw-keynames-XXXXXX", base);
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	cmd = xasprintf("/usr/bin/python3 '%.*skeys/gen-keys.py' '%s' names",
-			slash ? (int)(slash - __FILE__ + 1) : 0, __FILE__, tmpdir);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "key generation failed: %s\n", cmd);
-		exit(1);
-	}
-	free(cmd);
+	keyfix_generate("pw-keynames", "names");
 }
 
 static void test_cleanup(void)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-
-	CHECK(system(cmd) == 0);
-	free(cmd);
+	keyfix_cleanup();
 }
 
 static void test_known_answers(void)
@@ -140,7 +104,7 @@ static char *uid_addr(const char *uid)
 /* gpg --with-wkd-hash prints "hash@domain" under every user ID. */
 static void test_wkd_against_gpg(void)
 {
-	char *text = read_text("wkd-list.txt"), *save = NULL, *line, *addr = NULL;
+	char *text = (char *)keyfix_read("wkd-list.txt", NULL), *save = NULL, *line, *addr = NULL;
 	int compared = 0;
 
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -175,7 +139,7 @@ static void test_wkd_against_gpg(void)
  */
 static void test_dane_against_gpg(void)
 {
-	char *text = read_text("dane.txt"), *save = NULL, *line, *origin = NULL, *addr = NULL;
+	char *text = (char *)keyfix_read("dane.txt", NULL), *save = NULL, *line, *origin = NULL, *addr = NULL;
 	int compared = 0;
 
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {

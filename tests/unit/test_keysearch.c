@@ -11,10 +11,9 @@
 #include <unistd.h>
 
 #include "keysearch/ks.h"
+#include "keys/keyfix.h"
 #include "unit.h"
 #include "xmalloc.h"
-
-static char tmpdir[256];
 
 /* A hit as a source would report it. */
 static struct ks_hit test_hit(enum keys_kind kind, const char *fpr, enum ks_trust trust,
@@ -246,60 +245,14 @@ static void test_base64(void)
 	CHECK(ks_base64_decode("aG!s", 4, &n) == NULL);
 }
 
-static uint8_t *test_file(const char *name, size_t *len)
-{
-	char *path = xasprintf("%s/%s", tmpdir, name);
-	FILE *f = fopen(path, "rb");
-	uint8_t *data = xmalloc(KEYS_MAX_UPLOAD);
-
-	*len = f ? fread(data, 1, KEYS_MAX_UPLOAD, f) : 0;
-	if (f)
-		fclose(f);
-	CHECK(*len > 0);
-	free(path);
-	return data;
-}
-
-static char *test_fpr(const char *name)
-{
-	char *path = xasprintf("%s/fingerprints.txt", tmpdir), line[256], *fpr = NULL;
-	FILE *f = fopen(path, "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == ' ')
-			fpr = xstrndup(line + strlen(name) + 1, 40);
-	if (f)
-		fclose(f);
-	free(path);
-	return fpr ? fpr : xstrdup("");
-}
-
 static void test_setup(void)
 {
-	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	const char *slash = strrchr(__FILE__, '/');
-	char *cmd;
-
-	snprintf(tmpdir, sizeof(tmpdir), "%s/pw-ks-XXXXXX", base);
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	cmd = xasprintf("/usr/bin/python3 '%.*skeys/gen-keys.py' '%s' >/dev/null",
-			slash ? (int)(slash - __FILE__ + 1) : 0, __FILE__, tmpdir);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "key generation failed: %s\n", cmd);
-		exit(1);
-	}
-	free(cmd);
+	keyfix_generate("pw-ks", ">/dev/null");
 }
 
 static void test_cleanup(void)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-
-	CHECK(system(cmd) == 0);
-	free(cmd);
+	keyfix_cleanup();
 }
 
 /* One armored block holding two keys, and two keys back to back in binary: two each. */
@@ -307,18 +260,18 @@ static void test_body_split(void)
 {
 	struct ks_chunk *c;
 	size_t len, n;
-	uint8_t *d = test_file("two.asc", &len);
-	uint8_t *one = test_file("ed25519.asc", &len), *both;
+	uint8_t *d = keyfix_read("two.asc", &len);
+	uint8_t *one = keyfix_read("ed25519.asc", &len), *both;
 	size_t onelen = len;
 
 	free(d);
-	d = test_file("two.asc", &len);
+	d = keyfix_read("two.asc", &len);
 	n = ks_body_split(d, len, &c);
 	CHECK(n == 2);
 	ks_chunks_free(c, n);
 	free(d);
 
-	d = test_file("two.pgp", &len);
+	d = keyfix_read("two.pgp", &len);
 	n = ks_body_split(d, len, &c);
 	CHECK(n == 2);
 	ks_chunks_free(c, n);
@@ -352,8 +305,8 @@ static void test_body_keys(void)
 {
 	struct ks_outcome o = { 0 };
 	size_t len, n;
-	uint8_t *d = test_file("two.asc", &len);
-	char *fpr = test_fpr("ed25519");
+	uint8_t *d = keyfix_read("two.asc", &len);
+	char *fpr = keyfix_fpr("ed25519");
 
 	n = ks_body_keys(d, len, "alice@example.org", (int64_t)time(NULL), KS_TRUST_VKS, "url", &o);
 	CHECK(n == 1);
@@ -366,7 +319,7 @@ static void test_body_keys(void)
 	free(d);
 
 	/* Case of the address does not matter to keys_accept. */
-	d = test_file("ed25519.pgp", &len);
+	d = keyfix_read("ed25519.pgp", &len);
 	n = ks_body_keys(d, len, "Alice@Example.ORG", (int64_t)time(NULL), KS_TRUST_WKD, "u", &o);
 	CHECK(n == 1);
 	ks_outcome_release(&o);
@@ -378,7 +331,7 @@ static void test_body_keys(void)
 	CHECK(n == 0 && ks_outcome_all_garbage(&o));
 	ks_outcome_release(&o);
 
-	d = test_file("expired.pgp", &len);
+	d = keyfix_read("expired.pgp", &len);
 	n = ks_body_keys(d, len, "olga@example.org", (int64_t)time(NULL), KS_TRUST_WKD, "u", &o);
 	CHECK(n == 0 && o.refused == 1);
 	CHECK(!ks_outcome_all_garbage(&o));
@@ -386,20 +339,20 @@ static void test_body_keys(void)
 	ks_outcome_release(&o);
 	free(d);
 
-	d = test_file("revoked.pgp", &len);
+	d = keyfix_read("revoked.pgp", &len);
 	n = ks_body_keys(d, len, "rex@example.org", (int64_t)time(NULL), KS_TRUST_WKD, "u", &o);
 	CHECK(n == 0 && o.refused == 1);
 	ks_outcome_release(&o);
 	free(d);
 
-	d = test_file("secret.asc", &len);
+	d = keyfix_read("secret.asc", &len);
 	n = ks_body_keys(d, len, "alice@example.org", (int64_t)time(NULL), KS_TRUST_HKP, "u", &o);
 	CHECK(n == 0 && o.refused == 1);
 	ks_outcome_release(&o);
 	free(d);
 
 	/* An S/MIME certificate in DER, as an SMIMEA record carries it. */
-	d = test_file("smime-good.der", &len);
+	d = keyfix_read("smime-good.der", &len);
 	n = ks_body_keys(d, len, "alice@example.org", (int64_t)time(NULL), KS_TRUST_DNS_SECURE,
 			 "h._smimecert.example.org", &o);
 	CHECK(n == 1 && o.nhits == 1 && o.hits[0].kind == KEYS_SMIME);
@@ -415,7 +368,7 @@ static void test_json(void)
 	struct ks_merge_in in;
 	struct ks_result *r;
 	size_t len;
-	uint8_t *d = test_file("ed25519.pgp", &len);
+	uint8_t *d = keyfix_read("ed25519.pgp", &len);
 	json_t *j, *pk;
 
 	ks_body_keys(d, len, "alice@example.org", (int64_t)time(NULL), KS_TRUST_DNS_INSECURE,
