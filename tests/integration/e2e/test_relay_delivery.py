@@ -5,7 +5,6 @@ resumption (and what the guarantee allows of them), one notification per message
 The MX hosts here are small recording servers (Recorder) whose behaviour each test chooses.
 """
 
-import smtplib
 import socket
 import ssl
 import threading
@@ -58,13 +57,13 @@ class Conn:
             self.sock.settimeout(30)
 
 
-class Recorder:
+class Recorder(net.ThreadedListener):
     """An SMTP server that records everything. Options choose its behaviour."""
 
     def __init__(self, addr, port, cert=None, pipelining=True, size=None, dsn=False,
                  drop_after_dot=False, reject_rcpt=(), data_354_always=False,
                  hostname="mx.recorder.test"):
-        self.addr, self.port = addr, port
+        self._listen_init(addr, port)
         self.pipelining, self.size, self.dsn = pipelining, size, dsn
         self.drop_after_dot = drop_after_dot
         self.reject_rcpt = reject_rcpt   # substrings: RCPT containing one gets 550
@@ -74,48 +73,14 @@ class Recorder:
         if cert is not None:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(cert.chain_path, cert.key_path)
-        self.conns = []
         self.messages = []       # (mail line, [rcpt lines], data)
         self.lone_dots = 0
         self.lock = threading.Condition()
-        self._sock = None
-        self._stop = False
 
-    def start(self):
-        net.ensure_loopback_addr(self.addr)
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((self.addr, self.port))
-        s.listen(64)
-        self._sock = s
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
+    conn_timeout = 30
 
-    def stop(self):
-        self._stop = True
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
-        with self.lock:
-            for c in self.conns:
-                try:
-                    c.sock.close()
-                except OSError:
-                    pass
-
-    def _accept(self):
-        while not self._stop:
-            try:
-                sock, peer = self._sock.accept()
-            except OSError:
-                return
-            sock.settimeout(30)
-            c = Conn(sock, peer)
-            with self.lock:
-                self.conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+    def _new_conn(self, sock, peer):
+        return Conn(sock, peer)
 
     def wait_messages(self, n, timeout=30):
         deadline = time.monotonic() + timeout
@@ -129,7 +94,7 @@ class Recorder:
 
     def commands(self, verb=None):
         with self.lock:
-            cmds = [x for c in self.conns for x in c.commands]
+            cmds = [x for c in self.connections for x in c.commands]
         return [x for x in cmds if verb is None or x.upper().startswith(verb)]
 
     def _ehlo(self, c):
@@ -298,7 +263,7 @@ def test_connection_lost_after_dot_defers_instead_of_next_mx(relay, zones, recor
     assert d["outcome"] == "deferred" and d["status"] == "4.4.2", d
     assert d["mx"] == "mx1-%s.example.test" % label, d
     time.sleep(2)
-    assert backup.messages == [] and backup.conns == [], "the message went to a second MX"
+    assert backup.messages == [] and backup.connections == [], "the message went to a second MX"
     assert len(dropper.messages) == 1
 
 
@@ -315,7 +280,7 @@ def test_pipelining_sends_mail_rcpt_data_in_one_go(relay, zones, recorder, pf_no
     mail, rcpts, data = mx.wait_messages(1)[0]
     assert [x.split()[1] for x in rcpts] == ["TO:<%s>" % good], rcpts
     assert b"Subject: pipelined" in data
-    assert mx.conns[0].pipelined_mail == [True]
+    assert mx.connections[0].pipelined_mail == [True]
     note = pf_notify.wait_for_message(s, timeout=60)
     _, human, status = report_parts(note)
     assert status_per_recipient(status) == {bad: "5.1.1"}
@@ -332,7 +297,7 @@ def test_without_pipelining_commands_wait_for_replies(relay, zones, recorder):
     relay.send(s, [bad, good], message(s, [bad, good], "one by one"))
     mail, rcpts, data = mx.wait_messages(1)[0]
     assert len(rcpts) == 1 and good in rcpts[0]
-    assert mx.conns[0].pipelined_mail == [False]
+    assert mx.connections[0].pipelined_mail == [False]
     assert _wait_outcome(relay, bad)["outcome"] == "bounced"
 
 
@@ -419,8 +384,8 @@ def test_connection_is_reused_for_the_next_job(relay, zones, recorder):
     _user(relay, s, "on")
     rcpts = ["r%d@%s" % (i, dom) for i in range(5)]
     _send_one_after_another(relay, s, rcpts, mx)
-    assert len(mx.conns) == 1, [c.commands for c in mx.conns]
-    c = mx.conns[0]
+    assert len(mx.connections) == 1, [c.commands for c in mx.connections]
+    c = mx.connections[0]
     assert c.tls in ("TLSv1.2", "TLSv1.3")
     assert [x.upper() for x in c.commands].count("RSET") == 4
     assert [x.upper() for x in c.commands].count("STARTTLS") == 1
@@ -460,12 +425,12 @@ def test_new_connection_resumes_the_tls_session(relay, zones, recorder):
     r1, r2 = "a@" + dom, "b@" + dom
     relay.send(s, [r1], message(s, [r1], "full handshake"))
     mx.wait_messages(1)
-    net.wait_until(lambda: "QUIT" in [x.upper() for x in mx.conns[0].commands], 10,
+    net.wait_until(lambda: "QUIT" in [x.upper() for x in mx.connections[0].commands], 10,
                    what="the idle connection closed")
     relay.send(s, [r2], message(s, [r2], "resumed"))
     mx.wait_messages(2)
-    assert len(mx.conns) == 2
-    assert not mx.conns[0].resumed and mx.conns[1].resumed
+    assert len(mx.connections) == 2
+    assert not mx.connections[0].resumed and mx.connections[1].resumed
     assert _wait_outcome(relay, r2)["outcome"] == "delivered"
 
 
@@ -480,11 +445,11 @@ def test_no_resumption_with_dane(relay, zones, recorder):
     r1, r2 = "a@" + dom, "b@" + dom
     relay.send(s, [r1], message(s, [r1], "dane one"))
     mx.wait_messages(1)
-    net.wait_until(lambda: "QUIT" in [x.upper() for x in mx.conns[0].commands], 10,
+    net.wait_until(lambda: "QUIT" in [x.upper() for x in mx.connections[0].commands], 10,
                    what="the idle connection closed")
     relay.send(s, [r2], message(s, [r2], "dane two"))
     mx.wait_messages(2)
-    assert len(mx.conns) == 2 and not mx.conns[1].resumed
+    assert len(mx.connections) == 2 and not mx.connections[1].resumed
     for r in (r1, r2):
         d = _wait_outcome(relay, r)
         assert d["outcome"] == "delivered" and d["dane"] == "pass", d

@@ -18,7 +18,6 @@ and the TLS version/cipher in use (None: plaintext). `body_received` says whethe
 message data was ever received, so a test can assert that no plaintext attempt happened.
 """
 
-import socket
 import ssl
 import threading
 import time
@@ -81,28 +80,23 @@ class Conn:
         return line.rstrip(b"\r")
 
 
-class SmtpServer:
+class SmtpServer(net.ThreadedListener):
     """A threaded SMTP server; start() binds addr:port, stop() closes everything."""
 
     def __init__(self, addr, port, mode="sink", cert=None, hostname=None, max_size=0,
                  ehlo_extra=()):
         if mode not in MODES:
             raise ValueError("unknown mode %s" % mode)
-        self.addr = addr
-        self.port = port
+        self._listen_init(addr, port)
         self.mode = mode
         self.cert = cert
         self.hostname = hostname or "mx.%s.test" % mode
         self.max_size = max_size
         self.ehlo_extra = list(ehlo_extra)
         self.messages = []
-        self.connections = []
         self.body_received = False
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
-        self._sock = None
-        self._thread = None
-        self._stopping = False
         self._ctx = self._make_context()
 
     # -- TLS contexts per mode ------------------------------------------
@@ -128,48 +122,8 @@ class SmtpServer:
             ctx.set_ciphers("eNULL:@SECLEVEL=0")
         return ctx
 
-    # -- lifecycle ------------------------------------------------------
-
-    def start(self):
-        net.ensure_loopback_addr(self.addr)
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((self.addr, self.port))
-        s.listen(128)
-        self._sock = s
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True,
-                                        name="smtp-%s-%s" % (self.mode, self.addr))
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stopping = True
-        if self._sock is not None:
-            try:
-                self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._sock.close()
-        if self._thread is not None:
-            self._thread.join(5)
-        with self.lock:
-            for c in self.connections:
-                try:
-                    c.sock.close()
-                except OSError:
-                    pass
-
-    def _accept_loop(self):
-        while not self._stopping:
-            try:
-                sock, peer = self._sock.accept()
-            except OSError:
-                return
-            sock.settimeout(60)
-            c = Conn(self, sock, peer)
-            with self.lock:
-                self.connections.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+    def _new_conn(self, sock, peer):
+        return Conn(self, sock, peer)
 
     # -- queries from tests ---------------------------------------------
 

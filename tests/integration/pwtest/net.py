@@ -2,6 +2,7 @@
 
 import socket
 import subprocess
+import threading
 import time
 
 _added = set()
@@ -76,3 +77,61 @@ def wait_until(pred, timeout, interval=0.1, what="condition"):
         if time.monotonic() >= deadline:
             raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+class ThreadedListener:
+    """A TCP listener on (addr, port) serving each connection in a thread of its own.
+
+    Subclasses call _listen_init first, keep self.lock (a Lock or Condition), and provide
+    _new_conn(sock, peer) -> connection object (with a .sock) and _serve(conn).
+    """
+    backlog = 128
+    conn_timeout = 60
+
+    def _listen_init(self, addr, port):
+        self.addr, self.port = addr, port
+        self.connections = []
+        self._sock = None
+        self._thread = None
+        self._stopping = False
+
+    def start(self):
+        ensure_loopback_addr(self.addr)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((self.addr, self.port))
+        s.listen(self.backlog)
+        self._sock = s
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True,
+                                        name="listener-%s:%d" % (self.addr, self.port))
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stopping = True
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._sock.close()
+        if self._thread is not None:
+            self._thread.join(5)
+        with self.lock:
+            for c in self.connections:
+                try:
+                    c.sock.close()
+                except OSError:
+                    pass
+
+    def _accept_loop(self):
+        while not self._stopping:
+            try:
+                sock, peer = self._sock.accept()
+            except OSError:
+                return
+            sock.settimeout(self.conn_timeout)
+            c = self._new_conn(sock, peer)
+            with self.lock:
+                self.connections.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
