@@ -152,13 +152,7 @@ zone:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        net.stop_process(self.proc)
         self.proc = None
         shutil.rmtree(self.sockdir, ignore_errors=True)
 

@@ -79,6 +79,18 @@ def wait_until(pred, timeout, interval=0.1, what="condition"):
         time.sleep(interval)
 
 
+def stop_process(proc, timeout=10):
+    """Terminate proc if it still runs; kill it when it has not gone within timeout."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class ThreadedListener:
     """A TCP listener on (addr, port) serving each connection in a thread of its own.
 

@@ -25,6 +25,8 @@ import signal
 import subprocess
 import time
 
+from . import net
+
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 # Run "$@" after binding $0 over the system CA bundle (in the private mount namespace).
@@ -235,13 +237,7 @@ zone:
                 any(f.split()[3:4] == ["RRSIG"] for f in r.stdout.splitlines()))
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        net.stop_process(self.proc)
         self.proc = None
 
     def dig(self, name, rtype, *opts):

@@ -11,6 +11,8 @@ import os
 import subprocess
 import time
 
+from . import net
+
 CONF = """\
 daemon off;
 master_process on;
@@ -92,13 +94,7 @@ class Nginx:
         return r.returncode == 0 and r.stdout.strip() != ""
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        net.stop_process(self.proc)
         self.proc = None
 
     def get(self, url, ca_bundle):

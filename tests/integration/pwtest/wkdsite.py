@@ -139,13 +139,7 @@ class WkdNginx:
         return self
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        net.stop_process(self.proc)
         self.proc = None
 
     def accesses(self):
