@@ -704,6 +704,30 @@ static void keys_pgp_sig_cb(rnp_ffi_t ffi, void *ctx, rnp_signature_handle_t sig
 	*action = RNP_KEY_SIGNATURE_REMOVE;
 }
 
+/*
+ * Fold one signature into "newest valid creation time so far": counted when its type
+ * names class cls (cls NULL: any certification of a user ID). The handle is destroyed.
+ */
+static uint32_t keys_pgp_newest_fold(rnp_signature_handle_t sig, const char *cls, uint32_t newest)
+{
+	char *type = NULL;
+	uint32_t c = 0;
+	bool wanted;
+
+	if (rnp_signature_get_type(sig, &type) == RNP_SUCCESS && type != NULL) {
+		const char *tcls = keys_pgp_sig_class(type);
+
+		wanted = cls ? tcls != NULL && strcmp(tcls, cls) == 0 :
+			       strncmp(type, "certification (", 15) == 0;
+		if (wanted && rnp_signature_is_valid(sig, 0) == RNP_SUCCESS &&
+		    rnp_signature_get_creation(sig, &c) == RNP_SUCCESS && c > newest)
+			newest = c;
+	}
+	rnp_buffer_destroy(type);
+	rnp_signature_handle_destroy(sig);
+	return newest;
+}
+
 /* Newest valid signature of class cls among a key's own (direct or binding) signatures. */
 static uint32_t keys_pgp_newest_key_sig(rnp_key_handle_t k, const char *cls)
 {
@@ -713,18 +737,9 @@ static uint32_t keys_pgp_newest_key_sig(rnp_key_handle_t k, const char *cls)
 	rnp_key_get_signature_count(k, &n);
 	for (size_t i = 0; i < n; i++) {
 		rnp_signature_handle_t sig = NULL;
-		char *type = NULL;
-		uint32_t c = 0;
 
-		if (rnp_key_get_signature_at(k, i, &sig) != RNP_SUCCESS)
-			continue;
-		if (rnp_signature_get_type(sig, &type) == RNP_SUCCESS && type != NULL &&
-		    keys_pgp_sig_class(type) != NULL && strcmp(keys_pgp_sig_class(type), cls) == 0 &&
-		    rnp_signature_is_valid(sig, 0) == RNP_SUCCESS &&
-		    rnp_signature_get_creation(sig, &c) == RNP_SUCCESS && c > newest)
-			newest = c;
-		rnp_buffer_destroy(type);
-		rnp_signature_handle_destroy(sig);
+		if (rnp_key_get_signature_at(k, i, &sig) == RNP_SUCCESS)
+			newest = keys_pgp_newest_fold(sig, cls, newest);
 	}
 	return newest;
 }
@@ -738,18 +753,9 @@ static uint32_t keys_pgp_newest_uid_sig(rnp_uid_handle_t uid)
 	rnp_uid_get_signature_count(uid, &n);
 	for (size_t i = 0; i < n; i++) {
 		rnp_signature_handle_t sig = NULL;
-		char *type = NULL;
-		uint32_t c = 0;
 
-		if (rnp_uid_get_signature_at(uid, i, &sig) != RNP_SUCCESS)
-			continue;
-		if (rnp_signature_get_type(sig, &type) == RNP_SUCCESS && type != NULL &&
-		    strncmp(type, "certification (", 15) == 0 &&
-		    rnp_signature_is_valid(sig, 0) == RNP_SUCCESS &&
-		    rnp_signature_get_creation(sig, &c) == RNP_SUCCESS && c > newest)
-			newest = c;
-		rnp_buffer_destroy(type);
-		rnp_signature_handle_destroy(sig);
+		if (rnp_uid_get_signature_at(uid, i, &sig) == RNP_SUCCESS)
+			newest = keys_pgp_newest_fold(sig, NULL, newest);
 	}
 	return newest;
 }
