@@ -16,6 +16,7 @@
  * Completions come back to the loop through a pipe.
  */
 #include "relay.h"
+#include "relay_hdr.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -41,7 +42,6 @@
 #define TRAILER_LEN	17
 #define ENVELOPE_MAX	(16 * 1024 * 1024)	/* 100000 recipients with long addresses */
 #define WRITE_BUF	65536
-#define FIELD_MAX	256			/* longest header field we look at */
 
 /* An envelope with what the queue decides at acceptance. */
 struct spool_env {
@@ -82,17 +82,6 @@ struct queue {
 	struct event *notify_ev;
 };
 
-/* Scanner for the "TLS-Required: No" header field (RFC 8689) in the header section. */
-struct hdr_scan {
-	bool done;		/* past the header section */
-	bool line_start;
-	size_t line_len;	/* bytes of the current physical line, CR excluded */
-	char field[FIELD_MAX];
-	size_t flen;
-	bool overflow;
-	bool tls_required_no;
-};
-
 struct queue_writer {
 	struct queue *q;
 	char id[QUEUE_ID_LEN + 1];
@@ -102,7 +91,7 @@ struct queue_writer {
 	bool failed;
 	char *wbuf;
 	size_t wlen;
-	struct hdr_scan hs;
+	struct relay_hdr hs;
 };
 
 static bool queue_id_valid(const char *id)
@@ -327,66 +316,6 @@ static void queue_db_insert(struct db *db, const struct spool_env *se)
 	sqlite3_finalize(r);
 }
 
-/* ---- header scan -------------------------------------------------------------------- */
-
-/* A complete (unfolded) header field: is it "TLS-Required: No"? */
-static void hdr_scan_field(struct hdr_scan *hs)
-{
-	char *colon, *name, *value;
-
-	if (hs->flen == 0)
-		return;
-	if (hs->overflow) {
-		hs->flen = 0;
-		hs->overflow = false;
-		return;
-	}
-	hs->field[hs->flen] = '\0';
-	hs->flen = 0;
-	colon = strchr(hs->field, ':');
-	if (colon == NULL) {
-		hs->done = true;	/* not a header field: the header section is over */
-		return;
-	}
-	*colon = '\0';
-	name = str_trim(hs->field);
-	value = str_trim(colon + 1);
-	if (strcasecmp(name, "TLS-Required") == 0 && strcasecmp(value, "No") == 0)
-		hs->tls_required_no = true;
-}
-
-static void hdr_scan(struct hdr_scan *hs, const char *data, size_t len)
-{
-	for (size_t i = 0; i < len && !hs->done; i++) {
-		char c = data[i];
-		if (c == '\r')
-			continue;
-		if (c == '\n') {
-			if (hs->line_len == 0) {
-				hdr_scan_field(hs);
-				hs->done = true;
-			}
-			hs->line_len = 0;
-			hs->line_start = true;
-			continue;
-		}
-		if (hs->line_start) {
-			hs->line_start = false;
-			if (c != ' ' && c != '\t')
-				hdr_scan_field(hs);
-			else
-				c = ' ';	/* unfold */
-			if (hs->done)
-				break;
-		}
-		hs->line_len++;
-		if (hs->flen + 1 < FIELD_MAX)
-			hs->field[hs->flen++] = c;
-		else
-			hs->overflow = true;
-	}
-}
-
 /* ---- writing -------------------------------------------------------------------------- */
 
 static int write_all(int fd, const void *data, size_t len)
@@ -425,7 +354,7 @@ struct queue_writer *queue_writer_new(struct queue *q)
 
 	w->q = q;
 	w->fd = -1;
-	w->hs.line_start = true;
+	relay_hdr_init(&w->hs);
 	for (int tries = 0; tries < 5 && w->fd < 0; tries++) {
 		char *path;
 		random_id(w->id);
@@ -459,7 +388,7 @@ int queue_writer_add(struct queue_writer *w, const void *data, size_t len)
 {
 	if (w->failed)
 		return -1;
-	hdr_scan(&w->hs, data, len);
+	relay_hdr_scan(&w->hs, data, len);
 	w->size += len;
 	if (w->wlen + len > WRITE_BUF && writer_flush(w) < 0)
 		return -1;
@@ -497,7 +426,7 @@ static void queue_decide(struct queue *q, struct queue_writer *w, const struct q
 {
 	struct account *a = NULL;
 
-	hdr_scan_field(&w->hs);
+	relay_hdr_finish(&w->hs);
 	memcpy(se->id, w->id, sizeof(se->id));
 	se->env = envelope_copy(env);
 	se->size = w->size;
