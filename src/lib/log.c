@@ -14,6 +14,8 @@ static const char *log_ident = "postwarden";
 static enum log_level log_min = LOG_LEVEL_INFO;
 static FILE *log_stream;
 
+#define LOG_LINE_MAX 8192
+
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 void log_init(const char *ident, enum log_level level, FILE *stream)
@@ -47,21 +49,37 @@ bool log_level_parse(const char *name, enum log_level *out)
 static void log_vwrite(enum log_level level, const char *fmt, va_list ap, const char *suffix)
 {
 	FILE *out = log_stream ? log_stream : stderr;
-	char stamp[32];
+	char line[LOG_LINE_MAX], stamp[32];
 	time_t now = time(NULL);
 	struct tm tm;
+	int n, m;
 
 	if (level < log_min)
 		return;
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	/* One fprintf per piece but a single fflush: lines from one process never interleave. */
-	fprintf(out, "%s %s[%ld]: %s: ", stamp, log_ident, (long)getpid(), level_names[level]);
-	vfprintf(out, fmt, ap);
-	if (suffix)
-		fprintf(out, ": %s", suffix);
-	fputc('\n', out);
+	/*
+	 * The whole line is built first and written with one call: stderr is unbuffered, so
+	 * piecewise writes would let lines of other threads (queue worker, key directory timer)
+	 * and readers of the log file see half lines.
+	 */
+	n = snprintf(line, sizeof(line), "%s %s[%ld]: %s: ", stamp, log_ident, (long)getpid(),
+		     level_names[level]);
+	m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	n = m < 0 ? n : n + m;
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;	/* truncated: a log line is never unbounded */
+	if (suffix) {
+		m = snprintf(line + n, sizeof(line) - (size_t)n, ": %s", suffix);
+		n = m < 0 ? n : n + m;
+		if (n > (int)sizeof(line) - 2)
+			n = (int)sizeof(line) - 2;
+	}
+	line[n++] = '\n';
+	flockfile(out);
+	fwrite(line, 1, (size_t)n, out);
 	fflush(out);
+	funlockfile(out);
 }
 
 #define LOG_FN(name, level)                          \
