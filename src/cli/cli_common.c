@@ -14,7 +14,7 @@ bool cli_load_config(struct cli *cli)
 	enum log_level level;
 
 	if (config_load(&cli->cfg, cli->config_path, &err) < 0) {
-		fprintf(stderr, "postwarden: %s\n", err);
+		fprintf(pw_stderr, "postwarden: %s\n", err);
 		free(err);
 		return false;
 	}
@@ -29,7 +29,7 @@ struct db *cli_open_db(struct cli *cli)
 	struct db *db = schema_open(&cli->cfg, &err);
 
 	if (db == NULL) {
-		fprintf(stderr, "postwarden: %s\n", err);
+		fprintf(pw_stderr, "postwarden: %s\n", err);
 		free(err);
 	}
 	return db;
@@ -37,7 +37,7 @@ struct db *cli_open_db(struct cli *cli)
 
 int cli_usage(const char *text)
 {
-	fprintf(stderr, "usage: postwarden %s\n", text);
+	fprintf(pw_stderr, "usage: postwarden %s\n", text);
 	return EXIT_USAGE;
 }
 

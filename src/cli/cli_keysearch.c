@@ -58,7 +58,7 @@ static int cli_keysearch_run(struct cli *cli, const char *addr, enum ks_type typ
 	int rc = 1;
 
 	if ((run.base = event_base_new()) == NULL) {
-		fprintf(stderr, "postwarden: cannot create the event loop\n");
+		fprintf(pw_stderr, "postwarden: cannot create the event loop\n");
 		return 1;
 	}
 	if ((dns = dns_new(run.base, cli->cfg.dns.unbound_config, &err)) == NULL)
@@ -86,7 +86,7 @@ static int cli_keysearch_run(struct cli *cli, const char *addr, enum ks_type typ
 	rc = ks_result_found(run.result) ? 0 : 1;
 fail:
 	if (err) {
-		fprintf(stderr, "postwarden: %s\n", err);
+		fprintf(pw_stderr, "postwarden: %s\n", err);
 		free(err);
 	}
 	ks_result_free(run.result);
@@ -107,7 +107,7 @@ int cli_keysearch(struct cli *cli, int argc, char **argv, bool json)
 	if (!cli_keysearch_args(argc, argv, &addr, &type))
 		return cli_usage(keysearch_usage);
 	if (!addr_valid(addr)) {
-		fprintf(stderr, "postwarden: \"%s\" is not an e-mail address\n", addr);
+		fprintf(pw_stderr, "postwarden: \"%s\" is not an e-mail address\n", addr);
 		return cli_usage(keysearch_usage);
 	}
 	return cli_keysearch_run(cli, addr, type, json);

@@ -16,7 +16,7 @@ struct server_conf {
 	char *state_dir;	/* queue and database */
 	char *hostname;		/* EHLO name, notification sender domain */
 	char *log_level;
-	char *log_file;		/* "" = stderr */
+	char *log_file;		/* "" = standard error */
 	char *user;		/* serve drops root privileges to this user; "" = keep */
 };
 
