@@ -599,6 +599,11 @@ def test_serve_gives_up_root_for_the_configured_user(tmp_path):
     try:
         r.cli("user", "add", "anna@example.test")     # as root: serve hands the files over
         r.start()
+        # The ports accept connections once bound, a moment before root is given up: wait
+        # for serve to say it is done before looking.
+        deadline = time.monotonic() + 10
+        while "event=privileges" not in r.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
         with open("/proc/%d/status" % r.proc.pid) as f:
             uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
         if os.geteuid() != 0:
