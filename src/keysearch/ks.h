@@ -37,6 +37,7 @@ enum ks_status {
 	KS_ERROR,
 	KS_BLOCKED,
 	KS_BOGUS,
+	KS_PENDING,	/* still asked when the answer was given (in the background) */
 };
 
 enum ks_source_kind {
@@ -104,6 +105,7 @@ struct ks_key {
 struct ks_result {
 	char *address;
 	enum ks_type type;
+	bool complete;		/* every source had finished when the answer was given */
 	struct ks_key *keys;	/* best first */
 	size_t nkeys;
 	long recommended;	/* index into keys, -1: none */
@@ -132,6 +134,25 @@ struct ks_result *ks_merge(const char *address, enum ks_type type, const struct 
 			   size_t n);
 /* Ordering of two merged keys: < 0 when a is better. */
 int ks_key_rank_cmp(const struct ks_key *a, const struct ks_key *b);
+/* Whether a search of type wants a key of kind. */
+bool ks_type_wants(enum ks_type type, enum keys_kind kind);
+
+/*
+ * Answering early. A source still asked is described by the best trust it could return
+ * (DNS: dns-secure, whatever it returned before) and its position in `sources`, the
+ * tie-breaker between keys of equal trust.
+ */
+struct ks_rank {
+	enum ks_trust trust;
+	int order;
+};
+enum ks_trust ks_kind_best_trust(enum ks_source_kind k);
+/*
+ * Whether one of the outstanding sources could still return a key ranked above best (the
+ * best key found so far; NULL when none was found: then any outstanding source could).
+ */
+bool ks_better_may_come(const struct ks_rank *best, const struct ks_rank *outstanding,
+			size_t n);
 
 /* ---- ks_outcome (ks_merge.c) ----------------------------------------------------------- */
 void ks_hit_copy(struct ks_hit *dst, const struct ks_hit *src);

@@ -195,9 +195,24 @@ static int ks_api_auth(struct ks_api *api, struct evhttp_request *req)
 	return ks_token_index(api->cfg->api.tokens, h);
 }
 
-/* email and type from the query; false after answering 400. */
+/* complete=1|true|0|false (absent: false); false when it is something else. */
+static bool ks_api_complete(const char *query, bool *complete)
+{
+	char *c = query ? http_query_param(query, "complete") : NULL;
+	bool ok = true;
+
+	*complete = false;
+	if (c && (strcmp(c, "1") == 0 || strcmp(c, "true") == 0))
+		*complete = true;
+	else if (c && strcmp(c, "0") != 0 && strcmp(c, "false") != 0)
+		ok = false;
+	free(c);
+	return ok;
+}
+
+/* email, type and complete from the query; false after answering 400. */
 static bool ks_api_params(struct evhttp_request *req, const char *query, bool public_keys,
-			  char **email, enum ks_type *type)
+			  char **email, enum ks_type *type, bool *complete)
 {
 	char *t = query ? http_query_param(query, "type") : NULL;
 
@@ -210,6 +225,10 @@ static bool ks_api_params(struct evhttp_request *req, const char *query, bool pu
 	if (t && !ks_type_parse(t, type)) {
 		ks_api_error(req, 400, "Bad Request", public_keys ? "type: open_pgp or smime"
 								  : "type: openpgp, smime or any");
+		goto fail;
+	}
+	if (!ks_api_complete(query, complete)) {
+		ks_api_error(req, 400, "Bad Request", "complete: 1 or 0");
 		goto fail;
 	}
 	free(t);
@@ -231,6 +250,7 @@ static void ks_api_handle(struct evhttp_request *req, void *arg)
 	bool pk;
 	struct ks_api_req *r;
 	enum ks_type type;
+	bool complete;
 	char *email;
 	int token;
 
@@ -266,7 +286,7 @@ static void ks_api_handle(struct evhttp_request *req, void *arg)
 		ks_api_log(api, "-", 404, token, 0, start, NULL);
 		return;
 	}
-	if (!ks_api_params(req, query, pk, &email, &type)) {
+	if (!ks_api_params(req, query, pk, &email, &type, &complete)) {
 		ks_api_log(api, path, 400, token, 0, start, NULL);
 		return;
 	}
@@ -279,7 +299,7 @@ static void ks_api_handle(struct evhttp_request *req, void *arg)
 	r->path = xstrdup(path);
 	r->next = api->reqs;
 	api->reqs = r;
-	r->handle = keysearch_start(api->ks, email, type, ks_api_search_done, r);
+	r->handle = keysearch_start(api->ks, email, type, complete, ks_api_search_done, r);
 	free(email);
 }
 

@@ -167,6 +167,7 @@ int64_t ks_cache_ttl(const struct ks_outcome *o, const struct keysearch_conf *kc
 		return kc->negative_ttl;
 	case KS_TIMEOUT:
 	case KS_ERROR:
+	case KS_PENDING:
 		break;
 	}
 	return 0;	/* failures are asked again next time */

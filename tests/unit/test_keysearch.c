@@ -1,7 +1,8 @@
 /*
  * test_keysearch.c - key search logic as pure functions: merging and ranking of what the
  * sources returned, trust names, the cache (TTL clamping, negative answers, LRU bound,
- * expiry), the API's per-token rate limit and token matching, and the splitting of
+ * expiry), the decision to answer before every source has finished, the
+ * API's per-token rate limit and token matching, and the splitting of
  * keyserver and WKD answers into keys checked with keys_accept (keys made by
  * tests/unit/keys/gen-keys.py).
  */
@@ -400,6 +401,97 @@ static void test_json(void)
 	free(d);
 }
 
+/* The best trust each source could still return: DNS may be signed until it answers. */
+static void test_kind_best_trust(void)
+{
+	CHECK(ks_kind_best_trust(KS_SRC_LOCAL) == KS_TRUST_DIRECTORY);
+	CHECK(ks_kind_best_trust(KS_SRC_DNS) == KS_TRUST_DNS_SECURE);
+	CHECK(ks_kind_best_trust(KS_SRC_WKD) == KS_TRUST_WKD);
+	CHECK(ks_kind_best_trust(KS_SRC_VKS) == KS_TRUST_VKS);
+	CHECK(ks_kind_best_trust(KS_SRC_HKP) == KS_TRUST_HKP);
+}
+
+/*
+ * "Can anything outstanding beat the best found?" as a table. Positions (order) follow
+ * `sources = local, dns, wkd, vks, vks2, hkp`: 0..5. Up to three outstanding sources.
+ */
+static void test_better_may_come(void)
+{
+#define D KS_TRUST_DIRECTORY
+#define S KS_TRUST_DNS_SECURE
+#define W KS_TRUST_WKD
+#define V KS_TRUST_VKS
+#define I KS_TRUST_DNS_INSECURE
+#define H KS_TRUST_HKP
+	static const struct {
+		const char *why;
+		bool found;
+		struct ks_rank best;
+		size_t n;
+		struct ks_rank out[3];
+		bool better;
+	} t[] = {
+		{ "nothing found, nothing outstanding", false, { H, 0 }, 0, { { H, 0 } }, false },
+		{ "nothing found: any source may find one", false, { H, 0 }, 1, { { H, 5 } }, true },
+		{ "dns-secure found; wkd, vks, hkp left", true, { S, 1 }, 3,
+		  { { W, 2 }, { V, 3 }, { H, 5 } }, false },
+		{ "vks found first; wkd left", true, { V, 3 }, 1, { { W, 2 } }, true },
+		{ "vks found; hkp left", true, { V, 3 }, 1, { { H, 5 } }, false },
+		{ "dns-insecure found; DNS gives one answer, but vks left", true, { I, 1 }, 1,
+		  { { V, 3 } }, true },
+		{ "wkd found; DNS outstanding may still be signed", true, { W, 2 }, 1, { { S, 1 } },
+		  true },
+		{ "hkp found; DNS outstanding", true, { H, 5 }, 1, { { S, 1 } }, true },
+		{ "second vks found; first vks (earlier in sources) left", true, { V, 4 }, 1,
+		  { { V, 3 } }, true },
+		{ "first vks found; second vks left: ranked below", true, { V, 3 }, 1,
+		  { { V, 4 } }, false },
+		{ "directory found: nothing ranks above", true, { D, 0 }, 3,
+		  { { S, 1 }, { W, 2 }, { V, 3 } }, false },
+		{ "wkd found; vks and hkp left", true, { W, 2 }, 2, { { V, 3 }, { H, 5 } }, false },
+		{ "wkd found; hkp and DNS left", true, { W, 2 }, 2, { { H, 5 }, { S, 1 } }, true },
+	};
+#undef D
+#undef S
+#undef W
+#undef V
+#undef I
+#undef H
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		bool got = ks_better_may_come(t[i].found ? &t[i].best : NULL, t[i].out, t[i].n);
+
+		if (got != t[i].better)
+			fprintf(stderr, "case %zu (%s): got %d\n", i, t[i].why, got);
+		CHECK(got == t[i].better);
+	}
+}
+
+/* A result made while a source is still asked is not complete, and says so. */
+static void test_result_pending(void)
+{
+	struct ks_outcome done = { 0 }, pending = { 0 };
+	struct ks_merge_in in[2] = { { "dns", NULL, 0, false, 5, &done },
+				     { "hkp", "http://h", 1, false, 5, &pending } };
+	struct ks_result *r;
+	json_t *j;
+
+	ks_outcome_set(&done, KS_NONE, "no record");
+	ks_outcome_set(&pending, KS_PENDING, "still asked");
+	r = ks_merge("alice@example.org", KS_TYPE_ANY, in, 2);
+	CHECK(!ks_result_complete(r));
+	j = ks_result_json(r);
+	CHECK(json_is_false(json_object_get(j, "complete")));
+	CHECK_STREQ(json_string_value(json_object_get(json_array_get(json_object_get(j, "sources"),
+						      1), "status")), "pending");
+	CHECK(ks_cache_ttl(&pending, &(struct keysearch_conf){ .negative_ttl = 60 }) == 0);
+	json_decref(j);
+	ks_result_free(r);
+	ks_outcome_release(&done);
+	ks_outcome_release(&pending);
+}
+
 TEST_MAIN(test_trust_order, test_merge_dedupe, test_rank, test_cache_ttl, test_cache_lru,
 	  test_cache_key_expiry, test_rate_limit, test_tokens, test_base64, test_setup,
-	  test_body_split, test_body_keys, test_json, test_cleanup)
+	  test_body_split, test_body_keys, test_json, test_kind_best_trust,
+	  test_better_may_come, test_result_pending, test_cleanup)
