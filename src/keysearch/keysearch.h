@@ -71,6 +71,11 @@ json_t *ks_result_json(const struct ks_result *r);
 json_t *ks_public_keys_json(const struct ks_result *r);
 /* Whether every source had finished when the result was made. */
 bool ks_result_complete(const struct ks_result *r);
+/*
+ * The API's compact JSON body (ks_public_keys_json or ks_result_json), serialised on first
+ * use and kept with the result: a cached answer is serialised once. Borrowed from r.
+ */
+const char *ks_result_body(struct ks_result *r, bool public_keys);
 /* Human-readable report for the command line. */
 void ks_result_print(const struct ks_result *r, FILE *out);
 

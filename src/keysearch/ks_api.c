@@ -135,18 +135,26 @@ static void ks_api_log(struct ks_api *api, const char *path, int code, int token
 			 path, code, token, nkeys, ms);
 }
 
-static void ks_api_send_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
+/* Send a JSON body (with its final newline). */
+static void ks_api_send_body(struct evhttp_request *req, int code, const char *reason,
+			     const char *body)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	struct evbuffer *b = evbuffer_new();
-	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	struct evbuffer *b = evhttp_request_get_output_buffer(req);
 
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-store");
-	evbuffer_add(b, s, strlen(s));
-	evbuffer_add(b, "\n", 1);
-	evhttp_send_reply(req, code, reason, b);
-	evbuffer_free(b);
+	evbuffer_add(b, body, strlen(body));
+	evhttp_send_reply(req, code, reason, NULL);
+}
+
+static void ks_api_send_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	char *body = xasprintf("%s\n", s);
+
+	ks_api_send_body(req, code, reason, body);
+	free(body);
 	free(s);
 	json_decref(j);
 }
@@ -170,11 +178,11 @@ static void ks_api_req_unlink(struct ks_api *api, struct ks_api_req *r)
 static void ks_api_search_done(struct ks_result *res, void *arg)
 {
 	struct ks_api_req *r = arg;
-	json_t *j = r->public_keys ? ks_public_keys_json(res) : ks_result_json(res);
 
 	ks_api_req_unlink(r->api, r);
 	ks_api_log(r->api, r->path, 200, r->token, res->nkeys, r->start_ms, res->address);
-	ks_api_send_json(r->req, 200, "OK", j);
+	/* A cached answer carries its body: it is serialised once, not per request. */
+	ks_api_send_body(r->req, 200, "OK", ks_result_body(res, r->public_keys));
 	ks_result_free(res);
 	free(r->path);
 	free(r);

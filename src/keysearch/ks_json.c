@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "buf.h"
+#include "log.h"
 #include "strutil.h"
 #include "xmalloc.h"
 
@@ -101,6 +102,23 @@ json_t *ks_public_keys_json(const struct ks_result *r)
 		free(text);
 	}
 	return json_pack("{s:o, s:b}", "results", results, "complete", r->complete);
+}
+
+const char *ks_result_body(struct ks_result *r, bool public_keys)
+{
+	char **body = &r->body[public_keys ? 1 : 0];
+
+	if (*body == NULL) {
+		json_t *j = public_keys ? ks_public_keys_json(r) : ks_result_json(r);
+		char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+
+		if (s == NULL)
+			fatalx("cannot serialise a search result");
+		*body = xasprintf("%s\n", s);
+		free(s);
+		json_decref(j);
+	}
+	return *body;
 }
 
 void ks_result_print(const struct ks_result *r, FILE *out)

@@ -235,6 +235,7 @@ struct ks_result *ks_merge(const char *address, enum ks_type type, const struct 
 {
 	struct ks_result *r = xcalloc(1, sizeof(*r));
 
+	r->refs = 1;
 	r->complete = true;
 	r->address = xstrdup(address);
 	r->type = type;
@@ -273,10 +274,18 @@ bool ks_result_complete(const struct ks_result *r)
 	return r->complete;
 }
 
+struct ks_result *ks_result_ref(struct ks_result *r)
+{
+	r->refs++;
+	return r;
+}
+
 void ks_result_free(struct ks_result *r)
 {
-	if (r == NULL)
+	if (r == NULL || --r->refs > 0)
 		return;
+	free(r->body[0]);
+	free(r->body[1]);
 	for (size_t i = 0; i < r->nkeys; i++) {
 		ks_hit_release(&r->keys[i].hit);
 		for (size_t j = 0; j < r->keys[i].nsrcs; j++) {

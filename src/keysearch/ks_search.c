@@ -11,6 +11,7 @@
  *
  * A source whose lookup (same source, same address) is already in flight for another
  * search joins it instead of asking again: it gets that lookup's outcome when it ends.
+ * A complete result made only from cached outcomes is cached as a whole, with its JSON.
  */
 #include "ks.h"
 
@@ -51,6 +52,7 @@ struct ks_src {
 	struct ks_outcome out;
 	bool started, done, cached, no_cache;
 	int64_t start_ms, end_ms, elapsed_ms;
+	int64_t cache_expires;		/* when cached: when the cache entry expires */
 	struct event *timer;
 	void *state;
 	char *cache_key;
@@ -72,6 +74,7 @@ struct ks_search {
 	void *arg;
 	bool complete;			/* the caller waits for every source */
 	bool starting;			/* sources are being started: do not answer yet */
+	struct ks_result *answer;	/* a whole answer from the cache */
 	struct ks_search *next;
 };
 
@@ -234,6 +237,25 @@ static void ks_src_cancel(struct ks_src *src)
 	src->state = NULL;
 }
 
+/* The key of a whole cached answer for address and type. */
+static char *ks_answer_key(enum ks_type type, const char *address)
+{
+	return xasprintf("=%d|%s", (int)type, address);
+}
+
+/* A source's answer for address changed: whole answers made from the old one go. */
+static void ks_answer_drop(struct keysearch *ks, const char *address)
+{
+	static const enum ks_type types[] = { KS_TYPE_ANY, KS_TYPE_OPENPGP, KS_TYPE_SMIME };
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		char *key = ks_answer_key(types[i], address);
+
+		ks_cache_drop(ks->cache, key);
+		free(key);
+	}
+}
+
 /* The rank of the best key found so far by finished sources; false when none. */
 static bool ks_search_best(const struct ks_search *s, struct ks_rank *best)
 {
@@ -297,6 +319,7 @@ void ks_src_done(struct ks_src *src)
 	ttl = ks_cache_ttl(&src->out, &s->ks->cfg->keysearch);
 	if (src->cache_key && !src->no_cache && ttl > 0) {
 		ks_cache_put(s->ks->cache, src->cache_key, &src->out, (int64_t)time(NULL) + ttl);
+		ks_answer_drop(s->ks, s->address);
 	}
 	/* Those that joined this lookup get its outcome (already cached, if at all). */
 	while (src->followers) {
@@ -378,6 +401,7 @@ static void ks_search_free(struct ks_search *s)
 		event_free(s->deadline);
 	if (s->finish)
 		event_free(s->finish);
+	ks_result_free(s->answer);
 	free(s->srcs);
 	free(s->address);
 	free(s);
@@ -407,6 +431,41 @@ static struct ks_result *ks_search_result(struct ks_search *s)
 	return r;
 }
 
+/*
+ * Keep r as a whole answer when it was made from cached outcomes only (then it is what the
+ * next search would make again), until the first of them or of its keys expires.
+ */
+static void ks_search_keep_answer(struct ks_search *s, struct ks_result *r)
+{
+	int64_t expires = INT64_MAX;
+	bool any = false;
+	char *key;
+
+	if (!r->complete)
+		return;
+	for (size_t i = 0; i < s->nsrcs; i++) {
+		const struct ks_src *src = &s->srcs[i];
+
+		if (src->def->kind == KS_SRC_LOCAL)
+			continue;	/* asked again every time: see ks_answer_fits */
+		if (src->started)
+			return;		/* asked over the network, or timed out */
+		if (src->cached) {
+			any = true;
+			if (src->cache_expires < expires)
+				expires = src->cache_expires;
+		}
+	}
+	for (size_t i = 0; i < r->nkeys; i++)
+		if (r->keys[i].hit.expires != 0 && r->keys[i].hit.expires < expires)
+			expires = r->keys[i].hit.expires;
+	if (!any)
+		return;
+	key = ks_answer_key(s->type, s->address);
+	ks_cache_put_result(s->ks->cache, key, r, expires);
+	free(key);
+}
+
 static void ks_finish_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ks_search *s = arg;
@@ -422,7 +481,13 @@ static void ks_finish_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		return;
 	}
-	r = ks_search_result(s);
+	if (s->answer) {
+		r = s->answer;
+		s->answer = NULL;
+	} else {
+		r = ks_search_result(s);
+		ks_search_keep_answer(s, r);
+	}
 	s->cb = NULL;
 	log_info("event=keysearch_done keys=%zu sources=%zu complete=%s elapsed_ms=%lld",
 		 r->nkeys, s->nsrcs, r->complete ? "yes" : "no",
@@ -504,7 +569,8 @@ static void ks_src_start(struct ks_search *s, struct ks_src *src)
 					   src->def->server ? src->def->server : "",
 					   src->def->kind == KS_SRC_DNS ? (int)s->type : 0,
 					   s->address);
-		if (ks_cache_get(s->ks->cache, src->cache_key, (int64_t)time(NULL), &src->out)) {
+		if (ks_cache_get(s->ks->cache, src->cache_key, (int64_t)time(NULL), &src->out,
+				 &src->cache_expires)) {
 			src->cached = true;
 			src->done = true;
 			return;
@@ -568,6 +634,47 @@ static void ks_skip_outside_sources(struct ks_search *s)
 	}
 }
 
+/*
+ * The local source gives the same outcome as when answer was made (the directory is asked
+ * every time: a key may have been published since, by another process).
+ */
+static bool ks_answer_fits(const struct ks_search *s, const struct ks_result *answer)
+{
+	if (answer->nreports != s->nsrcs)
+		return false;
+	for (size_t i = 0; i < s->nsrcs; i++) {
+		const struct ks_src *src = &s->srcs[i];
+		const struct ks_report *rep = &answer->reports[i];
+
+		if (strcmp(rep->source, ks_kind_name(src->def->kind)) != 0)
+			return false;
+		if (src->def->kind == KS_SRC_LOCAL &&
+		    (rep->status != src->out.status || !src->out.detail ||
+		     strcmp(rep->detail, src->out.detail) != 0))
+			return false;
+	}
+	return true;
+}
+
+/* A whole cached answer for the search: every other source is then done. */
+static void ks_search_cached_answer(struct ks_search *s)
+{
+	char *key = ks_answer_key(s->type, s->address);
+	struct ks_result *r = ks_cache_get_result(s->ks->cache, key, (int64_t)time(NULL));
+
+	if (r && !ks_answer_fits(s, r)) {
+		ks_result_free(r);
+		ks_cache_drop(s->ks->cache, key);
+		r = NULL;
+	}
+	free(key);
+	if (r == NULL)
+		return;
+	s->answer = r;
+	for (size_t i = 0; i < s->nsrcs; i++)
+		s->srcs[i].done = true;
+}
+
 int keysearch_start(struct keysearch *ks, const char *address, enum ks_type type,
 		    bool complete, keysearch_cb cb, void *arg)
 {
@@ -601,6 +708,8 @@ int keysearch_start(struct keysearch *ks, const char *address, enum ks_type type
 		log_debug("event=keysearch_start address=%s type=%s", address, ks_type_name(type));
 	if (ks_directory_answers(s))
 		ks_skip_outside_sources(s);
+	else
+		ks_search_cached_answer(s);
 	for (size_t i = 0; i < s->nsrcs; i++)
 		if (!s->srcs[i].done)
 			ks_src_start(s, &s->srcs[i]);

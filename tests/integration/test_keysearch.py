@@ -631,6 +631,9 @@ def test_after_early_answer_cache_is_complete(world, searcher):
     assert set(sr.ids(j)) == {world.k[EARLY].fpr, world.k["early-hkp"].fpr}, j
     assert sr.recommended_id(j) == world.k[EARLY].fpr
     assert key_requests(world, EARLY) == {"wkd": 1, "vks": 1, "hkp": 1}
+    # A third search is answered from the whole cached answer: the same body.
+    st, _, body3, _ = s.api(path, token="tok-good")
+    assert st == 200 and json.loads(body3) == j
 
 
 def test_search_joins_lookups_in_flight(world, searcher):
