@@ -823,3 +823,35 @@ def test_directory_answers_for_own_users_without_asking_outside(world, searcher,
     rc, j = s.search(stranger, expect_rc=0)
     assert world.vks.requests_for(stranger, "vks"), "control: outside addresses go out"
     assert sr.status_of(j, "local") == ["none"]
+
+
+def test_cached_answer_follows_the_directory(world, searcher, workdir):
+    """A repeated search is answered from the cache, but the directory is asked every time:
+    when the address becomes an account, and then publishes a key, the next search says so
+    (the cached answer is not reused when the directory's answer differs)."""
+    addr = "joiner@ourmail.test"
+    key = world.kf.good(addr)
+    world.vks.answer(addr, world.k[VKS_GOOD].armored)   # a key for another address: refused
+    path = os.path.join(workdir, "joiner.asc")
+    with open(path, "w") as f:
+        f.write(key.armored)
+    s = searcher(start=True, keysearch_sources="local, vks")
+    q = "/v1/keys/search?email=%s" % addr
+
+    def local_detail():
+        st, _, body, _ = s.api(q, token="tok-good")
+        assert st == 200, body
+        j = json.loads(body)
+        return [x["detail"] for x in j["sources"] if x["source"] == "local"][0], j
+
+    for _ in range(3):      # asked, then cached, then the whole cached answer
+        detail, j = local_detail()
+        assert detail == "not an address of this provider", j
+    assert len(world.vks.requests_for(addr, "vks")) == 1
+    s.pw("user", "add", addr, check=True)
+    detail, j = local_detail()
+    assert detail == "no key published for this account", j
+    assert sr.statuses(j)["vks"][0]["cached"] is True, j
+    s.pw("keys", "publish", addr, path, check=True)
+    detail, j = local_detail()
+    assert sr.recommended_id(j) == key.fpr and sr.key_trust(sr.keys_of(j)[0]) == "directory", j
