@@ -240,8 +240,9 @@ class Postgres:
         raise TimeoutError("postgres not ready after %.0fs:\n%s" % (timeout, self.log()[-3000:]))
 
     def _create_role_and_db(self):
-        self.psql("CREATE ROLE %s LOGIN PASSWORD '%s'" % (self.user, self.password))
-        self.psql("CREATE DATABASE %s OWNER %s" % (self.dbname, self.user))
+        # One psql for both (each -c is its own transaction: CREATE DATABASE needs that).
+        self.psql(["CREATE ROLE %s LOGIN PASSWORD '%s'" % (self.user, self.password),
+                   "CREATE DATABASE %s OWNER %s" % (self.dbname, self.user)])
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write("%s:%d:%s:%s:%s\n" % (self.host, self.port, self.dbname, self.user,
@@ -305,7 +306,8 @@ class Postgres:
             self.host, self.port, dbname or self.dbname, user or self.user)
 
     def psql_run(self, sql, tcp=False, user=None, password=None, dbname=None):
-        """Run sql with /usr/bin/psql (unaligned, tuples only, stop on the first error).
+        """Run sql with /usr/bin/psql (unaligned, tuples only, stop on the first error);
+        a list of statements runs each in a transaction of its own.
 
         tcp=False: as the superuser over the unix socket (dbname defaults to postwarden's
         once it exists). tcp=True: over TCP as user (default: the postwarden role) with
@@ -324,7 +326,9 @@ class Postgres:
                 dbname = self.dbname if self._db_created else "postgres"
             target = "host=%s port=%d dbname=%s user=%s" % (self.socket_dir, self.port,
                                                             dbname, user or SUPERUSER)
-        cmd = [PSQL, "-X", "-w", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", target, "-c", sql]
+        cmd = [PSQL, "-X", "-w", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", target]
+        for statement in [sql] if isinstance(sql, str) else sql:
+            cmd += ["-c", statement]
         return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
 
     def psql(self, sql, **kw):
