@@ -6,6 +6,7 @@ system cluster may run on 5432 or not: test_stop_leaves_no_process runs a second
 next to the session's one, as the system cluster would."""
 
 import os
+import shutil
 import stat
 import subprocess
 import time
@@ -145,3 +146,26 @@ def test_stop_leaves_no_process(workdir, postgres):
     # The session's server was not touched.
     assert postgres.psql("SELECT 1", tcp=True) == "1"
     assert pw_postgres.processes_in(postgres.data_dir)
+
+
+def test_server_shuts_down_when_the_test_process_dies(workdir):
+    """A test run killed before its teardown leaves no server behind on a shared machine."""
+    base = os.path.join(workdir, "pg3")
+    code = ("import os, sys\n"
+            "sys.path.insert(0, %r)\n"
+            "from pwtest import postgres\n"
+            "p = postgres.Postgres(%r).start()\n"
+            "print(p.proc.pid, p.socket_dir, flush=True)\n"
+            "os._exit(0)\n" % (os.path.dirname(os.path.abspath(__file__)), base))
+    r = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    data_dir = os.path.join(base, "data")
+    # Control: the server was up when its test process died.
+    pid, socket_dir = r.stdout.split()
+    assert pid.isdigit() and socket_dir.startswith("/tmp/pwpg-")
+    net.wait_until(lambda: not pw_postgres.processes_in(data_dir), 30, interval=0.05,
+                   what="the orphaned server to shut down")
+    with open(os.path.join(base, "postgres.log")) as f:
+        assert "received fast shutdown request" in f.read()
+    shutil.rmtree(socket_dir)

@@ -12,6 +12,7 @@ The server runs as the `postgres` system user (or `nobody`) because postgres ref
 as root; every directory it uses is owned by that user and every parent is traversable.
 """
 
+import ctypes
 import os
 import pwd
 import secrets
@@ -46,6 +47,18 @@ SETTINGS = {
     "log_timezone": "'UTC'",
     "timezone": "'UTC'",
 }
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _stop_with_parent():
+    """In the child before exec: a fast shutdown when the test process dies without stop().
+
+    Runs after the switch to the server's user (a change of credentials clears the setting);
+    the postmaster's own children watch the postmaster and follow it."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
 
 
 def _run_user():
@@ -211,7 +224,9 @@ class Postgres:
         try:
             self.proc = subprocess.Popen(cmd, cwd=self.data_dir, env=self._server_env(),
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True, **self._as_server_user())
+                                         start_new_session=True,
+                                         preexec_fn=_stop_with_parent,
+                                         **self._as_server_user())
         finally:
             log.close()
         try:
