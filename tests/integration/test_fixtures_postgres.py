@@ -117,6 +117,21 @@ def test_data_survives_restart(postgres):
     assert took < 20, "restart took %.1fs" % took
 
 
+def test_committed_data_survives_an_immediate_restart(postgres):
+    """restart(mode="immediate") skips the shutdown checkpoint: the row comes back by WAL
+    replay, which is what fsync on buys."""
+    postgres.psql("DROP TABLE IF EXISTS crash_probe; "
+                  "CREATE TABLE crash_probe (id int PRIMARY KEY)", tcp=True)
+    postgres.psql("INSERT INTO crash_probe SELECT generate_series(1, 1000)", tcp=True)
+    log_before = len(postgres.log())
+    postgres.restart(mode="immediate")
+    log = postgres.log()[log_before:]
+    assert "received immediate shutdown request" in log
+    assert "was not properly shut down; automatic recovery in progress" in log, log
+    assert postgres.psql("SELECT count(*), max(id) FROM crash_probe", tcp=True) == "1000|1000"
+    postgres.psql("DROP TABLE crash_probe", tcp=True)
+
+
 def test_stop_leaves_no_process(workdir, postgres):
     """A second server next to the session's one: its own port, socket and data; stop()
     ends it and its backends, including one busy in a query, and nothing else."""
