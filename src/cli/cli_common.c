@@ -35,6 +35,19 @@ struct db *cli_open_db(struct cli *cli)
 	return db;
 }
 
+int cli_close_db(struct db *db, int rc)
+{
+	if (db == NULL)
+		return rc;
+	if (db_error(db) != SQLITE_OK) {
+		fprintf(stderr, "postwarden: database %s: %s\n", db->path, db_errmsg(db));
+		if (rc == 0)
+			rc = 1;
+	}
+	db_close(db);
+	return rc;
+}
+
 int cli_usage(const char *text)
 {
 	fprintf(stderr, "usage: postwarden %s\n", text);

@@ -13,6 +13,7 @@
  *   data over max_message_size                          552 5.3.4 after the final dot
  *   more than max_recipients                            452 4.5.3
  *   more than max_connections                           421 4.7.0 at connect, then close
+ *   storage short on state_dir (relay_storage.h)          452 4.3.1 at MAIL and at DATA
  *   idle for command_timeout                            421 4.4.2, then close
  *   10 bad commands                                      421 4.7.0, then close
  * Input and output buffers are bounded by bufferevent watermarks: reading stops while a
@@ -47,6 +48,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "relay_data.h"
+#include "relay_storage.h"
 #include "relay_smtp_cmd.h"
 #include "xmalloc.h"
 
@@ -86,6 +88,7 @@ struct smtpd_session {
 	/* the transaction */
 	struct queue_envelope *env;
 	struct queue_writer *writer;
+	uint64_t declared_size;		/* SIZE= at MAIL, 0 if none */
 	uint64_t data_size;
 	bool data_too_big;
 	bool data_line_too_long;
@@ -190,6 +193,19 @@ static void smtpd_ehlo(struct smtpd_session *s, struct smtp_cmd *cmd)
 	smtpd_reply(s, "250 SMTPUTF8");
 }
 
+/*
+ * Is there room for the message? Asked at MAIL and again at DATA, so that a message is
+ * refused with 452 before its data rather than lost or refused after it (RFC 5321 4.5.3.1.9).
+ */
+static bool smtpd_storage_ok(struct smtpd_session *s)
+{
+	if (storage_accepts(queue_storage(s->smtpd->relay->queue), s->declared_size))
+		return true;
+	log_debug("event=smtpd_refused client=%s reason=storage", s->addr);
+	smtpd_reply(s, "452 4.3.1 Insufficient system storage");
+	return false;
+}
+
 static void smtpd_mail(struct smtpd_session *s, struct smtp_cmd *cmd)
 {
 	struct queue_envelope *env;
@@ -208,6 +224,9 @@ static void smtpd_mail(struct smtpd_session *s, struct smtp_cmd *cmd)
 		smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
+	s->declared_size = cmd->has_size ? cmd->size : 0;
+	if (!smtpd_storage_ok(s))
+		return;
 	env = s->env = xcalloc(1, sizeof(*env));
 	env->sender = cmd->path;
 	cmd->path = NULL;
@@ -280,6 +299,10 @@ static void smtpd_data(struct smtpd_session *s)
 	if (s->state != SMTPD_RCPT) {
 		smtpd_reply(s, "503 5.5.1 Error: need RCPT command");
 		smtpd_error(s);
+		return;
+	}
+	if (!smtpd_storage_ok(s)) {
+		smtpd_reset(s);
 		return;
 	}
 	s->writer = queue_writer_new(s->smtpd->relay->queue);

@@ -121,12 +121,13 @@ class SmtpServer(net.ThreadedListener):
     """A threaded SMTP server; start() binds addr:port, stop() closes everything."""
 
     def __init__(self, addr, port, mode="sink", cert=None, hostname=None, max_size=0,
-                 ehlo_extra=(), eol="lf"):
+                 ehlo_extra=(), eol="lf", gate=None):
         if mode not in MODES:
             raise ValueError("unknown mode %s" % mode)
         if eol not in EOLS:
             raise ValueError("unknown eol %s" % eol)
         self.eol = eol
+        self.gate = gate        # a threading.Event: hold the reply to each message until set
         self._listen_init(addr, port)
         self.mode = mode
         self.cert = cert
@@ -309,6 +310,8 @@ class SmtpServer(net.ThreadedListener):
                 c.send("354 End data with <CR><LF>.<CR><LF>\r\n")
                 c.raw = []
                 data, _ = self._data(c)
+                if self.gate is not None:
+                    self.gate.wait(120)
                 with self.cond:
                     self.messages.append(Message(c, mail_from, rcpts, data, b"".join(c.raw)))
                     self.cond.notify_all()
