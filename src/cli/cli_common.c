@@ -39,10 +39,10 @@ int cli_close_db(struct db *db, int rc)
 {
 	if (db == NULL)
 		return rc;
-	if (db_error(db) != SQLITE_OK) {
+	/* a command that failed has said why; one that thinks it succeeded has not */
+	if (db_error(db) != SQLITE_OK && rc == 0) {
 		fprintf(stderr, "postwarden: database %s: %s\n", db->path, db_errmsg(db));
-		if (rc == 0)
-			rc = 1;
+		rc = 1;
 	}
 	db_close(db);
 	return rc;

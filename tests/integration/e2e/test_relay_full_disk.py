@@ -1,4 +1,4 @@
-"""A full disk must not stop the relay.
+"""A full disk must not stop the relay, nor crash a command-line tool.
 
 state_dir is a small tmpfs (the tests run as root). Mail flows in while deliveries are held
 at the receiver; the file system is filled to the last byte, the held deliveries finish
@@ -127,6 +127,12 @@ def test_full_disk_answers_452_and_recovers_without_restart(make_relay, smtp_ser
             s.ehlo("client.example.test")
             code, text = s.mail("a@other.test")
             assert (code, text) == (452, b"4.3.1 Insufficient system storage"), (code, text)
+        # a command-line tool on the full disk says so and exits non-zero (serve keeps going)
+        cli = relay.pw("user", "add", "full-%s@other.test" % uniq())
+        assert cli.returncode != 0, cli
+        assert "full" in cli.stderr and "postwarden:" in cli.stderr, cli.stderr
+        assert "AddressSanitizer" not in cli.stderr and "runtime error" not in cli.stderr
+        assert relay.alive()
         os.unlink(filler)
         filler = None
         # recovery by itself: new mail is accepted again
