@@ -34,7 +34,7 @@ bool cli_load_config(struct cli *cli);
 struct db *cli_open_db(struct cli *cli);
 /*
  * Close db at the end of a command that returns rc: when a database operation failed on the
- * way (a full disk, a locked database) and rc says success, say so on stderr and return 1.
+ * way (a full disk, a locked database), say so on stderr and return 1 if rc said success.
  */
 int cli_close_db(struct db *db, int rc);
 /* Print "postwarden CMD: usage: ..." to stderr and return EXIT_USAGE. */

@@ -39,10 +39,12 @@ int cli_close_db(struct db *db, int rc)
 {
 	if (db == NULL)
 		return rc;
-	/* a command that failed has said why; one that thinks it succeeded has not */
-	if (db_error(db) != SQLITE_OK && rc == 0) {
+	/* said even after the command's own message: it may have been misled (a failed read
+	 * looks like "not found") */
+	if (db_error(db) != SQLITE_OK) {
 		fprintf(stderr, "postwarden: database %s: %s\n", db->path, db_errmsg(db));
-		rc = 1;
+		if (rc == 0)
+			rc = 1;
 	}
 	db_close(db);
 	return rc;
