@@ -32,16 +32,16 @@ int cli_keysearch(struct cli *cli, int argc, char **argv, bool json);
 bool cli_load_config(struct cli *cli);
 /* Open the database of the loaded configuration; NULL after reporting on stderr. */
 struct db *cli_open_db(struct cli *cli);
-/*
- * Close db at the end of a command that returns rc: when a database operation failed on the
- * way (a full disk, a locked database), say so on stderr and return 1 if rc said success.
- */
-int cli_close_db(struct db *db, int rc);
 /* Print "postwarden CMD: usage: ..." to stderr and return EXIT_USAGE. */
 int cli_usage(const char *usage);
 /* Is argv[i] "--help" or "-h"? */
 bool cli_wants_help(int argc, char **argv);
 /* Remove "--json" from argv (shifting the rest); returns whether it was there. */
 bool cli_take_flag(int *argc, char **argv, const char *flag);
+/*
+ * Close db at the end of a command that returns rc: when a database operation failed on the
+ * way (a full disk, a locked database), say so on standard error and return 1 if rc said success.
+ */
+int cli_close_db(struct db *db, int rc);
 
 #endif
