@@ -102,6 +102,7 @@ def tags_of(srv):
     return out
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_full_disk_answers_452_and_recovers_without_restart(make_relay, smtp_server, zones):
     gate = threading.Event()
     srv = smtp_server("notls", gate=gate)
