@@ -172,3 +172,49 @@ def test_full_disk_answers_452_and_recovers_without_restart(make_relay, smtp_ser
             os.unlink(filler)
         relay.stop()
         umount(relay.state_dir)
+
+
+def test_locked_database_keeps_serving_and_writes_rows_later(make_relay, smtp_server, zones):
+    """Another process holds the database's write lock past the busy timeout (10 s): the
+    message whose rows cannot be written is still accepted (its spool file is durable), serve
+    stays up, and once the lock is gone the rows are written and the message delivered once."""
+    import sqlite3
+    srv = smtp_server("notls")
+    rcpt = "user@" + zones.mx("example.test", uniq("locked"), srv.addr)
+    zones.publish()
+    relay = make_relay()
+    msg = "From: <a@other.test>\r\nSubject: flow-%s\r\n\r\nbody\r\n"
+    relay.send("a@other.test", [rcpt], msg % "before")
+    srv.wait_for_messages(1)
+    # the message is on its way (data sent, final dot not yet) when the lock is taken
+    c = smtplib.SMTP(relay.listen_addr, relay.port, timeout=90,
+                     local_hostname="client.example.test")
+    c.ehlo()
+    assert c.mail("a@other.test")[0] == 250 and c.rcpt(rcpt)[0] == 250
+    c.putcmd("data")
+    assert c.getreply()[0] == 354
+    c.send((msg % "locked").encode())
+    con = sqlite3.connect(os.path.join(relay.state_dir, "postwarden.db"), isolation_level=None,
+                          timeout=30)
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        c.send(b".\r\n")
+        net.wait_until(lambda: "event=queue_rows_pending" in relay.log(), 40,
+                       what="rows that cannot be written")
+        assert relay.alive()
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    code, text = c.getreply()
+    assert code == 250, (code, text)     # the spool file is durable: accepted
+    c.quit()
+    srv.wait_for_messages(2, timeout=60)
+    time.sleep(1.5)
+    assert sorted(tags_of(srv)) == ["flow-before", "flow-locked"], tags_of(srv)
+    relay.wait_queue_empty(timeout=60)
+    log = relay.log()
+    assert "locked" in relay.log_lines("storage_short")[0]
+    assert log.count("event=storage_short") == 1, relay.log_lines("storage_short")
+    assert "event=queue_rows_written" in log
+    assert relay.alive() and relay.starts == 1
+    net.wait_until(lambda: "event=storage_recovered" in relay.log(), 30, what="the end logged")
