@@ -566,24 +566,33 @@ static void queue_unrec_free_all(struct queue *q)
 }
 
 /*
- * Insert the rows of every message kept in q->unrecorded in one transaction (the worker's
- * connection). On failure they stay for the next try: the files are durable, the rows are
- * only the index the scheduler reads.
+ * Insert the rows of every message kept in q->unrecorded and of the kept messages of batch
+ * (may be NULL) in one transaction (the worker's connection). On failure they are all kept
+ * for the next try: the files are durable, the rows are only the index the scheduler reads.
  */
-static void queue_record_rows(struct queue *q)
+static void queue_record_rows(struct queue *q, const struct queue_job *batch)
 {
 	int rc;
+	bool any = q->unrecorded != NULL;
 
-	if (q->unrecorded == NULL)
+	for (const struct queue_job *j = batch; j && !any; j = j->next)
+		any = j->ok;
+	if (!any)
 		return;
 	if ((rc = db_begin(q->wdb)) == SQLITE_OK) {
 		for (struct queue_unrec *u = q->unrecorded; u; u = u->next)
 			queue_db_insert(q->wdb, &u->se);
+		for (const struct queue_job *j = batch; j; j = j->next)
+			if (j->ok)
+				queue_db_insert(q->wdb, &j->se);
 		rc = db_commit(q->wdb);
 	} else {
 		db_rollback(q->wdb);
 	}
 	if (rc != SQLITE_OK) {
+		for (const struct queue_job *j = batch; j; j = j->next)
+			if (j->ok)
+				queue_unrec_add(q, &j->se);
 		log_debug("event=queue_rows_pending messages=%zu error=\"%s\"", q->nunrecorded,
 			  db_errmsg(q->wdb));
 		storage_failed(q->storage, "database", db_errmsg(q->wdb));
@@ -640,9 +649,8 @@ static void queue_commit_batch(struct queue *q, struct queue_job *batch)
 		return;
 	}
 	for (struct queue_job *j = batch; j; j = j->next)
-		if (j->ok && ++n)
-			queue_unrec_add(q, &j->se);
-	queue_record_rows(q);
+		n += j->ok;
+	queue_record_rows(q, batch);
 	log_debug("event=queue_group_commit messages=%u", n);
 }
 
@@ -677,7 +685,7 @@ static void *queue_worker(void *arg)
 		if (batch)
 			queue_commit_batch(q, batch);
 		else
-			queue_record_rows(q);
+			queue_record_rows(q, NULL);
 
 		pthread_mutex_lock(&q->lock);
 		*q->done_tail = batch;
@@ -828,7 +836,7 @@ static void queue_recover_files(struct queue *q)
 		n++;
 	}
 	closedir(d);
-	queue_record_rows(q);	/* what fails is retried by the worker */
+	queue_record_rows(q, NULL);	/* what fails is retried by the worker */
 	if (n)
 		log_info("event=queue_recovery recovered=%u", n);
 }

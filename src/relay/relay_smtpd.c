@@ -456,11 +456,16 @@ static void smtpd_data_lines(struct smtpd_session *s)
 		size_t avail = evbuffer_get_length(in), want = SMTPD_DATA_LINE_MAX + 2;
 		size_t len = 0, consumed = 0;
 		enum data_eol eol = DATA_EOL_CRLF;
+		/* the first CR or LF; only up to it (and the octet after) is made contiguous, so
+		 * a line costs a copy only when it spans two of the buffer's chains */
+		struct evbuffer_ptr end = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_ANY);
 		const char *p;
 		enum data_split_rc rc;
 
-		if (avail == 0)
-			return;
+		if (end.pos < 0 && avail <= SMTPD_DATA_LINE_MAX + 1)
+			return;		/* no line end yet, and not too long yet */
+		if (end.pos >= 0 && (size_t)end.pos + 2 < want)
+			want = (size_t)end.pos + 2;
 		if (want > avail)
 			want = avail;
 		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
