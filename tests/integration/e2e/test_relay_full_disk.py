@@ -143,6 +143,11 @@ def test_full_disk_answers_452_and_recovers_without_restart(make_relay, smtp_ser
                        what="mail accepted again after space came back")
         flow.stop.set()
         flow.join(60)
+        # a declared SIZE larger than the room left gets 452 too, without a condition
+        with smtplib.SMTP(relay.listen_addr, relay.port, timeout=30) as s:
+            s.ehlo("client.example.test")
+            assert s.mail("a@other.test", ["SIZE=20000000"])[0] == 452
+            assert s.mail("a@other.test", ["SIZE=2000"])[0] == 250
         accepted, refused = list(flow.accepted), list(flow.refused)
         relay.wait_queue_empty(timeout=60)
         delivered = tags_of(srv)
