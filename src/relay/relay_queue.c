@@ -595,7 +595,7 @@ static void queue_record_rows(struct queue *q, const struct queue_job *batch)
 				queue_unrec_add(q, &j->se);
 		log_debug("event=queue_rows_pending messages=%zu error=\"%s\"", q->nunrecorded,
 			  db_errmsg(q->wdb));
-		storage_failed(q->storage, "database", db_errmsg(q->wdb));
+		storage_db_failed(q->storage, db_error(q->wdb), db_errmsg(q->wdb));
 		q->rows_failed = true;
 		return;
 	}
@@ -1028,7 +1028,7 @@ bool queue_remove(struct queue *q, const char *id)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		/* the scheduler finds the row again (all its recipients are final) and retries */
-		storage_failed(q->storage, "database", db_errmsg(q->relay->db));
+		storage_db_failed(q->storage, db_error(q->relay->db), db_errmsg(q->relay->db));
 		return false;
 	}
 	log_debug("event=queue_removed id=%s", id);

@@ -400,7 +400,7 @@ static bool sched_job_write(struct sched *s, struct sched_job *sj)
 	if (!sj->unrecorded)
 		log_debug("event=results_pending id=%s domain=%s error=\"%s\"", sj->job->msg_id,
 			  sj->job->domain, db_errmsg(db));
-	storage_failed(queue_storage(s->relay->queue), "database", db_errmsg(db));
+	storage_db_failed(queue_storage(s->relay->queue), db_error(db), db_errmsg(db));
 	return false;
 }
 
@@ -489,8 +489,8 @@ static void sched_expire_held(struct sched *s, int64_t now)
 
 	db_bind_int(st, 1, now);
 	if (db_step_done(s->relay->db, st) != SQLITE_DONE)	/* tried again next round */
-		storage_failed(queue_storage(s->relay->queue), "database",
-			       db_errmsg(s->relay->db));
+		storage_db_failed(queue_storage(s->relay->queue), db_error(s->relay->db),
+				  db_errmsg(s->relay->db));
 	else if (sqlite3_changes(s->relay->db->h) > 0)
 		log_info("event=held_expired recipients=%d", sqlite3_changes(s->relay->db->h));
 	sqlite3_finalize(st);
@@ -624,7 +624,8 @@ static void sched_expire_row(struct sched *s, const struct sched_row *r, int64_t
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		/* the row stays due and is expired again next round; no notification yet */
-		storage_failed(queue_storage(s->relay->queue), "database", db_errmsg(s->relay->db));
+		storage_db_failed(queue_storage(s->relay->queue), db_error(s->relay->db),
+				  db_errmsg(s->relay->db));
 		free(t);
 		return;
 	}

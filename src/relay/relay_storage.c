@@ -12,6 +12,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "db.h"
 #include "log.h"
 #include "strutil.h"
 #include "xmalloc.h"
@@ -41,13 +42,16 @@ static void storage_start(struct storage_state *s, int64_t now_ms)
 	s->on = true;
 }
 
-int storage_note_failure(struct storage_state *s, int64_t now_ms)
+int storage_note_failure(struct storage_state *s, int64_t now_ms, int64_t hold_min_ms)
 {
+	int started = !s->on;
+
 	s->last_failure_ms = now_ms;
-	if (s->on)
-		return 0;
-	storage_start(s, now_ms);
-	return 1;
+	if (started)
+		storage_start(s, now_ms);
+	if (s->hold_ms < hold_min_ms)
+		s->hold_ms = hold_min_ms;
+	return started;
 }
 
 int storage_observe(struct storage_state *s, int64_t now_ms, int64_t free_bytes,
@@ -104,7 +108,9 @@ static void storage_log(struct storage *st, int rc)
 	}
 }
 
-void storage_failed(struct storage *st, const char *what, const char *error)
+/* A failed write of what, held at least hold_min_ms. */
+static void storage_fail(struct storage *st, const char *what, const char *error,
+			 int64_t hold_min_ms)
 {
 	int64_t now = monotonic_ms();
 
@@ -113,8 +119,18 @@ void storage_failed(struct storage *st, const char *what, const char *error)
 	storage_statfs(st, now);
 	snprintf(st->what, sizeof(st->what), "%s", what);
 	snprintf(st->error, sizeof(st->error), "%s", error);
-	storage_log(st, storage_note_failure(&st->s, now));
+	storage_log(st, storage_note_failure(&st->s, now, hold_min_ms));
 	pthread_mutex_unlock(&st->lock);
+}
+
+void storage_failed(struct storage *st, const char *what, const char *error)
+{
+	storage_fail(st, what, error, 0);
+}
+
+void storage_db_failed(struct storage *st, int rc, const char *error)
+{
+	storage_fail(st, "database", error, db_rc_is_storage(rc) ? 0 : STORAGE_HOLD_BUSY_MS);
 }
 
 bool storage_short(struct storage *st)

@@ -22,6 +22,9 @@
 #define STORAGE_MIN_INODES	64
 #define STORAGE_HOLD_MS		2000		/* first hold time after a failed write */
 #define STORAGE_HOLD_MAX_MS	64000
+/* after a busy or locked database: longer than SQLite's busy timeout (10 s), so that a lock
+ * held for long is one condition, not one per failed wait */
+#define STORAGE_HOLD_BUSY_MS	12000
 
 struct storage;
 
@@ -30,6 +33,8 @@ struct storage *storage_new(const char *dir);
 void storage_free(struct storage *st);
 /* A write failed: what ("spool", "database"), error (the system's or SQLite's text). */
 void storage_failed(struct storage *st, const char *what, const char *error);
+/* A database write failed with SQLite code rc (busy/locked hold longer, see above). */
+void storage_db_failed(struct storage *st, int rc, const char *error);
 /* Is the condition on (a write failed recently or space is short)? Cheap, no system call. */
 bool storage_short(struct storage *st);
 /*
@@ -51,7 +56,8 @@ struct storage_state {
 /* Returns +1 when the condition started, -1 when it ended, 0 when unchanged. */
 int storage_observe(struct storage_state *s, int64_t now_ms, int64_t free_bytes,
 		    int64_t free_inodes);
-/* A write failed at now_ms; +1 when that started the condition. */
-int storage_note_failure(struct storage_state *s, int64_t now_ms);
+/* A write failed at now_ms, to be held at least hold_min_ms; +1 when that started the
+ * condition. */
+int storage_note_failure(struct storage_state *s, int64_t now_ms, int64_t hold_min_ms);
 
 #endif
