@@ -39,5 +39,10 @@ int cli_usage(const char *usage);
 bool cli_wants_help(int argc, char **argv);
 /* Remove "--json" from argv (shifting the rest); returns whether it was there. */
 bool cli_take_flag(int *argc, char **argv, const char *flag);
+/*
+ * Close db at the end of a command that returns rc: when a database operation failed on the
+ * way (a full disk, a locked database), say so on standard error and return 1 if rc said success.
+ */
+int cli_close_db(struct db *db, int rc);
 
 #endif

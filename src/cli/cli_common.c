@@ -35,6 +35,21 @@ struct db *cli_open_db(struct cli *cli)
 	return db;
 }
 
+int cli_close_db(struct db *db, int rc)
+{
+	if (db == NULL)
+		return rc;
+	/* said even after the command's own message: it may have been misled (a failed read
+	 * looks like "not found") */
+	if (db_error(db) != SQLITE_OK) {
+		fprintf(stderr, "postwarden: database %s: %s\n", db->path, db_errmsg(db));
+		if (rc == 0)
+			rc = 1;
+	}
+	db_close(db);
+	return rc;
+}
+
 int cli_usage(const char *text)
 {
 	fprintf(pw_stderr, "usage: postwarden %s\n", text);

@@ -552,6 +552,5 @@ int cli_keys(struct cli *cli, int argc, char **argv)
 		rc = keys_sync(&kd, json);
 	else
 		rc = cli_usage(keys_usage);
-	db_close(db);
-	return rc;
+	return cli_close_db(db, rc);
 }

@@ -215,6 +215,5 @@ int cli_queue(struct cli *cli, int argc, char **argv)
 		rc = queue_flush(db);
 	else
 		rc = cli_usage(queue_usage);
-	db_close(db);
-	return rc;
+	return cli_close_db(db, rc);
 }

@@ -207,6 +207,5 @@ int cli_user(struct cli *cli, int argc, char **argv)
 		rc = user_guarantee(db, argc, argv);
 	else
 		rc = cli_usage(user_usage);
-	db_close(db);
-	return rc;
+	return cli_close_db(db, rc);
 }

@@ -36,6 +36,7 @@ struct relay_conf {
 	int64_t retry_min;			/* first retry delay; doubles up to retry_max */
 	int64_t retry_max;
 	uint64_t max_deliveries;		/* parallel outgoing connections */
+	char *bare_newline;			/* "normalize" or "reject" */
 };
 
 struct dns_conf {

@@ -236,18 +236,27 @@ int keydir_store_checked(struct keydir *kd, const struct account *acct, const ui
 		*msg = xstrdup("the key carries none of the account's addresses");
 		goto out;
 	}
-	db_begin(kd->db);
+	if (db_begin(kd->db) != SQLITE_OK) {
+		*msg = xasprintf("the database could not be changed: %s", db_errmsg(kd->db));
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		keydir_store_delete_copy(kd->db, rows[i]->address, keys_kind_name(rows[i]->kind),
 					 rows[i]->fingerprint);
 		if (!keydir_store_insert(kd->db, acct->id, rows[i], kc->keep_original ? data : NULL,
 					 len)) {
 			db_rollback(kd->db);
-			*msg = xasprintf("cannot store the key for %s", rows[i]->address);
+			*msg = db_error(kd->db) != SQLITE_OK
+				? xasprintf("cannot store the key for %s: %s", rows[i]->address,
+					    db_errmsg(kd->db))
+				: xasprintf("cannot store the key for %s", rows[i]->address);
 			goto out;
 		}
 	}
-	db_commit(kd->db);
+	if (db_commit(kd->db) != SQLITE_OK) {
+		*msg = xasprintf("the database could not be changed: %s", db_errmsg(kd->db));
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++)
 		log_info("event=key_publish address=%s kind=%s fingerprint=%s owner=%s", rows[i]->address,
 			 keys_kind_name(rows[i]->kind), rows[i]->fingerprint, rows[i]->owner);
