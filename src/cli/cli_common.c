@@ -42,7 +42,7 @@ int cli_close_db(struct db *db, int rc)
 	/* said even after the command's own message: it may have been misled (a failed read
 	 * looks like "not found") */
 	if (db_error(db) != SQLITE_OK) {
-		fprintf(stderr, "postwarden: database %s: %s\n", db->path, db_errmsg(db));
+		fprintf(pw_stderr, "postwarden: database %s: %s\n", db->path, db_errmsg(db));
 		if (rc == 0)
 			rc = 1;
 	}
