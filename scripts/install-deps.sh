@@ -7,7 +7,8 @@ BUILD="build-essential pkg-config clang libclang-rt-14-dev libssl-dev libunbound
 libevent-dev libsqlite3-dev libjansson-dev librnp-dev libldns-dev libcurl4-openssl-dev
 dns-root-data ca-certificates"
 TEST="knot knot-dnsutils postfix swaks python3-pytest python3-dnspython python3-cryptography
-unbound-host ldnsutils gnupg dirmngr iproute2 openssl procps time nginx-light"
+unbound-host ldnsutils gnupg dirmngr iproute2 openssl procps time nginx-light
+bind9 pdns-server pdns-backend-sqlite3"
 
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
