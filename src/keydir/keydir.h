@@ -179,6 +179,11 @@ typedef void (*keydir_dns_rr_cb)(void *arg, const char *owner, uint16_t type, co
 /* Transfer zone; cb gets every record (owner lower-case without trailing dot). */
 int keydir_dns_axfr(const struct keydir_conf *kc, const char *zone, keydir_dns_rr_cb cb, void *arg,
 		    char **err);
+/* Why the server refused a query of ours, in words, from its reply (wire, len <= 65535):
+ * rcode, TSIG error, signed or not. mac: the query's TSIG MAC as ldns holds it (with its
+ * length), NULL when unknown (then the reply's signature is not looked at). */
+char *keydir_dns_refusal(const struct keydir_conf *kc, const char *zone, const uint8_t *wire,
+			 size_t len, const uint8_t *mac, size_t mac_len);
 
 /* ---- keydir_file.c: files written atomically ----------------------------------------- */
 

@@ -212,11 +212,12 @@ def test_failed_update_is_retried_by_serve(workdir, kz, gpg):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     # Knot and BIND answer a wrong secret as RFC 8945 says (NOTAUTH, TSIG BADSIG);
-    # PowerDNS answers REFUSED, unsigned.
-    rcode = "REFUSED" if kz.kind == "powerdns" else "NOTAUTH"
-    assert out["pending"] is True and rcode in out["error"], out
+    # PowerDNS answers REFUSED, unsigned. Either way the key is named as the cause.
+    rcode = "REFUSED, unsigned" if kz.kind == "powerdns" else "NOTAUTH (TSIG BADSIG 16)"
+    why = "the server does not accept TSIG key %s as configured" % kz.tsig_name
+    assert out["pending"] is True and rcode in out["error"] and why in out["error"], out
     listed = pw.pw_json("keys", "list")
-    assert listed[0]["pending"] is True and rcode in listed[0]["error"]
+    assert listed[0]["pending"] is True and why in listed[0]["error"]
     owner = pk.dane_owner("erin@keys.test")
     assert kz.rdatas(owner, "OPENPGPKEY") == []
 
@@ -233,6 +234,23 @@ def test_failed_update_is_retried_by_serve(workdir, kz, gpg):
     log = pw.log()
     assert "event=keydir_retry done=" in log
     assert "AddressSanitizer" not in log and "runtime error" not in log
+
+
+def test_zone_not_served_is_named(workdir, kz, gpg):
+    """An update for a zone the primary does not serve: every server answers NOTAUTH (Knot
+    unsigned, BIND and PowerDNS signed), and the error names the zone."""
+    pw = make_pw(workdir, kz, keydir_zones="keys.test,other.test")
+    pw.pw("user", "add", "olga@other.test", check=True)
+    fpr = gpg.make_key("olga@other.test")
+    out = pw.pw_json("keys", "publish", "olga@other.test",
+                     write(workdir, "o.asc", gpg.export(fpr)))
+    assert out["pending"] is True, out
+    assert "refused the update of zone other.test: NOTAUTH" in out["error"], out
+    if kz.kind == "knot":
+        assert "or does not serve zone other.test" in out["error"], out
+    else:
+        assert "the server is not authoritative for zone other.test" in out["error"], out
+    assert kz.records() == {}
 
 
 def test_account_deletion_takes_keys_down(workdir, kz, gpg):

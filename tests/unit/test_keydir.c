@@ -1,11 +1,15 @@
 /*
  * test_keydir.c - the key directory store, its pending marks, the zone file fragment and
- * the WKD tree, with copies inserted directly (as keys_accept would hand them over).
+ * the WKD tree, with copies inserted directly (as keys_accept would hand them over); and
+ * the words for a DNS server's refusal, from replies built with ldns the way Knot, BIND
+ * and PowerDNS answer.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <ldns/ldns.h>
 
 #include "account.h"
 #include "config.h"
@@ -299,5 +303,148 @@ static void test_update_size(void)
 	CHECK(keydir_dns_rrset_size(&set) == per);
 }
 
+#define T_KEY "pw-keydir"
+#define T_SECRET "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"
+#define T_OTHER "b3RoZXJvdGhlcm90aGVyb3RoZXJvdGhlcm90aGVy"
+
+/* An UPDATE for keys.test signed with T_KEY, as keydir_dns_update sends it. */
+static ldns_pkt *signed_query(void)
+{
+	ldns_rdf *zone = ldns_dname_new_frm_str("keys.test.");
+	ldns_rr_list *up = ldns_rr_list_new();
+	ldns_pkt *q = ldns_update_pkt_new(zone, LDNS_RR_CLASS_IN, NULL, up, NULL);
+
+	CHECK(q != NULL);
+	ldns_rr_list_free(up);
+	ldns_pkt_set_id(q, 4711);
+	CHECK(ldns_pkt_tsig_sign(q, T_KEY, T_SECRET, 300, "hmac-sha256", NULL) == LDNS_STATUS_OK);
+	return q;
+}
+
+static const ldns_rdf *query_mac(const ldns_pkt *q)
+{
+	return ldns_rr_rdf(ldns_pkt_tsig(q), 3);
+}
+
+/* A reply to q with rcode rc; signed with secret over q's MAC unless secret is NULL; with
+ * TSIG error terr (a server's TSIG record that only carries the error) unless 0. */
+static uint8_t *reply(const ldns_pkt *q, ldns_pkt_rcode rc, const char *secret, unsigned terr,
+		      size_t *len)
+{
+	ldns_pkt *r = ldns_pkt_new();
+	uint8_t *wire = NULL;
+
+	ldns_pkt_set_id(r, ldns_pkt_id(q));
+	ldns_pkt_set_qr(r, true);
+	ldns_pkt_set_opcode(r, ldns_pkt_get_opcode(q));
+	ldns_pkt_set_rcode(r, (uint8_t)rc);
+	ldns_pkt_push_rr(r, LDNS_SECTION_QUESTION,
+			 ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(q), 0)));
+	if (secret || terr)
+		CHECK(ldns_pkt_tsig_sign(r, T_KEY, secret ? secret : T_OTHER, 300, "hmac-sha256",
+					 query_mac(q)) == LDNS_STATUS_OK);
+	if (terr)
+		ldns_rdf_deep_free(ldns_rr_set_rdf(ldns_pkt_tsig(r),
+						   ldns_native2rdf_int16(LDNS_RDF_TYPE_INT16,
+									 (uint16_t)terr), 5));
+	CHECK(ldns_pkt2wire(&wire, r, len) == LDNS_STATUS_OK);
+	ldns_pkt_free(r);
+	return wire;
+}
+
+/* The words for the reply; mac from q unless q is NULL. */
+static char *refusal(const struct keydir_conf *kc, const ldns_pkt *q, const uint8_t *wire,
+		     size_t len)
+{
+	const ldns_rdf *m = q ? query_mac(q) : NULL;
+
+	return keydir_dns_refusal(kc, "keys.test", wire, len, m ? ldns_rdf_data(m) : NULL,
+				  m ? ldns_rdf_size(m) : 0);
+}
+
+static bool says(const struct keydir_conf *kc, const ldns_pkt *q, ldns_pkt_rcode rc,
+		 const char *secret, unsigned terr, const char *want, const char *not)
+{
+	size_t len = 0;
+	uint8_t *wire = reply(q, rc, secret, terr, &len);
+	char *t = refusal(kc, q, wire, len);
+	bool ok = strstr(t, want) != NULL && (not == NULL || strstr(t, not) == NULL);
+
+	if (!ok)
+		fprintf(stderr, "refusal: \"%s\" lacks \"%s\" or has \"%s\"\n", t, want,
+			not ? not : "");
+	free(t);
+	free(wire);
+	return ok;
+}
+
+/*
+ * A reply with its TSIG record twice (RFC 8945 allows one, last) is not a message: ldns
+ * would keep one and lose the other. Control: the same reply with one TSIG is read.
+ */
+static void test_two_tsigs(const struct keydir_conf *kc, const ldns_pkt *q)
+{
+	size_t len = 0, qend = 12 + 11 + 4;	/* header, keys.test, type and class */
+	uint8_t *wire = reply(q, LDNS_RCODE_REFUSED, T_SECRET, 0, &len);
+	uint8_t *two = xmalloc(2 * len - qend);
+	char *t;
+
+	CHECK(wire[11] == 1 && len > qend);
+	memcpy(two, wire, len);
+	memcpy(two + len, wire + qend, len - qend);
+	two[11] = 2;
+	t = refusal(kc, q, two, 2 * len - qend);
+	CHECK(strcmp(t, "the server's reply is not a DNS message") == 0);
+	free(t);
+	t = refusal(kc, q, wire, len);
+	CHECK(strstr(t, "accepted key pw-keydir") != NULL);
+	free(t);
+	free(two);
+	free(wire);
+}
+
+/* How each server's "no" is put into words. */
+static void test_refusal_words(void)
+{
+	struct keydir_conf kc = { .tsig_name = T_KEY, .tsig_algorithm = "hmac-sha256",
+				  .tsig_secret = T_SECRET };
+	struct keydir_conf nokey = { .tsig_name = "", .tsig_secret = "" };
+	ldns_pkt *q = signed_query();
+	uint8_t junk[12] = { 0 };
+	char *t;
+
+	/* Knot and BIND: a wrong secret is NOTAUTH with TSIG BADSIG, an unknown key BADKEY. */
+	CHECK(says(&kc, q, LDNS_RCODE_NOTAUTH, NULL, 16,
+		   "NOTAUTH (TSIG BADSIG 16): the server does not accept TSIG key pw-keydir", NULL));
+	CHECK(says(&kc, q, LDNS_RCODE_NOTAUTH, NULL, 17, "(TSIG BADKEY 17)", NULL));
+	CHECK(says(&kc, q, LDNS_RCODE_NOTAUTH, NULL, 18, "clocks", NULL));
+	/* PowerDNS: a plain unsigned REFUSED (update) or NOTAUTH (transfer) for a bad key. */
+	CHECK(says(&kc, q, LDNS_RCODE_REFUSED, NULL, 0,
+		   "REFUSED, unsigned: the server does not accept TSIG key pw-keydir", NULL));
+	CHECK(says(&kc, q, LDNS_RCODE_NOTAUTH, NULL, 0, "or does not serve zone keys.test", NULL));
+	/* BIND's update-policy: REFUSED, signed with our key: the key is not in doubt. */
+	CHECK(says(&kc, q, LDNS_RCODE_REFUSED, T_SECRET, 0,
+		   "REFUSED: the server accepted key pw-keydir, but its policy", "does not accept"));
+	CHECK(says(&kc, q, LDNS_RCODE_NOTAUTH, T_SECRET, 0,
+		   "NOTAUTH: the server is not authoritative for zone keys.test", "TSIG key"));
+	CHECK(says(&kc, q, LDNS_RCODE_NOTZONE, T_SECRET, 0, "not inside zone keys.test", NULL));
+	/* A signature by someone else is not taken for the server's. */
+	CHECK(says(&kc, q, LDNS_RCODE_REFUSED, T_OTHER, 0, "does not verify with key pw-keydir",
+		   "accepted"));
+	/* Without TSIG (control): no key is blamed. */
+	CHECK(says(&nokey, q, LDNS_RCODE_REFUSED, NULL, 0,
+		   "REFUSED: the server does not allow this without a TSIG key", "pw-keydir"));
+	CHECK(says(&kc, q, LDNS_RCODE_FORMERR, T_SECRET, 0, "FORMERR", ":"));
+	/* Not a message, or too large for one. */
+	t = refusal(&kc, q, junk, 3);
+	CHECK(strcmp(t, "the server's reply is not a DNS message") == 0);
+	free(t);
+	t = refusal(&kc, q, junk, 70000);
+	CHECK(strcmp(t, "the server's reply is not a DNS message") == 0);
+	free(t);
+	test_two_tsigs(&kc, q);
+	ldns_pkt_free(q);
+}
+
 TEST_MAIN(test_names, test_pending_marks, test_zone_file_and_wkd, test_wkd_sync, test_expire,
-	  test_dns_unreachable, test_update_size)
+	  test_dns_unreachable, test_update_size, test_refusal_words)
