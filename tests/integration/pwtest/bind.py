@@ -46,8 +46,6 @@ dnssec-policy "keydir" {{
     keys {{ csk lifetime unlimited algorithm ecdsap256sha256; }};
     dnskey-ttl {ttl};
     max-zone-ttl 3600;
-    signatures-validity 30d;
-    signatures-refresh 7d;
 }};
 zone "{zone}" {{
     type primary;

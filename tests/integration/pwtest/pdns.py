@@ -7,7 +7,7 @@ gives the zone a key; PowerDNS signs every answer as it sends it (live signing).
 
 PowerDNS has no per-type update rights of its own: the key may change any record of the
 zone (a Lua update policy could narrow it; the tests keep the plain setup docs/keydir.md
-shows). Its caches are off, so that what the database holds is what it answers.
+shows). Its caches keep their defaults: an update empties them for the zone.
 """
 
 import os
@@ -33,13 +33,6 @@ write-pid=no
 dnsupdate=yes
 allow-dnsupdate-from=127.0.0.0/8
 allow-axfr-ips=
-default-soa-edit-signed=
-cache-ttl=0
-query-cache-ttl=0
-negquery-cache-ttl=0
-zone-cache-refresh-interval=0
-dnssec-key-cache-ttl=0
-domain-metadata-cache-ttl=0
 security-poll-suffix=
 loglevel=6
 """
