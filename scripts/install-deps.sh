@@ -30,3 +30,19 @@ SUDO=""
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+
+# bind9 and pdns-server start their system services on install wherever an init system may
+# (no policy-rc.d saying no). The tests start private named and pdns_server instances on
+# ports of their own; stop and disable the system ones this script has just installed, so
+# that nothing is left holding port 53. Services that were there before are not touched.
+stop_service() {
+	if [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now "$1.service" >/dev/null 2>&1 || true
+	elif [ -x "/etc/init.d/$1" ]; then
+		$SUDO invoke-rc.d "$1" stop >/dev/null 2>&1 || true
+		$SUDO update-rc.d "$1" disable >/dev/null 2>&1 || true
+	fi
+}
+case " $missing " in *" bind9 "*) stop_service named ;; esac
+case " $missing " in *" pdns-server "*) stop_service pdns ;; esac
+exit 0
