@@ -16,6 +16,7 @@ The configuration written here is the one docs/keydir.md shows.
 """
 
 import os
+import shutil
 import subprocess
 
 from . import net
@@ -94,8 +95,13 @@ class BindZone(Primary):
         self.port = net.free_port()
         self._write_conf()
         self._write_zone()
+        # Debian's AppArmor profile for /usr/sbin/named (enforced on a Debian 12 machine,
+        # not in a container) lets it read only /etc/bind and /var/{lib,cache}/bind; a copy
+        # of the binary is not bound to that profile and may use the test's directory.
+        named = os.path.join(self.dir, "named")
+        shutil.copy2(shutil.which("named") or "/usr/sbin/named", named)
         # -f: foreground with the configured logging; running as root, named keeps its user.
-        self.proc = subprocess.Popen(["named", "-f", "-4", "-n", "1", "-c", self.conf],
+        self.proc = subprocess.Popen([named, "-f", "-4", "-n", "1", "-c", self.conf],
                                      stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.dir, "named.stderr"), "w"))
         self._wait_signed()
