@@ -167,33 +167,33 @@ static bool dns_wire_skip_name(const uint8_t *w, size_t len, size_t *pos)
 }
 
 /*
- * Count the TSIG records of a message; -1 when its records do not fit its length. ldns keeps
- * only the last TSIG of a message and loses the others (a leak per message), so a message
- * with more than one, which RFC 8945 forbids anyway, must not reach ldns_wire2pkt.
+ * Whether a message's records fit its length and a TSIG record, if any, is the last one, as
+ * RFC 8945 4.2 requires. ldns keeps only the last TSIG of a message and loses the others,
+ * and loses a TSIG it has read when a later record is broken (a leak per message either
+ * way); a message that passes here gives it neither chance.
  */
-static int dns_wire_tsig_count(const uint8_t *w, size_t len)
+static bool dns_wire_tsig_last(const uint8_t *w, size_t len)
 {
 	size_t pos = 12, rrs;
-	int tsigs = 0;
 
 	if (len < 12)
-		return -1;
+		return false;
 	for (unsigned q = (unsigned)w[4] << 8 | w[5]; q > 0; q--) {
 		if (!dns_wire_skip_name(w, len, &pos) || (pos += 4) > len)
-			return -1;
+			return false;
 	}
 	rrs = ((size_t)w[6] << 8 | w[7]) + ((size_t)w[8] << 8 | w[9]) +
 	      ((size_t)w[10] << 8 | w[11]);
 	for (; rrs > 0; rrs--) {
 		if (!dns_wire_skip_name(w, len, &pos) || pos + 10 > len)
-			return -1;
-		if (w[pos] == 0 && w[pos + 1] == LDNS_RR_TYPE_TSIG)
-			tsigs++;
+			return false;
+		if (w[pos] == 0 && w[pos + 1] == LDNS_RR_TYPE_TSIG && rrs > 1)
+			return false;
 		pos += 10 + ((size_t)w[pos + 8] << 8 | w[pos + 9]);
 		if (pos > len)
-			return -1;
+			return false;
 	}
-	return tsigs;
+	return true;
 }
 
 /* ldns_wire2pkt for messages from a server, after the checks ldns lacks. */
@@ -201,7 +201,7 @@ static ldns_pkt *dns_wire2pkt(const uint8_t *wire, size_t len)
 {
 	ldns_pkt *pkt = NULL;
 
-	if (len > 65535 || dns_wire_tsig_count(wire, len) > 1 ||
+	if (len > 65535 || !dns_wire_tsig_last(wire, len) ||
 	    ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK)
 		return NULL;
 	return pkt;
@@ -587,13 +587,56 @@ static void dns_axfr_records(const ldns_pkt *msg, keydir_dns_rr_cb cb, void *arg
 	}
 }
 
+/* Remember the MAC of msg: the next message of the transfer is signed over it. */
+static void dns_axfr_keep_mac(struct keydir_axfr *x, const ldns_pkt *msg)
+{
+	const ldns_rdf *m = dns_mac(msg);
+
+	free(x->mac);
+	x->mac = m ? xmemdup(ldns_rdf_data(m), ldns_rdf_size(m)) : NULL;
+	x->mac_len = m ? ldns_rdf_size(m) : 0;
+}
+
+int keydir_dns_axfr_msg(const struct keydir_conf *kc, const char *zone, struct keydir_axfr *x,
+			const uint8_t *wire, size_t len, keydir_dns_rr_cb cb, void *arg, char **err)
+{
+	ldns_rdf *mac = x->mac ? ldns_rdf_new_frm_data(LDNS_RDF_TYPE_INT16_DATA, x->mac_len, x->mac)
+			       : NULL;
+	ldns_pkt *msg = dns_parse_reply(kc, wire, len, x->id, mac, x->next, err);
+	int rc = -1;
+
+	if (msg != NULL && ldns_pkt_get_rcode(msg) != LDNS_RCODE_NOERROR) {
+		/* Only the first message is signed over the query's MAC alone. */
+		char *t = keydir_dns_refusal(kc, zone, wire, len, x->next ? NULL : x->mac,
+					     x->next ? 0 : x->mac_len);
+
+		*err = xasprintf("dns_server %s refused the transfer of zone %s: %s",
+				 kc->dns_server.host, zone, t);
+		free(t);
+	} else if (msg != NULL) {
+		dns_axfr_records(msg, cb, arg, &x->soas);
+		dns_axfr_keep_mac(x, msg);
+		x->next = true;
+		if (x->soas >= 2)
+			rc = 1;
+		else if (ldns_rr_list_rr_count(ldns_pkt_answer(msg)) == 0)
+			*err = xasprintf("empty message in the transfer of %s", zone);
+		else
+			rc = 0;
+	}
+	ldns_pkt_free(msg);
+	ldns_rdf_deep_free(mac);
+	return rc;
+}
+
 int keydir_dns_axfr(const struct keydir_conf *kc, const char *zone, keydir_dns_rr_cb cb, void *arg,
 		    char **err)
 {
 	int64_t deadline = monotonic_ms() + DNS_AXFR_TIMEOUT_MS;
 	ldns_rdf *zone_rdf = dns_dname(zone);
-	ldns_pkt *q, *msg, *prev = NULL;
-	int fd, soas = 0, rc = -1;
+	struct keydir_axfr x = { 0 };
+	ldns_pkt *q;
+	int fd, rc = 0;
 
 	if (zone_rdf == NULL) {
 		*err = xasprintf("not a zone name: %s", zone);
@@ -606,7 +649,9 @@ int keydir_dns_axfr(const struct keydir_conf *kc, const char *zone, keydir_dns_r
 		ldns_pkt_free(q);
 		return -1;
 	}
-	while (soas < 2) {
+	x.id = ldns_pkt_id(q);
+	dns_axfr_keep_mac(&x, q);
+	while (rc == 0) {
 		size_t len;
 		int64_t step = monotonic_ms() + KEYDIR_DNS_TIMEOUT_MS;
 		uint8_t *wire = dns_read_msg(fd, &len, step < deadline ? step : deadline);
@@ -614,37 +659,14 @@ int keydir_dns_axfr(const struct keydir_conf *kc, const char *zone, keydir_dns_r
 		if (wire == NULL) {
 			*err = xasprintf("zone transfer of %s from %s broke off", zone,
 					 kc->dns_server.host);
+			rc = -1;
 			break;
 		}
-		msg = dns_parse_reply(kc, wire, len, ldns_pkt_id(q), prev ? dns_mac(prev) : dns_mac(q),
-				      prev != NULL, err);
-		if (msg != NULL && ldns_pkt_get_rcode(msg) != LDNS_RCODE_NOERROR) {
-			/* Only the first message is signed over the query's MAC alone. */
-			const ldns_rdf *m = prev ? NULL : dns_mac(q);
-			char *t = keydir_dns_refusal(kc, zone, wire, len, m ? ldns_rdf_data(m) : NULL,
-						     m ? ldns_rdf_size(m) : 0);
-
-			*err = xasprintf("dns_server %s refused the transfer of zone %s: %s",
-					 kc->dns_server.host, zone, t);
-			free(t);
-			ldns_pkt_free(msg);
-			msg = NULL;
-		}
+		rc = keydir_dns_axfr_msg(kc, zone, &x, wire, len, cb, arg, err);
 		free(wire);
-		if (msg == NULL)
-			break;
-		dns_axfr_records(msg, cb, arg, &soas);
-		ldns_pkt_free(prev);
-		prev = msg;
-		if (soas >= 2)
-			rc = 0;
-		else if (ldns_rr_list_rr_count(ldns_pkt_answer(msg)) == 0) {
-			*err = xasprintf("empty message in the transfer of %s", zone);
-			break;
-		}
 	}
 	close(fd);
-	ldns_pkt_free(prev);
+	free(x.mac);
 	ldns_pkt_free(q);
-	return rc;
+	return rc < 0 ? -1 : 0;
 }
