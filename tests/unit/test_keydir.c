@@ -1,8 +1,8 @@
 /*
  * test_keydir.c - the key directory store, its pending marks, the zone file fragment and
  * the WKD tree, with copies inserted directly (as keys_accept would hand them over); and
- * the words for a DNS server's refusal, from replies built with ldns the way Knot, BIND
- * and PowerDNS answer.
+ * the words for a DNS server's refusal and the TSIG chain of a zone transfer, from messages
+ * built with ldns the way Knot, BIND and PowerDNS send them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -446,5 +446,106 @@ static void test_refusal_words(void)
 	ldns_pkt_free(q);
 }
 
+/* One message of a transfer answering q: rrs (zone-file lines), signed with secret over
+ * mac (NULL: unsigned); timers: a later message, timers only (RFC 8945 5.3.1). */
+static ldns_pkt *axfr_msg(const ldns_pkt *q, const char *const *rrs, const char *secret,
+			  const ldns_rdf *mac, bool timers)
+{
+	ldns_pkt *r = ldns_pkt_new();
+
+	ldns_pkt_set_id(r, ldns_pkt_id(q));
+	ldns_pkt_set_qr(r, true);
+	ldns_pkt_set_aa(r, true);
+	for (; *rrs; rrs++) {
+		ldns_rr *rr = NULL;
+
+		CHECK(ldns_rr_new_frm_str(&rr, *rrs, 0, NULL, NULL) == LDNS_STATUS_OK);
+		ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, rr);
+	}
+	if (secret)
+		CHECK(ldns_pkt_tsig_sign_next(r, T_KEY, secret, 300, "hmac-sha256", mac,
+					      timers) == LDNS_STATUS_OK);
+	return r;
+}
+
+static void count_record(void *arg, const char *owner, uint16_t type, const uint8_t *rdata,
+			 size_t len)
+{
+	CHECK(strcmp(owner, "abc._openpgpkey.keys.test") == 0 && type == 61 && len == 4 &&
+	      memcmp(rdata, "\x01\x02\x03\x04", 4) == 0);
+	(*(int *)arg)++;
+}
+
+/* Feed msgs[] (unsigned messages to sign in a chain, or ready ones) to a transfer of q;
+ * returns the last result, *records the records handed on, *err the last error. */
+static int axfr_run(const struct keydir_conf *kc, const ldns_pkt *q, ldns_pkt **msgs, size_t n,
+		    int *records, char **err)
+{
+	const ldns_rdf *m = query_mac(q);
+	struct keydir_axfr x = { .id = ldns_pkt_id(q), .mac = xmemdup(ldns_rdf_data(m),
+								       ldns_rdf_size(m)),
+				 .mac_len = ldns_rdf_size(m) };
+	int rc = 0;
+
+	*records = 0;
+	*err = NULL;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		uint8_t *wire = NULL;
+		size_t len = 0;
+
+		CHECK(ldns_pkt2wire(&wire, msgs[i], &len) == LDNS_STATUS_OK);
+		rc = keydir_dns_axfr_msg(kc, "keys.test", &x, wire, len, count_record, records, err);
+		free(wire);
+	}
+	free(x.mac);
+	return rc;
+}
+
+/*
+ * A transfer in three messages, each signed over the previous one's MAC (the first over
+ * the query's), as Knot, BIND and PowerDNS send it; and the ways a chain breaks.
+ */
+static void test_axfr_chain(void)
+{
+	static const char *const first[] = {
+		"keys.test. 2 IN SOA ns.keys.test. h.keys.test. 1 60 60 600 2",
+		"abc._openpgpkey.keys.test. 60 IN OPENPGPKEY AQIDBA==", NULL };
+	static const char *const middle[] = {
+		"ABC._openpgpkey.keys.test. 60 IN OPENPGPKEY AQIDBA==", NULL };
+	static const char *const last[] = {
+		"keys.test. 2 IN SOA ns.keys.test. h.keys.test. 1 60 60 600 2", NULL };
+	struct keydir_conf kc = { .dns_server = { .host = "192.0.2.53" }, .tsig_name = T_KEY,
+				  .tsig_algorithm = "hmac-sha256", .tsig_secret = T_SECRET };
+	ldns_rdf *zone = ldns_dname_new_frm_str("keys.test.");
+	ldns_pkt *q = ldns_pkt_query_new(zone, LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN, 0);
+	ldns_pkt *m[3];
+	int records;
+	char *err;
+
+	ldns_pkt_set_id(q, 815);
+	CHECK(ldns_pkt_tsig_sign(q, T_KEY, T_SECRET, 300, "hmac-sha256", NULL) == LDNS_STATUS_OK);
+	m[0] = axfr_msg(q, first, T_SECRET, query_mac(q), false);
+	m[1] = axfr_msg(q, middle, T_SECRET, ldns_rr_rdf(ldns_pkt_tsig(m[0]), 3), true);
+	m[2] = axfr_msg(q, last, T_SECRET, ldns_rr_rdf(ldns_pkt_tsig(m[1]), 3), true);
+	CHECK(axfr_run(&kc, q, m, 3, &records, &err) == 1 && err == NULL);
+	CHECK(records == 2);	/* owners lower-cased, SOAs not handed on */
+
+	/* Control: the middle message unsigned, or signed over the query's MAC again. */
+	ldns_pkt_free(m[1]);
+	m[1] = axfr_msg(q, middle, NULL, NULL, false);
+	CHECK(axfr_run(&kc, q, m, 3, &records, &err) == -1 && records == 1);
+	CHECK(err && strstr(err, "does not carry a valid TSIG signature of key pw-keydir"));
+	free(err);
+	ldns_pkt_free(m[1]);
+	m[1] = axfr_msg(q, middle, T_SECRET, query_mac(q), true);
+	CHECK(axfr_run(&kc, q, m, 3, &records, &err) == -1 && records == 1);
+	free(err);
+	/* A transfer that stops before its second SOA is not complete. */
+	CHECK(axfr_run(&kc, q, m, 1, &records, &err) == 0 && err == NULL);
+	for (int i = 0; i < 3; i++)
+		ldns_pkt_free(m[i]);
+	ldns_pkt_free(q);
+}
+
 TEST_MAIN(test_names, test_pending_marks, test_zone_file_and_wkd, test_wkd_sync, test_expire,
-	  test_dns_unreachable, test_update_size, test_refusal_words)
+	  test_dns_unreachable, test_update_size, test_refusal_words, test_axfr_chain)
