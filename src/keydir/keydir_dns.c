@@ -7,6 +7,11 @@
  * removed per type ("delete an RRset", class ANY), never with type ANY: servers that limit
  * which types a key may update (Knot's update-type) refuse a delete of the whole name.
  * These calls block; they run from the command line or a worker thread of serve.
+ *
+ * Tested against Knot, BIND 9 and PowerDNS. They agree on updates and transfers (every
+ * message of a transfer signed) but refuse differently; keydir_dns_refusal turns each way
+ * into one sentence. Replies are outside input: ldns gets a message only once its records
+ * fit and its TSIG is last, since ldns leaks on some malformed ones.
  */
 #include "keydir.h"
 
