@@ -36,6 +36,9 @@ need knot "knotc" knotc --version
 need knot-dnsutils "kdig and knsupdate" sh -c 'kdig --version && knsupdate --version'
 need postfix "postfix" test -x /usr/sbin/postfix
 need postfix "postconf" postconf -d mail_version
+need bind9 "named" /usr/sbin/named -v
+need pdns-server "pdns_server and pdnsutil" sh -c 'pdns_server --version; command -v pdnsutil'
+need pdns-backend-sqlite3 "PowerDNS's SQLite schema" sh -c 'ls /usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql || ls /usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql'
 need gnupg "gpg" gpg --version
 need dirmngr "gpg's dirmngr" gpg_dirmngr
 need nginx-light "nginx with TLS" nginx_ssl

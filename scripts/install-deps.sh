@@ -8,7 +8,7 @@ libevent-dev libsqlite3-dev libjansson-dev librnp-dev libldns-dev libcurl4-opens
 dns-root-data ca-certificates libpq-dev"
 TEST="knot knot-dnsutils postfix swaks libnet-ssleay-perl python3-pytest python3-dnspython python3-cryptography
 unbound-host ldnsutils gnupg dirmngr iproute2 openssl procps time nginx-light
-postgresql-15 postgresql-client-15"
+bind9 pdns-server pdns-backend-sqlite3 postgresql-15 postgresql-client-15"
 
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
@@ -33,3 +33,19 @@ $SUDO apt-get update -q
 # The tests start their own server on a free port with its own socket directory, so they
 # work whether "main" runs or not; it is left as the package made it.
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+
+# bind9 and pdns-server start their system services on install wherever an init system may
+# (no policy-rc.d saying no). The tests start private named and pdns_server instances on
+# ports of their own; stop and disable the system ones this script has just installed, so
+# that nothing is left holding port 53. Services that were there before are not touched.
+stop_service() {
+	if [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now "$1.service" >/dev/null 2>&1 || true
+	elif [ -x "/etc/init.d/$1" ]; then
+		$SUDO invoke-rc.d "$1" stop >/dev/null 2>&1 || true
+		$SUDO update-rc.d "$1" disable >/dev/null 2>&1 || true
+	fi
+}
+case " $missing " in *" bind9 "*) stop_service named ;; esac
+case " $missing " in *" pdns-server "*) stop_service pdns ;; esac
+exit 0

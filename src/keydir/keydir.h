@@ -179,6 +179,23 @@ typedef void (*keydir_dns_rr_cb)(void *arg, const char *owner, uint16_t type, co
 /* Transfer zone; cb gets every record (owner lower-case without trailing dot). */
 int keydir_dns_axfr(const struct keydir_conf *kc, const char *zone, keydir_dns_rr_cb cb, void *arg,
 		    char **err);
+/* A zone transfer being read: what its next message must match. */
+struct keydir_axfr {
+	uint16_t id;		/* the query's message ID */
+	uint8_t *mac;		/* the MAC the next message is signed over, as ldns holds it */
+	size_t mac_len;
+	bool next;		/* after the first message: signed over the previous, timers only */
+	int soas;		/* SOA records seen; the transfer ends at the second */
+};
+/* Take one message of a transfer (wire, len <= 65535): check it, hand its records to cb.
+ * 1 when the transfer is complete, 0 when more must come, -1 + *err. */
+int keydir_dns_axfr_msg(const struct keydir_conf *kc, const char *zone, struct keydir_axfr *x,
+			const uint8_t *wire, size_t len, keydir_dns_rr_cb cb, void *arg, char **err);
+/* Why the server refused a query of ours, in words, from its reply (wire, len <= 65535):
+ * rcode, TSIG error, signed or not. mac: the query's TSIG MAC as ldns holds it (with its
+ * length), NULL when unknown (then the reply's signature is not looked at). */
+char *keydir_dns_refusal(const struct keydir_conf *kc, const char *zone, const uint8_t *wire,
+			 size_t len, const uint8_t *mac, size_t mac_len);
 
 /* ---- keydir_file.c: files written atomically ----------------------------------------- */
 

@@ -7,6 +7,11 @@
  * removed per type ("delete an RRset", class ANY), never with type ANY: servers that limit
  * which types a key may update (Knot's update-type) refuse a delete of the whole name.
  * These calls block; they run from the command line or a worker thread of serve.
+ *
+ * Tested against Knot, BIND 9 and PowerDNS. They agree on updates and transfers (every
+ * message of a transfer signed) but refuse differently; keydir_dns_refusal turns each way
+ * into one sentence. Replies are outside input: ldns gets a message only once its records
+ * fit and its TSIG is last, since ldns leaks on some malformed ones.
  */
 #include "keydir.h"
 
@@ -145,6 +150,68 @@ static uint8_t *dns_read_msg(int fd, size_t *len, int64_t deadline)
 	return buf;
 }
 
+/* Skip the domain name at *pos (labels or a compression pointer); false when malformed. */
+static bool dns_wire_skip_name(const uint8_t *w, size_t len, size_t *pos)
+{
+	for (int labels = 0; labels < 128 && *pos < len; labels++) {
+		uint8_t c = w[*pos];
+
+		if (c == 0) {
+			*pos += 1;
+			return true;
+		}
+		if ((c & 0xC0) == 0xC0) {
+			*pos += 2;
+			return *pos <= len;
+		}
+		if (c & 0xC0)
+			return false;
+		*pos += 1 + (size_t)c;
+	}
+	return false;
+}
+
+/*
+ * Whether a message's records fit its length and a TSIG record, if any, is the last one, as
+ * RFC 8945 4.2 requires. ldns keeps only the last TSIG of a message and loses the others,
+ * and loses a TSIG it has read when a later record is broken (a leak per message either
+ * way); a message that passes here gives it neither chance.
+ */
+static bool dns_wire_tsig_last(const uint8_t *w, size_t len)
+{
+	size_t pos = 12, rrs;
+
+	if (len < 12)
+		return false;
+	for (unsigned q = (unsigned)w[4] << 8 | w[5]; q > 0; q--) {
+		if (!dns_wire_skip_name(w, len, &pos) || (pos += 4) > len)
+			return false;
+	}
+	rrs = ((size_t)w[6] << 8 | w[7]) + ((size_t)w[8] << 8 | w[9]) +
+	      ((size_t)w[10] << 8 | w[11]);
+	for (; rrs > 0; rrs--) {
+		if (!dns_wire_skip_name(w, len, &pos) || pos + 10 > len)
+			return false;
+		if (w[pos] == 0 && w[pos + 1] == LDNS_RR_TYPE_TSIG && rrs > 1)
+			return false;
+		pos += 10 + ((size_t)w[pos + 8] << 8 | w[pos + 9]);
+		if (pos > len)
+			return false;
+	}
+	return true;
+}
+
+/* ldns_wire2pkt for messages from a server, after the checks ldns lacks. */
+static ldns_pkt *dns_wire2pkt(const uint8_t *wire, size_t len)
+{
+	ldns_pkt *pkt = NULL;
+
+	if (len > 65535 || !dns_wire_tsig_last(wire, len) ||
+	    ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK)
+		return NULL;
+	return pkt;
+}
+
 static bool dns_tsig_on(const struct keydir_conf *kc)
 {
 	return kc->tsig_name && *kc->tsig_name && kc->tsig_secret && *kc->tsig_secret;
@@ -168,6 +235,25 @@ static int dns_sign(const struct keydir_conf *kc, ldns_pkt *pkt, const ldns_rdf 
 	return 0;
 }
 
+/*
+ * Check pkt's TSIG with our key over mac: the query's MAC, or for the later messages of a
+ * transfer the previous message's (timers only, RFC 8945 5.3.1). ldns takes the TSIG record
+ * out of pkt while it works and does not put it back when it cannot compute the MAC (an
+ * algorithm it does not know): put it back here, or it would be lost with the packet.
+ */
+static bool dns_tsig_verify(const struct keydir_conf *kc, ldns_pkt *pkt, const uint8_t *wire,
+			    size_t len, const ldns_rdf *mac, bool next)
+{
+	ldns_rr *tsig = ldns_pkt_tsig(pkt);
+	bool ok;
+
+	ok = next ? ldns_pkt_tsig_verify_next(pkt, wire, len, kc->tsig_name, kc->tsig_secret, mac, 1)
+		  : ldns_pkt_tsig_verify(pkt, wire, len, kc->tsig_name, kc->tsig_secret, mac);
+	if (ldns_pkt_tsig(pkt) == NULL)
+		ldns_pkt_set_tsig(pkt, tsig);
+	return ok;
+}
+
 static const char *dns_tsig_error_name(unsigned e)
 {
 	switch (e) {
@@ -184,21 +270,113 @@ static const char *dns_tsig_error_name(unsigned e)
 	}
 }
 
-/* "NOTAUTH (TSIG BADKEY)": the reply's rcode and the TSIG error when there is one. */
-static char *dns_rcode_text(const ldns_pkt *reply)
+/* The TSIG error of a reply (RFC 8945 4.2), 0 when there is none. */
+static unsigned dns_tsig_error(const ldns_pkt *reply)
 {
-	char *rc = ldns_pkt_rcode2str(ldns_pkt_get_rcode(reply));
 	const ldns_rr *tsig = ldns_pkt_tsig(reply);
-	unsigned terr = 0;
-	char *out;
 
-	if (tsig && ldns_rr_rd_count(tsig) > 5)
-		terr = ldns_rdf2native_int16(ldns_rr_rdf(tsig, 5));
-	if (terr)
-		out = xasprintf("%s (TSIG %s %u)", rc ? rc : "?", dns_tsig_error_name(terr), terr);
-	else
-		out = xstrdup(rc ? rc : "?");
-	free(rc);
+	if (tsig == NULL || ldns_rr_rd_count(tsig) <= 5 || ldns_rr_rdf(tsig, 5) == NULL ||
+	    ldns_rdf_size(ldns_rr_rdf(tsig, 5)) != 2)
+		return 0;
+	return ldns_rdf2native_int16(ldns_rr_rdf(tsig, 5));
+}
+
+/* What a TSIG error says about our key. */
+static char *dns_tsig_error_text(const struct keydir_conf *kc, unsigned terr)
+{
+	if (terr == 18)
+		return xstrdup("the clocks of this host and the server differ by more than the "
+			       "TSIG fudge of 300 seconds");
+	if (terr == 17)
+		return xasprintf("the server does not accept TSIG key %s: it does not know the "
+				 "key, or does not let it make this change", kc->tsig_name);
+	return xasprintf("the server does not accept TSIG key %s as configured (name, "
+			 "algorithm and secret must match the server's)", kc->tsig_name);
+}
+
+/* What a refusal that carries no TSIG error means, by rcode, once the key is not in doubt. */
+static char *dns_rcode_hint(const struct keydir_conf *kc, ldns_pkt_rcode rc, const char *zone)
+{
+	switch (rc) {
+	case LDNS_RCODE_REFUSED:
+		return dns_tsig_on(kc)
+		       ? xasprintf("the server accepted key %s, but its policy does not let the "
+				   "key make this change in zone %s", kc->tsig_name, zone)
+		       : xstrdup("the server does not allow this without a TSIG key");
+	case LDNS_RCODE_NOTAUTH:
+		return xasprintf("the server is not authoritative for zone %s", zone);
+	case LDNS_RCODE_NOTZONE:
+		return xasprintf("a name is not inside zone %s", zone);
+	case LDNS_RCODE_SERVFAIL:
+		return xstrdup("the server failed; see its log");
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * Whether the reply is signed with our key over mac (the query's MAC): 1 signed and
+ * valid, 0 unsigned, -1 a signature that does not verify.
+ */
+static int dns_reply_signed(const struct keydir_conf *kc, ldns_pkt *reply, const uint8_t *wire,
+			    size_t len, const uint8_t *mac, size_t mac_len)
+{
+	ldns_rdf *m;
+	bool ok;
+
+	if (ldns_pkt_tsig(reply) == NULL)
+		return 0;
+	m = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_INT16_DATA, mac_len, mac);
+	if (m == NULL)
+		return -1;
+	ok = dns_tsig_verify(kc, reply, wire, len, m, false);
+	ldns_rdf_deep_free(m);
+	return ok ? 1 : -1;
+}
+
+/*
+ * Servers say "no" in different ways. Knot and BIND answer a key they do not accept with
+ * NOTAUTH and a TSIG error (RFC 8945 5.2); PowerDNS answers an update with a plain REFUSED
+ * and a transfer with a plain NOTAUTH, both unsigned. A refusal signed with our key means
+ * the key was accepted and the server's own rules said no (BIND's update-policy: REFUSED).
+ * So the words depend on the TSIG error first, then on whether the answer is signed.
+ */
+char *keydir_dns_refusal(const struct keydir_conf *kc, const char *zone, const uint8_t *wire,
+			 size_t len, const uint8_t *mac, size_t mac_len)
+{
+	ldns_pkt *reply;
+	ldns_pkt_rcode rc;
+	char *name, *why = NULL, *out;
+	unsigned terr;
+	int sig = 1;	/* not looked at counts as signed: the key is not in doubt */
+
+	reply = dns_wire2pkt(wire, len);
+	if (reply == NULL)
+		return xstrdup("the server's reply is not a DNS message");
+	rc = ldns_pkt_get_rcode(reply);
+	name = ldns_pkt_rcode2str(rc);
+	if (name == NULL)
+		name = xasprintf("rcode %d", (int)rc);
+	terr = dns_tsig_error(reply);
+	if (dns_tsig_on(kc) && mac != NULL && terr == 0)
+		sig = dns_reply_signed(kc, reply, wire, len, mac, mac_len);
+	if (terr) {
+		why = dns_tsig_error_text(kc, terr);
+		out = xasprintf("%s (TSIG %s %u): %s", name, dns_tsig_error_name(terr), terr, why);
+	} else if (sig < 0) {
+		out = xasprintf("%s, with a TSIG signature that does not verify with key %s", name,
+				kc->tsig_name);
+	} else if (sig == 0 && (rc == LDNS_RCODE_REFUSED || rc == LDNS_RCODE_NOTAUTH)) {
+		out = xasprintf("%s, unsigned: the server does not accept TSIG key %s as configured "
+				"(name, algorithm and secret must match the server's), or does not "
+				"serve zone %s", name, kc->tsig_name, zone);
+	} else {
+		why = dns_rcode_hint(kc, rc, zone);
+		out = why ? xasprintf("%s: %s", name, why) : xstrdup(name);
+	}
+	free(why);
+	free(name);
+	ldns_pkt_free(reply);
 	return out;
 }
 
@@ -209,9 +387,9 @@ static char *dns_rcode_text(const ldns_pkt *reply)
 static ldns_pkt *dns_parse_reply(const struct keydir_conf *kc, const uint8_t *wire, size_t len,
 				 uint16_t id, const ldns_rdf *mac, bool next, char **err)
 {
-	ldns_pkt *reply = NULL;
+	ldns_pkt *reply = dns_wire2pkt(wire, len);
 
-	if (ldns_wire2pkt(&reply, wire, len) != LDNS_STATUS_OK) {
+	if (reply == NULL) {
 		*err = xstrdup("the server's reply is not a DNS message");
 		return NULL;
 	}
@@ -222,9 +400,7 @@ static ldns_pkt *dns_parse_reply(const struct keydir_conf *kc, const uint8_t *wi
 	}
 	if (!dns_tsig_on(kc) || ldns_pkt_get_rcode(reply) != LDNS_RCODE_NOERROR)
 		return reply;	/* a refusal is reported by its rcode, signed or not */
-	if (ldns_pkt_tsig(reply) == NULL ||
-	    !(next ? ldns_pkt_tsig_verify_next(reply, wire, len, kc->tsig_name, kc->tsig_secret, mac, 1)
-		   : ldns_pkt_tsig_verify(reply, wire, len, kc->tsig_name, kc->tsig_secret, mac))) {
+	if (ldns_pkt_tsig(reply) == NULL || !dns_tsig_verify(kc, reply, wire, len, mac, next)) {
 		*err = xasprintf("the server's reply does not carry a valid TSIG signature of key %s",
 				 kc->tsig_name);
 		ldns_pkt_free(reply);
@@ -364,7 +540,10 @@ int keydir_dns_update(const struct keydir_conf *kc, const char *zone, const stru
 	if (reply == NULL)
 		goto out;
 	if (ldns_pkt_get_rcode(reply) != LDNS_RCODE_NOERROR) {
-		char *t = dns_rcode_text(reply);
+		const ldns_rdf *m = dns_mac(pkt);
+		char *t = keydir_dns_refusal(kc, zone, wire, len, m ? ldns_rdf_data(m) : NULL,
+					     m ? ldns_rdf_size(m) : 0);
+
 		*err = xasprintf("dns_server %s refused the update of zone %s: %s", kc->dns_server.host,
 				 zone, t);
 		free(t);
@@ -413,13 +592,56 @@ static void dns_axfr_records(const ldns_pkt *msg, keydir_dns_rr_cb cb, void *arg
 	}
 }
 
+/* Remember the MAC of msg: the next message of the transfer is signed over it. */
+static void dns_axfr_keep_mac(struct keydir_axfr *x, const ldns_pkt *msg)
+{
+	const ldns_rdf *m = dns_mac(msg);
+
+	free(x->mac);
+	x->mac = m ? xmemdup(ldns_rdf_data(m), ldns_rdf_size(m)) : NULL;
+	x->mac_len = m ? ldns_rdf_size(m) : 0;
+}
+
+int keydir_dns_axfr_msg(const struct keydir_conf *kc, const char *zone, struct keydir_axfr *x,
+			const uint8_t *wire, size_t len, keydir_dns_rr_cb cb, void *arg, char **err)
+{
+	ldns_rdf *mac = x->mac ? ldns_rdf_new_frm_data(LDNS_RDF_TYPE_INT16_DATA, x->mac_len, x->mac)
+			       : NULL;
+	ldns_pkt *msg = dns_parse_reply(kc, wire, len, x->id, mac, x->next, err);
+	int rc = -1;
+
+	if (msg != NULL && ldns_pkt_get_rcode(msg) != LDNS_RCODE_NOERROR) {
+		/* Only the first message is signed over the query's MAC alone. */
+		char *t = keydir_dns_refusal(kc, zone, wire, len, x->next ? NULL : x->mac,
+					     x->next ? 0 : x->mac_len);
+
+		*err = xasprintf("dns_server %s refused the transfer of zone %s: %s",
+				 kc->dns_server.host, zone, t);
+		free(t);
+	} else if (msg != NULL) {
+		dns_axfr_records(msg, cb, arg, &x->soas);
+		dns_axfr_keep_mac(x, msg);
+		x->next = true;
+		if (x->soas >= 2)
+			rc = 1;
+		else if (ldns_rr_list_rr_count(ldns_pkt_answer(msg)) == 0)
+			*err = xasprintf("empty message in the transfer of %s", zone);
+		else
+			rc = 0;
+	}
+	ldns_pkt_free(msg);
+	ldns_rdf_deep_free(mac);
+	return rc;
+}
+
 int keydir_dns_axfr(const struct keydir_conf *kc, const char *zone, keydir_dns_rr_cb cb, void *arg,
 		    char **err)
 {
 	int64_t deadline = monotonic_ms() + DNS_AXFR_TIMEOUT_MS;
 	ldns_rdf *zone_rdf = dns_dname(zone);
-	ldns_pkt *q, *msg, *prev = NULL;
-	int fd, soas = 0, rc = -1;
+	struct keydir_axfr x = { 0 };
+	ldns_pkt *q;
+	int fd, rc = 0;
 
 	if (zone_rdf == NULL) {
 		*err = xasprintf("not a zone name: %s", zone);
@@ -432,7 +654,9 @@ int keydir_dns_axfr(const struct keydir_conf *kc, const char *zone, keydir_dns_r
 		ldns_pkt_free(q);
 		return -1;
 	}
-	while (soas < 2) {
+	x.id = ldns_pkt_id(q);
+	dns_axfr_keep_mac(&x, q);
+	while (rc == 0) {
 		size_t len;
 		int64_t step = monotonic_ms() + KEYDIR_DNS_TIMEOUT_MS;
 		uint8_t *wire = dns_read_msg(fd, &len, step < deadline ? step : deadline);
@@ -440,33 +664,14 @@ int keydir_dns_axfr(const struct keydir_conf *kc, const char *zone, keydir_dns_r
 		if (wire == NULL) {
 			*err = xasprintf("zone transfer of %s from %s broke off", zone,
 					 kc->dns_server.host);
+			rc = -1;
 			break;
 		}
-		msg = dns_parse_reply(kc, wire, len, ldns_pkt_id(q), prev ? dns_mac(prev) : dns_mac(q),
-				      prev != NULL, err);
+		rc = keydir_dns_axfr_msg(kc, zone, &x, wire, len, cb, arg, err);
 		free(wire);
-		if (msg == NULL)
-			break;
-		if (ldns_pkt_get_rcode(msg) != LDNS_RCODE_NOERROR) {
-			char *t = dns_rcode_text(msg);
-			*err = xasprintf("dns_server %s refused the transfer of zone %s: %s",
-					 kc->dns_server.host, zone, t);
-			free(t);
-			ldns_pkt_free(msg);
-			break;
-		}
-		dns_axfr_records(msg, cb, arg, &soas);
-		ldns_pkt_free(prev);
-		prev = msg;
-		if (soas >= 2)
-			rc = 0;
-		else if (ldns_rr_list_rr_count(ldns_pkt_answer(msg)) == 0) {
-			*err = xasprintf("empty message in the transfer of %s", zone);
-			break;
-		}
 	}
 	close(fd);
-	ldns_pkt_free(prev);
+	free(x.mac);
 	ldns_pkt_free(q);
-	return rc;
+	return rc < 0 ? -1 : 0;
 }

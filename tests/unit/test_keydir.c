@@ -1,11 +1,15 @@
 /*
  * test_keydir.c - the key directory store, its pending marks, the zone file fragment and
- * the WKD tree, with copies inserted directly (as keys_accept would hand them over).
+ * the WKD tree, with copies inserted directly (as keys_accept would hand them over); and
+ * the words for a DNS server's refusal and the TSIG chain of a zone transfer, from messages
+ * built with ldns the way Knot, BIND and PowerDNS send them.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <ldns/ldns.h>
 
 #include "account.h"
 #include "config.h"
@@ -299,5 +303,249 @@ static void test_update_size(void)
 	CHECK(keydir_dns_rrset_size(&set) == per);
 }
 
+#define T_KEY "pw-keydir"
+#define T_SECRET "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"
+#define T_OTHER "b3RoZXJvdGhlcm90aGVyb3RoZXJvdGhlcm90aGVy"
+
+/* An UPDATE for keys.test signed with T_KEY, as keydir_dns_update sends it. */
+static ldns_pkt *signed_query(void)
+{
+	ldns_rdf *zone = ldns_dname_new_frm_str("keys.test.");
+	ldns_rr_list *up = ldns_rr_list_new();
+	ldns_pkt *q = ldns_update_pkt_new(zone, LDNS_RR_CLASS_IN, NULL, up, NULL);
+
+	CHECK(q != NULL);
+	ldns_rr_list_free(up);
+	ldns_pkt_set_id(q, 4711);
+	CHECK(ldns_pkt_tsig_sign(q, T_KEY, T_SECRET, 300, "hmac-sha256", NULL) == LDNS_STATUS_OK);
+	return q;
+}
+
+static const ldns_rdf *query_mac(const ldns_pkt *q)
+{
+	return ldns_rr_rdf(ldns_pkt_tsig(q), 3);
+}
+
+/* A reply to q with rcode rc; signed with secret over q's MAC unless secret is NULL; with
+ * TSIG error terr (a server's TSIG record that only carries the error) unless 0. */
+static uint8_t *reply(const ldns_pkt *q, ldns_pkt_rcode rc, const char *secret, unsigned terr,
+		      size_t *len)
+{
+	ldns_pkt *r = ldns_pkt_new();
+	uint8_t *wire = NULL;
+
+	ldns_pkt_set_id(r, ldns_pkt_id(q));
+	ldns_pkt_set_qr(r, true);
+	ldns_pkt_set_opcode(r, ldns_pkt_get_opcode(q));
+	ldns_pkt_set_rcode(r, (uint8_t)rc);
+	ldns_pkt_push_rr(r, LDNS_SECTION_QUESTION,
+			 ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(q), 0)));
+	if (secret || terr)
+		CHECK(ldns_pkt_tsig_sign(r, T_KEY, secret ? secret : T_OTHER, 300, "hmac-sha256",
+					 query_mac(q)) == LDNS_STATUS_OK);
+	if (terr)
+		ldns_rdf_deep_free(ldns_rr_set_rdf(ldns_pkt_tsig(r),
+						   ldns_native2rdf_int16(LDNS_RDF_TYPE_INT16,
+									 (uint16_t)terr), 5));
+	CHECK(ldns_pkt2wire(&wire, r, len) == LDNS_STATUS_OK);
+	ldns_pkt_free(r);
+	return wire;
+}
+
+/* The words for the reply; mac from q unless q is NULL. */
+static char *refusal(const struct keydir_conf *kc, const ldns_pkt *q, const uint8_t *wire,
+		     size_t len)
+{
+	const ldns_rdf *m = q ? query_mac(q) : NULL;
+
+	return keydir_dns_refusal(kc, "keys.test", wire, len, m ? ldns_rdf_data(m) : NULL,
+				  m ? ldns_rdf_size(m) : 0);
+}
+
+static bool says(const struct keydir_conf *kc, const ldns_pkt *q, ldns_pkt_rcode rc,
+		 const char *secret, unsigned terr, const char *want, const char *not)
+{
+	size_t len = 0;
+	uint8_t *wire = reply(q, rc, secret, terr, &len);
+	char *t = refusal(kc, q, wire, len);
+	bool ok = strstr(t, want) != NULL && (not == NULL || strstr(t, not) == NULL);
+
+	if (!ok)
+		fprintf(stderr, "refusal: \"%s\" lacks \"%s\" or has \"%s\"\n", t, want,
+			not ? not : "");
+	free(t);
+	free(wire);
+	return ok;
+}
+
+/*
+ * A reply with its TSIG record twice (RFC 8945 allows one, last) is not a message: ldns
+ * would keep one and lose the other. Control: the same reply with one TSIG is read.
+ */
+static void test_two_tsigs(const struct keydir_conf *kc, const ldns_pkt *q)
+{
+	size_t len = 0, qend = 12 + 11 + 4;	/* header, keys.test, type and class */
+	uint8_t *wire = reply(q, LDNS_RCODE_REFUSED, T_SECRET, 0, &len);
+	uint8_t *two = xmalloc(2 * len - qend);
+	char *t;
+
+	CHECK(wire[11] == 1 && len > qend);
+	memcpy(two, wire, len);
+	memcpy(two + len, wire + qend, len - qend);
+	two[11] = 2;
+	t = refusal(kc, q, two, 2 * len - qend);
+	CHECK(strcmp(t, "the server's reply is not a DNS message") == 0);
+	free(t);
+	t = refusal(kc, q, wire, len);
+	CHECK(strstr(t, "accepted key pw-keydir") != NULL);
+	free(t);
+	free(two);
+	free(wire);
+}
+
+/* How each server's "no" is put into words. */
+static void test_refusal_words(void)
+{
+	struct keydir_conf kc = { .tsig_name = T_KEY, .tsig_algorithm = "hmac-sha256",
+				  .tsig_secret = T_SECRET };
+	struct keydir_conf nokey = { .tsig_name = "", .tsig_secret = "" };
+	ldns_pkt *q = signed_query();
+	uint8_t junk[12] = { 0 };
+	char *t;
+
+	/* Knot and BIND: a wrong secret is NOTAUTH with TSIG BADSIG, an unknown key BADKEY. */
+	CHECK(says(&kc, q, LDNS_RCODE_NOTAUTH, NULL, 16,
+		   "NOTAUTH (TSIG BADSIG 16): the server does not accept TSIG key pw-keydir", NULL));
+	CHECK(says(&kc, q, LDNS_RCODE_NOTAUTH, NULL, 17, "(TSIG BADKEY 17)", NULL));
+	CHECK(says(&kc, q, LDNS_RCODE_NOTAUTH, NULL, 18, "clocks", NULL));
+	/* PowerDNS: a plain unsigned REFUSED (update) or NOTAUTH (transfer) for a bad key. */
+	CHECK(says(&kc, q, LDNS_RCODE_REFUSED, NULL, 0,
+		   "REFUSED, unsigned: the server does not accept TSIG key pw-keydir", NULL));
+	CHECK(says(&kc, q, LDNS_RCODE_NOTAUTH, NULL, 0, "or does not serve zone keys.test", NULL));
+	/* BIND's update-policy: REFUSED, signed with our key: the key is not in doubt. */
+	CHECK(says(&kc, q, LDNS_RCODE_REFUSED, T_SECRET, 0,
+		   "REFUSED: the server accepted key pw-keydir, but its policy", "does not accept"));
+	CHECK(says(&kc, q, LDNS_RCODE_NOTAUTH, T_SECRET, 0,
+		   "NOTAUTH: the server is not authoritative for zone keys.test", "TSIG key"));
+	CHECK(says(&kc, q, LDNS_RCODE_NOTZONE, T_SECRET, 0, "not inside zone keys.test", NULL));
+	/* A signature by someone else is not taken for the server's. */
+	CHECK(says(&kc, q, LDNS_RCODE_REFUSED, T_OTHER, 0, "does not verify with key pw-keydir",
+		   "accepted"));
+	/* Without TSIG (control): no key is blamed. */
+	CHECK(says(&nokey, q, LDNS_RCODE_REFUSED, NULL, 0,
+		   "REFUSED: the server does not allow this without a TSIG key", "pw-keydir"));
+	CHECK(says(&kc, q, LDNS_RCODE_FORMERR, T_SECRET, 0, "FORMERR", ":"));
+	/* Not a message, or too large for one. */
+	t = refusal(&kc, q, junk, 3);
+	CHECK(strcmp(t, "the server's reply is not a DNS message") == 0);
+	free(t);
+	t = refusal(&kc, q, junk, 70000);
+	CHECK(strcmp(t, "the server's reply is not a DNS message") == 0);
+	free(t);
+	test_two_tsigs(&kc, q);
+	ldns_pkt_free(q);
+}
+
+/* One message of a transfer answering q: rrs (zone-file lines), signed with secret over
+ * mac (NULL: unsigned); timers: a later message, timers only (RFC 8945 5.3.1). */
+static ldns_pkt *axfr_msg(const ldns_pkt *q, const char *const *rrs, const char *secret,
+			  const ldns_rdf *mac, bool timers)
+{
+	ldns_pkt *r = ldns_pkt_new();
+
+	ldns_pkt_set_id(r, ldns_pkt_id(q));
+	ldns_pkt_set_qr(r, true);
+	ldns_pkt_set_aa(r, true);
+	for (; *rrs; rrs++) {
+		ldns_rr *rr = NULL;
+
+		CHECK(ldns_rr_new_frm_str(&rr, *rrs, 0, NULL, NULL) == LDNS_STATUS_OK);
+		ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, rr);
+	}
+	if (secret)
+		CHECK(ldns_pkt_tsig_sign_next(r, T_KEY, secret, 300, "hmac-sha256", mac,
+					      timers) == LDNS_STATUS_OK);
+	return r;
+}
+
+static void count_record(void *arg, const char *owner, uint16_t type, const uint8_t *rdata,
+			 size_t len)
+{
+	CHECK(strcmp(owner, "abc._openpgpkey.keys.test") == 0 && type == 61 && len == 4 &&
+	      memcmp(rdata, "\x01\x02\x03\x04", 4) == 0);
+	(*(int *)arg)++;
+}
+
+/* Feed msgs[] (unsigned messages to sign in a chain, or ready ones) to a transfer of q;
+ * returns the last result, *records the records handed on, *err the last error. */
+static int axfr_run(const struct keydir_conf *kc, const ldns_pkt *q, ldns_pkt **msgs, size_t n,
+		    int *records, char **err)
+{
+	const ldns_rdf *m = query_mac(q);
+	struct keydir_axfr x = { .id = ldns_pkt_id(q), .mac = xmemdup(ldns_rdf_data(m),
+								       ldns_rdf_size(m)),
+				 .mac_len = ldns_rdf_size(m) };
+	int rc = 0;
+
+	*records = 0;
+	*err = NULL;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		uint8_t *wire = NULL;
+		size_t len = 0;
+
+		CHECK(ldns_pkt2wire(&wire, msgs[i], &len) == LDNS_STATUS_OK);
+		rc = keydir_dns_axfr_msg(kc, "keys.test", &x, wire, len, count_record, records, err);
+		free(wire);
+	}
+	free(x.mac);
+	return rc;
+}
+
+/*
+ * A transfer in three messages, each signed over the previous one's MAC (the first over
+ * the query's), as Knot, BIND and PowerDNS send it; and the ways a chain breaks.
+ */
+static void test_axfr_chain(void)
+{
+	static const char *const first[] = {
+		"keys.test. 2 IN SOA ns.keys.test. h.keys.test. 1 60 60 600 2",
+		"abc._openpgpkey.keys.test. 60 IN OPENPGPKEY AQIDBA==", NULL };
+	static const char *const middle[] = {
+		"ABC._openpgpkey.keys.test. 60 IN OPENPGPKEY AQIDBA==", NULL };
+	static const char *const last[] = {
+		"keys.test. 2 IN SOA ns.keys.test. h.keys.test. 1 60 60 600 2", NULL };
+	struct keydir_conf kc = { .dns_server = { .host = "192.0.2.53" }, .tsig_name = T_KEY,
+				  .tsig_algorithm = "hmac-sha256", .tsig_secret = T_SECRET };
+	ldns_rdf *zone = ldns_dname_new_frm_str("keys.test.");
+	ldns_pkt *q = ldns_pkt_query_new(zone, LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN, 0);
+	ldns_pkt *m[3];
+	int records;
+	char *err;
+
+	ldns_pkt_set_id(q, 815);
+	CHECK(ldns_pkt_tsig_sign(q, T_KEY, T_SECRET, 300, "hmac-sha256", NULL) == LDNS_STATUS_OK);
+	m[0] = axfr_msg(q, first, T_SECRET, query_mac(q), false);
+	m[1] = axfr_msg(q, middle, T_SECRET, ldns_rr_rdf(ldns_pkt_tsig(m[0]), 3), true);
+	m[2] = axfr_msg(q, last, T_SECRET, ldns_rr_rdf(ldns_pkt_tsig(m[1]), 3), true);
+	CHECK(axfr_run(&kc, q, m, 3, &records, &err) == 1 && err == NULL);
+	CHECK(records == 2);	/* owners lower-cased, SOAs not handed on */
+
+	/* Control: the middle message unsigned, or signed over the query's MAC again. */
+	ldns_pkt_free(m[1]);
+	m[1] = axfr_msg(q, middle, NULL, NULL, false);
+	CHECK(axfr_run(&kc, q, m, 3, &records, &err) == -1 && records == 1);
+	CHECK(err && strstr(err, "does not carry a valid TSIG signature of key pw-keydir"));
+	free(err);
+	ldns_pkt_free(m[1]);
+	m[1] = axfr_msg(q, middle, T_SECRET, query_mac(q), true);
+	CHECK(axfr_run(&kc, q, m, 3, &records, &err) == -1 && records == 1);
+	free(err);
+	/* A transfer that stops before its second SOA is not complete. */
+	CHECK(axfr_run(&kc, q, m, 1, &records, &err) == 0 && err == NULL);
+	for (int i = 0; i < 3; i++)
+		ldns_pkt_free(m[i]);
+	ldns_pkt_free(q);
+}
+
 TEST_MAIN(test_names, test_pending_marks, test_zone_file_and_wkd, test_wkd_sync, test_expire,
-	  test_dns_unreachable, test_update_size)
+	  test_dns_unreachable, test_update_size, test_refusal_words, test_axfr_chain)
