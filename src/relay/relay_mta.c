@@ -381,6 +381,11 @@ static void mta_start_body(struct mta *m);
 /*
  * The transaction is over and every recipient has its outcome: keep the connection for the
  * next job to this destination, or say goodbye.
+ *
+ * The results are recorded before the connection carries another transaction: mta_finish
+ * hands them to the scheduler, which writes them in the same call, and a parked connection
+ * is only taken by a session starting from a later turn of the loop (mta_begin). So a crash
+ * can catch at most one delivered-but-unrecorded transaction per connection, never a chain.
  */
 static void mta_end_transaction(struct mta *m)
 {
@@ -1035,6 +1040,7 @@ static void mta_starttls(struct mta *m)
 	}
 	m->bev = tlsbev;
 	m->state = ST_HANDSHAKE;
+	bufferevent_priority_set(tlsbev, RELAY_PRI_FIRST);
 	bufferevent_openssl_set_allow_dirty_shutdown(tlsbev, 1);
 	bufferevent_setcb(tlsbev, mta_readcb, mta_writecb, mta_eventcb, m);
 	bufferevent_setwatermark(tlsbev, EV_READ, 0, MTA_INPUT_MAX);
@@ -1098,6 +1104,7 @@ void mta_connect(struct mta *m)
 	}
 	m->bev = bufferevent_socket_new(m->relay->base, -1,
 					BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	bufferevent_priority_set(m->bev, RELAY_PRI_FIRST);
 	bufferevent_setcb(m->bev, mta_readcb, mta_writecb, mta_eventcb, m);
 	bufferevent_setwatermark(m->bev, EV_READ, 0, MTA_INPUT_MAX);
 	bufferevent_setwatermark(m->bev, EV_WRITE, MTA_CHUNK / 2, 0);

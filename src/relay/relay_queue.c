@@ -776,6 +776,7 @@ struct queue *queue_open(struct relay *relay, char **err)
 	queue_recover_files(q);
 	queue_recover_rows(q);
 	q->notify_ev = event_new(relay->base, q->notify_r, EV_READ | EV_PERSIST, queue_notify_cb, q);
+	event_priority_set(q->notify_ev, RELAY_PRI_FIRST);
 	event_add(q->notify_ev, NULL);
 	if (pthread_create(&q->thread, NULL, queue_worker, q) != 0) {
 		*err = xstrdup("cannot start the queue thread");
