@@ -34,7 +34,9 @@
 #include "xmalloc.h"
 
 #define MTA_IDLE_SECONDS	3	/* an unused cached connection is closed after this */
-#define MTA_IDLE_PER_DEST	10	/* idle connections kept per destination */
+#define MTA_IDLE_PER_DEST	20	/* idle connections kept per destination: as many as
+				   the scheduler runs at once (SCHED_DEST_MAX), so that
+				   a burst of deliveries does not close and reopen them */
 #define MTA_REUSE_MAX		100	/* transactions per connection */
 #define MTA_REUSE_AGE		300	/* seconds a connection may be reused for */
 
