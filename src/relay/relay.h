@@ -113,11 +113,7 @@ char *queue_data_path(struct queue *q, const char *id);
 int queue_open_data(struct queue *q, const char *id, size_t *size);
 /* Wait until every pending commit is durable and its callback has run (shutdown only: blocks). */
 void queue_drain(struct queue *q);
-/*
- * Remove a message whose recipients are all final (delivered or bounced) or expired. The
- * worker does it in its next round (spool file, then rows), so that the loop never waits
- * for the file system or the database lock; queue_drain waits for it.
- */
+/* Remove a message whose recipients are all final (delivered or bounced) or expired. */
 void queue_remove(struct queue *q, const char *id);
 /* Free env, every string in it and env itself (allocate envelopes with xcalloc). */
 void queue_envelope_free(struct queue_envelope *env);

@@ -66,12 +66,6 @@ struct queue_job {
 	void *arg;
 };
 
-/* A finished message whose spool file and rows the worker removes. */
-struct queue_removal {
-	struct queue_removal *next;
-	char *id;
-};
-
 struct queue {
 	struct relay *relay;
 	char *dir;
@@ -82,9 +76,8 @@ struct queue {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct queue_job *pending, **pending_tail;
-	struct queue_removal *removals;	/* messages to remove in the next round */
 	struct queue_job *done, **done_tail;
-	bool busy;			/* worker is committing a batch or removing */
+	bool busy;			/* worker is committing a batch */
 	bool stopping;
 	int notify_r, notify_w;
 	struct event *notify_ev;
@@ -554,38 +547,6 @@ static void queue_commit_batch(struct queue *q, struct queue_job *batch)
 	log_debug("event=queue_group_commit messages=%u", n);
 }
 
-/*
- * Remove finished messages: each spool file first, then all their rows in one transaction.
- * File first: a row without a file is cleaned at start, a file without a row would be
- * delivered again.
- */
-static void queue_remove_batch(struct queue *q, struct queue_removal *list)
-{
-	sqlite3_stmt *st;
-
-	if (list == NULL)
-		return;
-	for (struct queue_removal *r = list; r; r = r->next)
-		if (queue_id_valid(r->id) && unlinkat(q->dir_fd, r->id, 0) < 0 && errno != ENOENT)
-			log_error("event=queue_remove_error id=%s error=\"%s\"", r->id,
-				  strerror(errno));
-	db_begin(q->wdb);
-	st = db_prepare(q->wdb, "DELETE FROM messages WHERE id = ?");
-	while (list != NULL) {
-		struct queue_removal *r = list;
-
-		list = r->next;
-		sqlite3_reset(st);
-		db_bind_text(st, 1, r->id);
-		db_step_done(q->wdb, st);
-		log_debug("event=queue_removed id=%s", r->id);
-		free(r->id);
-		free(r);
-	}
-	sqlite3_finalize(st);
-	db_commit(q->wdb);
-}
-
 static void *queue_worker(void *arg)
 {
 	struct queue *q = arg;
@@ -593,30 +554,19 @@ static void *queue_worker(void *arg)
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
 		struct queue_job *batch;
-		struct queue_removal *removals;
-
-		while (q->pending == NULL && q->removals == NULL && !q->stopping)
+		while (q->pending == NULL && !q->stopping)
 			pthread_cond_wait(&q->cond, &q->lock);
-		if (q->pending == NULL && q->removals == NULL)
+		if (q->pending == NULL)
 			break;
 		batch = q->pending;
 		q->pending = NULL;
 		q->pending_tail = &q->pending;
-		removals = q->removals;
-		q->removals = NULL;
 		q->busy = true;
 		pthread_mutex_unlock(&q->lock);
 
-		if (batch != NULL)
-			queue_commit_batch(q, batch);
-		queue_remove_batch(q, removals);
+		queue_commit_batch(q, batch);
 
 		pthread_mutex_lock(&q->lock);
-		if (batch == NULL) {
-			q->busy = false;
-			pthread_cond_broadcast(&q->cond);
-			continue;
-		}
 		*q->done_tail = batch;
 		while (*q->done_tail)
 			q->done_tail = &(*q->done_tail)->next;
@@ -671,7 +621,7 @@ static void queue_notify_cb(evutil_socket_t fd, short what, void *arg)
 void queue_drain(struct queue *q)
 {
 	pthread_mutex_lock(&q->lock);
-	while (q->pending || q->removals || q->busy)
+	while (q->pending || q->busy)
 		pthread_cond_wait(&q->cond, &q->lock);
 	pthread_mutex_unlock(&q->lock);
 	queue_run_done(q);
@@ -931,12 +881,15 @@ int queue_open_data(struct queue *q, const char *id, size_t *size)
 
 void queue_remove(struct queue *q, const char *id)
 {
-	struct queue_removal *r = xcalloc(1, sizeof(*r));
+	sqlite3_stmt *st;
 
-	r->id = xstrdup(id);
-	pthread_mutex_lock(&q->lock);
-	r->next = q->removals;
-	q->removals = r;
-	pthread_cond_broadcast(&q->cond);
-	pthread_mutex_unlock(&q->lock);
+	/* File first: a row without a file is cleaned at start, a file without a row would
+	 * be delivered again. */
+	if (queue_id_valid(id) && unlinkat(q->dir_fd, id, 0) < 0 && errno != ENOENT)
+		log_error("event=queue_remove_error id=%s error=\"%s\"", id, strerror(errno));
+	st = db_prepare(q->relay->db, "DELETE FROM messages WHERE id = ?");
+	db_bind_text(st, 1, id);
+	db_step_done(q->relay->db, st);
+	sqlite3_finalize(st);
+	log_debug("event=queue_removed id=%s", id);
 }
