@@ -69,6 +69,7 @@ deps:
 
 deps-test:
 	@scripts/install-deps.sh --test
+	@scripts/check-tools.sh
 
 run: deps
 	$(MAKE) all

@@ -5,9 +5,10 @@ set -eu
 
 BUILD="build-essential pkg-config clang libclang-rt-14-dev libssl-dev libunbound-dev
 libevent-dev libsqlite3-dev libjansson-dev librnp-dev libldns-dev libcurl4-openssl-dev
-dns-root-data ca-certificates"
-TEST="knot knot-dnsutils postfix swaks python3-pytest python3-dnspython python3-cryptography
-unbound-host ldnsutils gnupg dirmngr iproute2 openssl procps time nginx-light"
+dns-root-data ca-certificates libpq-dev"
+TEST="knot knot-dnsutils postfix swaks libnet-ssleay-perl python3-pytest python3-dnspython python3-cryptography
+unbound-host ldnsutils gnupg dirmngr iproute2 openssl procps time nginx-light
+postgresql-15 postgresql-client-15"
 
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
@@ -28,4 +29,7 @@ SUDO=""
 # Postfix asks questions on install; preseed a local-only setup and start no service.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get update -q
+# postgresql-15 creates (and, where services start, runs) Debian's "main" cluster on 5432.
+# The tests start their own server on a free port with its own socket directory, so they
+# work whether "main" runs or not; it is left as the package made it.
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "log.h"
 #include "db.h"
 
 #define EXIT_USAGE 2
@@ -28,15 +29,20 @@ int cli_keys(struct cli *cli, int argc, char **argv);
 /* "keys search" (cli_keysearch.c); json: --json was given. */
 int cli_keysearch(struct cli *cli, int argc, char **argv, bool json);
 
-/* Load the configuration (reporting errors on stderr); false when unusable. */
+/* Load the configuration (reporting errors on standard error); false when unusable. */
 bool cli_load_config(struct cli *cli);
-/* Open the database of the loaded configuration; NULL after reporting on stderr. */
+/* Open the database of the loaded configuration; NULL after reporting on standard error. */
 struct db *cli_open_db(struct cli *cli);
-/* Print "postwarden CMD: usage: ..." to stderr and return EXIT_USAGE. */
+/* Print "postwarden CMD: usage: ..." to standard error and return EXIT_USAGE. */
 int cli_usage(const char *usage);
 /* Is argv[i] "--help" or "-h"? */
 bool cli_wants_help(int argc, char **argv);
 /* Remove "--json" from argv (shifting the rest); returns whether it was there. */
 bool cli_take_flag(int *argc, char **argv, const char *flag);
+/*
+ * Close db at the end of a command that returns rc: when a database operation failed on the
+ * way (a full disk, a locked database), say so on standard error and return 1 if rc said success.
+ */
+int cli_close_db(struct db *db, int rc);
 
 #endif

@@ -14,7 +14,7 @@ bool cli_load_config(struct cli *cli)
 	enum log_level level;
 
 	if (config_load(&cli->cfg, cli->config_path, &err) < 0) {
-		fprintf(stderr, "postwarden: %s\n", err);
+		fprintf(pw_stderr, "postwarden: %s\n", err);
 		free(err);
 		return false;
 	}
@@ -29,15 +29,30 @@ struct db *cli_open_db(struct cli *cli)
 	struct db *db = schema_open(&cli->cfg, &err);
 
 	if (db == NULL) {
-		fprintf(stderr, "postwarden: %s\n", err);
+		fprintf(pw_stderr, "postwarden: %s\n", err);
 		free(err);
 	}
 	return db;
 }
 
+int cli_close_db(struct db *db, int rc)
+{
+	if (db == NULL)
+		return rc;
+	/* said even after the command's own message: it may have been misled (a failed read
+	 * looks like "not found") */
+	if (db_error(db) != SQLITE_OK) {
+		fprintf(pw_stderr, "postwarden: database %s: %s\n", db->path, db_errmsg(db));
+		if (rc == 0)
+			rc = 1;
+	}
+	db_close(db);
+	return rc;
+}
+
 int cli_usage(const char *text)
 {
-	fprintf(stderr, "usage: postwarden %s\n", text);
+	fprintf(pw_stderr, "usage: postwarden %s\n", text);
 	return EXIT_USAGE;
 }
 

@@ -64,16 +64,16 @@ static uint8_t *keys_read_input(const char *path, size_t *len)
 	size_t n;
 
 	if (f == NULL) {
-		fprintf(stderr, "postwarden: cannot open %s: %s\n", path, strerror(errno));
+		fprintf(pw_stderr, "postwarden: cannot open %s: %s\n", path, strerror(errno));
 		return NULL;
 	}
 	data = xmalloc(KEYS_MAX_UPLOAD + 1);
 	n = fread(data, 1, KEYS_MAX_UPLOAD + 1, f);
 	if (ferror(f) || n > KEYS_MAX_UPLOAD) {
 		if (ferror(f))
-			fprintf(stderr, "postwarden: cannot read %s\n", path);
+			fprintf(pw_stderr, "postwarden: cannot read %s\n", path);
 		else
-			fprintf(stderr, "postwarden: %s is larger than %d bytes: not a public key\n",
+			fprintf(pw_stderr, "postwarden: %s is larger than %d bytes: not a public key\n",
 				path, KEYS_MAX_UPLOAD);
 		free(data);
 		data = NULL;
@@ -104,7 +104,7 @@ static void keys_report_text(const struct keydir_report *rep)
 		printf("%s\t%s\t%s\t%s\n", rep->changes[i].action, rep->changes[i].where,
 		       rep->changes[i].type, rep->changes[i].name);
 	if (rep->failed)
-		fprintf(stderr, "postwarden: warning: %zu name(s) not updated yet, serve retries "
+		fprintf(pw_stderr, "postwarden: warning: %zu name(s) not updated yet, serve retries "
 				"them: %s\n", rep->failed, rep->error ? rep->error : "");
 }
 
@@ -125,7 +125,7 @@ static int keys_publish(struct keydir *kd, const char *addr, const char *path, b
 	int64_t now = (int64_t)time(NULL);
 
 	if (acct == NULL) {
-		fprintf(stderr, "postwarden: no account has the address %s\n", addr);
+		fprintf(pw_stderr, "postwarden: no account has the address %s\n", addr);
 		return 1;
 	}
 	data = keys_read_input(path, &len);
@@ -134,7 +134,7 @@ static int keys_publish(struct keydir *kd, const char *addr, const char *path, b
 		return 1;
 	}
 	if (keydir_publish(kd, acct, data, len, now, &info, &msg) < 0) {
-		fprintf(stderr, "postwarden: %s\n", msg ? msg : "the key was refused");
+		fprintf(pw_stderr, "postwarden: %s\n", msg ? msg : "the key was refused");
 		free(msg);
 		free(data);
 		account_free(acct);
@@ -185,7 +185,7 @@ static void keys_batch_refuse(struct keys_batch *b, size_t line, const char *add
 {
 	b->refused = xreallocarray(b->refused, b->nrefused + 1, sizeof(*b->refused));
 	b->refused[b->nrefused++] = (struct keys_refusal){ line, xstrdup(addr), xstrdup(error) };
-	fprintf(stderr, "postwarden: line %zu: %s: %s\n", line, *addr ? addr : "-", error);
+	fprintf(pw_stderr, "postwarden: line %zu: %s: %s\n", line, *addr ? addr : "-", error);
 }
 
 static int keys_refusal_cmp(const void *a, const void *b)
@@ -327,7 +327,7 @@ static int keys_publish_batch(struct keydir *kd, const char *list, bool json)
 	struct keys_batch_chunk *chunk;
 
 	if (f == NULL) {
-		fprintf(stderr, "postwarden: cannot open %s: %s\n", list, strerror(errno));
+		fprintf(pw_stderr, "postwarden: cannot open %s: %s\n", list, strerror(errno));
 		free(line);
 		return 1;
 	}
@@ -378,7 +378,7 @@ static int keys_publish_batch(struct keydir *kd, const char *list, bool json)
 		printf("published %zu key(s) for %zu address(es), %zu refused; %zu name(s) "
 		       "updated\n", b.published, b.copies, b.nrefused, rep.done);
 		if (rep.failed)
-			fprintf(stderr, "postwarden: warning: %zu name(s) not updated yet, serve "
+			fprintf(pw_stderr, "postwarden: warning: %zu name(s) not updated yet, serve "
 					"retries them: %s\n", rep.failed, rep.error ? rep.error : "");
 	}
 	for (size_t i = 0; i < b.nrefused; i++) {
@@ -402,7 +402,7 @@ static int keys_unpublish(struct keydir *kd, int argc, char **argv, bool json)
 		return cli_usage(keys_usage);
 	n = keydir_unpublish(kd, argv[2], fpr);
 	if (n == 0) {
-		fprintf(stderr, "postwarden: no %skey is published for %s\n", fpr ? "such " : "",
+		fprintf(pw_stderr, "postwarden: no %skey is published for %s\n", fpr ? "such " : "",
 			argv[2]);
 		return 1;
 	}
@@ -467,7 +467,7 @@ static int keys_list(struct keydir *kd, const char *addr, bool json, bool show)
 	struct keydir_key **keys = keydir_store_list(kd->db, addr, &n);
 
 	if (show && n == 0) {
-		fprintf(stderr, "postwarden: no key is published for %s\n", addr);
+		fprintf(pw_stderr, "postwarden: no key is published for %s\n", addr);
 		keydir_key_list_free(keys, n);
 		return 1;
 	}
@@ -514,7 +514,7 @@ static int keys_sync(struct keydir *kd, bool json)
 		printf("%zu change(s)\n", rep.nchanges);
 	}
 	if (rc < 0)
-		fprintf(stderr, "postwarden: sync incomplete: %s\n", rep.error ? rep.error : "error");
+		fprintf(pw_stderr, "postwarden: sync incomplete: %s\n", rep.error ? rep.error : "error");
 	keydir_report_free(&rep);
 	return rc < 0 ? 1 : 0;
 }
@@ -552,6 +552,5 @@ int cli_keys(struct cli *cli, int argc, char **argv)
 		rc = keys_sync(&kd, json);
 	else
 		rc = cli_usage(keys_usage);
-	db_close(db);
-	return rc;
+	return cli_close_db(db, rc);
 }

@@ -2,6 +2,10 @@
  * cli_keysearch.c - "postwarden keys search ADDR": ask every configured key source at once
  * (see src/keysearch/keysearch.h) and show what each found and which key to use.
  * Exit 0 when a usable key was found, 1 when none, 2 on a usage error.
+ *
+ * Like the API, it answers as soon as no source still asked could return a better key, and
+ * then exits: a command has no background to finish the other lookups in, and no cache
+ * that outlives it. --complete waits for every source.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +18,8 @@
 #include "strutil.h"
 #include "xmalloc.h"
 
-static const char keysearch_usage[] = "keys search ADDR [--json] [--type openpgp|smime|any]";
+static const char keysearch_usage[] =
+	"keys search ADDR [--json] [--type openpgp|smime|any] [--complete]";
 
 struct cli_keysearch_run {
 	struct event_base *base;
@@ -29,13 +34,17 @@ static void cli_keysearch_done(struct ks_result *r, void *arg)
 	event_base_loopbreak(run->base);
 }
 
-/* ADDR and --type from argv (after "keys search"); false on a usage error. */
-static bool cli_keysearch_args(int argc, char **argv, const char **addr, enum ks_type *type)
+/* ADDR, --type and --complete from argv (after "keys search"); false on a usage error. */
+static bool cli_keysearch_args(int argc, char **argv, const char **addr, enum ks_type *type,
+			       bool *complete)
 {
 	*addr = NULL;
 	*type = KS_TYPE_ANY;
+	*complete = false;
 	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
+		if (strcmp(argv[i], "--complete") == 0) {
+			*complete = true;
+		} else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
 			if (!ks_type_parse(argv[++i], type))
 				return false;
 		} else if (argv[i][0] != '-' && *addr == NULL) {
@@ -48,7 +57,8 @@ static bool cli_keysearch_args(int argc, char **argv, const char **addr, enum ks
 }
 
 /* Run the search on a loop of its own and print the result. */
-static int cli_keysearch_run(struct cli *cli, const char *addr, enum ks_type type, bool json)
+static int cli_keysearch_run(struct cli *cli, const char *addr, enum ks_type type,
+			     bool complete, bool json)
 {
 	struct cli_keysearch_run run = { 0 };
 	struct keysearch *ks = NULL;
@@ -58,7 +68,7 @@ static int cli_keysearch_run(struct cli *cli, const char *addr, enum ks_type typ
 	int rc = 1;
 
 	if ((run.base = event_base_new()) == NULL) {
-		fprintf(stderr, "postwarden: cannot create the event loop\n");
+		fprintf(pw_stderr, "postwarden: cannot create the event loop\n");
 		return 1;
 	}
 	if ((dns = dns_new(run.base, cli->cfg.dns.unbound_config, &err)) == NULL)
@@ -67,7 +77,7 @@ static int cli_keysearch_run(struct cli *cli, const char *addr, enum ks_type typ
 		db = cli_open_db(cli);	/* NULL: the local source reports it */
 	if ((ks = keysearch_new(run.base, &cli->cfg, dns, db, &err)) == NULL)
 		goto fail;
-	keysearch_start(ks, addr, type, cli_keysearch_done, &run);
+	keysearch_start(ks, addr, type, complete, cli_keysearch_done, &run);
 	event_base_dispatch(run.base);
 	if (run.result == NULL) {
 		err = xstrdup("the search did not finish");
@@ -86,7 +96,7 @@ static int cli_keysearch_run(struct cli *cli, const char *addr, enum ks_type typ
 	rc = ks_result_found(run.result) ? 0 : 1;
 fail:
 	if (err) {
-		fprintf(stderr, "postwarden: %s\n", err);
+		fprintf(pw_stderr, "postwarden: %s\n", err);
 		free(err);
 	}
 	ks_result_free(run.result);
@@ -103,12 +113,13 @@ int cli_keysearch(struct cli *cli, int argc, char **argv, bool json)
 {
 	enum ks_type type;
 	const char *addr;
+	bool complete;
 
-	if (!cli_keysearch_args(argc, argv, &addr, &type))
+	if (!cli_keysearch_args(argc, argv, &addr, &type, &complete))
 		return cli_usage(keysearch_usage);
 	if (!addr_valid(addr)) {
-		fprintf(stderr, "postwarden: \"%s\" is not an e-mail address\n", addr);
+		fprintf(pw_stderr, "postwarden: \"%s\" is not an e-mail address\n", addr);
 		return cli_usage(keysearch_usage);
 	}
-	return cli_keysearch_run(cli, addr, type, json);
+	return cli_keysearch_run(cli, addr, type, complete, json);
 }

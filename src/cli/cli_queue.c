@@ -109,7 +109,7 @@ static int queue_list(struct db *db, const char *id, bool json)
 	int rc = 0;
 
 	if (id && json_array_size(msgs) == 0) {
-		fprintf(stderr, "postwarden: no message %s in the queue\n", id);
+		fprintf(pw_stderr, "postwarden: no message %s in the queue\n", id);
 		rc = 1;
 	} else if (json) {
 		print_json(id ? json_array_get(msgs, 0) : msgs);
@@ -149,7 +149,7 @@ static int queue_release(struct db *db, int argc, char **argv)
 		"first_tls_failure = NULL WHERE msg_id = ?1 AND state = 'held' "
 		"AND (?2 IS NULL OR addr = ?2 COLLATE NOCASE)", argv[2], rcpt);
 	if (n == 0) {
-		fprintf(stderr, "postwarden: message %s has no held recipient%s%s\n", argv[2],
+		fprintf(pw_stderr, "postwarden: message %s has no held recipient%s%s\n", argv[2],
 			rcpt ? " " : "", rcpt ? rcpt : "");
 		return 1;
 	}
@@ -171,7 +171,7 @@ static int queue_delete(struct cli *cli, struct db *db, const char *id)
 	free(path);
 	n = exec_changes(db, "DELETE FROM messages WHERE id = ?1", id, NULL);
 	if (n == 0) {
-		fprintf(stderr, "postwarden: no message %s in the queue\n", id);
+		fprintf(pw_stderr, "postwarden: no message %s in the queue\n", id);
 		return 1;
 	}
 	log_info("event=queue_delete id=%s", id);
@@ -215,6 +215,5 @@ int cli_queue(struct cli *cli, int argc, char **argv)
 		rc = queue_flush(db);
 	else
 		rc = cli_usage(queue_usage);
-	db_close(db);
-	return rc;
+	return cli_close_db(db, rc);
 }

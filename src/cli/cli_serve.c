@@ -30,7 +30,7 @@
 
 static const char serve_usage[] = "[-c FILE] serve";
 
-/* Log to [server] log_file or stderr; returns the file to close, or NULL. */
+/* Log to [server] log_file or standard error; returns the file to close, or NULL. */
 static FILE *serve_log_open(const struct pw_config *cfg, bool *ok)
 {
 	enum log_level level = LOG_LEVEL_INFO;
@@ -41,14 +41,14 @@ static FILE *serve_log_open(const struct pw_config *cfg, bool *ok)
 	if (*cfg->server.log_file) {
 		f = fopen(cfg->server.log_file, "ae");
 		if (f == NULL) {
-			fprintf(stderr, "postwarden: cannot open log_file %s: %s\n",
+			fprintf(pw_stderr, "postwarden: cannot open log_file %s: %s\n",
 				cfg->server.log_file, strerror(errno));
 			*ok = false;
 			return NULL;
 		}
 		setvbuf(f, NULL, _IOLBF, 0);
 	}
-	log_init("postwarden", level, f ? f : stderr);
+	log_init("postwarden", level, f ? f : pw_stderr);
 	return f;
 }
 
@@ -201,7 +201,7 @@ fail:
 	if (err) {
 		log_error("event=start_failed error=\"%s\"", err);
 		if (logf)
-			fprintf(stderr, "postwarden: %s\n", err);
+			fprintf(pw_stderr, "postwarden: %s\n", err);
 		free(err);
 	}
 	ks_api_stop(api);
@@ -215,7 +215,7 @@ fail:
 	if (r.base)
 		event_base_free(r.base);
 	if (logf) {
-		log_init("postwarden", LOG_LEVEL_INFO, stderr);
+		log_init("postwarden", LOG_LEVEL_INFO, pw_stderr);
 		fclose(logf);
 	}
 	return rc;

@@ -210,12 +210,12 @@ int cli_tls_check(struct cli *cli, int argc, char **argv)
 	relay.cfg = &cli->cfg;
 	relay.dns = dns_new(tc.base, cli->cfg.dns.unbound_config, &err);
 	if (relay.dns == NULL) {
-		fprintf(stderr, "postwarden: %s\n", err);
+		fprintf(pw_stderr, "postwarden: %s\n", err);
 		goto out;
 	}
 	relay.client_ctx = tls_client_ctx_new(&err);
 	if (relay.client_ctx == NULL) {
-		fprintf(stderr, "postwarden: %s\n", err);
+		fprintf(pw_stderr, "postwarden: %s\n", err);
 		goto out;
 	}
 	job.msg_id = xstrdup("tls-check");

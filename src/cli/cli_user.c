@@ -87,7 +87,7 @@ static int user_add(struct cli *cli, struct db *db, int argc, char **argv)
 		aliases[n++] = argv[++i];
 	}
 	if (account_add(db, argv[2], aliases, n, cli->cfg.guarantee.default_on, &err) < 0) {
-		fprintf(stderr, "postwarden: %s\n", err);
+		fprintf(pw_stderr, "postwarden: %s\n", err);
 		free(err);
 		rc = 1;
 	} else {
@@ -123,7 +123,7 @@ static int user_show(struct db *db, const char *addr, bool json)
 	int64_t now = (int64_t)time(NULL);
 
 	if (a == NULL) {
-		fprintf(stderr, "postwarden: no account has the address %s\n", addr);
+		fprintf(pw_stderr, "postwarden: no account has the address %s\n", addr);
 		return 1;
 	}
 	if (json)
@@ -144,13 +144,13 @@ static int user_guarantee(struct db *db, int argc, char **argv)
 		return cli_usage(user_usage);
 	if (argc == 6) {
 		if (on || strcmp(argv[4], "--for") != 0 || !parse_duration(argv[5], &dur) || dur <= 0) {
-			fprintf(stderr, "postwarden: --for takes a duration like 30m, 2h or 1d, and only with off\n");
+			fprintf(pw_stderr, "postwarden: --for takes a duration like 30m, 2h or 1d, and only with off\n");
 			return EXIT_USAGE;
 		}
 		until = (int64_t)time(NULL) + dur;
 	}
 	if (account_set_guarantee(db, argv[2], on, until, &err) < 0) {
-		fprintf(stderr, "postwarden: %s\n", err);
+		fprintf(pw_stderr, "postwarden: %s\n", err);
 		free(err);
 		return 1;
 	}
@@ -167,7 +167,7 @@ static void user_del_keys(struct cli *cli, struct db *db)
 	struct keydir_report rep = { 0 };
 
 	if (keydir_reconcile(&kd, false, (int64_t)time(NULL), &rep) < 0)
-		fprintf(stderr, "postwarden: warning: the account's keys are still published, serve "
+		fprintf(pw_stderr, "postwarden: warning: the account's keys are still published, serve "
 				"retries: %s\n", rep.error ? rep.error : "");
 	keydir_report_free(&rep);
 }
@@ -193,7 +193,7 @@ int cli_user(struct cli *cli, int argc, char **argv)
 		char *err = NULL;
 		rc = account_del(db, argv[2], &err) < 0 ? 1 : 0;
 		if (rc) {
-			fprintf(stderr, "postwarden: %s\n", err);
+			fprintf(pw_stderr, "postwarden: %s\n", err);
 			free(err);
 		} else {
 			log_info("event=user_del address=%s", argv[2]);
@@ -207,6 +207,5 @@ int cli_user(struct cli *cli, int argc, char **argv)
 		rc = user_guarantee(db, argc, argv);
 	else
 		rc = cli_usage(user_usage);
-	db_close(db);
-	return rc;
+	return cli_close_db(db, rc);
 }

@@ -45,7 +45,8 @@ int main(int argc, char **argv)
 	struct cli cli = { 0 };
 	int opt, rc;
 
-	log_init("postwarden", LOG_LEVEL_INFO, stderr);
+	log_own_stderr();
+	log_init("postwarden", LOG_LEVEL_INFO, pw_stderr);
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);
 		return 0;
@@ -60,14 +61,14 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
+			usage(pw_stderr);
 			return EXIT_USAGE;
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc < 1) {
-		usage(stderr);
+		usage(pw_stderr);
 		return EXIT_USAGE;
 	}
 	if (strcmp(argv[0], "config") == 0) {
@@ -84,6 +85,6 @@ int main(int argc, char **argv)
 			config_free(&cli.cfg);
 		return rc;
 	}
-	fprintf(stderr, "postwarden: unknown command \"%s\"; see postwarden --help\n", argv[0]);
+	fprintf(pw_stderr, "postwarden: unknown command \"%s\"; see postwarden --help\n", argv[0]);
 	return EXIT_USAGE;
 }

@@ -10,8 +10,9 @@
 #include "strutil.h"
 #include "xmalloc.h"
 
-/* Insert one address row; false when it already belongs to an account. */
-static bool account_add_addr(struct db *db, int64_t id, const char *addr, bool primary)
+/* Insert one address row: SQLITE_DONE, SQLITE_CONSTRAINT (it belongs to an account already)
+ * or a database error. */
+static int account_add_addr(struct db *db, int64_t id, const char *addr, bool primary)
 {
 	sqlite3_stmt *st = db_prepare(db,
 		"INSERT INTO addresses (addr, account_id, is_primary) VALUES (?, ?, ?)");
@@ -24,7 +25,13 @@ static bool account_add_addr(struct db *db, int64_t id, const char *addr, bool p
 	rc = db_step_done(db, st);
 	sqlite3_finalize(st);
 	free(canon);
-	return rc == SQLITE_DONE;
+	return rc;
+}
+
+/* The message for a failed database operation (caller frees). */
+static char *account_db_error(struct db *db)
+{
+	return xasprintf("the database could not be changed: %s", db_errmsg(db));
 }
 
 int account_add(struct db *db, const char *primary, char *const *aliases, size_t naliases,
@@ -33,6 +40,7 @@ int account_add(struct db *db, const char *primary, char *const *aliases, size_t
 	const char *bad = NULL;
 	sqlite3_stmt *st;
 	int64_t id;
+	int rc;
 
 	if (!addr_valid(primary))
 		bad = primary;
@@ -43,35 +51,44 @@ int account_add(struct db *db, const char *primary, char *const *aliases, size_t
 		*err = xasprintf("\"%s\" is not a valid e-mail address", bad);
 		return -1;
 	}
-	db_begin(db);
+	if (db_begin(db) != SQLITE_OK) {
+		*err = account_db_error(db);
+		return -1;
+	}
 	st = db_prepare(db, "INSERT INTO accounts (primary_addr, guarantee, created) VALUES (?, ?, ?)");
 	char *canon = addr_canonical(primary);
 	db_bind_text(st, 1, canon);
 	db_bind_int(st, 2, guarantee);
 	db_bind_int(st, 3, (int64_t)time(NULL));
 	free(canon);
-	if (db_step_done(db, st) != SQLITE_DONE) {
-		sqlite3_finalize(st);
+	rc = db_step_done(db, st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
 		db_rollback(db);
-		*err = xasprintf("%s already has an account", primary);
+		*err = rc == SQLITE_CONSTRAINT ? xasprintf("%s already has an account", primary)
+					       : account_db_error(db);
 		return -1;
 	}
-	sqlite3_finalize(st);
 	id = sqlite3_last_insert_rowid(db->h);
-	bad = account_add_addr(db, id, primary, true) ? NULL : primary;
+	rc = account_add_addr(db, id, primary, true);
+	bad = rc == SQLITE_DONE ? NULL : primary;
 	for (size_t i = 0; bad == NULL && i < naliases; i++)
-		if (!account_add_addr(db, id, aliases[i], false))
+		if ((rc = account_add_addr(db, id, aliases[i], false)) != SQLITE_DONE)
 			bad = aliases[i];
 	if (bad) {
 		db_rollback(db);
-		*err = xasprintf("%s already belongs to an account", bad);
+		*err = rc == SQLITE_CONSTRAINT ? xasprintf("%s already belongs to an account", bad)
+					       : account_db_error(db);
 		return -1;
 	}
-	db_commit(db);
+	if (db_commit(db) != SQLITE_OK) {
+		*err = account_db_error(db);
+		return -1;
+	}
 	return 0;
 }
 
-/* The id of the account owning addr, or -1. */
+/* The id of the account owning addr, or -1 (db_error tells a failed read from none). */
 static int64_t account_id_of(struct db *db, const char *addr)
 {
 	sqlite3_stmt *st = db_prepare(db, "SELECT account_id FROM addresses WHERE addr = ?");
@@ -88,15 +105,21 @@ int account_del(struct db *db, const char *addr, char **err)
 {
 	int64_t id = account_id_of(db, addr);
 	sqlite3_stmt *st;
+	int rc;
 
 	if (id < 0) {
-		*err = xasprintf("no account has the address %s", addr);
+		*err = db_error(db) ? account_db_error(db)
+				    : xasprintf("no account has the address %s", addr);
 		return -1;
 	}
 	st = db_prepare(db, "DELETE FROM accounts WHERE id = ?");
 	db_bind_int(st, 1, id);
-	db_step_done(db, st);
+	rc = db_step_done(db, st);
 	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*err = account_db_error(db);
+		return -1;
+	}
 	return 0;
 }
 
@@ -158,9 +181,11 @@ int account_set_guarantee(struct db *db, const char *addr, bool on, int64_t off_
 {
 	int64_t id = account_id_of(db, addr);
 	sqlite3_stmt *st;
+	int rc;
 
 	if (id < 0) {
-		*err = xasprintf("no account has the address %s", addr);
+		*err = db_error(db) ? account_db_error(db)
+				    : xasprintf("no account has the address %s", addr);
 		return -1;
 	}
 	/* "off for a while" keeps the setting on and records when the pause ends. */
@@ -168,8 +193,12 @@ int account_set_guarantee(struct db *db, const char *addr, bool on, int64_t off_
 	db_bind_int(st, 1, on || off_until > 0);
 	db_bind_int(st, 2, on ? 0 : off_until);
 	db_bind_int(st, 3, id);
-	db_step_done(db, st);
+	rc = db_step_done(db, st);
 	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*err = account_db_error(db);
+		return -1;
+	}
 	return 0;
 }
 

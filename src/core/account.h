@@ -25,7 +25,7 @@ int account_add(struct db *db, const char *primary, char *const *aliases, size_t
 		bool guarantee, char **err);
 /* Delete the account that owns addr (primary or alias). -1 + *err when there is none. */
 int account_del(struct db *db, const char *addr, char **err);
-/* The account owning addr (primary or alias), or NULL. */
+/* The account owning addr (primary or alias), or NULL: none, or a database error (db_error). */
 struct account *account_find(struct db *db, const char *addr);
 /* Every account, ordered by primary address. */
 struct account **account_list(struct db *db, size_t *n);

@@ -15,6 +15,7 @@
 
 static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL };
 static const char *const languages[] = { "en", "de", NULL };
+static const char *const bare_newlines[] = { "normalize", "reject", NULL };
 
 #define SRV(f) offsetof(struct server_conf, f)
 static const struct conf_key server_keys[] = {
@@ -64,6 +65,9 @@ static const struct conf_key relay_keys[] = {
 	  "Longest delay between two attempts." },
 	{ "max_deliveries", CONF_UINT, "50", RLY(max_deliveries), 1, 10000, NULL,
 	  "Most simultaneous outgoing SMTP connections." },
+	{ "bare_newline", CONF_ENUM, "normalize", RLY(bare_newline), 0, 0, bare_newlines,
+	  "Message data with a bare CR or bare LF: normalize (pass it on with CRLF line ends) or "
+	  "reject (550 5.5.2 after the final dot)." },
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 

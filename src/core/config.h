@@ -16,7 +16,7 @@ struct server_conf {
 	char *state_dir;	/* queue and database */
 	char *hostname;		/* EHLO name, notification sender domain */
 	char *log_level;
-	char *log_file;		/* "" = stderr */
+	char *log_file;		/* "" = standard error */
 	char *user;		/* serve drops root privileges to this user; "" = keep */
 };
 
@@ -36,6 +36,7 @@ struct relay_conf {
 	int64_t retry_min;			/* first retry delay; doubles up to retry_max */
 	int64_t retry_max;
 	uint64_t max_deliveries;		/* parallel outgoing connections */
+	char *bare_newline;			/* "normalize" or "reject" */
 };
 
 struct dns_conf {

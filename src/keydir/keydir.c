@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -235,18 +236,27 @@ int keydir_store_checked(struct keydir *kd, const struct account *acct, const ui
 		*msg = xstrdup("the key carries none of the account's addresses");
 		goto out;
 	}
-	db_begin(kd->db);
+	if (db_begin(kd->db) != SQLITE_OK) {
+		*msg = xasprintf("the database could not be changed: %s", db_errmsg(kd->db));
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		keydir_store_delete_copy(kd->db, rows[i]->address, keys_kind_name(rows[i]->kind),
 					 rows[i]->fingerprint);
 		if (!keydir_store_insert(kd->db, acct->id, rows[i], kc->keep_original ? data : NULL,
 					 len)) {
 			db_rollback(kd->db);
-			*msg = xasprintf("cannot store the key for %s", rows[i]->address);
+			*msg = db_error(kd->db) != SQLITE_OK
+				? xasprintf("cannot store the key for %s: %s", rows[i]->address,
+					    db_errmsg(kd->db))
+				: xasprintf("cannot store the key for %s", rows[i]->address);
 			goto out;
 		}
 	}
-	db_commit(kd->db);
+	if (db_commit(kd->db) != SQLITE_OK) {
+		*msg = xasprintf("the database could not be changed: %s", db_errmsg(kd->db));
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++)
 		log_info("event=key_publish address=%s kind=%s fingerprint=%s owner=%s", rows[i]->address,
 			 keys_kind_name(rows[i]->kind), rows[i]->fingerprint, rows[i]->owner);
@@ -555,15 +565,26 @@ static void sync_set_free(struct sync_set *s)
 	free(s->v);
 }
 
-/* Is owner one of our names: "<hash>._openpgpkey.<domain>" for 61, "._smimecert." for 53? */
-static bool sync_ours(const char *owner, uint16_t type)
+/*
+ * Is owner one of our names in zone: "<hash>._openpgpkey.<domain>" for 61, "._smimecert." for
+ * 53, with <domain> the zone itself or a name below it? Decided by the zone, not by the shape
+ * of the domain, so a zone of one label ("kz") counts as much as one of several.
+ */
+static bool sync_ours(const char *owner, uint16_t type, const char *zone)
 {
+	const char *label = type == KEYDIR_RR_OPENPGPKEY ? "_openpgpkey" :
+			    type == KEYDIR_RR_SMIMEA ? "_smimecert" : NULL;
 	const char *dot = strchr(owner, '.');
-	const char *label = type == KEYDIR_RR_OPENPGPKEY ? "_openpgpkey." :
-			    type == KEYDIR_RR_SMIMEA ? "_smimecert." : NULL;
+	size_t n = label ? strlen(label) : 0;
+	char *domain;
+	bool ours;
 
-	return label && dot && strncmp(dot + 1, label, strlen(label)) == 0 &&
-	       strchr(dot + 1 + strlen(label), '.') != NULL;
+	if (!label || !dot || strncasecmp(dot + 1, label, n) != 0 || dot[1 + n] != '.')
+		return false;
+	domain = str_lower(xstrdup(dot + 2 + n));
+	ours = keydir_in_zone(domain, zone);
+	free(domain);
+	return ours;
 }
 
 static void sync_axfr_cb(void *arg, const char *owner, uint16_t type, const uint8_t *rdata,
@@ -571,7 +592,7 @@ static void sync_axfr_cb(void *arg, const char *owner, uint16_t type, const uint
 {
 	struct sync_set *s = arg;
 
-	if (sync_ours(owner, type))
+	if (sync_ours(owner, type, s->zone))
 		sync_add(s, owner, type, rdata, len);
 }
 

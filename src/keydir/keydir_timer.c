@@ -61,6 +61,8 @@ static void *timer_pass(void *arg)
 	else if (rep.done)
 		log_info("event=keydir_retry done=%zu", rep.done);
 	keydir_report_free(&rep);
+	if (db_error(db) != SQLITE_OK)	/* what was not recorded is done again next pass */
+		log_warn("event=keydir_timer error=\"database: %s\"", db_errmsg(db));
 	db_close(db);
 	atomic_store(&t->running, false);
 	return NULL;

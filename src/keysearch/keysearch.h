@@ -46,10 +46,16 @@ struct keysearch *keysearch_new(struct event_base *base, const struct pw_config 
 void keysearch_free(struct keysearch *ks);
 /*
  * Search keys for address (checked with addr_valid by the caller). cb runs later on the
- * loop, never from inside this call. Returns a handle for keysearch_cancel.
+ * loop, never from inside this call, exactly once. Returns a handle for keysearch_cancel.
+ *
+ * Without complete, cb runs as soon as no source still asked could return a key ranked
+ * above the best one found; the other sources go on in the background and fill the cache
+ * (ks_result_complete says whether every source had finished). With complete, cb runs
+ * when every source has finished (or the deadline is reached).
  */
 int keysearch_start(struct keysearch *ks, const char *address, enum ks_type type,
-		    keysearch_cb cb, void *arg);
+		    bool complete, keysearch_cb cb, void *arg);
+/* cb will not be called; the search's sources finish in the background. */
 void keysearch_cancel(struct keysearch *ks, int handle);
 
 /* "openpgp"/"smime"/"any" (and "open_pgp"); false when unknown. */
@@ -63,6 +69,13 @@ void ks_result_free(struct ks_result *r);
 json_t *ks_result_json(const struct ks_result *r);
 /* The webmail shape {"results":[{"verified":..,"content":..}]}: the recommended key only. */
 json_t *ks_public_keys_json(const struct ks_result *r);
+/* Whether every source had finished when the result was made. */
+bool ks_result_complete(const struct ks_result *r);
+/*
+ * The API's compact JSON body (ks_public_keys_json or ks_result_json), serialised on first
+ * use and kept with the result: a cached answer is serialised once. Borrowed from r.
+ */
+const char *ks_result_body(struct ks_result *r, bool public_keys);
 /* Human-readable report for the command line. */
 void ks_result_print(const struct ks_result *r, FILE *out);
 

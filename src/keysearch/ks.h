@@ -37,6 +37,7 @@ enum ks_status {
 	KS_ERROR,
 	KS_BLOCKED,
 	KS_BOGUS,
+	KS_PENDING,	/* still asked when the answer was given (in the background) */
 };
 
 enum ks_source_kind {
@@ -102,14 +103,17 @@ struct ks_key {
 };
 
 struct ks_result {
+	int refs;		/* the answer cache may hold one more reference */
 	char *address;
 	enum ks_type type;
+	bool complete;		/* every source had finished when the answer was given */
 	struct ks_key *keys;	/* best first */
 	size_t nkeys;
 	long recommended;	/* index into keys, -1: none */
 	struct ks_report *reports;
 	size_t nreports;
 	int64_t elapsed_ms;
+	char *body[2];		/* the API's serialised answers, made once (ks_result_body) */
 };
 
 /* The input of ks_merge: one source's identity, position and outcome (borrowed). */
@@ -132,6 +136,27 @@ struct ks_result *ks_merge(const char *address, enum ks_type type, const struct 
 			   size_t n);
 /* Ordering of two merged keys: < 0 when a is better. */
 int ks_key_rank_cmp(const struct ks_key *a, const struct ks_key *b);
+/* Whether a search of type wants a key of kind. */
+bool ks_type_wants(enum ks_type type, enum keys_kind kind);
+/* One more reference to r (released by ks_result_free). */
+struct ks_result *ks_result_ref(struct ks_result *r);
+
+/*
+ * Answering early. A source still asked is described by the best trust it could return
+ * (DNS: dns-secure, whatever it returned before) and its position in `sources`, the
+ * tie-breaker between keys of equal trust.
+ */
+struct ks_rank {
+	enum ks_trust trust;
+	int order;
+};
+enum ks_trust ks_kind_best_trust(enum ks_source_kind k);
+/*
+ * Whether one of the outstanding sources could still return a key ranked above best (the
+ * best key found so far; NULL when none was found: then any outstanding source could).
+ */
+bool ks_better_may_come(const struct ks_rank *best, const struct ks_rank *outstanding,
+			size_t n);
 
 /* ---- ks_outcome (ks_merge.c) ----------------------------------------------------------- */
 void ks_hit_copy(struct ks_hit *dst, const struct ks_hit *src);
@@ -170,12 +195,24 @@ uint8_t *ks_base64_decode(const char *s, size_t len, size_t *outlen);
 struct ks_cache;
 struct ks_cache *ks_cache_new(size_t max_entries);
 void ks_cache_free(struct ks_cache *c);
-/* A copy of the cached outcome for key if it has not expired at now. */
-bool ks_cache_get(struct ks_cache *c, const char *key, int64_t now, struct ks_outcome *out);
+/*
+ * A copy of the cached outcome for key if it has not expired at now; *expires (when not
+ * NULL) is when the entry does.
+ */
+bool ks_cache_get(struct ks_cache *c, const char *key, int64_t now, struct ks_outcome *out,
+		  int64_t *expires);
 /* Store a copy until expires; the least recently used entry goes when full. */
 void ks_cache_put(struct ks_cache *c, const char *key, const struct ks_outcome *o,
 		  int64_t expires);
 size_t ks_cache_count(const struct ks_cache *c);
+/*
+ * Whole answers (a complete result made from cached outcomes only) in the same table and
+ * LRU list: a reference to the cached result, or NULL; put takes a reference of its own.
+ */
+struct ks_result *ks_cache_get_result(struct ks_cache *c, const char *key, int64_t now);
+void ks_cache_put_result(struct ks_cache *c, const char *key, struct ks_result *r,
+			 int64_t expires);
+void ks_cache_drop(struct ks_cache *c, const char *key);
 /* Seconds to cache an outcome (0: do not cache), from the source's TTL and [keysearch]. */
 int64_t ks_cache_ttl(const struct ks_outcome *o, const struct keysearch_conf *kc);
 

@@ -135,18 +135,26 @@ static void ks_api_log(struct ks_api *api, const char *path, int code, int token
 			 path, code, token, nkeys, ms);
 }
 
-static void ks_api_send_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
+/* Send a JSON body (with its final newline). */
+static void ks_api_send_body(struct evhttp_request *req, int code, const char *reason,
+			     const char *body)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	struct evbuffer *b = evbuffer_new();
-	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	struct evbuffer *b = evhttp_request_get_output_buffer(req);
 
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-store");
-	evbuffer_add(b, s, strlen(s));
-	evbuffer_add(b, "\n", 1);
-	evhttp_send_reply(req, code, reason, b);
-	evbuffer_free(b);
+	evbuffer_add(b, body, strlen(body));
+	evhttp_send_reply(req, code, reason, NULL);
+}
+
+static void ks_api_send_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	char *body = xasprintf("%s\n", s);
+
+	ks_api_send_body(req, code, reason, body);
+	free(body);
 	free(s);
 	json_decref(j);
 }
@@ -170,11 +178,11 @@ static void ks_api_req_unlink(struct ks_api *api, struct ks_api_req *r)
 static void ks_api_search_done(struct ks_result *res, void *arg)
 {
 	struct ks_api_req *r = arg;
-	json_t *j = r->public_keys ? ks_public_keys_json(res) : ks_result_json(res);
 
 	ks_api_req_unlink(r->api, r);
 	ks_api_log(r->api, r->path, 200, r->token, res->nkeys, r->start_ms, res->address);
-	ks_api_send_json(r->req, 200, "OK", j);
+	/* A cached answer carries its body: it is serialised once, not per request. */
+	ks_api_send_body(r->req, 200, "OK", ks_result_body(res, r->public_keys));
 	ks_result_free(res);
 	free(r->path);
 	free(r);
@@ -195,9 +203,24 @@ static int ks_api_auth(struct ks_api *api, struct evhttp_request *req)
 	return ks_token_index(api->cfg->api.tokens, h);
 }
 
-/* email and type from the query; false after answering 400. */
+/* complete=1|true|0|false (absent: false); false when it is something else. */
+static bool ks_api_complete(const char *query, bool *complete)
+{
+	char *c = query ? http_query_param(query, "complete") : NULL;
+	bool ok = true;
+
+	*complete = false;
+	if (c && (strcmp(c, "1") == 0 || strcmp(c, "true") == 0))
+		*complete = true;
+	else if (c && strcmp(c, "0") != 0 && strcmp(c, "false") != 0)
+		ok = false;
+	free(c);
+	return ok;
+}
+
+/* email, type and complete from the query; false after answering 400. */
 static bool ks_api_params(struct evhttp_request *req, const char *query, bool public_keys,
-			  char **email, enum ks_type *type)
+			  char **email, enum ks_type *type, bool *complete)
 {
 	char *t = query ? http_query_param(query, "type") : NULL;
 
@@ -210,6 +233,10 @@ static bool ks_api_params(struct evhttp_request *req, const char *query, bool pu
 	if (t && !ks_type_parse(t, type)) {
 		ks_api_error(req, 400, "Bad Request", public_keys ? "type: open_pgp or smime"
 								  : "type: openpgp, smime or any");
+		goto fail;
+	}
+	if (!ks_api_complete(query, complete)) {
+		ks_api_error(req, 400, "Bad Request", "complete: 1 or 0");
 		goto fail;
 	}
 	free(t);
@@ -231,6 +258,7 @@ static void ks_api_handle(struct evhttp_request *req, void *arg)
 	bool pk;
 	struct ks_api_req *r;
 	enum ks_type type;
+	bool complete;
 	char *email;
 	int token;
 
@@ -266,7 +294,7 @@ static void ks_api_handle(struct evhttp_request *req, void *arg)
 		ks_api_log(api, "-", 404, token, 0, start, NULL);
 		return;
 	}
-	if (!ks_api_params(req, query, pk, &email, &type)) {
+	if (!ks_api_params(req, query, pk, &email, &type, &complete)) {
 		ks_api_log(api, path, 400, token, 0, start, NULL);
 		return;
 	}
@@ -279,7 +307,7 @@ static void ks_api_handle(struct evhttp_request *req, void *arg)
 	r->path = xstrdup(path);
 	r->next = api->reqs;
 	api->reqs = r;
-	r->handle = keysearch_start(api->ks, email, type, ks_api_search_done, r);
+	r->handle = keysearch_start(api->ks, email, type, complete, ks_api_search_done, r);
 	free(email);
 }
 

@@ -3,6 +3,10 @@
  * (DNS TTL, HTTP max-age), clamped to [keysearch] cache_min_ttl..cache_max_ttl; "no key"
  * for negative_ttl. A hash table over a least-recently-used list with a fixed number of
  * entries, so that repeated searches cost no traffic and keyservers' rate limits hold.
+ *
+ * The same table also keeps whole answers (a complete result built from cached outcomes
+ * only, with its serialised JSON): a repeated search of a cached address then costs no
+ * merge and no serialisation (see ks_search.c for when one is stored and dropped).
  */
 #include "ks.h"
 
@@ -15,6 +19,7 @@ struct ks_cache_entry {
 	char *key;
 	int64_t expires;
 	struct ks_outcome out;
+	struct ks_result *res;			/* a whole answer instead of an outcome */
 	struct ks_cache_entry *hnext;		/* hash chain */
 	struct ks_cache_entry *prev, *next;	/* LRU list, most recent first */
 };
@@ -80,6 +85,7 @@ static void ks_cache_remove(struct ks_cache *c, struct ks_cache_entry *e)
 		*pp = e->hnext;
 	ks_cache_lru_unlink(c, e);
 	ks_outcome_release(&e->out);
+	ks_result_free(e->res);
 	free(e->key);
 	free(e);
 	c->count--;
@@ -104,44 +110,86 @@ void ks_cache_free(struct ks_cache *c)
 	free(c);
 }
 
-bool ks_cache_get(struct ks_cache *c, const char *key, int64_t now, struct ks_outcome *out)
+/* The live entry for key (made most recent), or NULL; an expired one is removed. */
+static struct ks_cache_entry *ks_cache_lookup(struct ks_cache *c, const char *key, int64_t now)
 {
 	struct ks_cache_entry *e;
 
 	if (c == NULL || c->max == 0 || (e = ks_cache_find(c, key)) == NULL)
-		return false;
+		return NULL;
 	if (e->expires <= now) {
 		ks_cache_remove(c, e);
-		return false;
+		return NULL;
 	}
 	ks_cache_lru_unlink(c, e);
 	ks_cache_lru_front(c, e);
+	return e;
+}
+
+bool ks_cache_get(struct ks_cache *c, const char *key, int64_t now, struct ks_outcome *out,
+		  int64_t *expires)
+{
+	struct ks_cache_entry *e = ks_cache_lookup(c, key, now);
+
+	if (e == NULL || e->res != NULL)
+		return false;
 	ks_outcome_copy(out, &e->out);
 	ks_outcome_expire(out, now);
+	if (expires)
+		*expires = e->expires;
 	return true;
 }
 
-void ks_cache_put(struct ks_cache *c, const char *key, const struct ks_outcome *o,
-		  int64_t expires)
+struct ks_result *ks_cache_get_result(struct ks_cache *c, const char *key, int64_t now)
+{
+	struct ks_cache_entry *e = ks_cache_lookup(c, key, now);
+
+	return e && e->res ? ks_result_ref(e->res) : NULL;
+}
+
+/* A new entry for key, replacing any old one; the least recently used go when full. */
+static struct ks_cache_entry *ks_cache_insert(struct ks_cache *c, const char *key,
+					      int64_t expires)
 {
 	struct ks_cache_entry *e;
 	size_t h;
 
-	if (c == NULL || c->max == 0)
-		return;
-	if ((e = ks_cache_find(c, key)) != NULL)
-		ks_cache_remove(c, e);
+	ks_cache_drop(c, key);
 	while (c->count >= c->max && c->tail)
 		ks_cache_remove(c, c->tail);
 	e = xcalloc(1, sizeof(*e));
 	e->key = xstrdup(key);
 	e->expires = expires;
-	ks_outcome_copy(&e->out, o);
 	h = ks_cache_hash(c, key);
 	e->hnext = c->buckets[h];
 	c->buckets[h] = e;
 	ks_cache_lru_front(c, e);
 	c->count++;
+	return e;
+}
+
+void ks_cache_put(struct ks_cache *c, const char *key, const struct ks_outcome *o,
+		  int64_t expires)
+{
+	if (c == NULL || c->max == 0)
+		return;
+	ks_outcome_copy(&ks_cache_insert(c, key, expires)->out, o);
+}
+
+void ks_cache_put_result(struct ks_cache *c, const char *key, struct ks_result *r,
+			 int64_t expires)
+{
+	if (c == NULL || c->max == 0)
+		return;
+	ks_cache_insert(c, key, expires)->res = ks_result_ref(r);
+}
+
+void ks_cache_drop(struct ks_cache *c, const char *key)
+{
+	struct ks_cache_entry *e;
+
+	if (c != NULL && c->max != 0 && (e = ks_cache_find(c, key)) != NULL)
+		ks_cache_remove(c, e);
 }
 
 size_t ks_cache_count(const struct ks_cache *c)
@@ -167,6 +215,7 @@ int64_t ks_cache_ttl(const struct ks_outcome *o, const struct keysearch_conf *kc
 		return kc->negative_ttl;
 	case KS_TIMEOUT:
 	case KS_ERROR:
+	case KS_PENDING:
 		break;
 	}
 	return 0;	/* failures are asked again next time */

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "buf.h"
+#include "log.h"
 #include "strutil.h"
 #include "xmalloc.h"
 
@@ -75,10 +76,11 @@ json_t *ks_result_json(const struct ks_result *r)
 
 	for (size_t i = 0; i < r->nkeys; i++)
 		json_array_append_new(keys, ks_key_json(&r->keys[i], (long)i == r->recommended));
-	return json_pack("{s:s, s:s, s:b, s:s?, s:o, s:o, s:I}", "email", r->address, "type",
-			 ks_type_name(r->type), "found", r->nkeys > 0, "recommended",
+	return json_pack("{s:s, s:s, s:b, s:s?, s:o, s:o, s:I, s:b}", "email", r->address,
+			 "type", ks_type_name(r->type), "found", r->nkeys > 0, "recommended",
 			 rec ? rec->hit.fingerprint : NULL, "keys", keys, "sources",
-			 ks_reports_json(r), "elapsed_ms", (json_int_t)r->elapsed_ms);
+			 ks_reports_json(r), "elapsed_ms", (json_int_t)r->elapsed_ms,
+			 "complete", r->complete);
 }
 
 /*
@@ -99,7 +101,24 @@ json_t *ks_public_keys_json(const struct ks_result *r)
 				k->hit.fingerprint, "trust", ks_trust_name(k->trust)));
 		free(text);
 	}
-	return json_pack("{s:o}", "results", results);
+	return json_pack("{s:o, s:b}", "results", results, "complete", r->complete);
+}
+
+const char *ks_result_body(struct ks_result *r, bool public_keys)
+{
+	char **body = &r->body[public_keys ? 1 : 0];
+
+	if (*body == NULL) {
+		json_t *j = public_keys ? ks_public_keys_json(r) : ks_result_json(r);
+		char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+
+		if (s == NULL)
+			fatalx("cannot serialise a search result");
+		*body = xasprintf("%s\n", s);
+		free(s);
+		json_decref(j);
+	}
+	return *body;
 }
 
 void ks_result_print(const struct ks_result *r, FILE *out)

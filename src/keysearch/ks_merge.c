@@ -45,6 +45,8 @@ const char *ks_status_name(enum ks_status s)
 		return "blocked";
 	case KS_BOGUS:
 		return "bogus";
+	case KS_PENDING:
+		return "pending";
 	}
 	return "error";
 }
@@ -141,12 +143,48 @@ int ks_key_rank_cmp(const struct ks_key *a, const struct ks_key *b)
 	return strcmp(a->hit.fingerprint, b->hit.fingerprint);
 }
 
+enum ks_trust ks_kind_best_trust(enum ks_source_kind k)
+{
+	switch (k) {
+	case KS_SRC_LOCAL:
+		return KS_TRUST_DIRECTORY;
+	case KS_SRC_DNS:
+		/* Secure or not is known only from the answer: assume the better one. */
+		return KS_TRUST_DNS_SECURE;
+	case KS_SRC_WKD:
+		return KS_TRUST_WKD;
+	case KS_SRC_VKS:
+		return KS_TRUST_VKS;
+	case KS_SRC_HKP:
+		return KS_TRUST_HKP;
+	}
+	return KS_TRUST_DIRECTORY;
+}
+
+/*
+ * The order of ks_key_rank_cmp's first two criteria: a key of higher trust, or of equal
+ * trust from a source earlier in `sources`, is ranked above. The later criteria (kind,
+ * creation time, fingerprint) compare keys of one source only, which is finished.
+ */
+bool ks_better_may_come(const struct ks_rank *best, const struct ks_rank *outstanding,
+			size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct ks_rank *o = &outstanding[i];
+
+		if (best == NULL || o->trust > best->trust ||
+		    (o->trust == best->trust && o->order < best->order))
+			return true;
+	}
+	return false;
+}
+
 static int ks_key_qsort_cmp(const void *a, const void *b)
 {
 	return ks_key_rank_cmp(a, b);
 }
 
-static bool ks_type_wants(enum ks_type type, enum keys_kind kind)
+bool ks_type_wants(enum ks_type type, enum keys_kind kind)
 {
 	return type == KS_TYPE_ANY || (type == KS_TYPE_OPENPGP) == (kind == KEYS_OPENPGP);
 }
@@ -197,6 +235,8 @@ struct ks_result *ks_merge(const char *address, enum ks_type type, const struct 
 {
 	struct ks_result *r = xcalloc(1, sizeof(*r));
 
+	r->refs = 1;
+	r->complete = true;
 	r->address = xstrdup(address);
 	r->type = type;
 	r->recommended = -1;
@@ -211,6 +251,8 @@ struct ks_result *ks_merge(const char *address, enum ks_type type, const struct 
 		rep->detail = xstrdup(o->detail ? o->detail : "");
 		rep->elapsed_ms = in[i].elapsed_ms;
 		rep->cached = in[i].cached;
+		if (o->status == KS_PENDING)
+			r->complete = false;
 		for (size_t j = 0; j < o->nhits; j++)
 			if (ks_type_wants(type, o->hits[j].kind))
 				ks_merge_hit(r, &in[i], &o->hits[j]);
@@ -227,10 +269,23 @@ bool ks_result_found(const struct ks_result *r)
 	return r->nkeys > 0;
 }
 
+bool ks_result_complete(const struct ks_result *r)
+{
+	return r->complete;
+}
+
+struct ks_result *ks_result_ref(struct ks_result *r)
+{
+	r->refs++;
+	return r;
+}
+
 void ks_result_free(struct ks_result *r)
 {
-	if (r == NULL)
+	if (r == NULL || --r->refs > 0)
 		return;
+	free(r->body[0]);
+	free(r->body[1]);
 	for (size_t i = 0; i < r->nkeys; i++) {
 		ks_hit_release(&r->keys[i].hit);
 		for (size_t j = 0; j < r->keys[i].nsrcs; j++) {

@@ -3,16 +3,37 @@
  */
 #include "db.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "xmalloc.h"
 
+/*
+ * Decide what a failed call means: out of memory and misuse are fatal (a bug or no memory
+ * left); everything else is a run-time error, kept in db (the first since it was cleared)
+ * and returned.
+ */
+static int db_fail(struct db *db, int rc, const char *msg, const char *sql)
+{
+	int primary = rc & 0xff;
+
+	if (primary == SQLITE_NOMEM)
+		fatalx("database %s: out of memory: %s", db->path, sql);
+	if (primary == SQLITE_MISUSE || primary == SQLITE_RANGE)
+		fatalx("database %s: %s: %s", db->path, msg ? msg : sqlite3_errstr(rc), sql);
+	if (db->err == SQLITE_OK) {
+		db->err = rc;
+		snprintf(db->errmsg, sizeof(db->errmsg), "%s", msg ? msg : sqlite3_errstr(rc));
+	}
+	return rc;
+}
+
 static int db_user_version(struct db *db)
 {
 	sqlite3_stmt *st = db_prepare(db, "PRAGMA user_version");
-	int v = 0;
+	int v = -1;
 
 	if (db_step_row(db, st))
 		v = sqlite3_column_int(st, 0);
@@ -20,23 +41,36 @@ static int db_user_version(struct db *db)
 	return v;
 }
 
-/* Apply migrations beyond the stored version, each in its own transaction. */
-static void db_migrate(struct db *db, const char *const *migrations, int n)
+/* Apply migrations beyond the stored version, each in its own transaction; -1 on error. */
+static int db_migrate(struct db *db, const char *const *migrations, int n, char **err)
 {
 	int v = db_user_version(db);
 
+	if (v < 0) {
+		*err = xasprintf("database %s: %s", db->path, db_errmsg(db));
+		return -1;
+	}
 	if (v > n)
 		fatalx("database %s has schema version %d, newer than this program (%d)",
 		       db->path, v, n);
 	for (; v < n; v++) {
 		char *sql = xasprintf("PRAGMA user_version = %d", v + 1);
-		db_begin(db);
-		db_exec(db, migrations[v]);
-		db_exec(db, sql);
-		db_commit(db);
+		int rc = db_begin(db);
+
+		if (rc == SQLITE_OK) {
+			db_exec(db, migrations[v]);
+			db_exec(db, sql);
+			rc = db_commit(db);
+		}
 		free(sql);
+		if (rc != SQLITE_OK) {
+			*err = xasprintf("database %s: cannot update the schema to version %d: %s",
+					 db->path, v + 1, db_errmsg(db));
+			return -1;
+		}
 		log_debug("event=db_migrate db=%s version=%d", db->path, v + 1);
 	}
+	return 0;
 }
 
 struct db *db_open(const char *path, const char *const *migrations, int nmigrations, char **err)
@@ -55,10 +89,17 @@ struct db *db_open(const char *path, const char *const *migrations, int nmigrati
 	db->h = h;
 	db->path = xstrdup(path);
 	sqlite3_busy_timeout(h, 10000);
-	db_exec(db, "PRAGMA journal_mode = WAL");
-	db_exec(db, "PRAGMA synchronous = NORMAL");
-	db_exec(db, "PRAGMA foreign_keys = ON");
-	db_migrate(db, migrations, nmigrations);
+	if (db_exec(db, "PRAGMA journal_mode = WAL") != SQLITE_OK ||
+	    db_exec(db, "PRAGMA synchronous = NORMAL") != SQLITE_OK ||
+	    db_exec(db, "PRAGMA foreign_keys = ON") != SQLITE_OK) {
+		*err = xasprintf("cannot open database %s: %s", path, db_errmsg(db));
+		db_close(db);
+		return NULL;
+	}
+	if (db_migrate(db, migrations, nmigrations, err) < 0) {
+		db_close(db);
+		return NULL;
+	}
 	return db;
 }
 
@@ -71,62 +112,117 @@ void db_close(struct db *db)
 	free(db);
 }
 
-void db_exec(struct db *db, const char *sql)
+int db_exec(struct db *db, const char *sql)
 {
 	char *msg = NULL;
+	int rc = sqlite3_exec(db->h, sql, NULL, NULL, &msg);
 
-	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK)
-		fatalx("database %s: %s: %s", db->path, msg ? msg : "error", sql);
+	if (rc != SQLITE_OK)
+		db_fail(db, rc, msg, sql);
+	sqlite3_free(msg);
+	return rc;
 }
 
 sqlite3_stmt *db_prepare(struct db *db, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
 
-	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+	if (rc == SQLITE_OK)
+		return st;
+	/* SQLITE_ERROR here is SQL that does not compile against our schema: a bug */
+	if ((rc & 0xff) == SQLITE_ERROR)
 		fatalx("database %s: prepare: %s: %s", db->path, sqlite3_errmsg(db->h), sql);
-	return st;
+	db_fail(db, rc, sqlite3_errmsg(db->h), sql);
+	return NULL;
 }
 
 int db_step_done(struct db *db, sqlite3_stmt *st)
 {
-	int rc = sqlite3_step(st);
+	int rc;
 
-	if (rc == SQLITE_DONE || rc == SQLITE_CONSTRAINT)
-		return rc;
+	if (st == NULL)
+		return db->err != SQLITE_OK ? db->err : SQLITE_ERROR;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE || (rc & 0xff) == SQLITE_CONSTRAINT)
+		return rc & 0xff;
 	if (rc == SQLITE_ROW)
 		fatalx("database %s: statement returned a row: %s", db->path, sqlite3_sql(st));
-	fatalx("database %s: %s: %s", db->path, sqlite3_errmsg(db->h), sqlite3_sql(st));
+	return db_fail(db, rc, sqlite3_errmsg(db->h), sqlite3_sql(st));
 }
 
 bool db_step_row(struct db *db, sqlite3_stmt *st)
 {
-	int rc = sqlite3_step(st);
+	int rc;
 
+	if (st == NULL)
+		return false;
+	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		return true;
-	if (rc == SQLITE_DONE)
-		return false;
-	fatalx("database %s: %s: %s", db->path, sqlite3_errmsg(db->h), sqlite3_sql(st));
+	if (rc != SQLITE_DONE)
+		db_fail(db, rc, sqlite3_errmsg(db->h), sqlite3_sql(st));
+	return false;
 }
 
-void db_begin(struct db *db)
+int db_begin(struct db *db)
 {
-	db_exec(db, "BEGIN IMMEDIATE");
+	db_clear_error(db);
+	return db_exec(db, "BEGIN IMMEDIATE");
 }
 
-void db_commit(struct db *db)
+int db_commit(struct db *db)
 {
-	db_exec(db, "COMMIT");
+	int rc = db->err;
+
+	if (rc == SQLITE_OK && (rc = db_exec(db, "COMMIT")) == SQLITE_OK)
+		return SQLITE_OK;
+	db_rollback(db);
+	return rc;
 }
 
 void db_rollback(struct db *db)
 {
-	db_exec(db, "ROLLBACK");
+	/* After SQLITE_FULL or an I/O error SQLite may have rolled back already. */
+	if (!sqlite3_get_autocommit(db->h))
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int db_error(const struct db *db)
+{
+	return db->err;
+}
+
+const char *db_errmsg(const struct db *db)
+{
+	return db->err != SQLITE_OK ? db->errmsg : "no error";
+}
+
+void db_clear_error(struct db *db)
+{
+	db->err = SQLITE_OK;
+	db->errmsg[0] = '\0';
+}
+
+bool db_rc_is_storage(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+	case SQLITE_READONLY:
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return true;
+	default:
+		return false;
+	}
 }
 
 void db_bind_text(sqlite3_stmt *st, int idx, const char *text)
 {
+	if (st == NULL)
+		return;
 	if (text)
 		sqlite3_bind_text(st, idx, text, -1, SQLITE_TRANSIENT);
 	else
@@ -135,7 +231,8 @@ void db_bind_text(sqlite3_stmt *st, int idx, const char *text)
 
 void db_bind_int(sqlite3_stmt *st, int idx, int64_t v)
 {
-	sqlite3_bind_int64(st, idx, v);
+	if (st != NULL)
+		sqlite3_bind_int64(st, idx, v);
 }
 
 const char *db_col_text(sqlite3_stmt *st, int col)

@@ -3,8 +3,19 @@
  *
  * The serve process and the command-line tools open the same database; WAL lets them
  * read and write concurrently. Statements are prepared by callers with db_prepare and
- * finalized by them; errors other than constraint violations are fatal, because they
- * mean a broken disk or a bug, not bad input.
+ * finalized by them.
+ *
+ * Errors come in two kinds. Run-time errors - a full disk (SQLITE_FULL), a database busy or
+ * locked past the busy timeout, I/O errors, a read-only or damaged file - are errors of the
+ * operation: they are returned, and the first one since db_clear_error (or db_begin) is kept
+ * in the struct (db_error, db_errmsg) so that a caller may check once after a series of
+ * statements. Nothing is logged here; the caller decides what the failure means. Errors that
+ * can only come from a bug (SQL that does not compile, misuse of the API) and out of memory
+ * are fatal.
+ *
+ * A statement that could not be prepared because of a run-time error is NULL; the bind
+ * helpers, db_step_done, db_step_row and sqlite3_finalize all accept NULL, so a series of
+ * statements can be written straight and checked at its end.
  */
 #ifndef PW_DB_H
 #define PW_DB_H
@@ -16,30 +27,45 @@
 struct db {
 	sqlite3 *h;
 	char *path;
+	int err;		/* first run-time error since db_clear_error, or SQLITE_OK */
+	char errmsg[256];	/* its text */
 };
 
 /*
  * Open (creating) the database at path and bring its schema up to date: migrations[i]
  * is the SQL that moves the schema from version i to i+1 (PRAGMA user_version).
- * Returns NULL with *err set when the file cannot be opened.
+ * Returns NULL with *err set when the file cannot be opened or brought up to date.
  */
 struct db *db_open(const char *path, const char *const *migrations, int nmigrations, char **err);
 void db_close(struct db *db);
 
-/* Execute SQL without results; fatal on error. */
-void db_exec(struct db *db, const char *sql);
-/* Prepare a statement; fatal on error (SQL is ours, so an error is a bug). */
+/* Execute SQL without results; SQLITE_OK or the run-time error. */
+int db_exec(struct db *db, const char *sql);
+/* Prepare a statement; NULL on a run-time error; fatal when the SQL is wrong (a bug). */
 sqlite3_stmt *db_prepare(struct db *db, const char *sql);
-/* Step a statement that returns no row; returns the SQLite code (SQLITE_DONE or SQLITE_CONSTRAINT). */
+/* Step a statement that returns no row: SQLITE_DONE, SQLITE_CONSTRAINT or a run-time error. */
 int db_step_done(struct db *db, sqlite3_stmt *st);
-/* Step; true when a row is available, false when done; fatal on errors. */
+/* Step; true when a row is available, false when done or on a run-time error (db_error). */
 bool db_step_row(struct db *db, sqlite3_stmt *st);
 
-void db_begin(struct db *db);	/* BEGIN IMMEDIATE: take the write lock up front */
-void db_commit(struct db *db);
+/* BEGIN IMMEDIATE (take the write lock up front); clears the kept error. */
+int db_begin(struct db *db);
+/*
+ * COMMIT, unless a statement since db_begin failed: then ROLLBACK. SQLITE_OK, or the error
+ * (the transaction is then rolled back, nothing of it is kept).
+ */
+int db_commit(struct db *db);
+/* ROLLBACK if a transaction is open (SQLite may have rolled back by itself already). */
 void db_rollback(struct db *db);
 
-/* Bind helpers: index starts at 1; text NULL binds SQL NULL. */
+/* The first run-time error since db_clear_error or db_begin (SQLITE_OK: none), its text. */
+int db_error(const struct db *db);
+const char *db_errmsg(const struct db *db);
+void db_clear_error(struct db *db);
+/* Is rc a sign that the storage is short (full disk, I/O error), rather than contention? */
+bool db_rc_is_storage(int rc);
+
+/* Bind helpers: index starts at 1; text NULL binds SQL NULL; st NULL does nothing. */
 void db_bind_text(sqlite3_stmt *st, int idx, const char *text);
 void db_bind_int(sqlite3_stmt *st, int idx, int64_t v);
 /* Column text as a borrowed pointer ("" for NULL). */

@@ -13,6 +13,7 @@
 static const char *log_ident = "postwarden";
 static enum log_level log_min = LOG_LEVEL_INFO;
 static FILE *log_stream;
+FILE *pw_stderr;
 
 #define LOG_LINE_MAX 8192
 
@@ -23,6 +24,20 @@ void log_init(const char *ident, enum log_level level, FILE *stream)
 	log_ident = ident;
 	log_min = level;
 	log_stream = stream;
+}
+
+void log_own_stderr(void)
+{
+	FILE *null = fopen("/dev/null", "w");
+
+	pw_stderr = stderr;
+	/*
+	 * glibc's stdin/stdout/stderr are ordinary variables that may be assigned, and libraries
+	 * write through that same variable. Sanitizer reports write to fd 2 directly and still
+	 * appear. Without /dev/null (a broken chroot) library lines stay visible: harmless.
+	 */
+	if (null != NULL)
+		stderr = null;
 }
 
 void log_set_level(enum log_level level)
@@ -48,7 +63,7 @@ bool log_level_parse(const char *name, enum log_level *out)
 
 static void log_vwrite(enum log_level level, const char *fmt, va_list ap, const char *suffix)
 {
-	FILE *out = log_stream ? log_stream : stderr;
+	FILE *out = log_stream ? log_stream : pw_stderr ? pw_stderr : stderr;
 	char line[LOG_LINE_MAX], stamp[32];
 	time_t now = time(NULL);
 	struct tm tm;

@@ -21,6 +21,14 @@ enum log_level {
 
 /* Send log lines to stream (borrowed) from level upwards; ident names the program. */
 void log_init(const char *ident, enum log_level level, FILE *stream);
+
+/*
+ * postwarden's own standard error (fd 2). After log_own_stderr() the C library's stderr
+ * stream goes to /dev/null, so what libraries print there (librnp's debug lines, for one)
+ * never reaches a terminal, a log or an answer; postwarden writes only to pw_stderr.
+ */
+extern FILE *pw_stderr;
+void log_own_stderr(void);
 void log_set_level(enum log_level level);
 bool log_debug_enabled(void);
 /* Parse "debug", "info", "warn" or "error"; returns false when unknown. */

@@ -113,8 +113,13 @@ char *queue_data_path(struct queue *q, const char *id);
 int queue_open_data(struct queue *q, const char *id, size_t *size);
 /* Wait until every pending commit is durable and its callback has run (shutdown only: blocks). */
 void queue_drain(struct queue *q);
-/* Remove a message whose recipients are all final (delivered or bounced) or expired. */
-void queue_remove(struct queue *q, const char *id);
+/*
+ * Remove a message whose recipients are all final (delivered or bounced) or expired. False
+ * when its row could not be deleted (the file is gone; remove it again later).
+ */
+bool queue_remove(struct queue *q, const char *id);
+/* The watch over state_dir's storage (relay_storage.h): is there room for new mail? */
+struct storage *queue_storage(struct queue *q);
 /* Free env, every string in it and env itself (allocate envelopes with xcalloc). */
 void queue_envelope_free(struct queue_envelope *env);
 

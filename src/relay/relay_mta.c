@@ -39,6 +39,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "relay_data.h"
 #include "relay_reply.h"
 #include "relay_smtp_cmd.h"
 #include "xmalloc.h"
@@ -581,20 +582,14 @@ static void mta_on_data_reply(struct mta *m, const struct reply *r)
 	mta_end_transaction(m);
 }
 
-/* Add data to out, doubling dots at line starts (RFC 5321 4.5.2). */
-static void mta_stuff(struct evbuffer *out, const char *p, size_t n, bool *bol)
+/*
+ * Add data to out, doubling dots at line starts (RFC 5321 4.5.2) and sending every line end
+ * as CRLF: a bare CR or LF in a spool file (written by an older version, or injected) must
+ * never reach the wire, where a receiver could read a line end, and a "." line, into it.
+ */
+static void mta_stuff(struct evbuffer *out, const char *p, size_t n, struct data_out *dout)
 {
-	size_t start = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (*bol && p[i] == '.') {
-			evbuffer_add(out, p + start, i - start);
-			evbuffer_add(out, ".", 1);
-			start = i;
-		}
-		*bol = p[i] == '\n';
-	}
-	evbuffer_add(out, p + start, n - start);
+	data_out_stuff(dout, out, p, n);
 }
 
 /* Keep the output buffer filled from the spool file; the final dot at the end. */
@@ -622,15 +617,13 @@ static void mta_pump_body(struct mta *m)
 			return;
 		}
 		if (n == 0) {
-			if (!m->bol)
-				evbuffer_add(out, "\r\n", 2);
-			evbuffer_add(out, ".\r\n", 3);
+			data_out_end(&m->dout, out);
 			close(m->data_fd);
 			m->data_fd = -1;
 			m->state = ST_DOT;
 			return;
 		}
-		mta_stuff(out, chunk, (size_t)n, &m->bol);
+		mta_stuff(out, chunk, (size_t)n, &m->dout);
 		m->data_left -= (size_t)n;
 	}
 }
@@ -648,7 +641,7 @@ static void mta_start_body(struct mta *m)
 		return;
 	}
 	m->data_left = size;
-	m->bol = true;
+	data_out_init(&m->dout);
 	m->state = ST_BODY;
 	mta_pump_body(m);
 }

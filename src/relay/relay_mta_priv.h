@@ -14,6 +14,7 @@
 
 #include <sys/socket.h>
 
+#include "relay_data.h"
 #include "relay_delivery.h"
 
 struct bufferevent;
@@ -96,7 +97,7 @@ struct mta {
 	size_t ri;
 	int data_fd;
 	size_t data_left;
-	bool bol;
+	struct data_out dout;		/* line state of the data sent so far */
 	/* what happened so far, over all hosts */
 	bool any_temp;
 	enum policy_reason temp_reason;

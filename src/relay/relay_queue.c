@@ -15,9 +15,16 @@
  * transaction (on its own database connection, so that its transaction never mixes with the
  * loop's statements).
  * Completions come back to the loop through a pipe.
+ *
+ * When the rows cannot be written (a full disk, a locked database), the messages are still
+ * accepted: their files are durable, and the worker keeps their envelopes and inserts the
+ * rows once it can, retrying every second (after a restart, recovery does it from the
+ * files). Every failed write is reported to the storage watch (relay_storage.c), which makes
+ * smtpd answer 452 4.3.1 until storage is back.
  */
 #include "relay.h"
 #include "relay_hdr.h"
+#include "relay_storage.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -43,6 +50,7 @@
 #define TRAILER_LEN	17
 #define ENVELOPE_MAX	(16 * 1024 * 1024)	/* 100000 recipients with long addresses */
 #define WRITE_BUF	65536
+#define QUEUE_RETRY_SECONDS	1	/* retrying rows that could not be written */
 
 /* An envelope with what the queue decides at acceptance. */
 struct spool_env {
@@ -52,6 +60,12 @@ struct spool_env {
 	int64_t received;
 	bool guarantee;
 	bool tls_required_no;
+};
+
+/* A message whose file is durable but whose rows are not written yet (worker-owned). */
+struct queue_unrec {
+	struct queue_unrec *next;
+	struct spool_env se;
 };
 
 /* A commit waiting for the worker, then for its callback on the loop. */
@@ -81,6 +95,10 @@ struct queue {
 	bool stopping;
 	int notify_r, notify_w;
 	struct event *notify_ev;
+	struct queue_unrec *unrecorded;	/* the worker's; rows to retry */
+	size_t nunrecorded;
+	bool rows_failed;		/* the last try to write them failed */
+	struct storage *storage;
 };
 
 struct queue_writer {
@@ -280,7 +298,10 @@ static bool spool_read_env(int fd, struct spool_env *se, size_t *data_size)
 	return true;
 }
 
-/* Insert the messages and recipients rows of one envelope (inside the caller's transaction). */
+/*
+ * Insert the messages and recipients rows of one envelope (inside the caller's transaction;
+ * a failure shows at its db_commit).
+ */
 static void queue_db_insert(struct db *db, const struct spool_env *se)
 {
 	const struct queue_envelope *env = se->env;
@@ -335,13 +356,26 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/*
+ * A spool write failed: tell the storage watch; log each message only while the condition
+ * is not known yet (it is logged once by the watch, not once per message).
+ */
+static void queue_write_failed(struct queue *q, const char *id, const char *path,
+			       const char *error)
+{
+	if (storage_short(q->storage))
+		log_debug("event=queue_write_error id=%s path=%s error=\"%s\"", id, path, error);
+	else
+		log_error("event=queue_write_error id=%s path=%s error=\"%s\"", id, path, error);
+	storage_failed(q->storage, "spool", error);
+}
+
 static int writer_flush(struct queue_writer *w)
 {
 	if (w->failed)
 		return -1;
 	if (w->wlen && write_all(w->fd, w->wbuf, w->wlen) < 0) {
-		log_error("event=queue_write_error id=%s path=%s error=\"%s\"", w->id, w->tmp_path,
-			  strerror(errno));
+		queue_write_failed(w->q, w->id, w->tmp_path, strerror(errno));
 		w->failed = true;
 		return -1;
 	}
@@ -372,8 +406,7 @@ struct queue_writer *queue_writer_new(struct queue *q)
 			break;
 	}
 	if (w->fd < 0) {
-		log_error("event=queue_write_error id=%s path=%s error=\"%s\"", w->id, w->tmp_path,
-			  strerror(errno));
+		queue_write_failed(q, w->id, w->tmp_path, strerror(errno));
 		w->failed = true;
 	}
 	w->wbuf = xmalloc(WRITE_BUF);
@@ -395,6 +428,7 @@ int queue_writer_add(struct queue_writer *w, const void *data, size_t len)
 		return -1;
 	if (len >= WRITE_BUF) {
 		if (write_all(w->fd, data, len) < 0) {
+			queue_write_failed(w->q, w->id, w->tmp_path, strerror(errno));
 			w->failed = true;
 			return -1;
 		}
@@ -422,10 +456,11 @@ void queue_writer_abort(struct queue_writer *w)
  * Decide the guarantee (sender's account at this moment, unless the message says
  * "TLS-Required: No" or is one of our notifications) and fill se.
  */
-static void queue_decide(struct queue *q, struct queue_writer *w, const struct queue_envelope *env,
+static bool queue_decide(struct queue *q, struct queue_writer *w, const struct queue_envelope *env,
 			 struct spool_env *se)
 {
 	struct account *a = NULL;
+	bool ok;
 
 	relay_hdr_finish(&w->hs);
 	memcpy(se->id, w->id, sizeof(se->id));
@@ -433,10 +468,17 @@ static void queue_decide(struct queue *q, struct queue_writer *w, const struct q
 	se->size = w->size;
 	se->received = time(NULL);
 	se->tls_required_no = w->hs.tls_required_no;
+	db_clear_error(q->relay->db);
 	if (!env->notification && env->sender && *env->sender)
 		a = account_find(q->relay->db, env->sender);
+	/* A failed lookup must not send the message without its guarantee: refuse it (4xx). */
+	ok = db_error(q->relay->db) == SQLITE_OK;
+	if (!ok)
+		log_error("event=queue_account_error id=%s sender=<%s> error=\"%s\"", se->id,
+			  env->sender, db_errmsg(q->relay->db));
 	se->guarantee = a && account_guarantee_active(a, se->received) && !se->tls_required_no;
 	account_free(a);
+	return ok;
 }
 
 /* Append the envelope and trailer behind the data; -1 on a write error. */
@@ -453,9 +495,11 @@ static int writer_finish(struct queue_writer *w, const struct spool_env *se)
 	snprintf(trailer, sizeof(trailer), TRAILER_FMT, (unsigned)jlen);
 	rc = (jlen <= ENVELOPE_MAX && write_all(w->fd, json, jlen) == 0 &&
 	      write_all(w->fd, trailer, TRAILER_LEN) == 0) ? 0 : -1;
-	if (rc < 0)
-		log_error("event=queue_write_error id=%s path=%s error=\"%s\"", w->id, w->tmp_path,
-			  jlen > ENVELOPE_MAX ? "envelope too large" : strerror(errno));
+	if (rc < 0 && jlen > ENVELOPE_MAX)
+		log_error("event=queue_write_error id=%s path=%s error=\"envelope too large\"",
+			  w->id, w->tmp_path);
+	else if (rc < 0)
+		queue_write_failed(w->q, w->id, w->tmp_path, strerror(errno));
 	free(json);
 	return rc;
 }
@@ -466,8 +510,7 @@ void queue_writer_commit(struct queue_writer *w, const struct queue_envelope *en
 	struct queue *q = w->q;
 	struct queue_job *job = xcalloc(1, sizeof(*job));
 
-	queue_decide(q, w, env, &job->se);
-	job->ok = writer_finish(w, &job->se) == 0;
+	job->ok = queue_decide(q, w, env, &job->se) && writer_finish(w, &job->se) == 0;
 	job->fd = w->fd;
 	job->tmp_path = w->tmp_path;
 	job->path = queue_data_path(q, w->id);
@@ -494,7 +537,7 @@ void queue_writer_commit(struct queue_writer *w, const struct queue_envelope *en
  * every dirty page of the whole file system, other programs' writes included, which on a
  * shared disk made a group commit take anything from 1 to 150 ms.
  */
-static void queue_sync_files(struct queue_job *batch)
+static void queue_sync_files(struct queue *q, struct queue_job *batch)
 {
 	for (struct queue_job *j = batch; j; j = j->next)
 		if (j->ok && sync_file_range(j->fd, 0, 0, SYNC_FILE_RANGE_WRITE) < 0)
@@ -502,11 +545,74 @@ static void queue_sync_files(struct queue_job *batch)
 				  strerror(errno));	/* the fsync below still decides */
 	for (struct queue_job *j = batch; j; j = j->next) {
 		if (j->ok && fsync(j->fd) < 0) {
-			log_error("event=queue_fsync_error id=%s error=\"%s\"", j->se.id,
-				  strerror(errno));
+			queue_write_failed(q, j->se.id, j->tmp_path, strerror(errno));
 			j->ok = false;
 		}
 	}
+}
+
+/* Keep a copy of an envelope whose rows are to be written (worker or start-up only). */
+static void queue_unrec_add(struct queue *q, const struct spool_env *se)
+{
+	struct queue_unrec *u = xcalloc(1, sizeof(*u));
+
+	u->se = *se;
+	u->se.env = envelope_copy(se->env);
+	u->next = q->unrecorded;
+	q->unrecorded = u;
+	q->nunrecorded++;
+}
+
+static void queue_unrec_free_all(struct queue *q)
+{
+	while (q->unrecorded) {
+		struct queue_unrec *u = q->unrecorded;
+
+		q->unrecorded = u->next;
+		queue_envelope_free(u->se.env);
+		free(u);
+	}
+	q->nunrecorded = 0;
+}
+
+/*
+ * Insert the rows of every message kept in q->unrecorded and of the kept messages of batch
+ * (may be NULL) in one transaction (the worker's connection). On failure they are all kept
+ * for the next try: the files are durable, the rows are only the index the scheduler reads.
+ */
+static void queue_record_rows(struct queue *q, const struct queue_job *batch)
+{
+	int rc;
+	bool any = q->unrecorded != NULL;
+
+	for (const struct queue_job *j = batch; j && !any; j = j->next)
+		any = j->ok;
+	if (!any)
+		return;
+	if ((rc = db_begin(q->wdb)) == SQLITE_OK) {
+		for (struct queue_unrec *u = q->unrecorded; u; u = u->next)
+			queue_db_insert(q->wdb, &u->se);
+		for (const struct queue_job *j = batch; j; j = j->next)
+			if (j->ok)
+				queue_db_insert(q->wdb, &j->se);
+		rc = db_commit(q->wdb);
+	} else {
+		db_rollback(q->wdb);
+	}
+	if (rc != SQLITE_OK) {
+		for (const struct queue_job *j = batch; j; j = j->next)
+			if (j->ok)
+				queue_unrec_add(q, &j->se);
+		log_debug("event=queue_rows_pending messages=%zu error=\"%s\"", q->nunrecorded,
+			  db_errmsg(q->wdb));
+		storage_db_failed(q->storage, db_error(q->wdb), db_errmsg(q->wdb));
+		q->rows_failed = true;
+		return;
+	}
+	if (q->rows_failed)
+		log_info("event=queue_rows_written messages=%zu", q->nunrecorded);
+	q->rows_failed = false;
+	queue_unrec_free_all(q);
 }
 
 /* One group commit: sync and rename each file, fsync the directory, insert every row. */
@@ -515,13 +621,14 @@ static void queue_commit_batch(struct queue *q, struct queue_job *batch)
 	bool any = false;
 	unsigned n = 0;
 
-	queue_sync_files(batch);
+	queue_sync_files(q, batch);
 	for (struct queue_job *j = batch; j; j = j->next) {
 		if (j->fd >= 0)
 			close(j->fd);
 		j->fd = -1;
 		if (j->ok && rename(j->tmp_path, j->path) < 0) {
 			log_error("event=queue_rename_error id=%s error=\"%s\"", j->se.id, strerror(errno));
+			storage_failed(q->storage, "spool", strerror(errno));
 			j->ok = false;
 		}
 		if (!j->ok && j->tmp_path)
@@ -532,6 +639,7 @@ static void queue_commit_batch(struct queue *q, struct queue_job *batch)
 		return;
 	if (fsync(q->dir_fd) < 0) {
 		log_error("event=queue_fsync_error dir=%s error=\"%s\"", q->dir, strerror(errno));
+		storage_failed(q->storage, "spool", strerror(errno));
 		for (struct queue_job *j = batch; j; j = j->next) {
 			if (j->ok)
 				unlink(j->path);
@@ -539,11 +647,9 @@ static void queue_commit_batch(struct queue *q, struct queue_job *batch)
 		}
 		return;
 	}
-	db_begin(q->wdb);
 	for (struct queue_job *j = batch; j; j = j->next)
-		if (j->ok && ++n)
-			queue_db_insert(q->wdb, &j->se);
-	db_commit(q->wdb);
+		n += j->ok;
+	queue_record_rows(q, batch);
 	log_debug("event=queue_group_commit messages=%u", n);
 }
 
@@ -554,9 +660,20 @@ static void *queue_worker(void *arg)
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
 		struct queue_job *batch;
-		while (q->pending == NULL && !q->stopping)
-			pthread_cond_wait(&q->cond, &q->lock);
-		if (q->pending == NULL)
+		bool retry = false;
+
+		while (q->pending == NULL && !q->stopping && !retry) {
+			if (q->unrecorded == NULL) {
+				pthread_cond_wait(&q->cond, &q->lock);
+			} else {
+				struct timespec until;
+
+				clock_gettime(CLOCK_REALTIME, &until);
+				until.tv_sec += QUEUE_RETRY_SECONDS;
+				retry = pthread_cond_timedwait(&q->cond, &q->lock, &until) == ETIMEDOUT;
+			}
+		}
+		if (q->pending == NULL && !retry)
 			break;
 		batch = q->pending;
 		q->pending = NULL;
@@ -564,13 +681,20 @@ static void *queue_worker(void *arg)
 		q->busy = true;
 		pthread_mutex_unlock(&q->lock);
 
-		queue_commit_batch(q, batch);
+		if (batch)
+			queue_commit_batch(q, batch);
+		else
+			queue_record_rows(q, NULL);
 
 		pthread_mutex_lock(&q->lock);
 		*q->done_tail = batch;
 		while (*q->done_tail)
 			q->done_tail = &(*q->done_tail)->next;
 		q->busy = false;
+		if (batch == NULL) {
+			pthread_cond_broadcast(&q->cond);
+			continue;
+		}
 		pthread_cond_broadcast(&q->cond);
 		if (write(q->notify_w, "x", 1) < 0 && errno != EAGAIN)
 			log_error("event=queue_notify_error error=\"%s\"", strerror(errno));
@@ -682,7 +806,6 @@ static void queue_recover_files(struct queue *q)
 
 	if (d == NULL)
 		return;
-	db_begin(db);
 	while ((de = readdir(d)) != NULL) {
 		struct spool_env se;
 		size_t size;
@@ -705,14 +828,14 @@ static void queue_recover_files(struct queue *q)
 			queue_set_aside(q, de->d_name);
 			continue;
 		}
-		queue_db_insert(db, &se);
+		queue_unrec_add(q, &se);
 		log_info("event=queue_recovered id=%s sender=<%s> nrcpt=%zu size=%zu", se.id,
 			 se.env->sender, se.env->nrcpt, size);
 		queue_envelope_free(se.env);
 		n++;
 	}
-	db_commit(db);
 	closedir(d);
+	queue_record_rows(q, NULL);	/* what fails is retried by the worker */
 	if (n)
 		log_info("event=queue_recovery recovered=%u", n);
 }
@@ -735,9 +858,12 @@ static void queue_recover_rows(struct queue *q)
 	sqlite3_finalize(st);
 	for (size_t i = 0; i < ngone; i++) {
 		sqlite3_stmt *del = db_prepare(db, "DELETE FROM messages WHERE id = ?");
-		log_warn("event=queue_missing_file id=%s action=removed", gone[i]);
 		db_bind_text(del, 1, gone[i]);
-		db_step_done(db, del);
+		if (db_step_done(db, del) == SQLITE_DONE)
+			log_warn("event=queue_missing_file id=%s action=removed", gone[i]);
+		else	/* tried again at the next start */
+			log_warn("event=queue_missing_file id=%s action=none error=\"%s\"", gone[i],
+				 db_errmsg(db));
 		sqlite3_finalize(del);
 		free(gone[i]);
 	}
@@ -755,6 +881,7 @@ struct queue *queue_open(struct relay *relay, char **err)
 	q->dir_fd = q->notify_r = q->notify_w = -1;
 	q->dir = config_state_path(relay->cfg, "queue");
 	q->tmp_dir = xasprintf("%s/tmp", q->dir);
+	q->storage = storage_new(relay->cfg->server.state_dir);
 	q->pending_tail = &q->pending;
 	q->done_tail = &q->done;
 	pthread_mutex_init(&q->lock, NULL);
@@ -794,6 +921,8 @@ fail:
 		close(q->notify_r);
 		close(q->notify_w);
 	}
+	queue_unrec_free_all(q);
+	storage_free(q->storage);
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->cond);
 	free(q->dir);
@@ -813,6 +942,11 @@ void queue_close(struct queue *q)
 	pthread_mutex_unlock(&q->lock);
 	pthread_join(q->thread, NULL);
 	queue_run_done(q);
+	if (q->unrecorded)	/* their files are durable: recovery writes them at the next start */
+		log_warn("event=queue_rows_pending messages=%zu action=\"recovered from the spool at "
+			 "the next start\"", q->nunrecorded);
+	queue_unrec_free_all(q);
+	storage_free(q->storage);
 	event_free(q->notify_ev);
 	db_close(q->wdb);
 	close(q->dir_fd);
@@ -879,9 +1013,10 @@ int queue_open_data(struct queue *q, const char *id, size_t *size)
 	return fd;
 }
 
-void queue_remove(struct queue *q, const char *id)
+bool queue_remove(struct queue *q, const char *id)
 {
 	sqlite3_stmt *st;
+	int rc;
 
 	/* File first: a row without a file is cleaned at start, a file without a row would
 	 * be delivered again. */
@@ -889,7 +1024,18 @@ void queue_remove(struct queue *q, const char *id)
 		log_error("event=queue_remove_error id=%s error=\"%s\"", id, strerror(errno));
 	st = db_prepare(q->relay->db, "DELETE FROM messages WHERE id = ?");
 	db_bind_text(st, 1, id);
-	db_step_done(q->relay->db, st);
+	rc = db_step_done(q->relay->db, st);
 	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		/* the scheduler finds the row again (all its recipients are final) and retries */
+		storage_db_failed(q->storage, db_error(q->relay->db), db_errmsg(q->relay->db));
+		return false;
+	}
 	log_debug("event=queue_removed id=%s", id);
+	return true;
+}
+
+struct storage *queue_storage(struct queue *q)
+{
+	return q->storage;
 }

@@ -13,6 +13,11 @@
  * far cheaper than a new TCP connection and TLS handshake each.
  *
  * Recipients in flight are only known in memory: after a crash they are simply due again.
+ * A job whose results cannot be written (a full disk, a locked database) stays in the list
+ * of jobs, marked unrecorded, with its results in memory: its recipients still count as in
+ * flight, so they are not delivered again, and each round tries to write the results until
+ * it succeeds. Only a stop or crash before that loses them (the recipients are then due
+ * again: a second delivery, never a lost one).
  * Notifications are collected per message and sent when none of its recipients is in
  * flight or due any more: then every attempt of that event has finished, whatever round its
  * job started in, so the sender gets one notification per message and event.
@@ -29,6 +34,7 @@
 #include "log.h"
 #include "relay_delivery.h"
 #include "relay_dsn.h"
+#include "relay_storage.h"
 #include "strutil.h"
 #include "xmalloc.h"
 
@@ -55,12 +61,22 @@ struct sched_msg {
 	size_t nheld, nfailed;
 };
 
+/* What a recipient's row becomes, decided once when its attempt ends. */
+struct sched_result {
+	const char *state;
+	int64_t next, held_until;
+	bool tls_failure;		/* a security reason: first_tls_failure is set if unset */
+};
+
 struct sched_job {
 	struct sched_job *next;
 	struct sched *s;
 	struct sched_msg *msg;
 	struct mta_job *job;
-	struct mta *mta;
+	struct mta *mta;		/* NULL once the attempt ended */
+	struct sched_result *res;	/* per job->rcpts[i], once the attempt ended */
+	int64_t ended;			/* when the attempt ended */
+	bool unrecorded;		/* ended, but its results are not written yet */
 };
 
 struct sched {
@@ -284,6 +300,9 @@ static void sched_msg_settle(struct sched *s, struct sched_msg *msg, int64_t now
 {
 	if (msg->jobs > 0)
 		return;
+	/* a notification written now would fail: it waits for storage, like new mail */
+	if ((msg->nheld > 0 || msg->nfailed > 0) && storage_short(queue_storage(s->relay->queue)))
+		return;
 	if ((msg->nheld > 0 || msg->nfailed > 0) && sched_msg_due(s, msg->id, now)) {
 		log_debug("event=notification_wait id=%s reason=\"recipients still due\"", msg->id);
 		return;
@@ -293,15 +312,18 @@ static void sched_msg_settle(struct sched *s, struct sched_msg *msg, int64_t now
 
 /* ---- results ----------------------------------------------------------------------------- */
 
-/* Write one recipient's result to its row. */
-static void sched_record(struct sched *s, struct sched_job *sj, struct mta_rcpt *r, int64_t now)
+/*
+ * Decide what one recipient's row becomes (res) and collect its notification. Runs once per
+ * attempt, however often writing the row has to be tried.
+ */
+static void sched_decide(struct sched *s, struct sched_job *sj, struct mta_rcpt *r, int64_t now,
+			 struct sched_result *res)
 {
 	const struct pw_config *cfg = s->relay->cfg;
 	struct mta_job *job = sj->job;
 	bool security = policy_reason_is_security(r->reason_code);
 	const char *state = mta_outcome_name(r->outcome);
 	int64_t next = 0, held_until = 0;
-	sqlite3_stmt *st;
 
 	if (r->outcome == MTA_DEFERRED) {
 		if (policy_expired(job->received, cfg->relay.queue_lifetime, now)) {
@@ -323,25 +345,10 @@ static void sched_record(struct sched *s, struct sched_job *sj, struct mta_rcpt 
 	}
 	if (r->outcome == MTA_HELD)
 		held_until = now + (int64_t)cfg->guarantee.hold_days * 86400;
-	st = db_prepare(s->relay->db,
-		"UPDATE recipients SET state = ?1, attempts = attempts + 1, next_attempt = ?2, "
-		"held_until = CASE WHEN ?3 > 0 THEN ?3 ELSE held_until END, "
-		"first_tls_failure = CASE WHEN ?4 AND first_tls_failure IS NULL THEN ?5 "
-		"  ELSE first_tls_failure END, "
-		"mx = ?6, status = ?7, reason = ?8 WHERE msg_id = ?9 AND idx = ?10 "
-		"AND state IN ('queued', 'deferred')");
-	db_bind_text(st, 1, state);
-	db_bind_int(st, 2, next);
-	db_bind_int(st, 3, held_until);
-	db_bind_int(st, 4, security && (r->outcome == MTA_DEFERRED || r->outcome == MTA_HELD));
-	db_bind_int(st, 5, now);
-	db_bind_text(st, 6, r->mx);
-	db_bind_text(st, 7, r->status);
-	db_bind_text(st, 8, r->reason);
-	db_bind_text(st, 9, job->msg_id);
-	db_bind_int(st, 10, r->idx);
-	db_step_done(s->relay->db, st);
-	sqlite3_finalize(st);
+	res->state = state;
+	res->next = next;
+	res->held_until = held_until;
+	res->tls_failure = security && (r->outcome == MTA_DEFERRED || r->outcome == MTA_HELD);
 	if (r->outcome == MTA_HELD && dsn_rcpt_wants(r->notify))
 		sched_note_add(&sj->msg->held, &sj->msg->nheld, r->addr, r->orcpt, r->mx, r->status,
 			       r->reason, r->reason_code);
@@ -350,17 +357,62 @@ static void sched_record(struct sched *s, struct sched_job *sj, struct mta_rcpt 
 			       r->status, r->reason, r->reason_code);
 }
 
-static void sched_job_done(struct mta_job *job, void *arg)
+/* Write one recipient's decided result to its row (inside the caller's transaction). */
+static void sched_write(struct sched *s, struct sched_job *sj, const struct mta_rcpt *r,
+			const struct sched_result *res)
 {
-	struct sched_job *sj = arg;
-	struct sched *s = sj->s;
+	sqlite3_stmt *st = db_prepare(s->relay->db,
+		"UPDATE recipients SET state = ?1, attempts = attempts + 1, next_attempt = ?2, "
+		"held_until = CASE WHEN ?3 > 0 THEN ?3 ELSE held_until END, "
+		"first_tls_failure = CASE WHEN ?4 AND first_tls_failure IS NULL THEN ?5 "
+		"  ELSE first_tls_failure END, "
+		"mx = ?6, status = ?7, reason = ?8 WHERE msg_id = ?9 AND idx = ?10 "
+		"AND state IN ('queued', 'deferred')");
+	db_bind_text(st, 1, res->state);
+	db_bind_int(st, 2, res->next);
+	db_bind_int(st, 3, res->held_until);
+	db_bind_int(st, 4, res->tls_failure);
+	db_bind_int(st, 5, sj->ended);
+	db_bind_text(st, 6, r->mx);
+	db_bind_text(st, 7, r->status);
+	db_bind_text(st, 8, r->reason);
+	db_bind_text(st, 9, sj->job->msg_id);
+	db_bind_int(st, 10, r->idx);
+	db_step_done(s->relay->db, st);
+	sqlite3_finalize(st);
+}
+
+/* Write every result of an ended job in one transaction; false when that failed. */
+static bool sched_job_write(struct sched *s, struct sched_job *sj)
+{
+	struct db *db = s->relay->db;
+	int rc = db_begin(db);
+
+	if (rc == SQLITE_OK) {
+		for (size_t i = 0; i < sj->job->nrcpt; i++)
+			sched_write(s, sj, &sj->job->rcpts[i], &sj->res[i]);
+		rc = db_commit(db);
+	} else {
+		db_rollback(db);
+	}
+	if (rc == SQLITE_OK)
+		return true;
+	if (!sj->unrecorded)
+		log_debug("event=results_pending id=%s domain=%s error=\"%s\"", sj->job->msg_id,
+			  sj->job->domain, db_errmsg(db));
+	storage_db_failed(queue_storage(s->relay->queue), db_error(db), db_errmsg(db));
+	return false;
+}
+
+/* The job's results are written: forget it, and settle its message. */
+static void sched_job_finish(struct sched *s, struct sched_job *sj)
+{
 	struct sched_msg *msg = sj->msg;
 	int64_t now = time(NULL);
 
-	db_begin(s->relay->db);
-	for (size_t i = 0; i < job->nrcpt; i++)
-		sched_record(s, sj, &job->rcpts[i], now);
-	db_commit(s->relay->db);
+	if (sj->unrecorded)
+		log_info("event=results_written id=%s domain=%s rcpts=%zu", sj->job->msg_id,
+			 sj->job->domain, sj->job->nrcpt);
 	for (struct sched_job **p = &s->jobs; *p != NULL; p = &(*p)->next) {
 		if (*p == sj) {
 			*p = sj->next;
@@ -368,11 +420,48 @@ static void sched_job_done(struct mta_job *job, void *arg)
 		}
 	}
 	s->njobs--;
-	mta_job_free(job);
+	mta_job_free(sj->job);
+	free(sj->res);
 	free(sj);
 	msg->jobs--;
 	sched_msg_settle(s, msg, now);
+}
+
+static void sched_job_done(struct mta_job *job, void *arg)
+{
+	struct sched_job *sj = arg;
+	struct sched *s = sj->s;
+
+	sj->mta = NULL;		/* it has freed itself */
+	sj->ended = time(NULL);
+	sj->res = xcalloc(job->nrcpt ? job->nrcpt : 1, sizeof(*sj->res));
+	for (size_t i = 0; i < job->nrcpt; i++)
+		sched_decide(s, sj, &job->rcpts[i], sj->ended, &sj->res[i]);
+	if (sched_job_write(s, sj))
+		sched_job_finish(s, sj);
+	else
+		sj->unrecorded = true;	/* kept, in flight, until its results are written */
 	sched_kick(s);
+}
+
+/* Try again to write the results of ended jobs that could not be written. */
+static void sched_write_unrecorded(struct sched *s)
+{
+	struct sched_job **pending = NULL;
+	size_t n = 0;
+
+	for (struct sched_job *j = s->jobs; j != NULL; j = j->next) {
+		if (!j->unrecorded)
+			continue;
+		pending = xreallocarray(pending, n + 1, sizeof(*pending));
+		pending[n++] = j;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!sched_job_write(s, pending[i]))
+			break;	/* still failing: try again next round */
+		sched_job_finish(s, pending[i]);
+	}
+	free(pending);
 }
 
 /* ---- finding work ----------------------------------------------------------------------- */
@@ -399,8 +488,10 @@ static void sched_expire_held(struct sched *s, int64_t now)
 		"AND held_until <= ?");
 
 	db_bind_int(st, 1, now);
-	db_step_done(s->relay->db, st);
-	if (sqlite3_changes(s->relay->db->h) > 0)
+	if (db_step_done(s->relay->db, st) != SQLITE_DONE)	/* tried again next round */
+		storage_db_failed(queue_storage(s->relay->queue), db_error(s->relay->db),
+				  db_errmsg(s->relay->db));
+	else if (sqlite3_changes(s->relay->db->h) > 0)
 		log_info("event=held_expired recipients=%d", sqlite3_changes(s->relay->db->h));
 	sqlite3_finalize(st);
 }
@@ -524,11 +615,20 @@ static void sched_expire_row(struct sched *s, const struct sched_row *r, int64_t
 		"UPDATE recipients SET state = 'bounced', status = '4.4.7', reason = ? "
 		"WHERE msg_id = ? AND idx = ?");
 
+	int rc;
+
 	db_bind_text(st, 1, t);
 	db_bind_text(st, 2, r->msg_id);
 	db_bind_int(st, 3, r->idx);
-	db_step_done(s->relay->db, st);
+	rc = db_step_done(s->relay->db, st);
 	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		/* the row stays due and is expired again next round; no notification yet */
+		storage_db_failed(queue_storage(s->relay->queue), db_error(s->relay->db),
+				  db_errmsg(s->relay->db));
+		free(t);
+		return;
+	}
 	log_info("event=delivery id=%s rcpt=%s mx=none addr=none tls=none cipher=none dane=none "
 		 "outcome=bounced status=4.4.7 reason=\"%s\"", r->msg_id, r->addr, t);
 	if (dsn_rcpt_wants(r->notify))
@@ -584,6 +684,9 @@ static void sched_run(struct sched *s, bool housekeeping)
 	size_t njobs = 0;
 	sqlite3_stmt *st;
 
+	/* also ends a storage condition when space is back, without waiting for new mail */
+	storage_accepts(queue_storage(s->relay->queue), 0);
+	sched_write_unrecorded(s);
 	if (housekeeping)
 		sched_expire_held(s, now);
 	st = db_prepare(s->relay->db,
@@ -667,12 +770,17 @@ void sched_stop(struct sched *s)
 {
 	if (s == NULL)
 		return;
+	sched_write_unrecorded(s);
 	while (s->jobs != NULL) {
 		struct sched_job *sj = s->jobs;
 
 		s->jobs = sj->next;
+		if (sj->unrecorded)
+			log_warn("event=results_lost id=%s domain=%s rcpts=%zu action=\"due again at "
+				 "the next start\"", sj->job->msg_id, sj->job->domain, sj->job->nrcpt);
 		mta_cancel(sj->mta);
 		mta_job_free(sj->job);
+		free(sj->res);
 		free(sj);
 	}
 	while (s->msgs != NULL) {

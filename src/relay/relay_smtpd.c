@@ -13,14 +13,17 @@
  *   data over max_message_size                          552 5.3.4 after the final dot
  *   more than max_recipients                            452 4.5.3
  *   more than max_connections                           421 4.7.0 at connect, then close
+ *   storage short on state_dir (relay_storage.h)          452 4.3.1 at MAIL and at DATA
  *   idle for command_timeout                            421 4.4.2, then close
  *   10 bad commands                                      421 4.7.0, then close
  * Input and output buffers are bounded by bufferevent watermarks: reading stops while a
  * client's unanswered pipelined commands or unread replies pile up.
  *
- * Message data: dot-unstuffed; every line end becomes CRLF. Only CRLF "." CRLF ends the
- * data: a "." line next to a bare LF is content, so a client cannot end a message at a
- * point where a CRLF-strict MTA in front of us saw none (SMTP smuggling).
+ * Message data: a line ends at CRLF, bare LF or bare CR (relay_data.c); dot-unstuffed;
+ * every line end becomes CRLF. Only CRLF "." CRLF ends the data: a "." line next to a bare
+ * line end is content, so a client cannot end a message at a point where a CRLF-strict MTA
+ * in front of us saw none (SMTP smuggling). With [relay] bare_newline = reject, data holding
+ * a bare CR or LF is read to its end and refused:    550 5.5.2 after the final dot
  */
 #include "relay.h"
 
@@ -44,6 +47,8 @@
 
 #include "log.h"
 #include "netaddr.h"
+#include "relay_data.h"
+#include "relay_storage.h"
 #include "relay_smtp_cmd.h"
 #include "xmalloc.h"
 
@@ -83,10 +88,12 @@ struct smtpd_session {
 	/* the transaction */
 	struct queue_envelope *env;
 	struct queue_writer *writer;
+	uint64_t declared_size;		/* SIZE= at MAIL, 0 if none */
 	uint64_t data_size;
 	bool data_too_big;
 	bool data_line_too_long;
-	bool prev_crlf;
+	bool data_bare;			/* a bare CR or LF, refused (bare_newline = reject) */
+	struct data_in din;
 };
 
 struct smtpd {
@@ -186,6 +193,19 @@ static void smtpd_ehlo(struct smtpd_session *s, struct smtp_cmd *cmd)
 	smtpd_reply(s, "250 SMTPUTF8");
 }
 
+/*
+ * Is there room for the message? Asked at MAIL and again at DATA, so that a message is
+ * refused with 452 before its data rather than lost or refused after it (RFC 5321 4.5.3.1.9).
+ */
+static bool smtpd_storage_ok(struct smtpd_session *s)
+{
+	if (storage_accepts(queue_storage(s->smtpd->relay->queue), s->declared_size))
+		return true;
+	log_debug("event=smtpd_refused client=%s reason=storage", s->addr);
+	smtpd_reply(s, "452 4.3.1 Insufficient system storage");
+	return false;
+}
+
 static void smtpd_mail(struct smtpd_session *s, struct smtp_cmd *cmd)
 {
 	struct queue_envelope *env;
@@ -204,6 +224,9 @@ static void smtpd_mail(struct smtpd_session *s, struct smtp_cmd *cmd)
 		smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
+	s->declared_size = cmd->has_size ? cmd->size : 0;
+	if (!smtpd_storage_ok(s))
+		return;
 	env = s->env = xcalloc(1, sizeof(*env));
 	env->sender = cmd->path;
 	cmd->path = NULL;
@@ -278,12 +301,17 @@ static void smtpd_data(struct smtpd_session *s)
 		smtpd_error(s);
 		return;
 	}
+	if (!smtpd_storage_ok(s)) {
+		smtpd_reset(s);
+		return;
+	}
 	s->writer = queue_writer_new(s->smtpd->relay->queue);
 	smtpd_received(s, queue_writer_id(s->writer));
 	s->data_size = 0;
 	s->data_too_big = false;
 	s->data_line_too_long = false;
-	s->prev_crlf = true;
+	s->data_bare = false;
+	data_in_init(&s->din);
 	s->state = SMTPD_DATA;
 	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -322,19 +350,26 @@ static void smtpd_data_end(struct smtpd_session *s)
 	struct queue_writer *w = s->writer;
 
 	s->writer = NULL;
-	if (s->data_line_too_long || s->data_too_big) {
+	if (s->data_line_too_long || s->data_too_big || s->data_bare) {
+		const char *reason = s->data_bare ? "bare_newline" :
+				     s->data_too_big ? "size" : "line_length";
+
 		queue_writer_abort(w);
-		if (s->data_line_too_long)
+		if (s->data_bare)
+			smtpd_reply(s, "550 5.5.2 Error: bare <CR> or <LF> received");
+		else if (s->data_line_too_long)
 			smtpd_reply(s, "500 5.5.2 Error: message line too long (limit %d characters)",
 				    SMTPD_DATA_LINE_MAX);
 		else
 			smtpd_reply(s, "552 5.3.4 Error: message too big (limit %llu bytes)",
 				    (unsigned long long)smtpd_conf(s)->max_message_size);
-		log_info("event=smtpd_refused client=%s reason=%s", s->addr,
-			 s->data_too_big ? "size" : "line_length");
+		log_info("event=smtpd_refused client=%s reason=%s", s->addr, reason);
 		smtpd_reset(s);
 		return;
 	}
+	if (s->din.bare)
+		log_debug("event=smtpd_bare_newline client=%s lines=%u action=normalized", s->addr,
+			  s->din.bare);
 	s->state = SMTPD_COMMIT;
 	s->committing = true;
 	queue_writer_commit(w, s->env, smtpd_committed, s);
@@ -343,9 +378,9 @@ static void smtpd_data_end(struct smtpd_session *s)
 /* ---- reading lines --------------------------------------------------------------------- */
 
 /*
- * Take one line of at most max octets (without line end) from the input into buf (max + 3
- * bytes). Returns 1 with *len, *crlf and *too_long set, or 0 when no complete line is there
- * yet. An overlong line is discarded as it arrives and reported when its end comes.
+ * Take one command line of at most max octets (without line end) from the input into buf
+ * (max + 3 bytes). Returns 1 with *len, *crlf and *too_long set, or 0 when no complete line
+ * is there yet. An overlong line is discarded as it arrives and reported when its end comes.
  */
 static int smtpd_getline(struct smtpd_session *s, char *buf, size_t max, size_t *len, bool *crlf,
 			 bool *too_long)
@@ -381,33 +416,73 @@ static int smtpd_getline(struct smtpd_session *s, char *buf, size_t max, size_t 
 	return 1;
 }
 
-/* One line of message data. */
-static void smtpd_data_line(struct smtpd_session *s, char *line, size_t len, bool crlf,
-			    bool too_long)
+/* One line of message data (len octets, then its line end eol at line[len]). */
+static void smtpd_data_line(struct smtpd_session *s, const char *line, size_t len,
+			    enum data_eol eol)
 {
-	bool prev_crlf = s->prev_crlf;
+	const struct relay_conf *rc = smtpd_conf(s);
 
-	s->prev_crlf = crlf;
-	if (too_long) {
-		s->data_line_too_long = true;
-		return;
-	}
-	if (len == 1 && line[0] == '.' && crlf && prev_crlf) {
+	if (data_in_line(&s->din, &line, &len, eol)) {
 		smtpd_data_end(s);
 		return;
 	}
-	if (len > 0 && line[0] == '.') {
-		line++;
-		len--;
-	}
+	if (eol != DATA_EOL_CRLF && strcmp(rc->bare_newline, "reject") == 0)
+		s->data_bare = true;
 	s->data_size += len + 2;
-	if (s->data_size > smtpd_conf(s)->max_message_size)
+	if (s->data_size > rc->max_message_size)
 		s->data_too_big = true;
-	if (s->data_too_big || s->data_line_too_long)
+	if (s->data_too_big || s->data_line_too_long || s->data_bare)
 		return;
-	line[len] = '\r';
-	line[len + 1] = '\n';
-	queue_writer_add(s->writer, line, len + 2);	/* a failure shows at commit */
+	/* a failure shows at commit */
+	if (eol == DATA_EOL_CRLF) {
+		queue_writer_add(s->writer, line, len + 2);
+	} else {
+		queue_writer_add(s->writer, line, len);
+		queue_writer_add(s->writer, "\r\n", 2);
+	}
+}
+
+/*
+ * Handle the complete lines of message data in the input: a line ends at CRLF, bare LF or
+ * bare CR (data_split). CRLF lines go to the spool straight from the input buffer, the
+ * others with a CRLF put in place of their line end. Returns at the end of the data or when
+ * no complete line is left.
+ */
+static void smtpd_data_lines(struct smtpd_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	while (s->state == SMTPD_DATA) {
+		size_t avail = evbuffer_get_length(in), want = SMTPD_DATA_LINE_MAX + 2;
+		size_t len = 0, consumed = 0;
+		enum data_eol eol = DATA_EOL_CRLF;
+		/* the first CR or LF; only up to it (and the octet after) is made contiguous, so
+		 * a line costs a copy only when it spans two of the buffer's chains */
+		struct evbuffer_ptr end = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_ANY);
+		const char *p;
+		enum data_split_rc rc;
+
+		if (end.pos < 0 && avail <= SMTPD_DATA_LINE_MAX + 1)
+			return;		/* no line end yet, and not too long yet */
+		if (end.pos >= 0 && (size_t)end.pos + 2 < want)
+			want = (size_t)end.pos + 2;
+		if (want > avail)
+			want = avail;
+		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+		rc = data_split(p, want, SMTPD_DATA_LINE_MAX, &len, &consumed, &eol);
+		if (rc == DATA_SPLIT_MORE)
+			return;
+		if (rc == DATA_SPLIT_LONG) {
+			s->long_line = true;	/* discarded as it arrives, reported at its end */
+		} else if (s->long_line) {
+			s->long_line = false;
+			s->data_line_too_long = true;
+			s->din.prev_crlf = eol == DATA_EOL_CRLF;
+		} else {
+			smtpd_data_line(s, p, len, eol);
+		}
+		evbuffer_drain(in, consumed);
+	}
 }
 
 static void smtpd_starttls(struct smtpd_session *s)
@@ -523,22 +598,23 @@ static void smtpd_process(struct smtpd_session *s)
 	bool crlf, too_long;
 
 	while (s->state != SMTPD_COMMIT && s->state != SMTPD_CLOSING) {
-		bool data = s->state == SMTPD_DATA;
+		bool tls = s->tls;
+
 		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SMTPD_OUTPUT_MAX) {
 			s->write_blocked = true;
 			return;
 		}
-		if (!smtpd_getline(s, line, data ? SMTPD_DATA_LINE_MAX : SMTP_CMD_MAX_PARAMS, &len,
-				   &crlf, &too_long))
-			return;
-		if (data) {
-			smtpd_data_line(s, line, len, crlf, too_long);
-		} else {
-			bool tls = s->tls;
-			smtpd_command(s, line, len, too_long);
-			if (s->tls != tls)
-				return;		/* STARTTLS: the input is now the TLS filter's */
+		if (s->state == SMTPD_DATA) {
+			smtpd_data_lines(s);
+			if (s->state == SMTPD_DATA)
+				return;		/* no complete line left */
+			continue;
 		}
+		if (!smtpd_getline(s, line, SMTP_CMD_MAX_PARAMS, &len, &crlf, &too_long))
+			return;
+		smtpd_command(s, line, len, too_long);
+		if (s->tls != tls)
+			return;		/* STARTTLS: the input is now the TLS filter's */
 	}
 }
 

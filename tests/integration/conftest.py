@@ -2,7 +2,8 @@
 
 Session-wide (started once, on first use): the test CA, Knot DNS with the test zones and
 the unbound.conf for libunbound, Postfix receivers (with TLS on 127.0.0.2, without TLS on
-127.0.0.3, a third one on 127.0.0.4 for the senders' own domain) and the sending Postfix.
+127.0.0.3, a third one on 127.0.0.4 for the senders' own domain), the sending Postfix and
+a PostgreSQL server.
 Per test: hostile/sink SMTP servers and the relay.
 
 Every MX listens on the same port (mx_port) on its own 127.0.0.X, as the relay uses one
@@ -31,6 +32,7 @@ from pwtest import logs as pw_logs        # noqa: E402
 from pwtest import mailcheck              # noqa: E402
 from pwtest import net                    # noqa: E402
 from pwtest import postfix as pw_postfix  # noqa: E402
+from pwtest import postgres as pw_postgres  # noqa: E402
 from pwtest import relay as pw_relay      # noqa: E402
 
 # Fixed loopback plan: each MX has its own address.
@@ -196,6 +198,23 @@ def pf_sender(session_dir):
     yield s
     s.stop()
     pw_logs.unregister("pf-sender")
+
+
+# -- PostgreSQL ------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres(session_dir):
+    """PostgreSQL 15 on 127.0.0.1:<port>, run as the postgres user, with a role and a
+    database "postwarden": url(), password_file (PGPASSFILE format), psql(sql),
+    restart(); see pwtest/postgres.py."""
+    p = pw_postgres.Postgres(os.path.join(session_dir, "postgres"))
+    pw_logs.register("postgres", p.log_path)
+    try:
+        p.start()
+        yield p
+    finally:
+        p.stop()
+        pw_logs.unregister("postgres")
 
 
 # -- Python SMTP servers ---------------------------------------------------------

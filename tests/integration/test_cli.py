@@ -1,6 +1,7 @@
 """The command line: exit codes, config errors with FILE:LINE, accounts round trip."""
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -90,3 +91,23 @@ def test_every_config_key_is_documented(tmp_path):
             keys += 1
             assert f".B {key} =" in man, f"{section} {key} missing from postwarden.conf(5)"
     assert keys >= 20
+
+
+def test_sources_write_only_to_postwardens_own_stderr():
+    """The C library's stderr stream goes to /dev/null (it is where libraries print their debug
+    lines); postwarden's own messages use pw_stderr. A message written to plain stderr would
+    vanish, so no source outside log.c may name it."""
+    offenders = []
+    for top, _, files in os.walk(os.path.join(ROOT, "src")):
+        for name in files:
+            path = os.path.join(top, name)
+            if not name.endswith((".c", ".h")) or path.endswith(os.path.join("lib", "log.c")):
+                continue
+            with open(path) as f:
+                for n, line in enumerate(f, 1):
+                    code = line.split("/*")[0].split("//")[0]
+                    if line.lstrip().startswith("*"):
+                        continue  # inside a comment
+                    if re.search(r"\bstderr\b", code):
+                        offenders.append("%s:%d: %s" % (path, n, line.strip()))
+    assert offenders == []

@@ -58,6 +58,11 @@ VKS_MISSING = "missing@keys.example.test"
 MERGE = "merge@example.test"
 # parallelism: WKD 300 ms, VKS 100 ms, HKP 200 ms
 SLOW = "slow@slow.example.test"
+# answering early: signed DNS at once, WKD / VKS / HKP after 100 / 200 / 300 ms (HKP has
+# another key for the address)
+EARLY = "early@slow.example.test"
+# a lower-ranked source first: VKS (another key) after 20 ms, WKD after 200 ms, HKP after 800
+LOWFIRST = "lowfirst@slow.example.test"
 # SSRF: WKD for this domain points at SSRF_ADDR
 PROBE = "probe@private.example.test"
 
@@ -102,8 +107,11 @@ class World:
 
     def make_keys(self):
         kf, k = self.kf, self.k
-        for a in (MIXED, LOWER, INSECURE, BOGUS, DIRECT, REDIR, VKS_GOOD, MERGE, SLOW):
+        for a in (MIXED, LOWER, INSECURE, BOGUS, DIRECT, REDIR, VKS_GOOD, MERGE, SLOW, EARLY,
+                  LOWFIRST):
             k[a] = kf.good(a)
+        k["early-hkp"] = kf.good(EARLY, name="Impostor")
+        k["lowfirst-vks"] = kf.good(LOWFIRST, name="Older upload")
         # Published with a second user ID: the answer must carry only the searched one.
         k[ADV] = kf.good(ADV, "Private <private@elsewhere.test>")
         k[BIG] = kf.good(BIG, algo="rsa3072")
@@ -126,6 +134,7 @@ class World:
              sk.smimea_rdata(self.smime_der)),
             (pk.dane_owner(DNS_REVOKED), "OPENPGPKEY", k[DNS_REVOKED].openpgpkey_rdata()),
             (pk.dane_owner(MERGE), "OPENPGPKEY", k[MERGE].openpgpkey_rdata()),
+            (pk.dane_owner(EARLY), "OPENPGPKEY", k[EARLY].openpgpkey_rdata()),
         ]
         assert pk.dane_owner(MIXED) != pk.dane_owner(MIXED, lower=True)
         assert pk.dane_owner(LOWER) != pk.dane_owner(LOWER, lower=True)
@@ -183,6 +192,15 @@ class World:
         self.hkp.answer(SLOW, k[SLOW].armored, delay=0.2)
         self.slow_wkd.answer(SLOW, k[SLOW].binary, kind="wkd", delay=0.3,
                              content_type="application/octet-stream")
+        self.slow_wkd.answer(EARLY, k[EARLY].binary, kind="wkd", delay=0.1,
+                             content_type="application/octet-stream")
+        v.answer(EARLY, k[EARLY].armored, delay=0.2)
+        self.hkp.answer(EARLY, k["early-hkp"].armored, delay=0.3)
+        self.slow_wkd.answer(LOWFIRST, k[LOWFIRST].binary, kind="wkd", delay=0.2,
+                             content_type="application/octet-stream")
+        v.answer(LOWFIRST, k["lowfirst-vks"].armored, delay=0.02)
+        self.hkp.answer(LOWFIRST, b"not found\n", status=404, content_type="text/plain",
+                        delay=0.8)
         self.ssrf.answer(PROBE, k[PROBE].binary, kind="wkd",
                          content_type="application/octet-stream")
         self.ssrf_http.answer(VKS_GOOD, k[VKS_GOOD].armored)
@@ -460,9 +478,10 @@ def test_source_timeout(world, searcher):
 def test_merge_same_key_three_sources(world, searcher):
     """The same key from secure DNS, WKD and VKS appears once with three sources; HKP's
     different key for the address appears too, and the recommended key is the merged
-    (highest-trust) one."""
+    (highest-trust) one. (--complete: every source, not only what the answer needs.)"""
     s = searcher(keysearch_sources="dns, wkd, vks, hkp")
-    rc, j = s.search(MERGE, expect_rc=0)
+    rc, j = s.search(MERGE, "--complete", expect_rc=0)
+    assert j["complete"] is True, j
     ks = {sr.key_id(k): k for k in sr.keys_of(j)}
     good, bad = world.k[MERGE].fpr, world.k["merge-hkp"].fpr
     assert set(ks) == {good, bad}, json.dumps(j, indent=1)
@@ -496,6 +515,149 @@ def test_sources_asked_in_parallel(world, searcher):
     print("parallel search: %.0f ms through the API; per source %r" % (dt * 1000, elapsed))
     assert 0.29 <= dt < 0.5, "search took %.3fs" % dt
     assert elapsed["vks"] >= 100 and elapsed["hkp"] >= 200 and elapsed["wkd"] >= 300, elapsed
+
+
+# -- answering as soon as nothing better can come ---------------------------------------
+
+ALL4 = "dns, wkd, vks, hkp"
+
+
+def early_searcher(world, searcher, **opts):
+    """serve with every source; warmed up (resolver, DNSSEC chain of example.test, TLS
+    setup) with other addresses, so that the timed search measures only its own lookups."""
+    s = searcher(start=True, keysearch_sources=ALL4, **opts)
+    st, _, body, _ = s.api("/v1/keys/search?email=%s&complete=1" % MIXED, token="tok-good")
+    assert st == 200, body
+    world.reset()
+    return s
+
+
+def key_requests(world, addr):
+    """{source: number of key requests for addr} at the scripted servers."""
+    return {"wkd": len(world.slow_wkd.requests_for(addr, "wkd")),
+            "vks": len(world.vks.requests_for(addr, "vks")),
+            "hkp": len(world.hkp.requests_for(addr, "hkp"))}
+
+
+def wait_requests(world, addr, want, timeout=3.0):
+    end = time.monotonic() + timeout
+    while key_requests(world, addr) != want and time.monotonic() < end:
+        time.sleep(0.02)
+    return key_requests(world, addr)
+
+
+def test_early_answer_secure_dns_first(world, searcher):
+    """Signed DNS has the key at once; WKD, VKS and HKP answer after 100, 200, 300 ms. None
+    of them can rank above dns-secure, so the answer comes well before 100 ms: the
+    dns-secure key, complete false, the three others pending (and still asked)."""
+    s = early_searcher(world, searcher)
+    st, _, body, dt = s.api("/v1/keys/search?email=%s" % EARLY, token="tok-good")
+    assert st == 200, body
+    j = json.loads(body)
+    print("early answer: %.1f ms through the API" % (dt * 1000))
+    assert dt < 0.08, "answer took %.3fs" % dt
+    assert j["complete"] is False, j
+    assert sr.recommended_id(j) == world.k[EARLY].fpr, j
+    k = sr.keys_of(j)[0]
+    assert sr.key_trust(k) == "dns-secure" and list(sr.key_sources(k)) == ["dns"], k
+    assert sr.status_of(j, "dns") == ["found"], sr.statuses(j)
+    for src in ("wkd", "vks", "hkp"):
+        assert sr.status_of(j, src) == ["pending"], sr.statuses(j)
+    # The others were asked all the same, and finish in the background.
+    assert wait_requests(world, EARLY, {"wkd": 1, "vks": 1, "hkp": 1}) == \
+        {"wkd": 1, "vks": 1, "hkp": 1}
+
+
+def test_early_answer_control_complete(world, searcher):
+    """Control: complete=1 waits for every source (300 ms and more) and lists them all:
+    the same key from DNS, WKD and VKS, HKP's other key below it."""
+    s = early_searcher(world, searcher)
+    st, _, body, dt = s.api("/v1/keys/search?email=%s&complete=1" % EARLY, token="tok-good")
+    assert st == 200, body
+    j = json.loads(body)
+    assert dt >= 0.3, "complete answer after %.3fs" % dt
+    assert j["complete"] is True, j
+    assert sr.recommended_id(j) == world.k[EARLY].fpr
+    ks = {sr.key_id(k): k for k in sr.keys_of(j)}
+    assert set(ks) == {world.k[EARLY].fpr, world.k["early-hkp"].fpr}, ks
+    assert set(sr.key_sources(ks[world.k[EARLY].fpr])) == {"dns", "wkd", "vks"}
+    for src in ("dns", "wkd", "vks", "hkp"):
+        assert sr.status_of(j, src) == ["found"], sr.statuses(j)
+    st, _, body, _ = s.api("/v1/public_keys?email=%s&complete=1" % EARLY, token="tok-good")
+    pkj = json.loads(body)
+    assert st == 200 and pkj["complete"] is True and len(pkj["results"]) == 1, pkj
+    assert s.api("/v1/keys/search?email=%s&complete=yes" % EARLY, token="tok-good")[0] == 400
+
+
+def test_early_answer_public_keys(world, searcher):
+    """The webmail endpoint answers early too, and says so."""
+    s = early_searcher(world, searcher)
+    st, _, body, dt = s.api("/v1/public_keys?email=%s" % EARLY, token="tok-good")
+    j = json.loads(body)
+    assert st == 200 and dt < 0.08 and j["complete"] is False, (dt, j)
+    assert len(j["results"]) == 1 and j["results"][0]["trust"] == "dns-secure", j
+
+
+def test_lower_ranked_source_first_waits(world, searcher):
+    """VKS answers first (20 ms) with a key; WKD, which ranks above VKS, answers after 200
+    ms with another key: the answer waits for WKD and recommends WKD's key (never a
+    lower-ranked key than necessary); HKP (404 after 800 ms) cannot beat it and is left
+    pending."""
+    s = early_searcher(world, searcher)
+    st, _, body, dt = s.api("/v1/keys/search?email=%s" % LOWFIRST, token="tok-good")
+    assert st == 200, body
+    j = json.loads(body)
+    assert 0.2 <= dt < 0.6, "answer after %.3fs" % dt
+    assert sr.recommended_id(j) == world.k[LOWFIRST].fpr, j
+    assert sr.key_trust(sr.keys_of(j)[0]) == "wkd"
+    assert world.k["lowfirst-vks"].fpr in sr.ids(j), "VKS's key is listed below"
+    assert sr.status_of(j, "hkp") == ["pending"] and j["complete"] is False, sr.statuses(j)
+
+
+def test_after_early_answer_cache_is_complete(world, searcher):
+    """After an early answer the other sources finish in the background and reach the cache:
+    a second search 500 ms later is answered from the cache alone, complete, with every
+    source's key, and no source is asked a second time."""
+    s = early_searcher(world, searcher)
+    path = "/v1/keys/search?email=%s" % EARLY
+    st, _, body, _ = s.api(path, token="tok-good")
+    assert st == 200 and json.loads(body)["complete"] is False, body
+    time.sleep(0.5)
+    st, _, body, dt = s.api(path, token="tok-good")
+    j = json.loads(body)
+    assert st == 200 and j["complete"] is True, j
+    assert dt < 0.08, "cached answer took %.3fs" % dt
+    assert all(x.get("cached") for x in j["sources"]), j["sources"]
+    assert set(sr.ids(j)) == {world.k[EARLY].fpr, world.k["early-hkp"].fpr}, j
+    assert sr.recommended_id(j) == world.k[EARLY].fpr
+    assert key_requests(world, EARLY) == {"wkd": 1, "vks": 1, "hkp": 1}
+    # A third search is answered from the whole cached answer: the same body.
+    st, _, body3, _ = s.api(path, token="tok-good")
+    assert st == 200 and json.loads(body3) == j
+
+
+def test_search_joins_lookups_in_flight(world, searcher):
+    """A complete search right after an early answer, while WKD, VKS and HKP are still
+    asked, joins those lookups instead of asking again: one request per source."""
+    s = early_searcher(world, searcher)
+    st, _, body, _ = s.api("/v1/keys/search?email=%s" % EARLY, token="tok-good")
+    assert st == 200 and json.loads(body)["complete"] is False, body
+    st, _, body, dt = s.api("/v1/keys/search?email=%s&complete=1" % EARLY, token="tok-good")
+    j = json.loads(body)
+    assert st == 200 and j["complete"] is True, j
+    for src in ("dns", "wkd", "vks", "hkp"):
+        assert sr.status_of(j, src) == ["found"], sr.statuses(j)
+    assert key_requests(world, EARLY) == {"wkd": 1, "vks": 1, "hkp": 1}
+
+
+def test_cli_answers_early_or_complete(world, searcher):
+    """The command answers early too (and exits); --complete waits for every source."""
+    s = searcher(keysearch_sources=ALL4)
+    rc, j = s.search(EARLY, expect_rc=0)
+    assert j["complete"] is False and sr.recommended_id(j) == world.k[EARLY].fpr, j
+    assert sr.status_of(j, "hkp") == ["pending"], sr.statuses(j)
+    rc, j = s.search(EARLY, "--complete", expect_rc=0)
+    assert j["complete"] is True and sr.status_of(j, "hkp") == ["found"], j
 
 
 # -- SSRF ------------------------------------------------------------------------------------
@@ -537,11 +699,11 @@ def test_api_authentication_and_json(world, searcher):
     assert s.api(path)[0] == 401
     assert s.api(path, token="tok-wrong")[0] == 401
     assert s.api(path, token="")[0] == 401
-    st, hdrs, body, _ = s.api(path, token="tok-good")
+    st, hdrs, body, _ = s.api(path + "&complete=1", token="tok-good")
     assert st == 200, body
     assert "json" in hdrs.get("content-type", ""), hdrs
     j = json.loads(body)
-    _, cli = s.search(MERGE, expect_rc=0)
+    _, cli = s.search(MERGE, "--complete", expect_rc=0)
     assert sr.ids(j) == sr.ids(cli) == [world.k[MERGE].fpr]
     assert sr.recommended_id(j) == sr.recommended_id(cli)
     assert sr.key_sources(sr.keys_of(j)[0]) == sr.key_sources(sr.keys_of(cli)[0])
@@ -557,7 +719,8 @@ def test_api_public_keys_shape(world, searcher):
     st, _, body, _ = s.api("/v1/public_keys?type=open_pgp&email=%s" % MIXED, token="tok-good")
     assert st == 200, body
     j = json.loads(body)
-    assert list(j) == ["results"] and len(j["results"]) == 1, j
+    assert set(j) == {"results", "complete"} and len(j["results"]) == 1, j
+    assert j["complete"] is True, j
     r = j["results"][0]
     assert isinstance(r["verified"], bool) and r["verified"] is True, r
     assert uids_of(world.kf, r["content"]) == [MIXED.lower()]
@@ -660,3 +823,35 @@ def test_directory_answers_for_own_users_without_asking_outside(world, searcher,
     rc, j = s.search(stranger, expect_rc=0)
     assert world.vks.requests_for(stranger, "vks"), "control: outside addresses go out"
     assert sr.status_of(j, "local") == ["none"]
+
+
+def test_cached_answer_follows_the_directory(world, searcher, workdir):
+    """A repeated search is answered from the cache, but the directory is asked every time:
+    when the address becomes an account, and then publishes a key, the next search says so
+    (the cached answer is not reused when the directory's answer differs)."""
+    addr = "joiner@ourmail.test"
+    key = world.kf.good(addr)
+    world.vks.answer(addr, world.k[VKS_GOOD].armored)   # a key for another address: refused
+    path = os.path.join(workdir, "joiner.asc")
+    with open(path, "w") as f:
+        f.write(key.armored)
+    s = searcher(start=True, keysearch_sources="local, vks")
+    q = "/v1/keys/search?email=%s" % addr
+
+    def local_detail():
+        st, _, body, _ = s.api(q, token="tok-good")
+        assert st == 200, body
+        j = json.loads(body)
+        return [x["detail"] for x in j["sources"] if x["source"] == "local"][0], j
+
+    for _ in range(3):      # asked, then cached, then the whole cached answer
+        detail, j = local_detail()
+        assert detail == "not an address of this provider", j
+    assert len(world.vks.requests_for(addr, "vks")) == 1
+    s.pw("user", "add", addr, check=True)
+    detail, j = local_detail()
+    assert detail == "no key published for this account", j
+    assert sr.statuses(j)["vks"][0]["cached"] is True, j
+    s.pw("keys", "publish", addr, path, check=True)
+    detail, j = local_detail()
+    assert sr.recommended_id(j) == key.fpr and sr.key_trust(sr.keys_of(j)[0]) == "directory", j

@@ -340,6 +340,55 @@ def test_data_is_unstuffed_normalised_and_gets_received(serve):
     assert c.cmd("QUIT")[0].startswith("221")
 
 
+# Every variant of a "." line next to a bare line end, each followed by a smuggled command.
+SMUGGLE_VARIANTS = [b"\r.\r\n", b"\r.\r", b"\n.\n", b"\r\n.\n", b"\n.\r\n"]
+
+
+def _bare_newline_session(r, variants):
+    """Send one message per variant on one connection; return the replies to the dots."""
+    c = Raw(r.port)
+    c.reply()
+    c.cmd("EHLO client.test")
+    replies = []
+    for v in variants:
+        assert c.cmd("MAIL FROM:<a@s.test>")[0].startswith("250")
+        assert c.cmd("RCPT TO:<b@r.test>")[0].startswith("250")
+        assert c.cmd("DATA")[0].startswith("354")
+        c.send(b"Subject: smuggle\r\n\r\ntext" + v + b"MAIL FROM:<x@evil.example>\r\n"
+               b"RCPT TO:<victim@r.test>\r\nDATA\r\nforged\r\n.\r\n")
+        replies.append(c.reply())
+    # nothing more came back: the smuggled commands were data, the session is in step
+    assert c.cmd("NOOP")[0].startswith("250")
+    assert c.cmd("QUIT")[0].startswith("221")
+    return replies
+
+
+def test_bare_newlines_are_normalised_into_one_message(serve):
+    r = serve()
+    replies = _bare_newline_session(r, SMUGGLE_VARIANTS)
+    assert all(len(x) == 1 and x[0].startswith("250 2.0.0") for x in replies), replies
+    for reply in replies:
+        data = r.spool(reply[0].rsplit(" ", 1)[1])
+        body = data.split(b"Subject: smuggle\r\n\r\n", 1)[1]
+        # the fake end became an empty content line; every line end is CRLF
+        assert body == (b"text\r\n\r\nMAIL FROM:<x@evil.example>\r\nRCPT TO:<victim@r.test>"
+                        b"\r\nDATA\r\nforged\r\n"), body
+        assert b"\r" not in data.replace(b"\r\n", b"") and b"\n" not in data.replace(b"\r\n", b"")
+    assert len(r.ids()) == len(SMUGGLE_VARIANTS)
+
+
+def test_bare_newlines_are_refused_in_reject_mode(serve):
+    r = serve(bare_newline="reject")
+    replies = _bare_newline_session(r, SMUGGLE_VARIANTS)
+    assert all(x == ["550 5.5.2 Error: bare <CR> or <LF> received"] for x in replies), replies
+    assert r.ids() == set()
+    # control: the same connection style with CRLF only is accepted
+    with r.smtp() as s:
+        mid = send(s, "a@s.test", ["b@r.test"], b"Subject: fine\r\n\r\n.dot\r\n")
+    assert r.ids() == {mid}
+    assert "reason=bare_newline" in r.log()
+
+
 def test_limits(serve):
     r = serve(max_message_size="2K", max_recipients=3)
     c = Raw(r.port)
@@ -599,6 +648,11 @@ def test_serve_gives_up_root_for_the_configured_user(tmp_path):
     try:
         r.cli("user", "add", "anna@example.test")     # as root: serve hands the files over
         r.start()
+        # The ports accept connections once bound, a moment before root is given up: wait
+        # for serve to say it is done before looking.
+        deadline = time.monotonic() + 10
+        while "event=privileges" not in r.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
         with open("/proc/%d/status" % r.proc.pid) as f:
             uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
         if os.geteuid() != 0:

@@ -1,7 +1,8 @@
 /*
  * test_keysearch.c - key search logic as pure functions: merging and ranking of what the
  * sources returned, trust names, the cache (TTL clamping, negative answers, LRU bound,
- * expiry), the API's per-token rate limit and token matching, and the splitting of
+ * expiry, whole answers), the decision to answer before every source has finished, the
+ * API's per-token rate limit and token matching, and the splitting of
  * keyserver and WKD answers into keys checked with keys_accept (keys made by
  * tests/unit/keys/gen-keys.py).
  */
@@ -166,22 +167,22 @@ static void test_cache_lru(void)
 	ks_outcome_set(&o, KS_FOUND, "1 key");
 	ks_cache_put(c, "a", &o, 1000);
 	ks_cache_put(c, "b", &o, 1000);
-	CHECK(ks_cache_get(c, "a", 10, &got));		/* a is now the most recent */
+	CHECK(ks_cache_get(c, "a", 10, &got, NULL));		/* a is now the most recent */
 	CHECK(got.nhits == 1 && strcmp(got.hits[0].fingerprint, "CCCC") == 0);
 	CHECK(got.status == KS_FOUND);
 	ks_outcome_release(&got);
 	ks_cache_put(c, "c", &o, 1000);			/* evicts b */
 	CHECK(ks_cache_count(c) == 2);
-	CHECK(!ks_cache_get(c, "b", 10, &got));
-	CHECK(ks_cache_get(c, "a", 10, &got));
+	CHECK(!ks_cache_get(c, "b", 10, &got, NULL));
+	CHECK(ks_cache_get(c, "a", 10, &got, NULL));
 	ks_outcome_release(&got);
-	CHECK(!ks_cache_get(c, "a", 1000, &got));	/* expired */
+	CHECK(!ks_cache_get(c, "a", 1000, &got, NULL));	/* expired */
 	CHECK(ks_cache_count(c) == 1);
 	ks_cache_free(c);
 
 	c = ks_cache_new(0);				/* cache off */
 	ks_cache_put(c, "a", &o, 1000);
-	CHECK(!ks_cache_get(c, "a", 10, &got));
+	CHECK(!ks_cache_get(c, "a", 10, &got, NULL));
 	ks_cache_free(c);
 	ks_outcome_release(&o);
 }
@@ -197,9 +198,9 @@ static void test_cache_key_expiry(void)
 	ks_outcome_add_hit(&o, &h);
 	ks_outcome_set(&o, KS_FOUND, "1 key");
 	ks_cache_put(c, "k", &o, 10000);
-	CHECK(ks_cache_get(c, "k", 100, &got) && got.nhits == 1);
+	CHECK(ks_cache_get(c, "k", 100, &got, NULL) && got.nhits == 1);
 	ks_outcome_release(&got);
-	CHECK(ks_cache_get(c, "k", 600, &got) && got.nhits == 0 && got.status == KS_NONE);
+	CHECK(ks_cache_get(c, "k", 600, &got, NULL) && got.nhits == 0 && got.status == KS_NONE);
 	ks_outcome_release(&got);
 	ks_outcome_release(&o);
 	ks_cache_free(c);
@@ -400,6 +401,126 @@ static void test_json(void)
 	free(d);
 }
 
+/* The best trust each source could still return: DNS may be signed until it answers. */
+static void test_kind_best_trust(void)
+{
+	CHECK(ks_kind_best_trust(KS_SRC_LOCAL) == KS_TRUST_DIRECTORY);
+	CHECK(ks_kind_best_trust(KS_SRC_DNS) == KS_TRUST_DNS_SECURE);
+	CHECK(ks_kind_best_trust(KS_SRC_WKD) == KS_TRUST_WKD);
+	CHECK(ks_kind_best_trust(KS_SRC_VKS) == KS_TRUST_VKS);
+	CHECK(ks_kind_best_trust(KS_SRC_HKP) == KS_TRUST_HKP);
+}
+
+/*
+ * "Can anything outstanding beat the best found?" as a table. Positions (order) follow
+ * `sources = local, dns, wkd, vks, vks2, hkp`: 0..5. Up to three outstanding sources.
+ */
+static void test_better_may_come(void)
+{
+#define D KS_TRUST_DIRECTORY
+#define S KS_TRUST_DNS_SECURE
+#define W KS_TRUST_WKD
+#define V KS_TRUST_VKS
+#define I KS_TRUST_DNS_INSECURE
+#define H KS_TRUST_HKP
+	static const struct {
+		const char *why;
+		bool found;
+		struct ks_rank best;
+		size_t n;
+		struct ks_rank out[3];
+		bool better;
+	} t[] = {
+		{ "nothing found, nothing outstanding", false, { H, 0 }, 0, { { H, 0 } }, false },
+		{ "nothing found: any source may find one", false, { H, 0 }, 1, { { H, 5 } }, true },
+		{ "dns-secure found; wkd, vks, hkp left", true, { S, 1 }, 3,
+		  { { W, 2 }, { V, 3 }, { H, 5 } }, false },
+		{ "vks found first; wkd left", true, { V, 3 }, 1, { { W, 2 } }, true },
+		{ "vks found; hkp left", true, { V, 3 }, 1, { { H, 5 } }, false },
+		{ "dns-insecure found; DNS gives one answer, but vks left", true, { I, 1 }, 1,
+		  { { V, 3 } }, true },
+		{ "wkd found; DNS outstanding may still be signed", true, { W, 2 }, 1, { { S, 1 } },
+		  true },
+		{ "hkp found; DNS outstanding", true, { H, 5 }, 1, { { S, 1 } }, true },
+		{ "second vks found; first vks (earlier in sources) left", true, { V, 4 }, 1,
+		  { { V, 3 } }, true },
+		{ "first vks found; second vks left: ranked below", true, { V, 3 }, 1,
+		  { { V, 4 } }, false },
+		{ "directory found: nothing ranks above", true, { D, 0 }, 3,
+		  { { S, 1 }, { W, 2 }, { V, 3 } }, false },
+		{ "wkd found; vks and hkp left", true, { W, 2 }, 2, { { V, 3 }, { H, 5 } }, false },
+		{ "wkd found; hkp and DNS left", true, { W, 2 }, 2, { { H, 5 }, { S, 1 } }, true },
+	};
+#undef D
+#undef S
+#undef W
+#undef V
+#undef I
+#undef H
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		bool got = ks_better_may_come(t[i].found ? &t[i].best : NULL, t[i].out, t[i].n);
+
+		if (got != t[i].better)
+			fprintf(stderr, "case %zu (%s): got %d\n", i, t[i].why, got);
+		CHECK(got == t[i].better);
+	}
+}
+
+/* A whole answer in the cache: a reference of its own, a body serialised once, dropped. */
+static void test_cache_result(void)
+{
+	struct ks_cache *c = ks_cache_new(4);
+	struct ks_outcome o = { 0 }, got = { 0 };
+	struct ks_merge_in in = { "vks", "https://k", 0, true, 0, &o };
+	struct ks_result *r, *hit;
+	const char *body;
+
+	ks_outcome_set(&o, KS_NONE, "no key");
+	r = ks_merge("alice@example.org", KS_TYPE_ANY, &in, 1);
+	CHECK(ks_result_complete(r));
+	ks_cache_put_result(c, "=0|alice@example.org", r, 100);
+	body = ks_result_body(r, false);
+	CHECK(strstr(body, "\"complete\":true") != NULL && body[strlen(body) - 1] == '\n');
+	CHECK(ks_result_body(r, false) == body);	/* made once */
+	ks_result_free(r);				/* the cache keeps its reference */
+	hit = ks_cache_get_result(c, "=0|alice@example.org", 10);
+	CHECK(hit == r && ks_result_body(hit, false) == body);
+	CHECK(strstr(ks_result_body(hit, true), "\"results\":[]") != NULL);
+	/* An outcome lookup does not return a whole answer, and the other way round. */
+	CHECK(!ks_cache_get(c, "=0|alice@example.org", 10, &got, NULL));
+	ks_cache_put(c, "vks|k|0|alice@example.org", &o, 100);
+	CHECK(ks_cache_get_result(c, "vks|k|0|alice@example.org", 10) == NULL);
+	CHECK(ks_cache_get_result(c, "=0|alice@example.org", 100) == NULL);	/* expired */
+	ks_cache_put_result(c, "=1|alice@example.org", hit, 100);
+	ks_cache_drop(c, "=1|alice@example.org");
+	CHECK(ks_cache_get_result(c, "=1|alice@example.org", 10) == NULL);
+	ks_result_free(hit);
+	ks_cache_free(c);
+	ks_outcome_release(&o);
+}
+
+/* A result made while a source is still asked is not complete, and says so. */
+static void test_result_pending(void)
+{
+	struct ks_outcome done = { 0 }, pending = { 0 };
+	struct ks_merge_in in[2] = { { "dns", NULL, 0, false, 5, &done },
+				     { "hkp", "http://h", 1, false, 5, &pending } };
+	struct ks_result *r;
+
+	ks_outcome_set(&done, KS_NONE, "no record");
+	ks_outcome_set(&pending, KS_PENDING, "still asked");
+	r = ks_merge("alice@example.org", KS_TYPE_ANY, in, 2);
+	CHECK(!ks_result_complete(r));
+	CHECK(strstr(ks_result_body(r, false), "\"complete\":false") != NULL);
+	CHECK(strstr(ks_result_body(r, false), "\"status\":\"pending\"") != NULL);
+	CHECK(ks_cache_ttl(&pending, &(struct keysearch_conf){ .negative_ttl = 60 }) == 0);
+	ks_result_free(r);
+	ks_outcome_release(&done);
+	ks_outcome_release(&pending);
+}
+
 TEST_MAIN(test_trust_order, test_merge_dedupe, test_rank, test_cache_ttl, test_cache_lru,
 	  test_cache_key_expiry, test_rate_limit, test_tokens, test_base64, test_setup,
-	  test_body_split, test_body_keys, test_json, test_cleanup)
+	  test_body_split, test_body_keys, test_json, test_kind_best_trust,
+	  test_better_may_come, test_cache_result, test_result_pending, test_cleanup)

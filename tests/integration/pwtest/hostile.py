@@ -13,8 +13,14 @@ One class, SmtpServer, with a `mode` saying how it treats STARTTLS:
               "anon": only TLS 1.2 anonymous (unauthenticated) suites
   "inject"    (f) STARTTLS answered "220 Go ahead\\r\\n250 injected\\r\\n" in one write, then TLS
 
+An `eol` says where the server ends a line, commands and data alike: "lf" (at LF, a CR
+before it dropped; the default, like most MTAs), "crlf" (only at CRLF: bare CR and LF are
+part of the line) or "cr" (at CRLF, at a bare LF and at a bare CR, as some gateways do: the
+receiver that SMTP smuggling with "\r.\r" fools). No real program ends lines at a bare CR,
+so these scripted receivers stand in for them.
+
 Every server records per connection what happened, and per message the envelope, the data,
-and the TLS version/cipher in use (None: plaintext). `body_received` says whether any
+the raw octets of the data as received, and the TLS version/cipher in use (None: plaintext). `body_received` says whether any
 message data was ever received, so a test can assert that no plaintext attempt happened.
 """
 
@@ -26,12 +32,14 @@ from . import net
 
 MODES = ("sink", "notls", "454", "garbage", "tls10", "tls11", "weak", "anon", "inject")
 MAX_LINE = 4096
+EOLS = ("lf", "crlf", "cr")
 
 
 class Message:
     """One message as received: envelope, data, TLS details."""
 
-    def __init__(self, conn, mail_from, rcpts, data):
+    def __init__(self, conn, mail_from, rcpts, data, raw=b""):
+        self.raw = raw
         self.peer = conn.peer
         self.helo = conn.helo
         self.mail_from = mail_from
@@ -62,31 +70,64 @@ class Conn:
         self.tls_cipher = None
         self.commands = []
         self.error = None
+        self.eol = server.eol
+        self.raw = []           # the octets of the lines read, with their line ends
 
     def send(self, data):
         if isinstance(data, str):
             data = data.encode()
         self.sock.sendall(data)
 
+    def _more(self):
+        if len(self.buf) > MAX_LINE:
+            raise ValueError("line too long")
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError
+        self.buf += chunk
+
+    def _split(self):
+        """(line, octets used) of the first line in buf per self.eol, or None."""
+        if self.eol == "crlf":
+            i = self.buf.find(b"\r\n")
+            return None if i < 0 else (self.buf[:i], i + 2)
+        if self.eol == "lf":
+            i = self.buf.find(b"\n")
+            return None if i < 0 else (self.buf[:i].rstrip(b"\r"), i + 1)
+        ends = [i for i in (self.buf.find(b"\r"), self.buf.find(b"\n")) if i >= 0]
+        if not ends:
+            return None
+        i = min(ends)
+        if self.buf[i:i + 1] == b"\r":
+            if i + 1 == len(self.buf):
+                return None     # a CRLF may be on its way
+            if self.buf[i + 1:i + 2] == b"\n":
+                return self.buf[:i], i + 2
+        return self.buf[:i], i + 1
+
     def readline(self):
-        while b"\n" not in self.buf:
-            if len(self.buf) > MAX_LINE:
-                raise ValueError("line too long")
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.rstrip(b"\r")
+        while True:
+            got = self._split()
+            if got is not None:
+                break
+            self._more()
+        line, used = got
+        self.raw.append(self.buf[:used])
+        self.buf = self.buf[used:]
+        return line
 
 
 class SmtpServer(net.ThreadedListener):
     """A threaded SMTP server; start() binds addr:port, stop() closes everything."""
 
     def __init__(self, addr, port, mode="sink", cert=None, hostname=None, max_size=0,
-                 ehlo_extra=()):
+                 ehlo_extra=(), eol="lf", gate=None):
         if mode not in MODES:
             raise ValueError("unknown mode %s" % mode)
+        if eol not in EOLS:
+            raise ValueError("unknown eol %s" % eol)
+        self.eol = eol
+        self.gate = gate        # a threading.Event: hold the reply to each message until set
         self._listen_init(addr, port)
         self.mode = mode
         self.cert = cert
@@ -267,9 +308,12 @@ class SmtpServer(net.ThreadedListener):
                     c.send("503 5.5.1 need RCPT first\r\n")
                     continue
                 c.send("354 End data with <CR><LF>.<CR><LF>\r\n")
+                c.raw = []
                 data, _ = self._data(c)
+                if self.gate is not None:
+                    self.gate.wait(120)
                 with self.cond:
-                    self.messages.append(Message(c, mail_from, rcpts, data))
+                    self.messages.append(Message(c, mail_from, rcpts, data, b"".join(c.raw)))
                     self.cond.notify_all()
                 c.send("250 2.0.0 Ok: queued as %d\r\n" % len(self.messages))
                 mail_from, rcpts = None, []

@@ -21,6 +21,7 @@ import http.server
 import ipaddress
 import os
 import socketserver
+import ssl
 import threading
 import time
 import urllib.parse
@@ -153,8 +154,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        except (OSError, ssl.SSLError):
+            pass    # the client went away (a search answered early, a command that exited)
 
 
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):

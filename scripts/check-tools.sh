@@ -1,0 +1,60 @@
+#!/bin/sh
+# check-tools.sh - before any test runs, prove that every outside program the tests start can do
+# what the tests ask of it, and name the Debian package that is missing when one cannot.
+#
+# A developer's machine has packages that earlier work installed by hand, so "the tests passed
+# here" says little about a fresh machine. Each check below exercises the capability the tests
+# use (swaks with TLS, not just swaks), so a missing Recommends shows up here, by name, instead
+# of as a confusing failure in the middle of the integration tests.
+set -u
+
+PYTHON=/usr/bin/python3
+failed=0
+
+# need PACKAGE WHAT COMMAND...: run COMMAND quietly; on failure report PACKAGE and WHAT.
+need() {
+	pkg=$1 what=$2
+	shift 2
+	if ! "$@" >/dev/null 2>&1; then
+		echo "check-tools: $what does not work: install the Debian package $pkg" >&2
+		failed=1
+	fi
+}
+
+# swaks prints "TLS supported" only when Net::SSLeay is installed (a Recommends of swaks).
+swaks_tls() { swaks --support 2>&1 | grep -q '^=== TLS supported'; }
+# The WKD fixtures serve HTTPS: nginx must have the ssl module.
+nginx_ssl() { nginx -V 2>&1 | grep -q 'http_ssl_module'; }
+# dirmngr answers gpgconf's query only when it is installed next to gpg.
+gpg_dirmngr() { gpgconf --list-components | grep -q '^dirmngr:' && command -v dirmngr; }
+py_module() { "$PYTHON" -c "import $1"; }
+
+need swaks "swaks" command -v swaks
+need libnet-ssleay-perl "swaks --tls (Net::SSLeay)" swaks_tls
+need knot "knotd" knotd --version
+need knot "knotc" knotc --version
+need knot-dnsutils "kdig and knsupdate" sh -c 'kdig --version && knsupdate --version'
+need postfix "postfix" test -x /usr/sbin/postfix
+need postfix "postconf" postconf -d mail_version
+need gnupg "gpg" gpg --version
+need dirmngr "gpg's dirmngr" gpg_dirmngr
+need nginx-light "nginx with TLS" nginx_ssl
+need postgresql-15 "PostgreSQL 15 initdb" sh -c '/usr/lib/postgresql/15/bin/initdb --version | grep -q " 15\."'
+need postgresql-15 "PostgreSQL 15 postgres" sh -c '/usr/lib/postgresql/15/bin/postgres --version | grep -q " 15\."'
+need postgresql-client-15 "psql 15" sh -c '/usr/bin/psql --version | grep -q " 15\."'
+need openssl "openssl" openssl version
+need unbound-host "unbound-host" sh -c 'unbound-host -h 2>&1 | grep -q "unbound-host"'
+need ldnsutils "ldns-signzone" sh -c 'command -v ldns-signzone'
+need iproute2 "ip netns" ip netns list
+need util-linux "unshare" unshare --version
+need procps "pkill" pkill --version
+need time "/usr/bin/time" test -x /usr/bin/time
+need python3-pytest "Python module pytest (for $PYTHON)" py_module pytest
+need python3-dnspython "Python module dns (dnspython)" py_module dns.message
+need python3-cryptography "Python module cryptography" py_module cryptography.x509
+
+if [ "$failed" -ne 0 ]; then
+	echo "check-tools: the tests cannot run; scripts/install-deps.sh --test installs these" >&2
+	exit 1
+fi
+echo "check-tools: every outside program the tests use works"

@@ -1,0 +1,138 @@
+/*
+ * test_db.c - run-time database errors are returned, not fatal: a full database
+ * (SQLITE_FULL, made with PRAGMA max_page_count), a transaction that cannot commit, and the
+ * statement helpers' handling of a NULL statement.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "unit.h"
+
+static const char *const migrations[] = {
+	"CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL UNIQUE)",
+};
+
+static char dir[] = "/tmp/pw-test-db-XXXXXX";
+
+static struct db *open_db(void)
+{
+	char *err = NULL, path[64];
+	struct db *db;
+
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	db = db_open(path, migrations, 1, &err);
+	CHECK(db != NULL);
+	free(err);
+	return db;
+}
+
+/* Insert one row of n bytes; the step's code. */
+static int insert(struct db *db, int id, size_t n)
+{
+	sqlite3_stmt *st = db_prepare(db, "INSERT INTO t (id, v) VALUES (?, ?)");
+	char *blob = malloc(n);
+	int rc;
+
+	memset(blob, 'a' + id % 26, n);
+	db_bind_int(st, 1, id);
+	if (st)
+		sqlite3_bind_blob(st, 2, blob, (int)n, SQLITE_TRANSIENT);
+	rc = db_step_done(db, st);
+	sqlite3_finalize(st);
+	free(blob);
+	return rc;
+}
+
+static int count_rows(struct db *db)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT count(*) FROM t");
+	int n = -1;
+
+	if (db_step_row(db, st))
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void test_full_database_is_an_error_of_the_operation(void)
+{
+	struct db *db = open_db();
+	int rc;
+
+	CHECK(insert(db, 1, 100) == SQLITE_DONE);
+	CHECK(db_exec(db, "PRAGMA max_page_count = 3") == SQLITE_OK);
+	/* autocommit: the statement fails, the process goes on, the error is kept */
+	db_clear_error(db);
+	rc = insert(db, 2, 64 * 1024);
+	CHECK(rc == SQLITE_FULL);
+	CHECK(db_error(db) == SQLITE_FULL);
+	CHECK(strstr(db_errmsg(db), "full") != NULL);
+	CHECK(count_rows(db) == 1);
+	/* a transaction with a failed statement is rolled back at db_commit */
+	CHECK(db_begin(db) == SQLITE_OK);
+	CHECK(db_error(db) == SQLITE_OK);	/* db_begin clears it */
+	insert(db, 3, 10);
+	insert(db, 4, 64 * 1024);
+	CHECK(db_commit(db) == SQLITE_FULL);
+	CHECK(count_rows(db) == 1);
+	/* a constraint violation is an answer, not a run-time error */
+	db_clear_error(db);
+	CHECK(insert(db, 1, 100) == SQLITE_CONSTRAINT);
+	CHECK(db_error(db) == SQLITE_OK);
+	/* room again: the same writes succeed */
+	CHECK(db_exec(db, "PRAGMA max_page_count = 100000") == SQLITE_OK);
+	CHECK(db_begin(db) == SQLITE_OK);
+	insert(db, 3, 10);
+	insert(db, 4, 64 * 1024);
+	CHECK(db_commit(db) == SQLITE_OK);
+	CHECK(count_rows(db) == 3);
+	db_close(db);
+}
+
+static void test_null_statement_carries_the_error(void)
+{
+	struct db *db = open_db();
+
+	db_clear_error(db);
+	db_bind_int(NULL, 1, 1);
+	db_bind_text(NULL, 1, "x");
+	CHECK(!db_step_row(db, NULL));
+	CHECK(db_step_done(db, NULL) != SQLITE_DONE);
+	CHECK(!db_rc_is_storage(SQLITE_BUSY) && db_rc_is_storage(SQLITE_FULL) &&
+	      db_rc_is_storage(SQLITE_IOERR_WRITE));
+	db_rollback(db);	/* no transaction open: nothing happens */
+	db_close(db);
+}
+
+static void test_open_fails_with_a_message(void)
+{
+	char *err = NULL;
+	struct db *db = db_open("/nonexistent-dir/x.db", migrations, 1, &err);
+
+	CHECK(db == NULL);
+	CHECK(err != NULL && strstr(err, "/nonexistent-dir/x.db") != NULL);
+	free(err);
+}
+
+static void setup(void)
+{
+	CHECK(mkdtemp(dir) != NULL);
+}
+
+static void teardown(void)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/t.db-wal", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/t.db-shm", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+TEST_MAIN(setup, test_full_database_is_an_error_of_the_operation,
+	  test_null_statement_carries_the_error, test_open_fails_with_a_message, teardown)
