@@ -168,6 +168,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		err = xstrdup("cannot create the event loop");
 		goto fail;
 	}
+	event_base_priority_init(r.base, RELAY_PRIORITIES);
 	if ((r.dns = dns_new(r.base, cli->cfg.dns.unbound_config, &err)) == NULL)
 		goto fail;
 	if ((r.client_ctx = tls_client_ctx_new(&err)) == NULL)

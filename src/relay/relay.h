@@ -28,6 +28,16 @@ struct sched;
 struct queue;
 struct mta_cache;
 
+/*
+ * Event priorities: serve sets up RELAY_PRIORITIES queues, and every event has the default
+ * (the lower) except the few that finish work already done: a receiver's reply on an
+ * outgoing connection (its "250" is recorded at once, which keeps the window in which a
+ * crash would deliver a message twice short) and the queue's commit notices (the "250" to a
+ * client whose message is durable). They run before more input is read in the same round.
+ */
+#define RELAY_PRIORITIES	2
+#define RELAY_PRI_FIRST		0
+
 /* Everything a running relay shares; owned by serve (src/cli/cli_serve.c). */
 struct relay {
 	struct event_base *base;

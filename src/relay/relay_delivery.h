@@ -113,7 +113,7 @@ void mta_cancel(struct mta *m);
 void mta_job_free(struct mta_job *job);
 
 /*
- * Outgoing connections kept open between deliveries (relay_mta.c): an idle connection to a
+ * Outgoing connections kept open between deliveries (relay_mta_cache.c): an idle connection to a
  * destination is reused by the next job for it, and TLS sessions are kept per MX address
  * for resumption. Closes every idle connection and forgets the sessions (shutdown).
  */

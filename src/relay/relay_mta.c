@@ -1,10 +1,11 @@
 /*
  * relay_mta.c - SMTP client: one session delivers one job (a message to one domain).
  *
- * Steps: MX lookup -> for each MX: A/AAAA lookup -> TLSA lookup when DANE applies -> for each
- * address: connect, greeting, EHLO, STARTTLS, TLS handshake, EHLO, MAIL, RCPT..., DATA, body,
- * QUIT. What each DNS answer and each TLS outcome means is decided by relay_policy.c; this
- * file only carries the decisions out. Replies are parsed by relay_reply.c.
+ * Steps: route (relay_mta_route.c: MX lookup -> for each MX: A/AAAA lookup -> TLSA lookup
+ * when DANE applies) -> for each address: connect, greeting, EHLO, STARTTLS, TLS handshake,
+ * EHLO, MAIL, RCPT..., DATA, body, QUIT. What each DNS answer and each TLS outcome means is
+ * decided by relay_policy.c; this file only carries the decisions out. Replies are parsed by
+ * relay_reply.c.
  *
  * All callbacks run on the event loop; bufferevents use deferred callbacks so that no
  * callback runs inside a libevent call made by this file (the session may free itself).
@@ -14,10 +15,10 @@
  * The transaction is pipelined (RFC 2920) when the server offers PIPELINING: MAIL, every
  * RCPT and DATA go out in one write and the replies are matched in order. A connection
  * whose transaction ended cleanly is kept idle for a few seconds in the connection cache
- * (see "connection cache" below) so that the next job for the same destination reuses it;
- * TLS sessions are kept per MX address so that a new connection can resume one.
+ * (relay_mta_cache.c) so that the next job for the same destination reuses it; TLS sessions
+ * are kept per MX address (relay_mta_sess.c) so that a new connection can resume one.
  */
-#include "relay_delivery.h"
+#include "relay_mta_priv.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -43,158 +44,17 @@
 #include "relay_smtp_cmd.h"
 #include "xmalloc.h"
 
-#define MTA_MAX_HOSTS	10		/* MX hosts tried per delivery */
-#define MTA_MAX_ADDRS	8		/* addresses tried per host and family */
 #define MTA_INPUT_MAX	(REPLY_MAX_LINE * REPLY_MAX_LINES)
 #define MTA_CHUNK	(64 * 1024)	/* spool bytes read per step */
-#define MTA_IDLE_SECONDS	3	/* an unused cached connection is closed after this */
-#define MTA_IDLE_PER_DEST	10	/* idle connections kept per destination */
-#define MTA_REUSE_MAX		100	/* transactions per connection */
-#define MTA_REUSE_AGE		300	/* seconds a connection may be reused for */
-#define MTA_SESS_SECONDS	300	/* TLS sessions kept for resumption */
-#define MTA_SESS_MAX		256	/* TLS sessions kept at most */
-
-enum mta_state {
-	ST_START,
-	ST_MX,
-	ST_ADDR,
-	ST_TLSA,
-	ST_CONNECT,
-	ST_GREETING,
-	ST_EHLO,
-	ST_HELO,
-	ST_STARTTLS,
-	ST_HANDSHAKE,
-	ST_RSET,			/* a reused connection: RSET before MAIL */
-	ST_MAIL,
-	ST_RCPT,
-	ST_DATA,
-	ST_BODY,
-	ST_DOT,
-	ST_DOT_VOID,			/* DATA took 354 with no recipient: a lone dot sent */
-	ST_QUIT,
-	ST_DONE,
-};
-
-struct mta_host {
-	char *name;
-	uint16_t pref;
-	char **addrs;
-	size_t naddr;
-	enum dns_security addr_sec;
-	bool addr_bogus;
-	bool addr_secure_seen;
-	struct dns_tlsa *tlsa;
-	size_t ntlsa;
-	enum policy_dane dane;
-	bool temp;			/* an address failed before a verdict */
-	enum policy_reason sec;		/* a security failure on this host */
-};
-
-struct mta {
-	struct relay *relay;
-	struct mta_job *job;
-	mta_done_cb cb;
-	void *arg;
-	enum mta_state state;
-	bool guarantee;			/* decisions as for a sender with the guarantee */
-	bool probe;
-	uint16_t port;
-	struct event *start_ev;
-	int dns_handle[2];
-	int dns_pending;
-	enum dns_security mx_sec;
-	bool implicit;
-	struct mta_host *hosts;
-	size_t nhost, hi, ai;
-	/* the current connection */
-	struct bufferevent *bev;
-	bool tls;
-	bool plain_only;		/* reconnected after a failed opportunistic handshake */
-	enum policy_dane dane;		/* in force on this connection */
-	struct tls_info tinfo;
-	bool ext_starttls, ext_dsn, ext_8bit, ext_utf8, ext_pipelining, ext_size;
-	uint64_t size_limit;		/* SIZE announced by the server, 0: none */
-	bool reused;			/* taken from the connection cache */
-	bool conn_guarantee;		/* set up by a session under the guarantee */
-	unsigned conn_uses;		/* transactions on this connection before this one */
-	int64_t conn_born;
-	int last_code;			/* the last reply's code */
-	bool counted;			/* counted in the cache's active sessions */
-	/* the current transaction */
-	bool pipelined;
-	bool mail_ok;			/* MAIL accepted */
-	size_t *sent;			/* indexes of the recipients sent RCPT, in order */
-	size_t nsent, si;		/* si: next RCPT reply belongs to sent[si] */
-	size_t ri;
-	int data_fd;
-	size_t data_left;
-	struct data_out dout;		/* line state of the data sent so far */
-	/* what happened so far, over all hosts */
-	bool any_temp;
-	enum policy_reason temp_reason;
-	enum policy_reason sec_reason;
-	char *sec_host;
-	char *sec_text;
-	char *last_text;
-	bool in_read;			/* inside mta_readcb: freeing waits for its end */
-	bool dead;			/* finished while in_read */
-};
-
-/* The connection cache (see "connection cache" below). */
-struct mta_idle {
-	struct mta_idle *next;
-	struct mta_cache *cache;
-	char *key;			/* the destination */
-	char *host, *ip;
-	uint16_t port;
-	struct bufferevent *bev;
-	bool closing;			/* QUIT sent, waiting for the reply or the close */
-	bool tls, plain_only, guarantee;
-	enum policy_dane dane;
-	struct tls_info tinfo;
-	bool ext_dsn, ext_8bit, ext_utf8, ext_pipelining, ext_size;
-	uint64_t size_limit;
-	unsigned uses;
-	int64_t born;
-};
-
-struct mta_sess {
-	struct mta_sess *next;
-	char *key;			/* "host|ip|port" */
-	SSL_SESSION *sess;
-	int64_t expires;
-};
-
-struct mta_cache {
-	struct relay *relay;
-	struct mta_idle *idle;		/* newest first */
-	size_t nidle;			/* closing ones included */
-	size_t nactive;			/* delivery sessions running */
-	struct mta_sess *sess;		/* newest first */
-	size_t nsess;
-};
 
 static void mta_next_address(struct mta *m);
-static void mta_next_host(struct mta *m);
-static void mta_connect(struct mta *m);
-static void mta_route(struct mta *m);
+static void mta_eventcb(struct bufferevent *bev, short what, void *arg);
 
 const char *mta_outcome_name(enum mta_outcome o)
 {
 	static const char *const names[] = { "pending", "delivered", "deferred", "held", "bounced" };
 
 	return (unsigned)o < 5 ? names[o] : "unknown";
-}
-
-static struct mta_host *mta_host(struct mta *m)
-{
-	return m->hi < m->nhost ? &m->hosts[m->hi] : NULL;
-}
-
-static struct mta_probe_host *mta_probe_host(struct mta *m)
-{
-	return m->probe && m->hi < m->job->probe->nhost ? &m->job->probe->hosts[m->hi] : NULL;
 }
 
 static size_t mta_pending(const struct mta *m)
@@ -216,8 +76,8 @@ static void mta_clean(char *s)
 }
 
 /* Give recipient r its outcome, with the host, address and TLS state it was decided on. */
-static void mta_settle(struct mta *m, struct mta_rcpt *r, enum mta_outcome o, enum policy_reason rc,
-		       const char *status, const char *reason)
+void mta_settle(struct mta *m, struct mta_rcpt *r, enum mta_outcome o, enum policy_reason rc,
+		const char *status, const char *reason)
 {
 	struct mta_host *h = mta_host(m);
 
@@ -316,7 +176,7 @@ static void mta_free(struct mta *m)
 }
 
 /* Every recipient has an outcome (or the probe is complete): report and go. */
-static void mta_finish(struct mta *m)
+void mta_finish(struct mta *m)
 {
 	mta_done_cb cb = m->cb;
 	struct mta_job *job = m->job;
@@ -334,354 +194,6 @@ void mta_cancel(struct mta *m)
 {
 	if (m != NULL)
 		mta_free(m);
-}
-
-/* ---- connection cache ------------------------------------------------------------------
- *
- * Like Postfix's connection cache: when a transaction ends cleanly the connection is parked
- * here instead of being closed, keyed by destination (the recipients' domain, or the
- * notification relay). A job for the same destination that starts within MTA_IDLE_SECONDS
- * takes it, sends RSET and goes on with MAIL, saving a TCP connection, the EHLO rounds and a
- * TLS handshake. At most MTA_IDLE_PER_DEST connections per destination are kept, and idle
- * ones are closed before the sessions plus idle connections could exceed max_deliveries.
- *
- * Security. The guarantee's rule is that "the check runs for every delivery; nothing
- * remembers a host as secure to skip it". A reused connection does not skip the check: it
- * is the very channel the check was made on, still open, with the same TLS keys, the same
- * authenticated peer (DANE) and the same negotiated protocol and cipher; the delivery on it
- * is as protected as the one before. So a job under the guarantee may reuse a connection
- * only if that connection itself passed: set up by a session under the guarantee, TLS up,
- * never a plaintext fallback, and DANE passed where TLSA applied. What must never happen is
- * that an earlier success lets a NEW connection skip its checks: nothing here is consulted
- * when a connection is made, and every new connection goes through DNS, STARTTLS, the
- * handshake and DANE again. TLS session resumption (below) is also only an optimisation of
- * a new handshake that is still checked: the resumed session has the protocol and cipher
- * of a full handshake that met the policy, and the result goes through the same checks.
- * For hosts with usable TLSA records resumption is not used at all, so DANE is always
- * checked on a full handshake.
- */
-
-static void mta_readcb(struct bufferevent *bev, void *arg);
-static void mta_writecb(struct bufferevent *bev, void *arg);
-static void mta_eventcb(struct bufferevent *bev, short what, void *arg);
-static void mta_set_timeouts(struct mta *m, int64_t secs);
-
-static struct mta_cache *mta_cache_get(struct relay *relay)
-{
-	if (relay->mta_cache == NULL) {
-		relay->mta_cache = xcalloc(1, sizeof(*relay->mta_cache));
-		relay->mta_cache->relay = relay;
-	}
-	return relay->mta_cache;
-}
-
-/* The destination a job's connections belong to. */
-static char *mta_dest_key(const struct mta *m)
-{
-	const struct conf_hostport *nr = &m->relay->cfg->relay.notify_relay;
-
-	if (m->job->notification && nr->host != NULL && nr->host[0] != '\0')
-		return xasprintf("[%s]:%u", nr->host, nr->port);
-	return xasprintf("%s:%u", m->job->domain, m->port);
-}
-
-/* Unlink e from the cache and close it. */
-static void mta_idle_free(struct mta_idle *e)
-{
-	struct mta_cache *c = e->cache;
-
-	for (struct mta_idle **p = &c->idle; *p != NULL; p = &(*p)->next) {
-		if (*p == e) {
-			*p = e->next;
-			c->nidle--;
-			break;
-		}
-	}
-	if (e->bev != NULL)
-		bufferevent_free(e->bev);
-	free(e->key);
-	free(e->host);
-	free(e->ip);
-	free(e);
-}
-
-/* Anything from an idle server (a 421, the QUIT reply) ends the connection. */
-static void mta_idle_readcb(struct bufferevent *bev, void *arg)
-{
-	struct mta_idle *e = arg;
-
-	log_debug("event=mta_idle_close mx=%s addr=%s reason=%s", e->host, e->ip,
-		  e->closing ? "quit" : "server_spoke");
-	mta_idle_free(e);
-}
-
-static void mta_idle_eventcb(struct bufferevent *bev, short what, void *arg)
-{
-	struct mta_idle *e = arg;
-	struct timeval tv = { 2, 0 };
-
-	if ((what & BEV_EVENT_TIMEOUT) && !e->closing) {
-		/* unused for MTA_IDLE_SECONDS: say goodbye, wait briefly for the reply */
-		e->closing = true;
-		evbuffer_add(bufferevent_get_output(bev), "QUIT\r\n", 6);
-		bufferevent_set_timeouts(bev, &tv, &tv);
-		bufferevent_enable(bev, EV_READ | EV_WRITE);
-		return;
-	}
-	log_debug("event=mta_idle_close mx=%s addr=%s reason=%s", e->host, e->ip,
-		  what & BEV_EVENT_TIMEOUT ? "timeout" : "closed");
-	mta_idle_free(e);
-}
-
-/* Close idle connections (oldest first) until sessions plus idle ones fit max_deliveries. */
-static void mta_cache_make_room(struct mta_cache *c)
-{
-	uint64_t max = c->relay->cfg->relay.max_deliveries;
-
-	while (c->idle != NULL && c->nactive + c->nidle > max) {
-		struct mta_idle *e = c->idle;
-
-		while (e->next != NULL)
-			e = e->next;
-		log_debug("event=mta_idle_close mx=%s addr=%s reason=room", e->host, e->ip);
-		mta_idle_free(e);
-	}
-}
-
-/* Does the idle connection e meet what session m needs (see the security note above)? */
-static bool mta_idle_fits(const struct mta_idle *e, const struct mta *m, const char *key,
-			  int64_t now)
-{
-	if (e->closing || strcmp(e->key, key) != 0)	/* the key holds the port */
-		return false;
-	if (e->uses >= MTA_REUSE_MAX || now - e->born >= MTA_REUSE_AGE)
-		return false;
-	if (m->job->smtputf8 && !e->ext_utf8)
-		return false;
-	if (m->guarantee && !(e->guarantee && e->tls && !e->plain_only &&
-			      (e->dane != DANE_AUTH || e->tinfo.dane == TLS_DANE_RESULT_PASS)))
-		return false;
-	return true;
-}
-
-/* Park m's connection after a clean transaction; false when it should be closed instead. */
-static bool mta_cache_put(struct mta *m)
-{
-	struct mta_cache *c = m->relay->mta_cache;
-	struct mta_host *h = mta_host(m);
-	struct timeval tv = { MTA_IDLE_SECONDS, 0 };
-	struct mta_idle *e;
-	char *key;
-	size_t same = 0;
-
-	if (c == NULL || m->probe || m->bev == NULL || h == NULL || m->ai >= h->naddr ||
-	    m->last_code == 421 || m->data_fd >= 0 ||
-	    evbuffer_get_length(bufferevent_get_input(m->bev)) > 0 ||
-	    m->conn_uses + 1 >= MTA_REUSE_MAX)
-		return false;
-	key = mta_dest_key(m);
-	for (e = c->idle; e != NULL; e = e->next)
-		if (!e->closing && strcmp(e->key, key) == 0)
-			same++;
-	if (same >= MTA_IDLE_PER_DEST) {
-		free(key);
-		return false;
-	}
-	e = xcalloc(1, sizeof(*e));
-	e->cache = c;
-	e->key = key;
-	e->host = xstrdup(h->name);
-	e->ip = xstrdup(h->addrs[m->ai]);
-	e->port = m->port;
-	e->bev = m->bev;
-	e->tls = m->tls;
-	e->plain_only = m->plain_only;
-	e->guarantee = m->conn_guarantee;
-	e->dane = m->dane;
-	e->tinfo = m->tinfo;
-	e->ext_dsn = m->ext_dsn;
-	e->ext_8bit = m->ext_8bit;
-	e->ext_utf8 = m->ext_utf8;
-	e->ext_pipelining = m->ext_pipelining;
-	e->ext_size = m->ext_size;
-	e->size_limit = m->size_limit;
-	e->uses = m->conn_uses + 1;
-	e->born = m->conn_born;
-	m->bev = NULL;
-	m->tls = false;
-	bufferevent_setcb(e->bev, mta_idle_readcb, NULL, mta_idle_eventcb, e);
-	bufferevent_set_timeouts(e->bev, &tv, NULL);
-	bufferevent_enable(e->bev, EV_READ);
-	e->next = c->idle;
-	c->idle = e;
-	c->nidle++;
-	log_debug("event=mta_idle id=%s mx=%s addr=%s uses=%u idle=%zu", m->job->msg_id, e->host,
-		  e->ip, e->uses, c->nidle);
-	return true;
-}
-
-/* Take a fitting idle connection for m's destination and make it m's: true when found. */
-static bool mta_cache_take(struct mta *m)
-{
-	struct mta_cache *c = m->relay->mta_cache;
-	int64_t now = time(NULL);
-	struct mta_idle *e;
-	char *key;
-
-	if (c == NULL || m->probe)
-		return false;
-	key = mta_dest_key(m);
-	for (e = c->idle; e != NULL; e = e->next)
-		if (mta_idle_fits(e, m, key, now))
-			break;
-	free(key);
-	if (e == NULL)
-		return false;
-	m->hosts = xcalloc(1, sizeof(*m->hosts));
-	m->hosts[0].name = xstrdup(e->host);
-	m->hosts[0].addrs = xcalloc(1, sizeof(char *));
-	m->hosts[0].addrs[0] = xstrdup(e->ip);
-	m->hosts[0].naddr = 1;
-	m->hosts[0].dane = e->dane;
-	m->nhost = 1;
-	m->hi = m->ai = 0;
-	m->bev = e->bev;
-	m->tls = e->tls;
-	m->plain_only = e->plain_only;
-	m->conn_guarantee = e->guarantee;
-	m->dane = e->dane;
-	m->tinfo = e->tinfo;
-	m->ext_starttls = false;
-	m->ext_dsn = e->ext_dsn;
-	m->ext_8bit = e->ext_8bit;
-	m->ext_utf8 = e->ext_utf8;
-	m->ext_pipelining = e->ext_pipelining;
-	m->ext_size = e->ext_size;
-	m->size_limit = e->size_limit;
-	m->conn_uses = e->uses;
-	m->conn_born = e->born;
-	m->reused = true;
-	e->bev = NULL;
-	mta_idle_free(e);
-	bufferevent_setcb(m->bev, mta_readcb, mta_writecb, mta_eventcb, m);
-	mta_set_timeouts(m, m->relay->cfg->relay.command_timeout);
-	bufferevent_enable(m->bev, EV_READ | EV_WRITE);
-	log_debug("event=mta_reuse id=%s mx=%s addr=%s tls=%s uses=%u", m->job->msg_id,
-		  m->hosts[0].name, m->hosts[0].addrs[0], m->tls ? m->tinfo.version : "none",
-		  m->conn_uses);
-	return true;
-}
-
-static void mta_sess_free(struct mta_sess *s)
-{
-	SSL_SESSION_free(s->sess);
-	free(s->key);
-	free(s);
-}
-
-/* The TLS session key of the current address: "host|ip|port". */
-static char *mta_sess_key(struct mta *m)
-{
-	struct mta_host *h = mta_host(m);
-
-	return xasprintf("%s|%s|%u", h->name, h->addrs[m->ai], m->port);
-}
-
-/* A kept TLS session for the current address (borrowed), or NULL; drops expired ones. */
-static SSL_SESSION *mta_sess_find(struct mta *m)
-{
-	struct mta_cache *c = m->relay->mta_cache;
-	int64_t now = time(NULL);
-	SSL_SESSION *found = NULL;
-	char *key;
-
-	if (c == NULL)
-		return NULL;
-	key = mta_sess_key(m);
-	for (struct mta_sess **p = &c->sess; *p != NULL;) {
-		struct mta_sess *s = *p;
-
-		if (s->expires <= now) {
-			*p = s->next;
-			c->nsess--;
-			mta_sess_free(s);
-			continue;
-		}
-		if (strcmp(s->key, key) == 0)
-			found = s->sess;
-		p = &s->next;
-	}
-	free(key);
-	return found;
-}
-
-/* Keep the session of m's TLS connection for resumption (never for DANE hosts). */
-static void mta_sess_save(struct mta *m)
-{
-	struct mta_cache *c = m->relay->mta_cache;
-	SSL *ssl = m->bev ? bufferevent_openssl_get_ssl(m->bev) : NULL;
-	SSL_SESSION *sess;
-	struct mta_sess *s, **p;
-	char *key;
-
-	if (c == NULL || ssl == NULL || m->probe || m->dane == DANE_AUTH ||
-	    mta_host(m)->dane == DANE_AUTH)
-		return;
-	/*
-	 * A copy: OpenSSL marks the connection's own session not resumable when the connection
-	 * is closed without a TLS shutdown, which would spoil the kept one too.
-	 */
-	sess = SSL_get0_session(ssl) ? SSL_SESSION_dup(SSL_get0_session(ssl)) : NULL;
-	if (sess == NULL)
-		return;
-	if (!SSL_SESSION_is_resumable(sess)) {
-		log_debug("event=mta_tls_session id=%s mx=%s kept=no", m->job->msg_id,
-			  mta_host(m)->name);
-		SSL_SESSION_free(sess);
-		return;
-	}
-	key = mta_sess_key(m);
-	for (p = &c->sess; *p != NULL; p = &(*p)->next) {
-		if (strcmp((*p)->key, key) == 0) {
-			s = *p;
-			*p = s->next;
-			c->nsess--;
-			mta_sess_free(s);
-			break;
-		}
-	}
-	s = xcalloc(1, sizeof(*s));
-	s->key = key;
-	s->sess = sess;
-	s->expires = time(NULL) + MTA_SESS_SECONDS;
-	log_debug("event=mta_tls_session id=%s key=%s kept=yes", m->job->msg_id, key);
-	s->next = c->sess;
-	c->sess = s;
-	if (++c->nsess > MTA_SESS_MAX) {
-		for (p = &c->sess; (*p)->next != NULL; p = &(*p)->next)
-			;
-		mta_sess_free(*p);
-		*p = NULL;
-		c->nsess--;
-	}
-}
-
-void mta_cache_free(struct relay *relay)
-{
-	struct mta_cache *c = relay->mta_cache;
-
-	if (c == NULL)
-		return;
-	while (c->idle != NULL)
-		mta_idle_free(c->idle);
-	while (c->sess != NULL) {
-		struct mta_sess *s = c->sess;
-
-		c->sess = s->next;
-		mta_sess_free(s);
-	}
-	free(c);
-	relay->mta_cache = NULL;
 }
 
 /* ---- failure bookkeeping ------------------------------------------------------------ */
@@ -719,7 +231,7 @@ static void mta_reuse_failed(struct mta *m, const char *text)
 }
 
 /* Remember a failure of the current host and move on: next address, or next host. */
-static void mta_host_failed(struct mta *m, enum policy_reason r, const char *text)
+void mta_host_failed(struct mta *m, enum policy_reason r, const char *text)
 {
 	struct mta_host *h = mta_host(m);
 	struct mta_probe_host *ph = mta_probe_host(m);
@@ -870,6 +382,11 @@ static void mta_start_body(struct mta *m);
 /*
  * The transaction is over and every recipient has its outcome: keep the connection for the
  * next job to this destination, or say goodbye.
+ *
+ * The results are recorded before the connection carries another transaction: mta_finish
+ * hands them to the scheduler, which writes them in the same call, and a parked connection
+ * is only taken by a session starting from a later turn of the loop (mta_begin). So a crash
+ * can catch at most one delivered-but-unrecorded transaction per connection, never a chain.
  */
 static void mta_end_transaction(struct mta *m)
 {
@@ -1375,6 +892,13 @@ static void mta_set_timeouts(struct mta *m, int64_t secs)
 	bufferevent_set_timeouts(m->bev, &tv, &tv);
 }
 
+void mta_attach(struct mta *m)
+{
+	bufferevent_setcb(m->bev, mta_readcb, mta_writecb, mta_eventcb, m);
+	mta_set_timeouts(m, m->relay->cfg->relay.command_timeout);
+	bufferevent_enable(m->bev, EV_READ | EV_WRITE);
+}
+
 /* The TLS handshake finished. */
 static void mta_tls_ready(struct mta *m)
 {
@@ -1509,6 +1033,7 @@ static void mta_starttls(struct mta *m)
 	}
 	m->bev = tlsbev;
 	m->state = ST_HANDSHAKE;
+	bufferevent_priority_set(tlsbev, RELAY_PRI_FIRST);
 	bufferevent_openssl_set_allow_dirty_shutdown(tlsbev, 1);
 	bufferevent_setcb(tlsbev, mta_readcb, mta_writecb, mta_eventcb, m);
 	bufferevent_setwatermark(tlsbev, EV_READ, 0, MTA_INPUT_MAX);
@@ -1517,7 +1042,7 @@ static void mta_starttls(struct mta *m)
 	bufferevent_enable(tlsbev, EV_READ | EV_WRITE);
 }
 
-static bool mta_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+bool mta_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
@@ -1539,7 +1064,7 @@ static bool mta_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage 
 }
 
 /* Connect to address m->ai of host m->hi. */
-static void mta_connect(struct mta *m)
+void mta_connect(struct mta *m)
 {
 	struct mta_host *h = mta_host(m);
 	struct mta_probe_host *ph = mta_probe_host(m);
@@ -1572,6 +1097,7 @@ static void mta_connect(struct mta *m)
 	}
 	m->bev = bufferevent_socket_new(m->relay->base, -1,
 					BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	bufferevent_priority_set(m->bev, RELAY_PRI_FIRST);
 	bufferevent_setcb(m->bev, mta_readcb, mta_writecb, mta_eventcb, m);
 	bufferevent_setwatermark(m->bev, EV_READ, 0, MTA_INPUT_MAX);
 	bufferevent_setwatermark(m->bev, EV_WRITE, MTA_CHUNK / 2, 0);
@@ -1608,12 +1134,8 @@ static void mta_next_address(struct mta *m)
 	mta_next_host(m);
 }
 
-/* ---- DNS ------------------------------------------------------------------------------ */
-
-static void mta_resolve_host(struct mta *m);
-
 /* The current host is finished with (successfully or not): count it and go on. */
-static void mta_next_host(struct mta *m)
+void mta_next_host(struct mta *m)
 {
 	struct mta_host *h = mta_host(m);
 
@@ -1632,312 +1154,6 @@ static void mta_next_host(struct mta *m)
 		return;
 	}
 	mta_resolve_host(m);
-}
-
-static void mta_tlsa_answer(struct dns_answer *a, void *arg)
-{
-	struct mta *m = arg;
-	struct mta_host *h = mta_host(m);
-	struct mta_probe_host *ph = mta_probe_host(m);
-	size_t n;
-
-	m->dns_handle[0] = 0;
-	n = dns_answer_tlsa(a, &h->tlsa);
-	h->ntlsa = n;
-	h->dane = policy_tlsa(a->status, a->security, (int)n, tls_tlsa_usable(h->tlsa, n));
-	if (ph != NULL) {
-		ph->tlsa_looked_up = true;
-		ph->tlsa_status = a->status;
-		ph->tlsa_sec = a->security;
-		ph->dane = h->dane;
-		ph->tlsa = xcalloc(n ? n : 1, sizeof(char *));
-		for (size_t i = 0; i < n; i++) {
-			struct buf b;
-
-			buf_init(&b, 0);
-			buf_addf(&b, "%u %u %u ", h->tlsa[i].usage, h->tlsa[i].selector,
-				 h->tlsa[i].mtype);
-			for (size_t k = 0; k < h->tlsa[i].len && k < 64; k++)
-				buf_addf(&b, "%02x", h->tlsa[i].data[k]);
-			if (h->tlsa[i].len > 64)
-				buf_adds(&b, "...");
-			ph->tlsa[ph->ntlsa++] = buf_release(&b, NULL);
-		}
-	}
-	log_debug("event=mta_tlsa id=%s mx=%s status=%s security=%s records=%zu dane=%d",
-		  m->job->msg_id, h->name, dns_status_name(a->status),
-		  dns_security_name(a->security), n, h->dane);
-	if (h->dane == DANE_SKIP) {
-		char *t = a->security == DNS_BOGUS ?
-			  xasprintf("DNSSEC validation failed for %s: the answer may be forged",
-				    a->qname) :
-			  xasprintf("TLSA lookup for %s failed", a->qname);
-
-		dns_answer_free(a);
-		if (strncmp(t, "DNSSEC", 6) == 0) {
-			mta_host_failed(m, REASON_DNSSEC_BOGUS, t);
-		} else {
-			h->temp = true;
-			free(m->last_text);
-			m->last_text = xstrdup(t);
-			m->temp_reason = REASON_DNS_TEMP;
-			mta_next_host(m);
-		}
-		free(t);
-		return;
-	}
-	dns_answer_free(a);
-	mta_connect(m);
-}
-
-/* Addresses known: look up TLSA when DANE applies, else connect. */
-static void mta_addrs_done(struct mta *m)
-{
-	struct mta_host *h = mta_host(m);
-	struct mta_probe_host *ph = mta_probe_host(m);
-	enum policy_reason reason;
-	enum dns_security sec = h->addr_bogus ? DNS_BOGUS :
-				h->addr_sec == DNS_SECURE && h->addr_secure_seen ? DNS_SECURE :
-				DNS_INSECURE;
-	char *t, *name;
-
-	h->addr_sec = sec;
-	if (ph != NULL) {
-		ph->addr_sec = sec;
-		ph->addrs = xcalloc(h->naddr ? h->naddr : 1, sizeof(char *));
-		for (size_t i = 0; i < h->naddr; i++)
-			ph->addrs[i] = xstrdup(h->addrs[i]);
-		ph->naddr = h->naddr;
-	}
-	if (policy_addr_lookup(sec, (int)h->naddr, &reason) != POLICY_PROCEED) {
-		if (reason == REASON_DNSSEC_BOGUS) {
-			t = xasprintf("DNSSEC validation failed for %s: the answer may be forged",
-				      h->name);
-			mta_host_failed(m, reason, t);
-		} else {
-			t = xasprintf("no address found for %s", h->name);
-			h->temp = true;
-			free(m->last_text);
-			m->last_text = xstrdup(t);
-			m->temp_reason = REASON_DNS_TEMP;
-			mta_next_host(m);
-		}
-		free(t);
-		return;
-	}
-	if (!policy_dane_applies(m->mx_sec, sec)) {
-		h->dane = DANE_NONE;
-		mta_connect(m);
-		return;
-	}
-	name = xasprintf("_%u._tcp.%s", m->port, h->name);
-	m->state = ST_TLSA;
-	m->dns_handle[0] = dns_resolve(m->relay->dns, name, DNS_RR_TLSA, mta_tlsa_answer, m);
-	if (m->dns_handle[0] < 0) {
-		m->dns_handle[0] = 0;
-		t = xasprintf("TLSA lookup for %s could not start", name);
-		h->temp = true;
-		free(m->last_text);
-		m->last_text = t;
-		m->temp_reason = REASON_DNS_TEMP;
-		mta_next_host(m);
-	}
-	free(name);
-}
-
-static void mta_addr_answer(struct dns_answer *a, void *arg)
-{
-	struct mta *m = arg;
-	struct mta_host *h = mta_host(m);
-	char **v = NULL;
-	size_t n;
-
-	m->dns_handle[a->qtype == DNS_RR_AAAA ? 1 : 0] = 0;
-	if (a->security == DNS_BOGUS)
-		h->addr_bogus = true;
-	if (a->status == DNS_OK || a->status == DNS_NODATA) {
-		if (a->security != DNS_SECURE)
-			h->addr_sec = DNS_INSECURE;
-		else
-			h->addr_secure_seen = true;
-	}
-	n = dns_answer_addrs(a, &v);
-	for (size_t i = 0; i < n; i++) {
-		if (i < MTA_MAX_ADDRS) {
-			h->addrs = xreallocarray(h->addrs, h->naddr + 1, sizeof(char *));
-			h->addrs[h->naddr++] = v[i];
-		} else {
-			free(v[i]);
-		}
-	}
-	free(v);
-	dns_answer_free(a);
-	if (--m->dns_pending == 0)
-		mta_addrs_done(m);
-}
-
-/* Host m->hi: an IP literal needs no lookup; otherwise A and AAAA in parallel. */
-static void mta_resolve_host(struct mta *m)
-{
-	struct mta_host *h = mta_host(m);
-	struct sockaddr_storage ss;
-	socklen_t len;
-
-	h->addr_sec = DNS_SECURE;	/* lowered by any answer that is not */
-	if (mta_sockaddr(h->name, m->port, &ss, &len)) {
-		h->addrs = xcalloc(1, sizeof(char *));
-		h->addrs[h->naddr++] = xstrdup(h->name);
-		h->addr_sec = DNS_INSECURE;
-		mta_addrs_done(m);
-		return;
-	}
-	m->state = ST_ADDR;
-	m->dns_pending = 2;
-	/* A first: with deferred answers the order of callbacks is that of the answers. */
-	m->dns_handle[0] = dns_resolve(m->relay->dns, h->name, DNS_RR_A, mta_addr_answer, m);
-	if (m->dns_handle[0] < 0) {
-		m->dns_handle[0] = 0;
-		m->dns_pending--;
-	}
-	m->dns_handle[1] = dns_resolve(m->relay->dns, h->name, DNS_RR_AAAA, mta_addr_answer, m);
-	if (m->dns_handle[1] < 0) {
-		m->dns_handle[1] = 0;
-		m->dns_pending--;
-	}
-	if (m->dns_pending == 0)
-		mta_addrs_done(m);
-}
-
-/* Set the host list: the MX targets, or one implicit host. */
-static void mta_set_hosts(struct mta *m, struct dns_mx *mx, size_t n, const char *implicit)
-{
-	struct mta_probe *p = m->job->probe;
-
-	if (implicit != NULL) {
-		m->hosts = xcalloc(1, sizeof(*m->hosts));
-		m->hosts[0].name = xstrdup(implicit);
-		m->nhost = 1;
-	} else {
-		if (n > MTA_MAX_HOSTS)
-			n = MTA_MAX_HOSTS;
-		m->hosts = xcalloc(n, sizeof(*m->hosts));
-		for (size_t i = 0; i < n; i++) {
-			m->hosts[i].name = xstrdup(mx[i].host);
-			m->hosts[i].pref = mx[i].pref;
-		}
-		m->nhost = n;
-	}
-	if (p != NULL) {
-		p->hosts = xcalloc(m->nhost ? m->nhost : 1, sizeof(*p->hosts));
-		p->nhost = m->nhost;
-		for (size_t i = 0; i < m->nhost; i++) {
-			p->hosts[i].name = xstrdup(m->hosts[i].name);
-			p->hosts[i].pref = m->hosts[i].pref;
-		}
-	}
-}
-
-/* The MX lookup failed for good or for now: every recipient gets that outcome. */
-static void mta_mx_failed(struct mta *m, enum policy_action a, enum policy_reason reason,
-			  const struct dns_answer *ans)
-{
-	int64_t now = time(NULL);
-	char *t;
-
-	if (reason == REASON_DNSSEC_BOGUS)
-		t = xasprintf("DNSSEC validation failed for %s: the answer may be forged",
-			      m->job->domain);
-	else if (reason == REASON_NULL_MX)
-		t = xasprintf("%s does not accept mail (null MX)", m->job->domain);
-	else if (reason == REASON_NXDOMAIN)
-		t = xasprintf("the domain %s does not exist", m->job->domain);
-	else
-		t = xasprintf("MX lookup for %s failed (%s)", m->job->domain,
-			      dns_status_name(ans->status));
-	if (m->probe) {
-		m->job->probe->verdict = a;
-		m->job->probe->reason = reason;
-		mta_finish(m);
-		free(t);
-		return;
-	}
-	for (size_t i = 0; i < m->job->nrcpt; i++) {
-		struct mta_rcpt *r = &m->job->rcpts[i];
-		enum policy_action ra = a;
-
-		if (a == POLICY_HOLD)
-			ra = policy_exhausted(true, false, reason, r->first_tls_failure,
-					      m->relay->cfg->guarantee.retry_for, now);
-		if (ra == POLICY_BOUNCE)
-			mta_settle(m, r, MTA_BOUNCED, reason, policy_status(reason, true), t);
-		else if (ra == POLICY_HOLD)
-			mta_settle(m, r, MTA_HELD, reason, policy_status(reason, true), t);
-		else
-			mta_settle(m, r, MTA_DEFERRED, reason, policy_status(reason, false), t);
-	}
-	free(t);
-	mta_finish(m);
-}
-
-static void mta_mx_answer(struct dns_answer *a, void *arg)
-{
-	struct mta *m = arg;
-	struct dns_mx *mx = NULL;
-	bool null_mx = false, implicit;
-	enum policy_reason reason;
-	enum policy_action act;
-	int n = 0;
-
-	m->dns_handle[0] = 0;
-	if (a->status == DNS_OK)
-		n = dns_answer_mx(a, &mx, &null_mx);
-	act = policy_mx_lookup(m->guarantee, a->status, a->security, null_mx, n, &implicit, &reason);
-	m->mx_sec = a->security;
-	log_debug("event=mta_mx id=%s domain=%s status=%s security=%s count=%d action=%s",
-		  m->job->msg_id, m->job->domain, dns_status_name(a->status),
-		  dns_security_name(a->security), n, policy_action_name(act));
-	if (m->probe) {
-		m->job->probe->mx_status = a->status;
-		m->job->probe->mx_sec = a->security;
-		m->job->probe->null_mx = null_mx;
-		m->job->probe->implicit = implicit;
-	}
-	if (act != POLICY_PROCEED) {
-		mta_mx_failed(m, act, reason, a);
-	} else {
-		m->implicit = implicit;
-		mta_set_hosts(m, mx, n > 0 ? (size_t)n : 0, implicit ? m->job->domain : NULL);
-		m->hi = 0;
-		m->ai = 0;
-		mta_resolve_host(m);
-	}
-	if (mx != NULL)
-		dns_mx_free(mx, (size_t)n);
-	dns_answer_free(a);
-}
-
-/* The notification relay, or the MX lookup. */
-static void mta_route(struct mta *m)
-{
-	const struct conf_hostport *nr = &m->relay->cfg->relay.notify_relay;
-
-	if (m->job->notification && nr->host != NULL && nr->host[0] != '\0' && !m->probe) {
-		m->port = nr->port;
-		m->mx_sec = DNS_INSECURE;
-		m->hosts = xcalloc(1, sizeof(*m->hosts));
-		m->hosts[0].name = xstrdup(nr->host);
-		m->nhost = 1;
-		mta_resolve_host(m);
-		return;
-	}
-	m->state = ST_MX;
-	m->dns_handle[0] = dns_resolve(m->relay->dns, m->job->domain, DNS_RR_MX, mta_mx_answer, m);
-	if (m->dns_handle[0] < 0) {
-		struct dns_answer none = { .status = DNS_SERVFAIL, .security = DNS_INSECURE };
-
-		m->dns_handle[0] = 0;
-		mta_mx_failed(m, POLICY_DEFER, REASON_DNS_TEMP, &none);
-	}
 }
 
 /* First step, from the loop: an idle connection to the destination, or a new route. */

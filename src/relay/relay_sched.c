@@ -88,7 +88,7 @@ struct sched {
 	struct sched_msg *msgs;
 };
 
-static void sched_run(struct sched *s);
+static void sched_run(struct sched *s, bool housekeeping);
 
 /* ---- notifications --------------------------------------------------------------------- */
 
@@ -668,8 +668,14 @@ static size_t sched_dest_jobs(struct sched *s, struct mta_job **jobs, size_t njo
 	return n;
 }
 
-/* Read due recipients and start jobs up to the limit. */
-static void sched_run(struct sched *s)
+/*
+ * Read due recipients and start jobs up to the limit. Housekeeping (expiring holds, removing
+ * messages that the command-line tools finished) only runs on the periodic poll: a kick
+ * comes after every group commit and every finished job, and an UPDATE per kick would take
+ * the database's write lock hundreds of times a second, each time in the way of the queue
+ * worker's group commit and of the next delivery result.
+ */
+static void sched_run(struct sched *s, bool housekeeping)
 {
 	const struct pw_config *cfg = s->relay->cfg;
 	int64_t now = time(NULL);
@@ -681,7 +687,8 @@ static void sched_run(struct sched *s)
 	/* also ends a storage condition when space is back, without waiting for new mail */
 	storage_accepts(queue_storage(s->relay->queue), 0);
 	sched_write_unrecorded(s);
-	sched_expire_held(s, now);
+	if (housekeeping)
+		sched_expire_held(s, now);
 	st = db_prepare(s->relay->db,
 		"SELECT r.msg_id, r.idx, r.addr, r.orcpt, r.notify, r.attempts, "
 		"COALESCE(r.first_tls_failure, 0), r.release, r.reason, m.sender, m.received, "
@@ -728,12 +735,18 @@ static void sched_run(struct sched *s)
 		next = m->next;
 		sched_msg_settle(s, m, now);
 	}
-	sched_remove_finished(s);
+	if (housekeeping)
+		sched_remove_finished(s);
 }
 
 static void sched_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
-	sched_run(arg);
+	sched_run(arg, true);
+}
+
+static void sched_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sched_run(arg, false);
 }
 
 struct sched *sched_start(struct relay *relay)
@@ -743,7 +756,7 @@ struct sched *sched_start(struct relay *relay)
 
 	s->relay = relay;
 	s->poll_ev = event_new(relay->base, -1, EV_PERSIST, sched_poll_cb, s);
-	s->kick_ev = evtimer_new(relay->base, sched_poll_cb, s);
+	s->kick_ev = evtimer_new(relay->base, sched_kick_cb, s);
 	if (s->poll_ev == NULL || s->kick_ev == NULL)
 		fatalx("cannot create the scheduler's events");
 	event_add(s->poll_ev, &tv);
