@@ -110,10 +110,12 @@ check: deps-test
 	$(MAKE) fuzz
 	$(MAKE) integration
 
-bench: deps-test
+bench:
+	@scripts/install-deps.sh --bench
 	$(MAKE) VARIANT=rel all
 	$(PYTHON) bench/relay_bench.py
 	$(PYTHON) bench/keydir_bench.py
+	$(PYTHON) bench/keysearch_bench.py
 
 clean:
 	rm -rf build

@@ -10,8 +10,12 @@ TEST="knot knot-dnsutils postfix swaks libnet-ssleay-perl python3-pytest python3
 unbound-host ldnsutils gnupg dirmngr iproute2 openssl procps time nginx-light
 bind9 pdns-server pdns-backend-sqlite3 postgresql-15 postgresql-client-15"
 
+# Benchmarks only: a load generator that is not the bottleneck.
+BENCH="wrk"
+
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
+[ "${1:-}" = "--bench" ] && want="$BUILD $TEST $BENCH"
 
 missing=""
 for p in $want; do
