@@ -239,6 +239,22 @@ def check_answer(status, body, fpr, trust=None):
     return j
 
 
+def _run_clients(worker, per, go, errors, lat):
+    """Start one worker thread per count in per, release them together with go, and return
+    (latencies, wall seconds); the first error a worker recorded fails the run."""
+    threads = [threading.Thread(target=worker, args=(n,)) for n in per]
+    for t in threads:
+        t.start()
+    t0 = time.monotonic()
+    go.set()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    if errors:
+        raise BenchFailure("API client: %s" % errors[0])
+    return lat, wall
+
+
 def api_load(port, addr, fpr, total, clients, trust=None):
     """total searches for addr from `clients` threads on persistent connections;
     returns (latencies, wall seconds)."""
@@ -270,17 +286,7 @@ def api_load(port, addr, fpr, total, clients, trust=None):
         with lock:
             lat.extend(mine)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in per]
-    for t in threads:
-        t.start()
-    t0 = time.monotonic()
-    go.set()
-    for t in threads:
-        t.join()
-    wall = time.monotonic() - t0
-    if errors:
-        raise BenchFailure("API client: %s" % errors[0])
-    return lat, wall
+    return _run_clients(worker, per, go, errors, lat)
 
 
 def _read_response(sock, buf):
@@ -335,17 +341,7 @@ def raw_load(port, addr, fpr, total, clients):
         with lock:
             lat.extend(mine)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in per]
-    for t in threads:
-        t.start()
-    t0 = time.monotonic()
-    go.set()
-    for t in threads:
-        t.join()
-    wall = time.monotonic() - t0
-    if errors:
-        raise BenchFailure("API client: %s" % errors[0])
-    return lat, wall
+    return _run_clients(worker, per, go, errors, lat)
 
 
 # Run by api_isolated in a process of its own: N searches, one at a time, PAUSE seconds

@@ -19,6 +19,16 @@
 #define MTA_MAX_HOSTS	10		/* MX hosts tried per delivery */
 #define MTA_MAX_ADDRS	8		/* addresses tried per host and family */
 
+/* A look-up for the current host failed for now: note why (text is taken) and try the next. */
+static void mta_host_dns_temp(struct mta *m, char *text)
+{
+	mta_host(m)->temp = true;
+	free(m->last_text);
+	m->last_text = text;
+	m->temp_reason = REASON_DNS_TEMP;
+	mta_next_host(m);
+}
+
 static void mta_tlsa_answer(struct dns_answer *a, void *arg)
 {
 	struct mta *m = arg;
@@ -62,11 +72,7 @@ static void mta_tlsa_answer(struct dns_answer *a, void *arg)
 		if (strncmp(t, "DNSSEC", 6) == 0) {
 			mta_host_failed(m, REASON_DNSSEC_BOGUS, t);
 		} else {
-			h->temp = true;
-			free(m->last_text);
-			m->last_text = xstrdup(t);
-			m->temp_reason = REASON_DNS_TEMP;
-			mta_next_host(m);
+			mta_host_dns_temp(m, xstrdup(t));
 		}
 		free(t);
 		return;
@@ -101,11 +107,7 @@ static void mta_addrs_done(struct mta *m)
 			mta_host_failed(m, reason, t);
 		} else {
 			t = xasprintf("no address found for %s", h->name);
-			h->temp = true;
-			free(m->last_text);
-			m->last_text = xstrdup(t);
-			m->temp_reason = REASON_DNS_TEMP;
-			mta_next_host(m);
+			mta_host_dns_temp(m, xstrdup(t));
 		}
 		free(t);
 		return;
@@ -120,12 +122,7 @@ static void mta_addrs_done(struct mta *m)
 	m->dns_handle[0] = dns_resolve(m->relay->dns, name, DNS_RR_TLSA, mta_tlsa_answer, m);
 	if (m->dns_handle[0] < 0) {
 		m->dns_handle[0] = 0;
-		t = xasprintf("TLSA lookup for %s could not start", name);
-		h->temp = true;
-		free(m->last_text);
-		m->last_text = t;
-		m->temp_reason = REASON_DNS_TEMP;
-		mta_next_host(m);
+		mta_host_dns_temp(m, xasprintf("TLSA lookup for %s could not start", name));
 	}
 	free(name);
 }
