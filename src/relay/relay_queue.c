@@ -305,11 +305,11 @@ static bool spool_read_env(int fd, struct spool_env *se, size_t *data_size)
 static void queue_db_insert(struct db *db, const struct spool_env *se)
 {
 	const struct queue_envelope *env = se->env;
-	sqlite3_stmt *m = db_prepare(db,
+	sqlite3_stmt *m = db_prepare_cached(db,
 		"INSERT OR IGNORE INTO messages (id, sender, size, received, envid, ret, body,"
 		" smtputf8, guarantee, tls_required_no, notification)"
 		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-	sqlite3_stmt *r = db_prepare(db,
+	sqlite3_stmt *r = db_prepare_cached(db,
 		"INSERT OR IGNORE INTO recipients (msg_id, idx, addr, orcpt, notify, state,"
 		" next_attempt) VALUES (?, ?, ?, ?, ?, 'queued', 0)");
 
@@ -334,8 +334,8 @@ static void queue_db_insert(struct db *db, const struct spool_env *se)
 		db_bind_text(r, 5, env->rcpts[i].notify);
 		db_step_done(db, r);
 	}
-	sqlite3_finalize(m);
-	sqlite3_finalize(r);
+	db_release(db, m);
+	db_release(db, r);
 }
 
 /* ---- writing -------------------------------------------------------------------------- */
@@ -1022,10 +1022,10 @@ bool queue_remove(struct queue *q, const char *id)
 	 * be delivered again. */
 	if (queue_id_valid(id) && unlinkat(q->dir_fd, id, 0) < 0 && errno != ENOENT)
 		log_error("event=queue_remove_error id=%s error=\"%s\"", id, strerror(errno));
-	st = db_prepare(q->relay->db, "DELETE FROM messages WHERE id = ?");
+	st = db_prepare_cached(q->relay->db, "DELETE FROM messages WHERE id = ?");
 	db_bind_text(st, 1, id);
 	rc = db_step_done(q->relay->db, st);
-	sqlite3_finalize(st);
+	db_release(q->relay->db, st);
 	if (rc != SQLITE_DONE) {
 		/* the scheduler finds the row again (all its recipients are final) and retries */
 		storage_db_failed(q->storage, db_error(q->relay->db), db_errmsg(q->relay->db));
