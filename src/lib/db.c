@@ -107,6 +107,13 @@ void db_close(struct db *db)
 {
 	if (db == NULL)
 		return;
+	for (size_t i = 0; i < db->ncache; i++) {
+		if (db->cache[i].busy)
+			fatalx("database %s: closed with a statement in use: %s", db->path,
+			       db->cache[i].sql);
+		sqlite3_finalize(db->cache[i].st);
+	}
+	db->ncache = 0;
 	sqlite3_close(db->h);
 	free(db->path);
 	free(db);
@@ -135,6 +142,55 @@ sqlite3_stmt *db_prepare(struct db *db, const char *sql)
 		fatalx("database %s: prepare: %s: %s", db->path, sqlite3_errmsg(db->h), sql);
 	db_fail(db, rc, sqlite3_errmsg(db->h), sql);
 	return NULL;
+}
+
+/* The cache entry of sql (by pointer), or NULL. */
+static struct db_cached *db_cache_find(struct db *db, const char *sql)
+{
+	for (size_t i = 0; i < db->ncache; i++)
+		if (db->cache[i].sql == sql)
+			return &db->cache[i];
+	return NULL;
+}
+
+sqlite3_stmt *db_prepare_cached(struct db *db, const char *sql)
+{
+	struct db_cached *c = db_cache_find(db, sql);
+	sqlite3_stmt *st;
+
+	if (c != NULL) {
+		/* the key is the pointer: text built at run time would be a bug */
+		if (strcmp(sqlite3_sql(c->st), sql) != 0)
+			fatalx("database %s: cached statement changed its text: %s", db->path, sql);
+		if (c->busy)
+			return db_prepare(db, sql);	/* nested use: db_release finalizes it */
+		c->busy = true;
+		return c->st;
+	}
+	st = db_prepare(db, sql);
+	if (st == NULL || db->ncache == DB_CACHE_MAX)
+		return st;
+	c = &db->cache[db->ncache++];
+	c->sql = sql;
+	c->st = st;
+	c->busy = true;
+	return st;
+}
+
+void db_release(struct db *db, sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < db->ncache; i++) {
+		if (db->cache[i].st == st) {
+			/* the step's error, if any, is already kept in db; reset returns it again */
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			db->cache[i].busy = false;
+			return;
+		}
+	}
+	sqlite3_finalize(st);
 }
 
 int db_step_done(struct db *db, sqlite3_stmt *st)

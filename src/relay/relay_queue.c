@@ -305,11 +305,11 @@ static bool spool_read_env(int fd, struct spool_env *se, size_t *data_size)
 static void queue_db_insert(struct db *db, const struct spool_env *se)
 {
 	const struct queue_envelope *env = se->env;
-	sqlite3_stmt *m = db_prepare(db,
+	sqlite3_stmt *m = db_prepare_cached(db,
 		"INSERT OR IGNORE INTO messages (id, sender, size, received, envid, ret, body,"
 		" smtputf8, guarantee, tls_required_no, notification)"
 		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-	sqlite3_stmt *r = db_prepare(db,
+	sqlite3_stmt *r = db_prepare_cached(db,
 		"INSERT OR IGNORE INTO recipients (msg_id, idx, addr, orcpt, notify, state,"
 		" next_attempt) VALUES (?, ?, ?, ?, ?, 'queued', 0)");
 
@@ -334,8 +334,8 @@ static void queue_db_insert(struct db *db, const struct spool_env *se)
 		db_bind_text(r, 5, env->rcpts[i].notify);
 		db_step_done(db, r);
 	}
-	sqlite3_finalize(m);
-	sqlite3_finalize(r);
+	db_release(db, m);
+	db_release(db, r);
 }
 
 /* ---- writing -------------------------------------------------------------------------- */
@@ -453,14 +453,36 @@ void queue_writer_abort(struct queue_writer *w)
 }
 
 /*
+ * Is the guarantee of the account owning sender active at now? One kept-prepared query:
+ * account_find would load the whole account, aliases too, with three statements for each
+ * message. A failed read shows in db_error.
+ */
+static bool queue_sender_guarantee(struct db *db, const char *sender, int64_t now)
+{
+	sqlite3_stmt *st = db_prepare_cached(db,
+		"SELECT a.guarantee, a.guarantee_off_until FROM addresses d "
+		"JOIN accounts a ON a.id = d.account_id WHERE d.addr = ?");
+	struct account a = { .guarantee = false };
+	bool found;
+
+	db_bind_text(st, 1, sender);
+	found = db_step_row(db, st);
+	if (found) {
+		a.guarantee = sqlite3_column_int(st, 0) != 0;
+		a.guarantee_off_until = sqlite3_column_int64(st, 1);
+	}
+	db_release(db, st);
+	return found && account_guarantee_active(&a, now);
+}
+
+/*
  * Decide the guarantee (sender's account at this moment, unless the message says
  * "TLS-Required: No" or is one of our notifications) and fill se.
  */
 static bool queue_decide(struct queue *q, struct queue_writer *w, const struct queue_envelope *env,
 			 struct spool_env *se)
 {
-	struct account *a = NULL;
-	bool ok;
+	bool guarantee = false, ok;
 
 	relay_hdr_finish(&w->hs);
 	memcpy(se->id, w->id, sizeof(se->id));
@@ -470,14 +492,13 @@ static bool queue_decide(struct queue *q, struct queue_writer *w, const struct q
 	se->tls_required_no = w->hs.tls_required_no;
 	db_clear_error(q->relay->db);
 	if (!env->notification && env->sender && *env->sender)
-		a = account_find(q->relay->db, env->sender);
+		guarantee = queue_sender_guarantee(q->relay->db, env->sender, se->received);
 	/* A failed lookup must not send the message without its guarantee: refuse it (4xx). */
 	ok = db_error(q->relay->db) == SQLITE_OK;
 	if (!ok)
 		log_error("event=queue_account_error id=%s sender=<%s> error=\"%s\"", se->id,
 			  env->sender, db_errmsg(q->relay->db));
-	se->guarantee = a && account_guarantee_active(a, se->received) && !se->tls_required_no;
-	account_free(a);
+	se->guarantee = guarantee && !se->tls_required_no;
 	return ok;
 }
 
@@ -1022,10 +1043,10 @@ bool queue_remove(struct queue *q, const char *id)
 	 * be delivered again. */
 	if (queue_id_valid(id) && unlinkat(q->dir_fd, id, 0) < 0 && errno != ENOENT)
 		log_error("event=queue_remove_error id=%s error=\"%s\"", id, strerror(errno));
-	st = db_prepare(q->relay->db, "DELETE FROM messages WHERE id = ?");
+	st = db_prepare_cached(q->relay->db, "DELETE FROM messages WHERE id = ?");
 	db_bind_text(st, 1, id);
 	rc = db_step_done(q->relay->db, st);
-	sqlite3_finalize(st);
+	db_release(q->relay->db, st);
 	if (rc != SQLITE_DONE) {
 		/* the scheduler finds the row again (all its recipients are final) and retries */
 		storage_db_failed(q->storage, db_error(q->relay->db), db_errmsg(q->relay->db));

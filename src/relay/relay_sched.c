@@ -214,7 +214,7 @@ static void sched_notify(struct sched *s, struct sched_msg *msg, enum dsn_kind k
 /* Remove the message when none of its recipients is waiting for anything. */
 static void sched_maybe_remove(struct sched *s, const char *id)
 {
-	sqlite3_stmt *st = db_prepare(s->relay->db,
+	sqlite3_stmt *st = db_prepare_cached(s->relay->db,
 		"SELECT count(*) FROM recipients WHERE msg_id = ? "
 		"AND state NOT IN ('delivered', 'bounced')");
 	bool done = false;
@@ -222,7 +222,7 @@ static void sched_maybe_remove(struct sched *s, const char *id)
 	db_bind_text(st, 1, id);
 	if (db_step_row(s->relay->db, st))
 		done = sqlite3_column_int64(st, 0) == 0;
-	sqlite3_finalize(st);
+	db_release(s->relay->db, st);
 	for (struct sched_job *j = s->jobs; j != NULL; j = j->next)
 		if (strcmp(j->job->msg_id, id) == 0)
 			done = false;
@@ -264,7 +264,7 @@ static void sched_msg_free(struct sched_msg *m)
 /* Does the message have recipients that are due now (and so will be tried this event)? */
 static bool sched_msg_due(struct sched *s, const char *id, int64_t now)
 {
-	sqlite3_stmt *st = db_prepare(s->relay->db,
+	sqlite3_stmt *st = db_prepare_cached(s->relay->db,
 		"SELECT 1 FROM recipients WHERE msg_id = ? AND state IN ('queued', 'deferred') "
 		"AND next_attempt <= ? LIMIT 1");
 	bool due;
@@ -272,7 +272,7 @@ static bool sched_msg_due(struct sched *s, const char *id, int64_t now)
 	db_bind_text(st, 1, id);
 	db_bind_int(st, 2, now);
 	due = db_step_row(s->relay->db, st);
-	sqlite3_finalize(st);
+	db_release(s->relay->db, st);
 	return due;
 }
 
@@ -361,7 +361,7 @@ static void sched_decide(struct sched *s, struct sched_job *sj, struct mta_rcpt 
 static void sched_write(struct sched *s, struct sched_job *sj, const struct mta_rcpt *r,
 			const struct sched_result *res)
 {
-	sqlite3_stmt *st = db_prepare(s->relay->db,
+	sqlite3_stmt *st = db_prepare_cached(s->relay->db,
 		"UPDATE recipients SET state = ?1, attempts = attempts + 1, next_attempt = ?2, "
 		"held_until = CASE WHEN ?3 > 0 THEN ?3 ELSE held_until END, "
 		"first_tls_failure = CASE WHEN ?4 AND first_tls_failure IS NULL THEN ?5 "
@@ -379,7 +379,7 @@ static void sched_write(struct sched *s, struct sched_job *sj, const struct mta_
 	db_bind_text(st, 9, sj->job->msg_id);
 	db_bind_int(st, 10, r->idx);
 	db_step_done(s->relay->db, st);
-	sqlite3_finalize(st);
+	db_release(s->relay->db, st);
 }
 
 /* Write every result of an ended job in one transaction; false when that failed. */
@@ -611,7 +611,7 @@ static void sched_expire_row(struct sched *s, const struct sched_row *r, int64_t
 					      r->notification);
 	char *t = xasprintf("queue lifetime expired; last problem: %s",
 			    r->reason[0] ? r->reason : "none recorded");
-	sqlite3_stmt *st = db_prepare(s->relay->db,
+	sqlite3_stmt *st = db_prepare_cached(s->relay->db,
 		"UPDATE recipients SET state = 'bounced', status = '4.4.7', reason = ? "
 		"WHERE msg_id = ? AND idx = ?");
 
@@ -621,7 +621,7 @@ static void sched_expire_row(struct sched *s, const struct sched_row *r, int64_t
 	db_bind_text(st, 2, r->msg_id);
 	db_bind_int(st, 3, r->idx);
 	rc = db_step_done(s->relay->db, st);
-	sqlite3_finalize(st);
+	db_release(s->relay->db, st);
 	if (rc != SQLITE_DONE) {
 		/* the row stays due and is expired again next round; no notification yet */
 		storage_db_failed(queue_storage(s->relay->queue), db_error(s->relay->db),
@@ -689,7 +689,7 @@ static void sched_run(struct sched *s, bool housekeeping)
 	sched_write_unrecorded(s);
 	if (housekeeping)
 		sched_expire_held(s, now);
-	st = db_prepare(s->relay->db,
+	st = db_prepare_cached(s->relay->db,
 		"SELECT r.msg_id, r.idx, r.addr, r.orcpt, r.notify, r.attempts, "
 		"COALESCE(r.first_tls_failure, 0), r.release, r.reason, m.sender, m.received, "
 		"m.envid, m.ret, m.body, m.smtputf8, m.guarantee, m.notification, m.size "
@@ -726,7 +726,7 @@ static void sched_run(struct sched *s, bool housekeeping)
 			sched_job_add_rcpt(j, &r);
 		}
 	}
-	sqlite3_finalize(st);
+	db_release(s->relay->db, st);
 	for (size_t i = 0; i < njobs; i++)
 		sched_start_job(s, jobs[i]);
 	free(jobs);
