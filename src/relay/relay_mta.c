@@ -99,9 +99,9 @@ void mta_settle(struct mta *m, struct mta_rcpt *r, enum mta_outcome o, enum poli
 	} else if (m->ai < h->naddr) {
 		snprintf(r->ip, sizeof(r->ip), "%s", h->addrs[m->ai]);
 	}
-	snprintf(r->tls_version, sizeof(r->tls_version), "%s", m->tls ? m->tinfo.version : "");
-	snprintf(r->tls_cipher, sizeof(r->tls_cipher), "%s", m->tls ? m->tinfo.cipher : "");
-	r->dane = m->tls ? m->tinfo.dane : TLS_DANE_RESULT_NONE;
+	snprintf(r->tls_version, sizeof(r->tls_version), "%s", m->conn.tls ? m->conn.tinfo.version : "");
+	snprintf(r->tls_cipher, sizeof(r->tls_cipher), "%s", m->conn.tls ? m->conn.tinfo.cipher : "");
+	r->dane = m->conn.tls ? m->conn.tinfo.dane : TLS_DANE_RESULT_NONE;
 }
 
 /* Settle every pending recipient alike. */
@@ -144,7 +144,7 @@ static void mta_close(struct mta *m)
 		close(m->data_fd);
 		m->data_fd = -1;
 	}
-	m->tls = false;
+	m->conn.tls = false;
 }
 
 static void mta_free(struct mta *m)
@@ -226,7 +226,7 @@ static void mta_reuse_failed(struct mta *m, const char *text)
 	m->hosts = NULL;
 	m->nhost = m->hi = m->ai = 0;
 	m->reused = false;
-	m->plain_only = false;
+	m->conn.plain_only = false;
 	mta_route(m);
 }
 
@@ -435,9 +435,9 @@ static void mta_send_rcpt_cmd(struct mta *m, size_t i)
 
 	buf_init(&b, 0);
 	buf_addf(&b, "RCPT TO:<%s>", r->addr);
-	if (m->ext_dsn && r->notify != NULL)
+	if (m->conn.ext_dsn && r->notify != NULL)
 		buf_addf(&b, " NOTIFY=%s", r->notify);
-	if (m->ext_dsn && r->orcpt != NULL) {
+	if (m->conn.ext_dsn && r->orcpt != NULL) {
 		char *o = mta_orcpt(r->orcpt);
 
 		buf_addf(&b, " ORCPT=%s", o);
@@ -454,7 +454,7 @@ static void mta_send_mail(struct mta *m)
 	struct mta_job *j = m->job;
 	struct buf b;
 
-	if (j->smtputf8 && !m->ext_utf8) {
+	if (j->smtputf8 && !m->conn.ext_utf8) {
 		char *t = xasprintf("%s does not support SMTPUTF8, which the message needs",
 				    mta_host(m)->name);
 
@@ -463,10 +463,10 @@ static void mta_send_mail(struct mta *m)
 		mta_end_transaction(m);
 		return;
 	}
-	if (m->ext_size && m->size_limit > 0 && j->size > m->size_limit) {
+	if (m->conn.ext_size && m->conn.size_limit > 0 && j->size > m->conn.size_limit) {
 		char *t = xasprintf("message of %llu bytes exceeds the size limit of %s (%llu bytes)",
 				    (unsigned long long)j->size, mta_host(m)->name,
-				    (unsigned long long)m->size_limit);
+				    (unsigned long long)m->conn.size_limit);
 
 		mta_settle_pending(m, MTA_BOUNCED, REASON_SMTP_PERM, "5.3.4", t);
 		free(t);
@@ -477,18 +477,18 @@ static void mta_send_mail(struct mta *m)
 		j->rcpts[i].accepted = false;
 	m->nsent = m->si = m->ri = 0;
 	m->mail_ok = false;
-	m->pipelined = m->ext_pipelining;
+	m->pipelined = m->conn.ext_pipelining;
 	buf_init(&b, 0);
 	buf_addf(&b, "MAIL FROM:<%s>", j->sender);
-	if (m->ext_size)
+	if (m->conn.ext_size)
 		buf_addf(&b, " SIZE=%llu", (unsigned long long)j->size);
-	if (j->body != NULL && m->ext_8bit)
+	if (j->body != NULL && m->conn.ext_8bit)
 		buf_addf(&b, " BODY=%s", j->body);
 	if (j->smtputf8)
 		buf_adds(&b, " SMTPUTF8");
-	if (m->ext_dsn && j->ret != NULL)
+	if (m->conn.ext_dsn && j->ret != NULL)
 		buf_addf(&b, " RET=%s", j->ret);
-	if (m->ext_dsn && j->envid != NULL) {
+	if (m->conn.ext_dsn && j->envid != NULL) {
 		char *x = smtp_xtext_encode(j->envid);
 
 		buf_addf(&b, " ENVID=%s", x);
@@ -654,7 +654,7 @@ static void mta_after_ehlo(struct mta *m)
 	struct mta_probe_host *ph = mta_probe_host(m);
 	enum policy_action a;
 
-	if (m->tls) {
+	if (m->conn.tls) {
 		if (m->probe) {
 			ph->ok = true;
 			mta_quit(m);
@@ -665,11 +665,11 @@ static void mta_after_ehlo(struct mta *m)
 	}
 	if (ph != NULL)
 		ph->starttls_offered = m->ext_starttls;
-	if (m->ext_starttls && !m->plain_only) {
+	if (m->ext_starttls && !m->conn.plain_only) {
 		mta_send(m, ST_STARTTLS, "STARTTLS");
 		return;
 	}
-	a = m->plain_only ? POLICY_PLAINTEXT : policy_starttls_missing(m->guarantee, m->dane);
+	a = m->conn.plain_only ? POLICY_PLAINTEXT : policy_starttls_missing(m->guarantee, m->conn.dane);
 	if (a != POLICY_PLAINTEXT) {
 		char *t = xasprintf("%s does not offer STARTTLS", mta_host(m)->name);
 
@@ -687,12 +687,12 @@ static void mta_after_ehlo(struct mta *m)
 static void mta_ehlo_keywords(struct mta *m, const struct reply *r)
 {
 	m->ext_starttls = reply_has_keyword(r, "STARTTLS");
-	m->ext_dsn = reply_has_keyword(r, "DSN");
-	m->ext_8bit = reply_has_keyword(r, "8BITMIME");
-	m->ext_utf8 = reply_has_keyword(r, "SMTPUTF8");
-	m->ext_pipelining = reply_has_keyword(r, "PIPELINING");
-	m->ext_size = reply_has_keyword(r, "SIZE") || mta_ehlo_size(r) > 0;
-	m->size_limit = mta_ehlo_size(r);
+	m->conn.ext_dsn = reply_has_keyword(r, "DSN");
+	m->conn.ext_8bit = reply_has_keyword(r, "8BITMIME");
+	m->conn.ext_utf8 = reply_has_keyword(r, "SMTPUTF8");
+	m->conn.ext_pipelining = reply_has_keyword(r, "PIPELINING");
+	m->conn.ext_size = reply_has_keyword(r, "SIZE") || mta_ehlo_size(r) > 0;
+	m->conn.size_limit = mta_ehlo_size(r);
 }
 
 static void mta_on_starttls_reply(struct mta *m, const struct reply *r)
@@ -710,7 +710,7 @@ static void mta_on_starttls_reply(struct mta *m, const struct reply *r)
 		free(t);
 		return;
 	}
-	a = policy_starttls_reply(m->guarantee, m->dane, r->code);
+	a = policy_starttls_reply(m->guarantee, m->conn.dane, r->code);
 	if (a == POLICY_PROCEED) {
 		mta_starttls(m);
 		return;
@@ -750,16 +750,16 @@ static void mta_on_reply(struct mta *m, const struct reply *r)
 			return;
 		}
 		mta_ehlo_keywords(m, r);
-		if (m->tls)
+		if (m->conn.tls)
 			mta_sess_save(m);	/* session tickets have arrived by now */
 		mta_after_ehlo(m);
 		return;
 	case ST_HELO:
 		if (r->code / 100 != 2)
 			break;
-		m->ext_starttls = m->ext_dsn = m->ext_8bit = m->ext_utf8 = false;
-		m->ext_pipelining = m->ext_size = false;
-		m->size_limit = 0;
+		m->ext_starttls = m->conn.ext_dsn = m->conn.ext_8bit = m->conn.ext_utf8 = false;
+		m->conn.ext_pipelining = m->conn.ext_size = false;
+		m->conn.size_limit = 0;
 		mta_after_ehlo(m);
 		return;
 	case ST_STARTTLS:
@@ -905,15 +905,15 @@ static void mta_tls_ready(struct mta *m)
 	SSL *ssl = bufferevent_openssl_get_ssl(m->bev);
 	struct mta_probe_host *ph = mta_probe_host(m);
 
-	tls_info_get(ssl, true, &m->tinfo);
-	m->tls = true;
+	tls_info_get(ssl, true, &m->conn.tinfo);
+	m->conn.tls = true;
 	if (ph != NULL) {
 		ph->handshake_ok = true;
-		ph->tls = m->tinfo;
+		ph->tls = m->conn.tinfo;
 	}
 	log_debug("event=mta_tls id=%s mx=%s version=%s cipher=%s dane=%s resumed=%s",
-		  m->job->msg_id, mta_host(m)->name, m->tinfo.version, m->tinfo.cipher,
-		  mta_dane_name(m->tinfo.dane), SSL_session_reused(ssl) ? "yes" : "no");
+		  m->job->msg_id, mta_host(m)->name, m->conn.tinfo.version, m->conn.tinfo.cipher,
+		  mta_dane_name(m->conn.tinfo.dane), SSL_session_reused(ssl) ? "yes" : "no");
 	mta_send(m, ST_EHLO, "EHLO %s", m->relay->cfg->server.hostname);
 }
 
@@ -926,7 +926,7 @@ static void mta_tls_failed(struct mta *m)
 	char detail[256];
 	enum tls_failure f = tls_failure_classify(ssl, e, detail, sizeof(detail));
 	enum policy_reason reason = policy_tls_reason(f);
-	enum policy_action a = policy_handshake_failed(m->guarantee, m->dane, f);
+	enum policy_action a = policy_handshake_failed(m->guarantee, m->conn.dane, f);
 	char *t;
 
 	while (bufferevent_get_openssl_error(m->bev) != 0)
@@ -944,7 +944,7 @@ static void mta_tls_failed(struct mta *m)
 		log_info("event=mta_tls_fallback id=%s mx=%s reason=\"%s\"", m->job->msg_id,
 			 mta_host(m)->name, t);
 		mta_close(m);
-		m->plain_only = true;
+		m->conn.plain_only = true;
 		mta_connect(m);
 	} else {
 		mta_host_failed(m, reason, t);
@@ -1010,7 +1010,7 @@ static void mta_starttls(struct mta *m)
 		return;
 	}
 	if (h->dane == DANE_AUTH && mode != TLS_DANE_REQUIRED)
-		m->dane = DANE_TLS_ONLY;	/* no record OpenSSL could use: TLS still required */
+		m->conn.dane = DANE_TLS_ONLY;	/* no record OpenSSL could use: TLS still required */
 	/* Resumption only where no DANE authentication is needed (see the cache notes). */
 	if (!m->probe && h->dane != DANE_AUTH && mode != TLS_DANE_REQUIRED) {
 		SSL_SESSION *sess = mta_sess_find(m);
@@ -1073,16 +1073,16 @@ void mta_connect(struct mta *m)
 	int one = 1;
 	char *t;
 
-	m->tls = false;
-	m->dane = h->dane;
-	memset(&m->tinfo, 0, sizeof(m->tinfo));
-	m->ext_starttls = m->ext_dsn = m->ext_8bit = m->ext_utf8 = false;
-	m->ext_pipelining = m->ext_size = false;
-	m->size_limit = 0;
+	m->conn.tls = false;
+	m->conn.dane = h->dane;
+	memset(&m->conn.tinfo, 0, sizeof(m->conn.tinfo));
+	m->ext_starttls = m->conn.ext_dsn = m->conn.ext_8bit = m->conn.ext_utf8 = false;
+	m->conn.ext_pipelining = m->conn.ext_size = false;
+	m->conn.size_limit = 0;
 	m->reused = false;
-	m->conn_guarantee = m->guarantee;
-	m->conn_uses = 0;
-	m->conn_born = time(NULL);
+	m->conn.guarantee = m->guarantee;
+	m->conn.uses = 0;
+	m->conn.born = time(NULL);
 	if (m->relay->mta_cache != NULL && !m->probe)
 		mta_cache_make_room(m->relay->mta_cache);
 	for (size_t i = 0; i < m->job->nrcpt; i++)
@@ -1105,7 +1105,7 @@ void mta_connect(struct mta *m)
 	bufferevent_enable(m->bev, EV_READ | EV_WRITE);
 	m->state = ST_CONNECT;
 	log_debug("event=mta_connect id=%s mx=%s addr=%s port=%u plain_only=%d", m->job->msg_id,
-		  h->name, h->addrs[m->ai], m->port, m->plain_only);
+		  h->name, h->addrs[m->ai], m->port, m->conn.plain_only);
 	if (bufferevent_socket_connect(m->bev, (struct sockaddr *)&ss, (int)len) < 0) {
 		t = xasprintf("connection to %s [%s] failed: %s", h->name, h->addrs[m->ai],
 			      strerror(errno));
@@ -1125,7 +1125,7 @@ static void mta_next_address(struct mta *m)
 {
 	struct mta_host *h = mta_host(m);
 
-	m->plain_only = false;
+	m->conn.plain_only = false;
 	if (h != NULL && m->ai + 1 < h->naddr) {
 		m->ai++;
 		mta_connect(m);
@@ -1140,7 +1140,7 @@ void mta_next_host(struct mta *m)
 	struct mta_host *h = mta_host(m);
 
 	mta_close(m);
-	m->plain_only = false;
+	m->conn.plain_only = false;
 	if (h != NULL && h->sec == REASON_NONE && h->temp)
 		m->any_temp = true;
 	if (!m->probe && mta_pending(m) == 0) {

@@ -46,16 +46,9 @@ struct mta_idle {
 	struct mta_cache *cache;
 	char *key;			/* the destination */
 	char *host, *ip;
-	uint16_t port;
 	struct bufferevent *bev;
 	bool closing;			/* QUIT sent, waiting for the reply or the close */
-	bool tls, plain_only, guarantee;
-	enum policy_dane dane;
-	struct tls_info tinfo;
-	bool ext_dsn, ext_8bit, ext_utf8, ext_pipelining, ext_size;
-	uint64_t size_limit;
-	unsigned uses;
-	int64_t born;
+	struct mta_conn conn;		/* uses counts the transactions done on it */
 };
 
 struct mta_cache *mta_cache_get(struct relay *relay)
@@ -146,12 +139,12 @@ static bool mta_idle_fits(const struct mta_idle *e, const struct mta *m, const c
 {
 	if (e->closing || strcmp(e->key, key) != 0)	/* the key holds the port */
 		return false;
-	if (e->uses >= MTA_REUSE_MAX || now - e->born >= MTA_REUSE_AGE)
+	if (e->conn.uses >= MTA_REUSE_MAX || now - e->conn.born >= MTA_REUSE_AGE)
 		return false;
-	if (m->job->smtputf8 && !e->ext_utf8)
+	if (m->job->smtputf8 && !e->conn.ext_utf8)
 		return false;
-	if (m->guarantee && !(e->guarantee && e->tls && !e->plain_only &&
-			      (e->dane != DANE_AUTH || e->tinfo.dane == TLS_DANE_RESULT_PASS)))
+	if (m->guarantee && !(e->conn.guarantee && e->conn.tls && !e->conn.plain_only &&
+			      (e->conn.dane != DANE_AUTH || e->conn.tinfo.dane == TLS_DANE_RESULT_PASS)))
 		return false;
 	return true;
 }
@@ -169,7 +162,7 @@ bool mta_cache_put(struct mta *m)
 	if (c == NULL || m->probe || m->bev == NULL || h == NULL || m->ai >= h->naddr ||
 	    m->last_code == 421 || m->data_fd >= 0 ||
 	    evbuffer_get_length(bufferevent_get_input(m->bev)) > 0 ||
-	    m->conn_uses + 1 >= MTA_REUSE_MAX)
+	    m->conn.uses + 1 >= MTA_REUSE_MAX)
 		return false;
 	key = mta_dest_key(m);
 	for (e = c->idle; e != NULL; e = e->next)
@@ -184,23 +177,11 @@ bool mta_cache_put(struct mta *m)
 	e->key = key;
 	e->host = xstrdup(h->name);
 	e->ip = xstrdup(h->addrs[m->ai]);
-	e->port = m->port;
 	e->bev = m->bev;
-	e->tls = m->tls;
-	e->plain_only = m->plain_only;
-	e->guarantee = m->conn_guarantee;
-	e->dane = m->dane;
-	e->tinfo = m->tinfo;
-	e->ext_dsn = m->ext_dsn;
-	e->ext_8bit = m->ext_8bit;
-	e->ext_utf8 = m->ext_utf8;
-	e->ext_pipelining = m->ext_pipelining;
-	e->ext_size = m->ext_size;
-	e->size_limit = m->size_limit;
-	e->uses = m->conn_uses + 1;
-	e->born = m->conn_born;
+	e->conn = m->conn;
+	e->conn.uses++;
 	m->bev = NULL;
-	m->tls = false;
+	m->conn.tls = false;
 	bufferevent_setcb(e->bev, mta_idle_readcb, NULL, mta_idle_eventcb, e);
 	bufferevent_set_timeouts(e->bev, &tv, NULL);
 	bufferevent_enable(e->bev, EV_READ);
@@ -208,7 +189,7 @@ bool mta_cache_put(struct mta *m)
 	c->idle = e;
 	c->nidle++;
 	log_debug("event=mta_idle id=%s mx=%s addr=%s uses=%u idle=%zu", m->job->msg_id, e->host,
-		  e->ip, e->uses, c->nidle);
+		  e->ip, e->conn.uses, c->nidle);
 	return true;
 }
 
@@ -234,31 +215,19 @@ bool mta_cache_take(struct mta *m)
 	m->hosts[0].addrs = xcalloc(1, sizeof(char *));
 	m->hosts[0].addrs[0] = xstrdup(e->ip);
 	m->hosts[0].naddr = 1;
-	m->hosts[0].dane = e->dane;
+	m->hosts[0].dane = e->conn.dane;
 	m->nhost = 1;
 	m->hi = m->ai = 0;
 	m->bev = e->bev;
-	m->tls = e->tls;
-	m->plain_only = e->plain_only;
-	m->conn_guarantee = e->guarantee;
-	m->dane = e->dane;
-	m->tinfo = e->tinfo;
+	m->conn = e->conn;
 	m->ext_starttls = false;
-	m->ext_dsn = e->ext_dsn;
-	m->ext_8bit = e->ext_8bit;
-	m->ext_utf8 = e->ext_utf8;
-	m->ext_pipelining = e->ext_pipelining;
-	m->ext_size = e->ext_size;
-	m->size_limit = e->size_limit;
-	m->conn_uses = e->uses;
-	m->conn_born = e->born;
 	m->reused = true;
 	e->bev = NULL;
 	mta_idle_free(e);
 	mta_attach(m);
 	log_debug("event=mta_reuse id=%s mx=%s addr=%s tls=%s uses=%u", m->job->msg_id,
-		  m->hosts[0].name, m->hosts[0].addrs[0], m->tls ? m->tinfo.version : "none",
-		  m->conn_uses);
+		  m->hosts[0].name, m->hosts[0].addrs[0], m->conn.tls ? m->conn.tinfo.version : "none",
+		  m->conn.uses);
 	return true;
 }
 

@@ -59,6 +59,22 @@ struct mta_host {
 	enum policy_reason sec;		/* a security failure on this host */
 };
 
+/*
+ * What is known about an open connection: kept with the session while it talks, and moved
+ * whole into the connection cache when it is parked (relay_mta_cache.c) and back when taken.
+ */
+struct mta_conn {
+	bool tls;
+	bool plain_only;		/* reconnected after a failed opportunistic handshake */
+	enum policy_dane dane;		/* in force on this connection */
+	struct tls_info tinfo;
+	bool ext_dsn, ext_8bit, ext_utf8, ext_pipelining, ext_size;
+	uint64_t size_limit;		/* SIZE announced by the server, 0: none */
+	bool guarantee;			/* set up by a session under the guarantee */
+	unsigned uses;			/* transactions on this connection before this one */
+	int64_t born;
+};
+
 struct mta {
 	struct relay *relay;
 	struct mta_job *job;
@@ -77,16 +93,9 @@ struct mta {
 	size_t nhost, hi, ai;
 	/* the current connection */
 	struct bufferevent *bev;
-	bool tls;
-	bool plain_only;		/* reconnected after a failed opportunistic handshake */
-	enum policy_dane dane;		/* in force on this connection */
-	struct tls_info tinfo;
-	bool ext_starttls, ext_dsn, ext_8bit, ext_utf8, ext_pipelining, ext_size;
-	uint64_t size_limit;		/* SIZE announced by the server, 0: none */
+	struct mta_conn conn;
+	bool ext_starttls;
 	bool reused;			/* taken from the connection cache */
-	bool conn_guarantee;		/* set up by a session under the guarantee */
-	unsigned conn_uses;		/* transactions on this connection before this one */
-	int64_t conn_born;
 	int last_code;			/* the last reply's code */
 	bool counted;			/* counted in the cache's active sessions */
 	/* the current transaction */

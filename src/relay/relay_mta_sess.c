@@ -83,7 +83,7 @@ void mta_sess_save(struct mta *m)
 	struct mta_sess *s, **p;
 	char *key;
 
-	if (c == NULL || ssl == NULL || m->probe || m->dane == DANE_AUTH ||
+	if (c == NULL || ssl == NULL || m->probe || m->conn.dane == DANE_AUTH ||
 	    mta_host(m)->dane == DANE_AUTH)
 		return;
 	/*
