@@ -582,16 +582,6 @@ static void mta_on_data_reply(struct mta *m, const struct reply *r)
 	mta_end_transaction(m);
 }
 
-/*
- * Add data to out, doubling dots at line starts (RFC 5321 4.5.2) and sending every line end
- * as CRLF: a bare CR or LF in a spool file (written by an older version, or injected) must
- * never reach the wire, where a receiver could read a line end, and a "." line, into it.
- */
-static void mta_stuff(struct evbuffer *out, const char *p, size_t n, struct data_out *dout)
-{
-	data_out_stuff(dout, out, p, n);
-}
-
 /* Keep the output buffer filled from the spool file; the final dot at the end. */
 static void mta_pump_body(struct mta *m)
 {
@@ -623,7 +613,9 @@ static void mta_pump_body(struct mta *m)
 			m->state = ST_DOT;
 			return;
 		}
-		mta_stuff(out, chunk, (size_t)n, &m->dout);
+		/* dots doubled, every line end CRLF: a bare CR or LF in a spool file (written by
+		 * an older version, or injected) never reaches the wire */
+		data_out_stuff(&m->dout, out, chunk, (size_t)n);
 		m->data_left -= (size_t)n;
 	}
 }
@@ -1073,16 +1065,12 @@ void mta_connect(struct mta *m)
 	int one = 1;
 	char *t;
 
-	m->conn.tls = false;
-	m->conn.dane = h->dane;
-	memset(&m->conn.tinfo, 0, sizeof(m->conn.tinfo));
-	m->ext_starttls = m->conn.ext_dsn = m->conn.ext_8bit = m->conn.ext_utf8 = false;
-	m->conn.ext_pipelining = m->conn.ext_size = false;
-	m->conn.size_limit = 0;
+	/* A new connection knows nothing yet; plain_only survives a reconnect after a failed
+	 * opportunistic handshake. */
+	m->conn = (struct mta_conn){ .plain_only = m->conn.plain_only, .dane = h->dane,
+				     .guarantee = m->guarantee, .born = time(NULL) };
+	m->ext_starttls = false;
 	m->reused = false;
-	m->conn.guarantee = m->guarantee;
-	m->conn.uses = 0;
-	m->conn.born = time(NULL);
 	if (m->relay->mta_cache != NULL && !m->probe)
 		mta_cache_make_room(m->relay->mta_cache);
 	for (size_t i = 0; i < m->job->nrcpt; i++)

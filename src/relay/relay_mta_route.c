@@ -63,18 +63,18 @@ static void mta_tlsa_answer(struct dns_answer *a, void *arg)
 		  m->job->msg_id, h->name, dns_status_name(a->status),
 		  dns_security_name(a->security), n, h->dane);
 	if (h->dane == DANE_SKIP) {
-		char *t = a->security == DNS_BOGUS ?
-			  xasprintf("DNSSEC validation failed for %s: the answer may be forged",
-				    a->qname) :
-			  xasprintf("TLSA lookup for %s failed", a->qname);
+		bool bogus = a->security == DNS_BOGUS;
+		char *t = bogus ? xasprintf("DNSSEC validation failed for %s: the answer may be "
+					    "forged", a->qname) :
+				  xasprintf("TLSA lookup for %s failed", a->qname);
 
 		dns_answer_free(a);
-		if (strncmp(t, "DNSSEC", 6) == 0) {
+		if (bogus) {
 			mta_host_failed(m, REASON_DNSSEC_BOGUS, t);
+			free(t);
 		} else {
-			mta_host_dns_temp(m, xstrdup(t));
+			mta_host_dns_temp(m, t);
 		}
-		free(t);
 		return;
 	}
 	dns_answer_free(a);
@@ -105,11 +105,10 @@ static void mta_addrs_done(struct mta *m)
 			t = xasprintf("DNSSEC validation failed for %s: the answer may be forged",
 				      h->name);
 			mta_host_failed(m, reason, t);
+			free(t);
 		} else {
-			t = xasprintf("no address found for %s", h->name);
-			mta_host_dns_temp(m, xstrdup(t));
+			mta_host_dns_temp(m, xasprintf("no address found for %s", h->name));
 		}
-		free(t);
 		return;
 	}
 	if (!policy_dane_applies(m->mx_sec, sec)) {
