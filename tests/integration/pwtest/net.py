@@ -79,6 +79,15 @@ def wait_until(pred, timeout, interval=0.1, what="condition"):
         time.sleep(interval)
 
 
+def pid_alive(pid):
+    """True while pid runs; a zombie counts as gone (init reaps orphans only now and then)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def stop_process(proc, timeout=10):
     """Terminate proc if it still runs; kill it when it has not gone within timeout."""
     if proc is None or proc.poll() is not None:

@@ -64,15 +64,6 @@ def _edit_alternate_dirs(conf_dir, add):
             subprocess.run(["postconf", "-X", "alternate_config_directories"], check=True)
 
 
-def _alive(pid):
-    """True while pid runs; a zombie counts as gone (init reaps orphans only now and then)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 class PostfixInstance:
     """Common part: directories, main.cf/master.cf, start/stop, log."""
 
@@ -172,7 +163,7 @@ class PostfixInstance:
                     os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            net.wait_until(lambda: not _alive(pid), 10, interval=0.02,
+            net.wait_until(lambda: not net.pid_alive(pid), 10, interval=0.02,
                            what="Postfix master %d to exit" % pid)
         else:
             subprocess.run(["postfix", "-c", self.conf_dir, "abort"], capture_output=True)

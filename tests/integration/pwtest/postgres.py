@@ -87,15 +87,6 @@ def _make_traversable(path):
         p = os.path.dirname(p)
 
 
-def _alive(pid):
-    """True while pid runs; a zombie counts as gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def processes_in(data_dir):
     """Pids of live processes whose working directory is data_dir.
 
@@ -111,7 +102,7 @@ def processes_in(data_dir):
             cwd = os.readlink("/proc/%s/cwd" % entry)
         except OSError:
             continue
-        if cwd == want and _alive(int(entry)):
+        if cwd == want and net.pid_alive(int(entry)):
             pids.append(int(entry))
     return pids
 
