@@ -1,5 +1,6 @@
 """Loopback helpers: free ports, extra 127.0.0.X addresses, waiting for listeners."""
 
+import os
 import socket
 import subprocess
 import threading
@@ -86,6 +87,17 @@ def pid_alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def make_traversable(path):
+    """Let a server running as another user reach below path: add o+x to path and to
+    every parent of it that lacks it (tests run as root in private 0700 directories)."""
+    p = os.path.abspath(path)
+    while p not in ("/", ""):
+        st = os.stat(p)
+        if not st.st_mode & 0o001:
+            os.chmod(p, st.st_mode | 0o001)
+        p = os.path.dirname(p)
 
 
 def stop_process(proc, timeout=10):

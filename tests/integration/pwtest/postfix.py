@@ -110,12 +110,7 @@ class PostfixInstance:
         for d in (self.conf_dir, self.queue_dir, self.data_dir):
             os.makedirs(d, exist_ok=True)
         # postfix (the user) must traverse every parent of its directories.
-        p = self.base
-        while p not in ("/", ""):
-            st = os.stat(p)
-            if not st.st_mode & 0o001:
-                os.chmod(p, st.st_mode | 0o711)
-            p = os.path.dirname(p)
+        net.make_traversable(self.base)
         os.chown(self.data_dir, POSTFIX.pw_uid, POSTFIX.pw_gid)
         shutil.copy("/etc/postfix/master.cf", os.path.join(self.conf_dir, "master.cf"))
         with open(os.path.join(self.conf_dir, "main.cf"), "w") as f:

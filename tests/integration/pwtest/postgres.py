@@ -77,16 +77,6 @@ def _run_user():
     raise RuntimeError("neither a postgres nor a nobody user exists")
 
 
-def _make_traversable(path):
-    """Let the server's user reach path: add o+x to every parent that lacks it."""
-    p = os.path.dirname(os.path.abspath(path))
-    while p not in ("/", ""):
-        st = os.stat(p)
-        if not st.st_mode & 0o001:
-            os.chmod(p, st.st_mode | 0o001)
-        p = os.path.dirname(p)
-
-
 def processes_in(data_dir):
     """Pids of live processes whose working directory is data_dir.
 
@@ -153,7 +143,8 @@ class Postgres:
     def start(self):
         """initdb (once), start the server, create the role and the database."""
         os.makedirs(self.dir, exist_ok=True)
-        _make_traversable(self.data_dir)
+        # Only the parents: the server refuses a data directory others may enter.
+        net.make_traversable(os.path.dirname(os.path.abspath(self.data_dir)))
         os.chmod(self.dir, 0o755)
         fresh = not os.path.exists(os.path.join(self.data_dir, "PG_VERSION"))
         took = {}
