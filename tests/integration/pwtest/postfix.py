@@ -22,7 +22,7 @@ import shutil
 import signal
 import subprocess
 
-from . import net
+from . import logs, net
 
 SYSTEM_MAIN_CF = "/etc/postfix/main.cf"
 NOBODY = pwd.getpwnam("nobody")
@@ -166,11 +166,7 @@ class PostfixInstance:
         self.running = False
 
     def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return logs.read(self.log_path)
 
     def queue(self):
         """The instance's queue as a list of dicts (postqueue -j)."""

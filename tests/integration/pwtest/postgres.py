@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from . import net
+from . import logs, net
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PSQL = "/usr/bin/psql"
@@ -339,8 +339,4 @@ class Postgres:
         return r.stdout.strip()
 
     def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return logs.read(self.log_path)
