@@ -1,6 +1,8 @@
-"""Loopback helpers: free ports, extra 127.0.0.X addresses, waiting for listeners."""
+"""Loopback helpers: free ports, extra 127.0.0.X addresses, waiting for listeners; and
+the fixtures' process helpers (is a pid alive, stop a server, let its user reach a directory)."""
 
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -100,11 +102,11 @@ def make_traversable(path):
         p = os.path.dirname(p)
 
 
-def stop_process(proc, timeout=10):
-    """Terminate proc if it still runs; kill it when it has not gone within timeout."""
+def stop_process(proc, timeout=10, sig=signal.SIGTERM):
+    """Send proc sig if it still runs; kill it when it has not gone within timeout."""
     if proc is None or proc.poll() is not None:
         return
-    proc.terminate()
+    proc.send_signal(sig)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:

@@ -256,15 +256,8 @@ class Postgres:
         checkpoint, crash recovery at the next start). A server that has not gone after
         30 seconds, and any process still in its data directory, is killed."""
         sig = {"fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode]
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(sig)
-                try:
-                    self.proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            self.proc = None
+        net.stop_process(self.proc, 30, sig)
+        self.proc = None
         self._kill_leftovers()
         if self.socket_dir:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
