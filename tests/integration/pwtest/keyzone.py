@@ -55,6 +55,18 @@ class Primary:
         self.trust_anchor = None
         os.makedirs(workdir, exist_ok=True)
 
+    def write_zone_file(self, path, extra=()):
+        """The zone every primary starts from (SOA, NS, two A records) plus extra lines."""
+        z = self.zone
+        lines = ["$TTL %d" % TTL,
+                 "%s. IN SOA ns.%s. hostmaster.%s. 1 60 60 600 %d" % (z, z, z, TTL),
+                 "%s. IN NS ns.%s." % (z, z),
+                 "ns.%s. IN A 127.0.0.1" % z,
+                 "www.%s. IN A 127.0.0.1" % z]
+        lines += list(extra)
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
     def _check_running(self):
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError("%s exited with %s; see %s" % (self.kind, self.proc.returncode,
@@ -317,15 +329,7 @@ zone:
             f.write(text)
 
     def _write_zone(self, extra=()):
-        z = self.zone
-        lines = ["$TTL %d" % TTL,
-                 "%s. IN SOA ns.%s. hostmaster.%s. 1 60 60 600 %d" % (z, z, z, TTL),
-                 "%s. IN NS ns.%s." % (z, z),
-                 "ns.%s. IN A 127.0.0.1" % z,
-                 "www.%s. IN A 127.0.0.1" % z]
-        lines += list(extra)
-        with open(self.zone_path, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        self.write_zone_file(self.zone_path, extra)
 
     def start(self, extra_records=()):
         for sub in ("run", "db", "keys", "zones"):
