@@ -41,7 +41,6 @@ class Primary:
     looking at the zone goes through DNS only, so it is the same for all."""
 
     kind = None
-    log_name = None
 
     def __init__(self, workdir, zone="keys.test"):
         self.dir = workdir
