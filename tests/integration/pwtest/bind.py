@@ -80,21 +80,11 @@ class BindZone(Primary):
                                 alg=self.tsig_algorithm, secret=self.tsig_secret, ttl=TTL,
                                 zone=self.zone))
 
-    def _write_zone(self):
-        z = self.zone
-        lines = ["$TTL %d" % TTL,
-                 "%s. IN SOA ns.%s. hostmaster.%s. 1 60 60 600 %d" % (z, z, z, TTL),
-                 "%s. IN NS ns.%s." % (z, z),
-                 "ns.%s. IN A 127.0.0.1" % z,
-                 "www.%s. IN A 127.0.0.1" % z]
-        with open(os.path.join(self.dir, z + ".zone"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-
     def start(self):
         os.makedirs(os.path.join(self.dir, "keys"), exist_ok=True)
         self.port = net.free_port()
         self._write_conf()
-        self._write_zone()
+        self.write_zone_file(os.path.join(self.dir, self.zone + ".zone"))
         # Debian's AppArmor profile for /usr/sbin/named (enforced on a Debian 12 machine,
         # not in a container) lets it read only /etc/bind and /var/{lib,cache}/bind; a copy
         # of the binary is not bound to that profile and may use the test's directory.

@@ -41,7 +41,6 @@ class Primary:
     looking at the zone goes through DNS only, so it is the same for all."""
 
     kind = None
-    log_name = None
 
     def __init__(self, workdir, zone="keys.test"):
         self.dir = workdir
@@ -54,6 +53,18 @@ class Primary:
         self.tsig_secret = base64.b64encode(secrets.token_bytes(32)).decode()
         self.trust_anchor = None
         os.makedirs(workdir, exist_ok=True)
+
+    def write_zone_file(self, path, extra=()):
+        """The zone every primary starts from (SOA, NS, two A records) plus extra lines."""
+        z = self.zone
+        lines = ["$TTL %d" % TTL,
+                 "%s. IN SOA ns.%s. hostmaster.%s. 1 60 60 600 %d" % (z, z, z, TTL),
+                 "%s. IN NS ns.%s." % (z, z),
+                 "ns.%s. IN A 127.0.0.1" % z,
+                 "www.%s. IN A 127.0.0.1" % z]
+        lines += list(extra)
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
 
     def _check_running(self):
         if self.proc is not None and self.proc.poll() is not None:
@@ -317,15 +328,7 @@ zone:
             f.write(text)
 
     def _write_zone(self, extra=()):
-        z = self.zone
-        lines = ["$TTL %d" % TTL,
-                 "%s. IN SOA ns.%s. hostmaster.%s. 1 60 60 600 %d" % (z, z, z, TTL),
-                 "%s. IN NS ns.%s." % (z, z),
-                 "ns.%s. IN A 127.0.0.1" % z,
-                 "www.%s. IN A 127.0.0.1" % z]
-        lines += list(extra)
-        with open(self.zone_path, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        self.write_zone_file(self.zone_path, extra)
 
     def start(self, extra_records=()):
         for sub in ("run", "db", "keys", "zones"):

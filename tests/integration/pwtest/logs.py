@@ -11,6 +11,15 @@ _logs = {}       # name -> path
 _offsets = {}    # name -> size when the current test started
 
 
+def read(path):
+    """The whole text of the log at path; "" while the server has not written it."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def register(name, path):
     _logs[name] = path
     _offsets.setdefault(name, 0)

@@ -1,5 +1,8 @@
-"""Loopback helpers: free ports, extra 127.0.0.X addresses, waiting for listeners."""
+"""Loopback helpers: free ports, extra 127.0.0.X addresses, waiting for listeners; and
+the fixtures' process helpers (is a pid alive, stop a server, let its user reach a directory)."""
 
+import os
+import signal
 import socket
 import subprocess
 import threading
@@ -79,11 +82,31 @@ def wait_until(pred, timeout, interval=0.1, what="condition"):
         time.sleep(interval)
 
 
-def stop_process(proc, timeout=10):
-    """Terminate proc if it still runs; kill it when it has not gone within timeout."""
+def pid_alive(pid):
+    """True while pid runs; a zombie counts as gone (init reaps orphans only now and then)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def make_traversable(path):
+    """Let a server running as another user reach below path: add o+x to path and to
+    every parent of it that lacks it (tests run as root in private 0700 directories)."""
+    p = os.path.abspath(path)
+    while p not in ("/", ""):
+        st = os.stat(p)
+        if not st.st_mode & 0o001:
+            os.chmod(p, st.st_mode | 0o001)
+        p = os.path.dirname(p)
+
+
+def stop_process(proc, timeout=10, sig=signal.SIGTERM):
+    """Send proc sig if it still runs; kill it when it has not gone within timeout."""
     if proc is None or proc.poll() is not None:
         return
-    proc.terminate()
+    proc.send_signal(sig)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:

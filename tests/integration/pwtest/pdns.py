@@ -65,13 +65,7 @@ class PdnsZone(Primary):
     def _load_zone(self):
         z = self.zone
         path = os.path.join(self.dir, z + ".zone")
-        lines = ["$TTL %d" % TTL,
-                 "%s. IN SOA ns.%s. hostmaster.%s. 1 60 60 600 %d" % (z, z, z, TTL),
-                 "%s. IN NS ns.%s." % (z, z),
-                 "ns.%s. IN A 127.0.0.1" % z,
-                 "www.%s. IN A 127.0.0.1" % z]
-        with open(path, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        self.write_zone_file(path)
         self.pdnsutil("load-zone", z, path)
         self.pdnsutil("secure-zone", z)
         self.pdnsutil("import-tsig-key", self.tsig_name, self.tsig_algorithm, self.tsig_secret)

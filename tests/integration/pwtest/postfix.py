@@ -22,7 +22,7 @@ import shutil
 import signal
 import subprocess
 
-from . import net
+from . import logs, net
 
 SYSTEM_MAIN_CF = "/etc/postfix/main.cf"
 NOBODY = pwd.getpwnam("nobody")
@@ -62,15 +62,6 @@ def _edit_alternate_dirs(conf_dir, add):
                            check=True)
         else:
             subprocess.run(["postconf", "-X", "alternate_config_directories"], check=True)
-
-
-def _alive(pid):
-    """True while pid runs; a zombie counts as gone (init reaps orphans only now and then)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 class PostfixInstance:
@@ -119,12 +110,7 @@ class PostfixInstance:
         for d in (self.conf_dir, self.queue_dir, self.data_dir):
             os.makedirs(d, exist_ok=True)
         # postfix (the user) must traverse every parent of its directories.
-        p = self.base
-        while p not in ("/", ""):
-            st = os.stat(p)
-            if not st.st_mode & 0o001:
-                os.chmod(p, st.st_mode | 0o711)
-            p = os.path.dirname(p)
+        net.make_traversable(self.base)
         os.chown(self.data_dir, POSTFIX.pw_uid, POSTFIX.pw_gid)
         shutil.copy("/etc/postfix/master.cf", os.path.join(self.conf_dir, "master.cf"))
         with open(os.path.join(self.conf_dir, "main.cf"), "w") as f:
@@ -172,7 +158,7 @@ class PostfixInstance:
                     os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            net.wait_until(lambda: not _alive(pid), 10, interval=0.02,
+            net.wait_until(lambda: not net.pid_alive(pid), 10, interval=0.02,
                            what="Postfix master %d to exit" % pid)
         else:
             subprocess.run(["postfix", "-c", self.conf_dir, "abort"], capture_output=True)
@@ -180,11 +166,7 @@ class PostfixInstance:
         self.running = False
 
     def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return logs.read(self.log_path)
 
     def queue(self):
         """The instance's queue as a list of dicts (postqueue -j)."""

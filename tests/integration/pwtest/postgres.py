@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from . import net
+from . import logs, net
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PSQL = "/usr/bin/psql"
@@ -77,25 +77,6 @@ def _run_user():
     raise RuntimeError("neither a postgres nor a nobody user exists")
 
 
-def _make_traversable(path):
-    """Let the server's user reach path: add o+x to every parent that lacks it."""
-    p = os.path.dirname(os.path.abspath(path))
-    while p not in ("/", ""):
-        st = os.stat(p)
-        if not st.st_mode & 0o001:
-            os.chmod(p, st.st_mode | 0o001)
-        p = os.path.dirname(p)
-
-
-def _alive(pid):
-    """True while pid runs; a zombie counts as gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def processes_in(data_dir):
     """Pids of live processes whose working directory is data_dir.
 
@@ -111,7 +92,7 @@ def processes_in(data_dir):
             cwd = os.readlink("/proc/%s/cwd" % entry)
         except OSError:
             continue
-        if cwd == want and _alive(int(entry)):
+        if cwd == want and net.pid_alive(int(entry)):
             pids.append(int(entry))
     return pids
 
@@ -162,7 +143,8 @@ class Postgres:
     def start(self):
         """initdb (once), start the server, create the role and the database."""
         os.makedirs(self.dir, exist_ok=True)
-        _make_traversable(self.data_dir)
+        # Only the parents: the server refuses a data directory others may enter.
+        net.make_traversable(os.path.dirname(os.path.abspath(self.data_dir)))
         os.chmod(self.dir, 0o755)
         fresh = not os.path.exists(os.path.join(self.data_dir, "PG_VERSION"))
         took = {}
@@ -274,15 +256,8 @@ class Postgres:
         checkpoint, crash recovery at the next start). A server that has not gone after
         30 seconds, and any process still in its data directory, is killed."""
         sig = {"fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode]
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(sig)
-                try:
-                    self.proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            self.proc = None
+        net.stop_process(self.proc, 30, sig)
+        self.proc = None
         self._kill_leftovers()
         if self.socket_dir:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
@@ -357,8 +332,4 @@ class Postgres:
         return r.stdout.strip()
 
     def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return logs.read(self.log_path)

@@ -11,7 +11,7 @@ import smtplib
 import subprocess
 import time
 
-from . import net
+from . import logs, net
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -122,11 +122,7 @@ class Relay:
         return self.proc is not None and self.proc.poll() is None
 
     def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return logs.read(self.log_path)
 
     def log_lines(self, event=None):
         lines = self.log().splitlines()
