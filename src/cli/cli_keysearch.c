@@ -34,17 +34,13 @@ static void cli_keysearch_done(struct ks_result *r, void *arg)
 	event_base_loopbreak(run->base);
 }
 
-/* ADDR, --type and --complete from argv (after "keys search"); false on a usage error. */
-static bool cli_keysearch_args(int argc, char **argv, const char **addr, enum ks_type *type,
-			       bool *complete)
+/* ADDR and --type from argv (after "keys search"); false on a usage error. */
+static bool cli_keysearch_args(int argc, char **argv, const char **addr, enum ks_type *type)
 {
 	*addr = NULL;
 	*type = KS_TYPE_ANY;
-	*complete = false;
 	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--complete") == 0) {
-			*complete = true;
-		} else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
+		if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
 			if (!ks_type_parse(argv[++i], type))
 				return false;
 		} else if (argv[i][0] != '-' && *addr == NULL) {
@@ -113,9 +109,9 @@ int cli_keysearch(struct cli *cli, int argc, char **argv, bool json)
 {
 	enum ks_type type;
 	const char *addr;
-	bool complete;
+	bool complete = cli_take_flag(&argc, argv, "--complete");
 
-	if (!cli_keysearch_args(argc, argv, &addr, &type, &complete))
+	if (!cli_keysearch_args(argc, argv, &addr, &type))
 		return cli_usage(keysearch_usage);
 	if (!addr_valid(addr)) {
 		fprintf(pw_stderr, "postwarden: \"%s\" is not an e-mail address\n", addr);

@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -576,15 +575,11 @@ static bool sync_ours(const char *owner, uint16_t type, const char *zone)
 			    type == KEYDIR_RR_SMIMEA ? "_smimecert" : NULL;
 	const char *dot = strchr(owner, '.');
 	size_t n = label ? strlen(label) : 0;
-	char *domain;
-	bool ours;
 
-	if (!label || !dot || strncasecmp(dot + 1, label, n) != 0 || dot[1 + n] != '.')
+	/* owner comes lower-case from the transfer (keydir_dns_rr_cb): no copy per record */
+	if (!label || !dot || strncmp(dot + 1, label, n) != 0 || dot[1 + n] != '.')
 		return false;
-	domain = str_lower(xstrdup(dot + 2 + n));
-	ours = keydir_in_zone(domain, zone);
-	free(domain);
-	return ours;
+	return keydir_in_zone(dot + 2 + n, zone);
 }
 
 static void sync_axfr_cb(void *arg, const char *owner, uint16_t type, const uint8_t *rdata,

@@ -151,6 +151,8 @@ struct ks_rank {
 	int order;
 };
 enum ks_trust ks_kind_best_trust(enum ks_source_kind k);
+/* Whether a key of rank a is ranked above one of rank b (ks_key_rank_cmp's first criteria). */
+bool ks_rank_above(const struct ks_rank *a, const struct ks_rank *b);
 /*
  * Whether one of the outstanding sources could still return a key ranked above best (the
  * best key found so far; NULL when none was found: then any outstanding source could).

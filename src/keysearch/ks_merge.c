@@ -166,16 +166,17 @@ enum ks_trust ks_kind_best_trust(enum ks_source_kind k)
  * trust from a source earlier in `sources`, is ranked above. The later criteria (kind,
  * creation time, fingerprint) compare keys of one source only, which is finished.
  */
+bool ks_rank_above(const struct ks_rank *a, const struct ks_rank *b)
+{
+	return a->trust > b->trust || (a->trust == b->trust && a->order < b->order);
+}
+
 bool ks_better_may_come(const struct ks_rank *best, const struct ks_rank *outstanding,
 			size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		const struct ks_rank *o = &outstanding[i];
-
-		if (best == NULL || o->trust > best->trust ||
-		    (o->trust == best->trust && o->order < best->order))
+	for (size_t i = 0; i < n; i++)
+		if (best == NULL || ks_rank_above(&outstanding[i], best))
 			return true;
-	}
 	return false;
 }
 

@@ -270,8 +270,7 @@ static bool ks_search_best(const struct ks_search *s, struct ks_rank *best)
 
 			if (!ks_type_wants(s->type, h->kind))
 				continue;
-			if (!found || r.trust > best->trust ||
-			    (r.trust == best->trust && r.order < best->order))
+			if (!found || ks_rank_above(&r, best))
 				*best = r;
 			found = true;
 		}
