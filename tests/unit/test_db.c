@@ -48,13 +48,7 @@ static int insert(struct db *db, int id, size_t n)
 
 static int count_rows(struct db *db)
 {
-	sqlite3_stmt *st = db_prepare(db, "SELECT count(*) FROM t");
-	int n = -1;
-
-	if (db_step_row(db, st))
-		n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return n;
+	return db_query_int(db, "SELECT count(*) FROM t", -1);
 }
 
 static void test_full_database_is_an_error_of_the_operation(void)
@@ -103,6 +97,9 @@ static void test_null_statement_carries_the_error(void)
 	CHECK(db_step_done(db, NULL) != SQLITE_DONE);
 	CHECK(!db_rc_is_storage(SQLITE_BUSY) && db_rc_is_storage(SQLITE_FULL) &&
 	      db_rc_is_storage(SQLITE_IOERR_WRITE));
+	/* a query without a row gives the default; control: one with a row gives its value */
+	CHECK(db_query_int(db, "SELECT 1 WHERE 0", -7) == -7);
+	CHECK(db_query_int(db, "SELECT 5", -7) == 5);
 	db_rollback(db);	/* no transaction open: nothing happens */
 	db_close(db);
 }
