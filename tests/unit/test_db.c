@@ -10,6 +10,7 @@
 
 #include "db.h"
 #include "unit.h"
+#include "xmalloc.h"
 
 static const char *const migrations[] = {
 	"CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL UNIQUE)",
@@ -170,6 +171,20 @@ static void test_cached_statement_is_reused_and_reset(void)
 	db_close(db);	/* finalizes the cache; LeakSanitizer would see what it missed */
 }
 
+/* With the page limit set, one transaction of a small and a large row; db_commit's code. */
+static int insert_two_in_transaction(struct db *db, int max_pages)
+{
+	char *sql = xasprintf("PRAGMA max_page_count = %d", max_pages);
+	sqlite3_stmt *used;
+
+	CHECK(db_exec(db, sql) == SQLITE_OK);
+	free(sql);
+	CHECK(db_begin(db) == SQLITE_OK);
+	insert_cached(db, 2, 10, &used);
+	insert_cached(db, 3, 64 * 1024, &used);
+	return db_commit(db);
+}
+
 static void test_cached_statement_after_an_error(void)
 {
 	struct db *db = open_db();
@@ -191,17 +206,9 @@ static void test_cached_statement_after_an_error(void)
 	CHECK(db_error(db) == SQLITE_OK);
 	CHECK(count_rows(db) == 1);
 	/* and inside a transaction that fails, then one that succeeds */
-	CHECK(db_exec(db, "PRAGMA max_page_count = 3") == SQLITE_OK);
-	CHECK(db_begin(db) == SQLITE_OK);
-	insert_cached(db, 2, 10, &a);
-	insert_cached(db, 3, 64 * 1024, &a);
-	CHECK(db_commit(db) == SQLITE_FULL);
+	CHECK(insert_two_in_transaction(db, 3) == SQLITE_FULL);
 	CHECK(count_rows(db) == 1);
-	CHECK(db_exec(db, "PRAGMA max_page_count = 100000") == SQLITE_OK);
-	CHECK(db_begin(db) == SQLITE_OK);
-	insert_cached(db, 2, 10, &a);
-	insert_cached(db, 3, 64 * 1024, &b);
-	CHECK(db_commit(db) == SQLITE_OK);
+	CHECK(insert_two_in_transaction(db, 100000) == SQLITE_OK);
 	CHECK(count_rows(db) == 3);
 	db_close(db);
 }
