@@ -30,10 +30,9 @@ static struct db *open_db(void)
 	return db;
 }
 
-/* Insert one row of n bytes; the step's code. */
-static int insert(struct db *db, int id, size_t n)
+/* Bind id and a blob of n bytes to an INSERT (st NULL: none) and step it; the step's code. */
+static int bind_and_insert(struct db *db, sqlite3_stmt *st, int id, size_t n)
 {
-	sqlite3_stmt *st = db_prepare(db, "INSERT INTO t (id, v) VALUES (?, ?)");
 	char *blob = malloc(n);
 	int rc;
 
@@ -42,8 +41,17 @@ static int insert(struct db *db, int id, size_t n)
 	if (st)
 		sqlite3_bind_blob(st, 2, blob, (int)n, SQLITE_TRANSIENT);
 	rc = db_step_done(db, st);
-	sqlite3_finalize(st);
 	free(blob);
+	return rc;
+}
+
+/* Insert one row of n bytes; the step's code. */
+static int insert(struct db *db, int id, size_t n)
+{
+	sqlite3_stmt *st = db_prepare(db, "INSERT INTO t (id, v) VALUES (?, ?)");
+	int rc = bind_and_insert(db, st, id, n);
+
+	sqlite3_finalize(st);
 	return rc;
 }
 
@@ -112,17 +120,10 @@ static const char sql_sel[] = "SELECT id FROM t WHERE id >= ? ORDER BY id";
 static int insert_cached(struct db *db, int id, size_t n, sqlite3_stmt **used)
 {
 	sqlite3_stmt *st = db_prepare_cached(db, sql_ins);
-	char *blob = malloc(n);
-	int rc;
+	int rc = bind_and_insert(db, st, id, n);
 
-	memset(blob, 'a' + id % 26, n);
-	db_bind_int(st, 1, id);
-	if (st)
-		sqlite3_bind_blob(st, 2, blob, (int)n, SQLITE_TRANSIENT);
-	rc = db_step_done(db, st);
 	*used = st;
 	db_release(db, st);
-	free(blob);
 	return rc;
 }
 
