@@ -30,10 +30,10 @@ static int db_fail(struct db *db, int rc, const char *msg, const char *sql)
 	return rc;
 }
 
-static int db_user_version(struct db *db)
+int db_query_int(struct db *db, const char *sql, int dflt)
 {
-	sqlite3_stmt *st = db_prepare(db, "PRAGMA user_version");
-	int v = -1;
+	sqlite3_stmt *st = db_prepare(db, sql);
+	int v = dflt;
 
 	if (db_step_row(db, st))
 		v = sqlite3_column_int(st, 0);
@@ -44,7 +44,7 @@ static int db_user_version(struct db *db)
 /* Apply migrations beyond the stored version, each in its own transaction; -1 on error. */
 static int db_migrate(struct db *db, const char *const *migrations, int n, char **err)
 {
-	int v = db_user_version(db);
+	int v = db_query_int(db, "PRAGMA user_version", -1);
 
 	if (v < 0) {
 		*err = xasprintf("database %s: %s", db->path, db_errmsg(db));

@@ -74,6 +74,8 @@ void db_release(struct db *db, sqlite3_stmt *st);
 int db_step_done(struct db *db, sqlite3_stmt *st);
 /* Step; true when a row is available, false when done or on a run-time error (db_error). */
 bool db_step_row(struct db *db, sqlite3_stmt *st);
+/* Run a one-off query; the first column of its first row, or dflt (no row, or an error). */
+int db_query_int(struct db *db, const char *sql, int dflt);
 
 /* BEGIN IMMEDIATE (take the write lock up front); clears the kept error. */
 int db_begin(struct db *db);

@@ -10,6 +10,7 @@
 
 #include "db.h"
 #include "unit.h"
+#include "xmalloc.h"
 
 static const char *const migrations[] = {
 	"CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL UNIQUE)",
@@ -29,10 +30,9 @@ static struct db *open_db(void)
 	return db;
 }
 
-/* Insert one row of n bytes; the step's code. */
-static int insert(struct db *db, int id, size_t n)
+/* Bind id and a blob of n bytes to an INSERT (st NULL: none) and step it; the step's code. */
+static int bind_and_insert(struct db *db, sqlite3_stmt *st, int id, size_t n)
 {
-	sqlite3_stmt *st = db_prepare(db, "INSERT INTO t (id, v) VALUES (?, ?)");
 	char *blob = malloc(n);
 	int rc;
 
@@ -41,20 +41,23 @@ static int insert(struct db *db, int id, size_t n)
 	if (st)
 		sqlite3_bind_blob(st, 2, blob, (int)n, SQLITE_TRANSIENT);
 	rc = db_step_done(db, st);
-	sqlite3_finalize(st);
 	free(blob);
+	return rc;
+}
+
+/* Insert one row of n bytes; the step's code. */
+static int insert(struct db *db, int id, size_t n)
+{
+	sqlite3_stmt *st = db_prepare(db, "INSERT INTO t (id, v) VALUES (?, ?)");
+	int rc = bind_and_insert(db, st, id, n);
+
+	sqlite3_finalize(st);
 	return rc;
 }
 
 static int count_rows(struct db *db)
 {
-	sqlite3_stmt *st = db_prepare(db, "SELECT count(*) FROM t");
-	int n = -1;
-
-	if (db_step_row(db, st))
-		n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return n;
+	return db_query_int(db, "SELECT count(*) FROM t", -1);
 }
 
 static void test_full_database_is_an_error_of_the_operation(void)
@@ -103,6 +106,9 @@ static void test_null_statement_carries_the_error(void)
 	CHECK(db_step_done(db, NULL) != SQLITE_DONE);
 	CHECK(!db_rc_is_storage(SQLITE_BUSY) && db_rc_is_storage(SQLITE_FULL) &&
 	      db_rc_is_storage(SQLITE_IOERR_WRITE));
+	/* a query without a row gives the default; control: one with a row gives its value */
+	CHECK(db_query_int(db, "SELECT 1 WHERE 0", -7) == -7);
+	CHECK(db_query_int(db, "SELECT 5", -7) == 5);
 	db_rollback(db);	/* no transaction open: nothing happens */
 	db_close(db);
 }
@@ -114,17 +120,10 @@ static const char sql_sel[] = "SELECT id FROM t WHERE id >= ? ORDER BY id";
 static int insert_cached(struct db *db, int id, size_t n, sqlite3_stmt **used)
 {
 	sqlite3_stmt *st = db_prepare_cached(db, sql_ins);
-	char *blob = malloc(n);
-	int rc;
+	int rc = bind_and_insert(db, st, id, n);
 
-	memset(blob, 'a' + id % 26, n);
-	db_bind_int(st, 1, id);
-	if (st)
-		sqlite3_bind_blob(st, 2, blob, (int)n, SQLITE_TRANSIENT);
-	rc = db_step_done(db, st);
 	*used = st;
 	db_release(db, st);
-	free(blob);
 	return rc;
 }
 
@@ -173,6 +172,20 @@ static void test_cached_statement_is_reused_and_reset(void)
 	db_close(db);	/* finalizes the cache; LeakSanitizer would see what it missed */
 }
 
+/* With the page limit set, one transaction of a small and a large row; db_commit's code. */
+static int insert_two_in_transaction(struct db *db, int max_pages)
+{
+	char *sql = xasprintf("PRAGMA max_page_count = %d", max_pages);
+	sqlite3_stmt *used;
+
+	CHECK(db_exec(db, sql) == SQLITE_OK);
+	free(sql);
+	CHECK(db_begin(db) == SQLITE_OK);
+	insert_cached(db, 2, 10, &used);
+	insert_cached(db, 3, 64 * 1024, &used);
+	return db_commit(db);
+}
+
 static void test_cached_statement_after_an_error(void)
 {
 	struct db *db = open_db();
@@ -194,17 +207,9 @@ static void test_cached_statement_after_an_error(void)
 	CHECK(db_error(db) == SQLITE_OK);
 	CHECK(count_rows(db) == 1);
 	/* and inside a transaction that fails, then one that succeeds */
-	CHECK(db_exec(db, "PRAGMA max_page_count = 3") == SQLITE_OK);
-	CHECK(db_begin(db) == SQLITE_OK);
-	insert_cached(db, 2, 10, &a);
-	insert_cached(db, 3, 64 * 1024, &a);
-	CHECK(db_commit(db) == SQLITE_FULL);
+	CHECK(insert_two_in_transaction(db, 3) == SQLITE_FULL);
 	CHECK(count_rows(db) == 1);
-	CHECK(db_exec(db, "PRAGMA max_page_count = 100000") == SQLITE_OK);
-	CHECK(db_begin(db) == SQLITE_OK);
-	insert_cached(db, 2, 10, &a);
-	insert_cached(db, 3, 64 * 1024, &b);
-	CHECK(db_commit(db) == SQLITE_OK);
+	CHECK(insert_two_in_transaction(db, 100000) == SQLITE_OK);
 	CHECK(count_rows(db) == 3);
 	db_close(db);
 }
