@@ -7,7 +7,7 @@
 #   make asan       sanitizer build used by the tests: build/asan/postwarden
 
 CC      ?= cc
-PKGS     = openssl libunbound libevent libevent_openssl libevent_pthreads sqlite3 jansson librnp ldns libcurl
+PKGS     = openssl libunbound libevent libevent_openssl libevent_pthreads sqlite3 jansson librnp ldns libcurl libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 

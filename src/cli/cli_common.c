@@ -26,7 +26,7 @@ bool cli_load_config(struct cli *cli)
 struct db *cli_open_db(struct cli *cli)
 {
 	char *err = NULL;
-	struct db *db = schema_open(&cli->cfg, &err);
+	struct db *db = schema_open(&cli->cfg, schema_serve_mode(&cli->cfg), &err);
 
 	if (db == NULL) {
 		fprintf(pw_stderr, "postwarden: %s\n", err);
@@ -41,8 +41,9 @@ int cli_close_db(struct db *db, int rc)
 		return rc;
 	/* said even after the command's own message: it may have been misled (a failed read
 	 * looks like "not found") */
-	if (db_error(db) != SQLITE_OK) {
-		fprintf(pw_stderr, "postwarden: database %s: %s\n", db->path, db_errmsg(db));
+	if (db_error(db) != DB_OK) {
+		fprintf(pw_stderr, "postwarden: database %s: %s\n", db_url_display(db),
+			db_errmsg(db));
 		if (rc == 0)
 			rc = 1;
 	}

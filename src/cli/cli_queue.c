@@ -26,7 +26,7 @@ static const char queue_usage[] =
 /* The recipients of one message as a JSON array. */
 static json_t *recipients_json(struct db *db, const char *id)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	struct db_stmt *st = db_prepare(db,
 		"SELECT addr, state, attempts, mx, status, reason, held_until, next_attempt "
 		"FROM recipients WHERE msg_id = ? ORDER BY idx");
 	json_t *arr = json_array();
@@ -35,22 +35,22 @@ static json_t *recipients_json(struct db *db, const char *id)
 	while (db_step_row(db, st)) {
 		json_t *r = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}",
 			"address", db_col_text(st, 0), "state", db_col_text(st, 1),
-			"attempts", (json_int_t)sqlite3_column_int64(st, 2),
+			"attempts", (json_int_t)db_col_int(st, 2),
 			"mx", db_col_text(st, 3), "status", db_col_text(st, 4),
 			"reason", db_col_text(st, 5));
-		if (sqlite3_column_type(st, 6) != SQLITE_NULL)
-			json_object_set_new(r, "held_until", json_integer(sqlite3_column_int64(st, 6)));
-		json_object_set_new(r, "next_attempt", json_integer(sqlite3_column_int64(st, 7)));
+		if (!db_col_null(st, 6))
+			json_object_set_new(r, "held_until", json_integer(db_col_int(st, 6)));
+		json_object_set_new(r, "next_attempt", json_integer(db_col_int(st, 7)));
 		json_array_append_new(arr, r);
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return arr;
 }
 
 /* Messages as JSON: all of them, or only id. */
 static json_t *messages_json(struct db *db, const char *id)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	struct db_stmt *st = db_prepare(db,
 		"SELECT id, sender, received, size, guarantee, tls_required_no, notification "
 		"FROM messages WHERE ?1 IS NULL OR id = ?1 ORDER BY received, id");
 	json_t *arr = json_array();
@@ -60,13 +60,13 @@ static json_t *messages_json(struct db *db, const char *id)
 		const char *mid = db_col_text(st, 0);
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:o}",
 			"id", mid, "sender", db_col_text(st, 1),
-			"received", (json_int_t)sqlite3_column_int64(st, 2),
-			"size", (json_int_t)sqlite3_column_int64(st, 3),
-			"guarantee", sqlite3_column_int(st, 4), "tls_required_no",
-			sqlite3_column_int(st, 5), "notification", sqlite3_column_int(st, 6),
+			"received", (json_int_t)db_col_int(st, 2),
+			"size", (json_int_t)db_col_int(st, 3),
+			"guarantee", (int)db_col_int(st, 4), "tls_required_no",
+			(int)db_col_int(st, 5), "notification", (int)db_col_int(st, 6),
 			"recipients", recipients_json(db, mid)));
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return arr;
 }
 
@@ -123,14 +123,14 @@ static int queue_list(struct db *db, const char *id, bool json)
 /* Run an UPDATE/DELETE with up to two text parameters; returns the rows changed. */
 static int exec_changes(struct db *db, const char *sql, const char *a, const char *b)
 {
-	sqlite3_stmt *st = db_prepare(db, sql);
+	struct db_stmt *st = db_prepare(db, sql);
 	int n;
 
 	db_bind_text(st, 1, a);
 	db_bind_text(st, 2, b);
 	db_step_done(db, st);
-	n = sqlite3_changes(db->h);
-	sqlite3_finalize(st);
+	n = db_changes(db);
+	db_finalize(st);
 	return n;
 }
 

@@ -162,7 +162,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	r.cfg = &cli->cfg;
-	if ((r.db = schema_open(&cli->cfg, &err)) == NULL)
+	if ((r.db = schema_open(&cli->cfg, schema_serve_mode(&cli->cfg), &err)) == NULL)
 		goto fail;
 	if ((r.base = event_base_new()) == NULL) {
 		err = xstrdup("cannot create the event loop");

@@ -10,11 +10,11 @@
 #include "strutil.h"
 #include "xmalloc.h"
 
-/* Insert one address row: SQLITE_DONE, SQLITE_CONSTRAINT (it belongs to an account already)
+/* Insert one address row: DB_DONE, DB_CONSTRAINT (it belongs to an account already)
  * or a database error. */
 static int account_add_addr(struct db *db, int64_t id, const char *addr, bool primary)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	struct db_stmt *st = db_prepare(db,
 		"INSERT INTO addresses (addr, account_id, is_primary) VALUES (?, ?, ?)");
 	char *canon = addr_canonical(addr);
 	int rc;
@@ -23,7 +23,7 @@ static int account_add_addr(struct db *db, int64_t id, const char *addr, bool pr
 	db_bind_int(st, 2, id);
 	db_bind_int(st, 3, primary);
 	rc = db_step_done(db, st);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(canon);
 	return rc;
 }
@@ -38,8 +38,8 @@ int account_add(struct db *db, const char *primary, char *const *aliases, size_t
 		bool guarantee, char **err)
 {
 	const char *bad = NULL;
-	sqlite3_stmt *st;
-	int64_t id;
+	struct db_stmt *st;
+	int64_t id = 0;
 	int rc;
 
 	if (!addr_valid(primary))
@@ -51,37 +51,40 @@ int account_add(struct db *db, const char *primary, char *const *aliases, size_t
 		*err = xasprintf("\"%s\" is not a valid e-mail address", bad);
 		return -1;
 	}
-	if (db_begin(db) != SQLITE_OK) {
+	if (db_begin(db) != DB_OK) {
 		*err = account_db_error(db);
 		return -1;
 	}
-	st = db_prepare(db, "INSERT INTO accounts (primary_addr, guarantee, created) VALUES (?, ?, ?)");
+	st = db_prepare(db, "INSERT INTO accounts (primary_addr, guarantee, created) VALUES (?, ?, ?)"
+			" RETURNING id");
 	char *canon = addr_canonical(primary);
 	db_bind_text(st, 1, canon);
 	db_bind_int(st, 2, guarantee);
 	db_bind_int(st, 3, (int64_t)time(NULL));
 	free(canon);
-	rc = db_step_done(db, st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	if ((rc = db_step(db, st)) == DB_ROW) {
+		id = db_col_int(st, 0);
+		rc = DB_DONE;
+	}
+	db_finalize(st);
+	if (rc != DB_DONE) {
 		db_rollback(db);
-		*err = rc == SQLITE_CONSTRAINT ? xasprintf("%s already has an account", primary)
+		*err = rc == DB_CONSTRAINT ? xasprintf("%s already has an account", primary)
 					       : account_db_error(db);
 		return -1;
 	}
-	id = sqlite3_last_insert_rowid(db->h);
 	rc = account_add_addr(db, id, primary, true);
-	bad = rc == SQLITE_DONE ? NULL : primary;
+	bad = rc == DB_DONE ? NULL : primary;
 	for (size_t i = 0; bad == NULL && i < naliases; i++)
-		if ((rc = account_add_addr(db, id, aliases[i], false)) != SQLITE_DONE)
+		if ((rc = account_add_addr(db, id, aliases[i], false)) != DB_DONE)
 			bad = aliases[i];
 	if (bad) {
 		db_rollback(db);
-		*err = rc == SQLITE_CONSTRAINT ? xasprintf("%s already belongs to an account", bad)
+		*err = rc == DB_CONSTRAINT ? xasprintf("%s already belongs to an account", bad)
 					       : account_db_error(db);
 		return -1;
 	}
-	if (db_commit(db) != SQLITE_OK) {
+	if (db_commit(db) != DB_OK) {
 		*err = account_db_error(db);
 		return -1;
 	}
@@ -91,20 +94,20 @@ int account_add(struct db *db, const char *primary, char *const *aliases, size_t
 /* The id of the account owning addr, or -1 (db_error tells a failed read from none). */
 static int64_t account_id_of(struct db *db, const char *addr)
 {
-	sqlite3_stmt *st = db_prepare(db, "SELECT account_id FROM addresses WHERE addr = ?");
+	struct db_stmt *st = db_prepare(db, "SELECT account_id FROM addresses WHERE addr = ?");
 	int64_t id = -1;
 
 	db_bind_text(st, 1, addr);
 	if (db_step_row(db, st))
-		id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+		id = db_col_int(st, 0);
+	db_finalize(st);
 	return id;
 }
 
 int account_del(struct db *db, const char *addr, char **err)
 {
 	int64_t id = account_id_of(db, addr);
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rc;
 
 	if (id < 0) {
@@ -115,8 +118,8 @@ int account_del(struct db *db, const char *addr, char **err)
 	st = db_prepare(db, "DELETE FROM accounts WHERE id = ?");
 	db_bind_int(st, 1, id);
 	rc = db_step_done(db, st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	db_finalize(st);
+	if (rc != DB_DONE) {
 		*err = account_db_error(db);
 		return -1;
 	}
@@ -126,7 +129,7 @@ int account_del(struct db *db, const char *addr, char **err)
 /* Load the account with this id, with its aliases. */
 static struct account *account_load(struct db *db, int64_t id)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	struct db_stmt *st = db_prepare(db,
 		"SELECT primary_addr, guarantee, guarantee_off_until, created FROM accounts WHERE id = ?");
 	struct account *a = NULL;
 
@@ -135,11 +138,11 @@ static struct account *account_load(struct db *db, int64_t id)
 		a = xcalloc(1, sizeof(*a));
 		a->id = id;
 		a->primary = xstrdup(db_col_text(st, 0));
-		a->guarantee = sqlite3_column_int(st, 1) != 0;
-		a->guarantee_off_until = sqlite3_column_int64(st, 2);
-		a->created = sqlite3_column_int64(st, 3);
+		a->guarantee = (int)db_col_int(st, 1) != 0;
+		a->guarantee_off_until = db_col_int(st, 2);
+		a->created = db_col_int(st, 3);
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	if (a == NULL)
 		return NULL;
 	st = db_prepare(db, "SELECT addr FROM addresses WHERE account_id = ? AND is_primary = 0 "
@@ -149,7 +152,7 @@ static struct account *account_load(struct db *db, int64_t id)
 		a->aliases = xreallocarray(a->aliases, a->naliases + 1, sizeof(char *));
 		a->aliases[a->naliases++] = xstrdup(db_col_text(st, 0));
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return a;
 }
 
@@ -162,25 +165,25 @@ struct account *account_find(struct db *db, const char *addr)
 
 struct account **account_list(struct db *db, size_t *n)
 {
-	sqlite3_stmt *st = db_prepare(db, "SELECT id FROM accounts ORDER BY primary_addr");
+	struct db_stmt *st = db_prepare(db, "SELECT id FROM accounts ORDER BY primary_addr");
 	struct account **list = NULL;
 
 	*n = 0;
 	while (db_step_row(db, st)) {
-		struct account *a = account_load(db, sqlite3_column_int64(st, 0));
+		struct account *a = account_load(db, db_col_int(st, 0));
 		if (a == NULL)
 			continue;
 		list = xreallocarray(list, *n + 1, sizeof(*list));
 		list[(*n)++] = a;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return list;
 }
 
 int account_set_guarantee(struct db *db, const char *addr, bool on, int64_t off_until, char **err)
 {
 	int64_t id = account_id_of(db, addr);
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rc;
 
 	if (id < 0) {
@@ -194,8 +197,8 @@ int account_set_guarantee(struct db *db, const char *addr, bool on, int64_t off_
 	db_bind_int(st, 2, on ? 0 : off_until);
 	db_bind_int(st, 3, id);
 	rc = db_step_done(db, st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	db_finalize(st);
+	if (rc != DB_DONE) {
 		*err = account_db_error(db);
 		return -1;
 	}

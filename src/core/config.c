@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,22 @@ static const struct conf_key server_keys[] = {
 	{ "user", CONF_STRING, "", SRV(user), 0, 0, NULL,
 	  "When started as root, serve gives state_dir to this user and runs as it once its "
 	  "ports are bound (empty: keep running as root)." },
+	{ "node", CONF_STRING, "", SRV(node), 0, 0, NULL,
+	  "This node's name when several postwarden machines share one PostgreSQL database "
+	  "(default: the host name). Each node has its own spool; the queue remembers which "
+	  "node holds each message." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define DBS(f) offsetof(struct database_conf, f)
+static const struct conf_key database_keys[] = {
+	{ "url", CONF_STRING, "", DBS(url), 0, 0, NULL,
+	  "Where accounts, keys and the queue index live: sqlite:PATH (default: "
+	  "sqlite:state_dir/postwarden.db) or postgresql://user@host:port/dbname to share one "
+	  "PostgreSQL database among several nodes. Put no password here: use password_file." },
+	{ "password_file", CONF_STRING, "", DBS(password_file), 0, 0, NULL,
+	  "PostgreSQL password file (lines host:port:dbname:user:password, mode 0600; "
+	  "default: PGPASSFILE or ~/.pgpass)." },
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
@@ -169,18 +186,57 @@ static const struct conf_key keysearch_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
-#define NSECTIONS 7
+#define NSECTIONS 8
 
 /* The section table for a config struct. */
 static void config_sections(struct pw_config *cfg, struct conf_section out[NSECTIONS])
 {
 	out[0] = (struct conf_section){ "server", server_keys, &cfg->server };
-	out[1] = (struct conf_section){ "relay", relay_keys, &cfg->relay };
-	out[2] = (struct conf_section){ "dns", dns_keys, &cfg->dns };
-	out[3] = (struct conf_section){ "guarantee", guarantee_keys, &cfg->guarantee };
-	out[4] = (struct conf_section){ "keydir", keydir_keys, &cfg->keydir };
-	out[5] = (struct conf_section){ "api", api_keys, &cfg->api };
-	out[6] = (struct conf_section){ "keysearch", keysearch_keys, &cfg->keysearch };
+	out[1] = (struct conf_section){ "database", database_keys, &cfg->database };
+	out[2] = (struct conf_section){ "relay", relay_keys, &cfg->relay };
+	out[3] = (struct conf_section){ "dns", dns_keys, &cfg->dns };
+	out[4] = (struct conf_section){ "guarantee", guarantee_keys, &cfg->guarantee };
+	out[5] = (struct conf_section){ "keydir", keydir_keys, &cfg->keydir };
+	out[6] = (struct conf_section){ "api", api_keys, &cfg->api };
+	out[7] = (struct conf_section){ "keysearch", keysearch_keys, &cfg->keysearch };
+}
+
+/* Is name fit to be a node name (it appears in logs, status and the database)? */
+static bool config_node_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && strchr(".-_", name[i]) == NULL)
+			return false;
+	return true;
+}
+
+/* The node name and the database URL, with their defaults. */
+static int config_validate_storage(struct pw_config *cfg, char **err)
+{
+	if (*cfg->server.node == '\0') {
+		char host[256] = "localhost";
+
+		gethostname(host, sizeof(host) - 1);
+		free(cfg->server.node);
+		cfg->server.node = xstrdup(host);
+	}
+	if (!config_node_name_ok(cfg->server.node)) {
+		*err = xasprintf("%s: [server] node \"%s\": use up to 64 letters, digits, '.', '-' "
+				 "or '_'", cfg->path, cfg->server.node);
+		return -1;
+	}
+	if (*cfg->database.url == '\0') {
+		char *path = config_state_path(cfg, "postwarden.db");
+
+		free(cfg->database.url);
+		cfg->database.url = xasprintf("sqlite:%s", path);
+		free(path);
+	}
+	return 0;
 }
 
 /* Checks that involve more than one key. */
@@ -200,7 +256,7 @@ static int config_validate(struct pw_config *cfg, char **err)
 		free(cfg->server.hostname);
 		cfg->server.hostname = xstrdup(host);
 	}
-	return 0;
+	return config_validate_storage(cfg, err);
 }
 
 int config_load(struct pw_config *cfg, const char *path, char **err)

@@ -18,6 +18,12 @@ struct server_conf {
 	char *log_level;
 	char *log_file;		/* "" = standard error */
 	char *user;		/* serve drops root privileges to this user; "" = keep */
+	char *node;		/* this node's name among several; "" = the host name */
+};
+
+struct database_conf {
+	char *url;		/* sqlite:PATH or postgresql://...; "" = sqlite:state_dir/postwarden.db */
+	char *password_file;	/* libpq password file; "" = PGPASSFILE or ~/.pgpass */
 };
 
 struct relay_conf {
@@ -90,6 +96,7 @@ struct keysearch_conf {
 struct pw_config {
 	char *path;		/* the file read */
 	struct server_conf server;
+	struct database_conf database;
 	struct relay_conf relay;
 	struct dns_conf dns;
 	struct guarantee_conf guarantee;

@@ -235,7 +235,7 @@ int keydir_store_checked(struct keydir *kd, const struct account *acct, const ui
 		*msg = xstrdup("the key carries none of the account's addresses");
 		goto out;
 	}
-	if (db_begin(kd->db) != SQLITE_OK) {
+	if (db_begin(kd->db) != DB_OK) {
 		*msg = xasprintf("the database could not be changed: %s", db_errmsg(kd->db));
 		goto out;
 	}
@@ -245,14 +245,14 @@ int keydir_store_checked(struct keydir *kd, const struct account *acct, const ui
 		if (!keydir_store_insert(kd->db, acct->id, rows[i], kc->keep_original ? data : NULL,
 					 len)) {
 			db_rollback(kd->db);
-			*msg = db_error(kd->db) != SQLITE_OK
+			*msg = db_error(kd->db) != DB_OK
 				? xasprintf("cannot store the key for %s: %s", rows[i]->address,
 					    db_errmsg(kd->db))
 				: xasprintf("cannot store the key for %s", rows[i]->address);
 			goto out;
 		}
 	}
-	if (db_commit(kd->db) != SQLITE_OK) {
+	if (db_commit(kd->db) != DB_OK) {
 		*msg = xasprintf("the database could not be changed: %s", db_errmsg(kd->db));
 		goto out;
 	}
@@ -271,7 +271,7 @@ out:
 
 size_t keydir_unpublish(struct keydir *kd, const char *addr, const char *fingerprint)
 {
-	sqlite3_stmt *st = db_prepare(kd->db,
+	struct db_stmt *st = db_prepare(kd->db,
 		"DELETE FROM keydir_keys WHERE addr = ?1 AND (?2 IS NULL OR"
 		" fingerprint = ?2 COLLATE NOCASE)");
 	size_t n;
@@ -279,8 +279,8 @@ size_t keydir_unpublish(struct keydir *kd, const char *addr, const char *fingerp
 	db_bind_text(st, 1, addr);
 	db_bind_text(st, 2, fingerprint);
 	db_step_done(kd->db, st);
-	sqlite3_finalize(st);
-	n = (size_t)sqlite3_changes(kd->db->h);
+	db_finalize(st);
+	n = (size_t)db_changes(kd->db);
 	if (n)
 		log_info("event=key_unpublish address=%s fingerprint=%s copies=%zu", addr,
 			 fingerprint ? fingerprint : "all", n);
@@ -290,7 +290,7 @@ size_t keydir_unpublish(struct keydir *kd, const char *addr, const char *fingerp
 size_t keydir_expire(struct keydir *kd, int64_t now)
 {
 	int64_t limit = now + kd->cfg->keydir.expiry_margin;
-	sqlite3_stmt *st = db_prepare(kd->db, "SELECT addr, fingerprint, expires FROM keydir_keys"
+	struct db_stmt *st = db_prepare(kd->db, "SELECT addr, fingerprint, expires FROM keydir_keys"
 					      " WHERE expires <> 0 AND expires <= ?");
 	size_t n;
 
@@ -298,13 +298,13 @@ size_t keydir_expire(struct keydir *kd, int64_t now)
 	while (db_step_row(kd->db, st))
 		log_info("event=key_expire address=%s fingerprint=%s expires=%lld",
 			 db_col_text(st, 0), db_col_text(st, 1),
-			 (long long)sqlite3_column_int64(st, 2));
-	sqlite3_finalize(st);
+			 (long long)db_col_int(st, 2));
+	db_finalize(st);
 	st = db_prepare(kd->db, "DELETE FROM keydir_keys WHERE expires <> 0 AND expires <= ?");
 	db_bind_int(st, 1, limit);
 	db_step_done(kd->db, st);
-	sqlite3_finalize(st);
-	n = (size_t)sqlite3_changes(kd->db->h);
+	db_finalize(st);
+	n = (size_t)db_changes(kd->db);
 	return n;
 }
 
@@ -677,7 +677,7 @@ static void sync_diff(struct keydir *kd, struct sync_set *have, struct sync_set 
 /* Zones to transfer: [keydir] zones, or every domain of accounts and keys. */
 static char **sync_zones(struct keydir *kd, size_t *n)
 {
-	sqlite3_stmt *st = db_prepare(kd->db, "SELECT addr FROM addresses UNION"
+	struct db_stmt *st = db_prepare(kd->db, "SELECT addr FROM addresses UNION"
 					      " SELECT addr FROM keydir_keys");
 	char **v = NULL;
 
@@ -696,7 +696,7 @@ static char **sync_zones(struct keydir *kd, size_t *n)
 		v = xreallocarray(v, *n + 1, sizeof(*v));
 		v[(*n)++] = z;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return v;
 }
 

@@ -265,7 +265,7 @@ int keydir_file_wkd(struct keydir *kd, const char *domain, const char *hash, con
 /* The (domain, hash) pairs the store publishes. */
 static char **file_wkd_wanted(struct db *db, size_t *n)
 {
-	sqlite3_stmt *st = db_prepare(db, "SELECT DISTINCT wkd_domain || '/' || wkd_hash FROM"
+	struct db_stmt *st = db_prepare(db, "SELECT DISTINCT wkd_domain || '/' || wkd_hash FROM"
 					  " keydir_keys WHERE wkd_hash <> '' ORDER BY 1");
 	char **v = NULL;
 	size_t cap = 0;
@@ -278,7 +278,7 @@ static char **file_wkd_wanted(struct db *db, size_t *n)
 		}
 		v[(*n)++] = xstrdup(db_col_text(st, 0));
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return v;
 }
 

@@ -14,7 +14,7 @@
 bool keydir_store_insert(struct db *db, int64_t account_id, const struct keydir_key *k,
 			 const uint8_t *original, size_t original_len)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	struct db_stmt *st = db_prepare(db,
 		"INSERT INTO keydir_keys(account_id, addr, kind, fingerprint, algorithm, bits,"
 		" created, expires, published, data, original, rrtype, owner, owner_lc,"
 		" wkd_domain, wkd_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
@@ -29,65 +29,64 @@ bool keydir_store_insert(struct db *db, int64_t account_id, const struct keydir_
 	db_bind_int(st, 7, k->created);
 	db_bind_int(st, 8, k->expires);
 	db_bind_int(st, 9, k->published);
-	sqlite3_bind_blob(st, 10, k->data, (int)k->len, SQLITE_TRANSIENT);
+	db_bind_blob(st, 10, k->data, k->len);
 	if (original)
-		sqlite3_bind_blob(st, 11, original, (int)original_len, SQLITE_TRANSIENT);
+		db_bind_blob(st, 11, original, original_len);
 	else
-		sqlite3_bind_null(st, 11);
+		db_bind_null(st, 11);
 	db_bind_int(st, 12, k->rrtype);
 	db_bind_text(st, 13, k->owner);
 	db_bind_text(st, 14, k->owner_lc ? k->owner_lc : "");
 	db_bind_text(st, 15, k->wkd_domain ? k->wkd_domain : "");
 	db_bind_text(st, 16, k->wkd_hash ? k->wkd_hash : "");
 	rc = db_step_done(db, st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE;
+	db_finalize(st);
+	return rc == DB_DONE;
 }
 
 void keydir_store_delete_copy(struct db *db, const char *addr, const char *kind,
 			      const char *fingerprint)
 {
-	sqlite3_stmt *st = db_prepare(db, "DELETE FROM keydir_keys WHERE addr = ? AND kind = ?"
+	struct db_stmt *st = db_prepare(db, "DELETE FROM keydir_keys WHERE addr = ? AND kind = ?"
 					  " AND fingerprint = ?");
 
 	db_bind_text(st, 1, addr);
 	db_bind_text(st, 2, kind);
 	db_bind_text(st, 3, fingerprint);
 	db_step_done(db, st);
-	sqlite3_finalize(st);
+	db_finalize(st);
 }
 
-static uint8_t *store_blob(sqlite3_stmt *st, int col, size_t *len)
+static uint8_t *store_blob(struct db_stmt *st, int col, size_t *len)
 {
-	const void *p = sqlite3_column_blob(st, col);
+	const void *p = db_col_blob(st, col, len);
 
-	*len = (size_t)sqlite3_column_bytes(st, col);
 	return xmemdup(p ? p : "", *len ? *len : 1);
 }
 
 /* One row of the list query into a struct. */
-static struct keydir_key *store_row(sqlite3_stmt *st)
+static struct keydir_key *store_row(struct db_stmt *st)
 {
 	struct keydir_key *k = xcalloc(1, sizeof(*k));
 	const char *err;
 
-	k->id = sqlite3_column_int64(st, 0);
+	k->id = db_col_int(st, 0);
 	k->address = xstrdup(db_col_text(st, 1));
 	k->kind = strcmp(db_col_text(st, 2), "smime") == 0 ? KEYS_SMIME : KEYS_OPENPGP;
 	k->fingerprint = xstrdup(db_col_text(st, 3));
 	k->algorithm = xstrdup(db_col_text(st, 4));
-	k->bits = (unsigned)sqlite3_column_int64(st, 5);
-	k->created = sqlite3_column_int64(st, 6);
-	k->expires = sqlite3_column_int64(st, 7);
-	k->published = sqlite3_column_int64(st, 8);
+	k->bits = (unsigned)db_col_int(st, 5);
+	k->created = db_col_int(st, 6);
+	k->expires = db_col_int(st, 7);
+	k->published = db_col_int(st, 8);
 	k->data = store_blob(st, 9, &k->len);
-	k->rrtype = (uint16_t)sqlite3_column_int(st, 10);
+	k->rrtype = (uint16_t)(int)db_col_int(st, 10);
 	k->owner = xstrdup(db_col_text(st, 11));
 	k->owner_lc = xstrdup(db_col_text(st, 12));
 	k->wkd_domain = xstrdup(db_col_text(st, 13));
 	k->wkd_hash = xstrdup(db_col_text(st, 14));
-	k->pending = sqlite3_column_int(st, 15) != 0;
-	err = (const char *)sqlite3_column_text(st, 16);
+	k->pending = (int)db_col_int(st, 15) != 0;
+	err = db_col_text_or_null(st, 16);
 	k->error = err ? xstrdup(err) : NULL;
 	return k;
 }
@@ -95,7 +94,7 @@ static struct keydir_key *store_row(sqlite3_stmt *st)
 struct keydir_key **keydir_store_list(struct db *db, const char *addr, size_t *n)
 {
 	/* A copy is pending while any of its names is; show the newest error among them. */
-	sqlite3_stmt *st = db_prepare(db,
+	struct db_stmt *st = db_prepare(db,
 		"SELECT k.id, k.addr, k.kind, k.fingerprint, k.algorithm, k.bits, k.created,"
 		" k.expires, k.published, k.data, k.rrtype, k.owner, k.owner_lc, k.wkd_domain,"
 		" k.wkd_hash,"
@@ -118,7 +117,7 @@ struct keydir_key **keydir_store_list(struct db *db, const char *addr, size_t *n
 		}
 		list[(*n)++] = store_row(st);
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return list;
 }
 
@@ -153,7 +152,7 @@ struct keydir_pending *keydir_store_pending(struct db *db, bool all, int64_t now
 					    const char *after_owner, int after_type, size_t max,
 					    size_t *n)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	struct db_stmt *st = db_prepare(db,
 		"SELECT owner, rrtype, gen FROM keydir_pending"
 		" WHERE (rrtype = 0, owner, rrtype) > (?2 = 0, ?1, ?2) AND (?3 OR next_attempt <= ?4)"
 		" ORDER BY rrtype = 0, owner, rrtype LIMIT ?5");
@@ -167,11 +166,11 @@ struct keydir_pending *keydir_store_pending(struct db *db, bool all, int64_t now
 	db_bind_int(st, 5, (int64_t)max);
 	while (db_step_row(db, st) && *n < max) {
 		p[*n].owner = xstrdup(db_col_text(st, 0));
-		p[*n].rrtype = (uint16_t)sqlite3_column_int(st, 1);
-		p[*n].gen = sqlite3_column_int64(st, 2);
+		p[*n].rrtype = (uint16_t)(int)db_col_int(st, 1);
+		p[*n].gen = db_col_int(st, 2);
 		(*n)++;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return p;
 }
 
@@ -184,20 +183,20 @@ void keydir_pending_free(struct keydir_pending *p, size_t n)
 
 void keydir_store_pending_done(struct db *db, const struct keydir_pending *p)
 {
-	sqlite3_stmt *st = db_prepare(db, "DELETE FROM keydir_pending WHERE owner = ? AND"
+	struct db_stmt *st = db_prepare(db, "DELETE FROM keydir_pending WHERE owner = ? AND"
 					  " rrtype = ? AND gen = ?");
 
 	db_bind_text(st, 1, p->owner);
 	db_bind_int(st, 2, p->rrtype);
 	db_bind_int(st, 3, p->gen);
 	db_step_done(db, st);
-	sqlite3_finalize(st);
+	db_finalize(st);
 }
 
 void keydir_store_pending_failed(struct db *db, const struct keydir_pending *p, const char *error,
 				 int64_t next_attempt)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	struct db_stmt *st = db_prepare(db,
 		"UPDATE keydir_pending SET attempts = attempts + 1, next_attempt = ?, error = ?"
 		" WHERE owner = ? AND rrtype = ? AND gen = ?");
 
@@ -207,18 +206,18 @@ void keydir_store_pending_failed(struct db *db, const struct keydir_pending *p, 
 	db_bind_int(st, 4, p->rrtype);
 	db_bind_int(st, 5, p->gen);
 	db_step_done(db, st);
-	sqlite3_finalize(st);
+	db_finalize(st);
 }
 
 void keydir_store_mark(struct db *db, const char *owner, uint16_t rrtype)
 {
-	sqlite3_stmt *st = db_prepare(db, "INSERT OR REPLACE INTO keydir_pending(owner, rrtype, gen)"
+	struct db_stmt *st = db_prepare(db, "INSERT OR REPLACE INTO keydir_pending(owner, rrtype, gen)"
 					  " VALUES (?, ?, random())");
 
 	db_bind_text(st, 1, owner);
 	db_bind_int(st, 2, rrtype);
 	db_step_done(db, st);
-	sqlite3_finalize(st);
+	db_finalize(st);
 }
 
 /* S/MIME records carry "3 0 0" (DANE-EE, full certificate, no hash) before the DER. */
@@ -246,7 +245,7 @@ static void store_add_rdata(struct keydir_rdata **rd, size_t *n, size_t *cap, ui
 struct keydir_rdata *keydir_store_rdata(struct db *db, const char *owner, uint16_t rrtype,
 					size_t *n)
 {
-	sqlite3_stmt *st = db_prepare(db, "SELECT data FROM keydir_keys WHERE rrtype = ?1 AND"
+	struct db_stmt *st = db_prepare(db, "SELECT data FROM keydir_keys WHERE rrtype = ?1 AND"
 					  " (owner = ?2 OR owner_lc = ?2) ORDER BY id");
 	struct keydir_rdata *rd = NULL;
 	size_t cap = 0;
@@ -255,8 +254,8 @@ struct keydir_rdata *keydir_store_rdata(struct db *db, const char *owner, uint16
 	db_bind_int(st, 1, rrtype);
 	db_bind_text(st, 2, owner);
 	while (db_step_row(db, st)) {
-		const void *p = sqlite3_column_blob(st, 0);
-		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		size_t len;
+		const void *p = db_col_blob(st, 0, &len);
 
 		/* Two copies of one key at one name (two spellings of a local-part): once. */
 		bool dup = false;
@@ -267,13 +266,13 @@ struct keydir_rdata *keydir_store_rdata(struct db *db, const char *owner, uint16
 		if (!dup)
 			store_add_rdata(&rd, n, &cap, rrtype, p ? p : "", len);
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return rd;
 }
 
 uint8_t *keydir_store_wkd(struct db *db, const char *domain, const char *hash, size_t *len)
 {
-	sqlite3_stmt *st = db_prepare(db, "SELECT data FROM keydir_keys WHERE wkd_domain = ? AND"
+	struct db_stmt *st = db_prepare(db, "SELECT data FROM keydir_keys WHERE wkd_domain = ? AND"
 					  " wkd_hash = ? ORDER BY id");
 	uint8_t *out = NULL;
 
@@ -281,13 +280,15 @@ uint8_t *keydir_store_wkd(struct db *db, const char *domain, const char *hash, s
 	db_bind_text(st, 1, domain);
 	db_bind_text(st, 2, hash);
 	while (db_step_row(db, st)) {
-		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		size_t n;
+		const void *p = db_col_blob(st, 0, &n);
 
 		out = xrealloc(out, *len + n + 1);
-		memcpy(out + *len, sqlite3_column_blob(st, 0), n);
+		if (n > 0)
+			memcpy(out + *len, p, n);
 		*len += n;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return out;
 }
 

@@ -41,7 +41,7 @@ static void *timer_pass(void *arg)
 	struct keydir_timer *t = arg;
 	struct keydir_report rep = { 0 };
 	char *err = NULL;
-	struct db *db = schema_open(t->cfg, &err);
+	struct db *db = schema_open(t->cfg, schema_serve_mode(t->cfg), &err);
 	int64_t now = (int64_t)time(NULL);
 
 	if (db == NULL) {
@@ -61,7 +61,7 @@ static void *timer_pass(void *arg)
 	else if (rep.done)
 		log_info("event=keydir_retry done=%zu", rep.done);
 	keydir_report_free(&rep);
-	if (db_error(db) != SQLITE_OK)	/* what was not recorded is done again next pass */
+	if (db_error(db) != DB_OK)	/* what was not recorded is done again next pass */
 		log_warn("event=keydir_timer error=\"database: %s\"", db_errmsg(db));
 	db_close(db);
 	atomic_store(&t->running, false);

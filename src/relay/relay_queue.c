@@ -302,16 +302,16 @@ static bool spool_read_env(int fd, struct spool_env *se, size_t *data_size)
  * Insert the messages and recipients rows of one envelope (inside the caller's transaction;
  * a failure shows at its db_commit).
  */
-static void queue_db_insert(struct db *db, const struct spool_env *se)
+static void queue_db_insert(struct db *db, const char *node, const struct spool_env *se)
 {
 	const struct queue_envelope *env = se->env;
-	sqlite3_stmt *m = db_prepare_cached(db,
-		"INSERT OR IGNORE INTO messages (id, sender, size, received, envid, ret, body,"
-		" smtputf8, guarantee, tls_required_no, notification)"
-		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-	sqlite3_stmt *r = db_prepare_cached(db,
-		"INSERT OR IGNORE INTO recipients (msg_id, idx, addr, orcpt, notify, state,"
-		" next_attempt) VALUES (?, ?, ?, ?, ?, 'queued', 0)");
+	struct db_stmt *m = db_prepare_cached(db,
+		"INSERT INTO messages (id, sender, size, received, envid, ret, body,"
+		" smtputf8, guarantee, tls_required_no, notification, node)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
+	struct db_stmt *r = db_prepare_cached(db,
+		"INSERT INTO recipients (msg_id, idx, addr, orcpt, notify, state,"
+		" next_attempt) VALUES (?, ?, ?, ?, ?, 'queued', 0) ON CONFLICT DO NOTHING");
 
 	db_bind_text(m, 1, se->id);
 	db_bind_text(m, 2, env->sender);
@@ -324,9 +324,10 @@ static void queue_db_insert(struct db *db, const struct spool_env *se)
 	db_bind_int(m, 9, se->guarantee);
 	db_bind_int(m, 10, se->tls_required_no);
 	db_bind_int(m, 11, env->notification);
+	db_bind_text(m, 12, node);
 	db_step_done(db, m);
 	for (size_t i = 0; i < env->nrcpt; i++) {
-		sqlite3_reset(r);
+		db_reset(r);
 		db_bind_text(r, 1, se->id);
 		db_bind_int(r, 2, (int64_t)i);
 		db_bind_text(r, 3, env->rcpts[i].addr);
@@ -459,7 +460,7 @@ void queue_writer_abort(struct queue_writer *w)
  */
 static bool queue_sender_guarantee(struct db *db, const char *sender, int64_t now)
 {
-	sqlite3_stmt *st = db_prepare_cached(db,
+	struct db_stmt *st = db_prepare_cached(db,
 		"SELECT a.guarantee, a.guarantee_off_until FROM addresses d "
 		"JOIN accounts a ON a.id = d.account_id WHERE d.addr = ?");
 	struct account a = { .guarantee = false };
@@ -468,8 +469,8 @@ static bool queue_sender_guarantee(struct db *db, const char *sender, int64_t no
 	db_bind_text(st, 1, sender);
 	found = db_step_row(db, st);
 	if (found) {
-		a.guarantee = sqlite3_column_int(st, 0) != 0;
-		a.guarantee_off_until = sqlite3_column_int64(st, 1);
+		a.guarantee = (int)db_col_int(st, 0) != 0;
+		a.guarantee_off_until = db_col_int(st, 1);
 	}
 	db_release(db, st);
 	return found && account_guarantee_active(&a, now);
@@ -494,7 +495,7 @@ static bool queue_decide(struct queue *q, struct queue_writer *w, const struct q
 	if (!env->notification && env->sender && *env->sender)
 		guarantee = queue_sender_guarantee(q->relay->db, env->sender, se->received);
 	/* A failed lookup must not send the message without its guarantee: refuse it (4xx). */
-	ok = db_error(q->relay->db) == SQLITE_OK;
+	ok = db_error(q->relay->db) == DB_OK;
 	if (!ok)
 		log_error("event=queue_account_error id=%s sender=<%s> error=\"%s\"", se->id,
 			  env->sender, db_errmsg(q->relay->db));
@@ -610,17 +611,17 @@ static void queue_record_rows(struct queue *q, const struct queue_job *batch)
 		any = j->ok;
 	if (!any)
 		return;
-	if ((rc = db_begin(q->wdb)) == SQLITE_OK) {
+	if ((rc = db_begin(q->wdb)) == DB_OK) {
 		for (struct queue_unrec *u = q->unrecorded; u; u = u->next)
-			queue_db_insert(q->wdb, &u->se);
+			queue_db_insert(q->wdb, q->relay->cfg->server.node, &u->se);
 		for (const struct queue_job *j = batch; j; j = j->next)
 			if (j->ok)
-				queue_db_insert(q->wdb, &j->se);
+				queue_db_insert(q->wdb, q->relay->cfg->server.node, &j->se);
 		rc = db_commit(q->wdb);
 	} else {
 		db_rollback(q->wdb);
 	}
-	if (rc != SQLITE_OK) {
+	if (rc != DB_OK) {
 		for (const struct queue_job *j = batch; j; j = j->next)
 			if (j->ok)
 				queue_unrec_add(q, &j->se);
@@ -792,12 +793,12 @@ static void queue_clean_tmp(struct queue *q)
 
 static bool queue_has_row(struct db *db, const char *id)
 {
-	sqlite3_stmt *st = db_prepare(db, "SELECT 1 FROM messages WHERE id = ?");
+	struct db_stmt *st = db_prepare(db, "SELECT 1 FROM messages WHERE id = ?");
 	bool found;
 
 	db_bind_text(st, 1, id);
 	found = db_step_row(db, st);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return found;
 }
 
@@ -865,7 +866,7 @@ static void queue_recover_files(struct queue *q)
 static void queue_recover_rows(struct queue *q)
 {
 	struct db *db = q->relay->db;
-	sqlite3_stmt *st = db_prepare(db, "SELECT id FROM messages");
+	struct db_stmt *st = db_prepare(db, "SELECT id FROM messages");
 	char **gone = NULL;
 	size_t ngone = 0;
 
@@ -876,16 +877,16 @@ static void queue_recover_rows(struct queue *q)
 		gone = xreallocarray(gone, ngone + 1, sizeof(*gone));
 		gone[ngone++] = xstrdup(id);
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	for (size_t i = 0; i < ngone; i++) {
-		sqlite3_stmt *del = db_prepare(db, "DELETE FROM messages WHERE id = ?");
+		struct db_stmt *del = db_prepare(db, "DELETE FROM messages WHERE id = ?");
 		db_bind_text(del, 1, gone[i]);
-		if (db_step_done(db, del) == SQLITE_DONE)
+		if (db_step_done(db, del) == DB_DONE)
 			log_warn("event=queue_missing_file id=%s action=removed", gone[i]);
 		else	/* tried again at the next start */
 			log_warn("event=queue_missing_file id=%s action=none error=\"%s\"", gone[i],
 				 db_errmsg(db));
-		sqlite3_finalize(del);
+		db_finalize(del);
 		free(gone[i]);
 	}
 	free(gone);
@@ -919,7 +920,7 @@ struct queue *queue_open(struct relay *relay, char **err)
 	}
 	q->notify_r = p[0];
 	q->notify_w = p[1];
-	if ((q->wdb = schema_open(relay->cfg, err)) == NULL)
+	if ((q->wdb = schema_open(relay->cfg, schema_serve_mode(relay->cfg), err)) == NULL)
 		goto fail;
 	queue_clean_tmp(q);
 	queue_recover_files(q);
@@ -1036,7 +1037,7 @@ int queue_open_data(struct queue *q, const char *id, size_t *size)
 
 bool queue_remove(struct queue *q, const char *id)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rc;
 
 	/* File first: a row without a file is cleaned at start, a file without a row would
@@ -1047,7 +1048,7 @@ bool queue_remove(struct queue *q, const char *id)
 	db_bind_text(st, 1, id);
 	rc = db_step_done(q->relay->db, st);
 	db_release(q->relay->db, st);
-	if (rc != SQLITE_DONE) {
+	if (rc != DB_DONE) {
 		/* the scheduler finds the row again (all its recipients are final) and retries */
 		storage_db_failed(q->storage, db_error(q->relay->db), db_errmsg(q->relay->db));
 		return false;

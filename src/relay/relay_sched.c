@@ -214,14 +214,14 @@ static void sched_notify(struct sched *s, struct sched_msg *msg, enum dsn_kind k
 /* Remove the message when none of its recipients is waiting for anything. */
 static void sched_maybe_remove(struct sched *s, const char *id)
 {
-	sqlite3_stmt *st = db_prepare_cached(s->relay->db,
+	struct db_stmt *st = db_prepare_cached(s->relay->db,
 		"SELECT count(*) FROM recipients WHERE msg_id = ? "
 		"AND state NOT IN ('delivered', 'bounced')");
 	bool done = false;
 
 	db_bind_text(st, 1, id);
 	if (db_step_row(s->relay->db, st))
-		done = sqlite3_column_int64(st, 0) == 0;
+		done = db_col_int(st, 0) == 0;
 	db_release(s->relay->db, st);
 	for (struct sched_job *j = s->jobs; j != NULL; j = j->next)
 		if (strcmp(j->job->msg_id, id) == 0)
@@ -264,7 +264,7 @@ static void sched_msg_free(struct sched_msg *m)
 /* Does the message have recipients that are due now (and so will be tried this event)? */
 static bool sched_msg_due(struct sched *s, const char *id, int64_t now)
 {
-	sqlite3_stmt *st = db_prepare_cached(s->relay->db,
+	struct db_stmt *st = db_prepare_cached(s->relay->db,
 		"SELECT 1 FROM recipients WHERE msg_id = ? AND state IN ('queued', 'deferred') "
 		"AND next_attempt <= ? LIMIT 1");
 	bool due;
@@ -361,7 +361,7 @@ static void sched_decide(struct sched *s, struct sched_job *sj, struct mta_rcpt 
 static void sched_write(struct sched *s, struct sched_job *sj, const struct mta_rcpt *r,
 			const struct sched_result *res)
 {
-	sqlite3_stmt *st = db_prepare_cached(s->relay->db,
+	struct db_stmt *st = db_prepare_cached(s->relay->db,
 		"UPDATE recipients SET state = ?1, attempts = attempts + 1, next_attempt = ?2, "
 		"held_until = CASE WHEN ?3 > 0 THEN ?3 ELSE held_until END, "
 		"first_tls_failure = CASE WHEN ?4 AND first_tls_failure IS NULL THEN ?5 "
@@ -388,14 +388,14 @@ static bool sched_job_write(struct sched *s, struct sched_job *sj)
 	struct db *db = s->relay->db;
 	int rc = db_begin(db);
 
-	if (rc == SQLITE_OK) {
+	if (rc == DB_OK) {
 		for (size_t i = 0; i < sj->job->nrcpt; i++)
 			sched_write(s, sj, &sj->job->rcpts[i], &sj->res[i]);
 		rc = db_commit(db);
 	} else {
 		db_rollback(db);
 	}
-	if (rc == SQLITE_OK)
+	if (rc == DB_OK)
 		return true;
 	if (!sj->unrecorded)
 		log_debug("event=results_pending id=%s domain=%s error=\"%s\"", sj->job->msg_id,
@@ -481,25 +481,25 @@ static bool sched_in_flight(struct sched *s, const char *id, int idx)
 /* Held recipients nobody released in hold_days: give up on them. */
 static void sched_expire_held(struct sched *s, int64_t now)
 {
-	sqlite3_stmt *st = db_prepare(s->relay->db,
+	struct db_stmt *st = db_prepare(s->relay->db,
 		"UPDATE recipients SET state = 'bounced', "
 		"reason = 'held by the TLS-sending guarantee and not released in time: ' || "
 		"COALESCE(reason, '') WHERE state = 'held' AND held_until IS NOT NULL "
 		"AND held_until <= ?");
 
 	db_bind_int(st, 1, now);
-	if (db_step_done(s->relay->db, st) != SQLITE_DONE)	/* tried again next round */
+	if (db_step_done(s->relay->db, st) != DB_DONE)	/* tried again next round */
 		storage_db_failed(queue_storage(s->relay->queue), db_error(s->relay->db),
 				  db_errmsg(s->relay->db));
-	else if (sqlite3_changes(s->relay->db->h) > 0)
-		log_info("event=held_expired recipients=%d", sqlite3_changes(s->relay->db->h));
-	sqlite3_finalize(st);
+	else if (db_changes(s->relay->db) > 0)
+		log_info("event=held_expired recipients=%lld", (long long)db_changes(s->relay->db));
+	db_finalize(st);
 }
 
 /* Messages left with only final recipients (expired holds, CLI changes). */
 static void sched_remove_finished(struct sched *s)
 {
-	sqlite3_stmt *st = db_prepare(s->relay->db,
+	struct db_stmt *st = db_prepare(s->relay->db,
 		"SELECT id FROM messages m WHERE NOT EXISTS (SELECT 1 FROM recipients r "
 		"WHERE r.msg_id = m.id AND r.state NOT IN ('delivered', 'bounced'))");
 	char **ids = NULL;
@@ -509,7 +509,7 @@ static void sched_remove_finished(struct sched *s)
 		ids = xreallocarray(ids, n + 1, sizeof(*ids));
 		ids[n++] = xstrdup(db_col_text(st, 0));
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	for (size_t i = 0; i < n; i++) {
 		bool busy = false;
 
@@ -532,26 +532,26 @@ struct sched_row {
 	bool release, smtputf8, guarantee, notification;
 };
 
-static void sched_row_read(sqlite3_stmt *st, struct sched_row *r)
+static void sched_row_read(struct db_stmt *st, struct sched_row *r)
 {
 	r->msg_id = db_col_text(st, 0);
-	r->idx = sqlite3_column_int(st, 1);
+	r->idx = (int)db_col_int(st, 1);
 	r->addr = db_col_text(st, 2);
-	r->orcpt = sqlite3_column_type(st, 3) == SQLITE_NULL ? NULL : db_col_text(st, 3);
-	r->notify = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : db_col_text(st, 4);
-	r->attempts = sqlite3_column_int(st, 5);
-	r->first_tls_failure = sqlite3_column_int64(st, 6);
-	r->release = sqlite3_column_int(st, 7) != 0;
+	r->orcpt = db_col_null(st, 3) ? NULL : db_col_text(st, 3);
+	r->notify = db_col_null(st, 4) ? NULL : db_col_text(st, 4);
+	r->attempts = (int)db_col_int(st, 5);
+	r->first_tls_failure = db_col_int(st, 6);
+	r->release = (int)db_col_int(st, 7) != 0;
 	r->reason = db_col_text(st, 8);
 	r->sender = db_col_text(st, 9);
-	r->received = sqlite3_column_int64(st, 10);
-	r->envid = sqlite3_column_type(st, 11) == SQLITE_NULL ? NULL : db_col_text(st, 11);
-	r->ret = sqlite3_column_type(st, 12) == SQLITE_NULL ? NULL : db_col_text(st, 12);
-	r->body = sqlite3_column_type(st, 13) == SQLITE_NULL ? NULL : db_col_text(st, 13);
-	r->smtputf8 = sqlite3_column_int(st, 14) != 0;
-	r->guarantee = sqlite3_column_int(st, 15) != 0;
-	r->notification = sqlite3_column_int(st, 16) != 0;
-	r->size = (uint64_t)sqlite3_column_int64(st, 17);
+	r->received = db_col_int(st, 10);
+	r->envid = db_col_null(st, 11) ? NULL : db_col_text(st, 11);
+	r->ret = db_col_null(st, 12) ? NULL : db_col_text(st, 12);
+	r->body = db_col_null(st, 13) ? NULL : db_col_text(st, 13);
+	r->smtputf8 = (int)db_col_int(st, 14) != 0;
+	r->guarantee = (int)db_col_int(st, 15) != 0;
+	r->notification = (int)db_col_int(st, 16) != 0;
+	r->size = (uint64_t)db_col_int(st, 17);
 }
 
 static char *sched_strdup0(const char *s)
@@ -611,7 +611,7 @@ static void sched_expire_row(struct sched *s, const struct sched_row *r, int64_t
 					      r->notification);
 	char *t = xasprintf("queue lifetime expired; last problem: %s",
 			    r->reason[0] ? r->reason : "none recorded");
-	sqlite3_stmt *st = db_prepare_cached(s->relay->db,
+	struct db_stmt *st = db_prepare_cached(s->relay->db,
 		"UPDATE recipients SET state = 'bounced', status = '4.4.7', reason = ? "
 		"WHERE msg_id = ? AND idx = ?");
 
@@ -622,7 +622,7 @@ static void sched_expire_row(struct sched *s, const struct sched_row *r, int64_t
 	db_bind_int(st, 3, r->idx);
 	rc = db_step_done(s->relay->db, st);
 	db_release(s->relay->db, st);
-	if (rc != SQLITE_DONE) {
+	if (rc != DB_DONE) {
 		/* the row stays due and is expired again next round; no notification yet */
 		storage_db_failed(queue_storage(s->relay->queue), db_error(s->relay->db),
 				  db_errmsg(s->relay->db));
@@ -682,7 +682,7 @@ static void sched_run(struct sched *s, bool housekeeping)
 	size_t room = cfg->relay.max_deliveries > s->njobs ? cfg->relay.max_deliveries - s->njobs : 0;
 	struct mta_job **jobs = NULL;
 	size_t njobs = 0;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 
 	/* also ends a storage condition when space is back, without waiting for new mail */
 	storage_accepts(queue_storage(s->relay->queue), 0);

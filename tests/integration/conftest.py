@@ -217,6 +217,26 @@ def postgres(session_dir):
         pw_logs.unregister("postgres")
 
 
+def db_engine():
+    """The engine the suite runs postwarden on: "sqlite" (default) or "postgresql"
+    (PW_TEST_DB=postgresql: `make integration` runs the relay, key directory and key search
+    tests a second time that way)."""
+    return os.environ.get("PW_TEST_DB", "sqlite")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database_engine(request):
+    """With PW_TEST_DB=postgresql every Relay gets a fresh database on the session's
+    PostgreSQL server instead of its own SQLite file."""
+    if db_engine() != "postgresql":
+        yield
+        return
+    pg = request.getfixturevalue("postgres")
+    pw_relay.DATABASE_FACTORY = lambda: (pg.new_database(), pg.password_file)
+    yield
+    pw_relay.DATABASE_FACTORY = None
+
+
 # -- Python SMTP servers ---------------------------------------------------------
 
 @pytest.fixture

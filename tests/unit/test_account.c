@@ -17,8 +17,12 @@ static struct db *open_temp_db(struct pw_config *cfg, char *dir)
 
 	memset(cfg, 0, sizeof(*cfg));
 	CHECK(mkdtemp(dir) != NULL);
+	static char url[128];
+
 	cfg->server.state_dir = dir;
-	db = schema_open(cfg, &err);
+	snprintf(url, sizeof(url), "sqlite:%s/postwarden.db", dir);
+	cfg->database.url = url;
+	db = schema_open(cfg, DB_OPEN_MIGRATE, &err);
 	CHECK(db != NULL);
 	return db;
 }

@@ -20,6 +20,7 @@
 
 struct env {
 	char dir[64];
+	char url[96];
 	struct pw_config cfg;
 	struct db *db;
 	struct keydir kd;
@@ -39,7 +40,9 @@ static void env_open(struct env *e)
 	e->cfg.keydir.ttl = 3600;
 	e->cfg.keydir.retry_interval = 300;
 	e->cfg.keydir.expiry_margin = 7 * 86400;
-	e->db = schema_open(&e->cfg, &err);
+	snprintf(e->url, sizeof(e->url), "sqlite:%s/postwarden.db", e->dir);
+	e->cfg.database.url = e->url;
+	e->db = schema_open(&e->cfg, DB_OPEN_MIGRATE, &err);
 	CHECK(e->db != NULL);
 	e->kd = (struct keydir){ .cfg = &e->cfg, .db = e->db };
 }
@@ -55,12 +58,12 @@ static void env_close(struct env *e)
 
 static int64_t scalar(struct db *db, const char *sql)
 {
-	sqlite3_stmt *st = db_prepare(db, sql);
+	struct db_stmt *st = db_prepare(db, sql);
 	int64_t v = -1;
 
 	if (db_step_row(db, st))
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+		v = db_col_int(st, 0);
+	db_finalize(st);
 	return v;
 }
 

@@ -43,7 +43,7 @@ static void relay_up(void)
 {
 	char *err = NULL;
 
-	relay.db = schema_open(&cfg, &err);
+	relay.db = schema_open(&cfg, DB_OPEN_MIGRATE, &err);
 	CHECK(relay.db != NULL);
 	relay.queue = queue_open(&relay, &err);
 	CHECK(relay.queue != NULL);
@@ -100,33 +100,33 @@ static const char *commit(const char *sender, const char *data, struct result *r
 static long long msg_int(const char *id, const char *col)
 {
 	char *sql = xasprintf("SELECT %s FROM messages WHERE id = ?", col);
-	sqlite3_stmt *st = db_prepare(relay.db, sql);
+	struct db_stmt *st = db_prepare(relay.db, sql);
 	long long v = -1;
 
 	db_bind_text(st, 1, id);
 	if (db_step_row(relay.db, st))
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+		v = db_col_int(st, 0);
+	db_finalize(st);
 	free(sql);
 	return v;
 }
 
 static int rcpt_count(const char *id)
 {
-	sqlite3_stmt *st = db_prepare(relay.db, "SELECT count(*) FROM recipients WHERE msg_id = ?");
+	struct db_stmt *st = db_prepare(relay.db, "SELECT count(*) FROM recipients WHERE msg_id = ?");
 	int n;
 
 	db_bind_text(st, 1, id);
 	db_step_row(relay.db, st);
-	n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	n = (int)db_col_int(st, 0);
+	db_finalize(st);
 	return n;
 }
 
 /* Check the recipients rows of id carry the envelope's addresses and DSN parameters. */
 static void check_rcpts(const char *id)
 {
-	sqlite3_stmt *st = db_prepare(relay.db, "SELECT addr, orcpt, notify, state, next_attempt"
+	struct db_stmt *st = db_prepare(relay.db, "SELECT addr, orcpt, notify, state, next_attempt"
 				      " FROM recipients WHERE msg_id = ? ORDER BY idx");
 
 	db_bind_text(st, 1, id);
@@ -135,12 +135,12 @@ static void check_rcpts(const char *id)
 	CHECK_STREQ(db_col_text(st, 1), "rfc822;orig@example.net");
 	CHECK_STREQ(db_col_text(st, 2), "SUCCESS,FAILURE");
 	CHECK_STREQ(db_col_text(st, 3), "queued");
-	CHECK(sqlite3_column_int64(st, 4) == 0);
+	CHECK(db_col_int(st, 4) == 0);
 	CHECK(db_step_row(relay.db, st));
 	CHECK_STREQ(db_col_text(st, 0), "r1@example.net");
-	CHECK(sqlite3_column_type(st, 1) == SQLITE_NULL);
+	CHECK(db_col_null(st, 1));
 	CHECK(!db_step_row(relay.db, st));
-	sqlite3_finalize(st);
+	db_finalize(st);
 }
 
 /* The message data as queue_open_data gives it. */
@@ -202,7 +202,7 @@ static void test_recovery(void)
 {
 	struct result r;
 	char id[QUEUE_ID_LEN + 1], id2[QUEUE_ID_LEN + 1], *data, *tmp, *junk;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	struct stat sb;
 	int fd;
 
@@ -213,7 +213,7 @@ static void test_recovery(void)
 	st = db_prepare(relay.db, "DELETE FROM messages WHERE id = ?");
 	db_bind_text(st, 1, id);
 	db_step_done(relay.db, st);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	CHECK(msg_int(id, "size") == -1);
 	CHECK(rcpt_count(id) == 0);
 	relay_down();
@@ -300,11 +300,11 @@ static void test_guarantee(void)
 	/* the null sender and unknown senders never have it */
 	snprintf(id, sizeof(id), "%s", commit("", msg1, &r));
 	CHECK(msg_int(id, "guarantee") == 0);
-	sqlite3_stmt *st = db_prepare(relay.db, "SELECT sender FROM messages WHERE id = ?");
+	struct db_stmt *st = db_prepare(relay.db, "SELECT sender FROM messages WHERE id = ?");
 	db_bind_text(st, 1, id);
 	CHECK(db_step_row(relay.db, st));
 	CHECK_STREQ(db_col_text(st, 0), "");
-	sqlite3_finalize(st);
+	db_finalize(st);
 	queue_remove(relay.queue, id);
 	relay_down();
 }

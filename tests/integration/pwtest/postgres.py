@@ -292,6 +292,14 @@ class Postgres:
         """The postwarden role's URL; its password is in password_file, never in the URL."""
         return "postgresql://%s@%s:%d/%s" % (self.user, self.host, self.port, self.dbname)
 
+    def new_database(self, prefix="pw"):
+        """A new empty database owned by the postwarden role; its URL (password in
+        password_file, which libpq matches by host and port whatever the database)."""
+        self._ndb = getattr(self, "_ndb", 0) + 1
+        name = "%s_%d_%d" % (prefix, os.getpid(), self._ndb)
+        self.psql("CREATE DATABASE %s OWNER %s" % (name, self.user))
+        return "postgresql://%s@%s:%d/%s" % (self.user, self.host, self.port, name)
+
     def conninfo(self, user=None, dbname=None):
         """libpq keyword/value connection string for TCP (the postwarden role's by default)."""
         return "host=%s port=%d dbname=%s user=%s sslmode=disable connect_timeout=5" % (

@@ -33,6 +33,12 @@ def daemon_env():
     return env
 
 
+# The database engine of every Relay that is not given one: None (SQLite in its state_dir)
+# or a function returning (url, password_file) of a fresh PostgreSQL database. Set by the
+# conftest when the suite runs with PW_TEST_DB=postgresql.
+DATABASE_FACTORY = None
+
+
 class Relay:
     """One postwarden daemon with its own state_dir and config file."""
 
@@ -60,6 +66,9 @@ class Relay:
             "guarantee": {},
             "api": {"listen": "127.0.0.1:%d" % self.api_port},
         }
+        if DATABASE_FACTORY is not None and "database_url" not in options:
+            url, password_file = DATABASE_FACTORY()
+            self.sections["database"] = {"url": url, "password_file": password_file}
         for k, v in options.items():
             self.set(k, v)
         os.makedirs(self.state_dir, exist_ok=True)
