@@ -23,6 +23,7 @@
 #include "keydir/keydir.h"
 #include "keysearch/keysearch.h"
 #include "log.h"
+#include "node.h"
 #include "relay/relay.h"
 #include "schema.h"
 #include "tls.h"
@@ -143,6 +144,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	struct relay r = { 0 };
 	struct event *sigterm = NULL, *sigint = NULL;
 	struct keydir_timer *keydir_timer = NULL;
+	struct node *node = NULL;
 	struct keysearch *keysearch = NULL;
 	struct ks_api *api = NULL;
 	FILE *logf;
@@ -182,7 +184,9 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	if ((r.smtpd = smtpd_start(&r, &err)) == NULL)
 		goto fail;
 	r.sched = sched_start(&r);
-	keydir_timer = keydir_timer_start(r.base, &cli->cfg);
+	/* heartbeat and leases; the key directory's timer acts only under its lease */
+	node = node_start(r.base, r.db, &cli->cfg);
+	keydir_timer = keydir_timer_start(r.base, &cli->cfg, node_lease(node, "keydir"));
 	/* The key search API ([api] listen); a port that cannot be bound stops serve. */
 	if ((keysearch = keysearch_new(r.base, &cli->cfg, r.dns, r.db, &err)) == NULL)
 		goto fail;
@@ -207,6 +211,7 @@ fail:
 	ks_api_stop(api);
 	keysearch_free(keysearch);
 	keydir_timer_stop(keydir_timer);
+	node_stop(node);
 	serve_teardown(&r);
 	if (sigterm)
 		event_free(sigterm);

@@ -501,7 +501,12 @@ int keydir_reconcile(struct keydir *kd, bool all, int64_t now, struct keydir_rep
 							       RECONCILE_BATCH, &n);
 		struct keydir_pending **dnsp = xcalloc(n + 1, sizeof(*dnsp));
 
-		if (n == 0) {
+		if (n == 0 || (kd->may_act && !kd->may_act(kd->may_act_arg, KEYDIR_ACT_MS))) {
+			/* a holder whose lease may run out stops before another node can start */
+			if (n > 0) {
+				rep->failed += n;
+				keydir_report_error(rep, "the lease of the key directory is not held");
+			}
 			free(dnsp);
 			keydir_pending_free(p, n);
 			break;

@@ -30,10 +30,18 @@
 #define KEYDIR_WKD 0			/* pending "rrtype" of a WKD file */
 #define KEYDIR_MAX_UPDATE 60000		/* bytes of records per UPDATE message */
 #define KEYDIR_DNS_TIMEOUT_MS 10000	/* connect, send, and each reply */
+/* The longest one batch of a reconciliation acts: its DNS update, with room to spare. */
+#define KEYDIR_ACT_MS (KEYDIR_DNS_TIMEOUT_MS + 2000)
 
 struct keydir {
 	const struct pw_config *cfg;	/* borrowed */
 	struct db *db;			/* borrowed */
+	/*
+	 * NULL, or asked before each DNS update of a reconciliation: may this process still
+	 * act for the update's longest time (serve: while it holds the lease "keydir")?
+	 */
+	bool (*may_act)(void *arg, int64_t ms);
+	void *may_act_arg;
 };
 
 /* One stored copy: one key (or certificate) published for one address. */
@@ -216,8 +224,13 @@ int keydir_file_wkd_sync(struct keydir *kd, struct keydir_report *rep);
 struct event_base;
 struct keydir_timer;
 
-/* Reconcile pending names every retry_interval and expire keys daily, in a worker thread. */
-struct keydir_timer *keydir_timer_start(struct event_base *base, const struct pw_config *cfg);
+/*
+ * Reconcile pending names every retry_interval and expire keys daily, in a worker thread;
+ * with a lease (borrowed, renewed by the caller), only while it is held.
+ */
+struct lease;
+struct keydir_timer *keydir_timer_start(struct event_base *base, const struct pw_config *cfg,
+					const struct lease *lease);
 /* Stop the timer and wait for a running pass. */
 void keydir_timer_stop(struct keydir_timer *t);
 

@@ -6,6 +6,12 @@
  * DNS updates block (connect, send, wait for the reply), so they never run on the event
  * loop: the timer only starts a thread, and skips a tick while the previous pass still
  * runs. The thread opens its own database connection.
+ *
+ * With several nodes this work runs once in the installation: only on the node holding the
+ * lease "keydir" (serve renews it, node.c). A pass starts only while the lease runs for
+ * longer than the pass's first step, and the reconciliation asks again before each DNS
+ * update (keydir.may_act), so a node that can no longer renew stops before its lease can
+ * expire and another node take it.
  */
 #include "keydir.h"
 
@@ -16,6 +22,7 @@
 
 #include <event2/event.h>
 
+#include "lease.h"
 #include "log.h"
 #include "schema.h"
 #include "xmalloc.h"
@@ -25,6 +32,8 @@
 
 struct keydir_timer {
 	const struct pw_config *cfg;	/* borrowed */
+	const struct lease *lease;	/* borrowed; NULL: always act */
+	bool standby;			/* the last tick found the lease held elsewhere (logged) */
 	struct event *ev;
 	pthread_t thread;
 	bool started;			/* a thread was created and not yet joined */
@@ -34,6 +43,14 @@ struct keydir_timer {
 	bool expire_now;		/* handed to the thread */
 	bool all;			/* first pass: every pending name, due or not */
 };
+
+/* keydir.may_act: does the lease still run for ms? */
+static bool timer_may_act(void *arg, int64_t ms)
+{
+	const struct keydir_timer *t = arg;
+
+	return t->lease == NULL || lease_valid_for(t->lease, ms);
+}
 
 /* One pass in the worker thread. */
 static void *timer_pass(void *arg)
@@ -50,8 +67,10 @@ static void *timer_pass(void *arg)
 		atomic_store(&t->running, false);
 		return NULL;
 	}
-	struct keydir kd = { .cfg = t->cfg, .db = db };
-	if (t->expire_now) {
+	struct keydir kd = { .cfg = t->cfg, .db = db, .may_act = timer_may_act, .may_act_arg = t };
+	log_debug("event=keydir_pass node=%s expire=%s", t->cfg->server.node,
+		  t->expire_now ? "yes" : "no");
+	if (t->expire_now && timer_may_act(t, KEYDIR_ACT_MS)) {
 		size_t n = keydir_expire(&kd, now);
 		log_info("event=keydir_expiry removed=%zu", n);
 	}
@@ -72,11 +91,24 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct keydir_timer *t = arg;
 	struct timeval tv = { .tv_sec = t->cfg->keydir.retry_interval };
+	struct timeval soon = { .tv_sec = TIMER_FIRST_DELAY };
 	int64_t now = (int64_t)time(NULL);
 
 	event_add(t->ev, &tv);
 	if (atomic_load(&t->running))
 		return;
+	if (!timer_may_act(t, KEYDIR_ACT_MS)) {
+		if (!t->standby)
+			log_info("event=keydir_standby node=%s lease=%s", t->cfg->server.node,
+				 "not held");
+		t->standby = true;
+		t->started_once = false;	/* once it is taken: everything pending at once */
+		event_add(t->ev, &soon);	/* and soon after it is taken */
+		return;
+	}
+	if (t->standby)
+		log_info("event=keydir_active node=%s", t->cfg->server.node);
+	t->standby = false;
 	if (t->started) {
 		pthread_join(t->thread, NULL);
 		t->started = false;
@@ -96,12 +128,14 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	t->started = true;
 }
 
-struct keydir_timer *keydir_timer_start(struct event_base *base, const struct pw_config *cfg)
+struct keydir_timer *keydir_timer_start(struct event_base *base, const struct pw_config *cfg,
+					const struct lease *lease)
 {
 	struct keydir_timer *t = xcalloc(1, sizeof(*t));
 	struct timeval tv = { .tv_sec = TIMER_FIRST_DELAY };
 
 	t->cfg = cfg;
+	t->lease = lease;
 	atomic_init(&t->running, false);
 	t->ev = evtimer_new(base, timer_cb, t);
 	if (t->ev == NULL)
