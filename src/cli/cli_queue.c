@@ -2,7 +2,11 @@
  * cli_queue.c - "postwarden queue": list, show, release, delete and flush queued messages.
  *
  * These work on the database while serve runs: the scheduler polls it, so a release or
- * flush takes effect within a second.
+ * flush takes effect within a second. With several nodes on one PostgreSQL database they
+ * work from any node (or any machine that reaches the database) for every node's messages:
+ * a release or flush only changes rows, which the holding node's scheduler finds; a delete
+ * of a message in another node's spool marks its recipients 'deleted', and the holding
+ * node removes file and rows at its next poll (relay_sched.c).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -51,15 +55,15 @@ static json_t *recipients_json(struct db *db, const char *id)
 static json_t *messages_json(struct db *db, const char *id)
 {
 	struct db_stmt *st = db_prepare(db,
-		"SELECT id, sender, received, size, guarantee, tls_required_no, notification "
+		"SELECT id, sender, received, size, guarantee, tls_required_no, notification, node "
 		"FROM messages WHERE ?1 IS NULL OR id = ?1 ORDER BY received, id");
 	json_t *arr = json_array();
 
 	db_bind_text(st, 1, id);
 	while (db_step_row(db, st)) {
 		const char *mid = db_col_text(st, 0);
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:o}",
-			"id", mid, "sender", db_col_text(st, 1),
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:o}",
+			"id", mid, "node", db_col_text(st, 7), "sender", db_col_text(st, 1),
 			"received", (json_int_t)db_col_int(st, 2),
 			"size", (json_int_t)db_col_int(st, 3),
 			"guarantee", (int)db_col_int(st, 4), "tls_required_no",
@@ -91,8 +95,10 @@ static void print_messages(json_t *msgs)
 		const char *sender = json_string_value(json_object_get(m, "sender"));
 		gmtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", &tm);
-		printf("%s  %s  %lld bytes  from <%s>%s\n", json_string_value(json_object_get(m, "id")),
-		       when, (long long)json_integer_value(json_object_get(m, "size")), sender,
+		printf("%s  %s  %lld bytes  from <%s>  node %s%s\n",
+		       json_string_value(json_object_get(m, "id")), when,
+		       (long long)json_integer_value(json_object_get(m, "size")), sender,
+		       json_string_value(json_object_get(m, "node")),
 		       json_is_true(json_object_get(m, "guarantee")) ? "  guarantee" : "");
 		json_array_foreach(json_object_get(m, "recipients"), k, r) {
 			const char *reason = json_string_value(json_object_get(r, "reason"));
@@ -159,7 +165,79 @@ static int queue_release(struct db *db, int argc, char **argv)
 	return 0;
 }
 
+static int queue_delete_here(struct cli *cli, struct db *db, const char *id);
+
+/* The node whose spool holds message id, as a new string; NULL when there is no such row. */
+static char *queue_node_of(struct db *db, const char *id)
+{
+	struct db_stmt *st = db_prepare(db, "SELECT node FROM messages WHERE id = ?");
+	char *node = NULL;
+
+	db_bind_text(st, 1, id);
+	if (db_step_row(db, st))
+		node = xstrdup(db_col_text(st, 0));
+	db_finalize(st);
+	return node;
+}
+
+/* Seconds since node's last heartbeat, by the database's clock; -1 when never seen. */
+static int64_t queue_node_silence(struct db *db, const char *node)
+{
+	struct db_stmt *st = db_prepare(db, DB_SQL(db,
+		"SELECT CAST(strftime('%s', 'now') AS INTEGER) - heartbeat FROM nodes WHERE name = ?",
+		"SELECT CAST(extract(epoch from now()) AS BIGINT) - heartbeat FROM nodes "
+		"WHERE name = ?"));
+	int64_t ago = -1;
+
+	db_bind_text(st, 1, node);
+	if (db_step_row(db, st))
+		ago = db_col_int(st, 0);
+	db_finalize(st);
+	return ago;
+}
+
+/*
+ * A message in another node's spool: only that node can remove the file, so ask it (every
+ * recipient 'deleted'; its scheduler's next poll does the rest, relay_sched.c).
+ */
+static int queue_delete_elsewhere(struct db *db, const char *id, const char *node)
+{
+	int64_t ago;
+	int n = exec_changes(db, "UPDATE recipients SET state = 'deleted' WHERE msg_id = ?1",
+			     id, NULL);
+
+	if (db_error(db) != DB_OK) {
+		fprintf(pw_stderr, "postwarden: cannot delete %s: %s\n", id, db_errmsg(db));
+		return 1;
+	}
+	log_info("event=queue_delete id=%s node=%s recipients=%d requested=here", id, node, n);
+	ago = queue_node_silence(db, node);
+	printf("message %s is in the spool of node %s: that node deletes it within 2 seconds", id,
+	       node);
+	if (ago < 0 || ago > 30)
+		printf(" of running again (its last heartbeat %s)",
+		       ago < 0 ? "was never seen" : "is old");
+	printf("\n");
+	return 0;
+}
+
 static int queue_delete(struct cli *cli, struct db *db, const char *id)
+{
+	char *node = queue_node_of(db, id);
+
+	/* An SQLite database is one machine's: its messages are in this spool. */
+	if (node != NULL && db_engine(db) == DB_POSTGRES && *node &&
+	    strcmp(node, cli->cfg.server.node) != 0) {
+		int rc = queue_delete_elsewhere(db, id, node);
+
+		free(node);
+		return rc;
+	}
+	free(node);
+	return queue_delete_here(cli, db, id);
+}
+
+static int queue_delete_here(struct cli *cli, struct db *db, const char *id)
 {
 	char *path = xasprintf("%s/queue/%s", cli->cfg.server.state_dir, id);
 	int n;

@@ -9,6 +9,11 @@
  * (messages + recipients) follow; at start-up every spool file without a row gets its rows
  * from its envelope, so the file is the single durability point.
  *
+ * Several nodes may share one database, each with its own spool on local disk: a row names
+ * the node whose spool holds the message ([server] node), and a node's start-up and
+ * scheduler touch only its own rows. Rows from before (node '') are adopted by the node
+ * that has their file.
+ *
  * fsync is slow and must not block the event loop, so a worker thread does it with group
  * commit: every message committed while the worker is busy goes into the next round, which
  * syncs its files together, fsyncs the directory once, and inserts all rows in one
@@ -791,15 +796,52 @@ static void queue_clean_tmp(struct queue *q)
 	closedir(d);
 }
 
-static bool queue_has_row(struct db *db, const char *id)
+/*
+ * The node holding message id by its row: false when there is no row. A row of node ''
+ * (written before rows named their node) whose file is here is adopted by this node.
+ */
+static bool queue_row_node(struct queue *q, const char *id, char *node, size_t len)
 {
-	struct db_stmt *st = db_prepare(db, "SELECT 1 FROM messages WHERE id = ?");
+	struct db *db = q->relay->db;
+	struct db_stmt *st = db_prepare(db, "SELECT node FROM messages WHERE id = ?");
 	bool found;
 
 	db_bind_text(st, 1, id);
 	found = db_step_row(db, st);
+	snprintf(node, len, "%s", found ? db_col_text(st, 0) : "");
 	db_finalize(st);
+	if (found && *node == '\0') {
+		st = db_prepare(db, "UPDATE messages SET node = ? WHERE id = ? AND node = ''");
+		db_bind_text(st, 1, q->relay->cfg->server.node);
+		db_bind_text(st, 2, id);
+		if (db_step_done(db, st) == DB_DONE) {
+			snprintf(node, len, "%s", q->relay->cfg->server.node);
+			log_info("event=queue_adopted id=%s node=%s", id, node);
+		}
+		db_finalize(st);
+	}
 	return found;
+}
+
+/*
+ * An SQLite database belongs to one machine: its rows are this node's whatever name they
+ * carry (rows from before had none, and the default name is the host name, which may
+ * change). On PostgreSQL a node adopts only the rows whose file it has (queue_row_node).
+ */
+static void queue_adopt_all(struct queue *q)
+{
+	struct db *db = q->relay->db;
+	struct db_stmt *st;
+
+	if (db_engine(db) != DB_SQLITE)
+		return;
+	st = db_prepare(db, "UPDATE messages SET node = ? WHERE node <> ?");
+	db_bind_text(st, 1, q->relay->cfg->server.node);
+	db_bind_text(st, 2, q->relay->cfg->server.node);
+	if (db_step_done(db, st) == DB_DONE && db_changes(db) > 0)
+		log_info("event=queue_adopted messages=%lld node=%s", (long long)db_changes(db),
+			 q->relay->cfg->server.node);
+	db_finalize(st);
 }
 
 /* Set a spool file aside that cannot be read back, so it is looked at by a person. */
@@ -821,8 +863,8 @@ static void queue_set_aside(struct queue *q, const char *name)
 /* Give every spool file without a messages row its rows. */
 static void queue_recover_files(struct queue *q)
 {
-	struct db *db = q->relay->db;
 	DIR *d = opendir(q->dir);
+	char node[128];
 	struct dirent *de;
 	unsigned n = 0;
 
@@ -834,8 +876,15 @@ static void queue_recover_files(struct queue *q)
 		int fd;
 		bool ok;
 
-		if (!queue_id_valid(de->d_name) || queue_has_row(db, de->d_name))
+		if (!queue_id_valid(de->d_name))
 			continue;
+		if (queue_row_node(q, de->d_name, node, sizeof(node))) {
+			if (strcmp(node, q->relay->cfg->server.node) != 0)
+				log_error("event=queue_foreign_row id=%s node=%s action=none "
+					  "error=\"the spool file is here, its row names another "
+					  "node\"", de->d_name, node);
+			continue;
+		}
 		fd = openat(q->dir_fd, de->d_name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
@@ -862,14 +911,18 @@ static void queue_recover_files(struct queue *q)
 		log_info("event=queue_recovery recovered=%u", n);
 }
 
-/* Remove messages rows whose spool file is gone: nothing could deliver them. */
+/*
+ * Remove this node's messages rows whose spool file is gone: nothing could deliver them.
+ * Other nodes' rows are theirs: their files are on their disks.
+ */
 static void queue_recover_rows(struct queue *q)
 {
 	struct db *db = q->relay->db;
-	struct db_stmt *st = db_prepare(db, "SELECT id FROM messages");
+	struct db_stmt *st = db_prepare(db, "SELECT id FROM messages WHERE node = ?");
 	char **gone = NULL;
 	size_t ngone = 0;
 
+	db_bind_text(st, 1, q->relay->cfg->server.node);
 	while (db_step_row(db, st)) {
 		const char *id = db_col_text(st, 0);
 		if (queue_id_valid(id) && faccessat(q->dir_fd, id, F_OK, 0) == 0)
@@ -923,6 +976,7 @@ struct queue *queue_open(struct relay *relay, char **err)
 	if ((q->wdb = schema_open(relay->cfg, schema_serve_mode(relay->cfg), err)) == NULL)
 		goto fail;
 	queue_clean_tmp(q);
+	queue_adopt_all(q);
 	queue_recover_files(q);
 	queue_recover_rows(q);
 	q->notify_ev = event_new(relay->base, q->notify_r, EV_READ | EV_PERSIST, queue_notify_cb, q);

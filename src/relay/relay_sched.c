@@ -18,6 +18,11 @@
  * flight, so they are not delivered again, and each round tries to write the results until
  * it succeeds. Only a stop or crash before that loses them (the recipients are then due
  * again: a second delivery, never a lost one).
+ * Each node delivers only the messages in its own spool (messages.node). The command line
+ * may run on any node, or any machine that reaches the database: a release changes rows,
+ * which the holding node's poll finds; a delete cannot remove another machine's spool file,
+ * so on another node it marks the message's recipients 'deleted' and the holding node's
+ * poll removes file and rows (sched_delete_requested), after any delivery of it in flight.
  * Notifications are collected per message and sent when none of its recipients is in
  * flight or due any more: then every attempt of that event has finished, whatever round its
  * job started in, so the sender gets one notification per message and event.
@@ -485,9 +490,10 @@ static void sched_expire_held(struct sched *s, int64_t now)
 		"UPDATE recipients SET state = 'bounced', "
 		"reason = 'held by the TLS-sending guarantee and not released in time: ' || "
 		"COALESCE(reason, '') WHERE state = 'held' AND held_until IS NOT NULL "
-		"AND held_until <= ?");
+		"AND held_until <= ? AND msg_id IN (SELECT id FROM messages WHERE node = ?)");
 
 	db_bind_int(st, 1, now);
+	db_bind_text(st, 2, s->relay->cfg->server.node);
 	if (db_step_done(s->relay->db, st) != DB_DONE)	/* tried again next round */
 		storage_db_failed(queue_storage(s->relay->queue), db_error(s->relay->db),
 				  db_errmsg(s->relay->db));
@@ -500,11 +506,12 @@ static void sched_expire_held(struct sched *s, int64_t now)
 static void sched_remove_finished(struct sched *s)
 {
 	struct db_stmt *st = db_prepare(s->relay->db,
-		"SELECT id FROM messages m WHERE NOT EXISTS (SELECT 1 FROM recipients r "
-		"WHERE r.msg_id = m.id AND r.state NOT IN ('delivered', 'bounced'))");
+		"SELECT id FROM messages m WHERE node = ? AND NOT EXISTS (SELECT 1 FROM "
+		"recipients r WHERE r.msg_id = m.id AND r.state NOT IN ('delivered', 'bounced'))");
 	char **ids = NULL;
 	size_t n = 0;
 
+	db_bind_text(st, 1, s->relay->cfg->server.node);
 	while (db_step_row(s->relay->db, st) && n < 1000) {
 		ids = xreallocarray(ids, n + 1, sizeof(*ids));
 		ids[n++] = xstrdup(db_col_text(st, 0));
@@ -518,6 +525,44 @@ static void sched_remove_finished(struct sched *s)
 				busy = true;
 		if (!busy)
 			sched_maybe_remove(s, ids[i]);
+		free(ids[i]);
+	}
+	free(ids);
+}
+
+/* Is a job of message id in flight? */
+static bool sched_msg_busy(struct sched *s, const char *id)
+{
+	for (struct sched_job *j = s->jobs; j != NULL; j = j->next)
+		if (strcmp(j->job->msg_id, id) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Carry out `queue delete` typed for this node's messages elsewhere (cli_queue.c marks
+ * every recipient 'deleted'): remove file and rows. A message with a delivery in flight
+ * waits for it (its results do not overwrite 'deleted': sched_write only changes
+ * recipients that were due).
+ */
+static void sched_delete_requested(struct sched *s)
+{
+	struct db_stmt *st = db_prepare(s->relay->db,
+		"SELECT DISTINCT m.id FROM messages m JOIN recipients r ON r.msg_id = m.id "
+		"WHERE m.node = ? AND r.state = 'deleted'");
+	char **ids = NULL;
+	size_t n = 0;
+
+	db_bind_text(st, 1, s->relay->cfg->server.node);
+	while (db_step_row(s->relay->db, st) && n < 1000) {
+		ids = xreallocarray(ids, n + 1, sizeof(*ids));
+		ids[n++] = xstrdup(db_col_text(st, 0));
+	}
+	db_finalize(st);
+	for (size_t i = 0; i < n; i++) {
+		if (!sched_msg_busy(s, ids[i]) && queue_remove(s->relay->queue, ids[i]))
+			log_info("event=queue_delete id=%s node=%s requested=elsewhere", ids[i],
+				 s->relay->cfg->server.node);
 		free(ids[i]);
 	}
 	free(ids);
@@ -694,9 +739,10 @@ static void sched_run(struct sched *s, bool housekeeping)
 		"COALESCE(r.first_tls_failure, 0), r.release, r.reason, m.sender, m.received, "
 		"m.envid, m.ret, m.body, m.smtputf8, m.guarantee, m.notification, m.size "
 		"FROM recipients r JOIN messages m ON m.id = r.msg_id "
-		"WHERE r.state IN ('queued', 'deferred') AND r.next_attempt <= ? "
+		"WHERE r.state IN ('queued', 'deferred') AND r.next_attempt <= ? AND m.node = ? "
 		"ORDER BY r.msg_id, r.idx");
 	db_bind_int(st, 1, now);
+	db_bind_text(st, 2, cfg->server.node);
 	while (db_step_row(s->relay->db, st)) {
 		struct sched_row r;
 		const char *domain;
@@ -735,8 +781,10 @@ static void sched_run(struct sched *s, bool housekeeping)
 		next = m->next;
 		sched_msg_settle(s, m, now);
 	}
-	if (housekeeping)
+	if (housekeeping) {
 		sched_remove_finished(s);
+		sched_delete_requested(s);
+	}
 }
 
 static void sched_poll_cb(evutil_socket_t fd, short what, void *arg)
