@@ -77,7 +77,12 @@ struct queue_envelope {
 /* A message being received: data is appended as it arrives, then committed. */
 struct queue_writer;
 
-typedef void (*queue_commit_cb)(const char *id, bool ok, void *arg);
+/* why: NULL, or when not ok and the cause is not the spool, the reply text for the client. */
+typedef void (*queue_commit_cb)(const char *id, bool ok, const char *why, void *arg);
+
+/* The refusal when the sender's guarantee cannot be read (the database is away). */
+#define QUEUE_WHY_NO_GUARANTEE "Cannot read the sender's TLS-sending guarantee now " \
+	"(account database unavailable), try again later"
 
 struct queue *queue_open(struct relay *relay, char **err);
 void queue_close(struct queue *q);

@@ -81,6 +81,7 @@ struct queue_job {
 	char *path;
 	struct spool_env se;
 	bool ok;
+	const char *why;	/* static text: why it was refused, for the client (or NULL) */
 	queue_commit_cb cb;
 	void *arg;
 };
@@ -537,7 +538,10 @@ void queue_writer_commit(struct queue_writer *w, const struct queue_envelope *en
 	struct queue *q = w->q;
 	struct queue_job *job = xcalloc(1, sizeof(*job));
 
-	job->ok = queue_decide(q, w, env, &job->se) && writer_finish(w, &job->se) == 0;
+	if (!queue_decide(q, w, env, &job->se))
+		job->why = QUEUE_WHY_NO_GUARANTEE;
+	else
+		job->ok = writer_finish(w, &job->se) == 0;
 	job->fd = w->fd;
 	job->tmp_path = w->tmp_path;
 	job->path = queue_data_path(q, w->id);
@@ -757,7 +761,7 @@ static void queue_run_done(struct queue *q)
 		list = j->next;
 		kick |= j->ok;
 		if (j->cb)
-			j->cb(j->se.id, j->ok, j->arg);
+			j->cb(j->se.id, j->ok, j->ok ? NULL : j->why, j->arg);
 		queue_job_free(j);
 	}
 	if (kick && q->relay->sched)
@@ -1036,7 +1040,7 @@ void queue_close(struct queue *q)
 }
 
 /* A notification's group commit finished (on the loop). */
-static void queue_inject_done(const char *id, bool ok, void *arg)
+static void queue_inject_done(const char *id, bool ok, const char *why, void *arg)
 {
 	if (ok)
 		log_info("event=queued id=%s notification=yes", id);

@@ -316,7 +316,7 @@ static void smtpd_data(struct smtpd_session *s)
 	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
-static void smtpd_committed(const char *id, bool ok, void *arg)
+static void smtpd_committed(const char *id, bool ok, const char *why, void *arg)
 {
 	struct smtpd_session *s = arg;
 
@@ -334,7 +334,7 @@ static void smtpd_committed(const char *id, bool ok, void *arg)
 			 s->tls ? s->tls_version : "none");
 		smtpd_reply(s, "250 2.0.0 Ok: queued as %s", id);
 	} else {
-		smtpd_reply(s, "451 4.3.0 Error: queue file write error");
+		smtpd_reply(s, "451 4.3.0 %s", why ? why : "Error: queue file write error");
 	}
 	smtpd_reset(s);
 	if (s->smtpd->stopping)

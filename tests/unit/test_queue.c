@@ -30,7 +30,7 @@ struct result {
 	char id[QUEUE_ID_LEN + 1];
 };
 
-static void commit_cb(const char *id, bool ok, void *arg)
+static void commit_cb(const char *id, bool ok, const char *why, void *arg)
 {
 	struct result *r = arg;
 
