@@ -138,3 +138,89 @@ def test_delete_typed_on_a_is_carried_out_by_b(two_nodes, zones, smtp_server):
     out = a.pw("queue", "delete", qa, check=True)
     assert not os.path.exists(os.path.join(a.state_dir, "queue", qa))
     assert qa not in a.queue_ids()
+
+
+# -- the lease "keydir" ----------------------------------------------------------------
+
+def _holder(postgres, relay):
+    return _sql(postgres, relay, "SELECT holder FROM leases WHERE name = 'keydir'")
+
+
+def _passes(relay):
+    """Times of the key directory passes the relay started (it acted)."""
+    return [t for t, _ in pw_nodes.events(relay, "keydir_pass")]
+
+
+def test_keydir_lease_taken_over_after_sigkill(two_nodes, postgres):
+    a, b = two_nodes(start=False)
+    a.start()
+    net.wait_until(lambda: a.log_lines("lease_acquired"), 10, what="node-a to take the lease")
+    b.start()
+    net.wait_until(lambda: b.log_lines("keydir_standby"), 10, what="node-b to stand by")
+    net.wait_until(lambda: _passes(a), 10, what="a pass of node-a")
+    assert _holder(postgres, a) == "node-a"
+    time.sleep(5)
+    assert not b.log_lines("lease_acquired") and not _passes(b)   # one node acts
+    t_kill = time.time()
+    a.kill()
+    net.wait_until(lambda: b.log_lines("lease_acquired"), LEASE_TAKEOVER + 5, interval=0.2,
+                   what="node-b to take the lease over")
+    took = time.time() - t_kill
+    print("\nlease keydir: node-b took over %.1f s after SIGKILL of node-a" % took)
+    assert took <= LEASE_TAKEOVER, took
+    assert _holder(postgres, b) == "node-b"
+    net.wait_until(lambda: _passes(b), 5, what="node-b to act")
+    # the restarted node-a does not take it back while node-b holds it
+    a.start()
+    time.sleep(6)
+    assert _holder(postgres, b) == "node-b"
+    assert len(a.log_lines("lease_acquired")) == 1
+    # a clean stop releases it: node-a takes it within a renewal interval or two
+    t_stop = time.time()
+    b.stop()
+    net.wait_until(lambda: len(a.log_lines("lease_acquired")) == 2, 15, interval=0.2,
+                   what="node-a to take the released lease")
+    print("lease keydir: released by a clean stop, taken by node-a after %.1f s" %
+          (time.time() - t_stop))
+    assert _holder(postgres, a) == "node-a"
+
+
+def test_keydir_lease_network_cut_never_two_holders(two_nodes, postgres):
+    """node-a reaches PostgreSQL through a forwarder; the test silences it. node-a must stop
+    acting before its lease can expire; node-b takes over; never both at once."""
+    fwd = pw_nodes.Forwarder(postgres.host, postgres.port)
+    try:
+        url, pwfile = pw_nodes.shared_database(postgres)
+        a, b = two_nodes(start=False)
+        # two_nodes made a database of its own: point both at this one, node-a via fwd
+        a.set("database_url", url.replace(":%d/" % postgres.port, ":%d/" % fwd.port))
+        b.set("database_url", url)
+        a.db_name = b.db_name = url.rsplit("/", 1)[1]
+        a.start()
+        net.wait_until(lambda: a.log_lines("lease_acquired"), 10, what="node-a's lease")
+        b.start()
+        net.wait_until(lambda: _passes(a), 10, what="a pass of node-a")
+        assert _holder(postgres, b) == "node-a"
+        t_cut = time.time()
+        fwd.cut()
+        net.wait_until(lambda: b.log_lines("lease_acquired"), LEASE_TAKEOVER + 5,
+                       interval=0.2, what="node-b to take the lease over")
+        took = time.time() - t_cut
+        print("\nnetwork cut: node-b took the lease over %.1f s after the cut" % took)
+        assert took <= LEASE_TAKEOVER, took
+        net.wait_until(lambda: _passes(b), 5, what="node-b to act")
+        time.sleep(3)
+        fwd.heal()
+        net.wait_until(lambda: a.log_lines("lease_lost"), 20, interval=0.2,
+                       what="node-a to notice it lost the lease")
+        time.sleep(5)
+        t_b = pw_nodes.events(b, "lease_acquired")[0][0]
+        # node-a acted last before the cut; nothing of node-a after node-b took over
+        assert all(t <= t_cut + 1 for t in _passes(a)), (_passes(a), t_cut)
+        assert all(t < t_b for t in _passes(a)), (_passes(a), t_b)
+        assert _holder(postgres, b) == "node-b"
+        assert len(a.log_lines("lease_acquired")) == 1
+        lost = a.log_lines("lease_lost")[0]
+        assert "holder=node-b" in lost or "error=" in lost
+    finally:
+        fwd.stop()
