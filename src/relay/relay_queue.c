@@ -502,9 +502,13 @@ static bool queue_decide(struct queue *q, struct queue_writer *w, const struct q
 		guarantee = queue_sender_guarantee(q->relay->db, env->sender, se->received);
 	/* A failed lookup must not send the message without its guarantee: refuse it (4xx). */
 	ok = db_error(q->relay->db) == DB_OK;
-	if (!ok)
+	if (!ok) {
 		log_error("event=queue_account_error id=%s sender=<%s> error=\"%s\"", se->id,
 			  env->sender, db_errmsg(q->relay->db));
+		/* the server is away: refuse new mail at MAIL already until it is back */
+		if (db_error(q->relay->db) == DB_UNAVAILABLE)
+			storage_db_failed(q->storage, DB_UNAVAILABLE, db_errmsg(q->relay->db));
+	}
 	se->guarantee = guarantee && !se->tls_required_no;
 	return ok;
 }

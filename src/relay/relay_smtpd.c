@@ -201,6 +201,11 @@ static bool smtpd_storage_ok(struct smtpd_session *s)
 {
 	if (storage_accepts(queue_storage(s->smtpd->relay->queue), s->declared_size))
 		return true;
+	if (storage_db_away(queue_storage(s->smtpd->relay->queue))) {
+		log_debug("event=smtpd_refused client=%s reason=database", s->addr);
+		smtpd_reply(s, "451 4.3.0 Account database unavailable, try again later");
+		return false;
+	}
 	log_debug("event=smtpd_refused client=%s reason=storage", s->addr);
 	smtpd_reply(s, "452 4.3.1 Insufficient system storage");
 	return false;

@@ -17,6 +17,7 @@
 #include "strutil.h"
 #include "xmalloc.h"
 
+#define STORAGE_DB_AWAY		"database-unavailable"	/* what, when the server is away */
 #define STORAGE_STATFS_MS	1000	/* look at free space at most this often */
 
 struct storage {
@@ -130,7 +131,21 @@ void storage_failed(struct storage *st, const char *what, const char *error)
 
 void storage_db_failed(struct storage *st, int rc, const char *error)
 {
-	storage_fail(st, "database", error, db_rc_is_storage(rc) ? 0 : STORAGE_HOLD_BUSY_MS);
+	/* a database server that is away is retried every second: no long hold */
+	if (rc == DB_UNAVAILABLE)
+		storage_fail(st, STORAGE_DB_AWAY, error, 0);
+	else
+		storage_fail(st, "database", error, db_rc_is_storage(rc) ? 0 : STORAGE_HOLD_BUSY_MS);
+}
+
+bool storage_db_away(struct storage *st)
+{
+	bool away;
+
+	pthread_mutex_lock(&st->lock);
+	away = st->s.on && strcmp(st->what, STORAGE_DB_AWAY) == 0;
+	pthread_mutex_unlock(&st->lock);
+	return away;
 }
 
 bool storage_short(struct storage *st)

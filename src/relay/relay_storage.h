@@ -37,6 +37,8 @@ void storage_failed(struct storage *st, const char *what, const char *error);
 void storage_db_failed(struct storage *st, int rc, const char *error);
 /* Is the condition on (a write failed recently or space is short)? Cheap, no system call. */
 bool storage_short(struct storage *st);
+/* Is the condition on because the database server is away (not the disk)? */
+bool storage_db_away(struct storage *st);
 /*
  * May a message of size octets (0: unknown) be accepted now? Looks at free space (at most
  * once a second) and starts or ends the condition.
