@@ -165,7 +165,24 @@ static int queue_release(struct db *db, int argc, char **argv)
 	return 0;
 }
 
-static int queue_delete_here(struct cli *cli, struct db *db, const char *id);
+static int queue_delete_here(struct cli *cli, struct db *db, const char *id)
+{
+	char *path = xasprintf("%s/queue/%s", cli->cfg.server.state_dir, id);
+	int n;
+
+	/* The file goes first: a row without its file is cleaned up at start, a file
+	 * without its row would be taken for an accepted message and delivered. */
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("event=queue_delete id=%s error=\"%s\"", id, strerror(errno));
+	free(path);
+	n = exec_changes(db, "DELETE FROM messages WHERE id = ?1", id, NULL);
+	if (n == 0) {
+		fprintf(pw_stderr, "postwarden: no message %s in the queue\n", id);
+		return 1;
+	}
+	log_info("event=queue_delete id=%s", id);
+	return 0;
+}
 
 /* The node whose spool holds message id, as a new string; NULL when there is no such row. */
 static char *queue_node_of(struct db *db, const char *id)
@@ -235,25 +252,6 @@ static int queue_delete(struct cli *cli, struct db *db, const char *id)
 	}
 	free(node);
 	return queue_delete_here(cli, db, id);
-}
-
-static int queue_delete_here(struct cli *cli, struct db *db, const char *id)
-{
-	char *path = xasprintf("%s/queue/%s", cli->cfg.server.state_dir, id);
-	int n;
-
-	/* The file goes first: a row without its file is cleaned up at start, a file
-	 * without its row would be taken for an accepted message and delivered. */
-	if (unlink(path) < 0 && errno != ENOENT)
-		log_warn("event=queue_delete id=%s error=\"%s\"", id, strerror(errno));
-	free(path);
-	n = exec_changes(db, "DELETE FROM messages WHERE id = ?1", id, NULL);
-	if (n == 0) {
-		fprintf(pw_stderr, "postwarden: no message %s in the queue\n", id);
-		return 1;
-	}
-	log_info("event=queue_delete id=%s", id);
-	return 0;
 }
 
 static int queue_flush(struct db *db)
