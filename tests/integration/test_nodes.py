@@ -244,3 +244,74 @@ def test_keydir_lease_network_cut_never_two_holders(two_nodes, postgres):
         assert "holder=node-b" in lost or "error=" in lost
     finally:
         fwd.stop()
+
+
+# -- no double DNS update ---------------------------------------------------------------
+
+@pytest.fixture
+def knot_primary(workdir):
+    """A Knot primary for keys.test that takes the key directory's TSIG-signed updates."""
+    from pwtest import logs as pw_logs
+    from pwtest.keyzone import KeyZone
+    z = KeyZone(os.path.join(workdir, "keyzone"), zone="keys.test", mode="nsec")
+    pw_logs.register("keyzone", z.log_path)
+    try:
+        z.start()
+        yield z
+    finally:
+        z.stop()
+        pw_logs.unregister("keyzone")
+
+
+def _mark_names(postgres, relay, first, n):
+    """Store n keys directly (as publish stores them): the trigger marks their names
+    pending, and only the timer of serve publishes them. Returns {(owner, type): [data]}."""
+    from pwtest import keys as pk
+    want, values = {}, []
+    for i in range(first, first + n):
+        addr = "u%d@keys.test" % i
+        owner = pk.dane_owner(addr)
+        data = os.urandom(300)
+        want[(owner, "OPENPGPKEY")] = [data]
+        values.append("((SELECT id FROM accounts LIMIT 1), '%s', 'openpgp', 'F%d', 'EDDSA', "
+                      "255, 0, 0, 0, '\\x%s'::bytea, 61, '%s')" % (addr, i, data.hex(), owner))
+    _sql(postgres, relay, "INSERT INTO keydir_keys(account_id, addr, kind, fingerprint, "
+         "algorithm, bits, created, expires, published, data, rrtype, owner) VALUES " +
+         ", ".join(values))
+    return want
+
+
+def _updated_names(relay):
+    return sum(int(parse_kv(l)["names"]) for l in relay.log_lines("keydir_update"))
+
+
+def test_one_dns_update_per_name_across_nodes_and_takeover(two_nodes, postgres, knot_primary):
+    """Names marked pending while two nodes run are published by the lease holder alone,
+    each once; after the holder is killed, the new holder publishes the next ones."""
+    kz = knot_primary
+    opts = dict(kz.keydir_options(), keydir_retry_interval="10s")
+    a, b = two_nodes(start=False, **opts)
+    a.start()
+    net.wait_until(lambda: a.log_lines("lease_acquired"), 10, what="node-a's lease")
+    b.start()
+    a.pw("user", "add", "many@keys.test", check=True)
+    want = _mark_names(postgres, a, 0, 30)
+    assert kz.wait_records(want, timeout=30) == want
+    time.sleep(12)          # one more pass of each node's timer
+    assert _updated_names(a) == 30 and _updated_names(b) == 0
+    assert _sql(postgres, a, "SELECT count(*) FROM keydir_pending") == "0"
+    # the holder dies; the other node takes over and publishes what is marked next
+    a.kill()
+    net.wait_until(lambda: b.log_lines("lease_acquired"), LEASE_TAKEOVER + 5, interval=0.2,
+                   what="node-b to take the lease over")
+    more = _mark_names(postgres, b, 30, 10)
+    want.update(more)
+    assert kz.wait_records(want, timeout=30) == want
+    time.sleep(12)
+    assert _updated_names(a) == 30 and _updated_names(b) == 10
+    # what Knot saw: one update message per keydir_update line, none twice
+    sent = len(a.log_lines("keydir_update")) + len(b.log_lines("keydir_update"))
+    ddns = [l for l in open(kz.log_path).read().splitlines() if "DDNS, finished" in l]
+    print("\nno double update: node-a %d names, node-b %d names; %d update messages sent, "
+          "Knot finished %d" % (_updated_names(a), _updated_names(b), sent, len(ddns)))
+    assert len(ddns) == sent
