@@ -2,7 +2,8 @@
  * test_queue.c - the durable spool: commit then re-open sees the message with its envelope,
  * recovery of a spool file without rows, of tmp leftovers, of rows without a file and of a
  * damaged file; removal; group commit of many messages; the guarantee decision from the
- * sender's account and the "TLS-Required: No" header; notifications via queue_inject.
+ * sender's account and the "TLS-Required: No" header; notifications via queue_inject; the
+ * node named in each row.
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -399,6 +400,60 @@ static void test_inject(void)
 	queue_envelope_free(env);
 }
 
+/* The node of message id's row ("" when there is none). */
+static char *msg_node(const char *id)
+{
+	struct db_stmt *st = db_prepare(relay.db, "SELECT node FROM messages WHERE id = ?");
+	char *v;
+
+	db_bind_text(st, 1, id);
+	v = xstrdup(db_step_row(relay.db, st) ? db_col_text(st, 0) : "");
+	db_finalize(st);
+	return v;
+}
+
+static void set_node(const char *id, const char *node)
+{
+	struct db_stmt *st = db_prepare(relay.db, "UPDATE messages SET node = ? WHERE id = ?");
+
+	db_bind_text(st, 1, node);
+	db_bind_text(st, 2, id);
+	CHECK(db_step_done(relay.db, st) == DB_DONE);
+	db_finalize(st);
+}
+
+/*
+ * Rows name the node holding the message. An SQLite database is one machine's: rows from
+ * before (node '') and rows of an older host name are this node's after a restart.
+ */
+static void test_node_of_rows(void)
+{
+	struct result r;
+	char id[QUEUE_ID_LEN + 1], id2[QUEUE_ID_LEN + 1], *node;
+
+	relay_up();
+	snprintf(id, sizeof(id), "%s", commit("a@example.org", msg1, &r));
+	snprintf(id2, sizeof(id2), "%s", commit("b@example.org", msg1, &r));
+	CHECK(*cfg.server.node != '\0');
+	node = msg_node(id);
+	CHECK_STREQ(node, cfg.server.node);
+	free(node);
+	set_node(id, "");
+	set_node(id2, "old-host-name");
+	relay_down();
+	relay_up();
+	node = msg_node(id);
+	CHECK_STREQ(node, cfg.server.node);
+	free(node);
+	node = msg_node(id2);
+	CHECK_STREQ(node, cfg.server.node);
+	free(node);
+	CHECK(rcpt_count(id) == 2 && rcpt_count(id2) == 2);	/* kept, not recovered anew */
+	queue_remove(relay.queue, id);
+	queue_remove(relay.queue, id2);
+	relay_down();
+}
+
 static void setup(void)
 {
 	char *conf, *err = NULL;
@@ -427,4 +482,4 @@ static void teardown(void)
 }
 
 TEST_MAIN(setup, test_commit_reopen, test_recovery, test_guarantee, test_group_commit, test_inject,
-	  teardown)
+	  test_node_of_rows, teardown)
