@@ -560,9 +560,11 @@ static void sched_delete_requested(struct sched *s)
 	}
 	db_finalize(st);
 	for (size_t i = 0; i < n; i++) {
-		if (!sched_msg_busy(s, ids[i]) && queue_remove(s->relay->queue, ids[i]))
+		if (!sched_msg_busy(s, ids[i])) {
 			log_info("event=queue_delete id=%s node=%s requested=elsewhere", ids[i],
 				 s->relay->cfg->server.node);
+			queue_remove(s->relay->queue, ids[i]);	/* what fails: next poll */
+		}
 		free(ids[i]);
 	}
 	free(ids);

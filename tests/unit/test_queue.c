@@ -257,6 +257,60 @@ static void test_recovery(void)
 	free(junk);
 }
 
+/* The node of message id's row ("" when there is none). */
+static char *msg_node(const char *id)
+{
+	struct db_stmt *st = db_prepare(relay.db, "SELECT node FROM messages WHERE id = ?");
+	char *v;
+
+	db_bind_text(st, 1, id);
+	v = xstrdup(db_step_row(relay.db, st) ? db_col_text(st, 0) : "");
+	db_finalize(st);
+	return v;
+}
+
+static void set_node(const char *id, const char *node)
+{
+	struct db_stmt *st = db_prepare(relay.db, "UPDATE messages SET node = ? WHERE id = ?");
+
+	db_bind_text(st, 1, node);
+	db_bind_text(st, 2, id);
+	CHECK(db_step_done(relay.db, st) == DB_DONE);
+	db_finalize(st);
+}
+
+/*
+ * Rows name the node holding the message. An SQLite database is one machine's: rows from
+ * before (node '') and rows of an older host name are this node's after a restart.
+ */
+static void test_node_of_rows(void)
+{
+	struct result r;
+	char id[QUEUE_ID_LEN + 1], id2[QUEUE_ID_LEN + 1], *node;
+
+	relay_up();
+	snprintf(id, sizeof(id), "%s", commit("a@example.org", msg1, &r));
+	snprintf(id2, sizeof(id2), "%s", commit("b@example.org", msg1, &r));
+	CHECK(*cfg.server.node != '\0');
+	node = msg_node(id);
+	CHECK_STREQ(node, cfg.server.node);
+	free(node);
+	set_node(id, "");
+	set_node(id2, "old-host-name");
+	relay_down();
+	relay_up();
+	node = msg_node(id);
+	CHECK_STREQ(node, cfg.server.node);
+	free(node);
+	node = msg_node(id2);
+	CHECK_STREQ(node, cfg.server.node);
+	free(node);
+	CHECK(rcpt_count(id) == 2 && rcpt_count(id2) == 2);	/* kept, not recovered anew */
+	queue_remove(relay.queue, id);
+	queue_remove(relay.queue, id2);
+	relay_down();
+}
+
 static void test_guarantee(void)
 {
 	struct result r;
@@ -398,60 +452,6 @@ static void test_inject(void)
 	relay_down();
 	free(id);
 	queue_envelope_free(env);
-}
-
-/* The node of message id's row ("" when there is none). */
-static char *msg_node(const char *id)
-{
-	struct db_stmt *st = db_prepare(relay.db, "SELECT node FROM messages WHERE id = ?");
-	char *v;
-
-	db_bind_text(st, 1, id);
-	v = xstrdup(db_step_row(relay.db, st) ? db_col_text(st, 0) : "");
-	db_finalize(st);
-	return v;
-}
-
-static void set_node(const char *id, const char *node)
-{
-	struct db_stmt *st = db_prepare(relay.db, "UPDATE messages SET node = ? WHERE id = ?");
-
-	db_bind_text(st, 1, node);
-	db_bind_text(st, 2, id);
-	CHECK(db_step_done(relay.db, st) == DB_DONE);
-	db_finalize(st);
-}
-
-/*
- * Rows name the node holding the message. An SQLite database is one machine's: rows from
- * before (node '') and rows of an older host name are this node's after a restart.
- */
-static void test_node_of_rows(void)
-{
-	struct result r;
-	char id[QUEUE_ID_LEN + 1], id2[QUEUE_ID_LEN + 1], *node;
-
-	relay_up();
-	snprintf(id, sizeof(id), "%s", commit("a@example.org", msg1, &r));
-	snprintf(id2, sizeof(id2), "%s", commit("b@example.org", msg1, &r));
-	CHECK(*cfg.server.node != '\0');
-	node = msg_node(id);
-	CHECK_STREQ(node, cfg.server.node);
-	free(node);
-	set_node(id, "");
-	set_node(id2, "old-host-name");
-	relay_down();
-	relay_up();
-	node = msg_node(id);
-	CHECK_STREQ(node, cfg.server.node);
-	free(node);
-	node = msg_node(id2);
-	CHECK_STREQ(node, cfg.server.node);
-	free(node);
-	CHECK(rcpt_count(id) == 2 && rcpt_count(id2) == 2);	/* kept, not recovered anew */
-	queue_remove(relay.queue, id);
-	queue_remove(relay.queue, id2);
-	relay_down();
 }
 
 static void setup(void)
