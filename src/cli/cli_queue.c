@@ -56,7 +56,7 @@ static json_t *messages_json(struct db *db, const char *id)
 {
 	struct db_stmt *st = db_prepare(db,
 		"SELECT id, sender, received, size, guarantee, tls_required_no, notification, node "
-		"FROM messages WHERE CAST(?1 AS TEXT) IS NULL OR id = ?1 ORDER BY received, id");
+		"FROM messages WHERE id = ?1 OR ?1 IS NULL ORDER BY received, id");
 	json_t *arr = json_array();
 
 	db_bind_text(st, 1, id);
