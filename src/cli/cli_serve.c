@@ -74,6 +74,13 @@ static void serve_teardown(struct relay *r)
 		dns_free(r->dns);
 	SSL_CTX_free(r->client_ctx);
 	SSL_CTX_free(r->server_ctx);
+	if (r->db) {
+		struct db_stats st;
+
+		db_get_stats(r->db, &st);
+		log_info("event=db_stats connection=serve statements=%llu usec=%llu",
+			 (unsigned long long)st.statements, (unsigned long long)st.usec);
+	}
 	db_close(r->db);
 }
 
