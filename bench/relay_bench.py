@@ -246,7 +246,9 @@ def db_statements(relay, n):
     deliver = int(serve["statements"]) - lookups
     return {"statements_per_accepted": round(accept / n, 2),
             "statements_per_delivered": round(deliver / n, 2),
-            "db_ms_per_message": round((int(queue["usec"]) + int(serve["usec"])) / n / 1000, 3)}
+            "db_ms_per_message": round((int(queue["usec"]) + int(serve["usec"])) / n / 1000, 3),
+            "db_ms_per_message_queue": round(int(queue["usec"]) / n / 1000, 3),
+            "db_ms_per_message_serve": round(int(serve["usec"]) / n / 1000, 3)}
 
 
 def run_postwarden(args, base, knot, sink, size, n, label, pg=None):

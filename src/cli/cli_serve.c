@@ -60,6 +60,20 @@ static void serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(base);
 }
 
+/*
+ * serve's own connection writes the scheduler's delivery states: a state lost by a crash
+ * of the database server only means one more attempt, so its commits need not wait for
+ * the server's disk. The queue's index rows (the worker's connection) and everything the
+ * command-line tools write keep full durability.
+ */
+static int serve_relax_durability(struct db *db, char **err)
+{
+	if (db_relax_durability(db) == DB_OK)
+		return 0;
+	*err = xasprintf("database %s: %s", db_url_display(db), db_errmsg(db));
+	return -1;
+}
+
 /* Everything serve starts, in the order it starts; stopped in reverse. */
 static void serve_teardown(struct relay *r)
 {
@@ -169,7 +183,8 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	r.cfg = &cli->cfg;
-	if ((r.db = schema_open(&cli->cfg, schema_serve_mode(&cli->cfg), &err)) == NULL)
+	if ((r.db = schema_open(&cli->cfg, schema_serve_mode(&cli->cfg), &err)) == NULL ||
+	    serve_relax_durability(r.db, &err) < 0)
 		goto fail;
 	if ((r.base = event_base_new()) == NULL) {
 		err = xstrdup("cannot create the event loop");

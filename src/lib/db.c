@@ -238,6 +238,11 @@ enum db_engine db_engine(const struct db *db)
 	return db->engine;
 }
 
+int db_relax_durability(struct db *db)
+{
+	return db->ops->relax_durability(db);
+}
+
 const char *db_url_display(const struct db *db)
 {
 	return db->url_display;
