@@ -29,11 +29,7 @@ int db_fail(struct db *db, int rc, const char *msg, const char *sql)
 	return rc;
 }
 
-/*
- * A URL for display: "postgresql://user:secret@host/db" loses ":secret", and a
- * password=... query parameter its value.
- */
-static char *db_redact_url(const char *url)
+char *db_url_redact(const char *url)
 {
 	char *out = xstrdup(url);
 	char *scheme_end = strstr(out, "://");
@@ -192,7 +188,7 @@ struct db *db_open(const char *url, const char *password_file, const struct db_s
 	struct db *db;
 
 	if (ops == NULL) {
-		char *shown = db_redact_url(url);
+		char *shown = db_url_redact(url);
 
 		*err = xasprintf("database url %s: expected sqlite:PATH or postgresql://...",
 				 shown);
@@ -202,7 +198,7 @@ struct db *db_open(const char *url, const char *password_file, const struct db_s
 	db = xcalloc(1, sizeof(*db));
 	db->ops = ops;
 	db->engine = ops == &db_pg_ops ? DB_POSTGRES : DB_SQLITE;
-	db->url_display = db_redact_url(url);
+	db->url_display = db_url_redact(url);
 	db->schema = schema;
 	if (ops->open(db, target, password_file, err) != DB_OK) {
 		free(db->url_display);

@@ -84,6 +84,11 @@ enum db_engine db_engine(const struct db *db);
  * scheduler's delivery states (a lost "delivered" means one more delivery).
  */
 int db_relax_durability(struct db *db);
+/*
+ * A URL for display (caller frees): "postgresql://user:secret@host/db" loses ":secret",
+ * and a password=... query parameter its value.
+ */
+char *db_url_redact(const char *url);
 /* The URL without its password, for logs and status. */
 const char *db_url_display(const struct db *db);
 /* The schema version stored in the database (-1 if it cannot be read), and the program's. */
