@@ -148,7 +148,7 @@ static const struct copy_table copy_tables[] = {
 	{ "messages", "id, sender, size, received, envid, ret, body, smtputf8, guarantee, "
 	  "tls_required_no, notification, node", "ttiitttiiiit", "id", NULL },
 	{ "recipients", "msg_id, idx, addr, orcpt, notify, state, attempts, next_attempt, "
-	  "first_tls_failure, held_until, release, mx, status, reason", "titttiiiiiittt",
+	  "first_tls_failure, held_until, release, mx, status, reason", "tittttiiiiittt",
 	  "msg_id, idx", NULL },
 	{ "keydir_keys", "id, account_id, addr, kind, fingerprint, algorithm, bits, created, "
 	  "expires, published, data, original, rrtype, owner, owner_lc, wkd_domain, wkd_hash",
@@ -203,7 +203,12 @@ static int64_t copy_rows(struct db *src, struct db *dst, const struct copy_table
 	char *insert;
 	struct db_stmt *from, *to;
 	int64_t n = 0;
+	int commas = 0;
 
+	for (const char *p = t->cols; *p; p++)
+		commas += *p == ',';
+	if (commas + 1 != ncols)	/* the table list above is wrong */
+		fatalx("db copy: table %s: %d columns, %d kinds", t->name, commas + 1, ncols);
 	for (int c = 0; c < ncols; c++)
 		strcat(params, c ? ", ?" : "?");
 	insert = xasprintf("INSERT INTO %s (%s) VALUES (%s)", t->name, t->cols, params);
