@@ -333,6 +333,8 @@ static void copy_next_steps(const struct db *dst)
 	printf("\nNext steps:\n"
 	       "  1. stop serve on this machine\n"
 	       "  2. set [database] url = %s%s in its configuration\n"
+	       "     (keep its [server] node: the queue's rows name the node whose spool\n"
+	       "     holds each message)\n"
 	       "  3. start serve: at start-up it indexes every message of its spool that the\n"
 	       "     copy lacks (accepted after the copy) and forgets those already gone\n"
 	       "Changes to accounts, keys or held messages made after the copy are not in it:\n"

@@ -111,6 +111,17 @@ static json_t *status_database(struct db *db)
 		"program_schema_version", db_schema_latest(db));
 }
 
+/*
+ * Now by the database's clock: the nodes write their heartbeats and leases by it, and the
+ * machine status runs on may be another, with a clock of its own.
+ */
+static int64_t status_now(struct db *db)
+{
+	return db_query_int(db, DB_SQL(db, "SELECT CAST(strftime('%s', 'now') AS INTEGER)",
+				       "SELECT CAST(extract(epoch FROM now()) AS BIGINT)"),
+			    (int64_t)time(NULL));
+}
+
 /* "12s", "5m", "3h", "2d": an age for people. */
 static void age_text(char *buf, size_t size, int64_t secs)
 {
@@ -221,7 +232,7 @@ static void print_status(json_t *j)
 int cli_status(struct cli *cli, int argc, char **argv)
 {
 	bool json = cli_take_flag(&argc, argv, "--json");
-	int64_t now = (int64_t)time(NULL);
+	int64_t now;
 	char *s;
 	struct db *db;
 	json_t *j;
@@ -236,6 +247,7 @@ int cli_status(struct cli *cli, int argc, char **argv)
 	db = cli_open_db(cli);
 	if (db == NULL)
 		return 1;
+	now = status_now(db);
 	j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:I}", "node", cli->cfg.server.node,
 		      "nodes", status_nodes(db, cli->cfg.server.node, now),
 		      "queue", status_queue(db, now), "leases", status_leases(db, now),

@@ -332,6 +332,15 @@ def test_copy_running_sqlite_installation_to_postgresql(workdir, postgres, make_
         assert "%-15s %d row" % (t, len(source[t])) in r.stdout, (t, r.stdout)
     assert len(source["keydir_pending"]) == 4 and all(p["error"] for p in
                                                       source["keydir_pending"])
+    # The identity sequences and the marks' generations went past the copied values
+    # (without that, the next account would get id 1, taken).
+    db_b = dbname(url_b)
+    assert postgres.psql("SELECT nextval(pg_get_serial_sequence('accounts', 'id'))",
+                         dbname=db_b) == str(max(a["id"] for a in source["accounts"]) + 1)
+    assert postgres.psql("SELECT nextval(pg_get_serial_sequence('keydir_keys', 'id'))",
+                         dbname=db_b) == str(max(k["id"] for k in source["keydir_keys"]) + 1)
+    assert int(postgres.psql("SELECT nextval('keydir_gen')", dbname=db_b)) > \
+        max(p["gen"] for p in source["keydir_pending"])
     # status on both engines.
     dst = pg_relay(workdir, postgres, url_b, name="pg-b", **keydir_options())
     _assert_status(src, now)
