@@ -359,27 +359,44 @@ def test_copy_running_sqlite_installation_to_postgresql(workdir, postgres, make_
     assert r.returncode == 1 and postgres.password not in r.stdout + r.stderr
     assert "127.0.0.1:1" in r.stderr, r.stderr
 
-    # 4. The accounts, keys and queue through the CLI of both.
-    _require_postgresql_cli(dst)
-    assert cli_view(dst) == cli_view(src)
+    # The other way, from PostgreSQL (a repeatable-read snapshot there) to a new SQLite
+    # file: the same rows again.
+    back = os.path.join(workdir, "back.db")
+    r = dst.pw("db", "copy", "--to", "sqlite:" + back)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sqlite_tables(back) == source
 
-    # 5. serve on the first copy: the accounts, keys and queue of before, and the message
-    # accepted after the copy, found in the spool at start-up.
+    # 4. serve on the first copy: the message accepted after the copy is found in the
+    # spool at start-up, beside the copied ones, with their states.
+    sqlite_view = cli_view(src)
     src.set("database_url", url_a)
     src.set("database_password_file", any_db_pgpass(postgres))
     src.start()
-    view = net.wait_until(lambda: (lambda v: v if len(v["queue"]) == 3 else None)(
-        cli_view(src)), 20, what="serve indexing the spool")
+    db_a = dbname(url_a)
+    want = sorted(m["id"] for m in source["messages"])
+    net.wait_until(lambda: sorted(postgres.psql("SELECT id FROM messages",
+                                                dbname=db_a).split()) == want,
+                   20, what="serve indexing the spool")
+    (late_id,) = set(want) - set(before["queue"])
+    assert "event=queue_recovered id=%s" % late_id in src.log()
+    states = dict(l.split("|") for l in postgres.psql(
+        "SELECT msg_id, state FROM recipients", dbname=db_a).splitlines())
+    for qid, (_, rcpts) in before["queue"].items():
+        assert states[qid] == list(rcpts.values())[0], (qid, states)
+    assert states[late_id] in ("queued", "deferred")
+    assert pg_tables(postgres, url_a)["accounts"] == source["accounts"]
+
+    # 5. The accounts, keys and queue through the CLI on PostgreSQL.
+    _require_postgresql_cli(dst)
+    assert cli_view(dst) == sqlite_view
+    view = cli_view(src)
     assert view["users"] == before["users"]
     # (serve retries the pending names at start-up: their error text is its latest)
     strip = lambda keys: [{k: v for k, v in x.items() if k != "error"} for x in keys]
     assert strip(view["keys"]) == strip(before["keys"])
     for qid, entry in before["queue"].items():
         assert view["queue"][qid] == entry
-    (new_id,) = set(view["queue"]) - set(before["queue"])
-    assert view["queue"][new_id] == (sender, {late: "queued"}) or \
-        view["queue"][new_id] == (sender, {late: "deferred"})
-    assert "event=queue_recovered id=%s" % new_id in src.log()
+    assert view["queue"][late_id][0] == sender
     # The identity sequences went past the copied ids: new rows get new ones.
     src.pw("user", "add", "carl@keys.test", check=True)
     pem, _ = pk.make_smime_cert("carl@keys.test")
@@ -388,7 +405,7 @@ def test_copy_running_sqlite_installation_to_postgresql(workdir, postgres, make_
     src.pw("keys", "publish", "carl@keys.test", os.path.join(workdir, "carl.pem"), check=True)
     ids = postgres.psql("SELECT a.id, k.id FROM accounts a JOIN keydir_keys k ON "
                         "k.account_id = a.id WHERE a.primary_addr = 'carl@keys.test'",
-                        dbname=dbname(url_a))
+                        dbname=db_a)
     assert ids == "4|4", ids
 
 
