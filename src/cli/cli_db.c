@@ -195,12 +195,27 @@ static void copy_value(struct db_stmt *from, struct db_stmt *to, int c, char kin
 }
 
 /* Copy one table's rows; the number copied, or -1 on an error (kept in src or dst). */
+/*
+ * The insert statements, kept until the target is closed: db_prepare_cached knows a
+ * statement by its text's address, and a prepared statement on the server saves parsing
+ * and planning every row.
+ */
+static char *copy_insert_sql[NTABLES];
+
+static void copy_insert_sql_free(void)
+{
+	for (size_t i = 0; i < NTABLES; i++) {
+		free(copy_insert_sql[i]);
+		copy_insert_sql[i] = NULL;
+	}
+}
+
 static int64_t copy_rows(struct db *src, struct db *dst, const struct copy_table *t)
 {
 	int ncols = (int)strlen(t->kinds);
 	char *select = xasprintf("SELECT %s FROM %s ORDER BY %s", t->cols, t->name, t->order);
 	char *params = xcalloc((size_t)ncols, 4);
-	char *insert;
+	char **insert = &copy_insert_sql[t - copy_tables];
 	struct db_stmt *from, *to;
 	int64_t n = 0;
 	int commas = 0;
@@ -211,9 +226,10 @@ static int64_t copy_rows(struct db *src, struct db *dst, const struct copy_table
 		fatalx("db copy: table %s: %d columns, %d kinds", t->name, commas + 1, ncols);
 	for (int c = 0; c < ncols; c++)
 		strcat(params, c ? ", ?" : "?");
-	insert = xasprintf("INSERT INTO %s (%s) VALUES (%s)", t->name, t->cols, params);
+	if (*insert == NULL)
+		*insert = xasprintf("INSERT INTO %s (%s) VALUES (%s)", t->name, t->cols, params);
 	from = db_prepare(src, select);
-	to = db_prepare(dst, insert);
+	to = db_prepare_cached(dst, *insert);
 	while (to != NULL && db_step_row(src, from)) {
 		for (int c = 0; c < ncols; c++)
 			copy_value(from, to, c, t->kinds[c]);
@@ -231,9 +247,8 @@ static int64_t copy_rows(struct db *src, struct db *dst, const struct copy_table
 	if (db_error(src) != DB_OK || db_error(dst) != DB_OK || to == NULL)
 		n = -1;
 	db_finalize(from);
-	db_finalize(to);
+	db_release(dst, to);
 	free(select);
-	free(insert);
 	free(params);
 	return n;
 }
@@ -427,6 +442,7 @@ static int db_copy_cmd(struct cli *cli, int argc, char **argv)
 	}
 	rc = copy_run(src, dst);
 	db_close(dst);
+	copy_insert_sql_free();
 	db_close(src);
 	return rc;
 }
