@@ -55,6 +55,16 @@ def pg_relay(workdir, postgres, url=None, name="pg", **options):
                  database_password_file=any_db_pgpass(postgres), **options)
 
 
+def pw_leak_checked(relay, *args):
+    """Run a command with LeakSanitizer on (Relay.pw turns it off for serve's sake)."""
+    env = daemon_env()
+    env["ASAN_OPTIONS"] = "detect_leaks=1"
+    r = subprocess.run([binary(), "-c", relay.conf_path] + list(args), capture_output=True,
+                       text=True, env=env, timeout=60, cwd=relay.dir)
+    assert "LeakSanitizer" not in r.stderr, r.stderr
+    return r
+
+
 def dbname(url):
     return url.rsplit("/", 1)[1]
 
@@ -411,17 +421,52 @@ def test_copy_running_sqlite_installation_to_postgresql(workdir, postgres, make_
 
 def test_copy_refuses_the_configured_database_and_bad_usage(workdir):
     pw = sqlite_relay(workdir)
-    pw.pw("db", "migrate", check=True)
-    r = pw.pw("db", "copy", "--to", pw.sections["database"]["url"])
+    assert pw_leak_checked(pw, "db", "migrate").returncode == 0
+    r = pw_leak_checked(pw, "db", "copy", "--to", pw.sections["database"]["url"])
     assert r.returncode == 1 and "the target is the configured database" in r.stderr
-    assert pw.pw("db", "copy").returncode == 2
-    assert pw.pw("db", "copy", "--to").returncode == 2
-    assert pw.pw("db", "frobnicate").returncode == 2
+    assert pw_leak_checked(pw, "db", "copy").returncode == 2
+    assert pw_leak_checked(pw, "db", "copy", "--to").returncode == 2
+    assert pw_leak_checked(pw, "db", "frobnicate").returncode == 2
+    assert pw_leak_checked(pw, "status", "extra").returncode == 2
+    r = pw_leak_checked(pw, "db", "copy", "--to", "mysql://x")
+    assert r.returncode == 1 and "expected sqlite:PATH or postgresql://" in r.stderr
     # Control: a copy to a fresh SQLite file works.
+    pw.pw("user", "add", "a@keys.test", "--alias", "b@keys.test", check=True)
     other = os.path.join(workdir, "copy.db")
-    r = pw.pw("db", "copy", "--to", "sqlite:" + other, check=True)
-    assert "copied and verified" in r.stdout
+    r = pw_leak_checked(pw, "db", "copy", "--to", "sqlite:" + other)
+    assert r.returncode == 0 and "copied and verified" in r.stdout
     assert sqlite_tables(other) == sqlite_tables(sqlite_path(pw))
+    assert len(sqlite_tables(other)["addresses"]) == 2
+    for args in (("status",), ("status", "--json"), ("db", "status"), ("db", "status", "--json")):
+        assert pw_leak_checked(pw, *args).returncode == 0, args
+
+
+def test_copy_is_one_transaction_on_the_target(workdir, postgres):
+    """A row the target refuses in the last table leaves no row of any table behind."""
+    pw = sqlite_relay(workdir)
+    pw.pw("user", "add", "a@keys.test", "--alias", "b@keys.test", check=True)
+    con = sqlite3.connect(sqlite_path(pw))
+    with con:
+        con.execute("INSERT INTO leases VALUES ('keydir', 'node-a', 12345)")
+    con.close()
+    url = postgres.new_database()
+    target = pg_relay(workdir, postgres, url)
+    target.pw("db", "migrate", check=True)
+    # Something the source holds that the target will refuse, in the last table copied.
+    postgres.psql("ALTER TABLE leases ADD CONSTRAINT refuse CHECK (expires < 0)",
+                  dbname=dbname(url))
+    r = pw_leak_checked(pw, "db", "copy", "--to", url, "--password-file",
+                        any_db_pgpass(postgres))
+    assert r.returncode == 1
+    assert "nothing copied" in r.stderr, r.stderr
+    assert "accounts        1 row" in r.stdout      # copied before the refusal ...
+    assert all(rows == [] for rows in pg_tables(postgres, url).values())   # ... and gone
+    # Control: without the constraint the same copy goes through.
+    postgres.psql("ALTER TABLE leases DROP CONSTRAINT refuse", dbname=dbname(url))
+    r = pw_leak_checked(pw, "db", "copy", "--to", url, "--password-file",
+                        any_db_pgpass(postgres))
+    assert r.returncode == 0, r.stderr
+    assert pg_tables(postgres, url) == sqlite_tables(sqlite_path(pw))
 
 
 def test_status_with_serve_not_running(workdir):
