@@ -194,7 +194,6 @@ static void copy_value(struct db_stmt *from, struct db_stmt *to, int c, char kin
 	}
 }
 
-/* Copy one table's rows; the number copied, or -1 on an error (kept in src or dst). */
 /*
  * The insert statements, kept until the target is closed: db_prepare_cached knows a
  * statement by its text's address, and a prepared statement on the server saves parsing
@@ -210,6 +209,7 @@ static void copy_insert_sql_free(void)
 	}
 }
 
+/* Copy one table's rows; the number copied, or -1 on an error (kept in src or dst). */
 static int64_t copy_rows(struct db *src, struct db *dst, const struct copy_table *t)
 {
 	int ncols = (int)strlen(t->kinds);
