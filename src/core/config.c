@@ -169,7 +169,15 @@ static const struct conf_key keysearch_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
-#define NSECTIONS 7
+#define MET(f) offsetof(struct metrics_conf, f)
+static const struct conf_key metrics_keys[] = {
+	{ "listen", CONF_HOSTPORT, "", MET(listen), 0, 0, NULL,
+	  "Address and port where serve answers GET /metrics for Prometheus (empty: no metrics "
+	  "listener)." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define NSECTIONS 8
 
 /* The section table for a config struct. */
 static void config_sections(struct pw_config *cfg, struct conf_section out[NSECTIONS])
@@ -181,6 +189,7 @@ static void config_sections(struct pw_config *cfg, struct conf_section out[NSECT
 	out[4] = (struct conf_section){ "keydir", keydir_keys, &cfg->keydir };
 	out[5] = (struct conf_section){ "api", api_keys, &cfg->api };
 	out[6] = (struct conf_section){ "keysearch", keysearch_keys, &cfg->keysearch };
+	out[7] = (struct conf_section){ "metrics", metrics_keys, &cfg->metrics };
 }
 
 /* Checks that involve more than one key. */

@@ -13,6 +13,7 @@ static pthread_once_t stats_once = PTHREAD_ONCE_INIT;
 static struct {
 	struct metrics_family *accepted, *delivered, *deferred, *held, *bounced;
 	struct metrics_family *tls, *dane;
+	struct metrics_family *queue, *queue_age;
 	struct metrics_family *kd_pending, *kd_errors;
 	struct metrics_family *ks_requests, *ks_hits, *ks_errors, *ks_seconds;
 	struct metrics_family *db_statements, *db_seconds;
@@ -49,6 +50,12 @@ static void stats_init(void)
 	stats_f.dane = stats_counter("postwarden_deliveries_dane_total",
 		"Recipients delivered, by DANE outcome of the connection (pass, fail, none).",
 		"outcome");
+	stats_f.queue = metrics_register(stats_m, METRICS_GAUGE, "postwarden_queue_recipients",
+		"Recipients in the queue, by state (queued, deferred, held).", "state", NULL, 0);
+	stats_f.queue_age = metrics_register(stats_m, METRICS_GAUGE,
+		"postwarden_queue_oldest_age_seconds",
+		"Age of the oldest message with a recipient in this state (0: none).", "state",
+		NULL, 0);
 	stats_f.kd_pending = metrics_register(stats_m, METRICS_GAUGE,
 		"postwarden_keydir_pending_names",
 		"Key directory names whose DNS update failed in the last pass and waits for a retry.",
@@ -99,6 +106,13 @@ void stats_delivery(const char *outcome, const char *reason, const char *tls_ver
 	} else if (strcmp(outcome, "bounced") == 0) {
 		metrics_add(stats_f.bounced, reason, 1);
 	}
+}
+
+void stats_queue(const char *state, size_t n, double oldest_age)
+{
+	stats_registry();
+	metrics_set(stats_f.queue, state, (double)n);
+	metrics_set(stats_f.queue_age, state, oldest_age);
 }
 
 void stats_keydir_pending(size_t n)

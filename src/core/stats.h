@@ -24,6 +24,8 @@ void stats_accepted(void);
  */
 void stats_delivery(const char *outcome, const char *reason, const char *tls_version,
 		    const char *dane);
+/* Recipients waiting in state (queued, deferred, held) and the age of the oldest message. */
+void stats_queue(const char *state, size_t n, double oldest_age);
 /* The key directory: names still waiting for DNS after a pass; one name's update failed. */
 void stats_keydir_pending(size_t n);
 void stats_keydir_error(void);
