@@ -26,6 +26,7 @@
 #include "relay/relay.h"
 #include "metrics_http.h"
 #include "schema.h"
+#include "sdnotify.h"
 #include "stats.h"
 #include "tls.h"
 #include "xmalloc.h"
@@ -54,11 +55,19 @@ static FILE *serve_log_open(const struct pw_config *cfg, bool *ok)
 	return f;
 }
 
+/* Tell systemd (Type=notify) how serve is doing; a failure is logged, serve goes on. */
+static void serve_notify(const char *state)
+{
+	if (sdnotify(state) < 0)
+		log_warn("event=sd_notify state=%s error=\"%s\"", state, strerror(errno));
+}
+
 static void serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct event_base *base = arg;
 
 	log_info("event=stop signal=%s", sig == SIGTERM ? "TERM" : "INT");
+	serve_notify("STOPPING=1");
 	event_base_loopbreak(base);
 }
 
@@ -213,6 +222,9 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
 	serve_log_start(&r);
+	/* Every listener is bound and accepting (the kernel queues connections until the loop
+	 * runs): units ordered after postwarden.service may start now. */
+	serve_notify("READY=1");
 	event_base_dispatch(r.base);
 	rc = 0;
 fail:
