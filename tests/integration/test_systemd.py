@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from pwtest import net
 from pwtest import relay as pw_relay
 
 UNIT = os.path.join(pw_relay.REPO_ROOT, "etc", "postwarden.service")
@@ -156,3 +157,62 @@ def test_unit_port_and_user_match_the_docs():
     for s in ("/etc/postwarden/postwarden.conf", "/var/lib/postwarden", "postwarden.service",
               "journalctl -u postwarden", "[metrics]"):
         assert s in readme, s
+
+
+# -- the unit's privileges, without systemd: setpriv gives serve what the unit gives it -----
+
+PRIV_ADDR = "127.0.83.25"       # port 25 on an address of its own: nothing else uses it
+
+
+def _setpriv(with_cap):
+    exe = shutil.which("setpriv")
+    if exe is None:
+        pytest.skip("setpriv is not installed (Debian package util-linux)")
+    argv = [exe, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--no-new-privs"]
+    if with_cap:
+        argv += ["--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service",
+                 "--bounding-set=-all,+net_bind_service"]
+    else:
+        argv += ["--inh-caps=-all", "--bounding-set=-all"]
+    return argv
+
+
+def _start_unprivileged(relay, with_cap):
+    relay.sections["relay"]["listen"] = "%s:25" % PRIV_ADDR
+    relay.port, relay.listen_addr = 25, PRIV_ADDR
+    relay.write_conf()
+    for d in (relay.dir, os.path.dirname(relay.sections["dns"]["unbound_config"])):
+        net.make_traversable(d)
+    for root, dirs, files in os.walk(relay.state_dir):
+        for n in dirs + files + [""]:
+            os.chown(os.path.join(root, n), 65534, 65534)
+    log = open(relay.log_path, "a")
+    relay.proc = subprocess.Popen(_setpriv(with_cap) + [pw_relay.binary(), "-c",
+                                                        relay.conf_path, "serve"],
+                                  stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                  env=pw_relay.daemon_env(), cwd=relay.dir)
+    log.close()
+    return relay.proc
+
+
+def test_unprivileged_with_the_capability_binds_port_25(make_relay):
+    relay = make_relay(start=False)
+    proc = _start_unprivileged(relay, with_cap=True)
+    net.wait_port(PRIV_ADDR, 25, timeout=30, proc=proc)
+    assert _banner(PRIV_ADDR, 25).startswith(b"220 ")
+    with open("/proc/%d/status" % proc.pid) as f:
+        status = dict(line.split(":", 1) for line in f.read().splitlines())
+    assert status["Uid"].split()[0] == "65534"
+    assert status["NoNewPrivs"].strip() == "1"
+    assert int(status["CapEff"], 16) == 1 << 10      # CAP_NET_BIND_SERVICE only
+    assert relay.stop() == 0
+
+
+def test_unprivileged_without_the_capability_cannot_bind_port_25(make_relay):
+    """Control: the same start without the capability fails at the port."""
+    relay = make_relay(start=False)
+    proc = _start_unprivileged(relay, with_cap=False)
+    assert proc.wait(30) != 0
+    relay.proc = None
+    assert "cannot listen" in relay.log() or "Permission denied" in relay.log(), \
+        relay.log()[-2000:]
