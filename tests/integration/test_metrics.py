@@ -408,3 +408,28 @@ def test_metrics_keysearch_per_source(mrelay, gpg, workdir):
     srcs = {dict(k[1])["source"]
             for k in m1["postwarden_keysearch_source_requests_total"]["samples"]}
     assert srcs == {"local"}
+
+
+def test_metrics_dane_pass_agrees_with_the_delivery_log(mrelay, zones, pf_tls):
+    r, p = mrelay, mrelay.metrics_port
+    dom = zones.mx("example.test", uniq("mdane"), pf_tls.addr, tlsa=[pf_tls.cert.tlsa_311()],
+                   mx_host="mx1.example.test")
+    zones.publish()
+    s, rc = sender_addr(), "dane@" + dom
+    _user(r, s, "on")
+    m0 = metrics(p)
+    r.send(s, [rc], message(s, [rc], "dane metrics"))
+    pf_tls.wait_for_message(rc, timeout=60)
+    r.wait_queue_empty()
+    m1 = metrics(p)
+    assert value(m1, "postwarden_deliveries_dane_total", outcome="pass") == \
+        value(m0, "postwarden_deliveries_dane_total", outcome="pass") + 1
+    # every delivered line of the log is counted once, by its TLS version and DANE outcome
+    done = [d for d in r.deliveries()
+            if d.get("event") == "delivery" and d.get("outcome") == "delivered"]
+    assert value(m1, "postwarden_recipients_delivered_total") == len(done)
+    assert value(m1, "postwarden_deliveries_dane_total", outcome="pass") == \
+        len([d for d in done if d["dane"] == "pass"])
+    for v in {d["tls"] for d in done}:
+        assert value(m1, "postwarden_deliveries_tls_total", version=v) == \
+            len([d for d in done if d["tls"] == v])
