@@ -433,3 +433,27 @@ def test_metrics_dane_pass_agrees_with_the_delivery_log(mrelay, zones, pf_tls):
     for v in {d["tls"] for d in done}:
         assert value(m1, "postwarden_deliveries_tls_total", version=v) == \
             len([d for d in done if d["tls"] == v])
+
+
+def test_metrics_keydir_pending_and_update_errors(make_relay, gpg, workdir):
+    """Keys published while the primary DNS server is away: serve's first pass fails for each
+    pending name, and the metrics say how many names wait and how many updates failed."""
+    mport = net.free_port("127.0.0.1")
+    r = make_relay(start=False, metrics_listen="127.0.0.1:%d" % mport,
+                   keydir_dns_server="127.0.0.1:%d" % net.free_port("127.0.0.1"),
+                   keydir_zones="keys.test", keydir_tsig_name="pw",
+                   keydir_tsig_secret="c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", keydir_ttl="60")
+    fpr = gpg.make_key("lou@keys.test")
+    path = os.path.join(workdir, "lou.asc")
+    with open(path, "wb") as f:
+        f.write(gpg.export(fpr))
+    r.pw("user", "add", "lou@keys.test", check=True)
+    r.pw("keys", "publish", "lou@keys.test", path)     # the update fails: the name stays pending
+    r.start()
+    # the gauge is set when the pass is over, after every failure of it was counted
+    m = wait_metric(mport, lambda m: value(m, "postwarden_keydir_pending_names") > 0,
+                    what="a failed key directory pass")
+    failed = len(r.log_lines("keydir_pending"))
+    assert failed >= 1
+    assert value(m, "postwarden_keydir_update_errors_total") == failed
+    assert value(m, "postwarden_keydir_pending_names") == failed
