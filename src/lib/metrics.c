@@ -123,20 +123,26 @@ struct metrics_family *metrics_register(struct metrics *m, enum metrics_type typ
  */
 static struct metrics_series *metrics_series(struct metrics_family *f, const char *value)
 {
-	char v[METRICS_MAX_VALUE + 1];
+	const char *v = f->label == NULL || value == NULL ? "" : value;
+	size_t len = strnlen(v, METRICS_MAX_VALUE);	/* longer values are cut */
+	struct metrics_series *s;
 
-	snprintf(v, sizeof(v), "%s", f->label == NULL || value == NULL ? "" : value);
-	for (size_t i = 0; i < f->nseries; i++)
-		if (strcmp(f->series[i].value, v) == 0)
-			return &f->series[i];
+	for (size_t i = 0; i < f->nseries; i++) {
+		s = &f->series[i];
+		if (strncmp(s->value, v, len) == 0 && s->value[len] == '\0')
+			return s;
+	}
 	if (f->nseries >= METRICS_MAX_SERIES - 1 && f->label != NULL) {
-		snprintf(v, sizeof(v), "other");
+		v = "other";
+		len = strlen(v);
 		for (size_t i = 0; i < f->nseries; i++)
 			if (strcmp(f->series[i].value, v) == 0)
 				return &f->series[i];
 	}
-	memcpy(f->series[f->nseries].value, v, sizeof(v));
-	return &f->series[f->nseries++];
+	s = &f->series[f->nseries++];
+	memcpy(s->value, v, len);
+	s->value[len] = '\0';
+	return s;
 }
 
 void metrics_add(struct metrics_family *f, const char *value, double v)

@@ -141,6 +141,28 @@ static void test_bounded_series(void)
 	metrics_free(m);
 }
 
+/* A long value is cut at METRICS_MAX_VALUE bytes; values that agree up to there share one. */
+static void test_long_value_cut(void)
+{
+	struct metrics *m = metrics_new();
+	struct metrics_family *f = metrics_register(m, METRICS_COUNTER, "pw_z_total", "Z.", "v",
+						    NULL, 0);
+	char a[METRICS_MAX_VALUE + 20], want[METRICS_MAX_VALUE + 40], *t;
+
+	memset(a, 'a', sizeof(a) - 1);
+	a[sizeof(a) - 1] = '\0';
+	metrics_add(f, a, 1);
+	a[METRICS_MAX_VALUE + 5] = 'b';		/* differs only past the cut */
+	metrics_add(f, a, 1);
+	metrics_add(f, "a", 1);			/* a prefix is a value of its own */
+	snprintf(want, sizeof(want), "pw_z_total{v=\"%.*s\"} 2", METRICS_MAX_VALUE, a);
+	t = metrics_render(m, NULL);
+	CHECK(has_line(t, want));
+	CHECK(has_line(t, "pw_z_total{v=\"a\"} 1"));
+	free(t);
+	metrics_free(m);
+}
+
 static void test_format_double(void)
 {
 	char b[64];
@@ -210,4 +232,4 @@ static void test_threads(void)
 }
 
 TEST_MAIN(test_counter_and_gauge, test_histogram, test_unlabelled_histogram, test_escaping,
-	  test_bounded_series, test_format_double, test_collector, test_threads)
+	  test_bounded_series, test_long_value_cut, test_format_double, test_collector, test_threads)
