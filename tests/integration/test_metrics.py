@@ -269,13 +269,23 @@ def listening_ports(pid):
     return ports
 
 
+def wait_started(relay, timeout=20):
+    """The fixture waits for the SMTP port; serve binds the API and metrics ports after it
+    and logs event=start once every listener is bound."""
+    deadline = time.monotonic() + timeout
+    while not relay.log_lines("start"):
+        assert time.monotonic() < deadline and relay.alive(), relay.log()[-2000:]
+        time.sleep(0.05)
+    return relay
+
+
 @pytest.fixture
 def mrelay(make_relay):
     port = net.free_port("127.0.0.1")
     r = make_relay(metrics_listen="127.0.0.1:%d" % port, keysearch_sources="local",
                    api_tokens="tok")
     r.metrics_port = port
-    return r
+    return wait_started(r)
 
 
 def _user(relay, addr, guarantee):
@@ -285,6 +295,7 @@ def _user(relay, addr, guarantee):
 
 def test_metrics_off_by_default(relay):
     """Without [metrics] listen serve listens on the relay and API ports, nothing else."""
+    wait_started(relay)
     assert relay.log_lines("metrics_listen") == []
     assert listening_ports(relay.proc.pid) == {relay.port, relay.api_port}
     # control: the same measurement sees the metrics port when it is configured
@@ -449,7 +460,7 @@ def test_metrics_keydir_pending_and_update_errors(make_relay, gpg, workdir):
         f.write(gpg.export(fpr))
     r.pw("user", "add", "lou@keys.test", check=True)
     r.pw("keys", "publish", "lou@keys.test", path)     # the update fails: the name stays pending
-    r.start()
+    wait_started(r.start())
     # the gauge is set when the pass is over, after every failure of it was counted
     m = wait_metric(mport, lambda m: value(m, "postwarden_keydir_pending_names") > 0,
                     what="a failed key directory pass")
