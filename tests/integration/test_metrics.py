@@ -468,3 +468,23 @@ def test_metrics_keydir_pending_and_update_errors(make_relay, gpg, workdir):
     assert failed >= 1
     assert value(m, "postwarden_keydir_update_errors_total") == failed
     assert value(m, "postwarden_keydir_pending_names") == failed
+
+
+def test_metrics_port_taken_stops_serve(make_relay):
+    """A metrics address that cannot be bound is a start-up error, named in the log."""
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    port = blocker.getsockname()[1]
+    try:
+        r = make_relay(start=False, metrics_listen="127.0.0.1:%d" % port)
+        try:
+            r.start(timeout=20)     # the SMTP port, bound first, may accept for a moment
+        except RuntimeError:
+            pass
+        assert r.proc.wait(20) == 1
+        r.proc = None
+        assert "[metrics] listen: cannot listen on 127.0.0.1:%d" % port in r.log()
+    finally:
+        blocker.close()
