@@ -35,6 +35,7 @@
 #include "relay_delivery.h"
 #include "relay_dsn.h"
 #include "relay_storage.h"
+#include "stats.h"
 #include "strutil.h"
 #include "xmalloc.h"
 
@@ -332,6 +333,7 @@ static void sched_decide(struct sched *s, struct sched_job *sj, struct mta_rcpt 
 			log_info("event=delivery id=%s rcpt=%s mx=%s addr=none tls=none cipher=none "
 				 "dane=none outcome=bounced status=4.4.7 reason=\"%s\"", job->msg_id,
 				 r->addr, r->mx ? r->mx : "none", t);
+			stats_delivery("bounced", policy_reason_name(REASON_EXPIRED), "", "none");
 			r->outcome = MTA_BOUNCED;
 			r->reason_code = REASON_EXPIRED;
 			snprintf(r->status, sizeof(r->status), "4.4.7");
@@ -636,6 +638,7 @@ static void sched_expire_row(struct sched *s, const struct sched_row *r, int64_t
 	}
 	log_info("event=delivery id=%s rcpt=%s mx=none addr=none tls=none cipher=none dane=none "
 		 "outcome=bounced status=4.4.7 reason=\"%s\"", r->msg_id, r->addr, t);
+	stats_delivery("bounced", policy_reason_name(REASON_EXPIRED), "", "none");
 	if (dsn_rcpt_wants(r->notify))
 		sched_note_add(&msg->failed, &msg->nfailed, r->addr, r->orcpt, NULL, "4.4.7", t,
 			       REASON_EXPIRED);
