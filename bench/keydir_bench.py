@@ -5,9 +5,11 @@ time ldns-signzone needs to sign a zone file holding the same records.
 
   keys       one Ed25519 + Curve25519 key per address user00000@bench.test ...; made once
              by bench/keygen.c (librnp) and cached in build/bench/keys/ (not timed)
-  accounts   inserted straight into the accounts and addresses tables with sqlite3, in
-             one transaction (the schema is created first by the postwarden binary); not
-             timed
+  accounts   inserted straight into the accounts and addresses tables (sqlite3, or psql
+             on PostgreSQL), in one transaction (the schema is created first by the
+             postwarden binary); not timed
+  engines    the whole publish runs once per database engine (--engines, default SQLite
+             and a private PostgreSQL 15), each against a fresh Knot zone
   Knot       the integration tests' KeyZone fixture: zone bench.test signed with
              ECDSAP256SHA256 (NSEC), incremental signing, TSIG-signed RFC 2136 updates
              allowed for OPENPGPKEY/SMIMEA
@@ -56,6 +58,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 sys.path.insert(0, HERE)
 
 from pwtest import keys as pk             # noqa: E402
+from pwtest import postgres as pw_postgres  # noqa: E402
 from pwtest import relay as pw_relay      # noqa: E402
 from pwtest.keyzone import KeyZone        # noqa: E402
 
@@ -136,36 +139,61 @@ def read_stats(path):
 
 # -- postwarden -------------------------------------------------------------------------------
 
-def make_accounts(relay, n):
+def pg_dbname(relay):
+    return relay.sections["database"]["url"].rsplit("/", 1)[1]
+
+
+def make_accounts(relay, n, pg=None):
     """The schema by the binary, then n accounts and addresses in one SQL transaction
     (the same rows `postwarden user add` writes, without a process per account)."""
-    relay.pw("user", "list", check=True)
-    db = sqlite3.connect(os.path.join(relay.state_dir, "postwarden.db"))
-    now = int(time.time())
-    with db:
-        db.executemany("INSERT INTO accounts (id, primary_addr, guarantee, created) "
-                       "VALUES (?, ?, 0, ?)", ((i + 1, address(i), now) for i in range(n)))
-        db.executemany("INSERT INTO addresses (addr, account_id, is_primary) VALUES (?, ?, 1)",
-                       ((address(i), i + 1) for i in range(n)))
-    db.close()
+    if pg is not None:
+        relay.pw("db", "migrate", check=True)
+        # address(i) in SQL: user%05d@ZONE
+        addr = "'user' || lpad(i::text, 5, '0') || '@%s'" % ZONE
+        pg.psql(["INSERT INTO accounts (id, primary_addr, guarantee, created) SELECT i + 1, "
+                 "%s, 0, %d FROM generate_series(0, %d) i" % (addr, int(time.time()), n - 1),
+                 "INSERT INTO addresses (addr, account_id, is_primary) SELECT %s, i + 1, 1 "
+                 "FROM generate_series(0, %d) i" % (addr, n - 1),
+                 "SELECT setval(pg_get_serial_sequence('accounts', 'id'), %d)" % n],
+                dbname=pg_dbname(relay))
+    else:
+        relay.pw("user", "list", check=True)
+        db = sqlite3.connect(os.path.join(relay.state_dir, "postwarden.db"))
+        now = int(time.time())
+        with db:
+            db.executemany("INSERT INTO accounts (id, primary_addr, guarantee, created) "
+                           "VALUES (?, ?, 0, ?)", ((i + 1, address(i), now) for i in range(n)))
+            db.executemany("INSERT INTO addresses (addr, account_id, is_primary) "
+                           "VALUES (?, ?, 1)", ((address(i), i + 1) for i in range(n)))
+        db.close()
     listed = relay.pw_json("user", "show", address(n - 1))
     if address(n - 1) not in json.dumps(listed):
         raise BenchFailure("the inserted account %s is not visible to postwarden: %s" % (
             address(n - 1), listed))
 
 
-def stored_records(relay):
-    """{owner: minimised key} of every stored OpenPGP copy, both owner names."""
+def stored_rows(relay, pg):
+    """(owner, owner_lc, data) of every stored OpenPGP copy."""
+    sql = "SELECT owner, owner_lc, %s FROM keydir_keys WHERE rrtype = 61"
+    if pg is not None:
+        out = pg.psql(sql % "encode(data, 'hex')", dbname=pg_dbname(relay))
+        return [(o, lc, bytes.fromhex(h)) for o, lc, h in
+                (line.split("|") for line in out.splitlines() if line)]
     db = sqlite3.connect(os.path.join(relay.state_dir, "postwarden.db"))
+    rows = list(db.execute(sql % "data"))
+    db.close()
+    return rows
+
+
+def stored_records(relay, pg=None):
+    """{owner: minimised key} of every stored OpenPGP copy, both owner names."""
     out = {}
-    for owner, owner_lc, data in db.execute(
-            "SELECT owner, owner_lc, data FROM keydir_keys WHERE rrtype = 61"):
+    for owner, owner_lc, data in stored_rows(relay, pg):
         for o in (owner, owner_lc):
             if o:
                 if o in out and out[o] != bytes(data):
                     raise BenchFailure("two keys stored for %s" % o)
                 out[o] = bytes(data)
-    db.close()
     return out
 
 
@@ -340,9 +368,9 @@ def publish(args, relay, kz, paths, owners):
     return r
 
 
-def verify(kz, relay, owners, n, seed):
+def verify(kz, relay, owners, n, seed, pg=None):
     """Every record by AXFR equals the store; SAMPLE random names secure with exact RDATA."""
-    want = stored_records(relay)
+    want = stored_records(relay, pg)
     if sorted(want) != sorted(owners):
         missing = set(owners) - set(want)
         raise BenchFailure("the store has %d OpenPGP names, want %d (e.g. missing %s)" % (
@@ -519,12 +547,42 @@ def parse_args():
                    help="cache of generated keys")
     p.add_argument("--json", default=os.path.join(REPO, "build", "bench", "keydir.json"))
     p.add_argument("--keep", action="store_true", help="keep the working directory")
+    p.add_argument("--engines", default="sqlite,postgresql",
+                   help="database engines to publish with, comma-separated (sqlite, postgresql)")
     p.add_argument("--wrap", metavar="CMD", help="run the publishing process under CMD, e.g. "
                    "\"perf record -g -o /tmp/perf.data\" (its time and memory then count)")
     args = p.parse_args()
     if not 1 <= args.keys <= 100000:
         p.error("--keys must be between 1 and 100000")
     return args
+
+
+def run_engine(args, base, engine, pg, paths, owners):
+    """Accounts, publish and checks on one engine, against a fresh Knot zone."""
+    kz = None
+    try:
+        kz = KeyZone(os.path.join(base, "knot-" + engine), zone=ZONE, mode="nsec")
+        kz.start()
+        log("%s: Knot on 127.0.0.1:%d serves %s signed (ECDSAP256SHA256, NSEC)" % (
+            engine, kz.port, ZONE))
+        d = os.path.join(base, "pw-" + engine)
+        os.makedirs(d)
+        db = {}
+        if pg is not None:
+            db = {"database_url": pg.new_database("keydir"),
+                  "database_password_file": pg.password_file}
+        relay = pw_relay.Relay(d, 25, kz.unbound_conf, hostname="relay.bench.test",
+                               server_log_level="info", **kz.keydir_options(), **db)
+        t0 = time.monotonic()
+        make_accounts(relay, args.keys, pg)
+        log("%d accounts inserted in %.2fs (not timed)" % (args.keys, time.monotonic() - t0))
+        res = publish(args, relay, kz, paths, owners)
+        res["engine"] = engine
+        res["checks"], records = verify(kz, relay, owners, args.keys, args.seed, pg)
+        return res, records
+    finally:
+        if kz:
+            kz.stop()
 
 
 def main():
@@ -560,40 +618,44 @@ def main():
         binary_info = {"path": args.binary, "sha256": hashlib.sha256(f.read()).hexdigest(),
                        "mtime": datetime.datetime.fromtimestamp(
                            os.stat(args.binary).st_mtime).isoformat(timespec="seconds")}
-    kz = None
     out = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                        "busy_before_start": round(idle_busy, 3)},
            "binary": binary_info, "keys": args.keys, "zone": ZONE}
     failed = None
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    pg = None
     try:
-        kz = KeyZone(os.path.join(base, "knot"), zone=ZONE, mode="nsec")
-        kz.start()
-        log("Knot on 127.0.0.1:%d serves %s signed (ECDSAP256SHA256, NSEC)" % (kz.port, ZONE))
-        d = os.path.join(base, "pw")
-        os.makedirs(d)
-        relay = pw_relay.Relay(d, 25, kz.unbound_conf, hostname="relay.bench.test",
-                               server_log_level="info", **kz.keydir_options())
-        t0 = time.monotonic()
-        make_accounts(relay, args.keys)
-        log("%d accounts inserted in %.2fs (sqlite3, not timed)" % (
-            args.keys, time.monotonic() - t0))
-        out["postwarden"] = publish(args, relay, kz, paths, owners)
-        out["checks"], records = verify(kz, relay, owners, args.keys, args.seed)
-        kz.stop()
-        kz = None
+        if "postgresql" in engines:
+            pg = pw_postgres.Postgres(os.path.join(base, "postgres"))
+            pg.start()
+            os.environ["PGPASSFILE"] = pg.password_file
+            log("PostgreSQL 15 on 127.0.0.1:%d" % pg.port)
+        records = None
+        for engine in engines:
+            res, records = run_engine(args, base, engine, pg if engine == "postgresql" else None,
+                                      paths, owners)
+            out["postwarden" if engine == "sqlite" else "postwarden_" + engine] = res
         out["knot_full_sign"] = knot_full_sign(base, records)
         out["ldns_signzone"] = ldns_sign(base, records, args.ldns_repeat)
-        pw, ld = out["postwarden"], out["ldns_signzone"]
+        pw = out.get("postwarden") or out.get("postwarden_postgresql")
+        ld = out["ldns_signzone"]
         out["ratio_nsec"] = round(pw["seconds"] / ld["nsec"]["seconds"], 3)
         out["ratio_nsec3"] = round(pw["seconds"] / ld["nsec3"]["seconds"], 3)
         print_table(pw, out["knot_full_sign"], ld)
+        if "postwarden" in out and "postwarden_postgresql" in out:
+            a, b = out["postwarden"], out["postwarden_postgresql"]
+            out["pg_vs_sqlite"] = round(b["seconds"] / a["seconds"], 3)
+            print("  engines: SQLite %.2fs (%.0f keys/s), PostgreSQL %.2fs (%.0f keys/s): "
+                  "PostgreSQL takes %.2fx SQLite's time" % (
+                      a["seconds"], a["keys_per_s"], b["seconds"], b["keys_per_s"],
+                      out["pg_vs_sqlite"]))
     except BenchFailure as e:
         failed = str(e)
         log("FAILED: %s" % e)
     finally:
-        if kz:
-            kz.stop()
+        if pg:
+            pg.stop()
     out["failed"] = failed
     with open(args.json, "w") as f:
         json.dump(out, f, indent=2)

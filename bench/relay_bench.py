@@ -44,6 +44,7 @@ from pwtest import ca as pw_ca            # noqa: E402
 from pwtest import dns as pw_dns          # noqa: E402
 from pwtest import net                    # noqa: E402
 from pwtest import postfix as pw_postfix  # noqa: E402
+from pwtest import postgres as pw_postgres  # noqa: E402
 from pwtest import relay as pw_relay      # noqa: E402
 
 import bench_peers as bp                  # noqa: E402
@@ -227,11 +228,40 @@ def measure(name, sink, messages, inject_host, inject_port, conns, root_pid_fn,
 
 # -- the two contenders ------------------------------------------------------------------
 
-def run_postwarden(args, base, knot, sink, size, n, label):
-    d = os.path.join(base, "postwarden-%s" % label)
+def db_statements(relay, n):
+    """Database statements per accepted and per delivered message, from the db_stats lines
+    serve logs at exit: acceptance is the queue worker's index rows plus the guarantee
+    look-ups on serve's connection; everything else there is delivery (the scheduler)."""
+    queue = serve = None
+    for line in relay.log_lines("db_stats"):
+        kv = pw_relay.parse_kv(line)
+        if kv.get("connection") == "queue":
+            queue = kv
+        elif kv.get("connection") == "serve":
+            serve = kv
+    if queue is None or serve is None:
+        return {}
+    lookups = int(queue["lookups"])
+    accept = int(queue["statements"]) + lookups
+    deliver = int(serve["statements"]) - lookups
+    return {"statements_per_accepted": round(accept / n, 2),
+            "statements_per_delivered": round(deliver / n, 2),
+            "db_ms_per_message": round((int(queue["usec"]) + int(serve["usec"])) / n / 1000, 3),
+            "db_ms_per_message_queue": round(int(queue["usec"]) / n / 1000, 3),
+            "db_ms_per_message_serve": round(int(serve["usec"]) / n / 1000, 3)}
+
+
+def run_postwarden(args, base, knot, sink, size, n, label, pg=None):
+    d = os.path.join(base, "postwarden-%s%s" % (label, "-pg" if pg else ""))
     os.makedirs(d)
+    db = {}
+    if pg is not None:
+        db = {"database_url": pg.new_database("bench"), "database_password_file": pg.password_file}
+        os.environ["PGPASSFILE"] = pg.password_file
     relay = pw_relay.Relay(d, sink.port, knot.unbound_conf, hostname="relay.bench.test",
-                           server_log_level="info")
+                           server_log_level="info", **db)
+    if pg is not None:
+        relay.pw("db", "migrate", check=True)
     relay.pw("user", "add", SENDER, check=True)
     relay.pw("user", "guarantee", SENDER, "on", check=True)
     shown = relay.pw("user", "show", SENDER, "--json", check=True).stdout
@@ -273,6 +303,8 @@ def run_postwarden(args, base, knot, sink, size, n, label):
     finally:
         rc = relay.stop()
     r["exit_status"] = rc
+    r["engine"] = "postgresql" if pg else "sqlite"
+    r.update(db_statements(relay, n + args.warmup))
     return r
 
 
@@ -391,7 +423,31 @@ def print_table(rows):
                   if pf and "peak_rss_sum_kb" in pf else "-")
         table.append((row["size_label"], str(row["n"]), fmt_rate(pw), fmt_rate(pf), ratio,
                       pw_mem, pf_mem, sink_rates(sk)))
-    widths = [max(len(r[i]) for r in table) for i in range(len(hdr))]
+    print_columns(table)
+    engines = [("SQLite", "postwarden"), ("PostgreSQL", "postwarden_pg")]
+    table = [("size", "engine", "msg/s", "vs SQLite", "vs Postfix", "statements/accepted",
+              "statements/delivered", "database ms/message")]
+    for row in rows:
+        pf = row.get("postfix")
+        for name, key in engines:
+            r = row.get(key)
+            if not r or "msgs_per_s" not in r:
+                continue
+            base = row.get("postwarden")
+            vs_lite = ("%.2f" % (r["msgs_per_s"] / base["msgs_per_s"])
+                       if base and "msgs_per_s" in base else "-")
+            vs_pf = ("%.2f" % (r["msgs_per_s"] / pf["msgs_per_s"])
+                     if pf and "msgs_per_s" in pf else "-")
+            table.append((row["size_label"], name, fmt_rate(r), vs_lite, vs_pf,
+                          str(r.get("statements_per_accepted", "-")),
+                          str(r.get("statements_per_delivered", "-")),
+                          str(r.get("db_ms_per_message", "-"))))
+    if len(table) > 1:
+        print_columns(table)
+
+
+def print_columns(table):
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     print()
     for j, r in enumerate(table):
         print("  ".join(c.rjust(w) if j else c.ljust(w) for c, w in zip(r, widths)))
@@ -412,6 +468,9 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=50,
                    help="unmeasured messages sent first to each (default 50)")
     p.add_argument("--only", choices=("both", "postwarden", "postfix"), default="both")
+    p.add_argument("--engines", default="sqlite,postgresql",
+                   help="postwarden's database engines to run, comma-separated "
+                        "(sqlite, postgresql)")
     p.add_argument("--no-sink-check", action="store_true",
                    help="skip measuring the sink's own rate")
     p.add_argument("--postfix-stock", action="store_true",
@@ -447,7 +506,8 @@ def main():
     shm = tempfile.mkdtemp(prefix="postwarden-bench-sink-", dir="/dev/shm")
     os.chmod(shm, 0o755)
     log("work directory %s (queues, on disk), sink on tmpfs %s" % (base, shm))
-    sink = knot = None
+    sink = knot = pg = None
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     rows = []
     failed = []
     notes = [
@@ -479,6 +539,10 @@ def main():
                        MX_HOST, cert=ca.issue(MX_HOST, stem="sink"))
         sink.start()
         log("sink: Postfix on %s:%d" % (SINK_ADDR, sink.port))
+        if args.only != "postfix" and "postgresql" in engines:
+            pg = pw_postgres.Postgres(os.path.join(base, "postgres"))
+            pg.start()
+            log("PostgreSQL 15 on 127.0.0.1:%d (its defaults: synchronous_commit on)" % pg.port)
         if args.only != "postfix":
             knot = start_knot(base)
             log("Knot on 127.0.0.1:%d serves the signed zone %s" % (knot.port, ZONE))
@@ -488,8 +552,11 @@ def main():
             steps = []
             if not args.no_sink_check:
                 steps.append(("sink_direct", run_sink_direct, (args, sink, size, n)))
-            if args.only != "postfix":
+            if args.only != "postfix" and "sqlite" in engines:
                 steps.append(("postwarden", run_postwarden, (args, base, knot, sink, size, n)))
+            if args.only != "postfix" and "postgresql" in engines:
+                steps.append(("postwarden_pg", lambda *a: run_postwarden(*a, pg=pg),
+                              (args, base, knot, sink, size, n)))
             if args.only != "postwarden":
                 steps.append(("postfix", run_postfix, (args, base, sink, size, n)))
             results = collections.defaultdict(list)
@@ -507,13 +574,20 @@ def main():
             for key, runs in results.items():
                 row[key] = median_run(runs)
             pw, pf = row.get("postwarden"), row.get("postfix")
+            pwpg = row.get("postwarden_pg")
             if pw and pf and "msgs_per_s" in pw and "msgs_per_s" in pf:
                 row["ratio"] = round(pw["msgs_per_s"] / pf["msgs_per_s"], 3)
+            if pwpg and pf and "msgs_per_s" in pwpg and "msgs_per_s" in pf:
+                row["ratio_pg"] = round(pwpg["msgs_per_s"] / pf["msgs_per_s"], 3)
+            if pwpg and pw and "msgs_per_s" in pwpg and "msgs_per_s" in pw:
+                row["pg_vs_sqlite"] = round(pwpg["msgs_per_s"] / pw["msgs_per_s"], 3)
     finally:
         if sink:
             sink.stop()
         if knot:
             knot.stop()
+        if pg:
+            pg.stop()
 
     print_table(rows)
     for n in notes:

@@ -23,9 +23,12 @@
 #include "keydir/keydir.h"
 #include "keysearch/keysearch.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "node.h"
 #include "relay/relay.h"
 #include "schema.h"
+#include "sdnotify.h"
+#include "stats.h"
 #include "tls.h"
 #include "xmalloc.h"
 
@@ -53,12 +56,34 @@ static FILE *serve_log_open(const struct pw_config *cfg, bool *ok)
 	return f;
 }
 
+/* Tell systemd (Type=notify) how serve is doing; a failure is logged, serve goes on. */
+static void serve_notify(const char *state)
+{
+	if (sdnotify(state) < 0)
+		log_warn("event=sd_notify state=%s error=\"%s\"", state, strerror(errno));
+}
+
 static void serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct event_base *base = arg;
 
 	log_info("event=stop signal=%s", sig == SIGTERM ? "TERM" : "INT");
+	serve_notify("STOPPING=1");
 	event_base_loopbreak(base);
+}
+
+/*
+ * serve's own connection writes the scheduler's delivery states: a state lost by a crash
+ * of the database server only means one more attempt, so its commits need not wait for
+ * the server's disk. The queue's index rows (the worker's connection) and everything the
+ * command-line tools write keep full durability.
+ */
+static int serve_relax_durability(struct db *db, char **err)
+{
+	if (db_relax_durability(db) == DB_OK)
+		return 0;
+	*err = xasprintf("database %s: %s", db_url_display(db), db_errmsg(db));
+	return -1;
 }
 
 /* Everything serve starts, in the order it starts; stopped in reverse. */
@@ -75,6 +100,13 @@ static void serve_teardown(struct relay *r)
 		dns_free(r->dns);
 	SSL_CTX_free(r->client_ctx);
 	SSL_CTX_free(r->server_ctx);
+	if (r->db) {
+		struct db_stats st;
+
+		db_get_stats(r->db, &st);
+		log_info("event=db_stats connection=serve statements=%llu usec=%llu",
+			 (unsigned long long)st.statements, (unsigned long long)st.usec);
+	}
 	db_close(r->db);
 }
 
@@ -84,6 +116,19 @@ static void serve_log_start(struct relay *r)
 	log_info("event=start listen=%s:%u hostname=%s state_dir=%s starttls=%s",
 		 r->cfg->relay.listen.host, r->cfg->relay.listen.port, r->cfg->server.hostname,
 		 r->cfg->server.state_dir, r->server_ctx ? "yes" : "no");
+}
+
+/* [metrics] listen: GET /metrics on the loop, with the queue's gauges read when scraped. */
+static int serve_metrics_start(struct relay *r, struct metrics_http **out, char **err)
+{
+	const struct conf_hostport *l = &r->cfg->metrics.listen;
+
+	*out = NULL;
+	if (l->host == NULL || *l->host == '\0')
+		return 0;
+	metrics_on_render(stats_registry(), relay_stats_collect, r);
+	*out = metrics_http_start(r->base, stats_registry(), l->host, l->port, err);
+	return *out ? 0 : -1;
 }
 
 static uid_t serve_uid;
@@ -147,6 +192,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	struct node *node = NULL;
 	struct keysearch *keysearch = NULL;
 	struct ks_api *api = NULL;
+	struct metrics_http *metrics = NULL;
 	FILE *logf;
 	char *err = NULL;
 	bool ok;
@@ -164,7 +210,8 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	r.cfg = &cli->cfg;
-	if ((r.db = schema_open(&cli->cfg, schema_serve_mode(&cli->cfg), &err)) == NULL)
+	if ((r.db = schema_open(&cli->cfg, schema_serve_mode(&cli->cfg), &err)) == NULL ||
+	    serve_relax_durability(r.db, &err) < 0)
 		goto fail;
 	if ((r.base = event_base_new()) == NULL) {
 		err = xstrdup("cannot create the event loop");
@@ -192,6 +239,8 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		goto fail;
 	if ((api = ks_api_start(r.base, &cli->cfg, keysearch, &err)) == NULL && err)
 		goto fail;
+	if (serve_metrics_start(&r, &metrics, &err) < 0)
+		goto fail;
 	if (serve_drop_privileges(&cli->cfg, &err) < 0)
 		goto fail;
 	sigterm = evsignal_new(r.base, SIGTERM, serve_signal_cb, r.base);
@@ -199,6 +248,9 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
 	serve_log_start(&r);
+	/* Every listener is bound and accepting (the kernel queues connections until the loop
+	 * runs): units ordered after postwarden.service may start now. */
+	serve_notify("READY=1");
 	event_base_dispatch(r.base);
 	rc = 0;
 fail:
@@ -208,6 +260,7 @@ fail:
 			fprintf(pw_stderr, "postwarden: %s\n", err);
 		free(err);
 	}
+	metrics_http_stop(metrics);
 	ks_api_stop(api);
 	keysearch_free(keysearch);
 	keydir_timer_stop(keydir_timer);

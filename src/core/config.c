@@ -186,7 +186,15 @@ static const struct conf_key keysearch_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
-#define NSECTIONS 8
+#define MET(f) offsetof(struct metrics_conf, f)
+static const struct conf_key metrics_keys[] = {
+	{ "listen", CONF_HOSTPORT, "", MET(listen), 0, 0, NULL,
+	  "Address and port where serve answers GET /metrics for Prometheus (empty: no metrics "
+	  "listener)." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define NSECTIONS 9
 
 /* The section table for a config struct. */
 static void config_sections(struct pw_config *cfg, struct conf_section out[NSECTIONS])
@@ -199,6 +207,7 @@ static void config_sections(struct pw_config *cfg, struct conf_section out[NSECT
 	out[5] = (struct conf_section){ "keydir", keydir_keys, &cfg->keydir };
 	out[6] = (struct conf_section){ "api", api_keys, &cfg->api };
 	out[7] = (struct conf_section){ "keysearch", keysearch_keys, &cfg->keysearch };
+	out[8] = (struct conf_section){ "metrics", metrics_keys, &cfg->metrics };
 }
 
 /* Is name fit to be a node name (it appears in logs, status and the database)? */

@@ -93,6 +93,10 @@ struct keysearch_conf {
 	int64_t negative_ttl;
 };
 
+struct metrics_conf {
+	struct conf_hostport listen;	/* host NULL or "": no metrics listener */
+};
+
 struct pw_config {
 	char *path;		/* the file read */
 	struct server_conf server;
@@ -103,6 +107,7 @@ struct pw_config {
 	struct keydir_conf keydir;
 	struct api_conf api;
 	struct keysearch_conf keysearch;
+	struct metrics_conf metrics;
 };
 
 /*

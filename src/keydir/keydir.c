@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "stats.h"
 #include "strutil.h"
 #include "xmalloc.h"
 
@@ -340,6 +341,7 @@ static void keydir_fail(struct keydir *kd, const struct keydir_pending *p, const
 	rep->failed++;
 	log_warn("event=keydir_pending owner=%s type=%s error=\"%s\"", p->owner,
 		 keydir_rrtype_name(p->rrtype), err);
+	stats_keydir_error();
 }
 
 static void keydir_done(struct keydir *kd, const struct keydir_pending *p)

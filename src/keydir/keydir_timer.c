@@ -25,6 +25,7 @@
 #include "lease.h"
 #include "log.h"
 #include "schema.h"
+#include "stats.h"
 #include "xmalloc.h"
 
 #define TIMER_FIRST_DELAY 1		/* seconds after start: pick up what is pending */
@@ -79,6 +80,7 @@ static void *timer_pass(void *arg)
 			 rep.error ? rep.error : "");
 	else if (rep.done)
 		log_info("event=keydir_retry done=%zu", rep.done);
+	stats_keydir_pending(rep.failed);
 	keydir_report_free(&rep);
 	if (db_error(db) != DB_OK)	/* what was not recorded is done again next pass */
 		log_warn("event=keydir_timer error=\"database: %s\"", db_errmsg(db));

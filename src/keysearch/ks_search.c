@@ -23,6 +23,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "stats.h"
 #include "strutil.h"
 #include "xmalloc.h"
 
@@ -315,6 +316,8 @@ void ks_src_done(struct ks_src *src)
 		event_del(src->timer);
 	if (src->out.detail == NULL)
 		ks_outcome_set(&src->out, src->out.status, "%s", ks_status_name(src->out.status));
+	stats_keysearch_source(ks_kind_name(src->def->kind), ks_status_name(src->out.status),
+			       (long long)src->elapsed_ms);
 	ttl = ks_cache_ttl(&src->out, &s->ks->cfg->keysearch);
 	if (src->cache_key && !src->no_cache && ttl > 0) {
 		ks_cache_put(s->ks->cache, src->cache_key, &src->out, (int64_t)time(NULL) + ttl);

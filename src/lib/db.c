@@ -29,43 +29,61 @@ int db_fail(struct db *db, int rc, const char *msg, const char *sql)
 	return rc;
 }
 
-/*
- * A URL for display: "postgresql://user:secret@host/db" loses ":secret", and a
- * password=... query parameter its value.
- */
-static char *db_redact_url(const char *url)
+/* Drop the password of the user info ("user:secret@" -> "user@"); true if it did. */
+static bool db_redact_userinfo(char *out)
+{
+	char *scheme_end = strstr(out, "://");
+	char *auth, *at, *slash, *colon;
+
+	if (scheme_end == NULL)
+		return false;
+	auth = scheme_end + 3;
+	at = strchr(auth, '@');
+	slash = strchr(auth, '/');
+	if (at == NULL || (slash != NULL && slash < at) ||
+	    (colon = memchr(auth, ':', (size_t)(at - auth))) == NULL)
+		return false;
+	memmove(colon, at, strlen(at) + 1);
+	return true;
+}
+
+/* Replace the value of every password= parameter by "***"; true if anything changed. */
+static bool db_redact_parameters(char **outp)
+{
+	char *out = *outp, *p = out;
+	bool changed = false;
+
+	while ((p = strstr(p, "password=")) != NULL) {
+		char *val = p + strlen("password=");
+		size_t vlen = strcspn(val, "&");
+
+		if (p == out || (p[-1] != '?' && p[-1] != '&') ||
+		    (vlen == 3 && strncmp(val, "***", 3) == 0)) {
+			p = val;
+			continue;
+		}
+		size_t at = (size_t)(val - out), rest = strlen(val + vlen);
+
+		if (vlen < 3)
+			out = xrealloc(out, at + 3 + rest + 1);
+		memmove(out + at + 3, out + at + vlen, rest + 1);
+		memcpy(out + at, "***", 3);
+		p = out + at + 3;
+		changed = true;
+	}
+	*outp = out;
+	return changed;
+}
+
+char *db_url_redact(const char *url)
 {
 	char *out = xstrdup(url);
-	char *scheme_end = strstr(out, "://");
-	char *p = out;
+	bool changed = true;
 
-	if (scheme_end != NULL) {
-		char *auth = scheme_end + 3;
-		char *at = strchr(auth, '@');
-		char *slash = strchr(auth, '/');
-		char *colon;
-
-		if (at != NULL && (slash == NULL || at < slash) &&
-		    (colon = memchr(auth, ':', (size_t)(at - auth))) != NULL)
-			memmove(colon, at, strlen(at) + 1);
-	}
-	while ((p = strstr(p, "password=")) != NULL) {
-		bool param = p > out && (p[-1] == '?' || p[-1] == '&');
-		char *val = p + strlen("password=");
-		char *end = val + strcspn(val, "&");
-
-		if (param) {
-			char *rest = xstrdup(end);
-			size_t at = (size_t)(val - out);
-
-			out = xrealloc(out, at + 3 + strlen(rest) + 1);
-			memcpy(out + at, "***", 3);
-			strcpy(out + at + 3, rest);
-			free(rest);
-			p = out + at + 3;
-		} else {
-			p = val;
-		}
+	/* each step can uncover what the other hides: repeat until neither finds anything */
+	while (changed) {
+		changed = db_redact_parameters(&out);
+		changed = db_redact_userinfo(out) || changed;
 	}
 	return out;
 }
@@ -192,7 +210,7 @@ struct db *db_open(const char *url, const char *password_file, const struct db_s
 	struct db *db;
 
 	if (ops == NULL) {
-		char *shown = db_redact_url(url);
+		char *shown = db_url_redact(url);
 
 		*err = xasprintf("database url %s: expected sqlite:PATH or postgresql://...",
 				 shown);
@@ -202,7 +220,7 @@ struct db *db_open(const char *url, const char *password_file, const struct db_s
 	db = xcalloc(1, sizeof(*db));
 	db->ops = ops;
 	db->engine = ops == &db_pg_ops ? DB_POSTGRES : DB_SQLITE;
-	db->url_display = db_redact_url(url);
+	db->url_display = db_url_redact(url);
 	db->schema = schema;
 	if (ops->open(db, target, password_file, err) != DB_OK) {
 		free(db->url_display);
@@ -236,6 +254,11 @@ void db_close(struct db *db)
 enum db_engine db_engine(const struct db *db)
 {
 	return db->engine;
+}
+
+int db_relax_durability(struct db *db)
+{
+	return db->ops->relax_durability(db);
 }
 
 const char *db_url_display(const struct db *db)

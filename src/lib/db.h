@@ -76,6 +76,19 @@ struct db *db_open(const char *url, const char *password_file, const struct db_s
 void db_close(struct db *db);
 
 enum db_engine db_engine(const struct db *db);
+/*
+ * Let this connection's commits return before they are on the server's disk (PostgreSQL:
+ * synchronous_commit off, kept across reconnects; SQLite in WAL mode with synchronous
+ * NORMAL already does this). A crash of the database server may then lose the last
+ * commits, never half of one. Only for rows that are re-done or rebuilt when lost: the
+ * scheduler's delivery states (a lost "delivered" means one more delivery).
+ */
+int db_relax_durability(struct db *db);
+/*
+ * A URL for display (caller frees): "postgresql://user:secret@host/db" loses ":secret",
+ * and a password=... query parameter its value.
+ */
+char *db_url_redact(const char *url);
 /* The URL without its password, for logs and status. */
 const char *db_url_display(const struct db *db);
 /* The schema version stored in the database (-1 if it cannot be read), and the program's. */

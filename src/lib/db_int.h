@@ -45,6 +45,7 @@ struct db_ops {
 	int (*version_set)(struct db *db, int v);
 	/* Serialise migrations between processes (PostgreSQL: an advisory lock). */
 	int (*migrate_lock)(struct db *db, bool lock);
+	int (*relax_durability)(struct db *db);
 };
 
 struct db {

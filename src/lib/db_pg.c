@@ -32,6 +32,7 @@ struct pg_conn {
 	time_t last_attempt;
 	bool tx_open;		/* between BEGIN and COMMIT/ROLLBACK as the caller sees it */
 	bool tx_lost;		/* the connection was lost inside that transaction */
+	bool relaxed;		/* synchronous_commit off (db_relax_durability) */
 	int64_t changes;
 	unsigned next_name;
 };
@@ -135,6 +136,8 @@ static int pg_ensure(struct db *db, const char *sql)
 	if (PQstatus(p->c) != CONNECTION_OK)
 		return db_fail(db, DB_UNAVAILABLE, PQerrorMessage(p->c), sql);
 	p->gen++;
+	if (p->relaxed)
+		PQclear(PQexec(p->c, "SET synchronous_commit = off"));
 	log_info("event=db_reconnected db=%s", db->url_display);
 	return DB_OK;
 }
@@ -522,6 +525,12 @@ static int pg_migrate_lock(struct db *db, bool lock)
 	return pg_exec(db, sql);
 }
 
+static int pg_relax_durability(struct db *db)
+{
+	PG(db)->relaxed = true;
+	return pg_exec(db, "SET synchronous_commit = off");
+}
+
 const struct db_ops db_pg_ops = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -544,4 +553,5 @@ const struct db_ops db_pg_ops = {
 	.version_get = pg_version_get,
 	.version_set = pg_version_set,
 	.migrate_lock = pg_migrate_lock,
+	.relax_durability = pg_relax_durability,
 };

@@ -215,6 +215,13 @@ static int lite_migrate_lock(struct db *db, bool lock)
 	return DB_OK;
 }
 
+/* WAL with synchronous = NORMAL (lite_open) is already this. */
+static int lite_relax_durability(struct db *db)
+{
+	(void)db;
+	return DB_OK;
+}
+
 const struct db_ops db_sqlite_ops = {
 	.name = "sqlite",
 	.open = lite_open,
@@ -237,4 +244,5 @@ const struct db_ops db_sqlite_ops = {
 	.version_get = lite_version_get,
 	.version_set = lite_version_set,
 	.migrate_lock = lite_migrate_lock,
+	.relax_durability = lite_relax_durability,
 };

@@ -140,4 +140,10 @@ void sched_stop(struct sched *s);
 /* New work is in the queue: look now rather than at the next poll. */
 void sched_kick(struct sched *s);
 
+/* ---- relay_stats.c: the queue's gauges -------------------------------------------------- */
+
+struct metrics;
+/* A metrics collector (arg: the struct relay): queue size and age per state, when scraped. */
+void relay_stats_collect(struct metrics *m, void *arg);
+
 #endif

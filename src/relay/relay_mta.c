@@ -42,6 +42,7 @@
 #include "relay_data.h"
 #include "relay_reply.h"
 #include "relay_smtp_cmd.h"
+#include "stats.h"
 #include "xmalloc.h"
 
 #define MTA_INPUT_MAX	(REPLY_MAX_LINE * REPLY_MAX_LINES)
@@ -131,6 +132,8 @@ static void mta_log(struct mta *m)
 			 r->tls_cipher[0] ? r->tls_cipher : "none", mta_dane_name(r->dane),
 			 mta_outcome_name(r->outcome), r->status, m->guarantee ? "on" : "off",
 			 r->reason ? r->reason : "");
+		stats_delivery(mta_outcome_name(r->outcome), policy_reason_name(r->reason_code),
+			       r->tls_version, mta_dane_name(r->dane));
 	}
 }
 

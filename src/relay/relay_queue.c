@@ -88,6 +88,7 @@ struct queue_job {
 
 struct queue {
 	struct relay *relay;
+	uint64_t lookups;	/* guarantee look-ups on relay->db (statistics) */
 	char *dir;
 	char *tmp_dir;
 	int dir_fd;
@@ -498,8 +499,10 @@ static bool queue_decide(struct queue *q, struct queue_writer *w, const struct q
 	se->received = time(NULL);
 	se->tls_required_no = w->hs.tls_required_no;
 	db_clear_error(q->relay->db);
-	if (!env->notification && env->sender && *env->sender)
+	if (!env->notification && env->sender && *env->sender) {
 		guarantee = queue_sender_guarantee(q->relay->db, env->sender, se->received);
+		q->lookups++;
+	}
 	/* A failed lookup must not send the message without its guarantee: refuse it (4xx). */
 	ok = db_error(q->relay->db) == DB_OK;
 	if (!ok) {
@@ -1015,6 +1018,20 @@ fail:
 	return NULL;
 }
 
+/*
+ * The database work of acceptance, for benchmarks and capacity planning: the index rows
+ * written by the worker's connection, and the guarantee look-ups made on serve's.
+ */
+static void queue_log_db_stats(const struct queue *q)
+{
+	struct db_stats st;
+
+	db_get_stats(q->wdb, &st);
+	log_info("event=db_stats connection=queue statements=%llu usec=%llu lookups=%llu",
+		 (unsigned long long)st.statements, (unsigned long long)st.usec,
+		 (unsigned long long)q->lookups);
+}
+
 void queue_close(struct queue *q)
 {
 	if (q == NULL)
@@ -1032,6 +1049,7 @@ void queue_close(struct queue *q)
 	queue_unrec_free_all(q);
 	storage_free(q->storage);
 	event_free(q->notify_ev);
+	queue_log_db_stats(q);
 	db_close(q->wdb);
 	close(q->dir_fd);
 	close(q->notify_r);

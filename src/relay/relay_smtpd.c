@@ -49,6 +49,7 @@
 #include "netaddr.h"
 #include "relay_data.h"
 #include "relay_storage.h"
+#include "stats.h"
 #include "relay_smtp_cmd.h"
 #include "xmalloc.h"
 
@@ -337,6 +338,7 @@ static void smtpd_committed(const char *id, bool ok, const char *why, void *arg)
 	if (ok) {
 		log_info("event=smtpd_received id=%s client=%s helo=%s tls=%s", id, s->addr, s->helo,
 			 s->tls ? s->tls_version : "none");
+		stats_accepted();
 		smtpd_reply(s, "250 2.0.0 Ok: queued as %s", id);
 	} else {
 		smtpd_reply(s, "451 4.3.0 %s", why ? why : "Error: queue file write error");

@@ -111,3 +111,31 @@ def test_sources_write_only_to_postwardens_own_stderr():
                     if re.search(r"\bstderr\b", code):
                         offenders.append("%s:%d: %s" % (path, n, line.strip()))
     assert offenders == []
+
+
+def test_only_the_storage_layer_talks_to_the_engines():
+    """Every module reaches the database through src/lib/db.h: only the engines
+    (src/lib/db_sqlite.c, src/lib/db_pg.c) name SQLite's or libpq's API. Control: the
+    engines themselves do."""
+    offenders = []
+    engines = {os.path.join("lib", "db_sqlite.c"): r"\bsqlite3_",
+               os.path.join("lib", "db_pg.c"): r"\bPQ[a-z]"}
+    seen = dict.fromkeys(engines, False)
+    for top, _, files in os.walk(os.path.join(ROOT, "src")):
+        for name in files:
+            path = os.path.join(top, name)
+            if not name.endswith((".c", ".h")):
+                continue
+            with open(path) as f:
+                text = f.read()
+            own = [k for k in engines if path.endswith(k)]
+            if own:
+                seen[own[0]] = re.search(engines[own[0]], text) is not None
+                continue
+            for n, line in enumerate(text.splitlines(), 1):
+                if line.lstrip().startswith(("*", "/*")):
+                    continue
+                if re.search(r"\bsqlite3_|\bPQ[a-z]|<sqlite3\.h>|<libpq-fe\.h>", line):
+                    offenders.append("%s:%d: %s" % (path, n, line.strip()))
+    assert offenders == []
+    assert all(seen.values()), seen

@@ -50,7 +50,7 @@ def test_password_file_format_and_mode(postgres):
     assert stat.S_IMODE(st.st_mode) == 0o600
     with open(postgres.password_file) as f:
         line = f.read()
-    assert line == "127.0.0.1:%d:postwarden:postwarden:%s\n" % (postgres.port,
+    assert line == "127.0.0.1:%d:*:postwarden:%s\n" % (postgres.port,
                                                               postgres.password)
     assert len(postgres.password) >= 32
 

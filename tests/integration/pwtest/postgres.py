@@ -244,8 +244,8 @@ class Postgres:
                    "CREATE DATABASE %s OWNER %s" % (self.dbname, self.user)])
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write("%s:%d:%s:%s:%s\n" % (self.host, self.port, self.dbname, self.user,
-                                          self.password))
+            # any database: new_database() makes more of them for the same role
+            f.write("%s:%d:*:%s:%s\n" % (self.host, self.port, self.user, self.password))
         os.chmod(self.password_file, 0o600)
         self._db_created = True
 
@@ -294,7 +294,7 @@ class Postgres:
 
     def new_database(self, prefix="pw"):
         """A new empty database owned by the postwarden role; its URL (password in
-        password_file, which libpq matches by host and port whatever the database)."""
+        password_file, whose line matches any database of the role on this server)."""
         self._ndb = getattr(self, "_ndb", 0) + 1
         name = "%s_%d_%d" % (prefix, os.getpid(), self._ndb)
         self.psql("CREATE DATABASE %s OWNER %s" % (name, self.user))
