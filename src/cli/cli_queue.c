@@ -24,7 +24,7 @@ static const char queue_usage[] =
 	"queue list [--json]\n"
 	"       postwarden queue show ID [--json]\n"
 	"       postwarden queue release ID [--rcpt ADDR]\n"
-	"       postwarden queue delete ID\n"
+	"       postwarden queue delete ID [--force]\n"
 	"       postwarden queue flush";
 
 /* The recipients of one message as a JSON array. */
@@ -238,13 +238,17 @@ static int queue_delete_elsewhere(struct db *db, const char *id, const char *nod
 	return 0;
 }
 
-static int queue_delete(struct cli *cli, struct db *db, const char *id)
+/*
+ * force: the holding node's spool is gone for good (a lost disk): remove the rows here. Were
+ * that node to run again with its spool, it would index the message anew.
+ */
+static int queue_delete(struct cli *cli, struct db *db, const char *id, bool force)
 {
 	char *node = queue_node_of(db, id);
 
 	/* An SQLite database is one machine's: its messages are in this spool. */
 	if (node != NULL && db_engine(db) == DB_POSTGRES && *node &&
-	    strcmp(node, cli->cfg.server.node) != 0) {
+	    strcmp(node, cli->cfg.server.node) != 0 && !force) {
 		int rc = queue_delete_elsewhere(db, id, node);
 
 		free(node);
@@ -267,6 +271,7 @@ static int queue_flush(struct db *db)
 int cli_queue(struct cli *cli, int argc, char **argv)
 {
 	bool json = cli_take_flag(&argc, argv, "--json");
+	bool force = cli_take_flag(&argc, argv, "--force");
 	struct db *db;
 	int rc;
 
@@ -286,7 +291,7 @@ int cli_queue(struct cli *cli, int argc, char **argv)
 	else if (strcmp(argv[1], "release") == 0)
 		rc = queue_release(db, argc, argv);
 	else if (strcmp(argv[1], "delete") == 0 && argc == 3)
-		rc = queue_delete(cli, db, argv[2]);
+		rc = queue_delete(cli, db, argv[2], force);
 	else if (strcmp(argv[1], "flush") == 0 && argc == 2)
 		rc = queue_flush(db);
 	else

@@ -139,6 +139,15 @@ def test_delete_typed_on_a_is_carried_out_by_b(two_nodes, zones, smtp_server):
     out = a.pw("queue", "delete", qa, check=True)
     assert not os.path.exists(os.path.join(a.state_dir, "queue", qa))
     assert qa not in a.queue_ids()
+    # node-b is gone (its disk lost): a plain delete waits for it, --force removes the rows
+    b.send(s, [r], message(s, [r], "stranded"))
+    qb = _held_on(a, s, r)["id"]
+    b.stop()
+    a.pw("queue", "delete", qb, check=True)
+    time.sleep(2.5)
+    assert [x["recipients"][0]["state"] for x in a.queue() if x["id"] == qb] == ["deleted"]
+    a.pw("queue", "delete", "--force", qb, check=True)
+    assert qb not in a.queue_ids()
 
 
 # -- the lease "keydir" ----------------------------------------------------------------
