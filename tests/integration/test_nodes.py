@@ -102,7 +102,10 @@ def test_release_typed_on_a_is_carried_out_by_b(two_nodes, zones, smtp_server, p
     print("\nrelease typed on node-a, delivered by node-b after %.2f s" % took)
     assert took <= 2.0, took
     assert b"Subject: held on b" in m.data and m.rcpts == [r]
-    assert entry["id"] in {d["id"] for d in b.deliveries() if d.get("outcome") == "delivered"}
+    # the sink stores before it answers: node-b logs the delivery a moment later
+    net.wait_until(lambda: entry["id"] in {d["id"] for d in b.deliveries()
+                                           if d.get("outcome") == "delivered"}, 10,
+                   interval=0.1, what="node-b's delivery line")
     assert not [d for d in a.deliveries() if d["id"] == entry["id"]]
     b.wait_queue_empty()
 
