@@ -1,5 +1,4 @@
-"""Several postwarden nodes on one PostgreSQL database, for the tests of issue "several
-nodes": a fresh migrated database, relays that share it, a TCP forwarder that can cut one
+"""Several postwarden nodes on one PostgreSQL database: a fresh migrated database, relays that share it, a TCP forwarder that can cut one
 node off from the database, and reading the timestamps of log lines.
 
 The forwarder is a fake only in the sense that it stands for the network: PostgreSQL and
@@ -11,80 +10,26 @@ import os
 import re
 import select
 import socket
+import subprocess
 import threading
 import time
 
 from . import relay as pw_relay
 
-SCHEMA_C = os.path.join(pw_relay.REPO_ROOT, "src", "core", "schema.c")
-
-
 # -- the schema ------------------------------------------------------------------------
 
-def _c_strings(text):
-    """The concatenated C string literals of text (a migration's source)."""
-    out = []
-    for m in re.finditer(r'"((?:[^"\\]|\\.)*)"', text):
-        out.append(re.sub(r"\\(.)", lambda e: {"n": "\n", "t": "\t"}.get(e.group(1),
-                                                                        e.group(1)),
-                          m.group(1)))
-    return "".join(out)
-
-
-def _split_top(body):
-    """Split an initializer list at its top-level commas (outside string literals)."""
-    parts, cur, in_str, esc = [], [], False, False
-    for ch in body:
-        if in_str:
-            cur.append(ch)
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-            continue
-        if ch == '"':
-            in_str = True
-        if ch == "," and not in_str:
-            parts.append("".join(cur))
-            cur = []
-            continue
-        cur.append(ch)
-    parts.append("".join(cur))
-    return [p for p in parts if p.strip()]
-
-
-def postgres_migrations():
-    """postwarden's PostgreSQL migrations, read from src/core/schema.c."""
-    src = open(SCHEMA_C).read()
-    src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
-    macros = {m.group(1): _c_strings(m.group(2)) for m in re.finditer(
-        r"#define (SCHEMA_\w+)((?:.*\\\n)*.*)", src)}
-    body = src[src.index("postgres_migrations[] = {") + 25:]
-    body = body[:body.index("};")]
-    out = []
-    for part in _split_top(body):
-        name = part.strip()
-        out.append(macros[name] if name in macros else _c_strings(part))
-    return out
-
-
-def migrate(postgres, url, relay=None):
-    """Bring the database of url to postwarden's schema: `postwarden db migrate` when the
-    program has it, else the migrations of schema.c applied with psql the way db.c does
-    (each one in a transaction with its version)."""
-    if relay is not None:
-        r = relay.pw("db", "migrate")
-        if r.returncode == 0:
-            return
-    dbname = url.rsplit("/", 1)[1]
-    for v, sql in enumerate(postgres_migrations(), 1):
-        postgres.psql("BEGIN; %s; CREATE TABLE IF NOT EXISTS postwarden_schema (version "
-                      "integer NOT NULL); DELETE FROM postwarden_schema; INSERT INTO "
-                      "postwarden_schema VALUES (%d); COMMIT;" % (sql, v), tcp=True,
-                      password=postgres.password,
-                      dbname=dbname)
+def migrate(url, pwfile, workdir):
+    """Bring the database of url to postwarden's schema with `postwarden db migrate` (the
+    operator's step on PostgreSQL: serve refuses an older schema)."""
+    os.makedirs(workdir, exist_ok=True)
+    conf = os.path.join(workdir, "migrate.conf")
+    with open(conf, "w") as f:
+        f.write("[server]\nstate_dir = %s\n\n[database]\nurl = %s\npassword_file = %s\n" % (
+            os.path.join(workdir, "state"), url, pwfile))
+    r = subprocess.run([pw_relay.binary(), "-c", conf, "db", "migrate"], capture_output=True,
+                       text=True, env=pw_relay.daemon_env(), timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("postwarden db migrate exited %d: %s" % (r.returncode, r.stderr))
 
 
 def password_file(postgres):
@@ -102,8 +47,9 @@ def password_file(postgres):
 def shared_database(postgres):
     """A fresh database with postwarden's schema: (url, password_file)."""
     url = postgres.new_database("nodes")
-    migrate(postgres, url)
-    return url, password_file(postgres)
+    pwfile = password_file(postgres)
+    migrate(url, pwfile, os.path.join(postgres.dir, "migrate-" + url.rsplit("/", 1)[1]))
+    return url, pwfile
 
 
 # -- log lines -------------------------------------------------------------------------
