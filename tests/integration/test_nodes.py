@@ -79,6 +79,13 @@ def test_mail_through_both_nodes_each_delivers_its_own(two_nodes, zones, pf_tls,
     assert [g[0] for g in got] == ["node-a", "node-b"]
     assert [int(g[1]) for g in got] == [a.proc.pid, b.proc.pid]
     assert all(g[2] == "t" and 0 <= int(g[3]) <= 10 for g in got), got
+    # what `postwarden status` makes of them, from either node
+    st = a.pw_json("status")
+    assert [(n["name"], n["stale"]) for n in st["nodes"]] == [("node-a", False),
+                                                               ("node-b", False)]
+    leases = {l["name"]: l for l in st["leases"]}
+    assert leases["keydir"]["holder"] in ("node-a", "node-b")
+    assert not leases["keydir"]["expired"]
 
 
 def test_release_typed_on_a_is_carried_out_by_b(two_nodes, zones, smtp_server, postgres):
