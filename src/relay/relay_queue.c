@@ -34,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -340,6 +341,26 @@ static void queue_db_insert(struct db *db, const struct spool_env *se)
 
 /* ---- writing -------------------------------------------------------------------------- */
 
+/* Write every byte of iov[0..n) (changed as it goes); -1 with errno on failure. */
+static int writev_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t done = writev(fd, iov, n);
+
+		if (done < 0 && errno == EINTR)
+			continue;
+		if (done <= 0)
+			return -1;
+		for (; n > 0 && (size_t)done >= iov->iov_len; iov++, n--)
+			done -= (ssize_t)iov->iov_len;
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + done;
+			iov->iov_len -= (size_t)done;
+		}
+	}
+	return 0;
+}
+
 static int write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
@@ -502,25 +523,36 @@ static bool queue_decide(struct queue *q, struct queue_writer *w, const struct q
 	return ok;
 }
 
-/* Append the envelope and trailer behind the data; -1 on a write error. */
+/*
+ * Append the envelope and trailer behind the data; -1 on a write error. What is still
+ * buffered, the envelope and the trailer go out in one writev: for a small message that is
+ * the whole file in one system call.
+ */
 static int writer_finish(struct queue_writer *w, const struct spool_env *se)
 {
 	char *json, trailer[TRAILER_LEN + 1];
 	size_t jlen;
+	struct iovec iov[3];
 	int rc;
 
-	if (writer_flush(w) < 0)
+	if (w->failed)
 		return -1;
 	json = spool_env_json(se);
 	jlen = strlen(json);
-	snprintf(trailer, sizeof(trailer), TRAILER_FMT, (unsigned)jlen);
-	rc = (jlen <= ENVELOPE_MAX && write_all(w->fd, json, jlen) == 0 &&
-	      write_all(w->fd, trailer, TRAILER_LEN) == 0) ? 0 : -1;
-	if (rc < 0 && jlen > ENVELOPE_MAX)
+	if (jlen > ENVELOPE_MAX) {
 		log_error("event=queue_write_error id=%s path=%s error=\"envelope too large\"",
 			  w->id, w->tmp_path);
-	else if (rc < 0)
+		free(json);
+		return -1;
+	}
+	snprintf(trailer, sizeof(trailer), TRAILER_FMT, (unsigned)jlen);
+	iov[0] = (struct iovec){ .iov_base = w->wbuf, .iov_len = w->wlen };
+	iov[1] = (struct iovec){ .iov_base = json, .iov_len = jlen };
+	iov[2] = (struct iovec){ .iov_base = trailer, .iov_len = TRAILER_LEN };
+	rc = writev_all(w->fd, iov, 3);
+	if (rc < 0)
 		queue_write_failed(w->q, w->id, w->tmp_path, strerror(errno));
+	w->wlen = 0;
 	free(json);
 	return rc;
 }
