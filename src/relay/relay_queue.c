@@ -86,6 +86,7 @@ struct queue {
 	char *dir;
 	char *tmp_dir;
 	int dir_fd;
+	int tmp_fd;		/* tmp_dir: spool files are made and renamed relative to these */
 	struct db *wdb;			/* the worker's own connection */
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -412,17 +413,12 @@ struct queue_writer *queue_writer_new(struct queue *q)
 	w->fd = -1;
 	relay_hdr_init(&w->hs);
 	for (int tries = 0; tries < 5 && w->fd < 0; tries++) {
-		char *path;
 		random_id(w->id);
-		path = queue_data_path(q, w->id);
-		if (access(path, F_OK) == 0) {
-			free(path);
+		if (faccessat(q->dir_fd, w->id, F_OK, 0) == 0)
 			continue;
-		}
-		free(path);
 		free(w->tmp_path);
 		w->tmp_path = xasprintf("%s/%s", q->tmp_dir, w->id);
-		w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		w->fd = openat(q->tmp_fd, w->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 		if (w->fd < 0 && errno != EEXIST)
 			break;
 	}
@@ -466,7 +462,7 @@ void queue_writer_abort(struct queue_writer *w)
 		return;
 	if (w->fd >= 0) {
 		close(w->fd);
-		unlink(w->tmp_path);
+		unlinkat(w->q->tmp_fd, w->id, 0);
 	}
 	free(w->tmp_path);
 	free(w->wbuf);
@@ -679,13 +675,13 @@ static void queue_commit_batch(struct queue *q, struct queue_job *batch)
 		if (j->fd >= 0)
 			close(j->fd);
 		j->fd = -1;
-		if (j->ok && rename(j->tmp_path, j->path) < 0) {
+		if (j->ok && renameat(q->tmp_fd, j->se.id, q->dir_fd, j->se.id) < 0) {
 			log_error("event=queue_rename_error id=%s error=\"%s\"", j->se.id, strerror(errno));
 			storage_failed(q->storage, "spool", strerror(errno));
 			j->ok = false;
 		}
 		if (!j->ok && j->tmp_path)
-			unlink(j->tmp_path);
+			unlinkat(q->tmp_fd, j->se.id, 0);
 		any |= j->ok;
 	}
 	if (!any)
@@ -931,7 +927,7 @@ struct queue *queue_open(struct relay *relay, char **err)
 	int p[2];
 
 	q->relay = relay;
-	q->dir_fd = q->notify_r = q->notify_w = -1;
+	q->dir_fd = q->tmp_fd = q->notify_r = q->notify_w = -1;
 	q->dir = config_state_path(relay->cfg, "queue");
 	q->tmp_dir = xasprintf("%s/tmp", q->dir);
 	q->storage = storage_new(relay->cfg->server.state_dir);
@@ -941,7 +937,8 @@ struct queue *queue_open(struct relay *relay, char **err)
 	pthread_cond_init(&q->cond, NULL);
 	if ((mkdir(q->dir, 0750) < 0 && errno != EEXIST) ||
 	    (mkdir(q->tmp_dir, 0750) < 0 && errno != EEXIST) ||
-	    (q->dir_fd = open(q->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	    (q->dir_fd = open(q->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (q->tmp_fd = open(q->tmp_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		*err = xasprintf("cannot use queue directory %s: %s", q->dir, strerror(errno));
 		goto fail;
 	}
@@ -970,6 +967,8 @@ fail:
 	db_close(q->wdb);
 	if (q->dir_fd >= 0)
 		close(q->dir_fd);
+	if (q->tmp_fd >= 0)
+		close(q->tmp_fd);
 	if (q->notify_r >= 0) {
 		close(q->notify_r);
 		close(q->notify_w);
@@ -1003,6 +1002,7 @@ void queue_close(struct queue *q)
 	event_free(q->notify_ev);
 	db_close(q->wdb);
 	close(q->dir_fd);
+	close(q->tmp_fd);
 	close(q->notify_r);
 	close(q->notify_w);
 	pthread_mutex_destroy(&q->lock);
