@@ -69,9 +69,13 @@ struct queue_unrec {
 	struct spool_env se;
 };
 
-/* A commit waiting for the worker, then for its callback on the loop. */
+/*
+ * A commit waiting for the worker, then for its callback on the loop; or (remove) a
+ * delivered message the worker removes, file and rows.
+ */
 struct queue_job {
 	struct queue_job *next;
+	bool remove;		/* path is then the message's ID, as the scheduler gave it */
 	int fd;			/* -1 when the writer had already failed */
 	char *tmp_path;
 	char *path;
@@ -702,13 +706,101 @@ static void queue_commit_batch(struct queue *q, struct queue_job *batch)
 	log_debug("event=queue_group_commit messages=%u", n);
 }
 
+/* Take the removals out of a list of jobs, both keeping their order. */
+static struct queue_job *queue_take_removals(struct queue_job **list)
+{
+	struct queue_job *rm = NULL, **rm_tail = &rm, **p = list;
+
+	while (*p) {
+		struct queue_job *j = *p;
+
+		if (!j->remove) {
+			p = &j->next;
+			continue;
+		}
+		*p = j->next;
+		j->next = NULL;
+		*rm_tail = j;
+		rm_tail = &j->next;
+	}
+	return rm;
+}
+
+static void queue_job_free(struct queue_job *j)
+{
+	free(j->tmp_path);
+	free(j->path);
+	queue_envelope_free(j->se.env);
+	free(j);
+}
+
+/*
+ * Remove delivered messages (worker): unlink their files, then delete their rows in one
+ * transaction. File first: a row without a file is cleaned at start, a file without a row
+ * would be delivered again. Rows that cannot be deleted are found again by the scheduler
+ * (all their recipients are final), which removes them again.
+ */
+static void queue_remove_batch(struct queue *q, struct queue_job *list)
+{
+	int rc;
+
+	for (struct queue_job *j = list; j; j = j->next)
+		if (queue_id_valid(j->path) && unlinkat(q->dir_fd, j->path, 0) < 0 &&
+		    errno != ENOENT)
+			log_error("event=queue_remove_error id=%s error=\"%s\"", j->path,
+				  strerror(errno));
+	if ((rc = db_begin(q->wdb)) == SQLITE_OK) {
+		for (struct queue_job *j = list; j; j = j->next) {
+			sqlite3_stmt *st = db_prepare_cached(q->wdb,
+				"DELETE FROM messages WHERE id = ?");
+
+			db_bind_text(st, 1, j->path);
+			db_step_done(q->wdb, st);
+			db_release(q->wdb, st);
+		}
+		rc = db_commit(q->wdb);
+	} else {
+		db_rollback(q->wdb);
+	}
+	if (rc != SQLITE_OK) {
+		log_debug("event=queue_remove_pending error=\"%s\"", db_errmsg(q->wdb));
+		storage_db_failed(q->storage, db_error(q->wdb), db_errmsg(q->wdb));
+	}
+	while (list) {
+		struct queue_job *j = list;
+
+		list = j->next;
+		if (rc == SQLITE_OK)
+			log_debug("event=queue_removed id=%s", j->path);
+		queue_job_free(j);
+	}
+}
+
+/* Give finished jobs to the loop and wake it (lock held). */
+static void queue_hand_back(struct queue *q, struct queue_job *list)
+{
+	if (list == NULL)
+		return;
+	*q->done_tail = list;
+	while (*q->done_tail)
+		q->done_tail = &(*q->done_tail)->next;
+	if (write(q->notify_w, "x", 1) < 0 && errno != EAGAIN)
+		log_error("event=queue_notify_error error=\"%s\"", strerror(errno));
+}
+
+/*
+ * The worker: group commits, retries of rows, and the removal of delivered messages. An
+ * unlink can wait for the disk (a discard on some file systems) and a delete for the
+ * database, so neither is done on the loop; removals come after the commit of the same
+ * round, whose 250s they must not delay.
+ */
 static void *queue_worker(void *arg)
 {
 	struct queue *q = arg;
 
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
-		struct queue_job *batch;
+		struct queue_job *batch, *removals;
 		bool retry = false;
 
 		while (q->pending == NULL && !q->stopping && !retry) {
@@ -727,37 +819,27 @@ static void *queue_worker(void *arg)
 		batch = q->pending;
 		q->pending = NULL;
 		q->pending_tail = &q->pending;
+		removals = queue_take_removals(&batch);
 		q->busy = true;
 		pthread_mutex_unlock(&q->lock);
 
 		if (batch)
 			queue_commit_batch(q, batch);
-		else
+		else	/* a retry, or removals: kept rows are tried whenever the worker writes */
 			queue_record_rows(q, NULL);
 
 		pthread_mutex_lock(&q->lock);
-		*q->done_tail = batch;
-		while (*q->done_tail)
-			q->done_tail = &(*q->done_tail)->next;
-		q->busy = false;
-		if (batch == NULL) {
-			pthread_cond_broadcast(&q->cond);
-			continue;
+		queue_hand_back(q, batch);
+		if (removals) {
+			pthread_mutex_unlock(&q->lock);
+			queue_remove_batch(q, removals);
+			pthread_mutex_lock(&q->lock);
 		}
+		q->busy = false;
 		pthread_cond_broadcast(&q->cond);
-		if (write(q->notify_w, "x", 1) < 0 && errno != EAGAIN)
-			log_error("event=queue_notify_error error=\"%s\"", strerror(errno));
 	}
 	pthread_mutex_unlock(&q->lock);
 	return NULL;
-}
-
-static void queue_job_free(struct queue_job *j)
-{
-	free(j->tmp_path);
-	free(j->path);
-	queue_envelope_free(j->se.env);
-	free(j);
 }
 
 /* On the loop: run the callbacks of finished commits. */
@@ -1066,26 +1148,32 @@ int queue_open_data(struct queue *q, const char *id, size_t *size)
 	return fd;
 }
 
-bool queue_remove(struct queue *q, const char *id)
+/* Is a removal of id already waiting for the worker? (lock held) */
+static bool queue_removal_pending(const struct queue *q, const char *id)
 {
-	sqlite3_stmt *st;
-	int rc;
+	for (const struct queue_job *j = q->pending; j; j = j->next)
+		if (j->remove && strcmp(j->path, id) == 0)
+			return true;
+	return false;
+}
 
-	/* File first: a row without a file is cleaned at start, a file without a row would
-	 * be delivered again. */
-	if (queue_id_valid(id) && unlinkat(q->dir_fd, id, 0) < 0 && errno != ENOENT)
-		log_error("event=queue_remove_error id=%s error=\"%s\"", id, strerror(errno));
-	st = db_prepare_cached(q->relay->db, "DELETE FROM messages WHERE id = ?");
-	db_bind_text(st, 1, id);
-	rc = db_step_done(q->relay->db, st);
-	db_release(q->relay->db, st);
-	if (rc != SQLITE_DONE) {
-		/* the scheduler finds the row again (all its recipients are final) and retries */
-		storage_db_failed(q->storage, db_error(q->relay->db), db_errmsg(q->relay->db));
-		return false;
+/* Hand a message whose recipients are all final to the worker (queue_remove_batch). */
+void queue_remove(struct queue *q, const char *id)
+{
+	struct queue_job *job = xcalloc(1, sizeof(*job));
+
+	job->fd = -1;
+	job->remove = true;
+	job->path = xstrdup(id);
+	pthread_mutex_lock(&q->lock);
+	if (queue_removal_pending(q, id)) {
+		queue_job_free(job);
+	} else {
+		*q->pending_tail = job;
+		q->pending_tail = &job->next;
+		pthread_cond_broadcast(&q->cond);
 	}
-	log_debug("event=queue_removed id=%s", id);
-	return true;
+	pthread_mutex_unlock(&q->lock);
 }
 
 struct storage *queue_storage(struct queue *q)

@@ -192,6 +192,7 @@ static void test_commit_reopen(void)
 	CHECK_STREQ(data, msg1);
 	free(data);
 	queue_remove(relay.queue, id);
+	queue_drain(relay.queue);	/* the worker removes file and rows */
 	CHECK(!spool_exists(id));
 	CHECK(msg_int(id, "size") == -1);
 	CHECK(rcpt_count(id) == 0);
