@@ -191,6 +191,9 @@ def test_locked_database_keeps_serving_and_writes_rows_later(make_relay, smtp_se
     msg = "From: <a@other.test>\r\nSubject: flow-%s\r\n\r\nbody\r\n"
     relay.send("a@other.test", [rcpt], msg % "before")
     srv.wait_for_messages(1)
+    # its removal (file, then rows) is done by the queue's worker: let it finish first, so
+    # that the lock below meets the commit of the next message, not this removal
+    relay.wait_queue_empty()
     # the message is on its way (data sent, final dot not yet) when the lock is taken
     c = smtplib.SMTP(relay.listen_addr, relay.port, timeout=90,
                      local_hostname="client.example.test")
