@@ -244,8 +244,8 @@ class Postgres:
                    "CREATE DATABASE %s OWNER %s" % (self.dbname, self.user)])
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write("%s:%d:%s:%s:%s\n" % (self.host, self.port, self.dbname, self.user,
-                                          self.password))
+            # "*" for the database: the same role's fresh databases (new_database) too.
+            f.write("%s:%d:*:%s:%s\n" % (self.host, self.port, self.user, self.password))
         os.chmod(self.password_file, 0o600)
         self._db_created = True
 
@@ -292,12 +292,16 @@ class Postgres:
         """The postwarden role's URL; its password is in password_file, never in the URL."""
         return "postgresql://%s@%s:%d/%s" % (self.user, self.host, self.port, self.dbname)
 
-    def new_database(self, prefix="pw"):
-        """A new empty database owned by the postwarden role; its URL (password in
-        password_file, which libpq matches by host and port whatever the database)."""
+    def new_database(self, prefix="pw", template=None):
+        """A new database owned by the postwarden role, empty or a copy of the database
+        template (whose URL or name is given); its URL (password in password_file, which
+        libpq matches by host and port whatever the database)."""
         self._ndb = getattr(self, "_ndb", 0) + 1
         name = "%s_%d_%d" % (prefix, os.getpid(), self._ndb)
-        self.psql("CREATE DATABASE %s OWNER %s" % (name, self.user))
+        sql = "CREATE DATABASE %s OWNER %s" % (name, self.user)
+        if template:
+            sql += " TEMPLATE %s" % template.rsplit("/", 1)[-1]
+        self.psql(sql)
         return "postgresql://%s@%s:%d/%s" % (self.user, self.host, self.port, name)
 
     def conninfo(self, user=None, dbname=None):
