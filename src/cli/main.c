@@ -20,6 +20,7 @@ static const struct command commands[] = {
 	{ "queue", cli_queue, "list, show, release, delete or flush queued messages" },
 	{ "tls-check", cli_tls_check, "show what the relay would do for a domain right now" },
 	{ "keys", cli_keys, "publish users' public keys in DNS and the Web Key Directory" },
+	{ "db", cli_db, "apply the database schema's migrations" },
 };
 
 static void usage(FILE *out)
