@@ -222,8 +222,8 @@ def postgres(session_dir):
 def db_engine():
     """The engine the suite runs postwarden on: "sqlite" (default) or "postgresql"
     (PW_TEST_DB=postgresql: `make integration` runs the relay, key directory and key search
-    tests a second time that way)."""
-    return os.environ.get("PW_TEST_DB", "sqlite")
+    tests, marked `engines`, a second time that way)."""
+    return pw_database.suite_engine()
 
 
 def _migrated_template(pg, session_dir):
@@ -253,8 +253,11 @@ def _database_engine(request, session_dir):
         return
     pg = request.getfixturevalue("postgres")
     template = _migrated_template(pg, session_dir)
-    pw_database.FACTORY = lambda: pw_database.Database(pg.new_database(template=template),
-                                                       pg.password_file)
+
+    def fresh():
+        url = pg.new_database(template=template)
+        return pw_database.Database(url, pg.password_file, pg.local_url(url))
+    pw_database.FACTORY = fresh
     yield
     pw_database.FACTORY = None
 

@@ -24,17 +24,21 @@ FACTORY = None
 
 
 class Database:
-    def __init__(self, url, password_file=None):
+    def __init__(self, url, password_file=None, local_url=None):
+        """local_url: the same PostgreSQL database over the server's unix socket, for
+        postwarden run in a network namespace of its own (which has no way to the
+        server's loopback port)."""
         self.url = url
         self.password_file = password_file
+        self.local_url = local_url
 
     @property
     def engine(self):
         return "sqlite" if self.url.startswith("sqlite:") else "postgresql"
 
-    def config(self):
-        """The [database] section's keys for this database."""
-        kv = {"url": self.url}
+    def config(self, local=False):
+        """The [database] section's keys for this database (local: by unix socket)."""
+        kv = {"url": self.local_url if local and self.local_url else self.url}
         if self.password_file:
             kv["password_file"] = self.password_file
         return kv
@@ -103,6 +107,18 @@ def _bind(sql, params):
     """sql with each "?" replaced by the literal of the next parameter."""
     it = iter(params)
     return re.sub(r"\?", lambda m: _literal(next(it)), sql)
+
+
+def suite_engine():
+    """The engine the suite runs postwarden on: "sqlite" (default) or "postgresql"."""
+    return os.environ.get("PW_TEST_DB", "sqlite")
+
+
+def sqlite_only(why):
+    """Mark a test that is about SQLite itself: skipped when the suite runs on PostgreSQL."""
+    import pytest
+    return pytest.mark.skipif(suite_engine() != "sqlite",
+                              reason="about SQLite only: %s" % why)
 
 
 def fresh():

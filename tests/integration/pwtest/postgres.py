@@ -304,6 +304,12 @@ class Postgres:
         self.psql(sql)
         return "postgresql://%s@%s:%d/%s" % (self.user, self.host, self.port, name)
 
+    def local_url(self, url):
+        """The database of url over the unix socket (the socket directory is the server
+        user's, mode 0700: for root only, then trusted without a password)."""
+        return "postgresql://%s@/%s?host=%s&port=%d" % (self.user, url.rsplit("/", 1)[1],
+                                                         self.socket_dir, self.port)
+
     def conninfo(self, user=None, dbname=None):
         """libpq keyword/value connection string for TCP (the postwarden role's by default)."""
         return "host=%s port=%d dbname=%s user=%s sslmode=disable connect_timeout=5" % (
