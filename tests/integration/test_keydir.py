@@ -23,6 +23,9 @@ from pwtest.keyzone import KeyZone
 from pwtest.pdns import PdnsZone
 from pwtest.relay import Relay
 
+# Relay, key directory or key search: `make integration` runs these on both engines.
+pytestmark = pytest.mark.engines
+
 ZONE = "keys.test"
 
 

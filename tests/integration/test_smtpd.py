@@ -32,6 +32,9 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
+# Relay, key directory or key search: `make integration` runs these on both engines.
+pytestmark = pytest.mark.engines
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HOSTNAME = "relay.smtpd.test"
 
