@@ -47,12 +47,13 @@ static json_t *recipients_json(struct db *db, const char *id)
 	return arr;
 }
 
-/* Messages as JSON: all of them, or only id. */
+/* Messages as JSON: all of them, or only id. ("id = ?1" comes first: PostgreSQL types ?1
+ * by it; "?1 IS NULL" alone gives it no type.) */
 static json_t *messages_json(struct db *db, const char *id)
 {
 	struct db_stmt *st = db_prepare(db,
 		"SELECT id, sender, received, size, guarantee, tls_required_no, notification "
-		"FROM messages WHERE ?1 IS NULL OR id = ?1 ORDER BY received, id");
+		"FROM messages WHERE id = ?1 OR ?1 IS NULL ORDER BY received, id");
 	json_t *arr = json_array();
 
 	db_bind_text(st, 1, id);
@@ -143,11 +144,12 @@ static int queue_release(struct db *db, int argc, char **argv)
 		rcpt = argv[4];
 	else if (argc != 3)
 		return cli_usage(queue_usage);
-	/* Released recipients go out once without the guarantee, still with opportunistic TLS and DANE. */
+	/* Released recipients go out once without the guarantee, still with opportunistic TLS and DANE.
+	 * The address compares without case on both engines (recipients.addr is plain text). */
 	n = exec_changes(db,
 		"UPDATE recipients SET state = 'queued', release = 1, next_attempt = 0, "
 		"first_tls_failure = NULL WHERE msg_id = ?1 AND state = 'held' "
-		"AND (?2 IS NULL OR addr = ?2 COLLATE NOCASE)", argv[2], rcpt);
+		"AND (CAST(?2 AS TEXT) IS NULL OR lower(addr) = lower(?2))", argv[2], rcpt);
 	if (n == 0) {
 		fprintf(pw_stderr, "postwarden: message %s has no held recipient%s%s\n", argv[2],
 			rcpt ? " " : "", rcpt ? rcpt : "");
