@@ -101,6 +101,9 @@ integration:
 	$(MAKE) VARIANT=asan all
 	$(MAKE) VARIANT=rel all
 	POSTWARDEN=$(CURDIR)/build/asan/postwarden $(PYTHON) -m pytest -q -x tests/integration
+	@# the relay, key directory and key search tests (marked engines) again on PostgreSQL
+	PW_TEST_DB=postgresql POSTWARDEN=$(CURDIR)/build/asan/postwarden \
+		$(PYTHON) -m pytest -q -x -m engines tests/integration
 
 check: deps-test
 	$(MAKE) -j$(JOBS) all

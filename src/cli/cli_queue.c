@@ -51,7 +51,8 @@ static json_t *recipients_json(struct db *db, const char *id)
 	return arr;
 }
 
-/* Messages as JSON: all of them, or only id. */
+/* Messages as JSON: all of them, or only id. ("id = ?1" comes first: PostgreSQL types ?1
+ * by it; "?1 IS NULL" alone gives it no type.) */
 static json_t *messages_json(struct db *db, const char *id)
 {
 	struct db_stmt *st = db_prepare(db,
@@ -149,7 +150,8 @@ static int queue_release(struct db *db, int argc, char **argv)
 		rcpt = argv[4];
 	else if (argc != 3)
 		return cli_usage(queue_usage);
-	/* Released recipients go out once without the guarantee, still with opportunistic TLS and DANE. */
+	/* Released recipients go out once without the guarantee, still with opportunistic TLS and DANE.
+	 * The address compares without case on both engines (recipients.addr is plain text). */
 	n = exec_changes(db,
 		"UPDATE recipients SET state = 'queued', release = 1, next_attempt = 0, "
 		"first_tls_failure = NULL WHERE msg_id = ?1 AND state = 'held' "

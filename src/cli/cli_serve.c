@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -210,6 +211,14 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	r.cfg = &cli->cfg;
+	/* The node's own files (spool, WKD tree) live in state_dir whatever the engine;
+	 * schema_open creates it only for SQLite's file, as commands run elsewhere with
+	 * PostgreSQL need none. */
+	if (mkdir(cli->cfg.server.state_dir, 0750) < 0 && errno != EEXIST) {
+		err = xasprintf("cannot create state_dir %s: %s", cli->cfg.server.state_dir,
+				strerror(errno));
+		goto fail;
+	}
 	if ((r.db = schema_open(&cli->cfg, schema_serve_mode(&cli->cfg), &err)) == NULL ||
 	    serve_relax_durability(r.db, &err) < 0)
 		goto fail;

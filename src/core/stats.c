@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "log.h"
+
 static struct metrics *stats_m;
 static pthread_once_t stats_once = PTHREAD_ONCE_INIT;
 
@@ -141,7 +143,19 @@ void stats_keysearch_source(const char *source, const char *status, long long el
 
 void stats_db_connection(const char *connection, uint64_t statements, uint64_t usec)
 {
+	/* counters only grow: add what the connection's totals grew since the last scrape */
+	static struct { const char *name; uint64_t statements, usec; } seen[4];
+	size_t i;
+
 	stats_registry();
-	metrics_set(stats_f.db_statements, connection, (double)statements);
-	metrics_set(stats_f.db_seconds, connection, (double)usec / 1e6);
+	for (i = 0; i < 4 && seen[i].name != NULL && strcmp(seen[i].name, connection) != 0; i++)
+		;
+	if (i == 4)
+		fatalx("stats: more than 4 database connections");
+	if (seen[i].name == NULL)
+		seen[i].name = connection;	/* a string literal of the caller */
+	metrics_add(stats_f.db_statements, connection, (double)(statements - seen[i].statements));
+	metrics_add(stats_f.db_seconds, connection, (double)(usec - seen[i].usec) / 1e6);
+	seen[i].statements = statements;
+	seen[i].usec = usec;
 }

@@ -272,9 +272,10 @@ out:
 
 size_t keydir_unpublish(struct keydir *kd, const char *addr, const char *fingerprint)
 {
+	/* CAST: PostgreSQL needs a type for ?2 where it is first seen */
 	struct db_stmt *st = db_prepare(kd->db,
-		"DELETE FROM keydir_keys WHERE addr = ?1 AND (?2 IS NULL OR"
-		" fingerprint = ?2 COLLATE NOCASE)");
+		"DELETE FROM keydir_keys WHERE addr = ?1 AND (CAST(?2 AS TEXT) IS NULL OR"
+		" lower(fingerprint) = lower(?2))");
 	size_t n;
 
 	db_bind_text(st, 1, addr);

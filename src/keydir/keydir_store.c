@@ -93,7 +93,9 @@ static struct keydir_key *store_row(struct db_stmt *st)
 
 struct keydir_key **keydir_store_list(struct db *db, const char *addr, size_t *n)
 {
-	/* A copy is pending while any of its names is; show the newest error among them. */
+	/* A copy is pending while any of its names is; show the newest error among them.
+	 * "k.addr = ?1" comes before "?1 IS NULL": PostgreSQL gives ?1 the type of what it is
+	 * first compared with (citext, case-insensitive); alone, IS NULL gives it none. */
 	struct db_stmt *st = db_prepare(db,
 		"SELECT k.id, k.addr, k.kind, k.fingerprint, k.algorithm, k.bits, k.created,"
 		" k.expires, k.published, k.data, k.rrtype, k.owner, k.owner_lc, k.wkd_domain,"
@@ -104,7 +106,7 @@ struct keydir_key **keydir_store_list(struct db *db, const char *addr, size_t *n
 		" (SELECT p.error FROM keydir_pending p WHERE p.error IS NOT NULL AND"
 		"   ((p.owner = k.owner AND p.rrtype = k.rrtype) OR (p.owner = k.owner_lc AND"
 		"   p.rrtype = k.rrtype)) LIMIT 1)"
-		" FROM keydir_keys k WHERE ?1 IS NULL OR k.addr = ?1 ORDER BY k.addr, k.id");
+		" FROM keydir_keys k WHERE k.addr = ?1 OR ?1 IS NULL ORDER BY k.addr, k.id");
 	struct keydir_key **list = NULL;
 	size_t cap = 0;
 
@@ -211,8 +213,14 @@ void keydir_store_pending_failed(struct db *db, const struct keydir_pending *p, 
 
 void keydir_store_mark(struct db *db, const char *owner, uint16_t rrtype)
 {
-	struct db_stmt *st = db_prepare(db, "INSERT OR REPLACE INTO keydir_pending(owner, rrtype, gen)"
-					  " VALUES (?, ?, random())");
+	/* A new mark replaces the old one whole (a new gen, no attempts, no error), as the
+	 * triggers do. PostgreSQL's gen comes from the sequence its trigger uses too: its
+	 * random() is a fraction, not SQLite's 64-bit number. */
+	struct db_stmt *st = db_prepare(db, DB_SQL(db,
+		"INSERT OR REPLACE INTO keydir_pending(owner, rrtype, gen) VALUES (?, ?, random())",
+		"INSERT INTO keydir_pending(owner, rrtype, gen) VALUES (?, ?, nextval('keydir_gen'))"
+		" ON CONFLICT (owner, rrtype) DO UPDATE SET gen = EXCLUDED.gen, attempts = 0,"
+		" next_attempt = 0, error = NULL"));
 
 	db_bind_text(st, 1, owner);
 	db_bind_int(st, 2, rrtype);

@@ -119,10 +119,11 @@ int queue_open_data(struct queue *q, const char *id, size_t *size);
 /* Wait until every pending commit is durable and its callback has run (shutdown only: blocks). */
 void queue_drain(struct queue *q);
 /*
- * Remove a message whose recipients are all final (delivered or bounced) or expired. False
- * when its row could not be deleted (the file is gone; remove it again later).
+ * Remove a message whose recipients are all final (delivered or bounced) or expired: the
+ * queue's worker unlinks its file, then deletes its rows (queue_drain waits for it). When
+ * the rows cannot be deleted, the scheduler finds them again and removes them again.
  */
-bool queue_remove(struct queue *q, const char *id);
+void queue_remove(struct queue *q, const char *id);
 /* The watch over state_dir's storage (relay_storage.h): is there room for new mail? */
 struct storage *queue_storage(struct queue *q);
 /* Free env, every string in it and env itself (allocate envelopes with xcalloc). */

@@ -7,6 +7,23 @@
 
 #include <event2/buffer.h>
 
+/*
+ * The position of the first CR or LF in p[i..n), or n. memchr looks at many octets at a
+ * time; the LF is only looked for before the CR, so the scan stays linear in the line.
+ */
+static size_t data_next_eol(const char *p, size_t i, size_t n)
+{
+	const char *cr, *lf;
+	size_t end;
+
+	if (i >= n)
+		return n;
+	cr = memchr(p + i, '\r', n - i);
+	end = cr ? (size_t)(cr - p) : n;
+	lf = memchr(p + i, '\n', end - i);
+	return lf ? (size_t)(lf - p) : end;
+}
+
 enum data_split_rc data_split(const char *p, size_t n, size_t max, size_t *len,
 			      size_t *consumed, enum data_eol *eol)
 {
@@ -14,8 +31,7 @@ enum data_split_rc data_split(const char *p, size_t n, size_t max, size_t *len,
 
 	if (n > max + 2)
 		n = max + 2;
-	for (i = 0; i < n && p[i] != '\r' && p[i] != '\n'; i++)
-		;
+	i = data_next_eol(p, 0, n);
 	if (i > max) {
 		*consumed = i;
 		return DATA_SPLIT_LONG;
@@ -71,9 +87,9 @@ void data_out_init(struct data_out *o)
  */
 void data_out_stuff(struct data_out *o, struct evbuffer *out, const char *p, size_t n)
 {
-	size_t start = 0;
+	size_t start = 0, i = 0;
 
-	for (size_t i = 0; i < n; i++) {
+	while (i < n) {
 		char c = p[i];
 
 		if (o->cr) {
@@ -83,21 +99,21 @@ void data_out_stuff(struct data_out *o, struct evbuffer *out, const char *p, siz
 			evbuffer_add(out, "\r\n", 2);
 			start = i;
 			if (c == '\n') {
-				start = i + 1;
+				start = ++i;
 				continue;
 			}
 		}
 		if (c == '.' && o->bol) {
 			evbuffer_add(out, p + start, i - start);
 			evbuffer_add(out, ".", 1);
-			start = i;
+			start = i++;
 			o->bol = false;
 		} else if (c == '\r' && i + 1 < n && p[i + 1] == '\n') {
-			i++;
+			i += 2;
 			o->bol = true;
 		} else if (c == '\r' || c == '\n') {
 			evbuffer_add(out, p + start, i - start);
-			start = i + 1;
+			start = ++i;
 			if (c == '\r') {
 				o->cr = true;	/* decided by the next octet */
 			} else {
@@ -105,7 +121,9 @@ void data_out_stuff(struct data_out *o, struct evbuffer *out, const char *p, siz
 				o->bol = true;
 			}
 		} else {
+			/* inside a line: nothing changes up to its end */
 			o->bol = false;
+			i = data_next_eol(p, i + 1, n);
 		}
 	}
 	evbuffer_add(out, p + start, n - start);

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,9 +74,13 @@ struct queue_unrec {
 	struct spool_env se;
 };
 
-/* A commit waiting for the worker, then for its callback on the loop. */
+/*
+ * A commit waiting for the worker, then for its callback on the loop; or (remove) a
+ * delivered message the worker removes, file and rows.
+ */
 struct queue_job {
 	struct queue_job *next;
+	bool remove;		/* path is then the message's ID, as the scheduler gave it */
 	int fd;			/* -1 when the writer had already failed */
 	char *tmp_path;
 	char *path;
@@ -89,9 +94,11 @@ struct queue_job {
 struct queue {
 	struct relay *relay;
 	uint64_t lookups;	/* guarantee look-ups on relay->db (statistics) */
+	uint64_t removal_statements;	/* of wdb's, those that removed delivered messages */
 	char *dir;
 	char *tmp_dir;
 	int dir_fd;
+	int tmp_fd;		/* tmp_dir: spool files are made and renamed relative to these */
 	struct db *wdb;			/* the worker's own connection */
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -348,6 +355,26 @@ static void queue_db_insert(struct db *db, const char *node, const struct spool_
 
 /* ---- writing -------------------------------------------------------------------------- */
 
+/* Write every byte of iov[0..n) (changed as it goes); -1 with errno on failure. */
+static int writev_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t done = writev(fd, iov, n);
+
+		if (done < 0 && errno == EINTR)
+			continue;
+		if (done <= 0)
+			return -1;
+		for (; n > 0 && (size_t)done >= iov->iov_len; iov++, n--)
+			done -= (ssize_t)iov->iov_len;
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + done;
+			iov->iov_len -= (size_t)done;
+		}
+	}
+	return 0;
+}
+
 static int write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
@@ -399,17 +426,12 @@ struct queue_writer *queue_writer_new(struct queue *q)
 	w->fd = -1;
 	relay_hdr_init(&w->hs);
 	for (int tries = 0; tries < 5 && w->fd < 0; tries++) {
-		char *path;
 		random_id(w->id);
-		path = queue_data_path(q, w->id);
-		if (access(path, F_OK) == 0) {
-			free(path);
+		if (faccessat(q->dir_fd, w->id, F_OK, 0) == 0)
 			continue;
-		}
-		free(path);
 		free(w->tmp_path);
 		w->tmp_path = xasprintf("%s/%s", q->tmp_dir, w->id);
-		w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		w->fd = openat(q->tmp_fd, w->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 		if (w->fd < 0 && errno != EEXIST)
 			break;
 	}
@@ -453,7 +475,7 @@ void queue_writer_abort(struct queue_writer *w)
 		return;
 	if (w->fd >= 0) {
 		close(w->fd);
-		unlink(w->tmp_path);
+		unlinkat(w->q->tmp_fd, w->id, 0);
 	}
 	free(w->tmp_path);
 	free(w->wbuf);
@@ -516,25 +538,36 @@ static bool queue_decide(struct queue *q, struct queue_writer *w, const struct q
 	return ok;
 }
 
-/* Append the envelope and trailer behind the data; -1 on a write error. */
+/*
+ * Append the envelope and trailer behind the data; -1 on a write error. What is still
+ * buffered, the envelope and the trailer go out in one writev: for a small message that is
+ * the whole file in one system call.
+ */
 static int writer_finish(struct queue_writer *w, const struct spool_env *se)
 {
 	char *json, trailer[TRAILER_LEN + 1];
 	size_t jlen;
+	struct iovec iov[3];
 	int rc;
 
-	if (writer_flush(w) < 0)
+	if (w->failed)
 		return -1;
 	json = spool_env_json(se);
 	jlen = strlen(json);
-	snprintf(trailer, sizeof(trailer), TRAILER_FMT, (unsigned)jlen);
-	rc = (jlen <= ENVELOPE_MAX && write_all(w->fd, json, jlen) == 0 &&
-	      write_all(w->fd, trailer, TRAILER_LEN) == 0) ? 0 : -1;
-	if (rc < 0 && jlen > ENVELOPE_MAX)
+	if (jlen > ENVELOPE_MAX) {
 		log_error("event=queue_write_error id=%s path=%s error=\"envelope too large\"",
 			  w->id, w->tmp_path);
-	else if (rc < 0)
+		free(json);
+		return -1;
+	}
+	snprintf(trailer, sizeof(trailer), TRAILER_FMT, (unsigned)jlen);
+	iov[0] = (struct iovec){ .iov_base = w->wbuf, .iov_len = w->wlen };
+	iov[1] = (struct iovec){ .iov_base = json, .iov_len = jlen };
+	iov[2] = (struct iovec){ .iov_base = trailer, .iov_len = TRAILER_LEN };
+	rc = writev_all(w->fd, iov, 3);
+	if (rc < 0)
 		queue_write_failed(w->q, w->id, w->tmp_path, strerror(errno));
+	w->wlen = 0;
 	free(json);
 	return rc;
 }
@@ -664,13 +697,13 @@ static void queue_commit_batch(struct queue *q, struct queue_job *batch)
 		if (j->fd >= 0)
 			close(j->fd);
 		j->fd = -1;
-		if (j->ok && rename(j->tmp_path, j->path) < 0) {
+		if (j->ok && renameat(q->tmp_fd, j->se.id, q->dir_fd, j->se.id) < 0) {
 			log_error("event=queue_rename_error id=%s error=\"%s\"", j->se.id, strerror(errno));
 			storage_failed(q->storage, "spool", strerror(errno));
 			j->ok = false;
 		}
 		if (!j->ok && j->tmp_path)
-			unlink(j->tmp_path);
+			unlinkat(q->tmp_fd, j->se.id, 0);
 		any |= j->ok;
 	}
 	if (!any)
@@ -691,13 +724,105 @@ static void queue_commit_batch(struct queue *q, struct queue_job *batch)
 	log_debug("event=queue_group_commit messages=%u", n);
 }
 
+/* Take the removals out of a list of jobs, both keeping their order. */
+static struct queue_job *queue_take_removals(struct queue_job **list)
+{
+	struct queue_job *rm = NULL, **rm_tail = &rm, **p = list;
+
+	while (*p) {
+		struct queue_job *j = *p;
+
+		if (!j->remove) {
+			p = &j->next;
+			continue;
+		}
+		*p = j->next;
+		j->next = NULL;
+		*rm_tail = j;
+		rm_tail = &j->next;
+	}
+	return rm;
+}
+
+static void queue_job_free(struct queue_job *j)
+{
+	free(j->tmp_path);
+	free(j->path);
+	queue_envelope_free(j->se.env);
+	free(j);
+}
+
+/*
+ * Remove delivered messages (worker): unlink their files, then delete their rows in one
+ * transaction. File first: a row without a file is cleaned at start, a file without a row
+ * would be delivered again. Rows that cannot be deleted are found again by the scheduler
+ * (all their recipients are final), which removes them again.
+ */
+static void queue_remove_batch(struct queue *q, struct queue_job *list)
+{
+	struct db_stats before, after;
+	int rc;
+
+	db_get_stats(q->wdb, &before);
+	for (struct queue_job *j = list; j; j = j->next)
+		if (queue_id_valid(j->path) && unlinkat(q->dir_fd, j->path, 0) < 0 &&
+		    errno != ENOENT)
+			log_error("event=queue_remove_error id=%s error=\"%s\"", j->path,
+				  strerror(errno));
+	if ((rc = db_begin(q->wdb)) == DB_OK) {
+		for (struct queue_job *j = list; j; j = j->next) {
+			struct db_stmt *st = db_prepare_cached(q->wdb,
+				"DELETE FROM messages WHERE id = ?");
+
+			db_bind_text(st, 1, j->path);
+			db_step_done(q->wdb, st);
+			db_release(q->wdb, st);
+		}
+		rc = db_commit(q->wdb);
+	} else {
+		db_rollback(q->wdb);
+	}
+	db_get_stats(q->wdb, &after);
+	q->removal_statements += after.statements - before.statements;
+	if (rc != DB_OK) {
+		log_debug("event=queue_remove_pending error=\"%s\"", db_errmsg(q->wdb));
+		storage_db_failed(q->storage, db_error(q->wdb), db_errmsg(q->wdb));
+	}
+	while (list) {
+		struct queue_job *j = list;
+
+		list = j->next;
+		if (rc == DB_OK)
+			log_debug("event=queue_removed id=%s", j->path);
+		queue_job_free(j);
+	}
+}
+
+/* Give finished jobs to the loop and wake it (lock held). */
+static void queue_hand_back(struct queue *q, struct queue_job *list)
+{
+	if (list == NULL)
+		return;
+	*q->done_tail = list;
+	while (*q->done_tail)
+		q->done_tail = &(*q->done_tail)->next;
+	if (write(q->notify_w, "x", 1) < 0 && errno != EAGAIN)
+		log_error("event=queue_notify_error error=\"%s\"", strerror(errno));
+}
+
+/*
+ * The worker: group commits, retries of rows, and the removal of delivered messages. An
+ * unlink can wait for the disk (a discard on some file systems) and a delete for the
+ * database, so neither is done on the loop; removals come after the commit of the same
+ * round, whose 250s they must not delay.
+ */
 static void *queue_worker(void *arg)
 {
 	struct queue *q = arg;
 
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
-		struct queue_job *batch;
+		struct queue_job *batch, *removals;
 		bool retry = false;
 
 		while (q->pending == NULL && !q->stopping && !retry) {
@@ -716,37 +841,27 @@ static void *queue_worker(void *arg)
 		batch = q->pending;
 		q->pending = NULL;
 		q->pending_tail = &q->pending;
+		removals = queue_take_removals(&batch);
 		q->busy = true;
 		pthread_mutex_unlock(&q->lock);
 
 		if (batch)
 			queue_commit_batch(q, batch);
-		else
+		else	/* a retry, or removals: kept rows are tried whenever the worker writes */
 			queue_record_rows(q, NULL);
 
 		pthread_mutex_lock(&q->lock);
-		*q->done_tail = batch;
-		while (*q->done_tail)
-			q->done_tail = &(*q->done_tail)->next;
-		q->busy = false;
-		if (batch == NULL) {
-			pthread_cond_broadcast(&q->cond);
-			continue;
+		queue_hand_back(q, batch);
+		if (removals) {
+			pthread_mutex_unlock(&q->lock);
+			queue_remove_batch(q, removals);
+			pthread_mutex_lock(&q->lock);
 		}
+		q->busy = false;
 		pthread_cond_broadcast(&q->cond);
-		if (write(q->notify_w, "x", 1) < 0 && errno != EAGAIN)
-			log_error("event=queue_notify_error error=\"%s\"", strerror(errno));
 	}
 	pthread_mutex_unlock(&q->lock);
 	return NULL;
-}
-
-static void queue_job_free(struct queue_job *j)
-{
-	free(j->tmp_path);
-	free(j->path);
-	queue_envelope_free(j->se.env);
-	free(j);
 }
 
 /* On the loop: run the callbacks of finished commits. */
@@ -964,7 +1079,7 @@ struct queue *queue_open(struct relay *relay, char **err)
 	int p[2];
 
 	q->relay = relay;
-	q->dir_fd = q->notify_r = q->notify_w = -1;
+	q->dir_fd = q->tmp_fd = q->notify_r = q->notify_w = -1;
 	q->dir = config_state_path(relay->cfg, "queue");
 	q->tmp_dir = xasprintf("%s/tmp", q->dir);
 	q->storage = storage_new(relay->cfg->server.state_dir);
@@ -974,7 +1089,8 @@ struct queue *queue_open(struct relay *relay, char **err)
 	pthread_cond_init(&q->cond, NULL);
 	if ((mkdir(q->dir, 0750) < 0 && errno != EEXIST) ||
 	    (mkdir(q->tmp_dir, 0750) < 0 && errno != EEXIST) ||
-	    (q->dir_fd = open(q->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	    (q->dir_fd = open(q->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (q->tmp_fd = open(q->tmp_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		*err = xasprintf("cannot use queue directory %s: %s", q->dir, strerror(errno));
 		goto fail;
 	}
@@ -1004,6 +1120,8 @@ fail:
 	db_close(q->wdb);
 	if (q->dir_fd >= 0)
 		close(q->dir_fd);
+	if (q->tmp_fd >= 0)
+		close(q->tmp_fd);
 	if (q->notify_r >= 0) {
 		close(q->notify_r);
 		close(q->notify_w);
@@ -1019,17 +1137,19 @@ fail:
 }
 
 /*
- * The database work of acceptance, for benchmarks and capacity planning: the index rows
- * written by the worker's connection, and the guarantee look-ups made on serve's.
+ * The database work of the queue, for benchmarks and capacity planning: the statements of
+ * the worker's connection (index rows of accepted messages, and removals of delivered
+ * ones), and the guarantee look-ups made on serve's connection at acceptance.
  */
 static void queue_log_db_stats(const struct queue *q)
 {
 	struct db_stats st;
 
 	db_get_stats(q->wdb, &st);
-	log_info("event=db_stats connection=queue statements=%llu usec=%llu lookups=%llu",
-		 (unsigned long long)st.statements, (unsigned long long)st.usec,
-		 (unsigned long long)q->lookups);
+	log_info("event=db_stats connection=queue statements=%llu usec=%llu lookups=%llu "
+		 "removal_statements=%llu", (unsigned long long)st.statements,
+		 (unsigned long long)st.usec, (unsigned long long)q->lookups,
+		 (unsigned long long)q->removal_statements);
 }
 
 void queue_close(struct queue *q)
@@ -1052,6 +1172,7 @@ void queue_close(struct queue *q)
 	queue_log_db_stats(q);
 	db_close(q->wdb);
 	close(q->dir_fd);
+	close(q->tmp_fd);
 	close(q->notify_r);
 	close(q->notify_w);
 	pthread_mutex_destroy(&q->lock);
@@ -1115,26 +1236,32 @@ int queue_open_data(struct queue *q, const char *id, size_t *size)
 	return fd;
 }
 
-bool queue_remove(struct queue *q, const char *id)
+/* Is a removal of id already waiting for the worker? (lock held) */
+static bool queue_removal_pending(const struct queue *q, const char *id)
 {
-	struct db_stmt *st;
-	int rc;
+	for (const struct queue_job *j = q->pending; j; j = j->next)
+		if (j->remove && strcmp(j->path, id) == 0)
+			return true;
+	return false;
+}
 
-	/* File first: a row without a file is cleaned at start, a file without a row would
-	 * be delivered again. */
-	if (queue_id_valid(id) && unlinkat(q->dir_fd, id, 0) < 0 && errno != ENOENT)
-		log_error("event=queue_remove_error id=%s error=\"%s\"", id, strerror(errno));
-	st = db_prepare_cached(q->relay->db, "DELETE FROM messages WHERE id = ?");
-	db_bind_text(st, 1, id);
-	rc = db_step_done(q->relay->db, st);
-	db_release(q->relay->db, st);
-	if (rc != DB_DONE) {
-		/* the scheduler finds the row again (all its recipients are final) and retries */
-		storage_db_failed(q->storage, db_error(q->relay->db), db_errmsg(q->relay->db));
-		return false;
+/* Hand a message whose recipients are all final to the worker (queue_remove_batch). */
+void queue_remove(struct queue *q, const char *id)
+{
+	struct queue_job *job = xcalloc(1, sizeof(*job));
+
+	job->fd = -1;
+	job->remove = true;
+	job->path = xstrdup(id);
+	pthread_mutex_lock(&q->lock);
+	if (queue_removal_pending(q, id)) {
+		queue_job_free(job);
+	} else {
+		*q->pending_tail = job;
+		q->pending_tail = &job->next;
+		pthread_cond_broadcast(&q->cond);
 	}
-	log_debug("event=queue_removed id=%s", id);
-	return true;
+	pthread_mutex_unlock(&q->lock);
 }
 
 struct storage *queue_storage(struct queue *q)

@@ -368,9 +368,10 @@ static void sched_decide(struct sched *s, struct sched_job *sj, struct mta_rcpt 
 static void sched_write(struct sched *s, struct sched_job *sj, const struct mta_rcpt *r,
 			const struct sched_result *res)
 {
+	/* CAST: PostgreSQL would type ?3 by the 0 it is compared with (integer, 32 bits) */
 	struct db_stmt *st = db_prepare_cached(s->relay->db,
 		"UPDATE recipients SET state = ?1, attempts = attempts + 1, next_attempt = ?2, "
-		"held_until = CASE WHEN ?3 > 0 THEN ?3 ELSE held_until END, "
+		"held_until = CASE WHEN CAST(?3 AS BIGINT) > 0 THEN ?3 ELSE held_until END, "
 		"first_tls_failure = CASE WHEN ?4 AND first_tls_failure IS NULL THEN ?5 "
 		"  ELSE first_tls_failure END, "
 		"mx = ?6, status = ?7, reason = ?8 WHERE msg_id = ?9 AND idx = ?10 "

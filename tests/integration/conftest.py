@@ -18,6 +18,7 @@ failed/<test>/, the tails are attached to the report, and the session directory 
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -26,6 +27,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pwtest import ca as pw_ca            # noqa: E402
+from pwtest import database as pw_database  # noqa: E402
 from pwtest import dns as pw_dns          # noqa: E402
 from pwtest import hostile as pw_hostile  # noqa: E402
 from pwtest import logs as pw_logs        # noqa: E402
@@ -220,21 +222,44 @@ def postgres(session_dir):
 def db_engine():
     """The engine the suite runs postwarden on: "sqlite" (default) or "postgresql"
     (PW_TEST_DB=postgresql: `make integration` runs the relay, key directory and key search
-    tests a second time that way)."""
-    return os.environ.get("PW_TEST_DB", "sqlite")
+    tests, marked `engines`, a second time that way)."""
+    return pw_database.suite_engine()
+
+
+def _migrated_template(pg, session_dir):
+    """A database with postwarden's schema, migrated once by `postwarden db migrate`, that
+    every test's database is copied from (CREATE DATABASE ... TEMPLATE)."""
+    url = pg.new_database(prefix="pwtemplate")
+    d = os.path.join(session_dir, "db-template")
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "postwarden.conf")
+    with open(conf, "w") as f:
+        f.write("[server]\nstate_dir = %s\n\n[database]\nurl = %s\npassword_file = %s\n"
+                % (os.path.join(d, "state"), url, pg.password_file))
+    r = subprocess.run([pw_relay.binary(), "-c", conf, "db", "migrate"], capture_output=True,
+                       text=True, env=pw_relay.daemon_env(), timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError("postwarden db migrate failed: %s%s" % (r.stdout, r.stderr))
+    return url
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _database_engine(request):
-    """With PW_TEST_DB=postgresql every Relay gets a fresh database on the session's
-    PostgreSQL server instead of its own SQLite file."""
+def _database_engine(request, session_dir):
+    """With PW_TEST_DB=postgresql every Relay (and every test that asks pwtest.database for
+    a fresh database) gets a new, migrated database on the session's PostgreSQL server
+    instead of its own SQLite file."""
     if db_engine() != "postgresql":
         yield
         return
     pg = request.getfixturevalue("postgres")
-    pw_relay.DATABASE_FACTORY = lambda: (pg.new_database(), pg.password_file)
+    template = _migrated_template(pg, session_dir)
+
+    def fresh():
+        url = pg.new_database(template=template)
+        return pw_database.Database(url, pg.password_file, pg.local_url(url))
+    pw_database.FACTORY = fresh
     yield
-    pw_relay.DATABASE_FACTORY = None
+    pw_database.FACTORY = None
 
 
 # -- Python SMTP servers ---------------------------------------------------------

@@ -262,18 +262,6 @@ def _unreachable_domain(zones):
     return dom
 
 
-def _require_postgresql_cli(relay):
-    """The commands other than db and status run their own SQL, which is being made
-    portable module by module; until `queue list` and `keys list` run on PostgreSQL the
-    rest of a test cannot, and it is reported as an expected failure, not passed."""
-    for args in (("queue", "list", "--json"), ("keys", "list", "--json"),
-                 ("user", "list", "--json")):
-        r = relay.pw(*args)
-        if r.returncode != 0 and "could not determine data type" in r.stderr:
-            pytest.xfail("`postwarden %s` does not run on PostgreSQL yet: %s"
-                         % (" ".join(args), r.stderr.strip()[:200]))
-
-
 def _add_nodes_and_leases(path, now):
     con = sqlite3.connect(path)
     with con:
@@ -397,7 +385,6 @@ def test_copy_running_sqlite_installation_to_postgresql(workdir, postgres, make_
     assert pg_tables(postgres, url_a)["accounts"] == source["accounts"]
 
     # 5. The accounts, keys and queue through the CLI on PostgreSQL.
-    _require_postgresql_cli(dst)
     assert cli_view(dst) == sqlite_view
     view = cli_view(src)
     assert view["users"] == before["users"]

@@ -4,6 +4,7 @@ RETURNING, schema versions) on both engines, PostgreSQL given by PW_TEST_PG_URL 
 password from PGPASSFILE."""
 
 import os
+import re
 import subprocess
 
 
@@ -31,3 +32,25 @@ def test_engine_tests_pass_on_postgresql(postgres):
     # the schema version the tests' migrations left, in the table the engine keeps it in
     assert postgres.psql("SELECT version FROM postwarden_schema", tcp=True) == "2"
     _drop_everything(postgres)
+
+
+def test_db_migrate_readies_a_fresh_postgresql_database(postgres, tmp_path):
+    """On PostgreSQL the commands refuse an unmigrated database and name `postwarden db
+    migrate`; after it (run twice: nothing left to do the second time) they work."""
+    conf = tmp_path / "postwarden.conf"
+    conf.write_text("[server]\nstate_dir = %s\n\n[database]\nurl = %s\npassword_file = %s\n"
+                    % (tmp_path / "state", postgres.new_database(), postgres.password_file))
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+
+    def pw(*args):
+        return subprocess.run([os.environ["POSTWARDEN"], "-c", str(conf)] + list(args),
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    r = pw("queue", "list")
+    assert r.returncode == 1 and "run `postwarden db migrate`" in r.stderr, r.stderr
+    for _ in range(2):
+        r = pw("db", "migrate")
+        assert r.returncode == 0, r.stderr
+        assert re.search(r"schema version [1-9]", r.stdout), r.stdout
+    r = pw("queue", "list")
+    assert r.returncode == 0, r.stderr

@@ -50,8 +50,7 @@ def test_password_file_format_and_mode(postgres):
     assert stat.S_IMODE(st.st_mode) == 0o600
     with open(postgres.password_file) as f:
         line = f.read()
-    assert line == "127.0.0.1:%d:*:postwarden:%s\n" % (postgres.port,
-                                                              postgres.password)
+    assert line == "127.0.0.1:%d:*:postwarden:%s\n" % (postgres.port, postgres.password)
     assert len(postgres.password) >= 32
 
 
@@ -184,3 +183,21 @@ def test_server_shuts_down_when_the_test_process_dies(workdir):
     with open(os.path.join(base, "postgres.log")) as f:
         assert "received fast shutdown request" in f.read()
     shutil.rmtree(socket_dir)
+
+
+def test_new_database_is_reachable_with_the_password_file(postgres):
+    """A fresh database answers the postwarden role with the one password file, and a copy
+    of a template has the template's tables; the control: the template itself is unchanged
+    by writes to its copy."""
+    tmpl = postgres.new_database(prefix="pwfixt")
+    postgres.psql("CREATE TABLE t (x integer); INSERT INTO t VALUES (1)", tcp=True,
+                  dbname=tmpl.rsplit("/", 1)[1])
+    copy = postgres.new_database(prefix="pwfixc", template=tmpl)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["PGPASSFILE"] = postgres.password_file
+    r = subprocess.run([pw_postgres.PSQL, "-X", "-w", "-q", "-A", "-t", "-d", copy, "-c",
+                        "INSERT INTO t VALUES (2); SELECT current_user, count(*) FROM t"],
+                       env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "postwarden|2"
+    assert postgres.psql("SELECT count(*) FROM t", dbname=tmpl.rsplit("/", 1)[1]) == "1"

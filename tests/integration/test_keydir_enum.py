@@ -25,6 +25,9 @@ from pwtest import logs as pw_logs
 from pwtest.keyzone import KeyZone
 from pwtest.relay import Relay
 
+# Relay, key directory or key search: `make integration` runs these on both engines.
+pytestmark = pytest.mark.engines
+
 ZONE = "keys.test"
 DICTIONARY = ["admin", "alice", "bob", "contact", "info", "office", "sales", "support"]
 PUBLISHED = ["alice", "info", "sales", "k7q2-unlisted-h9"]

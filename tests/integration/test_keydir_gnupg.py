@@ -20,11 +20,15 @@ import time
 
 import pytest
 
+from pwtest import database as pw_database
 from pwtest import gnupg as pw_gnupg
 from pwtest import logs as pw_logs
 from pwtest import netns as pw_netns
 from pwtest import relay as pw_relay
 from pwtest import web as pw_web
+
+# Relay, key directory or key search: `make integration` runs these on both engines.
+pytestmark = pytest.mark.engines
 
 ZONE = "example.test"
 WKD_HOST = "openpgpkey." + ZONE
@@ -68,6 +72,7 @@ class KeyDirWorld:
         self.fprs = {}
         self.key_files = {}
         self.published = set()
+        self.database = pw_database.fresh()   # the suite's engine (None: SQLite in state)
 
     def start(self):
         os.makedirs(self.dir, exist_ok=True)
@@ -131,6 +136,10 @@ class KeyDirWorld:
                     "tsig_algorithm = %s\ntsig_secret = %s\nttl = 60s\nwkd_dir = %s\n"
                     % (state, ZONE, k.server, ZONE, k.tsig_name, k.tsig_algorithm,
                        k.tsig_secret, self.docroot))
+            # postwarden runs in the namespace: PostgreSQL by its unix socket
+            if self.database is not None:
+                f.write("\n[database]\n%s" % "".join(
+                    "%s = %s\n" % kv for kv in self.database.config(local=True).items()))
         open(self.pw_log, "a").close()
         pw_logs.register("postwarden-keys", self.pw_log)
 

@@ -14,6 +14,9 @@ from pwtest import logs as pw_logs
 from pwtest.keyzone import KeyZone
 from pwtest.relay import Relay
 
+# Relay, key directory or key search: `make integration` runs these on both engines.
+pytestmark = pytest.mark.engines
+
 
 @pytest.fixture
 def gpg():

@@ -13,6 +13,9 @@ import pytest
 from pwtest import keys as pk
 from pwtest.relay import Relay
 
+# Relay, key directory or key search: `make integration` runs these on both engines.
+pytestmark = pytest.mark.engines
+
 ADDR = "upload@keys.test"
 # postwarden's sentences and its own log lines; nothing else may appear.
 OWN_LINE = re.compile(r"^(postwarden: \S|\d{4}-\d\d-\d\dT[\d:]+Z postwarden\[\d+\]: (info|warn|error): )")

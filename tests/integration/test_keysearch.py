@@ -27,6 +27,9 @@ from pwtest import searchkeys as sk
 from pwtest import searchrun as sr
 from pwtest import wkdsite
 
+# Relay, key directory or key search: `make integration` runs these on both engines.
+pytestmark = pytest.mark.engines
+
 ZONE = "example.test"
 WKD_ADDR = "127.0.0.110"     # nginx, every WKD site (443, and 80 for the redirect case)
 SLOW_WKD_ADDR = "127.0.0.111"  # the scripted WKD server (443) that can sleep

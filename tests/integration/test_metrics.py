@@ -353,6 +353,11 @@ def test_metrics_count_deliveries_and_held(mrelay, zones, pf_tls, pf_plain, pf_n
     d = lambda name, **kw: value(m1, name, **kw) - value(m0, name, **kw)  # noqa: E731
     assert d("postwarden_messages_accepted_total") == n
     assert d("postwarden_recipients_delivered_total") == n
+    # serve's database work: at least the guarantee look-up and the delivery state per
+    # message, and time spent on it; both only grow
+    assert d("postwarden_db_statements_total", connection="serve") >= 2 * n
+    assert d("postwarden_db_statement_seconds_total", connection="serve") > 0
+    assert m1["postwarden_db_statements_total"]["type"] == "counter"
     versions = {dict(k[1]).get("version"): v
                 for k, v in m1["postwarden_deliveries_tls_total"]["samples"].items()}
     assert sum(versions.values()) == n and set(versions) <= {"TLSv1.2", "TLSv1.3"}, versions

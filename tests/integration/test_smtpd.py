@@ -14,7 +14,6 @@ import shutil
 import signal
 import smtplib
 import socket
-import sqlite3
 import ssl
 import subprocess
 import sys
@@ -25,12 +24,16 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from pwtest import database as pw_database  # noqa: E402
 from pwtest import net  # noqa: E402
 
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
+
+# Relay, key directory or key search: `make integration` runs these on both engines.
+pytestmark = pytest.mark.engines
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HOSTNAME = "relay.smtpd.test"
@@ -62,7 +65,8 @@ def make_cert(directory):
 
 
 class Serve:
-    """One `postwarden serve` with its own state directory."""
+    """One `postwarden serve` with its own state directory, and its own database on the
+    suite's engine (pwtest.database)."""
 
     def __init__(self, tmp_path, user=None, **relay_keys):
         self.dir = str(tmp_path)
@@ -81,6 +85,8 @@ class Serve:
         relay = {"listen": "127.0.0.1:%d" % self.port, "trusted_networks": "127.0.0.1/32",
                  "retry_min": "1h", "retry_max": "2h"}
         relay.update({k: str(v) for k, v in relay_keys.items()})
+        fresh = pw_database.fresh()
+        self.database = pw_database.of_state_dir(self.state, fresh)
         with open(self.conf, "w") as f:
             f.write("[server]\nstate_dir = %s\nhostname = %s\nlog_level = debug\n"
                     "log_file = %s\n" % (self.state, HOSTNAME, self.log_path))
@@ -90,6 +96,9 @@ class Serve:
             for k, v in relay.items():
                 f.write("%s = %s\n" % (k, v))
             f.write("\n[dns]\nunbound_config = %s\n" % unbound)
+            if fresh is not None:
+                f.write("\n[database]\n%s" % "".join("%s = %s\n" % kv
+                                                     for kv in fresh.config().items()))
             # The key search API of serve gets a port of its own: tests run side by side.
             f.write("\n[api]\nlisten = 127.0.0.1:%d\n" % net.free_port())
 
@@ -124,21 +133,13 @@ class Serve:
         except FileNotFoundError:
             return ""
 
-    def db(self):
-        return sqlite3.connect("file:%s?mode=ro" % os.path.join(self.state, "postwarden.db"),
-                               uri=True, timeout=10)
-
     def message(self, mid):
-        with self.db() as c:
-            c.row_factory = sqlite3.Row
-            m = c.execute("SELECT * FROM messages WHERE id = ?", (mid,)).fetchone()
-            r = c.execute("SELECT * FROM recipients WHERE msg_id = ? ORDER BY idx",
-                          (mid,)).fetchall()
-        return (dict(m) if m else None), [dict(x) for x in r]
+        m = self.database.rows("SELECT * FROM messages WHERE id = ?", (mid,))
+        r = self.database.rows("SELECT * FROM recipients WHERE msg_id = ? ORDER BY idx", (mid,))
+        return (m[0] if m else None), r
 
     def ids(self):
-        with self.db() as c:
-            return {r[0] for r in c.execute("SELECT id FROM messages")}
+        return {r["id"] for r in self.database.rows("SELECT id FROM messages")}
 
     def spool(self, mid):
         """The message data of a spool file (the envelope trailer stripped)."""
@@ -621,16 +622,15 @@ def test_postfix_relays_through_serve(serve, tmp_path, pf_sender):
         s.sendmail("anna@sender.test", [rcpt], "Subject: via postfix\r\n\r\nhello\r\n")
 
     def queued():
-        with r.db() as c:
-            return c.execute("SELECT msg_id FROM recipients WHERE addr = ?", (rcpt,)).fetchone()
-    row = net.wait_until(queued, 30, what="the message from Postfix in the queue")
-    m, rc = r.message(row[0])
+        return r.database.value("SELECT msg_id FROM recipients WHERE addr = ?", (rcpt,))
+    mid = net.wait_until(queued, 30, what="the message from Postfix in the queue")
+    m, rc = r.message(mid)
     assert m["sender"] == "anna@sender.test"
     assert rc[0]["orcpt"] == "rfc822;" + rcpt
-    data = r.spool(row[0])
+    data = r.spool(mid)
     assert data.startswith(b"Received: from %s ([127.0.0.1])\r\n\t(using TLSv1."
                            % pf_sender.hostname.encode())
-    assert b"with ESMTPS id " + row[0].encode() in data
+    assert b"with ESMTPS id " + mid.encode() in data
     assert data.endswith(b"hello\r\n")
 
 
@@ -666,7 +666,8 @@ def test_serve_gives_up_root_for_the_configured_user(tmp_path):
         assert len(ids) == 1
         spool = os.path.join(r.state, "queue", ids.pop())
         assert os.stat(spool).st_uid == nobody.pw_uid
-        assert os.stat(os.path.join(r.state, "postwarden.db")).st_uid == nobody.pw_uid
+        if r.database.engine == "sqlite":
+            assert os.stat(os.path.join(r.state, "postwarden.db")).st_uid == nobody.pw_uid
     finally:
         r.stop()
         shutil.rmtree(base, ignore_errors=True)

@@ -193,6 +193,7 @@ static void test_commit_reopen(void)
 	CHECK_STREQ(data, msg1);
 	free(data);
 	queue_remove(relay.queue, id);
+	queue_drain(relay.queue);	/* the worker removes file and rows */
 	CHECK(!spool_exists(id));
 	CHECK(msg_int(id, "size") == -1);
 	CHECK(rcpt_count(id) == 0);
@@ -454,6 +455,54 @@ static void test_inject(void)
 	queue_envelope_free(env);
 }
 
+/*
+ * Removal runs on the worker: file first, then rows; asking twice (the scheduler's
+ * housekeeping may find the message again before the worker is done) removes it once and
+ * harms nothing; a row whose ID is no spool file name of ours loses only its row; a row
+ * whose file is already gone loses its row.
+ */
+static void test_remove(void)
+{
+	struct result r;
+	char id[QUEUE_ID_LEN + 1], id2[QUEUE_ID_LEN + 1], *path;
+	struct db_stmt *st;
+
+	relay_up();
+	snprintf(id, sizeof(id), "%s", commit("a@example.org", msg1, &r));
+	snprintf(id2, sizeof(id2), "%s", commit("a@example.org", msg1, &r));
+	CHECK(spool_exists(id) && spool_exists(id2));
+	CHECK(msg_int(id, "size") > 0);
+	queue_remove(relay.queue, id);
+	queue_remove(relay.queue, id);
+	queue_drain(relay.queue);
+	CHECK(!spool_exists(id));
+	CHECK(msg_int(id, "size") == -1);
+	CHECK(rcpt_count(id) == 0);
+	/* the control: the other message is untouched */
+	CHECK(spool_exists(id2));
+	CHECK(msg_int(id2, "size") == (long long)strlen(msg1));
+
+	/* its file gone already: the row goes all the same */
+	path = xasprintf("%s/queue/%s", tmpdir, id2);
+	CHECK(unlink(path) == 0);
+	free(path);
+	queue_remove(relay.queue, id2);
+	queue_drain(relay.queue);
+	CHECK(msg_int(id2, "size") == -1);
+	CHECK(rcpt_count(id2) == 0);
+
+	/* a row with an ID that is no file name of ours (written by hand) */
+	st = db_prepare(relay.db, "INSERT INTO messages (id, sender, size, received) "
+			"VALUES ('../x', 'a@example.org', 1, 0)");
+	CHECK(db_step_done(relay.db, st) == DB_DONE);
+	db_finalize(st);
+	CHECK(msg_int("../x", "size") == 1);
+	queue_remove(relay.queue, "../x");
+	queue_drain(relay.queue);
+	CHECK(msg_int("../x", "size") == -1);
+	relay_down();
+}
+
 static void setup(void)
 {
 	char *conf, *err = NULL;
@@ -482,4 +531,4 @@ static void teardown(void)
 }
 
 TEST_MAIN(setup, test_commit_reopen, test_recovery, test_guarantee, test_group_commit, test_inject,
-	  test_node_of_rows, teardown)
+	  test_remove, test_node_of_rows, teardown)

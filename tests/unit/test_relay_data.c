@@ -171,5 +171,94 @@ static void test_stuff_normalises(void)
 	}
 }
 
+/*
+ * The stuffing as it was first written, one octet at a time: the reference that the
+ * faster scan must match for any input and any way of cutting it into chunks.
+ */
+static void stuff_reference(struct data_out *o, struct evbuffer *out, const char *p, size_t n)
+{
+	size_t start = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (o->cr) {
+			o->cr = false;
+			o->bol = true;
+			evbuffer_add(out, "\r\n", 2);
+			start = i;
+			if (c == '\n') {
+				start = i + 1;
+				continue;
+			}
+		}
+		if (c == '.' && o->bol) {
+			evbuffer_add(out, p + start, i - start);
+			evbuffer_add(out, ".", 1);
+			start = i;
+			o->bol = false;
+		} else if (c == '\r' && i + 1 < n && p[i + 1] == '\n') {
+			i++;
+			o->bol = true;
+		} else if (c == '\r' || c == '\n') {
+			evbuffer_add(out, p + start, i - start);
+			start = i + 1;
+			if (c == '\r') {
+				o->cr = true;
+			} else {
+				evbuffer_add(out, "\r\n", 2);
+				o->bol = true;
+			}
+		} else {
+			o->bol = false;
+		}
+	}
+	evbuffer_add(out, p + start, n - start);
+}
+
+static bool same_output(struct evbuffer *a, struct evbuffer *b)
+{
+	size_t n = evbuffer_get_length(a);
+
+	return n == evbuffer_get_length(b) &&
+	       (n == 0 || memcmp(evbuffer_pullup(a, -1), evbuffer_pullup(b, -1), n) == 0);
+}
+
+/* Random texts of CR, LF, dots and letters, in random chunks: the same as the reference. */
+static void test_stuff_matches_reference(void)
+{
+	static const char alphabet[] = "\r\n.ab";
+	unsigned seed = 12345, mismatches = 0, differ_control = 0;
+
+	for (int round = 0; round < 3000; round++) {
+		char text[200];
+		size_t n = (size_t)(rand_r(&seed) % sizeof(text)), step;
+		struct evbuffer *a = evbuffer_new(), *b = evbuffer_new();
+		struct data_out oa, ob;
+
+		for (size_t i = 0; i < n; i++)
+			text[i] = alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)];
+		step = (size_t)(rand_r(&seed) % 17) + 1;
+		data_out_init(&oa);
+		data_out_init(&ob);
+		for (size_t off = 0; off < n; off += step) {
+			size_t len = n - off < step ? n - off : step;
+
+			data_out_stuff(&oa, a, text + off, len);
+			stuff_reference(&ob, b, text + off, len);
+		}
+		data_out_end(&oa, a);
+		data_out_end(&ob, b);
+		mismatches += !same_output(a, b);
+		/* the control: the comparison sees a difference when there is one */
+		evbuffer_add(b, "x", 1);
+		differ_control += !same_output(a, b);
+		evbuffer_free(a);
+		evbuffer_free(b);
+	}
+	CHECK(mismatches == 0);
+	CHECK(differ_control == 3000);
+}
+
 TEST_MAIN(test_split_line_ends, test_split_limits, test_end_only_at_crlf_dot_crlf,
-	  test_unstuffing, test_stuff_normalises)
+	  test_unstuffing, test_stuff_normalises, test_stuff_matches_reference)

@@ -16,6 +16,9 @@ import pytest
 from pwtest import net
 from pwtest.mailcheck import uniq
 
+# Relay, key directory or key search: `make integration` runs these on both engines.
+pytestmark = pytest.mark.engines
+
 VARIANTS = [b"\r.\r\n", b"\r.\r", b"\n.\n", b"\r\n.\n", b"\n.\r\n"]
 EOLS = ("cr", "lf", "crlf")
 

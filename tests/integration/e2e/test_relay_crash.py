@@ -17,7 +17,12 @@ import smtplib
 import threading
 import time
 
+import pytest
+
 from pwtest.mailcheck import message, sender_addr, uniq
+
+# Relay, key directory or key search: `make integration` runs these on both engines.
+pytestmark = pytest.mark.engines
 
 TOTAL = int(os.environ.get("PW_CRASH_TOTAL", "2000"))
 KILLS = int(os.environ.get("PW_CRASH_KILLS", "4"))

@@ -16,6 +16,9 @@ from pwtest import net
 from pwtest.mailcheck import (message, report_parts, sender_addr, status_per_recipient,
                               uniq)
 
+# Relay, key directory or key search: `make integration` runs these on both engines.
+pytestmark = pytest.mark.engines
+
 # The end of the hostile pool: mx_port is free there, and these tests use no smtp_server.
 POOL = ["127.0.0.%d" % i for i in range(39, 29, -1)]
 

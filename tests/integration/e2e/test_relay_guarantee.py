@@ -6,9 +6,14 @@ import smtplib
 import subprocess
 import time
 
+import pytest
+
 from pwtest import net
 from pwtest.mailcheck import (message, queue_message, rcpt_states, report_parts,
                               sender_addr, status_per_recipient, uniq)
+
+# Relay, key directory or key search: `make integration` runs these on both engines.
+pytestmark = pytest.mark.engines
 
 HOSTILE_MODES = ("notls", "454", "garbage", "tls10", "tls11", "weak", "anon", "inject")
 

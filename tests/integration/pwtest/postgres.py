@@ -244,7 +244,7 @@ class Postgres:
                    "CREATE DATABASE %s OWNER %s" % (self.dbname, self.user)])
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            # any database: new_database() makes more of them for the same role
+            # "*" for the database: the same role's fresh databases (new_database) too.
             f.write("%s:%d:*:%s:%s\n" % (self.host, self.port, self.user, self.password))
         os.chmod(self.password_file, 0o600)
         self._db_created = True
@@ -292,13 +292,23 @@ class Postgres:
         """The postwarden role's URL; its password is in password_file, never in the URL."""
         return "postgresql://%s@%s:%d/%s" % (self.user, self.host, self.port, self.dbname)
 
-    def new_database(self, prefix="pw"):
-        """A new empty database owned by the postwarden role; its URL (password in
-        password_file, whose line matches any database of the role on this server)."""
+    def new_database(self, prefix="pw", template=None):
+        """A new database owned by the postwarden role, empty or a copy of the database
+        template (whose URL or name is given); its URL (password in password_file, which
+        libpq matches by host and port whatever the database)."""
         self._ndb = getattr(self, "_ndb", 0) + 1
         name = "%s_%d_%d" % (prefix, os.getpid(), self._ndb)
-        self.psql("CREATE DATABASE %s OWNER %s" % (name, self.user))
+        sql = "CREATE DATABASE %s OWNER %s" % (name, self.user)
+        if template:
+            sql += " TEMPLATE %s" % template.rsplit("/", 1)[-1]
+        self.psql(sql)
         return "postgresql://%s@%s:%d/%s" % (self.user, self.host, self.port, name)
+
+    def local_url(self, url):
+        """The database of url over the unix socket (the socket directory is the server
+        user's, mode 0700: for root only, then trusted without a password)."""
+        return "postgresql://%s@/%s?host=%s&port=%d" % (self.user, url.rsplit("/", 1)[1],
+                                                         self.socket_dir, self.port)
 
     def conninfo(self, user=None, dbname=None):
         """libpq keyword/value connection string for TCP (the postwarden role's by default)."""

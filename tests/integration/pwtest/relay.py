@@ -11,7 +11,7 @@ import smtplib
 import subprocess
 import time
 
-from . import logs, net
+from . import database, logs, net
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -31,12 +31,6 @@ def daemon_env():
     env["ASAN_OPTIONS"] = "detect_leaks=0:" + env.get("ASAN_OPTIONS", "")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
     return env
-
-
-# The database engine of every Relay that is not given one: None (SQLite in its state_dir)
-# or a function returning (url, password_file) of a fresh PostgreSQL database. Set by the
-# conftest when the suite runs with PW_TEST_DB=postgresql.
-DATABASE_FACTORY = None
 
 
 class Relay:
@@ -66,9 +60,12 @@ class Relay:
             "guarantee": {},
             "api": {"listen": "127.0.0.1:%d" % self.api_port},
         }
-        if DATABASE_FACTORY is not None and "database_url" not in options:
-            url, password_file = DATABASE_FACTORY()
-            self.sections["database"] = {"url": url, "password_file": password_file}
+        # The suite's engine (pwtest.database): SQLite in state_dir, or a fresh PostgreSQL
+        # database with PW_TEST_DB=postgresql.
+        fresh = database.fresh() if "database_url" not in options else None
+        if fresh is not None:
+            self.sections["database"] = fresh.config()
+        self.database = database.of_state_dir(self.state_dir, fresh)
         for k, v in options.items():
             self.set(k, v)
         os.makedirs(self.state_dir, exist_ok=True)
