@@ -8,7 +8,10 @@
 
 CC      ?= cc
 PKGS     = openssl libunbound libevent libevent_openssl libevent_pthreads sqlite3 jansson librnp ldns libcurl libpq
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# One package at a time: --cflags follows each .pc file's Requires.private, and a fresh
+# machine lacks some of those (libcurl's), which would empty the whole list (libpq's
+# headers are outside the default include path).
+PKG_CFLAGS := $(sort $(foreach p,$(PKGS),$(shell pkg-config --cflags $(p) 2>/dev/null)))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter

@@ -6,13 +6,21 @@
  * are prepared on the server once per connection; others run with PQexecParams.
  *
  * A lost connection is noticed by the statement that runs into it; the next statement
- * reconnects (at most one attempt a second). A transaction is never continued on a new
- * connection: after a loss inside BEGIN ... COMMIT every statement fails until the caller
- * has rolled back, so a change is applied whole or not at all.
+ * reconnects (at most one attempt a second, less often while the server stays away). A
+ * transaction is never continued on a new connection: after a loss inside BEGIN ... COMMIT
+ * every statement fails until the caller has rolled back, so a change is applied whole or
+ * not at all.
+ *
+ * Every round trip has a deadline (PG_ROUND_TRIP_MS): serve calls the database from its
+ * event loop, and a server or network that takes a statement and never answers (a cut
+ * that TCP does not see) must cost that one statement, not the loop. Past the deadline
+ * the connection is given up as lost.
  */
 #include "db_int.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +29,11 @@
 #include "log.h"
 #include "xmalloc.h"
 
-/* Seconds between two attempts to reach a server that is away. */
-#define PG_RECONNECT_INTERVAL 1
+/* Seconds between two attempts to reach a server that is away: 1, doubling to 8. */
+#define PG_RECONNECT_MIN 1
+#define PG_RECONNECT_MAX 8
+/* Longest wait for the answer to one statement. */
+#define PG_ROUND_TRIP_MS 5000
 /* Key of the advisory lock that serialises schema migrations. */
 #define PG_MIGRATE_LOCK 0x7077736368656d61LL
 
@@ -30,6 +41,8 @@ struct pg_conn {
 	PGconn *c;
 	unsigned gen;		/* grows with every new connection: server-side prepares are lost */
 	time_t last_attempt;
+	int retry_after;	/* seconds from last_attempt to the next reconnect */
+	bool broken;		/* a round trip ran past its deadline: reconnect */
 	bool tx_open;		/* between BEGIN and COMMIT/ROLLBACK as the caller sees it */
 	bool tx_lost;		/* the connection was lost inside that transaction */
 	bool relaxed;		/* synchronous_commit off (db_relax_durability) */
@@ -99,12 +112,14 @@ static int pg_fail_result(struct db *db, PGresult *res, const char *sql)
 	const char *msg = res ? PQresultErrorMessage(res) : NULL;
 	int rc;
 
-	if (msg == NULL || *msg == '\0')
+	if (p->broken)
+		msg = "no answer from the database in time";
+	else if (msg == NULL || *msg == '\0')
 		msg = PQerrorMessage(p->c);
 	if (state != NULL && pg_state_is_bug(state))
 		fatalx("database %s: %s: %s", db->url_display, msg, sql);
 	rc = state != NULL ? pg_state_rc(state) : DB_UNAVAILABLE;
-	if (PQstatus(p->c) != CONNECTION_OK) {
+	if (PQstatus(p->c) != CONNECTION_OK || p->broken) {
 		rc = DB_UNAVAILABLE;
 		if (p->tx_open)
 			p->tx_lost = true;
@@ -112,6 +127,62 @@ static int pg_fail_result(struct db *db, PGresult *res, const char *sql)
 	if (rc == DB_CONSTRAINT)	/* an answer (db.h); COMMIT finds the transaction spoilt */
 		return rc;
 	return db_fail(db, rc, msg, sql);
+}
+
+/* Milliseconds of the monotonic clock. */
+static int64_t pg_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * After a PQsend*: wait for the whole answer, at most PG_ROUND_TRIP_MS, and return its
+ * last result (the first failed one when one fails), or NULL when the connection failed or
+ * the deadline passed (then it is marked broken, to be reconnected).
+ */
+static PGresult *pg_await(struct pg_conn *p)
+{
+	int64_t deadline = pg_now_ms() + PG_ROUND_TRIP_MS;
+	PGresult *res, *keep = NULL;
+
+	for (;;) {
+		while (PQisBusy(p->c)) {
+			struct pollfd pfd = { .fd = PQsocket(p->c), .events = POLLIN };
+			int64_t left = deadline - pg_now_ms();
+
+			if (left <= 0 || pfd.fd < 0) {
+				p->broken = true;
+				PQclear(keep);
+				return NULL;
+			}
+			if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR) {
+				p->broken = true;
+				PQclear(keep);
+				return NULL;
+			}
+			if (!PQconsumeInput(p->c)) {
+				PQclear(keep);
+				return NULL;
+			}
+		}
+		if ((res = PQgetResult(p->c)) == NULL)
+			return keep;
+		if (keep != NULL && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+			PQclear(res);	/* the first error is the one to report */
+			continue;
+		}
+		PQclear(keep);
+		keep = res;
+	}
+}
+
+/* Send sql (one or more statements, no parameters) and wait for its answer; see pg_await. */
+static PGresult *pg_round_trip(struct pg_conn *p, const char *sql)
+{
+	return PQsendQuery(p->c, sql) ? pg_await(p) : NULL;
 }
 
 /*
@@ -127,17 +198,22 @@ static int pg_ensure(struct db *db, const char *sql)
 	if (p->tx_lost)
 		return db_fail(db, DB_UNAVAILABLE,
 			       "the connection to the database was lost in a transaction", sql);
-	if (PQstatus(p->c) == CONNECTION_OK)
+	if (PQstatus(p->c) == CONNECTION_OK && !p->broken)
 		return DB_OK;
-	if (now - p->last_attempt < PG_RECONNECT_INTERVAL)
+	if (now - p->last_attempt < p->retry_after)
 		return db_fail(db, DB_UNAVAILABLE, "no connection to the database", sql);
 	p->last_attempt = now;
-	PQreset(p->c);
-	if (PQstatus(p->c) != CONNECTION_OK)
+	PQreset(p->c);		/* bounded by connect_timeout */
+	if (PQstatus(p->c) != CONNECTION_OK) {
+		p->retry_after = p->retry_after * 2 > PG_RECONNECT_MAX ? PG_RECONNECT_MAX
+									: p->retry_after * 2;
 		return db_fail(db, DB_UNAVAILABLE, PQerrorMessage(p->c), sql);
+	}
+	p->broken = false;
+	p->retry_after = PG_RECONNECT_MIN;
 	p->gen++;
 	if (p->relaxed)
-		PQclear(PQexec(p->c, "SET synchronous_commit = off"));
+		PQclear(pg_round_trip(p, "SET synchronous_commit = off"));
 	log_info("event=db_reconnected db=%s", db->url_display);
 	return DB_OK;
 }
@@ -222,6 +298,7 @@ static int pg_open(struct db *db, const char *url, const char *password_file, ch
 	PQsetNoticeProcessor(p->c, pg_notice_ignore, NULL);
 	p->gen = 1;
 	p->last_attempt = time(NULL);
+	p->retry_after = PG_RECONNECT_MIN;
 	db->impl = p;
 	return DB_OK;
 }
@@ -266,7 +343,7 @@ static int pg_exec(struct db *db, const char *sql)
 		return db_fail(db, DB_CONSTRAINT, "a statement of the transaction failed", sql);
 	}
 	pg_track_transaction(p, sql);
-	res = PQexec(p->c, sql);
+	res = pg_round_trip(p, sql);
 	switch (PQresultStatus(res)) {
 	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
@@ -325,7 +402,7 @@ static void pg_finalize(struct db_stmt *st)
 		char sql[48];
 
 		snprintf(sql, sizeof(sql), "DEALLOCATE %s", s->name);
-		PQclear(PQexec(PG(st->db)->c, sql));
+		PQclear(pg_round_trip(PG(st->db), sql));
 	}
 	free(s->sql);
 	free(s);
@@ -391,7 +468,8 @@ static int pg_prepare_on_server(struct db *db, struct db_stmt *st)
 
 	if (s->prepared_gen == PG(db)->gen)
 		return DB_OK;
-	res = PQprepare(PG(db)->c, s->name, s->sql, s->nparams, NULL);
+	res = PQsendPrepare(PG(db)->c, s->name, s->sql, s->nparams, NULL) ? pg_await(PG(db))
+									    : NULL;
 	if (PQresultStatus(res) == PGRES_COMMAND_OK)
 		s->prepared_gen = PG(db)->gen;
 	else
@@ -405,19 +483,20 @@ static int pg_execute(struct db *db, struct db_stmt *st)
 {
 	struct pg_stmt *s = PST(st);
 	struct pg_conn *p = PG(db);
-	int rc;
+	int rc, sent;
 
 	if ((rc = pg_ensure(db, st->sql)) != DB_OK)
 		return rc;
 	if (s->keep) {
 		if ((rc = pg_prepare_on_server(db, st)) != DB_OK)
 			return rc;
-		s->res = PQexecPrepared(p->c, s->name, s->nparams, (const char *const *)s->vals,
-					s->lens, s->fmts, 0);
+		sent = PQsendQueryPrepared(p->c, s->name, s->nparams,
+					   (const char *const *)s->vals, s->lens, s->fmts, 0);
 	} else {
-		s->res = PQexecParams(p->c, s->sql, s->nparams, NULL, (const char *const *)s->vals,
-				      s->lens, s->fmts, 0);
+		sent = PQsendQueryParams(p->c, s->sql, s->nparams, NULL,
+					 (const char *const *)s->vals, s->lens, s->fmts, 0);
 	}
+	s->res = sent ? pg_await(p) : NULL;
 	switch (PQresultStatus(s->res)) {
 	case PGRES_TUPLES_OK:
 	case PGRES_COMMAND_OK:
