@@ -261,6 +261,11 @@ int db_relax_durability(struct db *db)
 	return db->ops->relax_durability(db);
 }
 
+unsigned db_connection_generation(const struct db *db)
+{
+	return db->ops->generation(db);
+}
+
 const char *db_url_display(const struct db *db)
 {
 	return db->url_display;

@@ -85,6 +85,12 @@ enum db_engine db_engine(const struct db *db);
  */
 int db_relax_durability(struct db *db);
 /*
+ * Grows whenever the engine connected anew (PostgreSQL after a lost connection; SQLite
+ * never): commits made just before may be gone with the server (a relaxed connection's,
+ * or any after a failover to a standby that lagged), so a caller may redo them.
+ */
+unsigned db_connection_generation(const struct db *db);
+/*
  * A URL for display (caller frees): "postgresql://user:secret@host/db" loses ":secret",
  * and a password=... query parameter its value.
  */

@@ -46,6 +46,7 @@ struct db_ops {
 	/* Serialise migrations between processes (PostgreSQL: an advisory lock). */
 	int (*migrate_lock)(struct db *db, bool lock);
 	int (*relax_durability)(struct db *db);
+	unsigned (*generation)(const struct db *db);
 };
 
 struct db {

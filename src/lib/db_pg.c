@@ -610,6 +610,11 @@ static int pg_relax_durability(struct db *db)
 	return pg_exec(db, "SET synchronous_commit = off");
 }
 
+static unsigned pg_generation(const struct db *db)
+{
+	return ((const struct pg_conn *)db->impl)->gen;
+}
+
 const struct db_ops db_pg_ops = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -633,4 +638,5 @@ const struct db_ops db_pg_ops = {
 	.version_set = pg_version_set,
 	.migrate_lock = pg_migrate_lock,
 	.relax_durability = pg_relax_durability,
+	.generation = pg_generation,
 };

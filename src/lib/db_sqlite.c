@@ -222,6 +222,13 @@ static int lite_relax_durability(struct db *db)
 	return DB_OK;
 }
 
+/* A file does not reconnect. */
+static unsigned lite_generation(const struct db *db)
+{
+	(void)db;
+	return 1;
+}
+
 const struct db_ops db_sqlite_ops = {
 	.name = "sqlite",
 	.open = lite_open,
@@ -245,4 +252,5 @@ const struct db_ops db_sqlite_ops = {
 	.version_set = lite_version_set,
 	.migrate_lock = lite_migrate_lock,
 	.relax_durability = lite_relax_durability,
+	.generation = lite_generation,
 };

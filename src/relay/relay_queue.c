@@ -57,6 +57,7 @@
 #define ENVELOPE_MAX	(16 * 1024 * 1024)	/* 100000 recipients with long addresses */
 #define WRITE_BUF	65536
 #define QUEUE_RETRY_SECONDS	1	/* retrying rows that could not be written */
+#define QUEUE_PROBE_SECONDS	5	/* an idle worker asks whether its connection is there */
 
 /* An envelope with what the queue decides at acceptance. */
 struct spool_env {
@@ -95,6 +96,7 @@ struct queue {
 	struct relay *relay;
 	uint64_t lookups;	/* guarantee look-ups on relay->db (statistics) */
 	uint64_t removal_statements;	/* of wdb's, those that removed delivered messages */
+	unsigned wdb_generation;	/* of wdb's connection when the spool was last indexed */
 	char *dir;
 	char *tmp_dir;
 	int dir_fd;
@@ -816,6 +818,31 @@ static void queue_hand_back(struct queue *q, struct queue_job *list)
  * database, so neither is done on the loop; removals come after the commit of the same
  * round, whose 250s they must not delay.
  */
+static void queue_recover_files(struct queue *q);
+
+/* One cheap statement on the worker's connection (it reconnects if it was lost). */
+static void queue_probe_db(struct queue *q)
+{
+	db_query_int(q->wdb, "SELECT 1", 0);
+	db_clear_error(q->wdb);
+}
+
+/*
+ * The worker's connection came back after a loss: the server may have lost rows committed
+ * just before (a failover to a standby that had not received them yet), so index the
+ * spool again. Rows that are there are left alone (their recipients' states too).
+ */
+static void queue_reindex_after_reconnect(struct queue *q)
+{
+	unsigned gen = db_connection_generation(q->wdb);
+
+	if (gen == q->wdb_generation)
+		return;
+	q->wdb_generation = gen;
+	log_info("event=queue_reindex reason=\"database connection came back\"");
+	queue_recover_files(q);
+}
+
 static void *queue_worker(void *arg)
 {
 	struct queue *q = arg;
@@ -826,15 +853,11 @@ static void *queue_worker(void *arg)
 		bool retry = false;
 
 		while (q->pending == NULL && !q->stopping && !retry) {
-			if (q->unrecorded == NULL) {
-				pthread_cond_wait(&q->cond, &q->lock);
-			} else {
-				struct timespec until;
+			struct timespec until;
 
-				clock_gettime(CLOCK_REALTIME, &until);
-				until.tv_sec += QUEUE_RETRY_SECONDS;
-				retry = pthread_cond_timedwait(&q->cond, &q->lock, &until) == ETIMEDOUT;
-			}
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += q->unrecorded ? QUEUE_RETRY_SECONDS : QUEUE_PROBE_SECONDS;
+			retry = pthread_cond_timedwait(&q->cond, &q->lock, &until) == ETIMEDOUT;
 		}
 		if (q->pending == NULL && !retry)
 			break;
@@ -847,8 +870,11 @@ static void *queue_worker(void *arg)
 
 		if (batch)
 			queue_commit_batch(q, batch);
-		else	/* a retry, or removals: kept rows are tried whenever the worker writes */
+		else if (q->unrecorded || removals)	/* kept rows: tried whenever it writes */
 			queue_record_rows(q, NULL);
+		else	/* idle: a statement finds out whether the connection was lost */
+			queue_probe_db(q);
+		queue_reindex_after_reconnect(q);
 
 		pthread_mutex_lock(&q->lock);
 		queue_hand_back(q, batch);
@@ -928,7 +954,7 @@ static void queue_clean_tmp(struct queue *q)
  */
 static bool queue_row_node(struct queue *q, const char *id, char *node, size_t len)
 {
-	struct db *db = q->relay->db;
+	struct db *db = q->wdb;	/* the worker's: recovery runs at start and on the worker */
 	struct db_stmt *st = db_prepare(db, "SELECT node FROM messages WHERE id = ?");
 	bool found;
 
@@ -1102,6 +1128,7 @@ struct queue *queue_open(struct relay *relay, char **err)
 	q->notify_w = p[1];
 	if ((q->wdb = schema_open(relay->cfg, schema_serve_mode(relay->cfg), err)) == NULL)
 		goto fail;
+	q->wdb_generation = db_connection_generation(q->wdb);
 	queue_clean_tmp(q);
 	queue_adopt_all(q);
 	queue_recover_files(q);
