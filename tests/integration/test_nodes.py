@@ -53,6 +53,19 @@ def _held_on(relay, sender, rcpt, timeout=60):
     return [x for x in q if x["sender"] == sender][0]
 
 
+def _hold_on(sender_node, seen_from, zones, smtp_server, local, subject):
+    """A message sent through sender_node to a receiver without STARTTLS, from a sender
+    with the guarantee on: held there. (sender, rcpt, receiver, its queue entry as
+    seen_from lists it)."""
+    srv = smtp_server("notls")
+    dom = zones.mx("example.test", uniq(local), srv.addr)
+    zones.publish()
+    s, r = sender_addr(), local + "@" + dom
+    _user(seen_from, s, "on")
+    sender_node.send(s, [r], message(s, [r], subject))
+    return s, r, srv, _held_on(seen_from, s, r)
+
+
 def test_mail_through_both_nodes_each_delivers_its_own(two_nodes, zones, pf_tls, postgres):
     a, b = two_nodes()
     dom = zones.mx("example.test", uniq("nodes"), pf_tls.addr)
@@ -90,13 +103,8 @@ def test_mail_through_both_nodes_each_delivers_its_own(two_nodes, zones, pf_tls,
 
 def test_release_typed_on_a_is_carried_out_by_b(two_nodes, zones, smtp_server, postgres):
     a, b = two_nodes()
-    srv = smtp_server("notls")
-    dom = zones.mx("example.test", uniq("relb"), srv.addr)
-    zones.publish()
-    s, r = sender_addr(), "held@" + dom
-    _user(a, s, "on")
-    b.send(s, [r], message(s, [r], "held on b"))
-    entry = _held_on(a, s, r)           # seen from node A's command line
+    s, r, srv, entry = _hold_on(b, a, zones, smtp_server, "held", "held on b")
+    # entry is what node A's command line sees
     assert entry["node"] == "node-b"
     assert not srv.body_received
     listing = a.pw("queue", "list", check=True).stdout
@@ -119,13 +127,7 @@ def test_release_typed_on_a_is_carried_out_by_b(two_nodes, zones, smtp_server, p
 
 def test_delete_typed_on_a_is_carried_out_by_b(two_nodes, zones, smtp_server):
     a, b = two_nodes()
-    srv = smtp_server("notls")
-    dom = zones.mx("example.test", uniq("delb"), srv.addr)
-    zones.publish()
-    s, r = sender_addr(), "gone@" + dom
-    _user(a, s, "on")
-    b.send(s, [r], message(s, [r], "delete me"))
-    entry = _held_on(a, s, r)
+    s, r, srv, entry = _hold_on(b, a, zones, smtp_server, "gone", "delete me")
     qid = entry["id"]
     spool_b = os.path.join(b.state_dir, "queue", qid)
     assert os.path.exists(spool_b)
@@ -344,13 +346,7 @@ def test_rows_lost_by_the_server_are_indexed_again_after_reconnect(two_nodes, zo
     in the queue once more, with its recipient held again at the next attempt. Control:
     before the restart the rows stay gone (nothing re-indexes without a reconnect)."""
     a, b = two_nodes()
-    srv = smtp_server("notls")
-    dom = zones.mx("example.test", uniq("lost"), srv.addr)
-    zones.publish()
-    s, r = sender_addr(), "held@" + dom
-    _user(a, s, "on")
-    a.send(s, [r], message(s, [r], "rows lost"))
-    qid = _held_on(a, s, r)["id"]
+    qid = _hold_on(a, a, zones, smtp_server, "lost", "rows lost")[3]["id"]
     _sql(postgres, a, "DELETE FROM messages WHERE id = '%s'" % qid)
     time.sleep(3)
     assert qid not in {x["id"] for x in a.queue()}
