@@ -203,9 +203,8 @@ static char *queue_node_of(struct db *db, const char *id)
 static int64_t queue_node_silence(struct db *db, const char *node)
 {
 	struct db_stmt *st = db_prepare(db, DB_SQL(db,
-		"SELECT CAST(strftime('%s', 'now') AS INTEGER) - heartbeat FROM nodes WHERE name = ?",
-		"SELECT CAST(extract(epoch from now()) AS BIGINT) - heartbeat FROM nodes "
-		"WHERE name = ?"));
+		"SELECT " DB_NOW_SQLITE " - heartbeat FROM nodes WHERE name = ?",
+		"SELECT " DB_NOW_PG " - heartbeat FROM nodes WHERE name = ?"));
 	int64_t ago = -1;
 
 	db_bind_text(st, 1, node);

@@ -117,8 +117,7 @@ static json_t *status_database(struct db *db)
  */
 static int64_t status_now(struct db *db)
 {
-	return db_query_int(db, DB_SQL(db, "SELECT CAST(strftime('%s', 'now') AS INTEGER)",
-				       "SELECT CAST(extract(epoch FROM now()) AS BIGINT)"),
+	return db_query_int(db, DB_SQL(db, "SELECT " DB_NOW_SQLITE, "SELECT " DB_NOW_PG),
 			    (int64_t)time(NULL));
 }
 

@@ -35,16 +35,13 @@ struct lease {
 	char seen[128];			/* the holder found when we could not take it */
 };
 
-#define LEASE_NOW_SQLITE "CAST(strftime('%s', 'now') AS INTEGER)"
-#define LEASE_NOW_PG "CAST(extract(epoch from now()) AS BIGINT)"
-
 #define LEASE_TAKE(now) \
 	"INSERT INTO leases(name, holder, expires) VALUES (?1, ?2, " now " + ?3) " \
 	"ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires " \
 	"WHERE leases.holder = excluded.holder OR leases.expires < " now " RETURNING holder"
 
-static const char lease_take_sqlite[] = LEASE_TAKE(LEASE_NOW_SQLITE);
-static const char lease_take_pg[] = LEASE_TAKE(LEASE_NOW_PG);
+static const char lease_take_sqlite[] = LEASE_TAKE(DB_NOW_SQLITE);
+static const char lease_take_pg[] = LEASE_TAKE(DB_NOW_PG);
 
 struct lease *lease_new(const char *name, const char *holder, int seconds)
 {

@@ -29,9 +29,6 @@ struct node {
 	size_t nleases;
 };
 
-#define NODE_NOW_SQLITE "CAST(strftime('%s', 'now') AS INTEGER)"
-#define NODE_NOW_PG "CAST(extract(epoch from now()) AS BIGINT)"
-
 /* The database's clock, as for leases, so that every node's heartbeat compares alike. */
 #define NODE_BEAT(now) \
 	"INSERT INTO nodes(name, started, heartbeat, pid, version) " \
@@ -39,8 +36,8 @@ struct node {
 	"heartbeat = excluded.heartbeat, pid = excluded.pid, version = excluded.version, " \
 	"started = CASE WHEN ?4 = 1 THEN excluded.started ELSE nodes.started END"
 
-static const char node_beat_sqlite[] = NODE_BEAT(NODE_NOW_SQLITE);
-static const char node_beat_pg[] = NODE_BEAT(NODE_NOW_PG);
+static const char node_beat_sqlite[] = NODE_BEAT(DB_NOW_SQLITE);
+static const char node_beat_pg[] = NODE_BEAT(DB_NOW_PG);
 
 static void node_heartbeat(struct node *n)
 {

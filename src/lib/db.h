@@ -101,6 +101,13 @@ const char *db_url_display(const struct db *db);
 int db_schema_version(struct db *db);
 int db_schema_latest(const struct db *db);
 
+/*
+ * The database server's clock in whole seconds since the epoch, as SQL: every node that
+ * compares times of shared rows (heartbeats, leases) uses the same clock.
+ */
+#define DB_NOW_SQLITE "CAST(strftime('%s', 'now') AS INTEGER)"
+#define DB_NOW_PG "CAST(extract(epoch from now()) AS BIGINT)"
+
 /* Pick the statement text of this engine: DB_SQL(db, "sqlite text", "postgresql text"). */
 #define DB_SQL(db, lite, pg) (db_engine(db) == DB_POSTGRES ? (pg) : (lite))
 
