@@ -3,7 +3,7 @@
  *
  * Statements are written with SQLite's "?" / "?N" placeholders and turned into "$N" here.
  * Parameters go as text (blobs as binary), results come back as text. Cached statements
- * are prepared on the server once per connection; others run with PQexecParams.
+ * are prepared on the server once per connection; others are sent with their parameters.
  *
  * A lost connection is noticed by the statement that runs into it; the next statement
  * reconnects (at most one attempt a second, less often while the server stays away). A
