@@ -2,6 +2,7 @@
 the fixtures' process helpers (is a pid alive, stop a server, let its user reach a directory)."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -11,13 +12,20 @@ import time
 _added = set()
 
 
+# Ports handed out for servers come from below the kernel's ephemeral range
+# (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999 on Debian): a port the kernel chose
+# for bind(0) can be taken a moment later as the local port of an outgoing connection (a
+# client of PostgreSQL, of an MX), before the server that was meant to get it binds it.
+SERVER_PORTS = (20000, 32768)
+
+
 def free_port(host="127.0.0.1"):
     """Return a TCP port that is free on host right now (and UDP too, for DNS)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
+    for _ in range(200):
+        port = random.randrange(*SERVER_PORTS)
         try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((host, port))
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
                 u.bind((host, port))
         except OSError:
