@@ -51,6 +51,7 @@ need unbound-host "unbound-host" sh -c 'unbound-host -h 2>&1 | grep -q "unbound-
 need ldnsutils "ldns-signzone" sh -c 'command -v ldns-signzone'
 need iproute2 "ip netns" ip netns list
 need util-linux "unshare" unshare --version
+need util-linux "setpriv" setpriv --version
 need procps "pkill" pkill --version
 need time "/usr/bin/time" test -x /usr/bin/time
 need python3-pytest "Python module pytest (for $PYTHON)" py_module pytest
