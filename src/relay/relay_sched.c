@@ -510,21 +510,31 @@ static void sched_expire_held(struct sched *s, int64_t now)
 	db_finalize(st);
 }
 
+/* The message ids sql selects for this node (its one parameter), at most 1000 a round. */
+static char **sched_node_ids(struct sched *s, const char *sql, size_t *n)
+{
+	struct db_stmt *st = db_prepare(s->relay->db, sql);
+	char **ids = NULL;
+
+	*n = 0;
+	db_bind_text(st, 1, s->relay->cfg->server.node);
+	while (*n < 1000 && db_step_row(s->relay->db, st)) {
+		ids = xreallocarray(ids, *n + 1, sizeof(*ids));
+		ids[(*n)++] = xstrdup(db_col_text(st, 0));
+	}
+	db_finalize(st);
+	return ids;
+}
+
 /* Messages left with only final recipients (expired holds, CLI changes). */
 static void sched_remove_finished(struct sched *s)
 {
-	struct db_stmt *st = db_prepare(s->relay->db,
+	size_t n;
+	char **ids = sched_node_ids(s,
 		"SELECT id FROM messages m WHERE node = ? AND NOT EXISTS (SELECT 1 FROM "
-		"recipients r WHERE r.msg_id = m.id AND r.state NOT IN ('delivered', 'bounced'))");
-	char **ids = NULL;
-	size_t n = 0;
+		"recipients r WHERE r.msg_id = m.id AND r.state NOT IN ('delivered', 'bounced'))",
+		&n);
 
-	db_bind_text(st, 1, s->relay->cfg->server.node);
-	while (db_step_row(s->relay->db, st) && n < 1000) {
-		ids = xreallocarray(ids, n + 1, sizeof(*ids));
-		ids[n++] = xstrdup(db_col_text(st, 0));
-	}
-	db_finalize(st);
 	for (size_t i = 0; i < n; i++) {
 		bool busy = false;
 
@@ -555,18 +565,11 @@ static bool sched_msg_busy(struct sched *s, const char *id)
  */
 static void sched_delete_requested(struct sched *s)
 {
-	struct db_stmt *st = db_prepare(s->relay->db,
+	size_t n;
+	char **ids = sched_node_ids(s,
 		"SELECT DISTINCT m.id FROM messages m JOIN recipients r ON r.msg_id = m.id "
-		"WHERE m.node = ? AND r.state = 'deleted'");
-	char **ids = NULL;
-	size_t n = 0;
+		"WHERE m.node = ? AND r.state = 'deleted'", &n);
 
-	db_bind_text(st, 1, s->relay->cfg->server.node);
-	while (db_step_row(s->relay->db, st) && n < 1000) {
-		ids = xreallocarray(ids, n + 1, sizeof(*ids));
-		ids[n++] = xstrdup(db_col_text(st, 0));
-	}
-	db_finalize(st);
 	for (size_t i = 0; i < n; i++) {
 		if (!sched_msg_busy(s, ids[i])) {
 			log_info("event=queue_delete id=%s node=%s requested=elsewhere", ids[i],
