@@ -19,10 +19,27 @@ _added = set()
 SERVER_PORTS = (20000, 32768)
 
 
+# Handed-out ports walk the range from a random start and are never handed out twice in one
+# run: a test asks for several ports before any server binds them, so a port that is merely
+# free (not yet bound) could otherwise be returned twice and the second server fail to listen.
+_handed_out = set()
+_next_port = [random.randrange(*SERVER_PORTS)]
+
+
+def _candidate_ports():
+    """Yield each port of SERVER_PORTS once, starting after the last one handed out."""
+    low, high = SERVER_PORTS
+    for _ in range(high - low):
+        port = _next_port[0]
+        _next_port[0] = low + (port + 1 - low) % (high - low)
+        if port not in _handed_out:
+            yield port
+
+
 def free_port(host="127.0.0.1"):
-    """Return a TCP port that is free on host right now (and UDP too, for DNS)."""
-    for _ in range(200):
-        port = random.randrange(*SERVER_PORTS)
+    """Return a TCP port that is free on host right now (and UDP too, for DNS), never one
+    returned before in this run."""
+    for port in _candidate_ports():
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 s.bind((host, port))
@@ -30,6 +47,7 @@ def free_port(host="127.0.0.1"):
                 u.bind((host, port))
         except OSError:
             continue
+        _handed_out.add(port)
         return port
     raise RuntimeError("no free port found")
 
