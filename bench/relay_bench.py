@@ -230,9 +230,9 @@ def measure(name, sink, messages, inject_host, inject_port, conns, root_pid_fn,
 
 def db_statements(relay, n):
     """Database statements per accepted and per delivered message, from the db_stats lines
-    serve logs at exit: acceptance is the queue worker's index rows plus the guarantee
-    look-ups on serve's connection; delivery is everything else on serve's connection (the
-    scheduler) plus the worker's removals of delivered messages."""
+    serve logs at exit: acceptance is the queue worker's guarantee look-ups and index rows;
+    delivery is everything on serve's connection (the scheduler) plus the worker's removals
+    of delivered messages."""
     queue = serve = None
     for line in relay.log_lines("db_stats"):
         kv = pw_relay.parse_kv(line)
@@ -242,10 +242,9 @@ def db_statements(relay, n):
             serve = kv
     if queue is None or serve is None:
         return {}
-    lookups = int(queue["lookups"])
     removal = int(queue.get("removal_statements", 0))
-    accept = int(queue["statements"]) - removal + lookups
-    deliver = int(serve["statements"]) - lookups + removal
+    accept = int(queue["statements"]) - removal
+    deliver = int(serve["statements"]) + removal
     return {"statements_per_accepted": round(accept / n, 2),
             "statements_per_delivered": round(deliver / n, 2),
             "db_ms_per_message": round((int(queue["usec"]) + int(serve["usec"])) / n / 1000, 3),

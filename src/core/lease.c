@@ -103,6 +103,8 @@ bool lease_renew(struct lease *l, struct db *db)
 	db_bind_text(st, 2, l->holder);
 	db_bind_int(st, 3, l->seconds);
 	rc = db_step(db, st);
+	if (rc == DB_ROW && db_step_finish(db, st) != DB_DONE)
+		rc = DB_ERROR;	/* the row was made but not committed: a run-time error */
 	db_release(db, st);
 	if (rc == DB_ROW) {
 		atomic_store(&l->renewed_ms, start);

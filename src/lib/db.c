@@ -428,6 +428,16 @@ bool db_step_row(struct db *db, struct db_stmt *st)
 	return db_step(db, st) == DB_ROW;
 }
 
+int db_step_finish(struct db *db, struct db_stmt *st)
+{
+	int rc = db_step(db, st);
+
+	if (rc == DB_ROW)
+		fatalx("database %s: statement returned more than one row: %s", db->url_display,
+		       st->sql);
+	return rc;
+}
+
 int64_t db_changes(struct db *db)
 {
 	return db->ops->changes(db);

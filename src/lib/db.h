@@ -144,6 +144,12 @@ int db_step(struct db *db, struct db_stmt *st);
 int db_step_done(struct db *db, struct db_stmt *st);
 /* Step; true when a row is available, false when done or on a run-time error (db_error). */
 bool db_step_row(struct db *db, struct db_stmt *st);
+/*
+ * Run a changing statement with RETURNING to its end after its one row was read: DB_DONE,
+ * or the error that kept its change from being made. Outside a transaction SQLite commits
+ * the change only there, so a full disk shows here, not at the row.
+ */
+int db_step_finish(struct db *db, struct db_stmt *st);
 /* Rows changed by the last statement run on db. */
 int64_t db_changes(struct db *db);
 

@@ -16,7 +16,8 @@
  *
  * fsync is slow and must not block the event loop, so a worker thread does it with group
  * commit: every message committed while the worker is busy goes into the next round, which
- * syncs its files together, fsyncs the directory once, and inserts all rows in one
+ * decides each message's guarantee (the sender's account: a database read), completes and
+ * syncs the files together, fsyncs the directory once, and inserts all rows in one
  * transaction (on its own database connection, so that its transaction never mixes with the
  * loop's statements).
  * Completions come back to the loop through a pipe.
@@ -86,6 +87,10 @@ struct queue_job {
 	char *tmp_path;
 	char *path;
 	struct spool_env se;
+	char *wbuf;		/* data the writer had not written yet */
+	size_t wlen;
+	bool decided;		/* the guarantee is decided (worker) */
+	bool sender_guarantee;	/* the sender's account's guarantee, as looked up */
 	bool ok;
 	const char *why;	/* static text: why it was refused, for the client (or NULL) */
 	queue_commit_cb cb;
@@ -94,7 +99,7 @@ struct queue_job {
 
 struct queue {
 	struct relay *relay;
-	uint64_t lookups;	/* guarantee look-ups on relay->db (statistics) */
+	uint64_t lookups;	/* guarantee look-ups on wdb (statistics; worker only) */
 	uint64_t removal_statements;	/* of wdb's, those that removed delivered messages */
 	unsigned wdb_generation;	/* of wdb's connection when the spool was last indexed */
 	char *dir;
@@ -508,88 +513,99 @@ static bool queue_sender_guarantee(struct db *db, const char *sender, int64_t no
 }
 
 /*
- * Decide the guarantee (sender's account at this moment, unless the message says
- * "TLS-Required: No" or is one of our notifications) and fill se.
+ * Decide the guarantee of a job (worker): the sender's account at acceptance, unless the
+ * message says "TLS-Required: No" or is one of our notifications. A sender already looked
+ * up in this batch is not asked for again. False when it cannot be read now.
  */
-static bool queue_decide(struct queue *q, struct queue_writer *w, const struct queue_envelope *env,
-			 struct spool_env *se)
+static bool queue_decide(struct queue *q, struct queue_job *job, const struct queue_job *batch)
 {
-	bool guarantee = false, ok;
+	struct spool_env *se = &job->se;
+	const char *sender = se->env->sender;
+	bool guarantee;
 
-	relay_hdr_finish(&w->hs);
-	memcpy(se->id, w->id, sizeof(se->id));
-	se->env = envelope_copy(env);
-	se->size = w->size;
-	se->received = time(NULL);
-	se->tls_required_no = w->hs.tls_required_no;
-	db_clear_error(q->relay->db);
-	if (!env->notification && env->sender && *env->sender) {
-		guarantee = queue_sender_guarantee(q->relay->db, env->sender, se->received);
-		q->lookups++;
+	if (se->env->notification || !*sender) {
+		se->guarantee = false;
+		return true;
 	}
-	/* A failed lookup must not send the message without its guarantee: refuse it (4xx). */
-	ok = db_error(q->relay->db) == DB_OK;
-	if (!ok) {
+	for (const struct queue_job *b = batch; b != job; b = b->next) {
+		if (!b->remove && b->decided && strcmp(b->se.env->sender, sender) == 0) {
+			se->guarantee = b->sender_guarantee && !se->tls_required_no;
+			job->sender_guarantee = b->sender_guarantee;
+			return true;
+		}
+	}
+	db_clear_error(q->wdb);
+	guarantee = queue_sender_guarantee(q->wdb, sender, se->received);
+	q->lookups++;
+	if (db_error(q->wdb) != DB_OK) {
+		/* A failed lookup must not send the message without its guarantee: refuse it. */
 		log_error("event=queue_account_error id=%s sender=<%s> error=\"%s\"", se->id,
-			  env->sender, db_errmsg(q->relay->db));
+			  sender, db_errmsg(q->wdb));
 		/* the server is away: refuse new mail at MAIL already until it is back */
-		if (db_error(q->relay->db) == DB_UNAVAILABLE)
-			storage_db_failed(q->storage, DB_UNAVAILABLE, db_errmsg(q->relay->db));
+		if (db_error(q->wdb) == DB_UNAVAILABLE)
+			storage_db_failed(q->storage, DB_UNAVAILABLE, db_errmsg(q->wdb));
+		return false;
 	}
+	job->sender_guarantee = guarantee;
 	se->guarantee = guarantee && !se->tls_required_no;
-	return ok;
+	return true;
 }
 
 /*
- * Append the envelope and trailer behind the data; -1 on a write error. What is still
- * buffered, the envelope and the trailer go out in one writev: for a small message that is
- * the whole file in one system call.
+ * Append the buffered data, the envelope and the trailer behind what the file already
+ * holds, in one writev (for a small message that is the whole file in one system call);
+ * false on a write error.
  */
-static int writer_finish(struct queue_writer *w, const struct spool_env *se)
+static bool queue_job_finish_file(struct queue *q, struct queue_job *job)
 {
 	char *json, trailer[TRAILER_LEN + 1];
 	size_t jlen;
 	struct iovec iov[3];
 	int rc;
 
-	if (w->failed)
-		return -1;
-	json = spool_env_json(se);
+	json = spool_env_json(&job->se);
 	jlen = strlen(json);
 	if (jlen > ENVELOPE_MAX) {
 		log_error("event=queue_write_error id=%s path=%s error=\"envelope too large\"",
-			  w->id, w->tmp_path);
+			  job->se.id, job->tmp_path);
 		free(json);
-		return -1;
+		return false;
 	}
 	snprintf(trailer, sizeof(trailer), TRAILER_FMT, (unsigned)jlen);
-	iov[0] = (struct iovec){ .iov_base = w->wbuf, .iov_len = w->wlen };
+	iov[0] = (struct iovec){ .iov_base = job->wbuf, .iov_len = job->wlen };
 	iov[1] = (struct iovec){ .iov_base = json, .iov_len = jlen };
 	iov[2] = (struct iovec){ .iov_base = trailer, .iov_len = TRAILER_LEN };
-	rc = writev_all(w->fd, iov, 3);
+	rc = writev_all(job->fd, iov, 3);
 	if (rc < 0)
-		queue_write_failed(w->q, w->id, w->tmp_path, strerror(errno));
-	w->wlen = 0;
+		queue_write_failed(q, job->se.id, job->tmp_path, strerror(errno));
 	free(json);
-	return rc;
+	return rc == 0;
 }
 
+/*
+ * Hand the message to the worker, which decides its guarantee (a database round trip that
+ * must not hold up the loop), completes and syncs its file and writes its rows.
+ */
 void queue_writer_commit(struct queue_writer *w, const struct queue_envelope *env,
 			 queue_commit_cb cb, void *arg)
 {
 	struct queue *q = w->q;
 	struct queue_job *job = xcalloc(1, sizeof(*job));
 
-	if (!queue_decide(q, w, env, &job->se))
-		job->why = QUEUE_WHY_NO_GUARANTEE;
-	else
-		job->ok = writer_finish(w, &job->se) == 0;
+	relay_hdr_finish(&w->hs);
+	memcpy(job->se.id, w->id, sizeof(job->se.id));
+	job->se.env = envelope_copy(env);
+	job->se.size = w->size;
+	job->se.received = time(NULL);
+	job->se.tls_required_no = w->hs.tls_required_no;
+	job->ok = !w->failed;
+	job->wbuf = w->wbuf;
+	job->wlen = w->wlen;
 	job->fd = w->fd;
 	job->tmp_path = w->tmp_path;
 	job->path = queue_data_path(q, w->id);
 	job->cb = cb;
 	job->arg = arg;
-	free(w->wbuf);
 	free(w);
 
 	pthread_mutex_lock(&q->lock);
@@ -688,12 +704,32 @@ static void queue_record_rows(struct queue *q, const struct queue_job *batch)
 	queue_unrec_free_all(q);
 }
 
-/* One group commit: sync and rename each file, fsync the directory, insert every row. */
+/* Decide each job's guarantee and complete its file; a job that cannot be is refused. */
+static void queue_complete_files(struct queue *q, struct queue_job *batch)
+{
+	for (struct queue_job *j = batch; j; j = j->next) {
+		if (!j->ok)
+			continue;
+		if (!queue_decide(q, j, batch)) {
+			j->ok = false;
+			j->why = QUEUE_WHY_NO_GUARANTEE;
+			continue;
+		}
+		j->decided = true;
+		j->ok = queue_job_finish_file(q, j);
+	}
+}
+
+/*
+ * One group commit: decide and complete each file, sync and rename them, fsync the
+ * directory, insert every row.
+ */
 static void queue_commit_batch(struct queue *q, struct queue_job *batch)
 {
 	bool any = false;
 	unsigned n = 0;
 
+	queue_complete_files(q, batch);
 	queue_sync_files(q, batch);
 	for (struct queue_job *j = batch; j; j = j->next) {
 		if (j->fd >= 0)
@@ -748,6 +784,7 @@ static struct queue_job *queue_take_removals(struct queue_job **list)
 
 static void queue_job_free(struct queue_job *j)
 {
+	free(j->wbuf);
 	free(j->tmp_path);
 	free(j->path);
 	queue_envelope_free(j->se.env);
@@ -1165,8 +1202,8 @@ fail:
 
 /*
  * The database work of the queue, for benchmarks and capacity planning: the statements of
- * the worker's connection (index rows of accepted messages, and removals of delivered
- * ones), and the guarantee look-ups made on serve's connection at acceptance.
+ * the worker's connection (guarantee look-ups and index rows of accepted messages, and
+ * removals of delivered ones).
  */
 static void queue_log_db_stats(const struct queue *q)
 {

@@ -62,6 +62,7 @@ struct sched_msg {
 	char *envid;
 	int64_t received;
 	bool notification;
+	bool all_final;		/* a written result found every recipient delivered or bounced */
 	int jobs;
 	struct sched_note *held, *failed;
 	size_t nheld, nfailed;
@@ -217,18 +218,25 @@ static void sched_notify(struct sched *s, struct sched_msg *msg, enum dsn_kind k
 	free(dr);
 }
 
-/* Remove the message when none of its recipients is waiting for anything. */
-static void sched_maybe_remove(struct sched *s, const char *id)
+/*
+ * Remove the message when none of its recipients is waiting for anything. all_final: the
+ * last result written said so already (a recipient never leaves a final state), which
+ * saves asking the database again.
+ */
+static void sched_maybe_remove(struct sched *s, const char *id, bool all_final)
 {
-	struct db_stmt *st = db_prepare_cached(s->relay->db,
-		"SELECT count(*) FROM recipients WHERE msg_id = ? "
-		"AND state NOT IN ('delivered', 'bounced')");
-	bool done = false;
+	bool done = all_final;
 
-	db_bind_text(st, 1, id);
-	if (db_step_row(s->relay->db, st))
-		done = db_col_int(st, 0) == 0;
-	db_release(s->relay->db, st);
+	if (!done) {
+		struct db_stmt *st = db_prepare_cached(s->relay->db,
+			"SELECT count(*) FROM recipients WHERE msg_id = ? "
+			"AND state NOT IN ('delivered', 'bounced')");
+
+		db_bind_text(st, 1, id);
+		if (db_step_row(s->relay->db, st))
+			done = db_col_int(st, 0) == 0;
+		db_release(s->relay->db, st);
+	}
 	for (struct sched_job *j = s->jobs; j != NULL; j = j->next)
 		if (strcmp(j->job->msg_id, id) == 0)
 			done = false;
@@ -293,7 +301,7 @@ static void sched_msg_finish(struct sched *s, struct sched_msg *msg)
 	}
 	sched_notify(s, msg, DSN_HELD, msg->held, msg->nheld);
 	sched_notify(s, msg, DSN_FAILED, msg->failed, msg->nfailed);
-	sched_maybe_remove(s, msg->id);
+	sched_maybe_remove(s, msg->id, msg->all_final);
 	sched_msg_free(msg);
 }
 
@@ -364,9 +372,18 @@ static void sched_decide(struct sched *s, struct sched_job *sj, struct mta_rcpt 
 			       r->status, r->reason, r->reason_code);
 }
 
-/* Write one recipient's decided result to its row (a failure is kept in db_error). */
-static void sched_write(struct sched *s, struct sched_job *sj, const struct mta_rcpt *r,
-			const struct sched_result *res)
+static bool sched_state_final(const char *state)
+{
+	return strcmp(state, "delivered") == 0 || strcmp(state, "bounced") == 0;
+}
+
+/*
+ * Write one recipient's decided result to its row (a failure is kept in db_error). Returns
+ * how many other recipients of the message are not final yet, as the same statement saw
+ * them, or -1 when the row was not changed (or not written).
+ */
+static int64_t sched_write(struct sched *s, struct sched_job *sj, const struct mta_rcpt *r,
+			   const struct sched_result *res)
 {
 	/* CAST: PostgreSQL would type ?3 by the 0 it is compared with (integer, 32 bits) */
 	struct db_stmt *st = db_prepare_cached(s->relay->db,
@@ -375,7 +392,10 @@ static void sched_write(struct sched *s, struct sched_job *sj, const struct mta_
 		"first_tls_failure = CASE WHEN ?4 AND first_tls_failure IS NULL THEN ?5 "
 		"  ELSE first_tls_failure END, "
 		"mx = ?6, status = ?7, reason = ?8 WHERE msg_id = ?9 AND idx = ?10 "
-		"AND state IN ('queued', 'deferred')");
+		"AND state IN ('queued', 'deferred') "
+		"RETURNING (SELECT count(*) FROM recipients o WHERE o.msg_id = ?9 "
+		"  AND o.idx <> ?10 AND o.state NOT IN ('delivered', 'bounced'))");
+	int64_t others = -1;
 	db_bind_text(st, 1, res->state);
 	db_bind_int(st, 2, res->next);
 	db_bind_int(st, 3, res->held_until);
@@ -386,30 +406,44 @@ static void sched_write(struct sched *s, struct sched_job *sj, const struct mta_
 	db_bind_text(st, 8, r->reason);
 	db_bind_text(st, 9, sj->job->msg_id);
 	db_bind_int(st, 10, r->idx);
-	db_step_done(s->relay->db, st);
+	if (db_step_row(s->relay->db, st)) {
+		others = db_col_int(st, 0);
+		if (db_step_finish(s->relay->db, st) != DB_DONE)
+			others = -1;
+	}
 	db_release(s->relay->db, st);
+	return others;
 }
 
-/* Write every result of an ended job in one transaction; false when that failed. */
+/*
+ * Write every result of an ended job in one transaction; false when that failed. The last
+ * statement sees the others of the transaction: when it and every other recipient of the
+ * message are final, the message is done without another question to the database.
+ */
 static bool sched_job_write(struct sched *s, struct sched_job *sj)
 {
 	struct db *db = s->relay->db;
+	size_t n = sj->job->nrcpt;	/* at least 1: a job is made for a recipient */
+	int64_t others = -1;
 	int rc;
 
 	if (sj->job->nrcpt == 1) {
 		/* one statement is atomic by itself: two round trips fewer to a database server */
 		db_clear_error(db);
-		sched_write(s, sj, &sj->job->rcpts[0], &sj->res[0]);
+		others = sched_write(s, sj, &sj->job->rcpts[0], &sj->res[0]);
 		rc = db_error(db);
 	} else if ((rc = db_begin(db)) == DB_OK) {
-		for (size_t i = 0; i < sj->job->nrcpt; i++)
-			sched_write(s, sj, &sj->job->rcpts[i], &sj->res[i]);
+		for (size_t i = 0; i < n; i++)
+			others = sched_write(s, sj, &sj->job->rcpts[i], &sj->res[i]);
 		rc = db_commit(db);
 	} else {
 		db_rollback(db);
 	}
-	if (rc == DB_OK)
+	if (rc == DB_OK) {
+		if (others == 0 && sched_state_final(sj->res[n - 1].state))
+			sj->msg->all_final = true;
 		return true;
+	}
 	if (!sj->unrecorded)
 		log_debug("event=results_pending id=%s domain=%s error=\"%s\"", sj->job->msg_id,
 			  sj->job->domain, db_errmsg(db));
@@ -542,7 +576,7 @@ static void sched_remove_finished(struct sched *s)
 			if (strcmp(m->id, ids[i]) == 0)
 				busy = true;
 		if (!busy)
-			sched_maybe_remove(s, ids[i]);
+			sched_maybe_remove(s, ids[i], false);
 		free(ids[i]);
 	}
 	free(ids);
