@@ -320,44 +320,90 @@ static bool spool_read_env(int fd, struct spool_env *se, size_t *data_size)
 }
 
 /*
- * Insert the messages and recipients rows of one envelope (inside the caller's transaction;
- * a failure shows at its db_commit).
+ * The index rows of many messages go in with two statements, whatever their number: each
+ * statement reads its rows from one JSON array parameter (one array per row). On a database
+ * server a statement costs a round trip and the server's time; one per row, as before, was
+ * most of what the queue cost there.
  */
-static void queue_db_insert(struct db *db, const char *node, const struct spool_env *se)
+#define QUEUE_INSERT_MESSAGES(rows) \
+	"INSERT INTO messages (id, sender, size, received, envid, ret, body, smtputf8," \
+	" guarantee, tls_required_no, notification, node)" \
+	" SELECT value->>0, value->>1, CAST(value->>2 AS BIGINT), CAST(value->>3 AS BIGINT)," \
+	" value->>4, value->>5, value->>6, CAST(value->>7 AS INTEGER)," \
+	" CAST(value->>8 AS INTEGER), CAST(value->>9 AS INTEGER), CAST(value->>10 AS INTEGER), ?2" \
+	" FROM " rows " WHERE true ON CONFLICT DO NOTHING"
+#define QUEUE_INSERT_RECIPIENTS(rows) \
+	"INSERT INTO recipients (msg_id, idx, addr, orcpt, notify, state, next_attempt)" \
+	" SELECT value->>0, CAST(value->>1 AS INTEGER), value->>2, value->>3, value->>4," \
+	" 'queued', 0 FROM " rows " WHERE true ON CONFLICT DO NOTHING"
+#define QUEUE_ROWS_SQLITE	"json_each(?1)"
+#define QUEUE_ROWS_PG		"json_array_elements(CAST(?1 AS json)) AS rows(value)"
+
+static const char insert_messages_sqlite[] = QUEUE_INSERT_MESSAGES(QUEUE_ROWS_SQLITE);
+static const char insert_messages_pg[] = QUEUE_INSERT_MESSAGES(QUEUE_ROWS_PG);
+static const char insert_recipients_sqlite[] = QUEUE_INSERT_RECIPIENTS(QUEUE_ROWS_SQLITE);
+static const char insert_recipients_pg[] = QUEUE_INSERT_RECIPIENTS(QUEUE_ROWS_PG);
+static const char delete_messages_sqlite[] =
+	"DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?1))";
+static const char delete_messages_pg[] =
+	"DELETE FROM messages WHERE id IN (SELECT json_array_elements_text(CAST(?1 AS json)))";
+
+/* The rows of many messages, as the insert statements read them. */
+struct queue_rows {
+	json_t *messages, *recipients;
+};
+
+/*
+ * Append one row; the texts were checked at the SMTP parser (UTF-8 only), so a row that
+ * cannot be made is a broken invariant.
+ */
+static void queue_rows_append(json_t *array, json_t *row)
+{
+	if (row == NULL || json_array_append_new(array, row) < 0)
+		fatalx("queue: cannot encode an index row");
+}
+
+/* Add the messages row and the recipients rows of one envelope. */
+static void queue_rows_add(struct queue_rows *rows, const struct spool_env *se)
 {
 	const struct queue_envelope *env = se->env;
-	struct db_stmt *m = db_prepare_cached(db,
-		"INSERT INTO messages (id, sender, size, received, envid, ret, body,"
-		" smtputf8, guarantee, tls_required_no, notification, node)"
-		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
-	struct db_stmt *r = db_prepare_cached(db,
-		"INSERT INTO recipients (msg_id, idx, addr, orcpt, notify, state,"
-		" next_attempt) VALUES (?, ?, ?, ?, ?, 'queued', 0) ON CONFLICT DO NOTHING");
 
-	db_bind_text(m, 1, se->id);
-	db_bind_text(m, 2, env->sender);
-	db_bind_int(m, 3, (int64_t)se->size);
-	db_bind_int(m, 4, se->received);
-	db_bind_text(m, 5, env->envid);
-	db_bind_text(m, 6, env->ret);
-	db_bind_text(m, 7, env->body);
-	db_bind_int(m, 8, env->smtputf8);
-	db_bind_int(m, 9, se->guarantee);
-	db_bind_int(m, 10, se->tls_required_no);
-	db_bind_int(m, 11, env->notification);
-	db_bind_text(m, 12, node);
-	db_step_done(db, m);
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		db_reset(r);
-		db_bind_text(r, 1, se->id);
-		db_bind_int(r, 2, (int64_t)i);
-		db_bind_text(r, 3, env->rcpts[i].addr);
-		db_bind_text(r, 4, env->rcpts[i].orcpt);
-		db_bind_text(r, 5, env->rcpts[i].notify);
-		db_step_done(db, r);
-	}
-	db_release(db, m);
-	db_release(db, r);
+	queue_rows_append(rows->messages, json_pack("[s,s,I,I,o,o,o,i,i,i,i]", se->id,
+		env->sender, (json_int_t)se->size, (json_int_t)se->received,
+		json_str_or_null(env->envid), json_str_or_null(env->ret),
+		json_str_or_null(env->body), env->smtputf8, se->guarantee, se->tls_required_no,
+		env->notification));
+	for (size_t i = 0; i < env->nrcpt; i++)
+		queue_rows_append(rows->recipients, json_pack("[s,I,s,o,o]", se->id,
+			(json_int_t)i, env->rcpts[i].addr, json_str_or_null(env->rcpts[i].orcpt),
+			json_str_or_null(env->rcpts[i].notify)));
+}
+
+/* Run one of the insert statements over rows (inside the caller's transaction). */
+static void queue_rows_insert(struct db *db, const char *sql, json_t *rows, const char *node)
+{
+	struct db_stmt *st = db_prepare_cached(db, sql);
+	char *text = json_dumps(rows, JSON_COMPACT);
+
+	if (text == NULL)
+		fatalx("queue: cannot encode index rows");
+	db_bind_text(st, 1, text);
+	db_bind_text(st, 2, node);
+	db_step_done(db, st);
+	db_release(db, st);
+	free(text);
+}
+
+/*
+ * Insert the collected rows (inside the caller's transaction; a failure shows at its
+ * db_commit).
+ */
+static void queue_rows_write(struct db *db, const char *node, const struct queue_rows *rows)
+{
+	queue_rows_insert(db, DB_SQL(db, insert_messages_sqlite, insert_messages_pg),
+			  rows->messages, node);
+	queue_rows_insert(db, DB_SQL(db, insert_recipients_sqlite, insert_recipients_pg),
+			  rows->recipients, node);
 }
 
 /* ---- writing -------------------------------------------------------------------------- */
@@ -671,6 +717,7 @@ static void queue_unrec_free_all(struct queue *q)
  */
 static void queue_record_rows(struct queue *q, const struct queue_job *batch)
 {
+	struct queue_rows rows;
 	int rc;
 	bool any = q->unrecorded != NULL;
 
@@ -678,16 +725,23 @@ static void queue_record_rows(struct queue *q, const struct queue_job *batch)
 		any = j->ok;
 	if (!any)
 		return;
+	rows.messages = json_array();
+	rows.recipients = json_array();
+	if (rows.messages == NULL || rows.recipients == NULL)
+		fatalx("out of memory");
+	for (struct queue_unrec *u = q->unrecorded; u; u = u->next)
+		queue_rows_add(&rows, &u->se);
+	for (const struct queue_job *j = batch; j; j = j->next)
+		if (j->ok)
+			queue_rows_add(&rows, &j->se);
 	if ((rc = db_begin(q->wdb)) == DB_OK) {
-		for (struct queue_unrec *u = q->unrecorded; u; u = u->next)
-			queue_db_insert(q->wdb, q->relay->cfg->server.node, &u->se);
-		for (const struct queue_job *j = batch; j; j = j->next)
-			if (j->ok)
-				queue_db_insert(q->wdb, q->relay->cfg->server.node, &j->se);
+		queue_rows_write(q->wdb, q->relay->cfg->server.node, &rows);
 		rc = db_commit(q->wdb);
 	} else {
 		db_rollback(q->wdb);
 	}
+	json_decref(rows.messages);
+	json_decref(rows.recipients);
 	if (rc != DB_OK) {
 		for (const struct queue_job *j = batch; j; j = j->next)
 			if (j->ok)
@@ -792,14 +846,17 @@ static void queue_job_free(struct queue_job *j)
 }
 
 /*
- * Remove delivered messages (worker): unlink their files, then delete their rows in one
- * transaction. File first: a row without a file is cleaned at start, a file without a row
- * would be delivered again. Rows that cannot be deleted are found again by the scheduler
+ * Remove delivered messages (worker): unlink their files, then delete their rows with one
+ * statement (their ids in a JSON array, as the inserts read theirs). File first: a row
+ * without a file is cleaned at start, a file without a row would be delivered again. Rows that cannot be deleted are found again by the scheduler
  * (all their recipients are final), which removes them again.
  */
 static void queue_remove_batch(struct queue *q, struct queue_job *list)
 {
 	struct db_stats before, after;
+	json_t *ids = json_array();
+	struct db_stmt *st;
+	char *text;
 	int rc;
 
 	db_get_stats(q->wdb, &before);
@@ -808,19 +865,19 @@ static void queue_remove_batch(struct queue *q, struct queue_job *list)
 		    errno != ENOENT)
 			log_error("event=queue_remove_error id=%s error=\"%s\"", j->path,
 				  strerror(errno));
-	if ((rc = db_begin(q->wdb)) == DB_OK) {
-		for (struct queue_job *j = list; j; j = j->next) {
-			struct db_stmt *st = db_prepare_cached(q->wdb,
-				"DELETE FROM messages WHERE id = ?");
-
-			db_bind_text(st, 1, j->path);
-			db_step_done(q->wdb, st);
-			db_release(q->wdb, st);
-		}
-		rc = db_commit(q->wdb);
-	} else {
-		db_rollback(q->wdb);
-	}
+	for (struct queue_job *j = list; j; j = j->next)
+		queue_rows_append(ids, json_string(j->path));
+	st = db_prepare_cached(q->wdb, DB_SQL(q->wdb, delete_messages_sqlite, delete_messages_pg));
+	text = json_dumps(ids, JSON_COMPACT);
+	if (text == NULL)
+		fatalx("out of memory");
+	db_bind_text(st, 1, text);
+	rc = db_step_done(q->wdb, st);
+	if (rc == DB_DONE)
+		rc = DB_OK;
+	db_release(q->wdb, st);
+	free(text);
+	json_decref(ids);
 	db_get_stats(q->wdb, &after);
 	q->removal_statements += after.statements - before.statements;
 	if (rc != DB_OK) {
