@@ -47,6 +47,7 @@
 #define SCHED_POLL_SECONDS	1
 #define SCHED_MAX_HEADERS	(64 * 1024)
 #define SCHED_DEST_MAX		20	/* jobs in flight per destination (Postfix's default) */
+#define SCHED_KICK_MS		10	/* kicks closer to the last run than this wait for one */
 
 /* A recipient whose failure goes into a notification. */
 struct sched_note {
@@ -93,6 +94,7 @@ struct sched {
 	struct sched_job *jobs;
 	size_t njobs;
 	struct sched_msg *msgs;
+	int64_t last_run_ms;		/* monotonic: when sched_run last read the due rows */
 };
 
 static void sched_run(struct sched *s, bool housekeeping);
@@ -777,6 +779,7 @@ static void sched_run(struct sched *s, bool housekeeping)
 	size_t njobs = 0;
 	struct db_stmt *st;
 
+	s->last_run_ms = monotonic_ms();
 	/* also ends a storage condition when space is back, without waiting for new mail */
 	storage_accepts(queue_storage(s->relay->queue), 0);
 	sched_write_unrecorded(s);
@@ -891,10 +894,20 @@ void sched_stop(struct sched *s)
 	free(s);
 }
 
+/*
+ * Run the scheduler soon. Under load a kick comes with every group commit and every ended
+ * job, hundreds a second, and each run reads every due row (the waiting ones too); kicks
+ * within SCHED_KICK_MS of the last run are gathered into one run at its end.
+ */
 void sched_kick(struct sched *s)
 {
-	struct timeval zero = { 0, 0 };
+	int64_t wait;
+	struct timeval tv = { 0, 0 };
 
-	if (s != NULL && s->kick_ev != NULL && !evtimer_pending(s->kick_ev, NULL))
-		evtimer_add(s->kick_ev, &zero);
+	if (s == NULL || s->kick_ev == NULL || evtimer_pending(s->kick_ev, NULL))
+		return;
+	wait = s->last_run_ms + SCHED_KICK_MS - monotonic_ms();
+	if (wait > 0)
+		tv.tv_usec = (suseconds_t)(wait * 1000);
+	evtimer_add(s->kick_ev, &tv);
 }
