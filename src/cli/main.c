@@ -12,16 +12,18 @@ struct command {
 	const char *name;
 	int (*fn)(struct cli *cli, int argc, char **argv);
 	const char *summary;
+	bool no_config;		/* works from its arguments alone */
 };
 
 static const struct command commands[] = {
-	{ "serve", cli_serve, "run the relay in the foreground" },
-	{ "user", cli_user, "manage accounts and their TLS-sending guarantee" },
-	{ "queue", cli_queue, "list, show, release, delete or flush queued messages" },
-	{ "tls-check", cli_tls_check, "show what the relay would do for a domain right now" },
-	{ "keys", cli_keys, "publish users' public keys in DNS and the Web Key Directory" },
-	{ "db", cli_db, "migrate the database schema, show it, copy the data to another" },
-	{ "status", cli_status, "this node, the other nodes, the queue, leases, the database" },
+	{ "serve", cli_serve, "run the relay in the foreground", false },
+	{ "user", cli_user, "manage accounts and their TLS-sending guarantee", false },
+	{ "queue", cli_queue, "list, show, release, delete or flush queued messages", false },
+	{ "tls-check", cli_tls_check, "show what the relay would do for a domain right now", false },
+	{ "keys", cli_keys, "publish users' public keys in DNS and the Web Key Directory", false },
+	{ "db", cli_db, "migrate the database schema, show it, copy the data to another", false },
+	{ "status", cli_status, "this node, the other nodes, the queue, leases, the database", false },
+	{ "cert", cli_cert, "TLSA and CAA records and fingerprints for your certificates", true },
 };
 
 static void usage(FILE *out)
@@ -80,7 +82,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[0], commands[i].name) != 0)
 			continue;
-		if (!cli_wants_help(argc, argv) && !cli_load_config(&cli))
+		if (!commands[i].no_config && !cli_wants_help(argc, argv) && !cli_load_config(&cli))
 			return 1;
 		rc = commands[i].fn(&cli, argc, argv);
 		if (cli.cfg.path)
