@@ -9,7 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "log.h"
+#include "strutil.h"
 #include "xmalloc.h"
 
 #define DAY (24 * 3600)
@@ -194,7 +197,48 @@ static const struct conf_key metrics_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
-#define NSECTIONS 9
+static const char *const ctmon_starts[] = { "end", "backfill", NULL };
+
+#define CTM(f) offsetof(struct ctmon_conf, f)
+static const struct conf_key ctmon_keys[] = {
+	{ "log_list", CONF_STRING, "", CTM(log_list), 0, 0, NULL,
+	  "Certificate Transparency log list (v3 JSON as the public lists publish it): a file "
+	  "or an https URL (empty: no CT monitor). Retired and rejected logs are skipped." },
+	{ "watch", CONF_STRING, "", CTM(watch), 0, 0, NULL,
+	  "Domains whose certificates are watched, comma-separated; \".example.org\" means "
+	  "example.org and every name below it; internationalised names may be written either "
+	  "way (default: each [keydir] zone with the names below it, and the server's hostname)." },
+	{ "start", CONF_ENUM, "end", CTM(start), 0, 0, ctmon_starts,
+	  "Where watching a log starts the first time: end (new entries only) or backfill "
+	  "(from its first entry)." },
+	{ "expected_keys", CONF_STRING, "", CTM(expected_keys), 0, 0, NULL,
+	  "SHA-256 pins of the public keys (SPKI) of the provider's own certificates, current "
+	  "and next, hex or base64, comma-separated (postwarden cert fingerprints prints them)." },
+	{ "allowed_issuers", CONF_STRING, "", CTM(allowed_issuers), 0, 0, NULL,
+	  "CAs that may issue the provider's certificates: names as in the issuer's O or CN, or "
+	  "SHA-256 hashes of issuer keys, comma-separated." },
+	{ "alert_to", CONF_STRING, "", CTM(alert_to), 0, 0, NULL,
+	  "Mail addresses that get each finding, sent through this relay, comma-separated." },
+	{ "webhook", CONF_STRING, "", CTM(webhook), 0, 0, NULL,
+	  "https URL each finding is POSTed to as JSON (retried with backoff)." },
+	{ "hook", CONF_STRING, "", CTM(hook), 0, 0, NULL,
+	  "Command run once per finding, with the finding in environment variables and as "
+	  "JSON on standard input." },
+	{ "stale_after", CONF_DURATION, "1h", CTM(stale_after), 60, 7 * DAY, NULL,
+	  "A log that gives no good answer for this long is reported." },
+	{ "requests_per_second", CONF_UINT, "10", CTM(requests_per_second), 1, 10000, NULL,
+	  "Most requests per second to one log." },
+	{ "parallel", CONF_UINT, "4", CTM(parallel), 1, 64, NULL,
+	  "Requests in flight to one log." },
+	{ "allow_private", CONF_BOOL, "off", CTM(allow_private), 0, 0, NULL,
+	  "Allow logs and webhooks on loopback and private addresses, and plain http (for "
+	  "tests only)." },
+	{ "ca_file", CONF_STRING, "", CTM(ca_file), 0, 0, NULL,
+	  "CA bundle for the logs' and the webhook's HTTPS (empty: the system's)." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define NSECTIONS 10
 
 /* The section table for a config struct. */
 static void config_sections(struct pw_config *cfg, struct conf_section out[NSECTIONS])
@@ -208,6 +252,7 @@ static void config_sections(struct pw_config *cfg, struct conf_section out[NSECT
 	out[6] = (struct conf_section){ "api", api_keys, &cfg->api };
 	out[7] = (struct conf_section){ "keysearch", keysearch_keys, &cfg->keysearch };
 	out[8] = (struct conf_section){ "metrics", metrics_keys, &cfg->metrics };
+	out[9] = (struct conf_section){ "ctmon", ctmon_keys, &cfg->ctmon };
 }
 
 /* Is name fit to be a node name (it appears in logs, status and the database)? */
@@ -248,6 +293,139 @@ static int config_validate_storage(struct pw_config *cfg, char **err)
 	return 0;
 }
 
+/* Append item to a comma-separated list held in *list. */
+static void config_list_add(char **list, const char *item)
+{
+	char *t = **list ? xasprintf("%s, %s", *list, item) : xstrdup(item);
+
+	free(*list);
+	*list = t;
+}
+
+/*
+ * [ctmon] watch as lower-case A-labels ("." prefix kept), or its default: each [keydir]
+ * zone with the names below it, and the server's hostname.
+ */
+static int config_ctmon_watch(struct pw_config *cfg, char **err)
+{
+	bool given = *cfg->ctmon.watch != '\0';
+	char *copy = xstrdup(given ? cfg->ctmon.watch : cfg->keydir.zones), *save = NULL;
+	char *out = xstrdup("");
+	int rc = 0;
+
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *name = str_trim(tok), *ascii, *item;
+		bool below = !given || name[0] == '.';
+
+		if (*name == '\0')
+			continue;
+		if ((ascii = domain_to_ascii(name + (name[0] == '.'))) == NULL) {
+			*err = xasprintf("%s: [ctmon] watch: \"%s\" is not a domain name", cfg->path,
+					 name);
+			rc = -1;
+			break;
+		}
+		item = xasprintf("%s%s", below ? "." : "", ascii);
+		config_list_add(&out, item);
+		free(item);
+		free(ascii);
+	}
+	if (rc == 0 && !given) {
+		char *host = domain_to_ascii(cfg->server.hostname);
+
+		if (host != NULL)
+			config_list_add(&out, host);
+		free(host);
+	}
+	free(copy);
+	free(cfg->ctmon.watch);
+	cfg->ctmon.watch = out;
+	return rc;
+}
+
+/* A SHA-256 pin in hex or base64 as lower-case hex (65 bytes); false if it is neither. */
+static bool config_pin_hex(const char *pin, char out[65])
+{
+	unsigned char raw[48];
+	size_t len = strlen(pin);
+
+	if (len == 64 && strspn(pin, "0123456789abcdefABCDEF") == 64) {
+		for (size_t i = 0; i <= len; i++)
+			out[i] = (char)tolower((unsigned char)pin[i]);
+		return true;
+	}
+	/* base64 of 32 bytes: 44 characters ending in one '=', decoded to 33 with the pad */
+	if (len != 44 || pin[43] != '=' ||
+	    EVP_DecodeBlock(raw, (const unsigned char *)pin, 44) != 33)
+		return false;
+	for (size_t i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	return true;
+}
+
+/* [ctmon] expected_keys as lower-case hex pins. */
+static int config_ctmon_pins(struct pw_config *cfg, char **err)
+{
+	char *copy = xstrdup(cfg->ctmon.expected_keys), *save = NULL, *out = xstrdup("");
+	int rc = 0;
+
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *pin = str_trim(tok), hex[65];
+
+		if (*pin == '\0')
+			continue;
+		if (!config_pin_hex(pin, hex)) {
+			*err = xasprintf("%s: [ctmon] expected_keys: \"%s\" is not a SHA-256 pin "
+					 "(64 hex digits or 44 base64 characters)", cfg->path, pin);
+			rc = -1;
+			break;
+		}
+		config_list_add(&out, hex);
+	}
+	free(copy);
+	free(cfg->ctmon.expected_keys);
+	cfg->ctmon.expected_keys = out;
+	return rc;
+}
+
+/* A URL the monitor fetches or posts to: https, or http only for tests. */
+static bool config_ctmon_url_ok(const struct pw_config *cfg, const char *url)
+{
+	return strncmp(url, "https://", 8) == 0 ||
+	       (cfg->ctmon.allow_private && strncmp(url, "http://", 7) == 0);
+}
+
+/* The [ctmon] keys that need more than their type checked. */
+static int config_validate_ctmon(struct pw_config *cfg, char **err)
+{
+	struct ctmon_conf *c = &cfg->ctmon;
+	char *copy, *save = NULL;
+
+	if (config_ctmon_watch(cfg, err) < 0 || config_ctmon_pins(cfg, err) < 0)
+		return -1;
+	if (strstr(c->log_list, "://") != NULL && !config_ctmon_url_ok(cfg, c->log_list)) {
+		*err = xasprintf("%s: [ctmon] log_list: give a file or an https:// URL", cfg->path);
+		return -1;
+	}
+	if (*c->webhook && !config_ctmon_url_ok(cfg, c->webhook)) {
+		*err = xasprintf("%s: [ctmon] webhook: give an https:// URL", cfg->path);
+		return -1;
+	}
+	copy = xstrdup(c->alert_to);
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *addr = str_trim(tok);
+
+		if (*addr && !addr_valid(addr)) {
+			*err = xasprintf("%s: [ctmon] alert_to: \"%s\" is not a mail address",
+					 cfg->path, addr);
+			free(copy);
+			return -1;
+		}
+	}
+	free(copy);
+	return 0;
+}
+
 /* Checks that involve more than one key. */
 static int config_validate(struct pw_config *cfg, char **err)
 {
@@ -265,7 +443,9 @@ static int config_validate(struct pw_config *cfg, char **err)
 		free(cfg->server.hostname);
 		cfg->server.hostname = xstrdup(host);
 	}
-	return config_validate_storage(cfg, err);
+	if (config_validate_storage(cfg, err) < 0)
+		return -1;
+	return config_validate_ctmon(cfg, err);
 }
 
 int config_load(struct pw_config *cfg, const char *path, char **err)

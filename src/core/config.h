@@ -97,6 +97,22 @@ struct metrics_conf {
 	struct conf_hostport listen;	/* host NULL or "": no metrics listener */
 };
 
+struct ctmon_conf {
+	char *watch;			/* A-labels, comma-separated; ".x" = x and below */
+	char *log_list;			/* file or https URL; "" = no monitor */
+	char *start;			/* "end" or "backfill" */
+	char *expected_keys;		/* SPKI SHA-256 pins, lower-case hex, comma-separated */
+	char *allowed_issuers;		/* CA names or issuer key hashes, comma-separated */
+	char *alert_to;			/* mail addresses, comma-separated */
+	char *webhook;			/* URL the findings are POSTed to */
+	char *hook;			/* command run once per finding */
+	int64_t stale_after;		/* seconds without a good answer from a log */
+	uint64_t requests_per_second;	/* per log */
+	uint64_t parallel;		/* requests in flight per log */
+	bool allow_private;		/* logs on loopback or private addresses (tests) */
+	char *ca_file;			/* CA bundle for HTTPS; "" = system default */
+};
+
 struct pw_config {
 	char *path;		/* the file read */
 	struct server_conf server;
@@ -108,6 +124,7 @@ struct pw_config {
 	struct api_conf api;
 	struct keysearch_conf keysearch;
 	struct metrics_conf metrics;
+	struct ctmon_conf ctmon;
 };
 
 /*

@@ -11,6 +11,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <idn2.h>
+
 #include "log.h"
 #include "xmalloc.h"
 
@@ -199,4 +201,51 @@ void format_date(int64_t t, char *buf, size_t len)
 		return;
 	}
 	strftime(buf, len, "%Y-%m-%d", &tm);
+}
+
+/* Is s (A-labels) a host name: labels of letters, digits and inner hyphens, 253 bytes? */
+static bool host_name_ok(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		if (s[i] == '.' || s[i] == '\0') {
+			if (label == 0 || label > 63 || s[i - 1] == '-' || s[i - label] == '-')
+				return false;
+			label = 0;
+		} else if (isalnum((unsigned char)s[i]) || s[i] == '-') {
+			label++;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+char *domain_to_ascii(const char *name)
+{
+	size_t len = strlen(name);
+	char *in, *out = NULL;
+
+	if (len == 0 || len > 1024)
+		return NULL;
+	in = xstrdup(name);
+	if (in[len - 1] == '.')
+		in[len - 1] = '\0';
+	if (idn2_to_ascii_8z(in, &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT) != IDN2_OK)
+		out = NULL;
+	free(in);
+	if (out != NULL && !host_name_ok(str_lower(out))) {
+		idn2_free(out);
+		out = NULL;
+	}
+	if (out != NULL) {	/* hand back memory of our own allocator */
+		char *copy = xstrdup(out);
+
+		idn2_free(out);
+		out = copy;
+	}
+	return out;
 }

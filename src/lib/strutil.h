@@ -34,6 +34,12 @@ bool addr_valid(const char *s);
 char *addr_canonical(const char *s);
 /* The domain part of an address (borrowed pointer into s), or NULL. */
 const char *addr_domain(const char *s);
+/*
+ * A domain name (U-labels or A-labels, a trailing dot allowed) as lower-case A-labels
+ * (IDNA2008), the form certificates and DNS use; NULL when it is not a host name.
+ * Caller frees.
+ */
+char *domain_to_ascii(const char *name);
 
 /* A unix time as "2026-11-28" (UTC) for people to read; 0 gives "never". */
 void format_date(int64_t t, char *buf, size_t len);

@@ -3,6 +3,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "config.h"
@@ -128,5 +129,63 @@ static void test_postwarden_defaults(void)
 	config_free(&cfg);
 }
 
+/* Load text as a postwarden configuration file; returns config_load's result. */
+static int load_text(const char *text, struct pw_config *cfg, char **err)
+{
+	char path[] = "/tmp/pw-conf-XXXXXX";
+	int fd = mkstemp(path), rc;
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+	CHECK(f != NULL);
+	fputs(text, f);
+	fclose(f);
+	*err = NULL;
+	rc = config_load(cfg, path, err);
+	unlink(path);
+	return rc;
+}
+
+static void test_ctmon_watch_and_pins(void)
+{
+	struct pw_config cfg;
+	char *err;
+
+	/* U-labels become A-labels, case and trailing dots go, "." keeps its meaning */
+	CHECK(load_text("[server]\nhostname = mx.example.net\n[ctmon]\n"
+			"watch = Bücher.Example., .Example.ORG\n"
+			"expected_keys = vGe27eA8FPROpX8rojXrZqBJpvnBV3xnkaSzeMEm29Q=, "
+			"BC67B6EDE03C14F44EA57F2BA235EB66A049A6F9C1577C6791A4B378C126DBD4\n",
+			&cfg, &err) == 0);
+	CHECK_STREQ(cfg.ctmon.watch, "xn--bcher-kva.example, .example.org");
+	/* the same key given as base64 and as hex */
+	CHECK_STREQ(cfg.ctmon.expected_keys,
+		    "bc67b6ede03c14f44ea57f2ba235eb66a049a6f9c1577c6791a4b378c126dbd4, "
+		    "bc67b6ede03c14f44ea57f2ba235eb66a049a6f9c1577c6791a4b378c126dbd4");
+	config_free(&cfg);
+	/* default: the key directory's zones with what is below them, and the hostname */
+	CHECK(load_text("[server]\nhostname = MX.example.net\n[keydir]\n"
+			"zones = example.org, example.com\n", &cfg, &err) == 0);
+	CHECK_STREQ(cfg.ctmon.watch, ".example.org, .example.com, mx.example.net");
+	config_free(&cfg);
+	static const char *const bad[][2] = {
+		{ "[ctmon]\nwatch = exa mple.org\n", "watch" },
+		{ "[ctmon]\nwatch = -x.example.org\n", "watch" },
+		{ "[ctmon]\nexpected_keys = abcd\n", "expected_keys" },
+		{ "[ctmon]\nalert_to = nobody\n", "alert_to" },
+		{ "[ctmon]\nwebhook = http://hooks.example/x\n", "webhook" },
+		{ "[ctmon]\nlog_list = ftp://lists.example/x.json\n", "log_list" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(load_text(bad[i][0], &cfg, &err) < 0);
+		CHECK(err != NULL && strstr(err, bad[i][1]) != NULL);
+		free(err);
+		config_free(&cfg);
+	}
+	/* plain http only where tests allow private addresses */
+	CHECK(load_text("[ctmon]\nallow_private = on\nwebhook = http://127.0.0.1:9/x\n",
+			&cfg, &err) == 0);
+	config_free(&cfg);
+}
+
 TEST_MAIN(test_defaults_apply, test_values_parse, test_errors_name_file_and_line,
-	  test_postwarden_defaults)
+	  test_postwarden_defaults, test_ctmon_watch_and_pins)
