@@ -157,6 +157,13 @@ static const struct copy_table copy_tables[] = {
 	  "owner, rrtype", NULL },
 	{ "nodes", "name, started, heartbeat, pid, version", "tiiit", "name", NULL },
 	{ "leases", "name, holder, expires", "tti", "name", NULL },
+	{ "ct_logs", "log_id, url, api, tree_size, root_hash, sth_timestamp, sth, next_index, "
+	  "range_state, last_success, last_error, updated", "tttibibibiti", "log_id", NULL },
+	{ "ct_findings", "id, identity, names, issuer, serial, spki_sha256, not_before, "
+	  "not_after, verdict, reason, first_seen, acked, alerted", "ibttttiittiii", "id", "id" },
+	{ "ct_sightings", "log_id, idx, finding_id, precert, seen", "tiiii", "log_id, idx", NULL },
+	{ "ct_alerts", "id, kind, log_id, created, message, evidence, alerted", "ittitti", "id",
+	  "id" },
 };
 
 #define NTABLES (sizeof(copy_tables) / sizeof(copy_tables[0]))
