@@ -512,11 +512,14 @@ def test_sources_asked_in_parallel(world, searcher):
     starts = sorted(r.time for srv in (world.slow_wkd, world.vks, world.hkp)
                     for r in srv.requests_for(SLOW) if r.kind != "policy")
     assert len(starts) == 3, starts
-    assert starts[-1] - starts[0] < 0.09, "requests started %.3fs apart" % (
+    # Asked one after another, the third request would start after the first two answered
+    # (at least 0.1 + 0.2 s); in parallel they start together, apart only by the loop's
+    # connection set-ups, which a loaded machine slows.
+    assert starts[-1] - starts[0] < 0.25, "requests started %.3fs apart" % (
         starts[-1] - starts[0])
     elapsed = {r["source"]: r["elapsed_ms"] for r in j["sources"]}
     print("parallel search: %.0f ms through the API; per source %r" % (dt * 1000, elapsed))
-    assert 0.29 <= dt < 0.5, "search took %.3fs" % dt
+    assert 0.29 <= dt < 0.55, "search took %.3fs (one after another: 0.6 s)" % dt
     assert elapsed["vks"] >= 100 and elapsed["hkp"] >= 200 and elapsed["wkd"] >= 300, elapsed
 
 
