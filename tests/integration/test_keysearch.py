@@ -195,10 +195,12 @@ class World:
         self.hkp.answer(SLOW, k[SLOW].armored, delay=0.2)
         self.slow_wkd.answer(SLOW, k[SLOW].binary, kind="wkd", delay=0.3,
                              content_type="application/octet-stream")
-        self.slow_wkd.answer(EARLY, k[EARLY].binary, kind="wkd", delay=0.1,
+        # EARLY: the others answer late enough that an early answer is told from a
+        # waiting one even on a loaded machine
+        self.slow_wkd.answer(EARLY, k[EARLY].binary, kind="wkd", delay=0.4,
                              content_type="application/octet-stream")
-        v.answer(EARLY, k[EARLY].armored, delay=0.2)
-        self.hkp.answer(EARLY, k["early-hkp"].armored, delay=0.3)
+        v.answer(EARLY, k[EARLY].armored, delay=0.5)
+        self.hkp.answer(EARLY, k["early-hkp"].armored, delay=0.6)
         self.slow_wkd.answer(LOWFIRST, k[LOWFIRST].binary, kind="wkd", delay=0.2,
                              content_type="application/octet-stream")
         v.answer(LOWFIRST, k["lowfirst-vks"].armored, delay=0.02)
@@ -553,15 +555,15 @@ def wait_requests(world, addr, want, timeout=3.0):
 
 
 def test_early_answer_secure_dns_first(world, searcher):
-    """Signed DNS has the key at once; WKD, VKS and HKP answer after 100, 200, 300 ms. None
-    of them can rank above dns-secure, so the answer comes well before 100 ms: the
+    """Signed DNS has the key at once; WKD, VKS and HKP answer after 400, 500, 600 ms. None
+    of them can rank above dns-secure, so the answer comes well before 400 ms: the
     dns-secure key, complete false, the three others pending (and still asked)."""
     s = early_searcher(world, searcher)
     st, _, body, dt = s.api("/v1/keys/search?email=%s" % EARLY, token="tok-good")
     assert st == 200, body
     j = json.loads(body)
     print("early answer: %.1f ms through the API" % (dt * 1000))
-    assert dt < 0.08, "answer took %.3fs" % dt
+    assert dt < 0.3, "answer took %.3fs" % dt
     assert j["complete"] is False, j
     assert sr.recommended_id(j) == world.k[EARLY].fpr, j
     k = sr.keys_of(j)[0]
@@ -575,13 +577,13 @@ def test_early_answer_secure_dns_first(world, searcher):
 
 
 def test_early_answer_control_complete(world, searcher):
-    """Control: complete=1 waits for every source (300 ms and more) and lists them all:
+    """Control: complete=1 waits for every source (600 ms and more) and lists them all:
     the same key from DNS, WKD and VKS, HKP's other key below it."""
     s = early_searcher(world, searcher)
     st, _, body, dt = s.api("/v1/keys/search?email=%s&complete=1" % EARLY, token="tok-good")
     assert st == 200, body
     j = json.loads(body)
-    assert dt >= 0.3, "complete answer after %.3fs" % dt
+    assert dt >= 0.6, "complete answer after %.3fs" % dt
     assert j["complete"] is True, j
     assert sr.recommended_id(j) == world.k[EARLY].fpr
     ks = {sr.key_id(k): k for k in sr.keys_of(j)}
@@ -600,7 +602,7 @@ def test_early_answer_public_keys(world, searcher):
     s = early_searcher(world, searcher)
     st, _, body, dt = s.api("/v1/public_keys?email=%s" % EARLY, token="tok-good")
     j = json.loads(body)
-    assert st == 200 and dt < 0.08 and j["complete"] is False, (dt, j)
+    assert st == 200 and dt < 0.3 and j["complete"] is False, (dt, j)
     assert len(j["results"]) == 1 and j["results"][0]["trust"] == "dns-secure", j
 
 
@@ -622,17 +624,17 @@ def test_lower_ranked_source_first_waits(world, searcher):
 
 def test_after_early_answer_cache_is_complete(world, searcher):
     """After an early answer the other sources finish in the background and reach the cache:
-    a second search 500 ms later is answered from the cache alone, complete, with every
+    a second search 1 s later is answered from the cache alone, complete, with every
     source's key, and no source is asked a second time."""
     s = early_searcher(world, searcher)
     path = "/v1/keys/search?email=%s" % EARLY
     st, _, body, _ = s.api(path, token="tok-good")
     assert st == 200 and json.loads(body)["complete"] is False, body
-    time.sleep(0.5)
+    time.sleep(1.0)
     st, _, body, dt = s.api(path, token="tok-good")
     j = json.loads(body)
     assert st == 200 and j["complete"] is True, j
-    assert dt < 0.08, "cached answer took %.3fs" % dt
+    assert dt < 0.3, "cached answer took %.3fs (asking again: 0.4 s or more)" % dt
     assert all(x.get("cached") for x in j["sources"]), j["sources"]
     assert set(sr.ids(j)) == {world.k[EARLY].fpr, world.k["early-hkp"].fpr}, j
     assert sr.recommended_id(j) == world.k[EARLY].fpr
