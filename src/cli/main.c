@@ -23,6 +23,7 @@ static const struct command commands[] = {
 	{ "keys", cli_keys, "publish users' public keys in DNS and the Web Key Directory", false },
 	{ "db", cli_db, "migrate the database schema, show it, copy the data to another", false },
 	{ "status", cli_status, "this node, the other nodes, the queue, leases, the database", false },
+	{ "ct", cli_ct, "certificates the CT monitor found for your domains; ack them", false },
 	{ "cert", cli_cert, "TLSA and CAA records and fingerprints for your certificates", true },
 };
 

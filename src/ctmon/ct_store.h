@@ -1,0 +1,84 @@
+/*
+ * ct_store.h - the CT monitor's state in the shared database (schema 4): per log, the last
+ * verified tree head and how far its entries are checked; the findings (certificates for
+ * watched names) with where each was seen; alerts about logs. A batch of checked entries
+ * is recorded in one transaction together with the log's new position, guarded by the old
+ * one, so a restart resumes exactly there and two nodes never both advance a log.
+ */
+#ifndef PW_CT_STORE_H
+#define PW_CT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "db.h"
+
+#define CT_HASH_LEN 32
+
+/* A log's verified position. */
+struct ct_log_state {
+	char *log_id;			/* base64 of the 32-byte log ID */
+	char *url;
+	char *api;			/* "rfc6962" or "static" */
+	int64_t tree_size;		/* of the last verified tree head */
+	unsigned char root_hash[CT_HASH_LEN];
+	bool has_root;
+	int64_t sth_timestamp;		/* ms since the epoch, as the log signed it */
+	int64_t next_index;		/* entries before it are checked and matched */
+	unsigned char *range_state;	/* compact range of those leaves (opaque bytes) */
+	size_t range_len;
+	int64_t last_success;
+	char *last_error;
+};
+
+/* One certificate for a watched name, as the monitor judged it. */
+struct ct_finding {
+	int64_t id;			/* set by the store */
+	unsigned char identity[CT_HASH_LEN];	/* hash of the TBS without poison and SCTs */
+	const char *names;		/* comma-separated */
+	const char *issuer;
+	const char *serial;		/* hex */
+	const char *spki_sha256;	/* hex */
+	int64_t not_before, not_after;
+	const char *verdict;		/* "expected" or the reason kind it alerts for */
+	const char *reason;		/* one sentence */
+	/* where it was seen */
+	int64_t index;
+	bool precert;
+};
+
+/* Register a log (or update its URL and API); its position is kept. */
+int ct_store_log_register(struct db *db, const char *log_id, const char *url, const char *api);
+/* The state of log_id: DB_ROW when found (free with ct_log_state_free), DB_DONE when not. */
+int ct_store_log_load(struct db *db, const char *log_id, struct ct_log_state *out);
+void ct_log_state_free(struct ct_log_state *st);
+
+/*
+ * Record a checked batch: its findings (a finding already known by identity only gains a
+ * sighting) and the log's new position, all or nothing. from: the next_index the batch
+ * started at; when the stored one differs (another node advanced the log), nothing is
+ * written and DB_CONSTRAINT is returned. DB_OK on success. new_findings (may be NULL)
+ * receives how many findings were new.
+ */
+int ct_store_advance(struct db *db, const struct ct_log_state *to, int64_t from,
+		     struct ct_finding *findings, size_t n, size_t *new_findings);
+
+/* A log misbehaved or the monitor's health needs attention; the evidence is kept. */
+int ct_store_alert_add(struct db *db, const char *kind, const char *log_id,
+		       const char *message, const char *evidence);
+
+/* The operator marks a finding handled; false when there is no such finding (or an error). */
+bool ct_store_ack(struct db *db, int64_t id, int64_t now);
+
+/*
+ * The findings, newest first, as a JSON array (at most limit); unexpected_only: only
+ * those whose verdict is not "expected". NULL on a database error.
+ */
+json_t *ct_store_findings_json(struct db *db, bool unexpected_only, size_t limit);
+/* One finding with the logs and entries it was seen in; NULL when absent or on an error. */
+json_t *ct_store_finding_json(struct db *db, int64_t id);
+
+#endif
