@@ -693,3 +693,36 @@ def test_log_list_and_bundle(tmp_path):
         assert kinds == [0, 1, 0]
     finally:
         logs.stop()
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+def test_both_logs_over_tls(tmp_path, test_ca, ca, certs):
+    import ssl
+    cert = test_ca.issue("ctlog.example.test")
+    ctx = ssl.create_default_context(cafile=test_ca.cert_path)
+    ctx.check_hostname = False  # the servers are reached by address
+
+    def get(url):
+        with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+            return r.read()
+
+    log = _filled_log(ca, certs, n=10)
+    srv = ctlog_server.RFC6962Server(log, cert=cert).start()
+    slog = _filled_log(ca, certs, n=10, static=True)
+    ng = ctlog_server.StaticNginx(str(tmp_path / "nginx"), str(tmp_path / "docroot"),
+                                  cert=cert)
+    os.makedirs(ng.dir)
+    st = ctlog.StaticLog(slog, ng.docroot, "%s:%d" % (ng.addr, ng.port))
+    st.publish()
+    ng.start()
+    try:
+        assert srv.url.startswith("https://") and ng.url.startswith("https://")
+        assert sth_ok(log.spki, json.loads(get(srv.url + "ct/v1/get-sth")))
+        assert checkpoint_ok(get(ng.url + "checkpoint").decode(), st.origin, slog.log_id,
+                             slog.spki)
+        with pytest.raises(OSError):  # control: plain HTTP client refused
+            _get(srv.url.replace("https", "http") + "ct/v1/get-sth")
+    finally:
+        srv.stop()
+        ng.stop()

@@ -465,6 +465,7 @@ class Log:
         self.static = static
         self.entries = []
         self.tree = MerkleTree()
+        self.index = {}  # leaf hash -> first index holding it (get-proof-by-hash)
         self.lock = threading.RLock()
         self._clock = int(time.time() * 1000) - 3600 * 1000
 
@@ -483,15 +484,18 @@ class Log:
         self._clock += 1
         return self._clock
 
-    def _append(self, kind, cert, chain, tbs=None, ikh=None):
+    def _append(self, kind, cert, chain, tbs=None, ikh=None, timestamp=None):
         with self.lock:
             if chain is None:
                 chain = [self.ca.der] if self.ca else []
             idx = len(self.entries)
             ext = (u8(0) + u16(5) + u40(idx)) if self.static else b""
-            e = Entry(kind, cert, list(chain), self._timestamp(), tbs, ikh, ext)
+            ts = self._timestamp() if timestamp is None else timestamp
+            e = Entry(kind, cert, list(chain), ts, tbs, ikh, ext)
             self.entries.append(e)
-            self.tree.append(e.leaf_hash())
+            lh = e.leaf_hash()
+            self.tree.append(lh)
+            self.index.setdefault(lh, idx)
             return idx
 
     def add_cert(self, der, chain=None):
@@ -540,9 +544,8 @@ class Log:
         other._clock = self._clock
         with self.lock:
             for e in self.entries[:replace_from]:
-                other._append(e.kind, e.cert, e.chain, e.tbs, e.issuer_key_hash)
-                other.entries[-1].timestamp = e.timestamp
-                other.tree.leaves[-1] = other.entries[-1].leaf_hash()
+                other._append(e.kind, e.cert, e.chain, e.tbs, e.issuer_key_hash,
+                              e.timestamp)
             for i in range(self.size() - replace_from):
                 other.add_cert(pool[i % len(pool)])
         return other

@@ -75,6 +75,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    ssl_ctx = None
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake runs in the connection's own thread, so that a slow or
+        # plain-text client cannot hold up the accept loop.
+        if self.ssl_ctx is not None:
+            request = self.ssl_ctx.wrap_socket(request, server_side=True)
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request, client_address):
+        pass  # clients that hang up or fail the handshake are the tests' business
 
 
 class RFC6962Server:
@@ -119,7 +130,7 @@ class RFC6962Server:
         s = _HTTPServer((self.addr, port), _Handler)
         s.ct, s.view_b = self, view_b
         if self.cert:
-            s.socket = self.cert.server_context().wrap_socket(s.socket, server_side=True)
+            s.ssl_ctx = self.cert.server_context()
         threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True,
                          name="ctlog-%d" % port).start()
         self._servers.append(s)
@@ -209,11 +220,11 @@ class RFC6962Server:
         size = int(q["tree_size"][0])
         if not 0 < size <= sth.tree_size:
             raise ValueError("tree_size out of range")
-        for i in range(size):
-            if log.tree.leaves[i] == want:
-                return {"leaf_index": i,
-                        "audit_path": [ctlog.b64(h) for h in log.inclusion_path(i, size)]}
-        raise KeyError("hash not in tree")
+        i = log.index.get(want)
+        if i is None or i >= size:
+            raise KeyError("hash not in tree")
+        return {"leaf_index": i,
+                "audit_path": [ctlog.b64(h) for h in log.inclusion_path(i, size)]}
 
     def _get_entries(self, q, log, sth):
         start, end = int(q["start"][0]), int(q["end"][0])
