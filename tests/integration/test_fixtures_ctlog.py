@@ -403,7 +403,7 @@ def test_misbehaviour_broken_consistency(rfc_server):
     assert not verify_consistency(100, 300, r1, r2, bad)
 
 
-@pytest.mark.parametrize("mode", ["alternate", "header", "port"])
+@pytest.mark.parametrize("mode", ["client", "alternate", "header", "port"])
 def test_misbehaviour_split_view(rfc_server, certs, mode):
     srv = rfc_server
     fork = srv.log.fork(250, certs[0][5:])
@@ -411,6 +411,10 @@ def test_misbehaviour_split_view(rfc_server, certs, mode):
     if mode == "alternate":
         a, b = _json(srv.url + "ct/v1/get-sth"), _json(srv.url + "ct/v1/get-sth")
         url_b, hdr_b = srv.url, None
+    elif mode == "client":  # urllib opens one connection per request
+        a, b = _json(srv.url + "ct/v1/get-sth"), _json(srv.url + "ct/v1/get-sth")
+        assert _json(srv.url + "ct/v1/get-sth") == a
+        url_b, hdr_b = None, None
     elif mode == "header":
         hdr_b = {"X-CT-View": "b"}
         a, b = _json(srv.url + "ct/v1/get-sth"), _json(srv.url + "ct/v1/get-sth", hdr_b)
@@ -422,7 +426,9 @@ def test_misbehaviour_split_view(rfc_server, certs, mode):
     assert a["tree_size"] == b["tree_size"] == 300
     assert a["sha256_root_hash"] != b["sha256_root_hash"]
     assert sth_ok(srv.log.spki, a) and sth_ok(srv.log.spki, b)
-    if mode != "alternate":  # the second view's entries and proofs are its own
+    if url_b is None:  # "client": one keep-alive connection stays in its view
+        _client_view_is_stable(srv, a, b)
+    elif mode != "alternate":  # the second view's entries and proofs are its own
         entries, _ = fetch_all_entries(url_b, 300, ask=100, headers=hdr_b)
         assert root_from_leaves(leaf_hashes(entries)) == base64.b64decode(
             b["sha256_root_hash"])
@@ -431,6 +437,22 @@ def test_misbehaviour_split_view(rfc_server, certs, mode):
         assert verify_consistency(250, 300, srv.log.root(250),
                                   base64.b64decode(b["sha256_root_hash"]),
                                   [base64.b64decode(x) for x in c])
+
+
+def _client_view_is_stable(srv, a, b):
+    """Over one keep-alive connection every get-sth answer is the same view."""
+    import http.client
+    seen = []
+    for _ in range(2):
+        conn = http.client.HTTPConnection(srv.addr, srv.port, timeout=10)
+        roots = set()
+        for _ in range(3):
+            conn.request("GET", srv.prefix + "ct/v1/get-sth")
+            roots.add(json.loads(conn.getresponse().read())["sha256_root_hash"])
+        conn.close()
+        assert len(roots) == 1
+        seen.append(roots.pop())
+    assert sorted(seen) == sorted([a["sha256_root_hash"], b["sha256_root_hash"]])
 
 
 def test_misbehaviour_shrinking_tree(rfc_server):

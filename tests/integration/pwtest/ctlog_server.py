@@ -15,10 +15,12 @@ Misbehaviour switches (attributes; flip them at any time, they act on the next r
     forge_sth = True        get-sth is signed by an impostor key (same JSON, bad signature)
     break_consistency = True one hash of every non-empty consistency proof is altered
     split(fork_log, mode)   a second tree of the same size, validly signed: mode
-                            "alternate" (every second get-sth request), "header" (requests
-                            carrying "X-CT-View: b"), or "port" (everything on
-                            .split_port, a second listener). Entries and proofs follow
-                            the view for "header" and "port"; "alternate" only swaps STHs.
+                            "client" (every second TCP connection, counted from the
+                            split() call on), "alternate" (every second get-sth request),
+                            "header" (requests carrying "X-CT-View: b"), or "port"
+                            (everything on .split_port, a second listener). Entries and
+                            proofs follow the view for "client", "header" and "port";
+                            "alternate" only swaps STHs.
     shrink_to(size)         get-sth serves a validly signed STH of a smaller tree
     altered = {index: bytes or None}  get-entries serves these leaves with other
                             certificate bytes (None: the DER's last byte flipped), so they
@@ -48,13 +50,17 @@ from . import net
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def __init__(self, request, client_address, server, conn_view="a"):
+        self.conn_view = conn_view  # the split view this connection sees ("client" mode)
+        super().__init__(request, client_address, server)
+
     def log_message(self, fmt, *args):  # keep pytest output clean
         pass
 
     def do_GET(self):
         srv = self.server.ct
         url = urllib.parse.urlsplit(self.path)
-        view = "b" if self.server.view_b else "a"
+        view = "b" if self.server.view_b else self.conn_view
         if srv.split_mode == "header" and self.headers.get("X-CT-View") == "b":
             view = "b"
         try:
@@ -82,7 +88,7 @@ class _HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         # plain-text client cannot hold up the accept loop.
         if self.ssl_ctx is not None:
             request = self.ssl_ctx.wrap_socket(request, server_side=True)
-        super().finish_request(request, client_address)
+        _Handler(request, client_address, self, self.ct.connection_view())
 
     def handle_error(self, request, client_address):
         pass  # clients that hang up or fail the handshake are the tests' business
@@ -113,6 +119,7 @@ class RFC6962Server:
         self._limit = 0
         self._retry_after = 1
         self._sth_count = 0
+        self._conn_count = 0
         self._impostor = ctlog.LogKey(log.key.kind)
         self._servers = []
 
@@ -159,10 +166,19 @@ class RFC6962Server:
         """Serve fork_log (same size and key, other entries) as a second view."""
         self.fork_log = fork_log
         self.fork_sth = fork_log.sth(self.sth.tree_size)
+        with self.lock:
+            self._conn_count = 0
         self.split_mode = mode
         if mode == "port" and self.split_port is None:
             self.split_port = net.free_port(self.addr)
             self._listen(self.split_port, True)
+
+    def connection_view(self):
+        """The view a new connection sees: "b" for every second one in "client" mode."""
+        with self.lock:
+            self._conn_count += 1
+            odd = self._conn_count % 2 == 0
+        return "b" if self.split_mode == "client" and odd else "a"
 
     def shrink_to(self, size):
         self.shrunk_sth = self.log.sth(size)
