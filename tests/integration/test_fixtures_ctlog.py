@@ -653,6 +653,18 @@ def test_static_misbehaviour(static_site):
     assert parse_checkpoint(cp)[1] == 200
 
 
+def test_tile_paths_and_sets_follow_the_spec(tmp_path):
+    assert ctlog.tile_path(0, 1234067) == "tile/0/x001/x234/067"
+    assert ctlog.tile_path(3, 5, 17) == "tile/3/005.p/17"
+    assert ctlog.tile_path("data", 1000, 256) == "tile/data/x001/000"
+    assert ctlog.tile_path("data", 999, 1) == "tile/data/999.p/1"
+    st = ctlog.StaticLog(ctlog.Log(static=True), str(tmp_path), "o")
+    # a tree of size 256: one full level-0 tile and a level-1 partial tile of width 1
+    assert st.tiles_for(256) == [(0, 0, 256), (1, 0, 1), ("data", 0, 256)]
+    assert st.tiles_for(255) == [(0, 0, 255), ("data", 0, 255)]
+    assert st.tiles_for(0) == []
+
+
 def test_static_log_70000_entries_levels(tmp_path, ca, certs):
     t0 = time.monotonic()
     log = ctlog.Log("big", "ec", ca, static=True)
