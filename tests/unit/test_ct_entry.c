@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -59,6 +60,7 @@ static void put_vec(struct bytes *b, const void *p, size_t n, size_t lenbytes)
 /* ---- the test PKI ---- */
 
 static EVP_PKEY *ca_key, *leaf_key;
+static time_t not_before = NOT_BEFORE, not_after = NOT_AFTER;	/* of the next make_cert */
 static X509 *ca;
 static struct bytes cert_der, precert_der, precert_tbs, other_der, ca_der;
 
@@ -99,8 +101,8 @@ static X509 *make_cert(long serial, const char *cn, const char *sans, int ct)
 	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const uint8_t *)cn, -1, -1, 0);
 	X509_set_subject_name(x, name);
 	X509_NAME_free(name);
-	ASN1_TIME_set(X509_getm_notBefore(x), NOT_BEFORE);
-	ASN1_TIME_set(X509_getm_notAfter(x), NOT_AFTER);
+	ASN1_TIME_set(X509_getm_notBefore(x), not_before);
+	ASN1_TIME_set(X509_getm_notAfter(x), not_after);
 	X509_set_pubkey(x, leaf_key);
 	add_ext_conf(x, NID_basic_constraints, "critical,CA:FALSE");
 	if (ct == 'p')
@@ -542,6 +544,39 @@ static void test_names_limit(void)
 	free(sans.p);
 }
 
+/* UTCTime up to 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5), a leap day. */
+static void test_times(void)
+{
+	struct bytes der;
+	const char *err = NULL;
+	X509 *x;
+
+	not_before = 1709208000;		/* 2024-02-29 12:00:00 */
+	not_after = 2524608000 + 86399;		/* 2050-01-01 23:59:59 */
+	x = make_cert(6, "t.example.org", "DNS:t.example.org", 0);
+	not_before = NOT_BEFORE;
+	not_after = NOT_AFTER;
+	der_of(x, &der);
+	X509_free(x);
+	CHECK(ct_cert_read(der.p, der.n, &cc, &err) == 0);
+	CHECK(cc.not_before == 1709208000 && cc.not_after == 2524608000 + 86399);
+	free(der.p);
+	x = make_cert(7, "t.example.org", "DNS:t.example.org", 0);
+	not_before = 946684799;			/* 1999-12-31 23:59:59 */
+	ASN1_TIME_set(X509_getm_notBefore(x), not_before);
+	not_before = NOT_BEFORE;
+	X509_sign(x, ca_key, EVP_sha256());
+	der_of(x, &der);
+	X509_free(x);
+	CHECK(ct_cert_read(der.p, der.n, &cc, &err) == 0 && cc.not_before == 946684799);
+	/* Control: a day that does not exist is refused ("991231" -> "990231"). */
+	for (size_t i = 0; i + 13 <= der.n; i++)
+		if (memcmp(der.p + i, "991231235959Z", 13) == 0)
+			memcpy(der.p + i + 2, "02", 2);
+	CHECK(ct_cert_read(der.p, der.n, &cc, &err) == -1 && err != NULL);
+	free(der.p);
+}
+
 static void test_identity(void)
 {
 	uint8_t a[32], b[32], c[32], d[32], f[32];
@@ -646,5 +681,5 @@ static void test_match_cert(void)
 
 TEST_MAIN(test_setup, test_leaf_x509, test_leaf_precert, test_leaf_malformed,
 	  test_leaf_too_large, test_tile, test_tile_malformed, test_tile_too_many, test_names,
-	  test_names_malformed, test_names_limit, test_identity, test_match, test_match_cert,
+	  test_names_malformed, test_names_limit, test_times, test_identity, test_match, test_match_cert,
 	  test_cleanup)
