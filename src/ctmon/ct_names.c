@@ -111,7 +111,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 	y -= m <= 2;
 	era = (y >= 0 ? y : y - 399) / 400;
 	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
 	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
 	return era * 146097 + (int64_t)doe - 719468;
 }
@@ -396,7 +396,7 @@ int ct_name_ip_text(const struct ct_name *nm, char *buf, size_t size)
 
 /* ---- identity ---- */
 
-/* Write a DER header of tag and len into h (at most 6 bytes); returns its length. */
+/* Write a DER header of tag and len into h (room for 10 bytes); returns its length. */
 static size_t der_header(uint8_t *h, unsigned tag, size_t len)
 {
 	size_t k = 0;
@@ -452,30 +452,26 @@ static int ext_kept(const struct der_elem *a3, struct der_elem *seq, size_t *kep
 /* Size of the header for a content of len bytes. */
 static size_t der_header_len(size_t len)
 {
-	uint8_t h[8];
+	uint8_t h[10];
 
 	return der_header(h, 0, len);
 }
 
-struct digest {
-	EVP_MD_CTX *ctx;
-};
-
-static void digest_put(struct digest *dg, const void *p, size_t n)
+static void digest_put(EVP_MD_CTX *dg, const void *p, size_t n)
 {
-	if (EVP_DigestUpdate(dg->ctx, p, n) != 1)
+	if (EVP_DigestUpdate(dg, p, n) != 1)
 		fatalx("ct: SHA-256 failed");
 }
 
-static void digest_header(struct digest *dg, unsigned tag, size_t len)
+static void digest_header(EVP_MD_CTX *dg, unsigned tag, size_t len)
 {
-	uint8_t h[8];
+	uint8_t h[10];
 
 	digest_put(dg, h, der_header(h, tag, len));
 }
 
 /* Hash the [3] field with only the kept extensions (nothing when none remain). */
-static void digest_extensions(struct digest *dg, const struct der_elem *seq, size_t kept)
+static void digest_extensions(EVP_MD_CTX *dg, const struct der_elem *seq, size_t kept)
 {
 	struct der exts = der_inner(seq);
 	struct der_elem ext;
@@ -493,7 +489,7 @@ int ct_cert_identity(const uint8_t *der, size_t n, uint8_t out[CT_IDENTITY_LEN],
 		     const char **err)
 {
 	struct der_elem tbs, e, seq = { 0 };
-	struct digest dg;
+	EVP_MD_CTX *dg;
 	struct der d;
 	size_t content = 0, kept = 0;
 	bool have_ext = false;
@@ -523,19 +519,19 @@ int ct_cert_identity(const uint8_t *der, size_t n, uint8_t out[CT_IDENTITY_LEN],
 		}
 	}
 	/* Second pass: hash the header and the elements, extensions rebuilt. */
-	dg.ctx = EVP_MD_CTX_new();
-	if (dg.ctx == NULL || EVP_DigestInit_ex(dg.ctx, EVP_sha256(), NULL) != 1)
+	dg = EVP_MD_CTX_new();
+	if (dg == NULL || EVP_DigestInit_ex(dg, EVP_sha256(), NULL) != 1)
 		fatalx("ct: SHA-256 failed");
-	digest_header(&dg, TAG_SEQUENCE, content);
+	digest_header(dg, TAG_SEQUENCE, content);
 	d = der_inner(&tbs);
 	while (d.n > 0 && der_read(&d, &e)) {
 		if (e.tag == TAG_EXTENSIONS)
-			digest_extensions(&dg, &seq, kept);
+			digest_extensions(dg, &seq, kept);
 		else
-			digest_put(&dg, e.start, e.total);
+			digest_put(dg, e.start, e.total);
 	}
-	if (EVP_DigestFinal_ex(dg.ctx, out, NULL) != 1)
+	if (EVP_DigestFinal_ex(dg, out, NULL) != 1)
 		fatalx("ct: SHA-256 failed");
-	EVP_MD_CTX_free(dg.ctx);
+	EVP_MD_CTX_free(dg);
 	return 0;
 }
