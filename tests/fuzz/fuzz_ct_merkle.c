@@ -3,7 +3,8 @@
  * input is read as a stored stream state (which must load only if saving it gives the
  * same bytes back), as an inclusion proof, as a consistency proof (also from the loaded
  * stream) and as a set of tiles with a tree size. Nothing may crash or leak, and the
- * trivial answers must hold: a loaded state's root verifies against itself.
+ * answers that must hold do: a loaded state's root verifies against itself, and tiles
+ * built from the input's hashes give the stream's root for every one of them.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -116,6 +117,45 @@ static void fuzz_tiles(const uint8_t *data, size_t size)
 		(void)ct_tile_verify(tsize, root, &tiles[i], tiles, nt);
 }
 
+/*
+ * Leaf hashes of the input's 8-byte pieces (so that 4 kB make two full tiles): level-0
+ * tiles of them and level-1 entries made with ct_tile_parent_hash must give the same
+ * root as the stream, and each tile must verify against it.
+ */
+#define VS_MAX 600
+
+static void fuzz_tiles_vs_stream(const uint8_t *data, size_t size)
+{
+	static uint8_t leaves[VS_MAX * H];
+	struct ct_tile tiles[4];
+	struct ct_merkle_stream s;
+	uint8_t level1[2 * H], want[H], got[H];
+	size_t n = size / 8 < VS_MAX ? size / 8 : VS_MAX, nt = 0, full = n / CT_TILE_WIDTH;
+
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		ct_merkle_leaf_hash(data + 8 * i, 8, leaves + i * H);
+	for (size_t i = 0; i * CT_TILE_WIDTH < n; i++)
+		tiles[nt++] = (struct ct_tile){ .level = 0, .index = i,
+			.width = ct_tile_width(n, 0, i), .hashes = leaves + i * CT_TILE_WIDTH * H };
+	for (size_t i = 0; i < full; i++)
+		if (!ct_tile_parent_hash(&tiles[i], level1 + i * H))
+			abort();
+	if (full > 0)
+		tiles[nt++] = (struct ct_tile){ .level = 1, .index = 0, .width = (unsigned)full,
+						.hashes = level1 };
+	ct_merkle_stream_init(&s);
+	if (!ct_merkle_stream_append_many(&s, leaves, n))
+		abort();
+	ct_merkle_stream_root(&s, want);
+	if (!ct_tile_root(n, tiles, nt, got) || memcmp(got, want, H) != 0)
+		abort();
+	for (size_t i = 0; i < nt; i++)
+		if (!ct_tile_verify(n, want, &tiles[i], tiles, nt))
+			abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > 16384)	/* a state is at most 2057 bytes, a proof 64 hashes */
@@ -124,5 +164,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_inclusion(data, size);
 	fuzz_consistency(data, size);
 	fuzz_tiles(data, size);
+	fuzz_tiles_vs_stream(data, size);
 	return 0;
 }
