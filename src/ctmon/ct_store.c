@@ -31,7 +31,7 @@ static char *ct_strdup0(const char *s)
 	return s ? xstrdup(s) : NULL;
 }
 
-int ct_store_log_load(struct db *db, const char *log_id, struct ct_log_state *out)
+int ct_store_log_load(struct db *db, const char *log_id, struct ct_log_pos *out)
 {
 	struct db_stmt *st = db_prepare(db,
 		"SELECT url, api, tree_size, root_hash, sth_timestamp, next_index, range_state, "
@@ -68,7 +68,7 @@ int ct_store_log_load(struct db *db, const char *log_id, struct ct_log_state *ou
 	return rc;
 }
 
-void ct_log_state_free(struct ct_log_state *st)
+void ct_log_pos_free(struct ct_log_pos *st)
 {
 	free(st->log_id);
 	free(st->url);
@@ -132,7 +132,7 @@ static void ct_store_sighting(struct db *db, const char *log_id, const struct ct
 }
 
 /* Move the log to its new position if it is still at from; rows changed (0 or 1). */
-static int64_t ct_store_move(struct db *db, const struct ct_log_state *to, int64_t from,
+static int64_t ct_store_move(struct db *db, const struct ct_log_pos *to, int64_t from,
 			     int64_t now)
 {
 	struct db_stmt *st = db_prepare_cached(db,
@@ -162,7 +162,7 @@ static int64_t ct_store_move(struct db *db, const struct ct_log_state *to, int64
 	return changed;
 }
 
-int ct_store_advance(struct db *db, const struct ct_log_state *to, int64_t from,
+int ct_store_advance(struct db *db, const struct ct_log_pos *to, int64_t from,
 		     struct ct_finding *findings, size_t n, size_t *new_findings)
 {
 	int64_t now = (int64_t)time(NULL);

@@ -19,7 +19,7 @@
 #define CT_HASH_LEN 32
 
 /* A log's verified position. */
-struct ct_log_state {
+struct ct_log_pos {
 	char *log_id;			/* base64 of the 32-byte log ID */
 	char *url;
 	char *api;			/* "rfc6962" or "static" */
@@ -52,9 +52,9 @@ struct ct_finding {
 
 /* Register a log (or update its URL and API); its position is kept. */
 int ct_store_log_register(struct db *db, const char *log_id, const char *url, const char *api);
-/* The state of log_id: DB_ROW when found (free with ct_log_state_free), DB_DONE when not. */
-int ct_store_log_load(struct db *db, const char *log_id, struct ct_log_state *out);
-void ct_log_state_free(struct ct_log_state *st);
+/* The state of log_id: DB_ROW when found (free with ct_log_pos_free), DB_DONE when not. */
+int ct_store_log_load(struct db *db, const char *log_id, struct ct_log_pos *out);
+void ct_log_pos_free(struct ct_log_pos *st);
 
 /*
  * Record a checked batch: its findings (a finding already known by identity only gains a
@@ -63,7 +63,7 @@ void ct_log_state_free(struct ct_log_state *st);
  * written and DB_CONSTRAINT is returned. DB_OK on success. new_findings (may be NULL)
  * receives how many findings were new.
  */
-int ct_store_advance(struct db *db, const struct ct_log_state *to, int64_t from,
+int ct_store_advance(struct db *db, const struct ct_log_pos *to, int64_t from,
 		     struct ct_finding *findings, size_t n, size_t *new_findings);
 
 /* A log misbehaved or the monitor's health needs attention; the evidence is kept. */

@@ -43,7 +43,7 @@ static void test_advance_and_findings(void)
 {
 	char dir[] = "/tmp/pw-ctstore-XXXXXX";
 	struct db *db = open_temp_db(dir);
-	struct ct_log_state st, to = { .log_id = "bG9n", .tree_size = 10, .has_root = true,
+	struct ct_log_pos st, to = { .log_id = "bG9n", .tree_size = 10, .has_root = true,
 		.next_index = 10, .sth_timestamp = 1234 };
 	unsigned char range[3] = { 1, 2, 3 };
 	struct ct_finding fs[2] = { finding(1, "a.example.org", 3), finding(2, "b.example.org", 7) };
@@ -54,7 +54,7 @@ static void test_advance_and_findings(void)
 	CHECK(ct_store_log_register(db, "bG9n", "https://log.example/", "rfc6962") == DB_OK);
 	CHECK(ct_store_log_load(db, "bG9n", &st) == DB_ROW);
 	CHECK(st.next_index == 0 && st.tree_size == 0 && !st.has_root && st.range_state == NULL);
-	ct_log_state_free(&st);
+	ct_log_pos_free(&st);
 	memset(to.root_hash, 0xab, sizeof(to.root_hash));
 	to.range_state = range;
 	to.range_len = sizeof(range);
@@ -64,7 +64,7 @@ static void test_advance_and_findings(void)
 	CHECK(st.next_index == 10 && st.tree_size == 10 && st.has_root && st.root_hash[5] == 0xab);
 	CHECK(st.range_len == 3 && memcmp(st.range_state, range, 3) == 0);
 	CHECK(st.sth_timestamp == 1234);
-	ct_log_state_free(&st);
+	ct_log_pos_free(&st);
 
 	/* a writer that read the old position (another node) is refused, and writes nothing */
 	struct ct_finding late = finding(3, "c.example.org", 4);
