@@ -320,12 +320,22 @@ static const char *ct_parse_fields(const json_t *o, struct ct_log *log)
 	return NULL;
 }
 
+/* Room for element n of an array that doubles at powers of two: linear over 10,000 logs. */
+static void *ct_grow(void *arr, size_t n, size_t size)
+{
+	if (n == 0)
+		return xreallocarray(arr, 8, size);
+	if (n >= 8 && (n & (n - 1)) == 0)
+		return xreallocarray(arr, n * 2, size);
+	return arr;
+}
+
 static void ct_add_skip(struct ct_loglist *list, const char *what, const char *reason,
 			enum ct_log_state state)
 {
 	struct ct_log_skip *s;
 
-	list->skipped = xreallocarray(list->skipped, list->nskipped + 1, sizeof(*s));
+	list->skipped = ct_grow(list->skipped, list->nskipped, sizeof(*s));
 	s = &list->skipped[list->nskipped++];
 	s->what = xstrdup(what);
 	s->reason = xstrdup(reason);
@@ -364,7 +374,7 @@ static void ct_parse_log(const json_t *o, const char *op_name, enum ct_log_api a
 		return;
 	}
 	log.operator_name = op_name ? xstrdup(op_name) : NULL;
-	list->logs = xreallocarray(list->logs, list->nlogs + 1, sizeof(log));
+	list->logs = ct_grow(list->logs, list->nlogs, sizeof(log));
 	list->logs[list->nlogs++] = log;
 }
 
