@@ -215,7 +215,7 @@ static EVP_PKEY *ct_load_key(const uint8_t *der, size_t len, enum ct_key_type *t
 static const char *ct_parse_key(const json_t *o, struct ct_log *log)
 {
 	const char *id_b64, *key_b64, *reason = NULL;
-	size_t id_len, key_len, n;
+	size_t id_len = 0, key_len = 0, n = 0;
 	uint8_t *id = NULL, *der = NULL, digest[SHA256_DIGEST_LENGTH];
 
 	id_b64 = ct_json_str(o, "log_id", &id_len);
