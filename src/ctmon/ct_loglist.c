@@ -399,6 +399,14 @@ static void ct_parse_array(const json_t *op, size_t opi, const char *key, enum c
 	char where[96];
 	size_t i;
 
+	if (!json_is_object(op)) {
+		if (api == CT_API_RFC6962) {
+			snprintf(where, sizeof(where), "operators[%zu]", opi);
+			ct_add_skip(list, where, "the operator is not a JSON object",
+				    CT_STATE_NONE);
+		}
+		return;
+	}
 	if (arr == NULL)
 		return;
 	if (!json_is_array(arr)) {

@@ -338,6 +338,26 @@ static void test_missing_fields(void)
 			    json_pack("{s:s, s:s}", "start_inclusive", "2025-01-01 00:00:00",
 				      "end_exclusive", "2026-01-01T00:00:00Z"));
 	CHECK(one_log(o, false, false, "temporal_interval") == 0);
+	/* An operator that is not an object is skipped, the others are read. */
+	{
+		char *good = list_json(json_pack("[o]", log_json("ok", ec_key,
+								 "https://a.example.test/",
+								 "usable")), NULL);
+		json_t *root = json_loads(good, 0, NULL);
+		struct ct_loglist *list;
+		char *s;
+
+		json_array_insert_new(json_object_get(root, "operators"), 0, json_string("x"));
+		s = json_dumps(root, JSON_COMPACT);
+		list = parse(s, false);
+		CHECK(list && list->nlogs == 1 && list->nskipped == 1);
+		if (list && list->nskipped == 1)
+			CHECK_STREQ(list->skipped[0].what, "operators[0]");
+		ct_loglist_free(list);
+		json_decref(root);
+		free(s);
+		free(good);
+	}
 	/* A log that is not an object is skipped under its place in the list. */
 	{
 		char *s = list_json(json_pack("[i, o]", 7, log_json("ok", ec_key,

@@ -598,6 +598,25 @@ static void test_checkpoint_other_signers_only(void)
 	free(text);
 }
 
+/* A witness with a 5,000-byte (post-quantum sized) signature is ignored, not refused. */
+static void test_checkpoint_big_other_signature(void)
+{
+	char *text = note_text(ORIGIN, SIZE, root, "");
+	char *sig = note_sig(ec_key, 3, ORIGIN, ct_note_key_id(ORIGIN, ec_log.log_id), TS, SIZE,
+			     root);
+	uint8_t *blob = xcalloc(1, 5004);
+	char *b = b64(blob, 5004), *line = xasprintf("\xe2\x80\x94 pq.example.test/w %s\n", b);
+	char *note = note_join(text, line, sig);
+
+	CHECK(cp_check(note, &ec_log, NULL) == 0);
+	free(note);
+	free(line);
+	free(b);
+	free(blob);
+	free(sig);
+	free(text);
+}
+
 static void test_checkpoint_malformed(void)
 {
 	char *text = note_text(ORIGIN, SIZE, root, "");
@@ -731,5 +750,6 @@ static void test_key_id_known_answer(void)
 TEST_MAIN(test_setup, test_sth_valid, test_sth_tampered_fields, test_sth_bad_signature,
 	  test_sth_trailing_bytes, test_sth_malformed, test_sth_oversize, test_consistency,
 	  test_entries, test_checkpoint_valid, test_checkpoint_tampered, test_checkpoint_origin,
-	  test_checkpoint_other_signers_only, test_checkpoint_malformed, test_checkpoint_bounds,
+	  test_checkpoint_other_signers_only, test_checkpoint_big_other_signature,
+	  test_checkpoint_malformed, test_checkpoint_bounds,
 	  test_checkpoint_rfc6962_log, test_key_id_known_answer, test_cleanup)
