@@ -13,10 +13,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "ctmon/ct_merkle.h"
 
 #define CT_ENTRY_MAX      (1024 * 1024)	/* one entry (and each certificate in it) */
 #define CT_TILE_WIDTH     256		/* entries in a full data tile */
-#define CT_HASH_LEN       32
 #define CT_KEYHASH_LEN    32
 
 enum ct_entry_type { CT_ENTRY_X509 = 0, CT_ENTRY_PRECERT = 1 };

@@ -231,7 +231,7 @@ void ct_consistency_clear(struct ct_consistency *c)
 }
 
 /* One entry object; *budget is what the decoded bytes may still take. */
-static const char *ct_entry_parse(const json_t *o, struct ct_entry *e, size_t *budget)
+static const char *ct_raw_entry_parse(const json_t *o, struct ct_raw_entry *e, size_t *budget)
 {
 	if (!json_is_object(o))
 		return "an entry is not a JSON object";
@@ -267,7 +267,7 @@ int ct_entries_parse(const char *json, size_t len, size_t max_bytes, struct ct_e
 	out->entries = xcalloc(json_array_size(arr) + 1, sizeof(*out->entries));
 	json_array_foreach(arr, i, v) {
 		out->nentries = i + 1;
-		reason = ct_entry_parse(v, &out->entries[i], &budget);
+		reason = ct_raw_entry_parse(v, &out->entries[i], &budget);
 		if (reason != NULL)
 			break;
 	}

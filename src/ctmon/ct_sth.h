@@ -13,8 +13,8 @@
 #include <stdint.h>
 
 #include "ctmon/ct_loglist.h"
+#include "ctmon/ct_merkle.h"
 
-#define CT_HASH_LEN 32
 #define CT_STH_MAX_BYTES (64u * 1024)
 #define CT_CONSISTENCY_MAX 64
 #define CT_ENTRIES_MAX 1024
@@ -36,7 +36,7 @@ struct ct_consistency {
 	size_t nhashes;
 };
 
-struct ct_entry {
+struct ct_raw_entry {
 	uint8_t *leaf_input;
 	size_t leaf_input_len;
 	uint8_t *extra_data;
@@ -44,7 +44,7 @@ struct ct_entry {
 };
 
 struct ct_entries {
-	struct ct_entry *entries;
+	struct ct_raw_entry *entries;
 	size_t nentries;
 };
 

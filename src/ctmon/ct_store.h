@@ -15,8 +15,8 @@
 #include <jansson.h>
 
 #include "db.h"
+#include "ctmon/ct_merkle.h"
 
-#define CT_HASH_LEN 32
 
 /* A log's verified position. */
 struct ct_log_pos {
