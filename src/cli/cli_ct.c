@@ -7,15 +7,22 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "cli.h"
+#include "ctmon/ct_follow.h"
+#include "ctmon/ct_loglist.h"
 #include "ctmon/ct_store.h"
+#include "http.h"
+#include "xmalloc.h"
 #include "log.h"
 #include "strutil.h"
 
 static const char ct_usage[] =
-	"ct list [--unexpected] [--json]\n"
+	"ct check [--log ID]\n"
+	"       postwarden ct backfill --log ID --from INDEX\n"
+	"       postwarden ct list [--unexpected] [--json]\n"
 	"       postwarden ct show ID [--json]\n"
 	"       postwarden ct ack ID";
 
@@ -148,6 +155,149 @@ static int ct_ack(struct db *db, int argc, char **argv)
 	return 0;
 }
 
+/* ---- rounds over the logs ----------------------------------------------------------- */
+
+/* One command's rounds: the logs of the list, one after another. */
+struct ct_run {
+	struct cli *cli;
+	struct db *db;
+	struct event_base *base;
+	struct http_client *http;
+	struct ct_loglist *list;
+	struct ct_watch *watch;
+	const char *only;		/* --log: one log ID (base64) */
+	int64_t from;			/* --from, or -1 */
+	size_t at;			/* next log of the list */
+	int rc;
+};
+
+static void ct_run_next(struct ct_run *run);
+
+static void ct_run_done(const struct ct_round_report *r, void *arg)
+{
+	struct ct_run *run = arg;
+	char id[45];
+
+	ct_log_id_text(&run->list->logs[run->at - 1], id);
+	if (r->result == CT_ROUND_OK)
+		printf("%s: verified to %" PRIu64 " entries; %" PRIu64 " checked, %" PRIu64
+		       " matching, %" PRIu64 " new findings\n", id, r->tree_size, r->entries,
+		       r->findings, r->new_findings);
+	else if (r->result == CT_ROUND_ALERT)
+		fprintf(pw_stderr, "postwarden: log %s: ALERT %s: %s\n", id, r->alert, r->message);
+	else
+		fprintf(pw_stderr, "postwarden: log %s: %s\n", id, r->message);
+	if (r->result != CT_ROUND_OK)
+		run->rc = 1;
+	ct_run_next(run);
+}
+
+/* Start the round of the next RFC 6962 log of the list (the static API comes later). */
+static void ct_run_next(struct ct_run *run)
+{
+	const struct pw_config *cfg = &run->cli->cfg;
+
+	while (run->at < run->list->nlogs) {
+		const struct ct_log *log = &run->list->logs[run->at++];
+		struct ct_follow_opts o = { .db = run->db, .http = run->http, .log = log,
+			.watch = run->watch, .expected_keys = cfg->ctmon.expected_keys,
+			.allowed_issuers = cfg->ctmon.allowed_issuers,
+			.start_at_end = strcmp(cfg->ctmon.start, "end") == 0, .from = run->from };
+		char id[45];
+
+		ct_log_id_text(log, id);
+		if (log->api != CT_API_RFC6962 || (run->only && strcmp(run->only, id) != 0))
+			continue;
+		ct_follow_round(&o, ct_run_done, run);
+		return;
+	}
+	event_base_loopbreak(run->base);
+}
+
+/* The log list of [ctmon] log_list (a file; bounded). */
+static struct ct_loglist *ct_read_list(const struct pw_config *cfg)
+{
+	struct ct_loglist_opts lo = { .allow_http = cfg->ctmon.allow_private };
+	struct ct_loglist *list = NULL;
+	char *data, *err = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (*cfg->ctmon.log_list == '\0') {
+		fprintf(pw_stderr, "postwarden: no [ctmon] log_list in %s\n", cfg->path);
+		return NULL;
+	}
+	if ((f = fopen(cfg->ctmon.log_list, "rb")) == NULL) {
+		fprintf(pw_stderr, "postwarden: cannot read the log list %s\n", cfg->ctmon.log_list);
+		return NULL;
+	}
+	data = xmalloc(CT_LOGLIST_MAX_BYTES + 1);
+	len = fread(data, 1, CT_LOGLIST_MAX_BYTES + 1, f);
+	fclose(f);
+	if (len > CT_LOGLIST_MAX_BYTES)
+		fprintf(pw_stderr, "postwarden: the log list %s is larger than %u bytes\n",
+			cfg->ctmon.log_list, CT_LOGLIST_MAX_BYTES);
+	else if (ct_loglist_parse(data, len, &lo, &list, &err) < 0)
+		fprintf(pw_stderr, "postwarden: the log list %s: %s\n", cfg->ctmon.log_list, err);
+	free(err);
+	free(data);
+	return list;
+}
+
+/* The watch list of [ctmon] watch (already A-labels, checked at load). */
+static struct ct_watch *ct_make_watch(const struct pw_config *cfg)
+{
+	struct ct_watch *w = ct_watch_new();
+	char *copy = xstrdup(cfg->ctmon.watch), *save = NULL;
+
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		const char *err = NULL;
+		char *name = str_trim(t);
+
+		if (*name && ct_watch_add(w, name, &err) < 0)
+			fprintf(pw_stderr, "postwarden: [ctmon] watch: %s: %s\n", name, err);
+	}
+	free(copy);
+	return w;
+}
+
+/* "ct check" and "ct backfill": one verified round over the logs, in the foreground. */
+static int ct_rounds(struct cli *cli, struct db *db, int argc, char **argv)
+{
+	struct ct_run run = { .cli = cli, .db = db, .from = -1 };
+	struct http_client_opts ho = { .allow_private = cli->cfg.ctmon.allow_private,
+		.ca_file = *cli->cfg.ctmon.ca_file ? cli->cfg.ctmon.ca_file : NULL,
+		.user_agent = "postwarden-ctmon" };
+	bool backfill = strcmp(argv[0], "backfill") == 0;
+	uint64_t from;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--log") == 0 && i + 1 < argc)
+			run.only = argv[++i];
+		else if (backfill && strcmp(argv[i], "--from") == 0 && i + 1 < argc &&
+			 parse_uint(argv[i + 1], 0, INT64_MAX, &from))
+			run.from = (int64_t)from, i++;
+		else
+			return cli_usage(ct_usage);
+	}
+	if (backfill && (run.only == NULL || run.from < 0))
+		return cli_usage(ct_usage);
+	if ((run.list = ct_read_list(&cli->cfg)) == NULL)
+		return 1;
+	run.watch = ct_make_watch(&cli->cfg);
+	if ((run.base = event_base_new()) == NULL)
+		fatalx("cannot create an event loop");
+	run.http = http_client_new(run.base, &ho);
+	ct_run_next(&run);
+	if (run.at > 0 || run.list->nlogs > 0)
+		event_base_dispatch(run.base);
+	http_client_free(run.http);
+	event_base_free(run.base);
+	ct_watch_free(run.watch);
+	ct_loglist_free(run.list);
+	return run.rc;
+}
+
 int cli_ct(struct cli *cli, int argc, char **argv)
 {
 	bool json = cli_take_flag(&argc, argv, "--json");
@@ -159,7 +309,8 @@ int cli_ct(struct cli *cli, int argc, char **argv)
 		return 0;
 	}
 	if (argc < 2 || (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "show") != 0 &&
-			 strcmp(argv[1], "ack") != 0))
+			 strcmp(argv[1], "ack") != 0 && strcmp(argv[1], "check") != 0 &&
+			 strcmp(argv[1], "backfill") != 0))
 		return cli_usage(ct_usage);
 	if ((db = cli_open_db(cli)) == NULL)
 		return 1;
@@ -168,6 +319,8 @@ int cli_ct(struct cli *cli, int argc, char **argv)
 		rc = ct_list(db, argc - 1, argv + 1, json);
 	else if (strcmp(argv[1], "show") == 0)
 		rc = ct_show(db, argc - 1, argv + 1, json);
+	else if (strcmp(argv[1], "check") == 0 || strcmp(argv[1], "backfill") == 0)
+		rc = ct_rounds(cli, db, argc - 1, argv + 1);
 	else
 		rc = ct_ack(db, argc - 1, argv + 1);
 	return cli_close_db(db, rc);

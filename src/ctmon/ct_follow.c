@@ -1,0 +1,734 @@
+/*
+ * ct_follow.c - one verified round over an RFC 6962 log; see ct_follow.h.
+ *
+ * The round is a chain of requests, one at a time: get-sth; get-sth-consistency when the
+ * tree grew; when the round starts at an index k > 0 with no stored compact range (the
+ * first contact starting at the log's end, or a backfill from k), entry k-1 and its
+ * inclusion proof, whose left-hand siblings are the subtrees of the first k-1 leaves;
+ * then get-entries until the signed size. Findings are kept in memory until the entries
+ * hashed to the signed root: nothing is reported from entries that did not.
+ */
+#include "ct_follow.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "ctmon/ct_entry.h"
+#include "ctmon/ct_merkle.h"
+#include "ctmon/ct_names.h"
+#include "ctmon/ct_sth.h"
+#include "ctmon/ct_store.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define CT_STH_TIMEOUT_MS	15000
+#define CT_ENTRIES_TIMEOUT_MS	60000
+#define CT_ENTRIES_BODY_MAX	(16 * 1024 * 1024)
+#define CT_PROOF_BODY_MAX	(64 * 1024)
+#define CT_DEFAULT_BATCH	256
+
+/* Owned copies of a finding's texts (struct ct_finding borrows them). */
+struct ct_held {
+	struct ct_finding f;
+	char *names, *issuer, *serial, *spki, *reason;
+};
+
+struct ct_follow {
+	struct ct_follow_opts o;
+	ct_round_cb cb;
+	void *arg;
+	char log_id[45];
+	char *base;			/* the log's URL, ending in '/' */
+	struct ct_log_pos pos;		/* as stored when the round began */
+	struct ct_sth sth;		/* the tree head this round verified */
+	struct ct_merkle_stream stream;	/* leaves 0 .. next-1, once have_range */
+	bool have_range;		/* stream is the compact range of the first next leaves */
+	uint64_t next;			/* next entry to fetch; UINT64_MAX: the head's size */
+	uint8_t start_leaf[CT_HASH_LEN];	/* entry next-1, while its proof is fetched */
+	struct ct_held *found;
+	size_t nfound;
+	struct ct_round_report rep;
+};
+
+void ct_log_id_text(const struct ct_log *log, char buf[45])
+{
+	EVP_EncodeBlock((unsigned char *)buf, log->log_id, CT_LOG_ID_LEN);
+}
+
+/* ---- ending the round --------------------------------------------------------------- */
+
+static void ct_follow_free(struct ct_follow *f)
+{
+	for (size_t i = 0; i < f->nfound; i++) {
+		free(f->found[i].names);
+		free(f->found[i].issuer);
+		free(f->found[i].serial);
+		free(f->found[i].spki);
+		free(f->found[i].reason);
+	}
+	free(f->found);
+	free(f->base);
+	ct_log_pos_free(&f->pos);
+	ct_sth_clear(&f->sth);
+	free(f->rep.message);
+	free(f);
+}
+
+static void ct_follow_end(struct ct_follow *f)
+{
+	f->cb(&f->rep, f->arg);
+	ct_follow_free(f);
+}
+
+/* The round cannot go on now (network, a bad answer, the database): tried again later. */
+static void ct_follow_error(struct ct_follow *f, char *message)
+{
+	log_warn("event=ct_log_error log=%s url=%s error=\"%s\"", f->log_id, f->base, message);
+	f->rep.result = CT_ROUND_ERROR;
+	f->rep.message = message;
+	ct_follow_end(f);
+}
+
+/* The log misbehaved: store the alert with its evidence; the log is not advanced. */
+static void ct_follow_alert(struct ct_follow *f, const char *kind, char *message,
+			    const char *evidence)
+{
+	log_warn("event=ct_alert kind=%s log=%s url=%s message=\"%s\"", kind, f->log_id, f->base,
+		 message);
+	ct_store_alert_add(f->o.db, kind, f->log_id, message, evidence);
+	f->rep.result = CT_ROUND_ALERT;
+	f->rep.alert = kind;
+	f->rep.message = message;
+	ct_follow_end(f);
+}
+
+/* ---- requests ----------------------------------------------------------------------- */
+
+static void ct_follow_step(struct ct_follow *f);
+
+/* GET base + path; the response goes to cb; a request that cannot start ends the round. */
+static void ct_follow_get(struct ct_follow *f, const char *path, long timeout_ms,
+			  size_t max_body, http_cb cb)
+{
+	struct http_request_opts ro = { .timeout_ms = timeout_ms, .max_body = max_body };
+	char *url = xasprintf("%s%s", f->base, path);
+	int h = http_get(f->o.http, url, &ro, cb, f);
+
+	free(url);
+	if (h < 0)
+		ct_follow_error(f, xstrdup("the request could not be started"));
+}
+
+/* A response that is not a 200 with a body: the round's error (false). */
+static bool ct_follow_answer_ok(struct ct_follow *f, struct http_response *r, const char *what)
+{
+	if (r->result == HTTP_OK && r->status == 200)
+		return true;
+	if (r->result != HTTP_OK)
+		ct_follow_error(f, xasprintf("%s: %s", what, r->error ? r->error :
+					     http_result_str(r->result)));
+	else
+		ct_follow_error(f, xasprintf("%s: HTTP status %ld", what, r->status));
+	return false;
+}
+
+static char *ct_hex(const uint8_t *p, size_t n)
+{
+	char *s = xmalloc(2 * n + 1);
+
+	for (size_t i = 0; i < n; i++)
+		snprintf(s + 2 * i, 3, "%02x", p[i]);
+	return s;
+}
+
+/* Two signed tree heads as the evidence of an alert (JSON text; caller frees). */
+static char *ct_heads_evidence(const struct ct_log_pos *old, const struct ct_sth *new_head,
+			       const char *body)
+{
+	char *old_root = ct_hex(old->root_hash, CT_HASH_LEN);
+	char *new_root = ct_hex(new_head->root_hash, CT_HASH_LEN);
+	json_t *o = json_pack("{s:{s:I, s:s, s:I}, s:{s:I, s:s, s:I}, s:s}",
+		"verified", "tree_size", (json_int_t)old->tree_size, "root_hash", old_root,
+		"timestamp", (json_int_t)old->sth_timestamp,
+		"received", "tree_size", (json_int_t)new_head->tree_size, "root_hash", new_root,
+		"timestamp", (json_int_t)new_head->timestamp, "get_sth", body ? body : "");
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	free(old_root);
+	free(new_root);
+	return text;
+}
+
+/* ---- the tree head ------------------------------------------------------------------ */
+
+static void ct_on_consistency(struct http_response *r, void *arg);
+
+/* Compare the new head with the verified one; false when the round ended (an alert). */
+static bool ct_follow_compare_heads(struct ct_follow *f, const char *body)
+{
+	const struct ct_log_pos *p = &f->pos;
+	char *ev;
+
+	if (!p->has_root)
+		return true;
+	if (f->sth.tree_size < (uint64_t)p->tree_size) {
+		ev = ct_heads_evidence(p, &f->sth, body);
+		ct_follow_alert(f, "shrunk", xasprintf("the log's tree shrank from %" PRId64
+			" to %" PRIu64 " entries", p->tree_size, f->sth.tree_size), ev);
+		free(ev);
+		return false;
+	}
+	if (f->sth.tree_size == (uint64_t)p->tree_size &&
+	    memcmp(f->sth.root_hash, p->root_hash, CT_HASH_LEN) != 0) {
+		ev = ct_heads_evidence(p, &f->sth, body);
+		ct_follow_alert(f, "split_view", xasprintf("two different trees of %" PRIu64
+			" entries, both signed by the log", f->sth.tree_size), ev);
+		free(ev);
+		return false;
+	}
+	return true;
+}
+
+static void ct_on_sth(struct http_response *r, void *arg)
+{
+	struct ct_follow *f = arg;
+	char *err = NULL;
+
+	if (!ct_follow_answer_ok(f, r, "get-sth")) {
+		http_response_free(r);
+		return;
+	}
+	if (ct_sth_parse(r->body, r->len, &f->sth, &err) < 0) {
+		ct_follow_error(f, xasprintf("get-sth: %s", err));
+		free(err);
+		http_response_free(r);
+		return;
+	}
+	if (ct_sth_verify(&f->sth, f->o.log, &err) < 0) {
+		ct_follow_alert(f, "bad_signature", xasprintf("the tree head's signature does not "
+			"verify with the log's key: %s", err), r->body);
+		free(err);
+		http_response_free(r);
+		return;
+	}
+	f->rep.tree_size = f->sth.tree_size;
+	if (!ct_follow_compare_heads(f, r->body)) {
+		http_response_free(r);
+		return;
+	}
+	if (f->pos.has_root && f->sth.tree_size > (uint64_t)f->pos.tree_size) {
+		char *path = xasprintf("ct/v1/get-sth-consistency?first=%" PRId64 "&second=%" PRIu64,
+				       f->pos.tree_size, f->sth.tree_size);
+
+		http_response_free(r);
+		ct_follow_get(f, path, CT_STH_TIMEOUT_MS, CT_PROOF_BODY_MAX, ct_on_consistency);
+		free(path);
+		return;
+	}
+	http_response_free(r);
+	ct_follow_step(f);
+}
+
+static void ct_on_consistency(struct http_response *r, void *arg)
+{
+	struct ct_follow *f = arg;
+	struct ct_consistency c = { 0 };
+	char *err = NULL, *ev;
+	bool ok;
+
+	if (!ct_follow_answer_ok(f, r, "get-sth-consistency")) {
+		http_response_free(r);
+		return;
+	}
+	if (ct_consistency_parse(r->body, r->len, &c, &err) < 0) {
+		ev = ct_heads_evidence(&f->pos, &f->sth, r->body);
+		ct_follow_alert(f, "inconsistent", xasprintf("the consistency proof is malformed: %s",
+								err), ev);
+		free(ev);
+		free(err);
+		http_response_free(r);
+		return;
+	}
+	ok = ct_merkle_verify_consistency((uint64_t)f->pos.tree_size, f->sth.tree_size,
+					  f->pos.root_hash, f->sth.root_hash,
+					  (const uint8_t *)c.hashes, c.nhashes);
+	ct_consistency_clear(&c);
+	if (!ok) {
+		ev = ct_heads_evidence(&f->pos, &f->sth, r->body);
+		ct_follow_alert(f, "inconsistent", xasprintf("the tree of %" PRIu64 " entries is not "
+			"an extension of the verified tree of %" PRId64, f->sth.tree_size,
+			f->pos.tree_size), ev);
+		free(ev);
+		http_response_free(r);
+		return;
+	}
+	http_response_free(r);
+	ct_follow_step(f);
+}
+
+/* ---- starting inside the log -------------------------------------------------------- */
+
+static void ct_on_start_entry(struct http_response *r, void *arg);
+static void ct_on_start_proof(struct http_response *r, void *arg);
+
+/* The stream must start at index k > 0: fetch entry k-1, then its proof. */
+static void ct_follow_start_inside(struct ct_follow *f)
+{
+	char *path = xasprintf("ct/v1/get-entries?start=%" PRIu64 "&end=%" PRIu64, f->next - 1,
+			       f->next - 1);
+
+	ct_follow_get(f, path, CT_ENTRIES_TIMEOUT_MS, CT_ENTRIES_BODY_MAX, ct_on_start_entry);
+	free(path);
+}
+
+static void ct_on_start_entry(struct http_response *r, void *arg)
+{
+	struct ct_follow *f = arg;
+	struct ct_entries es = { 0 };
+	struct ct_entry e;
+	const char *perr = NULL;
+	char *err = NULL, b64[45], *enc, *path;
+
+	if (!ct_follow_answer_ok(f, r, "get-entries")) {
+		http_response_free(r);
+		return;
+	}
+	if (ct_entries_parse(r->body, r->len, CT_ENTRIES_BODY_MAX, &es, &err) < 0 ||
+	    es.nentries < 1 ||
+	    ct_leaf_parse(es.entries[0].leaf_input, es.entries[0].leaf_input_len, &e, &perr) < 0) {
+		ct_follow_error(f, xasprintf("get-entries: %s", err ? err : perr ? perr :
+					     "no entry in the answer"));
+		free(err);
+		ct_entries_clear(&es);
+		http_response_free(r);
+		return;
+	}
+	ct_entry_leaf_hash(&e, f->start_leaf);
+	ct_entries_clear(&es);
+	http_response_free(r);
+	EVP_EncodeBlock((unsigned char *)b64, f->start_leaf, CT_HASH_LEN);
+	enc = http_urlencode(b64);
+	path = xasprintf("ct/v1/get-proof-by-hash?hash=%s&tree_size=%" PRIu64, enc,
+			 f->sth.tree_size);
+	ct_follow_get(f, path, CT_STH_TIMEOUT_MS, CT_PROOF_BODY_MAX, ct_on_start_proof);
+	free(path);
+	free(enc);
+}
+
+/*
+ * The subtrees of leaves 0 .. index-1 from the inclusion proof of leaf index: the siblings
+ * on its left, at the heights where they are met (the walk of RFC 9162 2.1.3.2; a node
+ * without a right sibling climbs first). False when they do not make up exactly those
+ * leaves.
+ */
+static bool ct_stream_from_proof(struct ct_merkle_stream *s, uint64_t index, uint64_t size,
+				 const uint8_t *path, size_t n)
+{
+	uint64_t fn = index, sn = size - 1, covered = 0;
+	unsigned height = 0;
+
+	ct_merkle_stream_init(s);
+	for (size_t i = 0; i < n; i++) {
+		if (sn == 0)
+			return false;
+		if ((fn & 1) || fn == sn) {
+			while (!(fn & 1) && fn != 0) {
+				fn >>= 1;
+				sn >>= 1;
+				height++;
+			}
+			if (height >= 64 || ((covered >> height) & 1))
+				return false;
+			memcpy(s->sub[height], path + i * CT_HASH_LEN, CT_HASH_LEN);
+			covered |= (uint64_t)1 << height;
+		}
+		fn >>= 1;
+		sn >>= 1;
+		height++;
+	}
+	s->size = covered;
+	return covered == index;
+}
+
+/* Parse {"leaf_index": N, "audit_path": [b64...]}; false on anything else. */
+static bool ct_parse_proof(const char *body, size_t len, uint64_t *index, uint8_t **path,
+			   size_t *n)
+{
+	json_t *j = json_loadb(body, len, 0, NULL), *arr;
+	bool ok;
+
+	*path = NULL;
+	*n = 0;
+	arr = json_object_get(j, "audit_path");
+	ok = json_is_integer(json_object_get(j, "leaf_index")) && json_is_array(arr) &&
+	     json_integer_value(json_object_get(j, "leaf_index")) >= 0 &&
+	     json_array_size(arr) <= CT_CONSISTENCY_MAX;
+	if (ok) {
+		*index = (uint64_t)json_integer_value(json_object_get(j, "leaf_index"));
+		*path = xcalloc(json_array_size(arr) + 1, CT_HASH_LEN);
+	}
+	for (size_t i = 0; ok && i < json_array_size(arr); i++) {
+		const char *s = json_string_value(json_array_get(arr, i));
+		uint8_t *h = NULL;
+		size_t hl = 0;
+
+		ok = s != NULL && ct_b64_decode(s, strlen(s), CT_HASH_LEN, &h, &hl) &&
+		     hl == CT_HASH_LEN;
+		if (ok)
+			memcpy(*path + i * CT_HASH_LEN, h, CT_HASH_LEN);
+		free(h);
+		*n = i + 1;
+	}
+	json_decref(j);
+	return ok;
+}
+
+static void ct_on_start_proof(struct http_response *r, void *arg)
+{
+	struct ct_follow *f = arg;
+	uint8_t leaf[CT_HASH_LEN], *path = NULL;
+	uint64_t index = 0, k = f->next;
+	size_t n = 0;
+
+	if (!ct_follow_answer_ok(f, r, "get-proof-by-hash")) {
+		http_response_free(r);
+		return;
+	}
+	memcpy(leaf, f->start_leaf, CT_HASH_LEN);
+	if (!ct_parse_proof(r->body, r->len, &index, &path, &n) || index != k - 1 ||
+	    !ct_merkle_verify_inclusion(index, f->sth.tree_size, leaf, path, n, f->sth.root_hash) ||
+	    !ct_stream_from_proof(&f->stream, index, f->sth.tree_size, path, n) ||
+	    !ct_merkle_stream_append(&f->stream, leaf)) {
+		f->have_range = false;
+		free(path);
+		http_response_free(r);
+		ct_follow_error(f, xasprintf("cannot start at entry %" PRIu64 ": no valid inclusion "
+					     "proof for entry %" PRIu64, k, k - 1));
+		return;
+	}
+	free(path);
+	http_response_free(r);
+	f->have_range = true;
+	ct_follow_step(f);
+}
+
+/* ---- entries ------------------------------------------------------------------------ */
+
+static void ct_on_entries(struct http_response *r, void *arg);
+
+/* Is hex one of the comma-separated items of list (case-insensitive, spaces trimmed)? */
+static bool ct_list_has(const char *list, const char *item)
+{
+	size_t n = strlen(item);
+
+	for (const char *p = list; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		while (len && (*p == ' ')) {
+			p++;
+			len--;
+		}
+		while (len && p[len - 1] == ' ')
+			len--;
+		if (len == n && strncasecmp(p, item, n) == 0)
+			return true;
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* The issuer Name as one line of text (caller frees). */
+static char *ct_issuer_text(const struct ct_cert *c)
+{
+	const unsigned char *p = c->issuer;
+	X509_NAME *name = d2i_X509_NAME(NULL, &p, (long)c->issuer_len);
+	char buf[512] = "";
+
+	if (name != NULL)
+		X509_NAME_oneline(name, buf, sizeof(buf));
+	X509_NAME_free(name);
+	return xstrdup(buf);
+}
+
+/* The names of c, comma-separated (caller frees). */
+static char *ct_names_text(const struct ct_cert *c)
+{
+	char *out = xstrdup(""), *t, ip[CT_IP_TEXT_MAX];
+
+	for (size_t i = 0; i < c->n_names; i++) {
+		const struct ct_name *nm = &c->names[i];
+		char *one = nm->kind == CT_NAME_IP
+			    ? (ct_name_ip_text(nm, ip, sizeof(ip)) == 0 ? xstrdup(ip) : NULL)
+			    : xstrndup((const char *)nm->p, nm->len);
+
+		if (one == NULL || strstr(out, one) != NULL) {	/* CN repeats a SAN: once */
+			free(one);
+			continue;
+		}
+		t = *out ? xasprintf("%s, %s", out, one) : xstrdup(one);
+		free(out);
+		free(one);
+		out = t;
+	}
+	return out;
+}
+
+/* Judge a matching certificate: expected, or which expectation it breaks. */
+static void ct_judge(struct ct_follow *f, struct ct_held *h)
+{
+	bool key_ok = ct_list_has(f->o.expected_keys, h->spki);
+	bool issuer_ok = !*f->o.allowed_issuers || ct_list_has(f->o.allowed_issuers, h->issuer);
+
+	for (const char *p = h->issuer; !issuer_ok && p && *p; p = strchr(p + 1, '/')) {
+		const char *v = strchr(p, '=');	/* "/O=Let's Encrypt/CN=R3": each value */
+
+		if (v != NULL) {
+			char *val = xstrndup(v + 1, strcspn(v + 1, "/"));
+
+			issuer_ok = ct_list_has(f->o.allowed_issuers, val);
+			free(val);
+		}
+	}
+	if (key_ok && issuer_ok) {
+		h->f.verdict = "expected";
+		h->reason = xstrdup("an expected key, from an allowed issuer");
+	} else if (!key_ok) {
+		h->f.verdict = "unknown_key";
+		h->reason = xstrdup("the certificate's key is none of [ctmon] expected_keys");
+	} else {
+		h->f.verdict = "issuer_not_allowed";
+		h->reason = xasprintf("issued by %s, which is not in [ctmon] allowed_issuers",
+				      h->issuer);
+	}
+	h->f.reason = h->reason;
+}
+
+/* Entry index e matched the watch list: keep it as a finding of this round. */
+static void ct_keep(struct ct_follow *f, uint64_t index, const struct ct_entry *e,
+		    const struct ct_cert *c)
+{
+	uint8_t spki[CT_HASH_LEN];
+	struct ct_held *h;
+	const char *err;
+
+	f->found = xreallocarray(f->found, f->nfound + 1, sizeof(*f->found));
+	h = &f->found[f->nfound++];
+	memset(h, 0, sizeof(*h));
+	if (ct_cert_identity(e->der, e->der_len, h->f.identity, &err) < 0)
+		memset(h->f.identity, 0, sizeof(h->f.identity));
+	EVP_Digest(c->spki, c->spki_len, spki, NULL, EVP_sha256(), NULL);
+	h->spki = ct_hex(spki, CT_HASH_LEN);
+	h->serial = ct_hex(c->serial, c->serial_len);
+	h->issuer = ct_issuer_text(c);
+	h->names = ct_names_text(c);
+	h->f.names = h->names;
+	h->f.issuer = h->issuer;
+	h->f.serial = h->serial;
+	h->f.spki_sha256 = h->spki;
+	h->f.not_before = (int64_t)c->not_before;
+	h->f.not_after = (int64_t)c->not_after;
+	h->f.index = (int64_t)index;
+	h->f.precert = e->type == CT_ENTRY_PRECERT;
+	ct_judge(f, h);
+}
+
+static void ct_follow_fetch_entries(struct ct_follow *f)
+{
+	uint64_t last = f->next + f->o.batch - 1;
+	char *path;
+
+	if (last >= f->sth.tree_size)
+		last = f->sth.tree_size - 1;
+	path = xasprintf("ct/v1/get-entries?start=%" PRIu64 "&end=%" PRIu64, f->next, last);
+	ct_follow_get(f, path, CT_ENTRIES_TIMEOUT_MS, CT_ENTRIES_BODY_MAX, ct_on_entries);
+	free(path);
+}
+
+/* Hash and match one entry; false when it is not a leaf at all (an error of the round). */
+static bool ct_follow_entry(struct ct_follow *f, const struct ct_raw_entry *raw, char **why)
+{
+	struct ct_entry e;
+	struct ct_cert *c;
+	uint8_t leaf[CT_HASH_LEN];
+	const char *err = NULL;
+
+	if (ct_leaf_parse(raw->leaf_input, raw->leaf_input_len, &e, &err) < 0) {
+		*why = xasprintf("entry %" PRIu64 " is not a Merkle tree leaf: %s", f->next, err);
+		return false;
+	}
+	ct_entry_leaf_hash(&e, leaf);
+	ct_merkle_stream_append(&f->stream, leaf);
+	c = xmalloc(sizeof(*c));
+	/* a certificate that cannot be read is logged data all the same: hashed, not matched */
+	if (ct_cert_read(e.der, e.der_len, c, &err) == 0 &&
+	    ct_watch_match_cert(f->o.watch, c) >= 0)
+		ct_keep(f, f->next, &e, c);
+	free(c);
+	f->next++;
+	f->rep.entries++;
+	return true;
+}
+
+static void ct_on_entries(struct http_response *r, void *arg)
+{
+	struct ct_follow *f = arg;
+	struct ct_entries es = { 0 };
+	char *err = NULL;
+
+	if (!ct_follow_answer_ok(f, r, "get-entries")) {
+		http_response_free(r);
+		return;
+	}
+	if (ct_entries_parse(r->body, r->len, CT_ENTRIES_BODY_MAX, &es, &err) < 0 ||
+	    es.nentries == 0) {
+		ct_follow_error(f, xasprintf("get-entries from %" PRIu64 ": %s", f->next,
+					     err ? err : "no entries in the answer"));
+		free(err);
+		ct_entries_clear(&es);
+		http_response_free(r);
+		return;
+	}
+	http_response_free(r);
+	for (size_t i = 0; i < es.nentries && f->next < f->sth.tree_size; i++) {
+		if (!ct_follow_entry(f, &es.entries[i], &err)) {
+			ct_entries_clear(&es);
+			ct_follow_error(f, err);
+			return;
+		}
+	}
+	ct_entries_clear(&es);
+	ct_follow_step(f);	/* fewer than asked: the next request follows up */
+}
+
+/* ---- the end of the entries: the root, then the database ----------------------------- */
+
+static void ct_follow_finish(struct ct_follow *f)
+{
+	uint8_t root[CT_HASH_LEN], state[CT_MERKLE_STATE_MAX];
+	struct ct_log_pos to = f->pos;
+	struct ct_finding *fs;
+	size_t fresh = 0;
+	int rc;
+
+	ct_merkle_stream_root(&f->stream, root);
+	if (memcmp(root, f->sth.root_hash, CT_HASH_LEN) != 0) {
+		char *got = ct_hex(root, CT_HASH_LEN), *want = ct_hex(f->sth.root_hash, CT_HASH_LEN);
+		char *ev = xasprintf("{\"tree_size\":%" PRIu64 ",\"signed_root\":\"%s\","
+				     "\"root_of_entries\":\"%s\"}", f->sth.tree_size, want, got);
+
+		ct_follow_alert(f, "entries_mismatch", xasprintf("the entries the log served do "
+			"not hash to its signed root of %" PRIu64 " entries; nothing from them is "
+			"reported", f->sth.tree_size), ev);
+		free(ev);
+		free(got);
+		free(want);
+		return;
+	}
+	to.log_id = f->log_id;
+	to.tree_size = (int64_t)f->sth.tree_size;
+	memcpy(to.root_hash, f->sth.root_hash, CT_HASH_LEN);
+	to.has_root = true;
+	to.sth_timestamp = (int64_t)f->sth.timestamp;
+	to.next_index = (int64_t)f->next;
+	to.range_len = ct_merkle_stream_save(&f->stream, state, sizeof(state));
+	to.range_state = state;
+	fs = xcalloc(f->nfound + 1, sizeof(*fs));
+	for (size_t i = 0; i < f->nfound; i++)
+		fs[i] = f->found[i].f;
+	rc = ct_store_advance(f->o.db, &to, f->pos.next_index, fs, f->nfound, &fresh);
+	free(fs);
+	if (rc != DB_OK) {
+		ct_follow_error(f, xstrdup(rc == DB_CONSTRAINT ? "another node advanced this log "
+			"meanwhile" : db_errmsg(f->o.db)));
+		return;
+	}
+	f->rep.findings = f->nfound;
+	f->rep.new_findings = fresh;
+	f->rep.result = CT_ROUND_OK;
+	log_info("event=ct_round log=%s tree_size=%" PRIu64 " entries=%" PRIu64 " findings=%zu "
+		 "new=%zu", f->log_id, f->sth.tree_size, f->rep.entries, f->nfound, fresh);
+	ct_follow_end(f);
+}
+
+/* The next request of the round, or its end. */
+static void ct_follow_step(struct ct_follow *f)
+{
+	if (f->next == UINT64_MAX)	/* first contact, starting at the end */
+		f->next = f->sth.tree_size;
+	if (f->next > f->sth.tree_size) {
+		ct_follow_error(f, xasprintf("entry %" PRIu64 " is beyond the log's %" PRIu64
+					     " entries", f->next, f->sth.tree_size));
+		return;
+	}
+	if (!f->have_range && f->next == 0) {
+		ct_merkle_stream_init(&f->stream);
+		f->have_range = true;
+	}
+	if (!f->have_range)
+		ct_follow_start_inside(f);	/* no compact range for next yet */
+	else if (f->next < f->sth.tree_size)
+		ct_follow_fetch_entries(f);
+	else
+		ct_follow_finish(f);
+}
+
+/* ---- the start ---------------------------------------------------------------------- */
+
+/*
+ * Where this round's entries start: a backfill's index, the stored position (with its
+ * compact range), or on first contact the log's end or its start.
+ */
+static void ct_follow_position(struct ct_follow *f)
+{
+	const struct ct_log_pos *p = &f->pos;
+
+	ct_merkle_stream_init(&f->stream);
+	if (f->o.from >= 0) {
+		f->next = (uint64_t)f->o.from;
+	} else if (p->has_root && p->range_state != NULL &&
+		   ct_merkle_stream_load(&f->stream, p->range_state, p->range_len)) {
+		f->have_range = true;
+		f->next = f->stream.size;
+	} else if (p->has_root) {
+		f->next = (uint64_t)p->next_index;	/* the range is rebuilt from a proof */
+	} else {
+		f->next = f->o.start_at_end ? UINT64_MAX : 0;
+	}
+}
+
+struct ct_follow *ct_follow_round(const struct ct_follow_opts *opts, ct_round_cb cb, void *arg)
+{
+	struct ct_follow *f = xcalloc(1, sizeof(*f));
+	const char *url = opts->log->url;
+	int rc;
+
+	f->o = *opts;
+	if (f->o.batch == 0)
+		f->o.batch = CT_DEFAULT_BATCH;
+	if (f->o.expected_keys == NULL)
+		f->o.expected_keys = "";
+	if (f->o.allowed_issuers == NULL)
+		f->o.allowed_issuers = "";
+	f->cb = cb;
+	f->arg = arg;
+	ct_log_id_text(opts->log, f->log_id);
+	f->base = xasprintf("%s%s", url, url[0] && url[strlen(url) - 1] == '/' ? "" : "/");
+	ct_store_log_register(opts->db, f->log_id, f->base, "rfc6962");
+	rc = ct_store_log_load(opts->db, f->log_id, &f->pos);
+	if (rc != DB_ROW) {
+		ct_follow_error(f, xasprintf("cannot read the log's state: %s",
+					     db_errmsg(opts->db)));
+		return NULL;
+	}
+	ct_follow_position(f);
+	ct_follow_get(f, "ct/v1/get-sth", CT_STH_TIMEOUT_MS, CT_STH_MAX_BYTES, ct_on_sth);
+	return f;
+}
