@@ -322,99 +322,34 @@ static void ct_on_start_entry(struct http_response *r, void *arg)
 	free(enc);
 }
 
-/*
- * The subtrees of leaves 0 .. index-1 from the inclusion proof of leaf index: the siblings
- * on its left, at the heights where they are met (the walk of RFC 9162 2.1.3.2; a node
- * without a right sibling climbs first). False when they do not make up exactly those
- * leaves.
- */
-static bool ct_stream_from_proof(struct ct_merkle_stream *s, uint64_t index, uint64_t size,
-				 const uint8_t *path, size_t n)
-{
-	uint64_t fn = index, sn = size - 1, covered = 0;
-	unsigned height = 0;
-
-	ct_merkle_stream_init(s);
-	for (size_t i = 0; i < n; i++) {
-		if (sn == 0)
-			return false;
-		if ((fn & 1) || fn == sn) {
-			while (!(fn & 1) && fn != 0) {
-				fn >>= 1;
-				sn >>= 1;
-				height++;
-			}
-			if (height >= 64 || ((covered >> height) & 1))
-				return false;
-			memcpy(s->sub[height], path + i * CT_HASH_LEN, CT_HASH_LEN);
-			covered |= (uint64_t)1 << height;
-		}
-		fn >>= 1;
-		sn >>= 1;
-		height++;
-	}
-	s->size = covered;
-	return covered == index;
-}
-
-/* Parse {"leaf_index": N, "audit_path": [b64...]}; false on anything else. */
-static bool ct_parse_proof(const char *body, size_t len, uint64_t *index, uint8_t **path,
-			   size_t *n)
-{
-	json_t *j = json_loadb(body, len, 0, NULL), *arr;
-	bool ok;
-
-	*path = NULL;
-	*n = 0;
-	arr = json_object_get(j, "audit_path");
-	ok = json_is_integer(json_object_get(j, "leaf_index")) && json_is_array(arr) &&
-	     json_integer_value(json_object_get(j, "leaf_index")) >= 0 &&
-	     json_array_size(arr) <= CT_CONSISTENCY_MAX;
-	if (ok) {
-		*index = (uint64_t)json_integer_value(json_object_get(j, "leaf_index"));
-		*path = xcalloc(json_array_size(arr) + 1, CT_HASH_LEN);
-	}
-	for (size_t i = 0; ok && i < json_array_size(arr); i++) {
-		const char *s = json_string_value(json_array_get(arr, i));
-		uint8_t *h = NULL;
-		size_t hl = 0;
-
-		ok = s != NULL && ct_b64_decode(s, strlen(s), CT_HASH_LEN, &h, &hl) &&
-		     hl == CT_HASH_LEN;
-		if (ok)
-			memcpy(*path + i * CT_HASH_LEN, h, CT_HASH_LEN);
-		free(h);
-		*n = i + 1;
-	}
-	json_decref(j);
-	return ok;
-}
-
 static void ct_on_start_proof(struct http_response *r, void *arg)
 {
 	struct ct_follow *f = arg;
-	uint8_t leaf[CT_HASH_LEN], *path = NULL;
+	struct ct_consistency path = { 0 };
 	uint64_t index = 0, k = f->next;
-	size_t n = 0;
+	char *err = NULL;
+	bool ok;
 
 	if (!ct_follow_answer_ok(f, r, "get-proof-by-hash")) {
 		http_response_free(r);
 		return;
 	}
-	memcpy(leaf, f->start_leaf, CT_HASH_LEN);
-	if (!ct_parse_proof(r->body, r->len, &index, &path, &n) || index != k - 1 ||
-	    !ct_merkle_verify_inclusion(index, f->sth.tree_size, leaf, path, n, f->sth.root_hash) ||
-	    !ct_stream_from_proof(&f->stream, index, f->sth.tree_size, path, n) ||
-	    !ct_merkle_stream_append(&f->stream, leaf)) {
-		f->have_range = false;
-		free(path);
-		http_response_free(r);
+	ok = ct_proof_parse(r->body, r->len, &index, &path, &err) == 0 && index == k - 1 &&
+	     ct_merkle_verify_inclusion(index, f->sth.tree_size, f->start_leaf,
+					(const uint8_t *)path.hashes, path.nhashes,
+					f->sth.root_hash) &&
+	     ct_merkle_stream_from_inclusion(&f->stream, index, f->sth.tree_size,
+					     (const uint8_t *)path.hashes, path.nhashes) &&
+	     ct_merkle_stream_append(&f->stream, f->start_leaf);
+	ct_consistency_clear(&path);
+	http_response_free(r);
+	if (!ok) {
 		ct_follow_error(f, xasprintf("cannot start at entry %" PRIu64 ": no valid inclusion "
-					     "proof for entry %" PRIu64, k, k - 1));
+					     "proof for entry %" PRIu64 "%s%s", k, k - 1,
+					     err ? ": " : "", err ? err : ""));
+		free(err);
 		return;
 	}
-	free(path);
-	http_response_free(r);
 	f->have_range = true;
 	ct_follow_step(f);
 }

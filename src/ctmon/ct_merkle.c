@@ -300,6 +300,45 @@ static size_t state_len(uint64_t size)
 	return STATE_HEAD + (size_t)__builtin_popcountll(size) * CT_HASH_LEN;
 }
 
+/*
+ * The walk of RFC 9162 2.1.3.2: a sibling taken on the left sits at the height reached
+ * after the node without a right sibling has climbed.
+ */
+bool ct_merkle_stream_from_inclusion(struct ct_merkle_stream *s, uint64_t index, uint64_t size,
+				     const uint8_t *proof, size_t proof_len)
+{
+	uint64_t fn = index, sn = size - 1, covered = 0;
+	unsigned height = 0;
+
+	ct_merkle_stream_init(s);
+	if (index >= size || proof_len > 64)
+		return false;
+	for (size_t i = 0; i < proof_len; i++) {
+		if (sn == 0)
+			return false;
+		if ((fn & 1) || fn == sn) {
+			while (!(fn & 1) && fn != 0) {
+				fn >>= 1;
+				sn >>= 1;
+				height++;
+			}
+			if (height >= 64 || ((covered >> height) & 1))
+				return false;
+			memcpy(s->sub[height], proof + i * CT_HASH_LEN, CT_HASH_LEN);
+			covered |= (uint64_t)1 << height;
+		}
+		fn >>= 1;
+		sn >>= 1;
+		height++;
+	}
+	if (covered != index) {
+		ct_merkle_stream_init(s);
+		return false;
+	}
+	s->size = covered;
+	return true;
+}
+
 size_t ct_merkle_stream_save(const struct ct_merkle_stream *s, uint8_t *out, size_t cap)
 {
 	size_t len = state_len(s->size), at = STATE_HEAD;

@@ -76,6 +76,15 @@ bool ct_merkle_stream_verify_consistency(const struct ct_merkle_stream *s, uint6
 					 const uint8_t root2[CT_HASH_LEN], const uint8_t *proof,
 					 size_t proof_len);
 /*
+ * The stream of leaves 0 .. index-1 from a verified inclusion proof of leaf index in a tree
+ * of size leaves: the proof's siblings on the left of the leaf are exactly their subtrees.
+ * A monitor starting inside a log (at its end, or a backfill from an index) gets its
+ * compact range this way without reading the entries before. False when they do not
+ * make up exactly those leaves.
+ */
+bool ct_merkle_stream_from_inclusion(struct ct_merkle_stream *s, uint64_t index, uint64_t size,
+				     const uint8_t *proof, size_t proof_len);
+/*
  * State as bytes: version 1, size as 8 bytes big-endian, then the subtree hashes from
  * the lowest set bit up. Returns the length written (at most CT_MERKLE_STATE_MAX).
  */

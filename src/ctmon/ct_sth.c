@@ -194,34 +194,64 @@ void ct_sth_clear(struct ct_sth *sth)
 	memset(sth, 0, sizeof(*sth));
 }
 
+/* The array key of root as at most CT_CONSISTENCY_MAX hashes; -1 with *err. */
+static int ct_json_hashes(json_t *root, const char *key, const char *what,
+			  struct ct_consistency *out, char **err)
+{
+	json_t *arr = json_object_get(root, key), *v;
+	size_t i;
+
+	if (!json_is_array(arr) || json_array_size(arr) > CT_CONSISTENCY_MAX) {
+		*err = xasprintf("the %s response has no \"%s\" array of at most %d hashes", what,
+				 key, CT_CONSISTENCY_MAX);
+		return -1;
+	}
+	out->hashes = xcalloc(json_array_size(arr) + 1, CT_HASH_LEN);
+	json_array_foreach(arr, i, v) {
+		if (!ct_json_hash(v, out->hashes[i])) {
+			ct_consistency_clear(out);
+			*err = xasprintf("a hash of the %s response is not 32 bytes in base64", what);
+			return -1;
+		}
+	}
+	out->nhashes = json_array_size(arr);
+	return 0;
+}
+
 int ct_consistency_parse(const char *json, size_t len, struct ct_consistency *out,
 			 char **err)
 {
-	json_t *root, *arr, *v;
-	size_t i;
+	json_t *root;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	*err = NULL;
 	root = ct_json_object(json, len, CT_STH_MAX_BYTES, "get-sth-consistency", err);
 	if (root == NULL)
 		return -1;
-	arr = json_object_get(root, "consistency");
-	if (!json_is_array(arr) || json_array_size(arr) > CT_CONSISTENCY_MAX) {
-		json_decref(root);
-		return ct_fail(err, "the get-sth-consistency response has no \"consistency\" "
-				    "array of at most 64 hashes");
-	}
-	out->hashes = xcalloc(json_array_size(arr) + 1, CT_HASH_LEN);
-	json_array_foreach(arr, i, v) {
-		if (!ct_json_hash(v, out->hashes[i])) {
-			json_decref(root);
-			ct_consistency_clear(out);
-			return ct_fail(err, "a consistency proof hash is not 32 bytes in base64");
-		}
-	}
-	out->nhashes = json_array_size(arr);
+	rc = ct_json_hashes(root, "consistency", "get-sth-consistency", out, err);
 	json_decref(root);
-	return 0;
+	return rc;
+}
+
+int ct_proof_parse(const char *json, size_t len, uint64_t *index, struct ct_consistency *out,
+		   char **err)
+{
+	json_t *root, *idx;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	*err = NULL;
+	root = ct_json_object(json, len, CT_STH_MAX_BYTES, "get-proof-by-hash", err);
+	if (root == NULL)
+		return -1;
+	idx = json_object_get(root, "leaf_index");
+	if (!json_is_integer(idx) || json_integer_value(idx) < 0)
+		ct_fail(err, "the get-proof-by-hash response has no leaf_index");
+	else if ((rc = ct_json_hashes(root, "audit_path", "get-proof-by-hash", out, err)) == 0)
+		*index = (uint64_t)json_integer_value(idx);
+	json_decref(root);
+	return rc;
 }
 
 void ct_consistency_clear(struct ct_consistency *c)

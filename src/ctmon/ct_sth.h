@@ -77,6 +77,13 @@ int ct_consistency_parse(const char *json, size_t len, struct ct_consistency *ou
 void ct_consistency_clear(struct ct_consistency *c);
 
 /*
+ * get-proof-by-hash: {"leaf_index": N, "audit_path": [base64 32-byte hashes]}, at most 64;
+ * the path goes to out (ct_consistency_clear frees it).
+ */
+int ct_proof_parse(const char *json, size_t len, uint64_t *index, struct ct_consistency *out,
+		   char **err);
+
+/*
  * get-entries: {"entries":[{"leaf_input":..., "extra_data":...}]}, at most 1024 entries
  * whose decoded bytes total at most max_bytes (the JSON text may be at most twice that).
  */

@@ -67,6 +67,24 @@ static void fuzz_consistency(const char *s, size_t n, char **err)
 	ct_consistency_clear(&c);
 }
 
+/* get-proof-by-hash, and the compact range its left-hand siblings would give. */
+static void fuzz_proof(const char *s, size_t n, char **err)
+{
+	struct ct_consistency c;
+	struct ct_merkle_stream st;
+	uint64_t index = 0;
+
+	if (ct_proof_parse(s, n, &index, &c, err) != 0)
+		return;
+	if (c.nhashes > CT_CONSISTENCY_MAX)
+		abort();
+	if (ct_merkle_stream_from_inclusion(&st, index, index + 1 + c.nhashes,
+					    (const uint8_t *)c.hashes, c.nhashes) &&
+	    st.size != index)
+		abort();
+	ct_consistency_clear(&c);
+}
+
 static void fuzz_entries(const char *s, size_t n, char **err)
 {
 	struct ct_entries e;
@@ -106,7 +124,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_sth(s, size - 1, log, &err);
 		break;
 	case 1:
-		fuzz_consistency(s, size - 1, &err);
+		if (data[0] & 8)
+			fuzz_proof(s, size - 1, &err);
+		else
+			fuzz_consistency(s, size - 1, &err);
 		break;
 	case 2:
 		fuzz_entries(s, size - 1, &err);

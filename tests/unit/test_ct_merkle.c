@@ -392,6 +392,38 @@ static int consistency_tampers_pass(size_t m, size_t n, const uint8_t *r1, const
 	return passed;
 }
 
+/* The stream of leaves 0 .. m-1 from the inclusion proof of leaf m, for every m and n. */
+static void test_stream_from_inclusion(void)
+{
+	uint8_t *d = make_leaves(80);
+	uint8_t proof[(CT_PROOF_MAX + 1) * H], want[H], got[H];
+	struct ct_merkle_stream s;
+	int good = 0, total = 0, wrong = 0;
+
+	for (size_t n = 1; n <= 80; n++) {
+		for (size_t m = 0; m < n; m++) {
+			size_t np = ref_path(m, d, n, proof, 0);
+
+			total++;
+			if (!ct_merkle_stream_from_inclusion(&s, m, n, proof, np))
+				continue;
+			ref_mth(d, m, want);
+			ct_merkle_stream_root(&s, got);
+			good += s.size == m && memcmp(want, got, H) == 0;
+			/* the same proof read for another leaf makes up other leaves */
+			if (m + 1 < n && ct_merkle_stream_from_inclusion(&s, m + 1, n, proof, np)) {
+				ref_mth(d, m + 1, want);
+				ct_merkle_stream_root(&s, got);
+				wrong += memcmp(want, got, H) == 0;
+			}
+		}
+	}
+	CHECK(good == total);
+	CHECK(wrong == 0);
+	CHECK(!ct_merkle_stream_from_inclusion(&s, 5, 5, proof, 0));
+	free(d);
+}
+
 static void test_consistency(void)
 {
 	uint8_t *d = make_leaves(80);
@@ -648,5 +680,6 @@ static void test_tile_verify(void)
 }
 
 TEST_MAIN(test_known_hashes, test_stream_roots, test_stream_limits, test_stream_save_load,
+	  test_stream_from_inclusion,
 	  test_inclusion, test_consistency, test_consistency_edges, test_tile_paths,
 	  test_tile_shapes, test_tile_roots, test_tile_verify)
