@@ -192,11 +192,16 @@ static void test_states(void)
 	static const char *kept[] = { "usable", "qualified", "readonly", "pending", NULL };
 	json_t *logs = json_array();
 	struct ct_loglist *list;
+	EVP_PKEY *key;
 	char *s;
 
-	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
-		json_array_append_new(logs, log_json(kept[i] ? kept[i] : "none", ec_key,
+	/* One key per log: a log_id may be listed only once. */
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		key = EVP_EC_gen("P-256");
+		json_array_append_new(logs, log_json(kept[i] ? kept[i] : "none", key,
 						     "https://a.example.test/", kept[i]));
+		EVP_PKEY_free(key);
+	}
 	json_array_append_new(logs, log_json("old", ec_key, "https://b.example.test/", "retired"));
 	json_array_append_new(logs, log_json("bad", rsa_key, "https://c.example.test/",
 					     "rejected"));
@@ -357,6 +362,22 @@ static void test_missing_fields(void)
 		json_decref(root);
 		free(s);
 		free(good);
+	}
+	/* The same log twice: the second is skipped. */
+	{
+		json_t *two = json_pack("[o, o]",
+					log_json("first", ec_key, "https://a.example.test/", "usable"),
+					log_json("again", ec_key, "https://b.example.test/", "usable"));
+		char *s = list_json(two, NULL);
+		struct ct_loglist *list = parse(s, false);
+
+		CHECK(list && list->nlogs == 1 && list->nskipped == 1);
+		if (list && list->nlogs == 1 && list->nskipped == 1) {
+			CHECK_STREQ(list->logs[0].description, "first");
+			CHECK(strstr(list->skipped[0].reason, "already") != NULL);
+		}
+		ct_loglist_free(list);
+		free(s);
 	}
 	/* A log that is not an object is skipped under its place in the list. */
 	{
