@@ -346,6 +346,18 @@ static void ct_add_skip(struct ct_loglist *list, const char *what, const char *r
 		list->nrejected++;
 }
 
+/*
+ * Whether a kept log has this id: two entries for one log would give it two states and
+ * two URLs. Linear, so quadratic over the list: 50 million comparisons at 10,000 logs.
+ */
+static bool ct_listed(const struct ct_loglist *list, const uint8_t id[CT_LOG_ID_LEN])
+{
+	for (size_t i = 0; i < list->nlogs; i++)
+		if (memcmp(list->logs[i].log_id, id, CT_LOG_ID_LEN) == 0)
+			return true;
+	return false;
+}
+
 /* Parse one log; kept in list->logs, or recorded as skipped with the reason. */
 static void ct_parse_log(const json_t *o, const char *op_name, enum ct_log_api api,
 			 const char *where, const struct ct_loglist_opts *opts,
@@ -368,6 +380,8 @@ static void ct_parse_log(const json_t *o, const char *op_name, enum ct_log_api a
 		reason = ct_parse_interval(o, &log);
 	if (reason == NULL)
 		reason = ct_parse_key(o, &log);
+	if (reason == NULL && ct_listed(list, log.log_id))
+		reason = "its log_id is listed already";
 	if (reason != NULL) {
 		ct_add_skip(list, log.description ? log.description : where, reason, skip_state);
 		ct_log_clear(&log);

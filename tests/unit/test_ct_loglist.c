@@ -192,11 +192,16 @@ static void test_states(void)
 	static const char *kept[] = { "usable", "qualified", "readonly", "pending", NULL };
 	json_t *logs = json_array();
 	struct ct_loglist *list;
+	EVP_PKEY *key;
 	char *s;
 
-	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
-		json_array_append_new(logs, log_json(kept[i] ? kept[i] : "none", ec_key,
+	/* One key per log: a log_id may be listed only once. */
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		key = EVP_EC_gen("P-256");
+		json_array_append_new(logs, log_json(kept[i] ? kept[i] : "none", key,
 						     "https://a.example.test/", kept[i]));
+		EVP_PKEY_free(key);
+	}
 	json_array_append_new(logs, log_json("old", ec_key, "https://b.example.test/", "retired"));
 	json_array_append_new(logs, log_json("bad", rsa_key, "https://c.example.test/",
 					     "rejected"));
@@ -358,6 +363,22 @@ static void test_missing_fields(void)
 		free(s);
 		free(good);
 	}
+	/* The same log twice: the second is skipped. */
+	{
+		json_t *two = json_pack("[o, o]",
+					log_json("first", ec_key, "https://a.example.test/", "usable"),
+					log_json("again", ec_key, "https://b.example.test/", "usable"));
+		char *s = list_json(two, NULL);
+		struct ct_loglist *list = parse(s, false);
+
+		CHECK(list && list->nlogs == 1 && list->nskipped == 1);
+		if (list && list->nlogs == 1 && list->nskipped == 1) {
+			CHECK_STREQ(list->logs[0].description, "first");
+			CHECK(strstr(list->skipped[0].reason, "already") != NULL);
+		}
+		ct_loglist_free(list);
+		free(s);
+	}
 	/* A log that is not an object is skipped under its place in the list. */
 	{
 		char *s = list_json(json_pack("[i, o]", 7, log_json("ok", ec_key,
@@ -429,6 +450,39 @@ static void test_list_errors(void)
 	free(s);
 }
 
+/*
+ * Known answer from a public log list: Venafi's "Gen2" log, whose key and log_id (hex
+ * below) are as Google's log list published them; sha256(base64 -d key) gives the id.
+ */
+static void test_public_log(void)
+{
+	static const uint8_t id[32] = {
+		0x03, 0x01, 0x9d, 0xf3, 0xfd, 0x85, 0xa6, 0x9a, 0x8e, 0xbd, 0x1f,
+		0xac, 0xc6, 0xda, 0x9b, 0xa7, 0x3e, 0x46, 0x97, 0x74, 0xfe, 0x77,
+		0xf5, 0x79, 0xfc, 0x5a, 0x08, 0xb8, 0x32, 0x8c, 0x1d, 0x6b,
+	};
+#define VENAFI_LOG(state)                                                                  \
+	"{\"operators\":[{\"name\":\"Venafi\",\"logs\":[{\"description\":"                 \
+	"\"Venafi Gen2 CT log\",\"log_id\":\"AwGd8/2FppqOvR+sxtqbpz5Gl3T+d/V5/FoIuDKMHWs=\","   \
+	"\"key\":\"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEjicnerZVCXTrbEuUhGW85BXx6lrYfA43zro/"   \
+	"bAna5ymW00VQb94etBzSg4j/KS/Oqf/fNN51D8DMGA2ULvw3AQ==\",\"url\":"                       \
+	"\"https://ctlog-gen2.api.venafi.com/\",\"mmd\":86400,\"state\":{\"" state "\":"     \
+	"{\"timestamp\":\"2022-04-01T00:00:00Z\"}}}]}]}"
+	struct ct_loglist *list = parse(VENAFI_LOG("usable"), false);
+
+	CHECK(list && list->nlogs == 1 && list->nskipped == 0);
+	if (list && list->nlogs == 1) {
+		CHECK(memcmp(list->logs[0].log_id, id, 32) == 0);
+		CHECK(list->logs[0].key_type == CT_KEY_ECDSA_P256);
+	}
+	ct_loglist_free(list);
+	/* As published, it is retired: skipped. */
+	list = parse(VENAFI_LOG("retired"), false);
+	CHECK(list && list->nlogs == 0 && list->nretired == 1);
+	ct_loglist_free(list);
+#undef VENAFI_LOG
+}
+
 static void test_b64(void)
 {
 	static const struct {
@@ -461,4 +515,4 @@ static void test_b64(void)
 }
 
 TEST_MAIN(test_setup, test_valid_list, test_states, test_keys, test_urls, test_missing_fields,
-	  test_list_errors, test_b64, test_cleanup)
+	  test_list_errors, test_public_log, test_b64, test_cleanup)
