@@ -14,6 +14,7 @@
 #include "ctmon/ct_follow.h"
 #include "ctmon/ct_loglist.h"
 #include "ctmon/ct_store.h"
+#include "ctmon/ctmon.h"
 #include "http.h"
 #include "xmalloc.h"
 #include "log.h"
@@ -214,53 +215,6 @@ static void ct_run_next(struct ct_run *run)
 	event_base_loopbreak(run->base);
 }
 
-/* The log list of [ctmon] log_list (a file; bounded). */
-static struct ct_loglist *ct_read_list(const struct pw_config *cfg)
-{
-	struct ct_loglist_opts lo = { .allow_http = cfg->ctmon.allow_private };
-	struct ct_loglist *list = NULL;
-	char *data, *err = NULL;
-	size_t len = 0;
-	FILE *f;
-
-	if (*cfg->ctmon.log_list == '\0') {
-		fprintf(pw_stderr, "postwarden: no [ctmon] log_list in %s\n", cfg->path);
-		return NULL;
-	}
-	if ((f = fopen(cfg->ctmon.log_list, "rb")) == NULL) {
-		fprintf(pw_stderr, "postwarden: cannot read the log list %s\n", cfg->ctmon.log_list);
-		return NULL;
-	}
-	data = xmalloc(CT_LOGLIST_MAX_BYTES + 1);
-	len = fread(data, 1, CT_LOGLIST_MAX_BYTES + 1, f);
-	fclose(f);
-	if (len > CT_LOGLIST_MAX_BYTES)
-		fprintf(pw_stderr, "postwarden: the log list %s is larger than %u bytes\n",
-			cfg->ctmon.log_list, CT_LOGLIST_MAX_BYTES);
-	else if (ct_loglist_parse(data, len, &lo, &list, &err) < 0)
-		fprintf(pw_stderr, "postwarden: the log list %s: %s\n", cfg->ctmon.log_list, err);
-	free(err);
-	free(data);
-	return list;
-}
-
-/* The watch list of [ctmon] watch (already A-labels, checked at load). */
-static struct ct_watch *ct_make_watch(const struct pw_config *cfg)
-{
-	struct ct_watch *w = ct_watch_new();
-	char *copy = xstrdup(cfg->ctmon.watch), *save = NULL;
-
-	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		const char *err = NULL;
-		char *name = str_trim(t);
-
-		if (*name && ct_watch_add(w, name, &err) < 0)
-			fprintf(pw_stderr, "postwarden: [ctmon] watch: %s: %s\n", name, err);
-	}
-	free(copy);
-	return w;
-}
-
 /* "ct check" and "ct backfill": one verified round over the logs, in the foreground. */
 static int ct_rounds(struct cli *cli, struct db *db, int argc, char **argv)
 {
@@ -270,6 +224,7 @@ static int ct_rounds(struct cli *cli, struct db *db, int argc, char **argv)
 		.user_agent = "postwarden-ctmon" };
 	bool backfill = strcmp(argv[0], "backfill") == 0;
 	uint64_t from;
+	char *err = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--log") == 0 && i + 1 < argc)
@@ -282,9 +237,16 @@ static int ct_rounds(struct cli *cli, struct db *db, int argc, char **argv)
 	}
 	if (backfill && (run.only == NULL || run.from < 0))
 		return cli_usage(ct_usage);
-	if ((run.list = ct_read_list(&cli->cfg)) == NULL)
+	if (*cli->cfg.ctmon.log_list == '\0') {
+		fprintf(pw_stderr, "postwarden: no [ctmon] log_list in %s\n", cli->cfg.path);
 		return 1;
-	run.watch = ct_make_watch(&cli->cfg);
+	}
+	if ((run.list = ctmon_read_log_list(&cli->cfg, &err)) == NULL) {
+		fprintf(pw_stderr, "postwarden: %s\n", err);
+		free(err);
+		return 1;
+	}
+	run.watch = ctmon_watch_from_config(&cli->cfg);
 	if ((run.base = event_base_new()) == NULL)
 		fatalx("cannot create an event loop");
 	run.http = http_client_new(run.base, &ho);

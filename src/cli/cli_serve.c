@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "ctmon/ctmon.h"
 #include "keydir/keydir.h"
 #include "keysearch/keysearch.h"
 #include "log.h"
@@ -30,6 +31,7 @@
 #include "schema.h"
 #include "sdnotify.h"
 #include "stats.h"
+#include "strutil.h"
 #include "tls.h"
 #include "xmalloc.h"
 
@@ -120,6 +122,31 @@ static void serve_log_start(struct relay *r)
 }
 
 /* [metrics] listen: GET /metrics on the loop, with the queue's gauges read when scraped. */
+/* ctmon's mail: one message from the null sender to each address of to, through the queue. */
+static bool serve_ct_mail(void *arg, const char *to, const char *data, size_t len)
+{
+	struct relay *r = arg;
+	struct queue_envelope env = { .sender = "", .notification = true, .body = "8BITMIME" };
+	struct queue_rcpt rcpts[16];
+	char *copy = xstrdup(to), *save = NULL, *id = NULL;
+	bool ok;
+
+	for (char *t = strtok_r(copy, ",", &save); t && env.nrcpt < 16;
+	     t = strtok_r(NULL, ",", &save)) {
+		char *addr = str_trim(t);
+
+		if (*addr)
+			rcpts[env.nrcpt++] = (struct queue_rcpt){ .addr = addr };
+	}
+	env.rcpts = rcpts;
+	if (env.nrcpt > 0)
+		id = queue_inject(r->queue, &env, data, len);
+	ok = id != NULL;
+	free(copy);
+	free(id);
+	return ok;
+}
+
 static int serve_metrics_start(struct relay *r, struct metrics_http **out, char **err)
 {
 	const struct conf_hostport *l = &r->cfg->metrics.listen;
@@ -190,6 +217,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	struct relay r = { 0 };
 	struct event *sigterm = NULL, *sigint = NULL;
 	struct keydir_timer *keydir_timer = NULL;
+	struct ctmon *ctmon = NULL;
 	struct node *node = NULL;
 	struct keysearch *keysearch = NULL;
 	struct ks_api *api = NULL;
@@ -243,6 +271,8 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	/* heartbeat and leases; the key directory's timer acts only under its lease */
 	node = node_start(r.base, r.db, &cli->cfg);
 	keydir_timer = keydir_timer_start(r.base, &cli->cfg, node_lease(node, "keydir"));
+	/* the CT monitor: each log under a lease of its own; alerts mailed through the queue */
+	ctmon = ctmon_start(r.base, &cli->cfg, r.db, node, serve_ct_mail, &r);
 	/* The key search API ([api] listen); a port that cannot be bound stops serve. */
 	if ((keysearch = keysearch_new(r.base, &cli->cfg, r.dns, r.db, &err)) == NULL)
 		goto fail;
@@ -273,6 +303,7 @@ fail:
 	ks_api_stop(api);
 	keysearch_free(keysearch);
 	keydir_timer_stop(keydir_timer);
+	ctmon_stop(ctmon);
 	node_stop(node);
 	serve_teardown(&r);
 	if (sigterm)

@@ -224,6 +224,9 @@ static const struct conf_key ctmon_keys[] = {
 	{ "hook", CONF_STRING, "", CTM(hook), 0, 0, NULL,
 	  "Command run once per finding, with the finding in environment variables and as "
 	  "JSON on standard input." },
+	{ "interval", CONF_DURATION, "1m", CTM(interval), 1, DAY, NULL,
+	  "Time between two rounds over the logs in serve (each round reads what was logged "
+	  "since the last)." },
 	{ "stale_after", CONF_DURATION, "1h", CTM(stale_after), 60, 7 * DAY, NULL,
 	  "A log that gives no good answer for this long is reported." },
 	{ "requests_per_second", CONF_UINT, "10", CTM(requests_per_second), 1, 10000, NULL,

@@ -107,6 +107,7 @@ struct ctmon_conf {
 	char *webhook;			/* URL the findings are POSTed to */
 	char *hook;			/* command run once per finding */
 	int64_t stale_after;		/* seconds without a good answer from a log */
+	int64_t interval;		/* seconds between rounds over the logs */
 	uint64_t requests_per_second;	/* per log */
 	uint64_t parallel;		/* requests in flight per log */
 	bool allow_private;		/* logs on loopback or private addresses (tests) */

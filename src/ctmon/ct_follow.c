@@ -54,6 +54,7 @@ struct ct_follow {
 	struct ct_held *found;
 	size_t nfound;
 	struct ct_round_report rep;
+	int req;			/* the request in flight (http_cancel), or -1 */
 };
 
 void ct_log_id_text(const struct ct_log *log, char buf[45])
@@ -121,6 +122,7 @@ static void ct_follow_get(struct ct_follow *f, const char *path, long timeout_ms
 	int h = http_get(f->o.http, url, &ro, cb, f);
 
 	free(url);
+	f->req = h;
 	if (h < 0)
 		ct_follow_error(f, xstrdup("the request could not be started"));
 }
@@ -646,6 +648,7 @@ struct ct_follow *ct_follow_round(const struct ct_follow_opts *opts, ct_round_cb
 	int rc;
 
 	f->o = *opts;
+	f->req = -1;
 	if (f->o.batch == 0)
 		f->o.batch = CT_DEFAULT_BATCH;
 	if (f->o.expected_keys == NULL)
@@ -666,4 +669,13 @@ struct ct_follow *ct_follow_round(const struct ct_follow_opts *opts, ct_round_cb
 	ct_follow_position(f);
 	ct_follow_get(f, "ct/v1/get-sth", CT_STH_TIMEOUT_MS, CT_STH_MAX_BYTES, ct_on_sth);
 	return f;
+}
+
+void ct_follow_cancel(struct ct_follow *f)
+{
+	if (f == NULL)
+		return;
+	if (f->req >= 0)
+		http_cancel(f->o.http, f->req);
+	ct_follow_free(f);
 }

@@ -56,7 +56,12 @@ struct ct_follow_opts {
 /* The log's ID as it is stored (base64); buf of 45 bytes. */
 void ct_log_id_text(const struct ct_log *log, char buf[45]);
 
-/* Start a round; cb runs on the loop when it ends (with the handle freed). */
+/*
+ * Start a round; cb runs on the loop when it ends, and the round is freed after it. NULL
+ * when it ended at once (cb has run: the log's state could not be read).
+ */
 struct ct_follow *ct_follow_round(const struct ct_follow_opts *opts, ct_round_cb cb, void *arg);
+/* Drop a round in flight without its callback (serve stops); it resumes at the next start. */
+void ct_follow_cancel(struct ct_follow *f);
 
 #endif

@@ -200,9 +200,11 @@ int ct_store_advance(struct db *db, const struct ct_log_pos *to, int64_t from,
 int ct_store_alert_add(struct db *db, const char *kind, const char *log_id,
 		       const char *message, const char *evidence)
 {
+	/* the same misbehaviour seen again (every round of a log that stays broken) is one */
 	struct db_stmt *st = db_prepare(db,
 		"INSERT INTO ct_alerts (kind, log_id, created, message, evidence) "
-		"VALUES (?, ?, ?, ?, ?)");
+		"SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM ct_alerts "
+		"WHERE kind = ?1 AND COALESCE(log_id, '') = COALESCE(?2, '') AND message = ?4)");
 	int rc;
 
 	db_bind_text(st, 1, kind);

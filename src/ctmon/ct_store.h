@@ -66,7 +66,10 @@ void ct_log_pos_free(struct ct_log_pos *st);
 int ct_store_advance(struct db *db, const struct ct_log_pos *to, int64_t from,
 		     struct ct_finding *findings, size_t n, size_t *new_findings);
 
-/* A log misbehaved or the monitor's health needs attention; the evidence is kept. */
+/*
+ * A log misbehaved or the monitor's health needs attention; the evidence is kept. The same
+ * kind, log and message as an earlier alert adds nothing.
+ */
 int ct_store_alert_add(struct db *db, const char *kind, const char *log_id,
 		       const char *message, const char *evidence);
 

@@ -94,7 +94,11 @@ static void test_advance_and_findings(void)
 	CHECK(ct_store_finding_json(db, 424242) == NULL);
 	CHECK(ct_store_alert_add(db, "split_view", "bG9n", "two tree heads of size 10",
 				 "{\"a\":1}") == DB_OK);
-	CHECK(db_query_int(db, "SELECT count(*) FROM ct_alerts WHERE kind = 'split_view'", 0) == 1);
+	CHECK(ct_store_alert_add(db, "split_view", "bG9n", "two tree heads of size 10",
+				 "{\"a\":2}") == DB_OK);
+	CHECK(ct_store_alert_add(db, "split_view", "bG9n", "two tree heads of size 11",
+				 "{\"a\":3}") == DB_OK);
+	CHECK(db_query_int(db, "SELECT count(*) FROM ct_alerts WHERE kind = 'split_view'", 0) == 2);
 	db_close(db);
 	char path[256];
 	snprintf(path, sizeof(path), "rm -rf %s", dir);

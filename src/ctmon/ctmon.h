@@ -1,0 +1,40 @@
+/*
+ * ctmon.h - the CT monitor inside serve: every [ctmon] interval, one verified round over
+ * each RFC 6962 log of the log list whose lease this node holds (a node that dies leaves
+ * its logs to another within the lease's time), then the alerts: each unexpected finding
+ * and each log misbehaviour is mailed to [ctmon] alert_to once, whichever node sends it.
+ */
+#ifndef PW_CTMON_H
+#define PW_CTMON_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "db.h"
+#include "node.h"
+
+struct event_base;
+struct ctmon;
+
+/*
+ * Queue a mail to the comma-separated addresses in to; data is the whole message (header
+ * and body, CRLF line ends). Returns false when it could not be queued (tried again later).
+ */
+typedef bool (*ctmon_mail_fn)(void *arg, const char *to, const char *data, size_t len);
+
+/*
+ * Start the monitor; NULL (and nothing started) when [ctmon] log_list is empty. An
+ * unreadable log list is logged and the monitor stays idle.
+ */
+struct ctmon *ctmon_start(struct event_base *base, const struct pw_config *cfg, struct db *db,
+			  struct node *node, ctmon_mail_fn mail, void *mail_arg);
+void ctmon_stop(struct ctmon *m);
+
+struct ct_loglist;
+struct ct_watch;
+/* The log list of [ctmon] log_list (a file, bounded); NULL with *err (caller frees). */
+struct ct_loglist *ctmon_read_log_list(const struct pw_config *cfg, char **err);
+/* The watch list of [ctmon] watch (A-labels, checked when the configuration was loaded). */
+struct ct_watch *ctmon_watch_from_config(const struct pw_config *cfg);
+
+#endif
