@@ -45,6 +45,7 @@ need nginx-light "nginx with TLS" nginx_ssl
 need postgresql-15 "PostgreSQL 15 initdb" sh -c '/usr/lib/postgresql/15/bin/initdb --version | grep -q " 15\."'
 need postgresql-15 "PostgreSQL 15 postgres" sh -c '/usr/lib/postgresql/15/bin/postgres --version | grep -q " 15\."'
 need postgresql-client-15 "psql 15" sh -c '/usr/bin/psql --version | grep -q " 15\."'
+need certspotter "certspotter (the CT monitor's peer)" sh -c 'certspotter -version | grep -q "0\.1[0-9]"'
 need systemd "systemd-analyze verify" sh -c 'systemd-analyze --version && systemd-analyze verify --help | grep -q -- --man'
 need openssl "openssl" openssl version
 need unbound-host "unbound-host" sh -c 'unbound-host -h 2>&1 | grep -q "unbound-host"'
