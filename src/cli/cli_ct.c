@@ -193,7 +193,7 @@ static void ct_run_done(const struct ct_round_report *r, void *arg)
 	ct_run_next(run);
 }
 
-/* Start the round of the next RFC 6962 log of the list (the static API comes later). */
+/* Start the round of the next log of the list. */
 static void ct_run_next(struct ct_run *run)
 {
 	const struct pw_config *cfg = &run->cli->cfg;
@@ -207,7 +207,7 @@ static void ct_run_next(struct ct_run *run)
 		char id[45];
 
 		ct_log_id_text(log, id);
-		if (log->api != CT_API_RFC6962 || (run->only && strcmp(run->only, id) != 0))
+		if (run->only && strcmp(run->only, id) != 0)
 			continue;
 		ct_follow_round(&o, ct_run_done, run);
 		return;

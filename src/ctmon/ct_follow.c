@@ -55,6 +55,9 @@ struct ct_follow {
 	size_t nfound;
 	struct ct_round_report rep;
 	int req;			/* the request in flight (http_cancel), or -1 */
+	bool tiles;			/* a static-ct-api log: checkpoint and tiles */
+	int range_bit;			/* static start: the next bit of next to fill, or -1 */
+	uint64_t range_at;		/* static start: the first leaf of that subtree */
 };
 
 void ct_log_id_text(const struct ct_log *log, char buf[45])
@@ -117,7 +120,8 @@ static void ct_follow_step(struct ct_follow *f);
 static void ct_follow_get(struct ct_follow *f, const char *path, long timeout_ms,
 			  size_t max_body, http_cb cb)
 {
-	struct http_request_opts ro = { .timeout_ms = timeout_ms, .max_body = max_body };
+	struct http_request_opts ro = { .timeout_ms = timeout_ms, .max_body = max_body,
+					.decode_gzip = true };
 	char *url = xasprintf("%s%s", f->base, path);
 	int h = http_get(f->o.http, url, &ro, cb, f);
 
@@ -489,28 +493,35 @@ static void ct_follow_fetch_entries(struct ct_follow *f)
 	free(path);
 }
 
+/* Hash entry next into the stream and match its certificate. */
+static void ct_follow_leaf(struct ct_follow *f, const struct ct_entry *e)
+{
+	uint8_t leaf[CT_HASH_LEN];
+	struct ct_cert *c = xmalloc(sizeof(*c));
+	const char *err = NULL;
+
+	ct_entry_leaf_hash(e, leaf);
+	ct_merkle_stream_append(&f->stream, leaf);
+	/* a certificate that cannot be read is logged data all the same: hashed, not matched */
+	if (ct_cert_read(e->der, e->der_len, c, &err) == 0 &&
+	    ct_watch_match_cert(f->o.watch, c) >= 0)
+		ct_keep(f, f->next, e, c);
+	free(c);
+	f->next++;
+	f->rep.entries++;
+}
+
 /* Hash and match one entry; false when it is not a leaf at all (an error of the round). */
 static bool ct_follow_entry(struct ct_follow *f, const struct ct_raw_entry *raw, char **why)
 {
 	struct ct_entry e;
-	struct ct_cert *c;
-	uint8_t leaf[CT_HASH_LEN];
 	const char *err = NULL;
 
 	if (ct_leaf_parse(raw->leaf_input, raw->leaf_input_len, &e, &err) < 0) {
 		*why = xasprintf("entry %" PRIu64 " is not a Merkle tree leaf: %s", f->next, err);
 		return false;
 	}
-	ct_entry_leaf_hash(&e, leaf);
-	ct_merkle_stream_append(&f->stream, leaf);
-	c = xmalloc(sizeof(*c));
-	/* a certificate that cannot be read is logged data all the same: hashed, not matched */
-	if (ct_cert_read(e.der, e.der_len, c, &err) == 0 &&
-	    ct_watch_match_cert(f->o.watch, c) >= 0)
-		ct_keep(f, f->next, &e, c);
-	free(c);
-	f->next++;
-	f->rep.entries++;
+	ct_follow_leaf(f, &e);
 	return true;
 }
 
@@ -543,6 +554,129 @@ static void ct_on_entries(struct http_response *r, void *arg)
 	}
 	ct_entries_clear(&es);
 	ct_follow_step(f);	/* fewer than asked: the next request follows up */
+}
+
+/* ---- static-ct-api: checkpoint and tiles -------------------------------------------- */
+
+#define CT_TILE_BODY_MAX	(8 * 1024 * 1024)	/* 256 entries with their chains */
+
+static void ct_on_checkpoint(struct http_response *r, void *arg)
+{
+	struct ct_follow *f = arg;
+	struct ct_checkpoint cp;
+	char *err = NULL;
+
+	if (!ct_follow_answer_ok(f, r, "checkpoint")) {
+		http_response_free(r);
+		return;
+	}
+	if (ct_checkpoint_verify(r->body, r->len, f->o.log, &cp, &err) < 0) {
+		ct_follow_alert(f, "bad_signature", xasprintf("the checkpoint does not verify with "
+			"the log's key: %s", err), r->body);
+		free(err);
+		http_response_free(r);
+		return;
+	}
+	f->sth = cp.sth;		/* taken over: the checkpoint keeps nothing of it */
+	memset(&cp.sth, 0, sizeof(cp.sth));
+	ct_checkpoint_clear(&cp);
+	f->rep.tree_size = f->sth.tree_size;
+	/* no proof to ask for: the entries, hashed onto the verified prefix, must give the
+	 * signed root, which proves the new tree an extension of the old one */
+	if (ct_follow_compare_heads(f, r->body))
+		ct_follow_step(f);
+	http_response_free(r);
+}
+
+static void ct_on_data_tile(struct http_response *r, void *arg)
+{
+	struct ct_follow *f = arg;
+	struct ct_entry *es;
+	size_t count = 0, first = (size_t)(f->next % CT_TILE_WIDTH);
+	uint64_t t = f->next / CT_TILE_WIDTH;
+	unsigned w = ct_tile_width(f->sth.tree_size, 0, t);
+	const char *err = NULL;
+
+	if (!ct_follow_answer_ok(f, r, "data tile")) {
+		http_response_free(r);
+		return;
+	}
+	es = xcalloc(CT_TILE_WIDTH, sizeof(*es));
+	if (ct_tile_parse((const uint8_t *)r->body, r->len, w, es, &count, &err) < 0) {
+		ct_follow_error(f, xasprintf("data tile %" PRIu64 ": %s", t, err));
+	} else {
+		for (size_t i = first; i < count; i++)
+			ct_follow_leaf(f, &es[i]);
+		ct_follow_step(f);
+	}
+	free(es);
+	http_response_free(r);
+}
+
+static void ct_follow_fetch_tile(struct ct_follow *f)
+{
+	uint64_t t = f->next / CT_TILE_WIDTH;
+	char path[128];
+
+	if (!ct_tile_data_path(path, sizeof(path), t, ct_tile_width(f->sth.tree_size, 0, t))) {
+		ct_follow_error(f, xstrdup("no data tile for the next entry"));
+		return;
+	}
+	ct_follow_get(f, path, CT_ENTRIES_TIMEOUT_MS, CT_TILE_BODY_MAX, ct_on_data_tile);
+}
+
+static void ct_on_hash_tile(struct http_response *r, void *arg);
+
+/*
+ * The next subtree of the first next leaves, from the hash tiles: a subtree of 2^b leaves
+ * is 2^(b%8) consecutive entries of one tile at level b/8, combined. The result is only
+ * trusted because the round's root is checked at its end.
+ */
+static void ct_static_next_subtree(struct ct_follow *f)
+{
+	while (f->range_bit >= 0 && !((f->next >> f->range_bit) & 1))
+		f->range_bit--;
+	if (f->range_bit < 0) {
+		f->stream.size = f->next;
+		f->have_range = true;
+		ct_follow_step(f);
+		return;
+	}
+	unsigned level = (unsigned)f->range_bit / 8;
+	uint64_t index = f->range_at >> (8 * level), t = index / CT_TILE_WIDTH;
+	char path[128];
+
+	if (!ct_tile_path(path, sizeof(path), level, t, ct_tile_width(f->sth.tree_size, level, t))) {
+		ct_follow_error(f, xasprintf("no hash tile at level %u for entry %" PRIu64, level,
+					     f->range_at));
+		return;
+	}
+	ct_follow_get(f, path, CT_STH_TIMEOUT_MS, CT_TILE_WIDTH * CT_HASH_LEN, ct_on_hash_tile);
+}
+
+static void ct_on_hash_tile(struct http_response *r, void *arg)
+{
+	struct ct_follow *f = arg;
+	unsigned b = (unsigned)f->range_bit, level = b / 8;
+	uint64_t index = f->range_at >> (8 * level), t = index / CT_TILE_WIDTH;
+	size_t off = (size_t)(index % CT_TILE_WIDTH), n = (size_t)1 << (b % 8);
+	unsigned w = ct_tile_width(f->sth.tree_size, level, t);
+
+	if (!ct_follow_answer_ok(f, r, "hash tile")) {
+		http_response_free(r);
+		return;
+	}
+	if (r->len != (size_t)w * CT_HASH_LEN || off + n > w) {
+		ct_follow_error(f, xasprintf("hash tile %u/%" PRIu64 " has %zu bytes, not %u hashes",
+					     level, t, r->len, w));
+		http_response_free(r);
+		return;
+	}
+	ct_merkle_hashes_root((const uint8_t *)r->body + off * CT_HASH_LEN, n, f->stream.sub[b]);
+	http_response_free(r);
+	f->range_at += (uint64_t)1 << b;
+	f->range_bit--;
+	ct_static_next_subtree(f);
 }
 
 /* ---- the end of the entries: the root, then the database ----------------------------- */
@@ -609,12 +743,21 @@ static void ct_follow_step(struct ct_follow *f)
 		ct_merkle_stream_init(&f->stream);
 		f->have_range = true;
 	}
-	if (!f->have_range)
-		ct_follow_start_inside(f);	/* no compact range for next yet */
-	else if (f->next < f->sth.tree_size)
-		ct_follow_fetch_entries(f);
-	else
+	if (!f->have_range && f->tiles) {
+		ct_merkle_stream_init(&f->stream);
+		f->range_bit = 63;
+		f->range_at = 0;
+		ct_static_next_subtree(f);	/* the compact range from the hash tiles */
+	} else if (!f->have_range) {
+		ct_follow_start_inside(f);	/* the compact range from an inclusion proof */
+	} else if (f->next < f->sth.tree_size) {
+		if (f->tiles)
+			ct_follow_fetch_tile(f);
+		else
+			ct_follow_fetch_entries(f);
+	} else {
 		ct_follow_finish(f);
+	}
 }
 
 /* ---- the start ---------------------------------------------------------------------- */
@@ -644,7 +787,8 @@ static void ct_follow_position(struct ct_follow *f)
 struct ct_follow *ct_follow_round(const struct ct_follow_opts *opts, ct_round_cb cb, void *arg)
 {
 	struct ct_follow *f = xcalloc(1, sizeof(*f));
-	const char *url = opts->log->url;
+	bool tiles = opts->log->api == CT_API_STATIC;
+	const char *url = tiles ? opts->log->monitoring_url : opts->log->url;
 	int rc;
 
 	f->o = *opts;
@@ -659,7 +803,8 @@ struct ct_follow *ct_follow_round(const struct ct_follow_opts *opts, ct_round_cb
 	f->arg = arg;
 	ct_log_id_text(opts->log, f->log_id);
 	f->base = xasprintf("%s%s", url, url[0] && url[strlen(url) - 1] == '/' ? "" : "/");
-	ct_store_log_register(opts->db, f->log_id, f->base, "rfc6962");
+	f->tiles = tiles;
+	ct_store_log_register(opts->db, f->log_id, f->base, tiles ? "static" : "rfc6962");
 	rc = ct_store_log_load(opts->db, f->log_id, &f->pos);
 	if (rc != DB_ROW) {
 		ct_follow_error(f, xasprintf("cannot read the log's state: %s",
@@ -667,7 +812,10 @@ struct ct_follow *ct_follow_round(const struct ct_follow_opts *opts, ct_round_cb
 		return NULL;
 	}
 	ct_follow_position(f);
-	ct_follow_get(f, "ct/v1/get-sth", CT_STH_TIMEOUT_MS, CT_STH_MAX_BYTES, ct_on_sth);
+	if (tiles)
+		ct_follow_get(f, "checkpoint", CT_STH_TIMEOUT_MS, CT_NOTE_MAX_BYTES, ct_on_checkpoint);
+	else
+		ct_follow_get(f, "ct/v1/get-sth", CT_STH_TIMEOUT_MS, CT_STH_MAX_BYTES, ct_on_sth);
 	return f;
 }
 

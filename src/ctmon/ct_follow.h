@@ -1,9 +1,11 @@
 /*
- * ct_follow.h - one round over one RFC 6962 log, on the event loop: the signed tree head
- * is fetched and verified, proven an extension of the last one verified, the new entries
- * are fetched (servers return fewer than asked: the round follows up), hashed into the
- * stored compact range and matched against the watch list; only when they hash to the
- * signed root are their findings and the log's new position written, in one transaction.
+ * ct_follow.h - one round over one log, on the event loop: the signed tree head (get-sth,
+ * or a static-ct-api checkpoint) is fetched and verified and compared with the last one
+ * verified (an RFC 6962 log must prove the extension with a consistency proof); the new
+ * entries are fetched (get-entries, whose servers return fewer than asked: the round
+ * follows up; or data tiles, full and partial, gzip'd or not), hashed into the stored
+ * compact range and matched against the watch list; only when they hash to the signed
+ * root are their findings and the log's new position written, in one transaction.
  * Anything else (a bad signature, a failed proof, two trees of one size, a shrinking
  * tree, entries that do not hash to the root) is an alert of its own kind with its
  * evidence, and the log is not advanced past it.

@@ -318,8 +318,6 @@ struct ctmon *ctmon_start(struct event_base *base, const struct pw_config *cfg, 
 	for (size_t i = 0; i < m->list->nlogs; i++) {
 		char id[45], *name;
 
-		if (m->list->logs[i].api != CT_API_RFC6962)
-			continue;	/* static-ct-api logs: read and checked, followed later */
 		ct_log_id_text(&m->list->logs[i], id);
 		name = xasprintf("ct:%s", id);
 		m->leases[i] = node_lease(node, name);

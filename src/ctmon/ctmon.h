@@ -1,6 +1,6 @@
 /*
  * ctmon.h - the CT monitor inside serve: every [ctmon] interval, one verified round over
- * each RFC 6962 log of the log list whose lease this node holds (a node that dies leaves
+ * each log of the log list (RFC 6962 or static CT API) whose lease this node holds (a node that dies leaves
  * its logs to another within the lease's time), then the alerts: each unexpected finding
  * and each log misbehaviour is mailed to [ctmon] alert_to once, whichever node sends it.
  */

@@ -584,6 +584,9 @@ static bool http_easy_setup(struct http_client *c, struct http_req *r, const cha
 	SET(CURLOPT_USERAGENT, c->user_agent);
 	SET(CURLOPT_HTTPHEADER, c->headers);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_body);
+	/* decoded by libcurl; the body limit counts the decoded bytes (the write callback) */
+	if (opts && opts->decode_gzip)
+		SET(CURLOPT_ACCEPT_ENCODING, "gzip");
 	SET(CURLOPT_WRITEFUNCTION, http_write_cb);
 	SET(CURLOPT_WRITEDATA, r);
 	SET(CURLOPT_HEADERFUNCTION, http_header_cb);

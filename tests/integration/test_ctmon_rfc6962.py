@@ -49,7 +49,7 @@ def alerts(relay):
 
 def test_backfill_finds_certificate_and_precertificate_once(make_relay, logs):
     relay = monitor(make_relay, logs)
-    r = relay.pw("ct", "check")
+    r = relay.pw("ct", "check", "--log", log_id(logs))
     assert r.returncode == 0, r.stderr
     size = logs.rfc_log.size()
     assert "verified to %d entries; %d checked, 3 matching, 2 new findings" % (size, size) in r.stdout
@@ -67,7 +67,7 @@ def test_backfill_finds_certificate_and_precertificate_once(make_relay, logs):
     asked = [q for p, q, _ in logs.rfc.requests if p.endswith("get-entries")]
     assert len(asked) >= size // 7, asked
     # nothing new: a second round checks nothing and stores nothing twice
-    r = relay.pw("ct", "check", check=True)
+    r = relay.pw("ct", "check", "--log", log_id(logs), check=True)
     assert "0 checked, 0 matching, 0 new" in r.stdout
     assert len(relay.pw_json("ct", "list")) == 2
 
@@ -75,13 +75,13 @@ def test_backfill_finds_certificate_and_precertificate_once(make_relay, logs):
 def test_resumes_with_consistency_proof_and_judges_keys(make_relay, logs):
     leaf_pin = logs.ca.spki_sha256(logs.ca.issue(["x.other.test"])).hex()
     relay = monitor(make_relay, logs, ctmon_expected_keys=leaf_pin)
-    relay.pw("ct", "check", check=True)
+    relay.pw("ct", "check", "--log", log_id(logs), check=True)
     before = logs.rfc_log.size()
     other_key = ec.generate_private_key(ec.SECP256R1())
     logs.add(logs.ca.issue(["mail.example.test"], key=other_key))
     logs.add(logs.ca.issue(["unrelated.other.test"]))
     logs.publish()
-    r = relay.pw("ct", "check", check=True)
+    r = relay.pw("ct", "check", "--log", log_id(logs), check=True)
     assert "2 checked, 1 matching, 1 new findings" in r.stdout, r.stdout
     asked = [q for p, q, _ in logs.rfc.requests if p.endswith("get-sth-consistency")]
     assert asked and asked[-1] == {"first": [str(before)], "second": [str(before + 2)]}, asked
@@ -93,21 +93,21 @@ def test_resumes_with_consistency_proof_and_judges_keys(make_relay, logs):
 
 def test_first_contact_at_the_end_then_new_entries(make_relay, logs):
     relay = monitor(make_relay, logs, ctmon_start="end")
-    r = relay.pw("ct", "check", check=True)
+    r = relay.pw("ct", "check", "--log", log_id(logs), check=True)
     size = logs.rfc_log.size()
     assert "verified to %d entries; 0 checked" % size in r.stdout
     assert relay.pw_json("ct", "list") == []
     assert any(p.endswith("get-proof-by-hash") for p, _, _ in logs.rfc.requests)
     logs.add(logs.ca.issue(["new.example.test"]))
     logs.publish()
-    r = relay.pw("ct", "check", check=True)
+    r = relay.pw("ct", "check", "--log", log_id(logs), check=True)
     assert "1 checked, 1 matching, 1 new findings" in r.stdout, r.stdout
     assert [f["names"] for f in relay.pw_json("ct", "list")] == ["new.example.test"]
 
 
 def test_backfill_from_an_index(make_relay, logs):
     relay = monitor(make_relay, logs, ctmon_start="end")
-    relay.pw("ct", "check", check=True)
+    relay.pw("ct", "check", "--log", log_id(logs), check=True)
     first = logs.found["www.example.test"][0][0]
     r = relay.pw("ct", "backfill", "--log", log_id(logs), "--from", str(first))
     assert r.returncode == 0, r.stderr
@@ -125,7 +125,7 @@ def test_backfill_from_an_index(make_relay, logs):
 def test_misbehaviour_is_an_alert_and_the_log_is_not_advanced(make_relay, logs, misbehaviour,
                                                               kind):
     relay = monitor(make_relay, logs)
-    relay.pw("ct", "check", check=True)
+    relay.pw("ct", "check", "--log", log_id(logs), check=True)
     verified = position(relay, logs)
     found = len(relay.pw_json("ct", "list"))
     new_name = "late.example.test"
@@ -138,7 +138,7 @@ def test_misbehaviour_is_an_alert_and_the_log_is_not_advanced(make_relay, logs, 
     elif misbehaviour == "split":
         fork = logs.rfc_log.fork(logs.rfc_log.size() - 3, [logs.ca.issue(["f.other.test"])])
         logs.rfc.split(fork, mode="alternate")
-        relay.pw("ct", "check")     # one of the two views: the one already verified, or not
+        relay.pw("ct", "check", "--log", log_id(logs))     # one of the two views: the one already verified, or not
     elif misbehaviour == "shrink":
         logs.rfc.shrink_to(logs.rfc_log.size() - 5)
     elif misbehaviour == "altered":
@@ -146,9 +146,9 @@ def test_misbehaviour_is_an_alert_and_the_log_is_not_advanced(make_relay, logs, 
         logs.add(logs.ca.issue([new_name]))
         logs.publish()
         logs.rfc.altered = {idx: None}
-    r = relay.pw("ct", "check")
+    r = relay.pw("ct", "check", "--log", log_id(logs))
     if misbehaviour == "split" and kind not in alerts(relay):
-        r = relay.pw("ct", "check")
+        r = relay.pw("ct", "check", "--log", log_id(logs))
     assert r.returncode == 1, r.stdout
     assert "ALERT %s" % kind in r.stderr, r.stderr
     assert kind in alerts(relay)
@@ -162,8 +162,8 @@ def test_misbehaviour_is_an_alert_and_the_log_is_not_advanced(make_relay, logs, 
 def test_rate_limited_log_is_an_error_not_an_alert(make_relay, logs):
     relay = monitor(make_relay, logs)
     logs.rfc.rate_limit(1)
-    r = relay.pw("ct", "check")
+    r = relay.pw("ct", "check", "--log", log_id(logs))
     assert r.returncode == 1 and "429" in r.stderr and "ALERT" not in r.stderr, r.stderr
     assert alerts(relay) == []
-    r = relay.pw("ct", "check", check=True)
+    r = relay.pw("ct", "check", "--log", log_id(logs), check=True)
     assert "3 matching, 2 new findings" in r.stdout
