@@ -357,3 +357,39 @@ def test_rows_lost_by_the_server_are_indexed_again_after_reconnect(two_nodes, zo
     assert [x for x in entry if x["id"] == qid][0]["node"] == "node-a"
     assert any(parse_kv(l).get("id") == qid for l in a.log_lines("queue_recovered"))
     assert not b.log_lines("queue_recovered")      # node-b's spool holds nothing of it
+
+
+# -- the CT monitor: one node per log ------------------------------------------------------
+
+def test_ct_logs_followed_by_one_node_and_taken_over_after_sigkill(two_nodes, workdir):
+    """Each CT log is followed under a lease of its own: one node reads it; after that
+    node is killed, the other takes over within the lease's bound and goes on from the
+    stored position (the entry added meanwhile is found once)."""
+    from pwtest.ctlog_server import CTTestLogs
+    logs = CTTestLogs(os.path.join(workdir, "ct"), names=("www.example.test",),
+                      filler=10).start()
+    try:
+        a, b = two_nodes(start=False, ctmon_log_list=logs.log_list_path,
+                         ctmon_watch=".example.test", ctmon_allow_private="on",
+                         ctmon_start="backfill", ctmon_interval="1s")
+        a.start()
+        net.wait_until(lambda: len(a.log_lines("ct_round")) >= 2, 20, what="node-a's rounds")
+        b.start()
+        time.sleep(4)
+        assert a.log_lines("ct_round") and not b.log_lines("ct_round")
+        assert len(a.pw_json("ct", "list")) == 2
+        t_kill = time.time()
+        a.kill()
+        logs.add(logs.ca.issue(["late.example.test"]))
+        logs.publish()
+        net.wait_until(lambda: b.log_lines("ct_round"), LEASE_TAKEOVER + 5, interval=0.2,
+                       what="node-b to follow the logs")
+        took = time.time() - t_kill
+        print("\nct logs: node-b followed them %.1f s after SIGKILL of node-a" % took)
+        assert took <= LEASE_TAKEOVER + 2, took
+        net.wait_until(lambda: len(b.pw_json("ct", "list")) == 3, 10,
+                       what="the new certificate found by node-b")
+        names = sorted(f["names"] for f in b.pw_json("ct", "list"))
+        assert names == ["late.example.test", "www.example.test", "www.example.test"]
+    finally:
+        logs.stop()
