@@ -89,6 +89,9 @@ int ct_proof_parse(const char *json, size_t len, uint64_t *index, struct ct_cons
  */
 int ct_entries_parse(const char *json, size_t len, size_t max_bytes, struct ct_entries *out,
 		     char **err);
+/* The same with the general JSON parser alone (the reference the fast reader must match). */
+int ct_entries_parse_json(const char *json, size_t len, size_t max_bytes,
+			  struct ct_entries *out, char **err);
 void ct_entries_clear(struct ct_entries *e);
 
 /*
