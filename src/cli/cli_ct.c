@@ -200,7 +200,8 @@ static void ct_run_next(struct ct_run *run)
 
 	while (run->at < run->list->nlogs) {
 		const struct ct_log *log = &run->list->logs[run->at++];
-		struct ct_follow_opts o = { .db = run->db, .http = run->http, .log = log,
+		struct ct_follow_opts o = { .base = run->base, .db = run->db, .http = run->http,
+			.log = log,
 			.watch = run->watch, .expected_keys = cfg->ctmon.expected_keys,
 			.allowed_issuers = cfg->ctmon.allowed_issuers,
 			.start_at_end = strcmp(cfg->ctmon.start, "end") == 0, .from = run->from };

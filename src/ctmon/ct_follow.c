@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -32,6 +33,8 @@
 #define CT_ENTRIES_BODY_MAX	(16 * 1024 * 1024)
 #define CT_PROOF_BODY_MAX	(64 * 1024)
 #define CT_DEFAULT_BATCH	256
+#define CT_RETRIES		4	/* a request answered 429, 5xx or not at all */
+#define CT_RETRY_AFTER_MAX	60	/* longer Retry-After: the round ends, the next one asks */
 
 /* Owned copies of a finding's texts (struct ct_finding borrows them). */
 struct ct_held {
@@ -55,6 +58,13 @@ struct ct_follow {
 	size_t nfound;
 	struct ct_round_report rep;
 	int req;			/* the request in flight (http_cancel), or -1 */
+	/* the request, as it is sent again after a 429, a 5xx or a failure to connect */
+	char *path;
+	long timeout_ms;
+	size_t max_body;
+	http_cb on_answer;
+	unsigned tries;
+	struct event *retry_ev;
 	bool tiles;			/* a static-ct-api log: checkpoint and tiles */
 	int range_bit;			/* static start: the next bit of next to fill, or -1 */
 	uint64_t range_at;		/* static start: the first leaf of that subtree */
@@ -78,6 +88,9 @@ static void ct_follow_free(struct ct_follow *f)
 	}
 	free(f->found);
 	free(f->base);
+	free(f->path);
+	if (f->retry_ev != NULL)
+		event_free(f->retry_ev);
 	ct_log_pos_free(&f->pos);
 	ct_sth_clear(&f->sth);
 	free(f->rep.message);
@@ -116,26 +129,70 @@ static void ct_follow_alert(struct ct_follow *f, const char *kind, char *message
 
 static void ct_follow_step(struct ct_follow *f);
 
+/* Send the current request (again). */
+static void ct_follow_send(struct ct_follow *f)
+{
+	struct http_request_opts ro = { .timeout_ms = f->timeout_ms, .max_body = f->max_body,
+					.decode_gzip = true };
+	char *url = xasprintf("%s%s", f->base, f->path);
+
+	f->req = http_get(f->o.http, url, &ro, f->on_answer, f);
+	free(url);
+	if (f->req < 0)
+		ct_follow_error(f, xstrdup("the request could not be started"));
+}
+
+static void ct_follow_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	ct_follow_send(arg);
+}
+
 /* GET base + path; the response goes to cb; a request that cannot start ends the round. */
 static void ct_follow_get(struct ct_follow *f, const char *path, long timeout_ms,
 			  size_t max_body, http_cb cb)
 {
-	struct http_request_opts ro = { .timeout_ms = timeout_ms, .max_body = max_body,
-					.decode_gzip = true };
-	char *url = xasprintf("%s%s", f->base, path);
-	int h = http_get(f->o.http, url, &ro, cb, f);
-
-	free(url);
-	f->req = h;
-	if (h < 0)
-		ct_follow_error(f, xstrdup("the request could not be started"));
+	free(f->path);
+	f->path = xstrdup(path);
+	f->timeout_ms = timeout_ms;
+	f->max_body = max_body;
+	f->on_answer = cb;
+	f->tries = 0;
+	ct_follow_send(f);
 }
 
-/* A response that is not a 200 with a body: the round's error (false). */
+/*
+ * A 429, a 5xx or no answer: ask again after Retry-After (when the log says how long, and
+ * it is not long) or after 1, 2, 4 s; true when that is arranged.
+ */
+static bool ct_follow_retry(struct ct_follow *f, const struct http_response *r)
+{
+	bool transient = r->result == HTTP_OK ? r->status == 429 || r->status >= 500
+			 : r->result == HTTP_ERR_TIMEOUT || r->result == HTTP_ERR_CONNECT;
+	struct timeval tv = { (time_t)1 << f->tries, 0 };
+
+	if (!transient || f->tries + 1 >= CT_RETRIES || f->o.base == NULL ||
+	    r->retry_after > CT_RETRY_AFTER_MAX)
+		return false;
+	if (r->retry_after > 0)
+		tv.tv_sec = r->retry_after;
+	if (f->retry_ev == NULL && (f->retry_ev = evtimer_new(f->o.base, ct_follow_retry_cb,
+							      f)) == NULL)
+		fatalx("cannot create a timer");
+	f->tries++;
+	f->req = -1;
+	log_debug("event=ct_retry log=%s path=%s status=%ld wait=%lds", f->log_id, f->path,
+		  r->status, (long)tv.tv_sec);
+	evtimer_add(f->retry_ev, &tv);
+	return true;
+}
+
+/* A response that is not a 200 with a body: asked again later, or the round's error. */
 static bool ct_follow_answer_ok(struct ct_follow *f, struct http_response *r, const char *what)
 {
 	if (r->result == HTTP_OK && r->status == 200)
 		return true;
+	if (ct_follow_retry(f, r))
+		return false;
 	if (r->result != HTTP_OK)
 		ct_follow_error(f, xasprintf("%s: %s", what, r->error ? r->error :
 					     http_result_str(r->result)));

@@ -44,6 +44,7 @@ struct ct_round_report {
 typedef void (*ct_round_cb)(const struct ct_round_report *r, void *arg);
 
 struct ct_follow_opts {
+	struct event_base *base;	/* for the pauses before a request is sent again */
 	struct db *db;
 	struct http_client *http;
 	const struct ct_log *log;

@@ -258,7 +258,8 @@ static void ctmon_next(struct ctmon *m)
 
 	while (m->at < m->list->nlogs) {
 		size_t i = m->at++;
-		struct ct_follow_opts o = { .db = m->db, .http = m->http, .log = &m->list->logs[i],
+		struct ct_follow_opts o = { .base = m->base, .db = m->db, .http = m->http,
+			.log = &m->list->logs[i],
 			.watch = m->watch, .expected_keys = cfg->ctmon.expected_keys,
 			.allowed_issuers = cfg->ctmon.allowed_issuers,
 			.start_at_end = strcmp(cfg->ctmon.start, "end") == 0, .from = -1 };

@@ -315,7 +315,13 @@ static struct http_response *http_response_build(struct http_req *r)
 	resp->status = status;
 	resp->elapsed = total;
 	resp->max_age = -1;
+	resp->retry_after = -1;
 	if (resp->result == HTTP_OK) {
+		curl_off_t retry = 0;
+
+		if (curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &retry) == CURLE_OK &&
+		    retry > 0)
+			resp->retry_after = retry > LONG_MAX ? LONG_MAX : (long)retry;
 		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ctype);
 		if (ctype)
 			resp->content_type = xstrdup(ctype);

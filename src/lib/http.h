@@ -50,6 +50,7 @@ struct http_response {
 	size_t len;
 	char *content_type;	/* or NULL */
 	long max_age;		/* Cache-Control max-age in seconds, -1 when absent */
+	long retry_after;	/* Retry-After in seconds (either form), -1 when absent */
 	char *error;		/* human-readable reason when result != HTTP_OK */
 	double elapsed;		/* seconds */
 };

@@ -3,6 +3,7 @@ precertificates from a test CA, a real Merkle tree, tree heads signed by the log
 `postwarden ct check` and `ct backfill` verify every tree head, proof and entry before a
 finding is stored, resume where they stopped, and store an alert for each misbehaviour."""
 import base64
+import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -159,11 +160,33 @@ def test_misbehaviour_is_an_alert_and_the_log_is_not_advanced(make_relay, logs, 
     assert evidence
 
 
-def test_rate_limited_log_is_an_error_not_an_alert(make_relay, logs):
+def test_rate_limited_log_is_asked_again_after_retry_after(make_relay, logs):
     relay = monitor(make_relay, logs)
-    logs.rfc.rate_limit(1)
+    # two 429s asking for 1 s each: the round waits and goes on
+    logs.rfc.rate_limit(2, retry_after=1)
+    t0 = time.monotonic()
+    r = relay.pw("ct", "check", "--log", log_id(logs))
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    assert "3 matching, 2 new findings" in r.stdout
+    assert took >= 2.0, took                # it did wait as the log asked
+    sth = [p for p, _, _ in logs.rfc.requests if p.endswith("get-sth")]
+    assert len(sth) == 3, sth               # asked twice more, not given up
+    # a longer Retry-After is honoured, not replaced by the 1 s of the first back-off
+    logs.add(logs.ca.issue(["unrelated.other.test"]))
+    logs.publish()
+    logs.rfc.rate_limit(1, retry_after=3)
+    t0 = time.monotonic()
+    relay.pw("ct", "check", "--log", log_id(logs), check=True)
+    assert time.monotonic() - t0 >= 2.9
+    # a log that keeps refusing: an error after four tries, never an alert
+    logs.rfc.rate_limit(100, retry_after=1)
     r = relay.pw("ct", "check", "--log", log_id(logs))
     assert r.returncode == 1 and "429" in r.stderr and "ALERT" not in r.stderr, r.stderr
     assert alerts(relay) == []
-    r = relay.pw("ct", "check", "--log", log_id(logs), check=True)
-    assert "3 matching, 2 new findings" in r.stdout
+    # Retry-After longer than the round waits: it ends now, the next round asks again
+    logs.rfc.rate_limit(1, retry_after=3600)
+    r = relay.pw("ct", "check", "--log", log_id(logs))
+    assert r.returncode == 1 and "429" in r.stderr, r.stderr
+    logs.rfc.rate_limit(0)
+    relay.pw("ct", "check", "--log", log_id(logs), check=True)
