@@ -67,7 +67,7 @@ static char *cert_tlsa_owner(const struct posture_chain *chain, const char *host
 		free(h);
 		return NULL;
 	}
-	if (!posture_domain_valid(h)) {
+	if (!hostname_valid(h)) {
 		*err = xasprintf("\"%s\" is not a host name", h);
 		free(h);
 		return NULL;

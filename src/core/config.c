@@ -361,8 +361,7 @@ static bool config_pin_hex(const char *pin, char out[65])
 	if (len != 44 || pin[43] != '=' ||
 	    EVP_DecodeBlock(raw, (const unsigned char *)pin, 44) != 33)
 		return false;
-	for (size_t i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	hex_encode(raw, 32, out);
 	return true;
 }
 

@@ -26,6 +26,7 @@
 #include "ctmon/ct_sth.h"
 #include "ctmon/ct_store.h"
 #include "log.h"
+#include "strutil.h"
 #include "xmalloc.h"
 
 #define CT_STH_TIMEOUT_MS	15000
@@ -205,8 +206,7 @@ static char *ct_hex(const uint8_t *p, size_t n)
 {
 	char *s = xmalloc(2 * n + 1);
 
-	for (size_t i = 0; i < n; i++)
-		snprintf(s + 2 * i, 3, "%02x", p[i]);
+	hex_encode(p, n, s);
 	return s;
 }
 
@@ -861,8 +861,11 @@ struct ct_follow *ct_follow_round(const struct ct_follow_opts *opts, ct_round_cb
 	ct_log_id_text(opts->log, f->log_id);
 	f->base = xasprintf("%s%s", url, url[0] && url[strlen(url) - 1] == '/' ? "" : "/");
 	f->tiles = tiles;
-	ct_store_log_register(opts->db, f->log_id, f->base, tiles ? "static" : "rfc6962");
 	rc = ct_store_log_load(opts->db, f->log_id, &f->pos);
+	if (rc == DB_DONE &&	/* first contact: its row, written once */
+	    ct_store_log_register(opts->db, f->log_id, f->base,
+				  tiles ? "static" : "rfc6962") == DB_OK)
+		rc = ct_store_log_load(opts->db, f->log_id, &f->pos);
 	if (rc != DB_ROW) {
 		ct_follow_error(f, xasprintf("cannot read the log's state: %s",
 					     db_errmsg(opts->db)));

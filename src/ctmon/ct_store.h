@@ -50,7 +50,7 @@ struct ct_finding {
 	bool precert;
 };
 
-/* Register a log (or update its URL and API); its position is kept. */
+/* Register a log on first contact (or update its URL and API); its position is kept. */
 int ct_store_log_register(struct db *db, const char *log_id, const char *url, const char *api);
 /* The state of log_id: DB_ROW when found (free with ct_log_pos_free), DB_DONE when not. */
 int ct_store_log_load(struct db *db, const char *log_id, struct ct_log_pos *out);

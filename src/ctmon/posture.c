@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
+#include "strutil.h"
 #include "xmalloc.h"
 
 /* The whole file (at most POSTURE_FILE_MAX bytes); NULL with *err. */
@@ -187,8 +188,7 @@ void posture_spki_sha256_hex(EVP_PKEY *key, char out[65])
 	unsigned char md[32];
 
 	posture_spki_sha256(key, md);
-	for (size_t i = 0; i < sizeof(md); i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	hex_encode(md, sizeof(md), out);
 }
 
 void posture_spki_sha256_b64(EVP_PKEY *key, char out[45])
@@ -238,34 +238,12 @@ char *posture_cert_host(X509 *cert)
 	if (host == NULL && X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
 						      NID_commonName, cn, sizeof(cn)) > 0)
 		host = xstrdup(cn);
-	if (host != NULL && !posture_domain_valid(host[0] == '*' && host[1] == '.' ? host + 2
+	if (host != NULL && !hostname_valid(host[0] == '*' && host[1] == '.' ? host + 2
 						  : host)) {
 		free(host);
 		host = NULL;
 	}
 	return host;
-}
-
-bool posture_domain_valid(const char *s)
-{
-	size_t len = strlen(s), label = 0;
-
-	if (len == 0 || len > 253 || s[0] == '.' || s[0] == '-')
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (c == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-') || ++label > 63)
-			return false;
-	}
-	return s[len - 1] != '-';
 }
 
 /*
@@ -303,12 +281,12 @@ static char *posture_caa_issue_value(const struct posture_caa *c, const char *ca
 /* Check every value of c before anything is written; NULL when all are fine. */
 static char *posture_caa_check(const struct posture_caa *c)
 {
-	if (!posture_domain_valid(c->domain))
+	if (!hostname_valid(c->domain))
 		return xasprintf("\"%s\" is not a domain name", c->domain);
 	if (c->ncas == 0)
 		return xstrdup("name at least one CA (--ca DOMAIN, e.g. --ca letsencrypt.org)");
 	for (size_t i = 0; i < c->ncas; i++)
-		if (!posture_domain_valid(c->cas[i]))
+		if (!hostname_valid(c->cas[i]))
 			return xasprintf("CA \"%s\" is not a domain name (CAs are named by the "
 					 "domain they publish for CAA, e.g. letsencrypt.org)", c->cas[i]);
 	if (c->account != NULL && (!posture_caa_text_ok(c->account) ||

@@ -75,7 +75,4 @@ struct posture_caa {
  */
 char *posture_caa_records(const struct posture_caa *c, char **err);
 
-/* Is s a plausible DNS name in ASCII (letters, digits, hyphens, dots; 253 bytes at most)? */
-bool posture_domain_valid(const char *s);
-
 #endif

@@ -203,8 +203,7 @@ void format_date(int64_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%d", &tm);
 }
 
-/* Is s (A-labels) a host name: labels of letters, digits and inner hyphens, 253 bytes? */
-static bool host_name_ok(const char *s)
+bool hostname_valid(const char *s)
 {
 	size_t len = strlen(s), label = 0;
 
@@ -237,7 +236,7 @@ char *domain_to_ascii(const char *name)
 	if (idn2_to_ascii_8z(in, &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT) != IDN2_OK)
 		out = NULL;
 	free(in);
-	if (out != NULL && !host_name_ok(str_lower(out))) {
+	if (out != NULL && !hostname_valid(str_lower(out))) {
 		idn2_free(out);
 		out = NULL;
 	}
@@ -248,4 +247,15 @@ char *domain_to_ascii(const char *name)
 		out = copy;
 	}
 	return out;
+}
+
+void hex_encode(const unsigned char *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
 }

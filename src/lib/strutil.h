@@ -34,6 +34,10 @@ bool addr_valid(const char *s);
 char *addr_canonical(const char *s);
 /* The domain part of an address (borrowed pointer into s), or NULL. */
 const char *addr_domain(const char *s);
+/* p[0..n) as lower-case hex into out (2n + 1 bytes, NUL-terminated). */
+void hex_encode(const unsigned char *p, size_t n, char *out);
+/* Is s a host name in ASCII: labels of letters, digits and inner hyphens, 253 bytes at most? */
+bool hostname_valid(const char *s);
 /*
  * A domain name (U-labels or A-labels, a trailing dot allowed) as lower-case A-labels
  * (IDNA2008), the form certificates and DNS use; NULL when it is not a host name.

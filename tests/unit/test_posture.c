@@ -7,26 +7,27 @@
 
 #include "unit.h"
 #include "ctmon/posture.h"
+#include "strutil.h"
 
 static void test_domain_names(void)
 {
-	CHECK(posture_domain_valid("example.org"));
-	CHECK(posture_domain_valid("mx-1.example.org"));
-	CHECK(posture_domain_valid("xn--bcher-kva.example"));
-	CHECK(!posture_domain_valid(""));
-	CHECK(!posture_domain_valid("lets encrypt"));
-	CHECK(!posture_domain_valid(".example.org"));
-	CHECK(!posture_domain_valid("example..org"));
-	CHECK(!posture_domain_valid("-x.example.org"));
-	CHECK(!posture_domain_valid("x-.example.org"));
-	CHECK(!posture_domain_valid("ex\"ample.org"));
-	CHECK(!posture_domain_valid("bücher.example"));
+	CHECK(hostname_valid("example.org"));
+	CHECK(hostname_valid("mx-1.example.org"));
+	CHECK(hostname_valid("xn--bcher-kva.example"));
+	CHECK(!hostname_valid(""));
+	CHECK(!hostname_valid("lets encrypt"));
+	CHECK(!hostname_valid(".example.org"));
+	CHECK(!hostname_valid("example..org"));
+	CHECK(!hostname_valid("-x.example.org"));
+	CHECK(!hostname_valid("x-.example.org"));
+	CHECK(!hostname_valid("ex\"ample.org"));
+	CHECK(!hostname_valid("bücher.example"));
 	char label[80];
 	memset(label, 'a', 64);
 	strcpy(label + 64, ".org");
-	CHECK(!posture_domain_valid(label));	/* a label of 64 bytes */
+	CHECK(!hostname_valid(label));	/* a label of 64 bytes */
 	memmove(label, label + 1, strlen(label));	/* 63 bytes: the largest allowed */
-	CHECK(posture_domain_valid(label));
+	CHECK(hostname_valid(label));
 }
 
 /* The records for cas with the other options of c; NULL when refused. */

@@ -152,5 +152,19 @@ static void test_buf_maximum(void)
 	buf_free(&b);
 }
 
+static void test_hex_and_hostnames(void)
+{
+	const unsigned char b[] = { 0x00, 0x0f, 0xa5, 0xff };
+	char out[9];
+
+	hex_encode(b, sizeof(b), out);
+	CHECK_STREQ(out, "000fa5ff");
+	hex_encode(b, 0, out);
+	CHECK_STREQ(out, "");
+	CHECK(hostname_valid("mx-1.Example.org"));
+	CHECK(!hostname_valid("a..b") && !hostname_valid("-a.b") && !hostname_valid("a-.b"));
+	CHECK(!hostname_valid("a_b.example") && !hostname_valid(""));
+}
+
 TEST_MAIN(test_durations, test_sizes_and_bools, test_addresses, test_cidr, test_hostport,
-	  test_buf_maximum)
+	  test_buf_maximum, test_hex_and_hostnames)
