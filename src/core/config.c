@@ -217,6 +217,10 @@ static const struct conf_key ctmon_keys[] = {
 	{ "allowed_issuers", CONF_STRING, "", CTM(allowed_issuers), 0, 0, NULL,
 	  "CAs that may issue the provider's certificates: names as in the issuer's O or CN, or "
 	  "SHA-256 hashes of issuer keys, comma-separated." },
+	{ "issuer_caa", CONF_STRING, "", CTM(issuer_caa), 0, 0, NULL,
+	  "CAA identities of issuers, for the CAA check of each finding: ISSUER=identity items, "
+	  "comma-separated, ISSUER a name as in the issuer's O or CN or the SHA-256 of its key "
+	  "(\"Example CA=ca.example\"); well-known public CAs are built in." },
 	{ "alert_to", CONF_STRING, "", CTM(alert_to), 0, 0, NULL,
 	  "Mail addresses that get each finding, sent through this relay, comma-separated." },
 	{ "webhook", CONF_STRING, "", CTM(webhook), 0, 0, NULL,

@@ -103,6 +103,7 @@ struct ctmon_conf {
 	char *start;			/* "end" or "backfill" */
 	char *expected_keys;		/* SPKI SHA-256 pins, lower-case hex, comma-separated */
 	char *allowed_issuers;		/* CA names or issuer key hashes, comma-separated */
+	char *issuer_caa;		/* "ISSUER=identity" items, comma-separated */
 	char *alert_to;			/* mail addresses, comma-separated */
 	char *webhook;			/* URL the findings are POSTed to */
 	char *hook;			/* command run once per finding */
