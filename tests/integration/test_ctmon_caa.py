@@ -9,6 +9,8 @@ import pytest
 
 from pwtest.ctlog_server import CTTestLogs
 
+pytestmark = pytest.mark.engines
+
 CA_ID = "ca.pwtest.example"                 # the test CA's CAA identity, via issuer_caa
 CA_NAME = "postwarden CT test CA"           # its CN (pwtest.ctlog.CTTestCA)
 ISSUER_CAA = "%s=%s" % (CA_NAME, CA_ID)
