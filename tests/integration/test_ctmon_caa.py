@@ -3,6 +3,7 @@ test CA's certificates are found in the project's test logs, and the CAA of thei
 served by Knot from the DNSSEC-signed zone example.test (RFC 8659 tree climbing through
 the validating resolver). Each test asserts the exact verdicts."""
 import base64
+import hashlib
 import os
 
 import pytest
@@ -18,12 +19,17 @@ ISSUER_CAA = "%s=%s" % (CA_NAME, CA_ID)
 
 @pytest.fixture
 def caa_zone(knot):
-    """Sets example.test's CAA records; the zone is emptied again afterwards."""
-    def put(*records):
-        knot.set_zone("example.test", [r if isinstance(r, tuple) else ("@", "CAA", r)
-                                       for r in records])
+    """put(*records): sets example.test's records (a plain string is a CAA record at the
+    apex); put(..., zone="other.test") another zone's. Each zone gets back afterwards what
+    it held before."""
+    before = {}
+
+    def put(*records, zone="example.test"):
+        before.setdefault(zone, list(knot._base.get(zone, [])))
+        knot.set_zone(zone, [r if isinstance(r, tuple) else ("@", "CAA", r) for r in records])
     yield put
-    knot.set_zone("example.test", [])
+    for zone, records in before.items():
+        knot.set_zone(zone, records)
 
 
 @pytest.fixture
@@ -113,6 +119,22 @@ def test_caa_found_by_climbing_and_the_first_set_rules(make_relay, logs, caa_zon
     assert "CAA at sub2.example.test allows" in found["www.sub2.example.test"]["reason"]
 
 
+def test_cname_is_followed(make_relay, logs, caa_zone):
+    # alias.example.test is a CNAME to a name whose CAA allows another CA: that set rules,
+    # not example.test's; a CNAME to a name without CAA climbs from alias's parent
+    caa_zone('0 issue "letsencrypt.org"', ("host", "A", "192.0.2.1"), zone="other.test")
+    caa_zone(("@", "CAA", '0 issue "%s"' % CA_ID),
+             ("alias", "CNAME", "other.test."),
+             ("alias2", "CNAME", "host.other.test."))
+    logs.add(logs.ca.issue(["alias.example.test"]))
+    logs.add(logs.ca.issue(["alias2.example.test"]))
+    _, found = check(make_relay, logs, "rfc6962")
+    assert verdicts(found) == {"alias.example.test": "caa_not_allowed",
+                               "alias2.example.test": "expected"}
+    assert "CAA at alias.example.test does not let" in found["alias.example.test"]["reason"]
+    assert "CAA at example.test allows" in found["alias2.example.test"]["reason"]
+
+
 @pytest.mark.parametrize("api", APIS)
 def test_issuewild_rules_for_a_wildcard(make_relay, logs, caa_zone, api):
     caa_zone('0 issue "%s"' % CA_ID, '0 issuewild "letsencrypt.org"')
@@ -167,6 +189,24 @@ def test_allowed_issuers_by_key_hash(make_relay, logs, caa_zone, api):
     shown = relay.pw("ct", "show", str(found["cert.example.test"]["id"]), check=True).stdout
     assert "issuer key:  %s" % key_hash in shown, shown
     assert "CAA:         allowed" in shown, shown
+    if api == "static":
+        # the issuer was fetched by its fingerprint, once for the round
+        with open(logs.nginx.access_log) as f:
+            fetched = [line for line in f if "/issuer/" in line]
+        assert len(fetched) == 1 and hashlib.sha256(logs.ca.der).hexdigest() in fetched[0], \
+            fetched
+
+
+def test_static_issuer_fetched_once_per_round(make_relay, logs, caa_zone):
+    caa_zone('0 issue "%s"' % CA_ID)
+    for n in ("a", "b", "c"):
+        logs.add(logs.ca.issue(["%s.example.test" % n]))
+    _, found = check(make_relay, logs, "static",
+                     ctmon_allowed_issuers=logs.ca.issuer_key_hash.hex())
+    assert verdicts(found) == {"a.example.test": "expected", "b.example.test": "expected",
+                               "c.example.test": "expected"}
+    with open(logs.nginx.access_log) as f:
+        assert len([line for line in f if "/issuer/" in line]) == 1
 
 
 @pytest.mark.parametrize("api", APIS)
