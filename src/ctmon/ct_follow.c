@@ -777,7 +777,7 @@ static void ct_follow_judged(void *arg)
  */
 static void ct_follow_caa(struct ct_follow *f)
 {
-	f->caa = ct_judge_caa_new(f->o.dns);
+	f->caa = ct_judge_caa_new(f->o.base, f->o.dns);
 	for (size_t i = 0; i < f->nfound; i++)
 		for (size_t j = 0; j < f->found[i].ncaa_names; j++)
 			ct_judge_caa_want(f->caa, f->found[i].caa_names[j]);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/event.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -168,6 +169,8 @@ struct ct_judge_name {
 
 struct ct_judge_caa {
 	struct dns *dns;		/* borrowed; NULL: no look-ups */
+	struct event_base *base;	/* borrowed; NULL: no time limit */
+	struct event *timer;
 	struct ct_judge_name **names;
 	size_t n, inflight;
 	void (*done)(void *arg);
@@ -179,11 +182,12 @@ static const char *ct_judge_lookup_name(const char *name)
 	return strncmp(name, "*.", 2) == 0 ? name + 2 : name;
 }
 
-struct ct_judge_caa *ct_judge_caa_new(struct dns *dns)
+struct ct_judge_caa *ct_judge_caa_new(struct event_base *base, struct dns *dns)
 {
 	struct ct_judge_caa *jc = xcalloc(1, sizeof(*jc));
 
 	jc->dns = dns;
+	jc->base = base;
 	return jc;
 }
 
@@ -255,18 +259,48 @@ static bool ct_judge_caa_start_more(struct ct_judge_caa *jc)
 	return true;
 }
 
+/* The run took too long: what is still unanswered is "not checked". */
+static void ct_judge_caa_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct ct_judge_caa *jc = arg;
+
+	for (size_t i = 0; i < jc->n; i++) {
+		struct ct_judge_name *jn = jc->names[i];
+
+		if (jn->answered)
+			continue;
+		ct_caa_cancel(jn->q);
+		jn->q = NULL;
+		jn->started = true;
+		ct_judge_caa_answer(jn, NULL, "no answer in time");
+	}
+	jc->inflight = 0;
+	jc->done(jc->arg);	/* may free jc */
+}
+
 void ct_judge_caa_run(struct ct_judge_caa *jc, void (*done)(void *arg), void *arg)
 {
+	struct timeval tv = { CT_JUDGE_CAA_TIMEOUT_S, 0 };
+
 	jc->done = done;
 	jc->arg = arg;
-	if (ct_judge_caa_start_more(jc))
+	if (ct_judge_caa_start_more(jc)) {
 		done(arg);
+		return;
+	}
+	if (jc->base == NULL)
+		return;
+	if ((jc->timer = evtimer_new(jc->base, ct_judge_caa_timeout, jc)) == NULL)
+		fatalx("cannot create a timer");
+	evtimer_add(jc->timer, &tv);
 }
 
 void ct_judge_caa_free(struct ct_judge_caa *jc)
 {
 	if (jc == NULL)
 		return;
+	if (jc->timer != NULL)
+		event_free(jc->timer);
 	for (size_t i = 0; i < jc->n; i++) {
 		ct_caa_cancel(jc->names[i]->q);
 		ct_caa_free(jc->names[i]->caa);

@@ -20,6 +20,7 @@
 #include "ctmon/ct_names.h"
 
 #define CT_JUDGE_CAA_PARALLEL	8	/* CAA look-ups in flight at once */
+#define CT_JUDGE_CAA_TIMEOUT_S	60	/* all of a round's look-ups; then "not checked" */
 
 struct ct_judge_opts {
 	const char *expected_keys;	/* lower-case hex SPKI pins, comma-separated */
@@ -67,9 +68,14 @@ int ct_judge_chain_issuer_key(const uint8_t *extra, size_t len, char out[65]);
 /* Is item one of the comma-separated items of list (case-insensitive, blanks trimmed)? */
 bool ct_judge_list_has(const char *list, const char *item);
 
-/* The CAA answers of one round, by name. dns NULL: every name is "not checked". */
+/*
+ * The CAA answers of one round, by name. dns NULL: every name is "not checked". base (may
+ * be NULL) bounds the run to CT_JUDGE_CAA_TIMEOUT_S: a resolver that keeps a round waiting
+ * holds the log back for no more than that.
+ */
 struct ct_judge_caa;
-struct ct_judge_caa *ct_judge_caa_new(struct dns *dns);
+struct event_base;
+struct ct_judge_caa *ct_judge_caa_new(struct event_base *base, struct dns *dns);
 /* Ask for the CAA of name (a certificate name; a wildcard's is its parent's) in the run. */
 void ct_judge_caa_want(struct ct_judge_caa *jc, const char *name);
 /*

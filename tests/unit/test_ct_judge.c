@@ -33,7 +33,7 @@ static void test_verdicts(void)
 				   .spki = PIN, .caa_names = names, .ncaa_names = 1 };
 	struct ct_judge_opts o = { .expected_keys = "aaaa, " PIN, .allowed_issuers = "Example CA",
 				   .issuer_caa = "" };
-	struct ct_judge_caa *jc = ct_judge_caa_new(NULL);
+	struct ct_judge_caa *jc = ct_judge_caa_new(NULL, NULL);
 	struct ct_verdict v;
 	int done = 0;
 
