@@ -824,30 +824,35 @@ static void ct_follow_issuers(struct ct_follow *f)
 	ct_follow_caa(f);
 }
 
+/*
+ * The issuer is not covered by the tree (the leaf hash is over the TimestampedEntry alone):
+ * one that cannot be had or does not match its fingerprint leaves the key unknown, and
+ * the log advances all the same.
+ */
 static void ct_on_issuer(struct http_response *r, void *arg)
 {
 	struct ct_follow *f = arg;
 	const char *fp = f->path + strlen("issuer/");
 	struct ct_issuer_key ik = { .key = "" };
 	unsigned char md[CT_HASH_LEN];
-	char got[65];
+	char got[65] = "";
 
-	if (!ct_follow_answer_ok(f, r, "issuer")) {
+	if (!(r->result == HTTP_OK && r->status == 200) && ct_follow_retry(f, r)) {
 		http_response_free(r);
 		return;
 	}
-	EVP_Digest(r->body, r->len, md, NULL, EVP_sha256(), NULL);
-	hex_encode(md, sizeof(md), got);
-	if (strcmp(got, fp) != 0) {
-		ct_follow_error(f, xasprintf("the issuer served for fingerprint %s has another "
-					     "SHA-256 (%s)", fp, got));
-		http_response_free(r);
-		return;
+	if (r->result == HTTP_OK && r->status == 200) {
+		EVP_Digest(r->body, r->len, md, NULL, EVP_sha256(), NULL);
+		hex_encode(md, sizeof(md), got);
 	}
-	snprintf(ik.fp, sizeof(ik.fp), "%s", fp);
-	if (ct_judge_cert_key((const uint8_t *)r->body, r->len, ik.key) < 0)
+	if (strcmp(got, fp) != 0)
+		log_warn("event=ct_issuer_error log=%s fingerprint=%s error=\"%s\"", f->log_id, fp,
+			 *got ? "the certificate served has another SHA-256"
+			 : r->result != HTTP_OK ? http_result_str(r->result) : "not served");
+	else if (ct_judge_cert_key((const uint8_t *)r->body, r->len, ik.key) < 0)
 		ik.key[0] = '\0';	/* not a certificate we can read: its key stays unknown */
 	http_response_free(r);
+	snprintf(ik.fp, sizeof(ik.fp), "%s", fp);
 	f->issuers = xreallocarray(f->issuers, f->nissuers + 1, sizeof(*f->issuers));
 	f->issuers[f->nissuers++] = ik;
 	ct_follow_issuers(f);

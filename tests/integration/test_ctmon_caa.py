@@ -44,9 +44,12 @@ def log_id(logs, api):
     return base64.b64encode(log.log_id).decode()
 
 
-def check(make_relay, logs, api, **opts):
-    """One `ct check` of the log of api from its first entry; the findings by names."""
+def check(make_relay, logs, api, before=None, **opts):
+    """One `ct check` of the log of api from its first entry; the findings by names.
+    before: called once the logs are published."""
     logs.start()
+    if before is not None:
+        before()
     options = dict(ctmon_log_list=logs.log_list_path, ctmon_watch=".example.test,.bogus.test",
                    ctmon_allow_private="on", ctmon_start="backfill",
                    ctmon_issuer_caa=ISSUER_CAA,
@@ -222,3 +225,18 @@ def test_allowed_issuers_wrong_key_hash(make_relay, logs, caa_zone, api):
     for f in found.values():
         assert f["issuer_key_sha256"] == logs.ca.issuer_key_hash.hex()
         assert "(key SHA-256 %s)" % logs.ca.issuer_key_hash.hex() in f["reason"]
+
+
+def test_static_issuer_not_served_leaves_the_key_unknown(make_relay, logs, caa_zone):
+    caa_zone('0 issue "%s"' % CA_ID)
+    logs.add(logs.ca.issue(["cert.example.test"]))
+    pre, _ = logs.ca.issue_precert(["pre.example.test"])
+    logs.add(pre, precert=True)
+    path = os.path.join(logs.docroot, "issuer", hashlib.sha256(logs.ca.der).hexdigest())
+    _, found = check(make_relay, logs, "static", before=lambda: os.unlink(path),
+                     ctmon_allowed_issuers=logs.ca.issuer_key_hash.hex())
+    # the log advanced (check() asserts it); the certificate's issuer key is not known,
+    # the precertificate's is in its entry
+    assert verdicts(found) == {"cert.example.test": "issuer_not_allowed",
+                               "pre.example.test": "expected"}
+    assert found["cert.example.test"]["issuer_key_sha256"] == ""
