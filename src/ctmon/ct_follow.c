@@ -443,7 +443,7 @@ static void ct_on_entries(struct http_response *r, void *arg);
 
 /*
  * Entry index e matched the watch list: keep it as a finding of this round. It is judged
- * when the round's entries hashed to the signed root (ct_follow_judge), once the issuers
+ * when the round's entries hashed to the signed root (ct_follow_judged), once the issuers
  * and CAA answers it needs are known.
  */
 static void ct_keep(struct ct_follow *f, uint64_t index, const struct ct_entry *e,
