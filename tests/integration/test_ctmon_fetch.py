@@ -182,6 +182,27 @@ def test_backfill_without_a_terminal_prints_rate_and_eta_lines(make_relay, logs)
     assert not PROGRESS_LINE.search(r.stderr)
 
 
+def test_backfill_without_a_terminal_writes_a_line_every_ten_seconds(make_relay, logs):
+    # about 13 s of backfill: one line after about 10 s, then the last one
+    logs.rfc.delay = 0.7
+    relay = monitor(make_relay, logs, ctmon_requests_per_second=FAST, ctmon_parallel="1")
+    t0 = time.monotonic()
+    p = subprocess.Popen([pw_relay.binary(), "-c", relay.conf_path, "ct", "backfill", "--log",
+                          rfc_id(logs), "--from", "0"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env=pw_relay.daemon_env(), cwd=relay.dir)
+    seen = []
+    for line in p.stderr:
+        m = PROGRESS_LINE.search(line)
+        if m:
+            seen.append((time.monotonic() - t0, int(m.group(1)), int(m.group(2))))
+    assert p.wait(timeout=60) == 0
+    total = logs.rfc_log.size()
+    assert len(seen) >= 2, seen
+    assert seen[-1][1:] == (total, total), seen
+    assert 0 < seen[0][1] < total and seen[0][0] >= 9.5, seen   # not before ~10 s
+
+
 def run_in_pty(argv, env, cwd, timeout=60):
     """Run argv with standard error on a pseudo-terminal; (exit code, what it wrote)."""
     master, slave = pty.openpty()
