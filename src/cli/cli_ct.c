@@ -238,8 +238,11 @@ static void ct_progress(uint64_t done, uint64_t total, void *arg)
 	bar[CT_BAR_WIDTH] = '\0';
 	fprintf(pw_stderr, "\r[%s] %" PRIu64 "/%" PRIu64 " %3u%% %.0f entries/s ETA %s\033[K",
 		bar, done, total, pct, rate, eta);
+	/* all entries checked: the line ends before the round's own messages */
+	run->drawn = done < total;
+	if (!run->drawn)
+		fputc('\n', pw_stderr);
 	fflush(pw_stderr);
-	run->drawn = true;
 }
 
 static void ct_run_next(struct ct_run *run);
