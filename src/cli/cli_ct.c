@@ -1,11 +1,15 @@
 /*
  * cli_ct.c - "postwarden ct": the certificates the CT monitor found for the watched names,
  * read from the database (any node, serve running or not), and the operator's ack.
+ * "ct check" and "ct backfill" run verified rounds in the foreground; a backfill shows its
+ * progress on standard error: a bar redrawn in place on a terminal, else a line with the
+ * rate and the time left every 10 seconds.
  */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -29,6 +33,9 @@ static const char ct_usage[] =
 	"       postwarden ct ack ID";
 
 #define CT_LIST_MAX 10000
+#define CT_BAR_WIDTH 30
+#define CT_BAR_EVERY 0.2	/* seconds between redraws of the bar */
+#define CT_LINE_EVERY 10.0	/* seconds between progress lines without a terminal */
 
 /* A finding ID from the command line; false (after the usage text) when it is not one. */
 static bool ct_parse_id(const char *s, int64_t *id)
@@ -177,7 +184,73 @@ struct ct_run {
 	int64_t from;			/* --from, or -1 */
 	size_t at;			/* next log of the list */
 	int rc;
+	/* a backfill's progress */
+	bool tty;			/* standard error is a terminal: the bar */
+	bool drawn;			/* the bar is on the screen (a newline ends it) */
+	double started, shown;		/* monotonic seconds: the round's entries, last output */
 };
+
+static double ct_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Seconds as "1:02:03" or "2:03" into buf. */
+static void ct_duration(double secs, char *buf, size_t len)
+{
+	uint64_t s = secs > 0 && secs < 1e9 ? (uint64_t)(secs + 0.5) : 0;
+
+	if (s >= 3600)
+		snprintf(buf, len, "%" PRIu64 ":%02u:%02u", s / 3600, (unsigned)(s / 60 % 60),
+			 (unsigned)(s % 60));
+	else
+		snprintf(buf, len, "%u:%02u", (unsigned)(s / 60), (unsigned)(s % 60));
+}
+
+/* ct_progress_cb of a backfill: the bar on a terminal, a line every 10 s otherwise. */
+static void ct_progress(uint64_t done, uint64_t total, void *arg)
+{
+	struct ct_run *run = arg;
+	double now = ct_now(), secs, rate;
+	unsigned pct, fill;
+	char bar[CT_BAR_WIDTH + 1], eta[32];
+
+	if (done == 0 || run->started == 0) {
+		run->started = run->shown = now;
+		if (done == 0 && !run->tty)
+			return;
+	}
+	if (now - run->shown < (run->tty ? CT_BAR_EVERY : CT_LINE_EVERY) && done < total &&
+	    (done > 0 || !run->tty))
+		return;
+	run->shown = now;
+	secs = now - run->started;
+	rate = secs > 0 ? (double)done / secs : 0;
+	pct = total ? (unsigned)(done * 100 / total) : 100;
+	if (rate > 0)
+		ct_duration((double)(total - done) / rate, eta, sizeof(eta));
+	else
+		snprintf(eta, sizeof(eta), "?");
+	if (!run->tty) {
+		fprintf(pw_stderr, "backfill: %" PRIu64 "/%" PRIu64 " entries (%u%%), %.0f "
+			"entries/s, ETA %s\n", done, total, pct, rate, eta);
+		return;
+	}
+	fill = total ? (unsigned)(done * CT_BAR_WIDTH / total) : CT_BAR_WIDTH;
+	memset(bar, '#', fill);
+	memset(bar + fill, '.', CT_BAR_WIDTH - fill);
+	bar[CT_BAR_WIDTH] = '\0';
+	fprintf(pw_stderr, "\r[%s] %" PRIu64 "/%" PRIu64 " %3u%% %.0f entries/s ETA %s\033[K",
+		bar, done, total, pct, rate, eta);
+	/* all entries checked: the line ends before the round's own messages */
+	run->drawn = done < total;
+	if (!run->drawn)
+		fputc('\n', pw_stderr);
+	fflush(pw_stderr);
+}
 
 static void ct_run_next(struct ct_run *run);
 
@@ -187,6 +260,10 @@ static void ct_run_done(const struct ct_round_report *r, void *arg)
 	char id[45];
 
 	ct_log_id_text(&run->list->logs[run->at - 1], id);
+	if (run->drawn)
+		fputc('\n', pw_stderr);	/* the bar stays, its line ended */
+	run->drawn = false;
+	run->started = 0;
 	if (r->result == CT_ROUND_OK)
 		printf("%s: verified to %" PRIu64 " entries; %" PRIu64 " checked, %" PRIu64
 		       " matching, %" PRIu64 " new findings\n", id, r->tree_size, r->entries,
@@ -212,7 +289,10 @@ static void ct_run_next(struct ct_run *run)
 			.watch = run->watch, .expected_keys = cfg->ctmon.expected_keys,
 			.allowed_issuers = cfg->ctmon.allowed_issuers,
 			.issuer_caa = cfg->ctmon.issuer_caa, .dns = run->dns,
-			.start_at_end = strcmp(cfg->ctmon.start, "end") == 0, .from = run->from };
+			.start_at_end = strcmp(cfg->ctmon.start, "end") == 0, .from = run->from,
+			.parallel = (unsigned)cfg->ctmon.parallel,
+			.per_second = (unsigned)cfg->ctmon.requests_per_second,
+			.progress = run->from >= 0 ? ct_progress : NULL, .progress_arg = run };
 		char id[45];
 
 		ct_log_id_text(log, id);
@@ -256,6 +336,7 @@ static int ct_rounds(struct cli *cli, struct db *db, int argc, char **argv)
 		return 1;
 	}
 	run.watch = ctmon_watch_from_config(&cli->cfg);
+	run.tty = isatty(fileno(pw_stderr)) == 1;
 	if ((run.base = event_base_new()) == NULL)
 		fatalx("cannot create an event loop");
 	run.http = http_client_new(run.base, &ho);

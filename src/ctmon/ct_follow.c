@@ -1,12 +1,21 @@
 /*
  * ct_follow.c - one verified round over an RFC 6962 log; see ct_follow.h.
  *
- * The round is a chain of requests, one at a time: get-sth; get-sth-consistency when the
- * tree grew; when the round starts at an index k > 0 with no stored compact range (the
- * first contact starting at the log's end, or a backfill from k), entry k-1 and its
- * inclusion proof, whose left-hand siblings are the subtrees of the first k-1 leaves;
- * then get-entries until the signed size. Findings are kept in memory until the entries
- * hashed to the signed root: nothing is reported from entries that did not.
+ * The round begins with a chain of requests, one at a time: get-sth; get-sth-consistency
+ * when the tree grew; when the round starts at an index k > 0 with no stored compact range
+ * (the first contact starting at the log's end, or a backfill from k), entry k-1 and its
+ * inclusion proof, whose left-hand siblings are the subtrees of the first k-1 leaves (for
+ * a static log: the hash tiles). Then the entries until the signed size, several requests
+ * ahead: each slot of a small ring is one request (a get-entries range or a data tile),
+ * sent in index order; an answer waits in its slot until the slots before it are checked
+ * (at most `parallel` answers held), so entries are hashed and matched strictly in order.
+ * A short get-entries answer asks for its gap again from its slot, which is then the
+ * first. Findings are kept in memory until the entries hashed to the signed root: nothing
+ * is reported from entries that did not.
+ *
+ * Every request, the first of the round included, starts only when ct_pace allows (the
+ * log's rate); a 429, a Retry-After, a 5xx or no answer pauses the whole log before the
+ * request is sent again (Retry-After, or 1, 2, 4 s).
  */
 #include "ct_follow.h"
 
@@ -24,6 +33,7 @@
 #include "ctmon/ct_judge.h"
 #include "ctmon/ct_merkle.h"
 #include "ctmon/ct_names.h"
+#include "ctmon/ct_pace.h"
 #include "ctmon/ct_sth.h"
 #include "ctmon/ct_store.h"
 #include "log.h"
@@ -35,6 +45,7 @@
 #define CT_ENTRIES_BODY_MAX	(16 * 1024 * 1024)
 #define CT_PROOF_BODY_MAX	(64 * 1024)
 #define CT_DEFAULT_BATCH	256
+#define CT_DEFAULT_PARALLEL	4
 #define CT_RETRIES		4	/* a request answered 429, 5xx or not at all */
 #define CT_RETRY_AFTER_MAX	60	/* longer Retry-After: the round ends, the next one asks */
 
@@ -53,6 +64,15 @@ struct ct_issuer_key {
 	char fp[65], key[65];
 };
 
+/* One request of the entries: in flight (req >= 0), answered (resp), or waiting to be sent. */
+struct ct_slot {
+	struct ct_follow *f;
+	int req;
+	uint64_t start, end;		/* entries start..end; a static slot is one data tile */
+	unsigned tries;
+	struct http_response *resp;	/* held until the slots before it are checked */
+};
+
 struct ct_follow {
 	struct ct_follow_opts o;
 	ct_round_cb cb;
@@ -68,14 +88,22 @@ struct ct_follow {
 	struct ct_held *found;
 	size_t nfound;
 	struct ct_round_report rep;
-	int req;			/* the request in flight (http_cancel), or -1 */
-	/* the request, as it is sent again after a 429, a 5xx or a failure to connect */
+	int req;			/* the one-at-a-time request in flight, or -1 */
+	/* that request, as it is sent again after a 429, a 5xx or a failure to connect */
 	char *path;
 	long timeout_ms;
 	size_t max_body;
 	http_cb on_answer;
 	unsigned tries;
-	struct event *retry_ev;
+	bool pending;			/* it waits for the pace to allow it */
+	struct ct_pace pace;
+	/* the entries: a ring of o.parallel slots, nslots of them in use from head */
+	struct ct_slot *slots;
+	unsigned head, nslots;
+	bool fetching;			/* the entries are being fetched */
+	uint64_t ahead;			/* the first entry no slot covers */
+	uint64_t first;			/* the round's first entry (progress) */
+	uint64_t served;		/* most entries in a short get-entries answer, or 0 */
 	bool tiles;			/* a static-ct-api log: checkpoint and tiles */
 	int range_bit;			/* static start: the next bit of next to fill, or -1 */
 	uint64_t range_at;		/* static start: the first leaf of that subtree */
@@ -95,6 +123,15 @@ void ct_log_id_text(const struct ct_log *log, char buf[45])
 
 static void ct_follow_free(struct ct_follow *f)
 {
+	if (f->req >= 0)
+		http_cancel(f->o.http, f->req);
+	for (unsigned i = 0; f->slots != NULL && i < f->o.parallel; i++) {
+		if (f->slots[i].req >= 0)
+			http_cancel(f->o.http, f->slots[i].req);
+		http_response_free(f->slots[i].resp);
+	}
+	free(f->slots);
+	ct_pace_clear(&f->pace);
 	for (size_t i = 0; i < f->nfound; i++) {
 		free(f->found[i].names);
 		free(f->found[i].issuer);
@@ -110,8 +147,6 @@ static void ct_follow_free(struct ct_follow *f)
 	ct_judge_caa_free(f->caa);
 	free(f->base);
 	free(f->path);
-	if (f->retry_ev != NULL)
-		event_free(f->retry_ev);
 	ct_log_pos_free(&f->pos);
 	ct_sth_clear(&f->sth);
 	free(f->rep.message);
@@ -149,8 +184,9 @@ static void ct_follow_alert(struct ct_follow *f, const char *kind, char *message
 /* ---- requests ----------------------------------------------------------------------- */
 
 static void ct_follow_step(struct ct_follow *f);
+static void ct_follow_pump(struct ct_follow *f);
 
-/* Send the current request (again). */
+/* Send the one-at-a-time request (again). */
 static void ct_follow_send(struct ct_follow *f)
 {
 	struct http_request_opts ro = { .timeout_ms = f->timeout_ms, .max_body = f->max_body,
@@ -163,12 +199,7 @@ static void ct_follow_send(struct ct_follow *f)
 		ct_follow_error(f, xstrdup("the request could not be started"));
 }
 
-static void ct_follow_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	ct_follow_send(arg);
-}
-
-/* GET base + path; the response goes to cb; a request that cannot start ends the round. */
+/* GET base + path when the pace allows; the response goes to cb. */
 static void ct_follow_get(struct ct_follow *f, const char *path, long timeout_ms,
 			  size_t max_body, http_cb cb)
 {
@@ -178,47 +209,56 @@ static void ct_follow_get(struct ct_follow *f, const char *path, long timeout_ms
 	f->max_body = max_body;
 	f->on_answer = cb;
 	f->tries = 0;
-	ct_follow_send(f);
+	f->pending = true;
+	ct_follow_pump(f);
 }
 
 /*
- * A 429, a 5xx or no answer: ask again after Retry-After (when the log says how long, and
- * it is not long) or after 1, 2, 4 s; true when that is arranged.
+ * A 429, a 5xx or no answer to the request tried *tries times: pause the whole log for
+ * Retry-After (when the log says how long, and it is not long) or 1, 2, 4 s; true when
+ * the request is to be sent again after that (and *tries counted).
  */
-static bool ct_follow_retry(struct ct_follow *f, const struct http_response *r)
+static bool ct_follow_backoff(struct ct_follow *f, const struct http_response *r,
+			      unsigned *tries, const char *what)
 {
 	bool transient = r->result == HTTP_OK ? r->status == 429 || r->status >= 500
 			 : r->result == HTTP_ERR_TIMEOUT || r->result == HTTP_ERR_CONNECT;
-	struct timeval tv = { (time_t)1 << f->tries, 0 };
+	long wait = r->retry_after > 0 ? r->retry_after : 1L << *tries;
 
-	if (!transient || f->tries + 1 >= CT_RETRIES || f->o.base == NULL ||
+	if (!transient || *tries + 1 >= CT_RETRIES || f->o.base == NULL ||
 	    r->retry_after > CT_RETRY_AFTER_MAX)
 		return false;
-	if (r->retry_after > 0)
-		tv.tv_sec = r->retry_after;
-	if (f->retry_ev == NULL && (f->retry_ev = evtimer_new(f->o.base, ct_follow_retry_cb,
-							      f)) == NULL)
-		fatalx("cannot create a timer");
-	f->tries++;
-	f->req = -1;
-	log_debug("event=ct_retry log=%s path=%s status=%ld wait=%lds", f->log_id, f->path,
-		  r->status, (long)tv.tv_sec);
-	evtimer_add(f->retry_ev, &tv);
+	(*tries)++;
+	log_debug("event=ct_retry log=%s what=\"%s\" status=%ld wait=%lds", f->log_id, what,
+		  r->status, wait);
+	ct_pace_pause(&f->pace, (double)wait);
 	return true;
 }
 
-/* A response that is not a 200 with a body: asked again later, or the round's error. */
-static bool ct_follow_answer_ok(struct ct_follow *f, struct http_response *r, const char *what)
+/* The round's error for a response that is not a 200 (and is not tried again). */
+static void ct_follow_http_error(struct ct_follow *f, const struct http_response *r,
+				 char *what)
 {
-	if (r->result == HTTP_OK && r->status == 200)
-		return true;
-	if (ct_follow_retry(f, r))
-		return false;
 	if (r->result != HTTP_OK)
 		ct_follow_error(f, xasprintf("%s: %s", what, r->error ? r->error :
 					     http_result_str(r->result)));
 	else
 		ct_follow_error(f, xasprintf("%s: HTTP status %ld", what, r->status));
+	free(what);
+}
+
+/* A response that is not a 200 with a body: asked again later, or the round's error. */
+static bool ct_follow_answer_ok(struct ct_follow *f, struct http_response *r, const char *what)
+{
+	f->req = -1;
+	if (r->result == HTTP_OK && r->status == 200)
+		return true;
+	if (ct_follow_backoff(f, r, &f->tries, f->path)) {
+		f->pending = true;
+		ct_follow_pump(f);
+		return false;
+	}
+	ct_follow_http_error(f, r, xstrdup(what));
 	return false;
 }
 
@@ -484,18 +524,6 @@ static void ct_keep(struct ct_follow *f, uint64_t index, const struct ct_entry *
 	h->f.precert = e->type == CT_ENTRY_PRECERT;
 }
 
-static void ct_follow_fetch_entries(struct ct_follow *f)
-{
-	uint64_t last = f->next + f->o.batch - 1;
-	char *path;
-
-	if (last >= f->sth.tree_size)
-		last = f->sth.tree_size - 1;
-	path = xasprintf("ct/v1/get-entries?start=%" PRIu64 "&end=%" PRIu64, f->next, last);
-	ct_follow_get(f, path, CT_ENTRIES_TIMEOUT_MS, CT_ENTRIES_BODY_MAX, ct_on_entries);
-	free(path);
-}
-
 /* Hash entry next into the stream and match its certificate. */
 static void ct_follow_leaf(struct ct_follow *f, const struct ct_entry *e)
 {
@@ -530,37 +558,6 @@ static bool ct_follow_entry(struct ct_follow *f, const struct ct_raw_entry *raw,
 	return true;
 }
 
-static void ct_on_entries(struct http_response *r, void *arg)
-{
-	struct ct_follow *f = arg;
-	struct ct_entries es = { 0 };
-	char *err = NULL;
-
-	if (!ct_follow_answer_ok(f, r, "get-entries")) {
-		http_response_free(r);
-		return;
-	}
-	if (ct_entries_parse(r->body, r->len, CT_ENTRIES_BODY_MAX, &es, &err) < 0 ||
-	    es.nentries == 0) {
-		ct_follow_error(f, xasprintf("get-entries from %" PRIu64 ": %s", f->next,
-					     err ? err : "no entries in the answer"));
-		free(err);
-		ct_entries_clear(&es);
-		http_response_free(r);
-		return;
-	}
-	http_response_free(r);
-	for (size_t i = 0; i < es.nentries && f->next < f->sth.tree_size; i++) {
-		if (!ct_follow_entry(f, &es.entries[i], &err)) {
-			ct_entries_clear(&es);
-			ct_follow_error(f, err);
-			return;
-		}
-	}
-	ct_entries_clear(&es);
-	ct_follow_step(f);	/* fewer than asked: the next request follows up */
-}
-
 /* ---- static-ct-api: checkpoint and tiles -------------------------------------------- */
 
 #define CT_TILE_BODY_MAX	(8 * 1024 * 1024)	/* 256 entries with their chains */
@@ -591,43 +588,6 @@ static void ct_on_checkpoint(struct http_response *r, void *arg)
 	if (ct_follow_compare_heads(f, r->body))
 		ct_follow_step(f);
 	http_response_free(r);
-}
-
-static void ct_on_data_tile(struct http_response *r, void *arg)
-{
-	struct ct_follow *f = arg;
-	struct ct_entry *es;
-	size_t count = 0, first = (size_t)(f->next % CT_TILE_WIDTH);
-	uint64_t t = f->next / CT_TILE_WIDTH;
-	unsigned w = ct_tile_width(f->sth.tree_size, 0, t);
-	const char *err = NULL;
-
-	if (!ct_follow_answer_ok(f, r, "data tile")) {
-		http_response_free(r);
-		return;
-	}
-	es = xcalloc(CT_TILE_WIDTH, sizeof(*es));
-	if (ct_tile_parse((const uint8_t *)r->body, r->len, w, es, &count, &err) < 0) {
-		ct_follow_error(f, xasprintf("data tile %" PRIu64 ": %s", t, err));
-	} else {
-		for (size_t i = first; i < count; i++)
-			ct_follow_leaf(f, &es[i]);
-		ct_follow_step(f);
-	}
-	free(es);
-	http_response_free(r);
-}
-
-static void ct_follow_fetch_tile(struct ct_follow *f)
-{
-	uint64_t t = f->next / CT_TILE_WIDTH;
-	char path[128];
-
-	if (!ct_tile_data_path(path, sizeof(path), t, ct_tile_width(f->sth.tree_size, 0, t))) {
-		ct_follow_error(f, xstrdup("no data tile for the next entry"));
-		return;
-	}
-	ct_follow_get(f, path, CT_ENTRIES_TIMEOUT_MS, CT_TILE_BODY_MAX, ct_on_data_tile);
 }
 
 static void ct_on_hash_tile(struct http_response *r, void *arg);
@@ -682,6 +642,226 @@ static void ct_on_hash_tile(struct http_response *r, void *arg)
 	f->range_at += (uint64_t)1 << b;
 	f->range_bit--;
 	ct_static_next_subtree(f);
+}
+
+/* ---- the entries, several requests ahead -------------------------------------------- */
+
+static struct ct_slot *ct_slot_at(struct ct_follow *f, unsigned i)
+{
+	return &f->slots[(f->head + i) % f->o.parallel];
+}
+
+/* Send slot s's request; false when it could not start (the round has ended). */
+static bool ct_slot_send(struct ct_follow *f, struct ct_slot *s)
+{
+	struct http_request_opts ro = { .timeout_ms = CT_ENTRIES_TIMEOUT_MS,
+					.max_body = f->tiles ? CT_TILE_BODY_MAX : CT_ENTRIES_BODY_MAX,
+					.decode_gzip = true };
+	uint64_t t = s->start / CT_TILE_WIDTH;
+	char path[128], *url;
+
+	if (f->tiles && !ct_tile_data_path(path, sizeof(path), t,
+					   ct_tile_width(f->sth.tree_size, 0, t))) {
+		ct_follow_error(f, xasprintf("no data tile for entry %" PRIu64, s->start));
+		return false;
+	}
+	if (!f->tiles)
+		snprintf(path, sizeof(path), "ct/v1/get-entries?start=%" PRIu64 "&end=%" PRIu64,
+			 s->start, s->end);
+	url = xasprintf("%s%s", f->base, path);
+	s->req = http_get(f->o.http, url, &ro, ct_on_entries, s);
+	free(url);
+	if (s->req < 0) {
+		ct_follow_error(f, xstrdup("the request could not be started"));
+		return false;
+	}
+	return true;
+}
+
+/* A new slot for the entries from f->ahead: one batch, or the rest of one data tile. */
+static struct ct_slot *ct_slot_open(struct ct_follow *f)
+{
+	struct ct_slot *s = ct_slot_at(f, f->nslots++);
+	uint64_t t = f->ahead / CT_TILE_WIDTH;
+
+	s->f = f;
+	s->req = -1;
+	s->tries = 0;
+	s->resp = NULL;
+	s->start = f->ahead;
+	if (f->tiles)
+		s->end = t * CT_TILE_WIDTH + ct_tile_width(f->sth.tree_size, 0, t) - 1;
+	else	/* a server that answered short is asked for no more than it gave at most */
+		s->end = f->ahead + (f->served ? f->served : f->o.batch) - 1;
+	if (s->end >= f->sth.tree_size)
+		s->end = f->sth.tree_size - 1;
+	f->ahead = s->end + 1;
+	return s;
+}
+
+/*
+ * Start what may start now: the one-at-a-time request, or slots sent again (in order),
+ * then new slots while fewer than parallel are in use. Whatever the pace refuses waits for
+ * its wake-up, which comes back here.
+ */
+static void ct_follow_pump(struct ct_follow *f)
+{
+	if (f->pending) {
+		if (!ct_pace_take(&f->pace))
+			return;
+		f->pending = false;
+		ct_follow_send(f);
+		return;
+	}
+	if (!f->fetching)
+		return;
+	for (unsigned i = 0; i < f->nslots; i++) {
+		struct ct_slot *s = ct_slot_at(f, i);
+
+		if (s->req >= 0 || s->resp != NULL)
+			continue;
+		if (!ct_pace_take(&f->pace) || !ct_slot_send(f, s))
+			return;
+	}
+	while (f->nslots < f->o.parallel && f->ahead < f->sth.tree_size) {
+		if (!ct_pace_take(&f->pace) || !ct_slot_send(f, ct_slot_open(f)))
+			return;
+	}
+}
+
+static void ct_pace_wake(void *arg)
+{
+	ct_follow_pump(arg);
+}
+
+/* Hash and match a get-entries answer for the first slot; false when the round ended. */
+static bool ct_slot_entries(struct ct_follow *f, struct ct_slot *s)
+{
+	struct ct_entries es = { 0 };
+	uint64_t asked = s->end - s->start + 1;
+	char *err = NULL;
+
+	if (ct_entries_parse(s->resp->body, s->resp->len, CT_ENTRIES_BODY_MAX, &es, &err) < 0 ||
+	    es.nentries == 0) {
+		ct_follow_error(f, xasprintf("get-entries from %" PRIu64 ": %s", s->start,
+					     err ? err : "no entries in the answer"));
+		free(err);
+		ct_entries_clear(&es);
+		return false;
+	}
+	for (size_t i = 0; i < es.nentries && f->next <= s->end; i++) {
+		if (!ct_follow_entry(f, &es.entries[i], &err)) {
+			ct_entries_clear(&es);
+			ct_follow_error(f, err);
+			return false;
+		}
+	}
+	/* fewer than asked: the server's limit (or where its chunks end); the largest such
+	 * answer sizes the requests from now on */
+	if (es.nentries < asked && es.nentries > f->served)
+		f->served = es.nentries;
+	ct_entries_clear(&es);
+	return true;
+}
+
+/* Hash and match a data tile for the first slot; false when the round ended. */
+static bool ct_slot_tile(struct ct_follow *f, struct ct_slot *s)
+{
+	uint64_t t = s->start / CT_TILE_WIDTH;
+	unsigned w = ct_tile_width(f->sth.tree_size, 0, t);
+	struct ct_entry *es = xcalloc(CT_TILE_WIDTH, sizeof(*es));
+	size_t count = 0;
+	const char *err = NULL;
+	bool ok = ct_tile_parse((const uint8_t *)s->resp->body, s->resp->len, w, es, &count,
+				&err) == 0;
+
+	if (!ok)
+		ct_follow_error(f, xasprintf("data tile %" PRIu64 ": %s", t, err));
+	for (size_t i = (size_t)(s->start % CT_TILE_WIDTH); ok && i < count; i++)
+		ct_follow_leaf(f, &es[i]);
+	free(es);
+	return ok;
+}
+
+/*
+ * Check the answers that are next in index order. A short get-entries answer leaves its
+ * slot first, to be sent again for the gap. At the end of the entries, the round's end;
+ * else the next requests.
+ */
+static void ct_follow_drain(struct ct_follow *f)
+{
+	while (f->nslots > 0) {
+		struct ct_slot *s = ct_slot_at(f, 0);
+		bool ok;
+
+		if (s->resp == NULL)
+			break;
+		if (f->next != s->start)
+			fatalx("ct_follow: slot at %" PRIu64 " checked at entry %" PRIu64, s->start,
+			       f->next);
+		ok = f->tiles ? ct_slot_tile(f, s) : ct_slot_entries(f, s);
+		if (!ok)
+			return;
+		http_response_free(s->resp);
+		s->resp = NULL;
+		if (f->next <= s->end) {
+			s->start = f->next;	/* the gap, asked again first */
+			s->tries = 0;
+			if (f->nslots == 1 && f->served && s->end - s->start >= f->served) {
+				/* the last slot: the rest goes to new slots of the server's size */
+				s->end = s->start + f->served - 1;
+				f->ahead = s->end + 1;
+			}
+			break;
+		}
+		f->head = (f->head + 1) % f->o.parallel;
+		f->nslots--;
+	}
+	if (f->o.progress != NULL)
+		f->o.progress(f->next - f->first, f->sth.tree_size - f->first, f->o.progress_arg);
+	if (f->nslots == 0 && f->ahead >= f->sth.tree_size) {
+		f->fetching = false;
+		ct_follow_step(f);
+		return;
+	}
+	ct_follow_pump(f);
+}
+
+/* The answer to one slot's request. */
+static void ct_on_entries(struct http_response *r, void *arg)
+{
+	struct ct_slot *s = arg;
+	struct ct_follow *f = s->f;
+
+	s->req = -1;
+	if (r->result == HTTP_OK && r->status == 200) {
+		s->resp = r;
+		ct_follow_drain(f);
+		return;
+	}
+	char *what = f->tiles ? xasprintf("data tile %" PRIu64, s->start / CT_TILE_WIDTH)
+			      : xasprintf("get-entries from %" PRIu64, s->start);
+
+	if (ct_follow_backoff(f, r, &s->tries, what)) {
+		free(what);
+		ct_follow_pump(f);	/* after the pause, this slot is sent again first */
+	} else {
+		ct_follow_http_error(f, r, what);
+	}
+	http_response_free(r);
+}
+
+/* The entries from f->next to the tree head, several requests ahead. */
+static void ct_follow_fetch(struct ct_follow *f)
+{
+	f->fetching = true;
+	f->first = f->ahead = f->next;
+	f->slots = xcalloc(f->o.parallel, sizeof(*f->slots));
+	for (unsigned i = 0; i < f->o.parallel; i++)
+		f->slots[i].req = -1;
+	if (f->o.progress != NULL)
+		f->o.progress(0, f->sth.tree_size - f->first, f->o.progress_arg);
+	ct_follow_pump(f);
 }
 
 /* ---- the end of the entries: the root, then the database ----------------------------- */
@@ -837,8 +1017,12 @@ static void ct_on_issuer(struct http_response *r, void *arg)
 	unsigned char md[CT_HASH_LEN];
 	char got[65] = "";
 
-	if (!(r->result == HTTP_OK && r->status == 200) && ct_follow_retry(f, r)) {
+	f->req = -1;
+	if (!(r->result == HTTP_OK && r->status == 200) &&
+	    ct_follow_backoff(f, r, &f->tries, f->path)) {
 		http_response_free(r);
+		f->pending = true;
+		ct_follow_pump(f);
 		return;
 	}
 	if (r->result == HTTP_OK && r->status == 200) {
@@ -880,10 +1064,7 @@ static void ct_follow_step(struct ct_follow *f)
 	} else if (!f->have_range) {
 		ct_follow_start_inside(f);	/* the compact range from an inclusion proof */
 	} else if (f->next < f->sth.tree_size) {
-		if (f->tiles)
-			ct_follow_fetch_tile(f);
-		else
-			ct_follow_fetch_entries(f);
+		ct_follow_fetch(f);
 	} else {
 		ct_follow_finish(f);
 	}
@@ -924,6 +1105,9 @@ struct ct_follow *ct_follow_round(const struct ct_follow_opts *opts, ct_round_cb
 	f->req = -1;
 	if (f->o.batch == 0)
 		f->o.batch = CT_DEFAULT_BATCH;
+	if (f->o.parallel == 0)
+		f->o.parallel = CT_DEFAULT_PARALLEL;
+	ct_pace_init(&f->pace, f->o.base, f->o.per_second, ct_pace_wake, f);
 	if (f->o.expected_keys == NULL)
 		f->o.expected_keys = "";
 	if (f->o.allowed_issuers == NULL)
@@ -955,7 +1139,5 @@ void ct_follow_cancel(struct ct_follow *f)
 {
 	if (f == NULL)
 		return;
-	if (f->req >= 0)
-		http_cancel(f->o.http, f->req);
 	ct_follow_free(f);
 }

@@ -6,6 +6,9 @@
  * follows up; or data tiles, full and partial, gzip'd or not), hashed into the stored
  * compact range and matched against the watch list; only when they hash to the signed
  * root are their findings and the log's new position written, in one transaction.
+ * Entries are fetched with up to `parallel` requests in flight, at most `per_second`
+ * requests started per second, and the whole log paused after a 429 or a Retry-After;
+ * the answers are still hashed and matched strictly in index order.
  * Anything else (a bad signature, a failed proof, two trees of one size, a shrinking
  * tree, entries that do not hash to the root) is an alert of its own kind with its
  * evidence, and the log is not advanced past it.
@@ -43,6 +46,12 @@ struct ct_round_report {
 };
 
 typedef void (*ct_round_cb)(const struct ct_round_report *r, void *arg);
+/*
+ * The round's entries: done of total checked so far (total: from where the round started
+ * to the verified tree head). Runs when the entries start (done 0) and after every answer
+ * checked; the entries are not reported yet (that waits for the root).
+ */
+typedef void (*ct_progress_cb)(uint64_t done, uint64_t total, void *arg);
 
 struct ct_follow_opts {
 	struct event_base *base;	/* for the pauses before a request is sent again */
@@ -57,6 +66,10 @@ struct ct_follow_opts {
 	bool start_at_end;		/* first contact: only entries logged from now on */
 	int64_t from;			/* >= 0: check entries from this index (backfill) */
 	unsigned batch;			/* entries asked for per request (default 256) */
+	unsigned parallel;		/* requests in flight (default 4) */
+	unsigned per_second;		/* requests started per second (0: no limit) */
+	ct_progress_cb progress;	/* or NULL */
+	void *progress_arg;
 };
 
 /* The log's ID as it is stored (base64); buf of 45 bytes. */

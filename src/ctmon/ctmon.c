@@ -265,7 +265,9 @@ static void ctmon_next(struct ctmon *m)
 			.watch = m->watch, .expected_keys = cfg->ctmon.expected_keys,
 			.allowed_issuers = cfg->ctmon.allowed_issuers,
 			.issuer_caa = cfg->ctmon.issuer_caa, .dns = m->dns,
-			.start_at_end = strcmp(cfg->ctmon.start, "end") == 0, .from = -1 };
+			.start_at_end = strcmp(cfg->ctmon.start, "end") == 0, .from = -1,
+			.parallel = (unsigned)cfg->ctmon.parallel,
+			.per_second = (unsigned)cfg->ctmon.requests_per_second };
 
 		/* a round may take a while: it starts only with a good part of the lease left */
 		if (m->leases[i] == NULL || !lease_valid_for(m->leases[i], 5000))

@@ -10,6 +10,17 @@ RFC6962Server(log, addr="127.0.0.1", port=None, prefix="/", max_batch=100, cert=
     .publish(size=None) -> SignedTreeHead: sign and serve a new STH (the log may have grown
     with log.add_*; nothing beyond the published size is served).
     .requests: list of (path, query string, view) served so far (view "a" or "b").
+    .request_times: time.monotonic() of each request's arrival, in the same order.
+    .peak_in_flight: the most requests the server was answering at one time.
+    .answered: the get-entries start indexes in the order their answers were sent.
+
+Pacing switches (to see a client's parallel requests):
+    delay = seconds, or a function (start, end) -> seconds: get-entries answers wait so
+                            long (outside the lock, so other requests go on meanwhile)
+    shorten = function (start, end) -> end: get-entries serves only start..end' (a short
+                            answer, on top of max_batch)
+    rate_limit_entries(start, retry_after)  the first get-entries from start on gets 429;
+                            .limited_at is the time.monotonic() it was answered
 
 Misbehaviour switches (attributes; flip them at any time, they act on the next request):
     forge_sth = True        get-sth is signed by an impostor key (same JSON, bad signature)
@@ -107,6 +118,14 @@ class RFC6962Server:
         self.cert = cert
         self.lock = threading.Lock()
         self.requests = []
+        self.request_times = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.answered = []
+        self.delay = 0
+        self.shorten = None
+        self._limit_entries = None
+        self.limited_at = None
         self.sth = None
         self.forge_sth = False
         self.break_consistency = False
@@ -187,13 +206,47 @@ class RFC6962Server:
         with self.lock:
             self._limit, self._retry_after = k, retry_after
 
+    def rate_limit_entries(self, start, retry_after):
+        with self.lock:
+            self._limit_entries = (start, retry_after)
+
     # -- requests ----------------------------------------------------------------------
     def handle(self, path, q, view):
         with self.lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return self._handle(path, q, view)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _entries_pacing(self, path, q):
+        """429 or a pause for a get-entries request, as the pacing switches say."""
+        if not path.endswith("/get-entries"):
+            return None
+        start, end = int(q["start"][0]), int(q["end"][0])
+        with self.lock:
+            lim = self._limit_entries
+            if lim is not None and start >= lim[0]:
+                self._limit_entries = None
+                self.limited_at = time.monotonic()
+                return 429, b"slow down\n", {"Retry-After": str(lim[1])}
+        wait = self.delay(start, end) if callable(self.delay) else self.delay
+        if wait:
+            time.sleep(wait)
+        return None
+
+    def _handle(self, path, q, view):
+        with self.lock:
             self.requests.append((path, q, view))
+            self.request_times.append(time.monotonic())
             if self._limit > 0:
                 self._limit -= 1
                 return 429, b"slow down\n", {"Retry-After": str(self._retry_after)}
+        refused = self._entries_pacing(path, q)
+        if refused is not None:
+            return refused
         if not path.startswith(self.prefix + "ct/v1/"):
             return 404, b"not found\n", {}
         name = path[len(self.prefix + "ct/v1/"):]
@@ -247,6 +300,8 @@ class RFC6962Server:
         if start < 0 or end < start or start >= sth.tree_size:
             raise ValueError("start/end out of range")
         end = min(end, sth.tree_size - 1, start + self.max_batch - 1)
+        if self.shorten is not None:
+            end = max(start, min(end, self.shorten(start, end)))
         out = []
         for i in range(start, end + 1):
             e = log.entries[i]
@@ -261,6 +316,8 @@ class RFC6962Server:
                     e.tbs = e.tbs[:-1] + bytes([e.tbs[-1] ^ 1])
                 leaf = e.leaf_input()
             out.append({"leaf_input": ctlog.b64(leaf), "extra_data": ctlog.b64(e.extra_data())})
+        with self.lock:
+            self.answered.append(start)
         return {"entries": out}
 
     def _get_roots(self, q, log, sth):
