@@ -1,0 +1,280 @@
+"""postwarden audit DOMAIN: the provider's domain checked as an outsider would, against
+the real fixtures: Knot serving the signed zone example.test (and the unsigned
+insecure.test) with MX, TLSA, CAA, _mta-sts and _smtp._tls records, and Postfix MX hosts
+with STARTTLS on port 25 (and 465 with implicit TLS, 587 with STARTTLS) on their own
+127.0.0.2XX addresses, with certificates from the test CA. Each case asserts the status of
+every line of the report, so a line that appears, disappears or changes status fails it.
+"""
+import json
+import os
+import subprocess
+
+import pytest
+
+from pwtest import logs as pw_logs
+from pwtest import postfix as pw_postfix
+
+# Port 25 and its neighbours on addresses no other fixture hands out.
+ADDR_GOOD = "127.0.0.211"
+ADDR_EXPIRED = "127.0.0.212"
+ADDR_SOON = "127.0.0.213"
+ADDR_OLDTLS = "127.0.0.214"
+
+MX = "mx.audit.example.test"
+
+
+class MailHost(pw_postfix.Receiver):
+    """A Postfix MX on addr:25 that also offers 465 (implicit TLS) and 587 (STARTTLS),
+    as one provider's mail host does; old_tls: Postfix's default protocols, which accept
+    TLS 1.1 (and 1.0) too."""
+
+    def __init__(self, basedir, addr, hostname, cert, old_tls=False):
+        super().__init__(basedir, addr, 25, hostname, cert=cert)
+        self.old_tls = old_tls
+
+    def _settings(self):
+        s = super()._settings()
+        if not self.old_tls:
+            # Postfix on Debian 12 still accepts TLS 1.1 unless told otherwise
+            s.update({"smtpd_tls_protocols": ">=TLSv1.2",
+                      "smtpd_tls_mandatory_protocols": ">=TLSv1.2"})
+        return s
+
+    def _setup(self):
+        super()._setup()
+        for port, opts in ((465, " -o smtpd_tls_wrappermode=yes"), (587, "")):
+            svc = "%s:%d" % (self.addr, port)
+            pw_postfix._postconf(self.conf_dir, "-M", "%s/inet=%s inet n - n - - smtpd%s"
+                                 % (svc, svc, opts))
+
+
+def _mail_host(session_dir, name, addr, cert, old_tls=False):
+    h = MailHost(os.path.join(session_dir, name), addr, MX, cert, old_tls=old_tls)
+    pw_logs.register(name, h.log_path)
+    h.start()
+    return h
+
+
+@pytest.fixture(scope="module")
+def good_cert(test_ca):
+    return test_ca.issue(MX, stem="audit-good")
+
+
+@pytest.fixture(scope="module")
+def mail_host(session_dir, good_cert):
+    h = _mail_host(session_dir, "audit-good", ADDR_GOOD, good_cert)
+    yield h
+    h.stop()
+    pw_logs.unregister("audit-good")
+
+
+@pytest.fixture
+def audit(make_relay):
+    """Run `postwarden audit` with the test resolver and a migrated database."""
+    relay = make_relay(start=False)
+    relay.pw("db", "migrate", check=True)
+
+    def run(domain, *extra):
+        r = relay.pw("audit", domain, "--json", *extra, timeout=120)
+        assert "AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr
+        assert r.returncode in (0, 1), (r.returncode, r.stdout, r.stderr)
+        doc = json.loads(r.stdout)
+        assert doc["domain"] == domain
+        for line in doc["lines"]:
+            assert line["status"] in ("pass", "warn", "fail")
+            assert line["todo"].endswith("."), line
+        failed = any(line["status"] == "fail" for line in doc["lines"])
+        assert r.returncode == (1 if failed else 0), (r.returncode, doc)
+        return doc, r
+    run.relay = relay
+    return run
+
+
+def statuses(doc):
+    """{(check, subject): status} of a report; a duplicate line would be a bug."""
+    out = {}
+    for line in doc["lines"]:
+        key = (line["check"], line["subject"])
+        assert key not in out, ("line twice", key)
+        out[key] = line["status"]
+    return out
+
+
+def line(doc, check, subject):
+    return next(l for l in doc["lines"] if l["check"] == check and l["subject"] == subject)
+
+
+def zone_records(domain, addr, tlsa, caa=('0 issue "letsencrypt.org"',), sts=True, rpt=True,
+                 mx_host=MX):
+    recs = [(domain + ".", "MX", "10 %s." % mx_host), (mx_host + ".", "A", addr)]
+    for port in (25, 465, 587):
+        for t in tlsa:
+            recs.append(("_%d._tcp.%s." % (port, mx_host), "TLSA", t))
+    for c in caa:
+        recs.append((domain + ".", "CAA", c))
+    if sts:
+        recs.append(("_mta-sts.%s." % domain, "TXT", '"v=STSv1; id=20261205T000000"'))
+    if rpt:
+        recs.append(("_smtp._tls.%s." % domain, "TXT",
+                     '"v=TLSRPTv1; " "rua=mailto:tlsrpt@%s"' % domain))
+    return recs
+
+
+def host_lines(addr, status_by_port, mx_host=MX):
+    """The lines of one mail host: 25 and 587 with STARTTLS, 465, 993 not answering."""
+    out = {}
+    for port, st in status_by_port.items():
+        subj = "%s[%s]:%d" % (mx_host, addr, port)
+        if port == 993:
+            out[("connect", subj)] = st
+            continue
+        if port in (25, 587):
+            out[("starttls", subj)] = "pass"
+        for check, s in st.items():
+            out[(check, subj)] = s
+    return out
+
+
+ALL_PASS = {"tls": "pass", "certificate": "pass", "tlsa": "pass"}
+
+
+def test_everything_right_passes(knot, audit, mail_host, good_cert):
+    domain = "audit.example.test"
+    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()]))
+    doc, r = audit(domain)
+    want = {("dnssec", domain): "pass", ("mx", domain): "pass", ("caa", domain): "pass",
+            ("mta-sts", "_mta-sts." + domain): "pass",
+            ("tls-rpt", "_smtp._tls." + domain): "pass"}
+    want.update(host_lines(ADDR_GOOD, {25: ALL_PASS, 465: ALL_PASS, 587: ALL_PASS,
+                                       993: "pass"}))
+    assert statuses(doc) == want, doc
+    assert r.returncode == 0 and doc["result"] == "pass"
+    assert "matches TLSA 3 1 1" in line(doc, "tlsa", "%s[%s]:25" % (MX, ADDR_GOOD))["found"]
+    assert "not answering" in line(doc, "connect", "%s[%s]:993" % (MX, ADDR_GOOD))["found"]
+    # the text form says the same, one line per finding
+    text = audit.relay.pw("audit", domain)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.count("\nPASS ") == len(want) and "0 failed" in text.stdout
+
+
+def test_tlsa_not_matching_the_served_certificate_fails(knot, audit, mail_host, test_ca):
+    domain = "audit.example.test"
+    other = test_ca.issue("other-key.audit.example.test", stem="audit-other")
+    recs = zone_records(domain, ADDR_GOOD, [other.tlsa_311()])
+    knot.set_zone("example.test", recs)
+    doc, r = audit(domain)
+    bad = {"tls": "pass", "certificate": "pass", "tlsa": "fail"}
+    want = host_lines(ADDR_GOOD, {25: bad, 465: bad, 587: bad, 993: "pass"})
+    got = statuses(doc)
+    assert {k: got.get(k) for k in want} == want, doc
+    assert r.returncode == 1
+    assert "none of the 1 TLSA" in line(doc, "tlsa", "%s[%s]:25" % (MX, ADDR_GOOD))["found"]
+
+
+def test_missing_tlsa_caa_mta_sts_tls_rpt_warn(knot, audit, mail_host):
+    domain = "audit.example.test"
+    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [], caa=(), sts=False,
+                                               rpt=False))
+    doc, r = audit(domain)
+    nothing = {"tls": "pass", "certificate": "pass", "tlsa": "warn"}
+    want = {("dnssec", domain): "pass", ("mx", domain): "pass", ("caa", domain): "warn",
+            ("mta-sts", "_mta-sts." + domain): "warn",
+            ("tls-rpt", "_smtp._tls." + domain): "warn"}
+    want.update(host_lines(ADDR_GOOD, {25: nothing, 465: nothing, 587: nothing,
+                                       993: "pass"}))
+    assert statuses(doc) == want, doc
+    assert r.returncode == 0 and doc["result"] == "warn"
+
+
+def test_malformed_or_doubled_policy_records_fail(knot, audit, mail_host, good_cert):
+    domain = "audit.example.test"
+    recs = zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()], sts=False, rpt=False)
+    recs += [("_mta-sts." + domain + ".", "TXT", '"v=STSv1; id=not-alnum"'),
+             ("_smtp._tls." + domain + ".", "TXT", '"v=TLSRPTv1; rua=mailto:a@x.test"'),
+             ("_smtp._tls." + domain + ".", "TXT", '"v=TLSRPTv1; rua=mailto:b@x.test"')]
+    knot.set_zone("example.test", recs)
+    doc, r = audit(domain)
+    got = statuses(doc)
+    assert got[("mta-sts", "_mta-sts." + domain)] == "fail"
+    assert got[("tls-rpt", "_smtp._tls." + domain)] == "fail"
+    assert "2 records" in line(doc, "tls-rpt", "_smtp._tls." + domain)["found"]
+    assert r.returncode == 1
+
+
+def test_unsigned_zone_fails_dnssec_and_tlsa(knot, audit, mail_host, good_cert):
+    domain = "audit.insecure.test"
+    mx_host = "mx.audit.insecure.test"
+    knot.set_zone("insecure.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()],
+                                                mx_host=mx_host))
+    doc, r = audit(domain)
+    # the certificate is for mx.audit.example.test: its names do not cover this host
+    unsigned = {"tls": "pass", "certificate": "fail", "tlsa": "fail"}
+    want = {("dnssec", domain): "fail", ("mx", domain): "pass", ("caa", domain): "warn",
+            ("mta-sts", "_mta-sts." + domain): "pass",
+            ("tls-rpt", "_smtp._tls." + domain): "pass"}
+    want.update(host_lines(ADDR_GOOD, {25: unsigned, 465: unsigned, 587: unsigned,
+                                       993: "pass"}, mx_host=mx_host))
+    assert statuses(doc) == want, doc
+    assert "without DNSSEC" in line(doc, "tlsa", "%s[%s]:25" % (mx_host, ADDR_GOOD))["found"]
+    assert r.returncode == 1
+
+
+def test_mx_port_25_not_answering_fails(knot, audit):
+    domain = "audit.example.test"
+    # an address where nothing listens
+    knot.set_zone("example.test", zone_records(domain, "127.0.0.219", []))
+    doc, r = audit(domain)
+    got = statuses(doc)
+    assert got[("connect", "%s[127.0.0.219]:25" % MX)] == "fail"
+    # the other ports only "not answering", with TLSA published nowhere
+    for port in (465, 587, 993):
+        assert got[("connect", "%s[127.0.0.219]:%d" % (MX, port))] == "pass"
+    assert r.returncode == 1
+
+
+@pytest.mark.parametrize("days,addr,status", [(-1, ADDR_EXPIRED, "fail"),
+                                              (10, ADDR_SOON, "warn"),
+                                              (60, ADDR_SOON, "pass")])
+def test_certificate_expiry(knot, audit, test_ca, session_dir, days, addr, status):
+    cert = test_ca.issue(MX, days=days, stem="audit-days%d" % days)
+    name = "audit-days%d" % days
+    h = _mail_host(session_dir, name, addr, cert)
+    try:
+        domain = "audit.example.test"
+        knot.set_zone("example.test", zone_records(domain, addr, [cert.tlsa_311()]))
+        doc, r = audit(domain)
+    finally:
+        h.stop()
+        pw_logs.unregister(name)
+    got = statuses(doc)
+    for port in (25, 465, 587):
+        assert got[("certificate", "%s[%s]:%d" % (MX, addr, port))] == status, doc
+        # DANE-EE does not look at the dates (RFC 7671 5.1): the record still matches
+        assert got[("tlsa", "%s[%s]:%d" % (MX, addr, port))] == "pass", doc
+    assert r.returncode == (1 if status == "fail" else 0)
+
+
+def test_tls_1_0_accepted_warns(knot, audit, test_ca, session_dir):
+    cert = test_ca.issue(MX, stem="audit-oldtls")
+    h = _mail_host(session_dir, "audit-oldtls", ADDR_OLDTLS, cert, old_tls=True)
+    try:
+        domain = "audit.example.test"
+        knot.set_zone("example.test", zone_records(domain, ADDR_OLDTLS, [cert.tlsa_311()]))
+        doc, r = audit(domain)
+    finally:
+        h.stop()
+        pw_logs.unregister("audit-oldtls")
+    got = statuses(doc)
+    for port in (25, 465, 587):
+        subj = "%s[%s]:%d" % (MX, ADDR_OLDTLS, port)
+        assert got[("tls", subj)] == "warn", doc
+        assert "TLSv1" in line(doc, "tls", subj)["found"]
+    assert r.returncode == 0
+
+
+def test_usage_errors_exit_2(audit):
+    relay = audit.relay
+    assert relay.pw("audit").returncode == 2
+    assert relay.pw("audit", "a.test", "b.test").returncode == 2
+    assert relay.pw("audit", "user@example.test").returncode == 2
+    assert relay.pw("audit", "--bogus").returncode == 2
