@@ -40,16 +40,36 @@ void ct_caa_rr_clear(struct ct_caa_rr *rr);
 /* caa is NULL when the look-up failed (SERVFAIL, BOGUS); err then says why. */
 typedef void (*ct_caa_cb)(struct ct_caa *caa, const char *err, void *arg);
 
-/* Tree climbing on the event loop; cb owns caa (ct_caa_free). -1 when it could not start. */
+/*
+ * Tree climbing on the event loop; cb owns caa (ct_caa_free). -1 when it could not start
+ * (cb is then never called). A wildcard name ("*.example.org") is looked up without its
+ * "*." label, as CAs do; trailing dots and upper case do not matter.
+ */
 int ct_caa_lookup(struct dns *dns, const char *name, ct_caa_cb cb, void *arg);
+/* The same, with a handle for ct_caa_cancel (NULL when it could not start). */
+struct ct_caa_query;
+struct ct_caa_query *ct_caa_start(struct dns *dns, const char *name, ct_caa_cb cb, void *arg);
+/* Stop a look-up whose callback has not run yet; its callback then never runs. */
+void ct_caa_cancel(struct ct_caa_query *q);
 /* The same, blocking, for command-line tools; NULL with *err (caller frees) on failure. */
 struct ct_caa *ct_caa_lookup_sync(struct dns *dns, const char *name, char **err);
 void ct_caa_free(struct ct_caa *caa);
 
 /*
+ * One step of the climb, shared by both forms: what the answer for qname means. DONE with
+ * *out the relevant set (its records, or an empty set when qname has no parent below the
+ * root), CLIMB to qname's parent, or FAIL with *err (BOGUS, SERVFAIL).
+ */
+enum ct_caa_step { CT_CAA_DONE, CT_CAA_CLIMB, CT_CAA_FAIL };
+enum ct_caa_step ct_caa_step(const struct dns_answer *a, const char *qname,
+			     struct ct_caa **out, char **err);
+
+/*
  * Does caa let the CA with CAA identity issue for a name (wildcard: the certificate's name
  * is "*.something", so issuewild rules when present)? An empty set allows every CA; an
- * unknown critical property allows none (RFC 8659 4.5).
+ * unknown critical property allows none (RFC 8659 4.5). identity may be a comma-separated
+ * list (as ct_caa_identities gives it): allowed when any of them is. RFC 8657 parameters
+ * (accounturi, validationmethods) cannot be checked from a certificate and are ignored.
  */
 bool ct_caa_allows(const struct ct_caa *caa, const char *identity, bool wildcard);
 

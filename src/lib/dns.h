@@ -36,6 +36,7 @@ enum dns_status {
 #define DNS_RR_TLSA	52
 #define DNS_RR_SMIMEA	53
 #define DNS_RR_OPENPGPKEY 61
+#define DNS_RR_CAA	257
 
 struct dns_rr {
 	uint8_t *data;		/* RDATA in wire format */
