@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,7 +42,6 @@
 
 #define DNS_RR_SOA	6
 #define DNS_RR_SRV	33
-#define DNS_RR_CAA	257
 
 /* -- the report ------------------------------------------------------------------------ */
 
@@ -1160,43 +1160,187 @@ static void audit_mail_service(struct audit_ctx *a, SSL_CTX *old, const char *do
 
 /* -- CAA -------------------------------------------------------------------------------- */
 
-/* Whether CAA is published (RFC 8659 tree climbing) and DNSSEC-secure. */
-static void audit_check_caa(struct audit_ctx *a, const char *domain, struct audit_report *r)
+static void audit_check_caa(struct audit_ctx *a, const char *domain, const struct ct_caa *caa,
+			    const char *err, struct audit_report *r)
 {
-	const char *name = domain;
-	char sec[300], *found;
+	char *found;
 
-	for (;;) {
-		struct dns_answer *ans = audit_lookup(a, name, DNS_RR_CAA);
+	if (caa == NULL) {
+		found = xasprintf("the CAA look-up failed: %s", err ? err : "unknown error");
+		audit_add(r, "caa", domain, AUDIT_FAIL, found,
+			  "Make CAA resolvable with valid DNSSEC: a CA must not issue while the "
+			  "look-up fails.");
+	} else if (caa->n == 0) {
+		found = xstrdup("no CAA records: any CA may issue");
+		audit_add(r, "caa", domain, AUDIT_WARN, found,
+			  "Publish CAA records naming the CAs you use (postwarden cert caa).");
+	} else {
+		found = xasprintf("%zu CAA records at %s (DNSSEC %s)", caa->n, caa->owner,
+				  dns_security_name(caa->security));
+		audit_add(r, "caa", domain, caa->security == DNS_SECURE ? AUDIT_PASS : AUDIT_WARN,
+			  found, caa->security == DNS_SECURE ? "Nothing to do." :
+			  "Sign the zone, so that CAs can trust the CAA records.");
+	}
+	free(found);
+}
 
-		audit_sec_text(ans, sec, sizeof(sec));
-		if (audit_dns_broken(ans)) {
-			found = xasprintf("the CAA look-up at %s failed (%s)", name, sec);
-			audit_add(r, "caa", domain, AUDIT_FAIL, found,
-				  "Make CAA resolvable with valid DNSSEC: a CA must not issue "
-				  "while the look-up fails.");
-		} else if (ans->status == DNS_OK && ans->nrr > 0) {
-			found = xasprintf("%zu CAA records at %s (DNSSEC %s)", ans->nrr, name, sec);
-			audit_add(r, "caa", domain, ans->security == DNS_SECURE ? AUDIT_PASS :
-				  AUDIT_WARN, found, ans->security == DNS_SECURE ? "Nothing to do." :
-				  "Sign the zone, so that CAs can trust the CAA records.");
-		} else {
-			const char *dot = strchr(name, '.');
+/* Is name (a certificate's name, perhaps "*.x") the domain or below it? */
+static bool audit_name_under(const char *name, const char *domain)
+{
+	size_t n = strlen(name), d = strlen(domain);
 
-			dns_answer_free(ans);
-			if (dot != NULL && dot[1] != '\0') {
-				name = dot + 1;
-				continue;
-			}
-			audit_add(r, "caa", domain, AUDIT_WARN, "no CAA records: any CA may issue",
-				  "Publish CAA records naming the CAs you use "
-				  "(postwarden cert caa).");
-			return;
+	if (strncmp(name, "*.", 2) == 0) {
+		name += 2;
+		n -= 2;
+	}
+	return (n == d && strcasecmp(name, domain) == 0) ||
+	       (n > d && name[n - d - 1] == '.' && strcasecmp(name + n - d, domain) == 0);
+}
+
+/* The relevant CAA sets of the names seen, each looked up once. */
+struct audit_caa_cache {
+	char *name[AUDIT_CAA_NAMES];
+	struct ct_caa *caa[AUDIT_CAA_NAMES];	/* NULL: the look-up failed */
+	size_t n;
+};
+
+/* The CAA set of name; *known false when the look-up failed or the cache is full. */
+static const struct ct_caa *audit_caa_of(struct audit_ctx *a, struct audit_caa_cache *c,
+					 const char *name, bool *known)
+{
+	char *err = NULL;
+
+	*known = false;
+	if (strncmp(name, "*.", 2) == 0)
+		name += 2;
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->name[i], name) == 0) {
+			*known = c->caa[i] != NULL;
+			return c->caa[i];
 		}
-		free(found);
-		dns_answer_free(ans);
+	if (c->n == AUDIT_CAA_NAMES)
+		return NULL;
+	c->name[c->n] = xstrdup(name);
+	c->caa[c->n] = ct_caa_lookup_sync(a->dns, name, &err);
+	free(err);
+	*known = c->caa[c->n] != NULL;
+	return c->caa[c->n++];
+}
+
+static void audit_caa_cache_free(struct audit_caa_cache *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->name[i]);
+		ct_caa_free(c->caa[i]);
+	}
+}
+
+/* What the comparison of findings with CAA found; the first of each kind is kept. */
+struct audit_caa_ct {
+	size_t certs, refused, unknown, unchecked;
+	char refused_text[300], unknown_text[300];
+};
+
+/* One name of one finding against the CAA set that governs it. */
+static void audit_caa_name(struct audit_ctx *a, struct audit_caa_cache *cache, json_t *f,
+			   const char *name, struct audit_caa_ct *out)
+{
+	const char *issuer = json_string_value(json_object_get(f, "issuer"));
+	char *ids = ct_caa_identities(issuer, NULL, a->issuer_caa);
+	bool known;
+	const struct ct_caa *caa = audit_caa_of(a, cache, name, &known);
+	json_int_t id = json_integer_value(json_object_get(f, "id"));
+
+	if (!known) {
+		out->unchecked++;
+	} else if (ids == NULL) {
+		if (out->unknown++ == 0)
+			snprintf(out->unknown_text, sizeof(out->unknown_text),
+				 "finding %lld for %s from \"%.120s\"", (long long)id, name, issuer);
+	} else if (!ct_caa_allows(caa, ids, strncmp(name, "*.", 2) == 0)) {
+		if (out->refused++ == 0)
+			snprintf(out->refused_text, sizeof(out->refused_text),
+				 "finding %lld for %s from %s (%.120s)", (long long)id, name, ids,
+				 issuer);
+	}
+	free(ids);
+}
+
+/* Every name of a finding that is the domain or below it. */
+static void audit_caa_finding(struct audit_ctx *a, struct audit_caa_cache *cache, json_t *f,
+			      const char *domain, struct audit_caa_ct *out)
+{
+	char *names = xstrdup(json_string_value(json_object_get(f, "names")) ?
+			      json_string_value(json_object_get(f, "names")) : "");
+	bool counted = false;
+
+	for (char *save = NULL, *t = strtok_r(names, ",", &save); t != NULL;
+	     t = strtok_r(NULL, ",", &save)) {
+		t = str_trim(t);
+		if (!audit_name_under(t, domain))
+			continue;
+		if (!counted)
+			out->certs++;
+		counted = true;
+		audit_caa_name(a, cache, f, str_lower(t), out);
+	}
+	free(names);
+}
+
+static void audit_caa_ct_line(const struct audit_caa_ct *c, const char *domain,
+			      struct audit_report *r)
+{
+	char *found;
+
+	if (c->refused > 0) {
+		found = xasprintf("%zu of %zu valid certificates in the CT findings are from a CA "
+				  "that CAA does not allow, e.g. %s", c->refused, c->certs,
+				  c->refused_text);
+		audit_add(r, "caa-ct", domain, AUDIT_FAIL, found,
+			  "Find out who obtained the certificate (postwarden ct show ID) and have "
+			  "it revoked, or add the CA to CAA if it is yours.");
+	} else if (c->unknown > 0 || c->unchecked > 0) {
+		found = xasprintf("%zu of %zu certificates could not be compared: %s%s",
+				  c->unknown + c->unchecked, c->certs, c->unknown ?
+				  "no CAA identity is known for the issuer of " : "CAA look-ups failed",
+				  c->unknown ? c->unknown_text : "");
+		audit_add(r, "caa-ct", domain, AUDIT_WARN, found,
+			  "Name the issuer's CAA identity in [ctmon] issuer_caa, or fix the CAA "
+			  "look-ups.");
+	} else {
+		found = xasprintf("%zu valid certificates in the CT findings, all from CAs that "
+				  "CAA allows", c->certs);
+		audit_add(r, "caa-ct", domain, AUDIT_PASS, found, "Nothing to do.");
+	}
+	free(found);
+}
+
+/*
+ * The certificates the CT monitor found that are still valid, compared with the CAA set
+ * governing each of their names (an expired certificate may predate today's records).
+ */
+static void audit_check_caa_ct(struct audit_ctx *a, const char *domain, struct audit_report *r)
+{
+	struct audit_caa_cache cache = { .n = 0 };
+	struct audit_caa_ct c;
+	json_t *all = a->db ? ct_store_findings_json(a->db, false, AUDIT_FINDINGS_MAX) : NULL;
+
+	memset(&c, 0, sizeof(c));
+	if (all == NULL) {
+		audit_add(r, "caa-ct", domain, AUDIT_WARN, "the CT monitor's findings could not be "
+			  "read", "Check [database] and run postwarden db migrate.");
 		return;
 	}
+	for (size_t i = 0; i < json_array_size(all); i++) {
+		json_t *f = json_array_get(all, i);
+
+		if (json_integer_value(json_object_get(f, "not_after")) <= a->now)
+			continue;
+		audit_caa_finding(a, &cache, f, domain, &c);
+	}
+	audit_caa_ct_line(&c, domain, r);
+	audit_caa_cache_free(&cache);
+	json_decref(all);
 }
 
 /* -- all of it ---------------------------------------------------------------------------- */
@@ -1206,6 +1350,8 @@ void audit_run(struct audit_ctx *a, const char *domain, struct audit_report *r)
 	SSL_CTX *old = audit_old_ctx();
 	struct dns_mx *mx = NULL;
 	size_t nmx, nprobe;
+	struct ct_caa *caa;
+	char *err = NULL;
 	char *sts_host = xasprintf("mta-sts.%s", domain), *name;
 
 	audit_check_dnssec(a, domain, r);
@@ -1219,7 +1365,11 @@ void audit_run(struct audit_ctx *a, const char *domain, struct audit_report *r)
 	audit_mail_service(a, old, domain, "_imaps._tcp", 993, false, mx, nprobe, r);
 	audit_service(a, old, domain, 443, false, false, r);
 	audit_service(a, old, sts_host, 443, false, false, r);
-	audit_check_caa(a, domain, r);
+	caa = ct_caa_lookup_sync(a->dns, domain, &err);
+	audit_check_caa(a, domain, caa, err, r);
+	ct_caa_free(caa);
+	free(err);
+	audit_check_caa_ct(a, domain, r);
 	name = xasprintf("_mta-sts.%s", domain);
 	audit_check_txt_record(a, r, "mta-sts", name, true,
 			       "Publish MTA-STS: a \"v=STSv1; id=...\" TXT record here and the "

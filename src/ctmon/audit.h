@@ -32,6 +32,7 @@
 #define AUDIT_ENDPOINT_MS	15000	/* everything on one address and port */
 #define AUDIT_WARN_DAYS		21	/* a certificate expiring sooner is a warning */
 #define AUDIT_FINDINGS_MAX	1000	/* CT findings compared with CAA */
+#define AUDIT_CAA_NAMES		64	/* distinct names whose CAA is looked up */
 
 enum audit_status {
 	AUDIT_PASS,

@@ -7,7 +7,7 @@ every line of the report, so a line that appears, disappears or changes status f
 """
 import json
 import os
-import subprocess
+import time
 
 import pytest
 
@@ -68,10 +68,26 @@ def mail_host(session_dir, good_cert):
     pw_logs.unregister("audit-good")
 
 
+def audit_unbound_conf(knot, workdir):
+    """The Knot fixture's unbound.conf, with the parent zone "test." answered locally (no
+    CAA, as a real TLD answers) instead of asked of root servers the tests cannot reach:
+    CAA tree climbing (RFC 8659) goes up to the TLD. The test zones stay transparent."""
+    with open(knot.unbound_conf) as f:
+        text = f.read()
+    local = ['    local-zone: "test." static']
+    local += ['    local-zone: "%s." transparent' % z for z in knot.zones]
+    text = text.replace('    local-zone: "test." nodefault', "\n".join(local))
+    assert 'local-zone: "test." static' in text
+    path = os.path.join(workdir, "audit-unbound.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 @pytest.fixture
-def audit(make_relay):
+def audit(make_relay, knot, workdir):
     """Run `postwarden audit` with the test resolver and a migrated database."""
-    relay = make_relay(start=False)
+    relay = make_relay(start=False, dns_unbound_config=audit_unbound_conf(knot, workdir))
     relay.pw("db", "migrate", check=True)
 
     def run(domain, *extra):
@@ -143,6 +159,7 @@ def test_everything_right_passes(knot, audit, mail_host, good_cert):
     knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()]))
     doc, r = audit(domain)
     want = {("dnssec", domain): "pass", ("mx", domain): "pass", ("caa", domain): "pass",
+            ("caa-ct", domain): "pass",
             ("mta-sts", "_mta-sts." + domain): "pass",
             ("tls-rpt", "_smtp._tls." + domain): "pass"}
     want.update(host_lines(ADDR_GOOD, {25: ALL_PASS, 465: ALL_PASS, 587: ALL_PASS,
@@ -178,6 +195,7 @@ def test_missing_tlsa_caa_mta_sts_tls_rpt_warn(knot, audit, mail_host):
     doc, r = audit(domain)
     nothing = {"tls": "pass", "certificate": "pass", "tlsa": "warn"}
     want = {("dnssec", domain): "pass", ("mx", domain): "pass", ("caa", domain): "warn",
+            ("caa-ct", domain): "pass",
             ("mta-sts", "_mta-sts." + domain): "warn",
             ("tls-rpt", "_smtp._tls." + domain): "warn"}
     want.update(host_lines(ADDR_GOOD, {25: nothing, 465: nothing, 587: nothing,
@@ -210,6 +228,7 @@ def test_unsigned_zone_fails_dnssec_and_tlsa(knot, audit, mail_host, good_cert):
     # the certificate is for mx.audit.example.test: its names do not cover this host
     unsigned = {"tls": "pass", "certificate": "fail", "tlsa": "fail"}
     want = {("dnssec", domain): "fail", ("mx", domain): "pass", ("caa", domain): "warn",
+            ("caa-ct", domain): "pass",
             ("mta-sts", "_mta-sts." + domain): "pass",
             ("tls-rpt", "_smtp._tls." + domain): "pass"}
     want.update(host_lines(ADDR_GOOD, {25: unsigned, 465: unsigned, 587: unsigned,
@@ -269,6 +288,58 @@ def test_tls_1_0_accepted_warns(knot, audit, test_ca, session_dir):
         subj = "%s[%s]:%d" % (MX, ADDR_OLDTLS, port)
         assert got[("tls", subj)] == "warn", doc
         assert "TLSv1" in line(doc, "tls", subj)["found"]
+    assert r.returncode == 0
+
+
+def _finding(db, n, names, issuer, not_after):
+    db.execute("INSERT INTO ct_findings (identity, names, issuer, serial, spki_sha256, "
+               "not_before, not_after, verdict, reason, first_seen) VALUES "
+               "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               (bytes([n]) * 32, names, issuer, "%02x" % n, "ab" * 32,
+                int(time.time()) - 86400, not_after, "unknown_key", "test", int(time.time())))
+    return db.value("SELECT id FROM ct_findings WHERE names = ?", (names,))
+
+
+def test_ct_finding_from_a_ca_caa_does_not_allow_fails(knot, audit, mail_host, good_cert):
+    domain = "audit.example.test"
+    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()]))
+    db = audit.relay.database
+    year = int(time.time()) + 365 * 86400
+    # allowed by CAA; expired (may predate today's CAA); another domain altogether
+    _finding(db, 1, "mx.audit.example.test", "/C=US/O=Let's Encrypt/CN=R10", year)
+    _finding(db, 2, "old.audit.example.test", "/C=GB/O=Sectigo Limited/CN=Sectigo DV",
+             int(time.time()) - 86400)
+    _finding(db, 3, "mail.other.test", "/C=GB/O=Sectigo Limited/CN=Sectigo DV", year)
+    doc, r = audit(domain)
+    assert statuses(doc)[("caa-ct", domain)] == "pass", doc
+    assert "1 valid certificates" in line(doc, "caa-ct", domain)["found"]
+    assert r.returncode == 0
+    # a current certificate for a name under the domain from a CA that CAA does not name
+    bad = _finding(db, 4, "*.audit.example.test, audit.example.test",
+                   "/C=GB/O=Sectigo Limited/CN=Sectigo DV", year)
+    doc, r = audit(domain)
+    assert statuses(doc)[("caa-ct", domain)] == "fail", doc
+    found = line(doc, "caa-ct", domain)["found"]
+    assert ("finding %d" % bad) in found and "sectigo.com" in found, found
+    assert r.returncode == 1
+    # the same CA allowed by CAA (for wildcards too): consistent again
+    knot.set_zone("example.test", zone_records(
+        domain, ADDR_GOOD, [good_cert.tlsa_311()],
+        caa=('0 issue "letsencrypt.org"', '0 issue "sectigo.com"',
+             '0 issuewild "sectigo.com"')))
+    doc, r = audit(domain)
+    assert statuses(doc)[("caa-ct", domain)] == "pass", doc
+    assert "2 valid certificates" in line(doc, "caa-ct", domain)["found"]
+
+
+def test_ct_finding_from_an_unknown_issuer_warns(knot, audit, mail_host, good_cert):
+    domain = "audit.example.test"
+    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()]))
+    _finding(audit.relay.database, 5, "mx.audit.example.test", "/CN=postwarden test CA",
+             int(time.time()) + 86400)
+    doc, r = audit(domain)
+    assert statuses(doc)[("caa-ct", domain)] == "warn", doc
+    assert "issuer_caa" in line(doc, "caa-ct", domain)["todo"]
     assert r.returncode == 0
 
 
