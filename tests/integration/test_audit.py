@@ -13,12 +13,14 @@ import pytest
 
 from pwtest import logs as pw_logs
 from pwtest import postfix as pw_postfix
+from pwtest import wkdsite
 
 # Port 25 and its neighbours on addresses no other fixture hands out.
 ADDR_GOOD = "127.0.0.211"
 ADDR_EXPIRED = "127.0.0.212"
 ADDR_SOON = "127.0.0.213"
 ADDR_OLDTLS = "127.0.0.214"
+ADDR_WEB = "127.0.0.215"
 
 MX = "mx.audit.example.test"
 
@@ -289,6 +291,40 @@ def test_tls_1_0_accepted_warns(knot, audit, test_ca, session_dir):
         assert got[("tls", subj)] == "warn", doc
         assert "TLSv1" in line(doc, "tls", subj)["found"]
     assert r.returncode == 0
+
+
+def test_web_and_rfc6186_srv_hosts(knot, audit, mail_host, good_cert, test_ca, session_dir):
+    """443 on the domain and on mta-sts.DOMAIN (nginx); 465 where _submissions._tcp points,
+    587 not offered by its SRV record, 993 on the MX host (no _imaps._tcp record)."""
+    domain = "audit.example.test"
+    sts = "mta-sts." + domain
+    web_cert = test_ca.issue(domain, sts, stem="audit-web")
+    other = test_ca.issue("other-key.audit.example.test", stem="audit-other")
+    ng = wkdsite.WkdNginx(os.path.join(session_dir, "audit-nginx"), ADDR_WEB, web_cert)
+    ng.site([domain, sts])
+    ng.start()
+    try:
+        recs = zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()])
+        recs += [(domain + ".", "A", ADDR_WEB), (sts + ".", "A", ADDR_WEB),
+                 ("_443._tcp.%s." % domain, "TLSA", web_cert.tlsa_311()),
+                 ("_443._tcp.%s." % sts, "TLSA", other.tlsa_311()),
+                 ("_submissions._tcp.%s." % domain, "SRV", "0 1 465 %s." % MX),
+                 ("_submission._tcp.%s." % domain, "SRV", "0 0 0 .")]
+        knot.set_zone("example.test", recs)
+        doc, r = audit(domain)
+    finally:
+        ng.stop()
+    want = {("dnssec", domain): "pass", ("mx", domain): "pass", ("caa", domain): "pass",
+            ("caa-ct", domain): "pass", ("mta-sts", "_mta-sts." + domain): "pass",
+            ("tls-rpt", "_smtp._tls." + domain): "pass",
+            ("srv", "_submission._tcp." + domain): "pass"}
+    want.update(host_lines(ADDR_GOOD, {25: ALL_PASS, 465: ALL_PASS, 993: "pass"}))
+    want.update({(c, "%s[%s]:443" % (domain, ADDR_WEB)): "pass"
+                 for c in ("tls", "certificate", "tlsa")})
+    want.update({(c, "%s[%s]:443" % (sts, ADDR_WEB)): st
+                 for c, st in (("tls", "pass"), ("certificate", "pass"), ("tlsa", "fail"))})
+    assert statuses(doc) == want, doc
+    assert r.returncode == 1
 
 
 def _finding(db, n, names, issuer, not_after):
