@@ -426,6 +426,8 @@ struct audit_ep {
 	bool tls_ok;
 	char version[16];
 	X509 *cert;			/* the served certificate, or NULL */
+	bool chain_ok;			/* the system's CAs vouch for the certificate */
+	char chain_why[96];		/* why not */
 	bool dane_used;			/* usable TLSA records were given to OpenSSL */
 	bool dane_ok;
 	char dane_match[32];
@@ -600,6 +602,28 @@ static int audit_open(struct audit_ep *ep, int64_t deadline)
 	return fd;
 }
 
+/*
+ * Does the chain the server sent lead to one of the system's CAs (or SSL_CERT_FILE's)?
+ * Checked apart from the handshake, whose verification DANE may have taken over; dates
+ * and names are the certificate line's own questions, so only trust is asked here.
+ */
+static void audit_chain_check(SSL_CTX *ctx, SSL *ssl, struct audit_ep *ep)
+{
+	X509_STORE_CTX *sc = X509_STORE_CTX_new();
+
+	if (sc == NULL || X509_STORE_CTX_init(sc, SSL_CTX_get_cert_store(ctx), ep->cert,
+					      SSL_get_peer_cert_chain(ssl)) != 1)
+		fatalx("cannot set up a certificate verification");
+	X509_STORE_CTX_set_flags(sc, X509_V_FLAG_NO_CHECK_TIME);
+	X509_STORE_CTX_set_purpose(sc, X509_PURPOSE_SSL_SERVER);
+	ep->chain_ok = X509_verify_cert(sc) == 1;
+	if (!ep->chain_ok)
+		snprintf(ep->chain_why, sizeof(ep->chain_why), "%s",
+			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(sc)));
+	X509_STORE_CTX_free(sc);
+	ERR_clear_error();
+}
+
 /* The handshake at the project's floor (TLS 1.2), with the TLSA records given to OpenSSL. */
 static void audit_probe_main(SSL_CTX *ctx, struct audit_ep *ep, int64_t deadline)
 {
@@ -626,6 +650,8 @@ static void audit_probe_main(SSL_CTX *ctx, struct audit_ep *ep, int64_t deadline
 
 		snprintf(ep->version, sizeof(ep->version), "%s", SSL_get_version(ssl));
 		ep->cert = SSL_get1_peer_certificate(ssl);
+		if (ep->cert != NULL)
+			audit_chain_check(ctx, ssl, ep);
 		ep->dane_ok = ep->dane_used && SSL_get0_dane_authority(ssl, NULL, NULL) >= 0;
 		if (ep->dane_ok && SSL_get0_dane_tlsa(ssl, &u, &s, &m, NULL, NULL) >= 0)
 			snprintf(ep->dane_match, sizeof(ep->dane_match), "%u %u %u", u, s, m);
@@ -961,6 +987,22 @@ static int64_t audit_cert_not_after(X509 *cert)
 	return (int64_t)timegm(&tm);
 }
 
+/*
+ * Trust: port 25 senders mostly use DANE or nothing, but MTA-STS senders need a publicly
+ * trusted certificate (a warning); mail and web clients on the other ports refuse one
+ * they cannot trust (a failure).
+ */
+static enum audit_status audit_cert_trust(const struct audit_ep *ep, const char **todo)
+{
+	if (ep->chain_ok)
+		return AUDIT_PASS;
+	*todo = ep->port == 25 ?
+		"Serve a certificate from a public CA with its chain, as MTA-STS senders require "
+		"(DANE senders do not)." :
+		"Serve a certificate from a public CA with its chain: clients refuse this one.";
+	return ep->port == 25 ? AUDIT_WARN : AUDIT_FAIL;
+}
+
 static void audit_line_cert(struct audit_ctx *a, const struct audit_ep *ep, const char *subj,
 			    struct audit_report *r)
 {
@@ -968,20 +1010,21 @@ static void audit_line_cert(struct audit_ctx *a, const struct audit_ep *ep, cons
 	bool covers = X509_check_host(ep->cert, ep->host, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
 				      NULL) == 1;
 	char date[32], *found;
-	enum audit_status st = AUDIT_PASS;
 	const char *todo = "Nothing to do.";
+	enum audit_status st = audit_cert_trust(ep, &todo);
 
 	format_date(end, date, sizeof(date));
-	found = xasprintf("expires %s (%s%lld days), names %s %s", date,
+	found = xasprintf("expires %s (%s%lld days), names %s %s, %s%s", date,
 			  end < a->now ? "-" : "", (long long)(end < a->now ? -days : days),
-			  covers ? "cover" : "do not cover", ep->host);
+			  covers ? "cover" : "do not cover", ep->host,
+			  ep->chain_ok ? "chain trusted" : "chain not trusted: ", ep->chain_why);
 	if (!covers) {
 		st = AUDIT_FAIL;
 		todo = "Serve a certificate whose names include the host name.";
 	} else if (end <= a->now) {
 		st = AUDIT_FAIL;
 		todo = "The certificate has expired: renew it now.";
-	} else if (end - a->now < (int64_t)AUDIT_WARN_DAYS * 86400) {
+	} else if (end - a->now < (int64_t)AUDIT_WARN_DAYS * 86400 && st != AUDIT_FAIL) {
 		st = AUDIT_WARN;
 		todo = "Renew the certificate (fewer than 21 days left) and check that renewal "
 		       "runs by itself.";

@@ -7,12 +7,14 @@ every line of the report, so a line that appears, disappears or changes status f
 """
 import json
 import os
+import subprocess
 import time
 
 import pytest
 
 from pwtest import logs as pw_logs
 from pwtest import postfix as pw_postfix
+from pwtest import relay as pw_relay
 from pwtest import wkdsite
 
 # Port 25 and its neighbours on addresses no other fixture hands out.
@@ -87,13 +89,19 @@ def audit_unbound_conf(knot, workdir):
 
 
 @pytest.fixture
-def audit(make_relay, knot, workdir):
-    """Run `postwarden audit` with the test resolver and a migrated database."""
+def audit(make_relay, knot, workdir, test_ca):
+    """Run `postwarden audit` with the test resolver and a migrated database; the test CA
+    is the one CA OpenSSL trusts (SSL_CERT_FILE) unless trust_test_ca=False."""
     relay = make_relay(start=False, dns_unbound_config=audit_unbound_conf(knot, workdir))
     relay.pw("db", "migrate", check=True)
 
-    def run(domain, *extra):
-        r = relay.pw("audit", domain, "--json", *extra, timeout=120)
+    def run(domain, *extra, trust_test_ca=True):
+        env = pw_relay.daemon_env()
+        if trust_test_ca:
+            env["SSL_CERT_FILE"] = test_ca.cert_path
+        r = subprocess.run([pw_relay.binary(), "-c", relay.conf_path, "audit", domain,
+                            "--json"] + list(extra), capture_output=True, text=True,
+                           env=env, timeout=120)
         assert "AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr
         assert r.returncode in (0, 1), (r.returncode, r.stdout, r.stderr)
         doc = json.loads(r.stdout)
@@ -156,7 +164,7 @@ def host_lines(addr, status_by_port, mx_host=MX):
 ALL_PASS = {"tls": "pass", "certificate": "pass", "tlsa": "pass"}
 
 
-def test_everything_right_passes(knot, audit, mail_host, good_cert):
+def test_everything_right_passes(knot, audit, mail_host, good_cert, test_ca):
     domain = "audit.example.test"
     knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()]))
     doc, r = audit(domain)
@@ -171,9 +179,26 @@ def test_everything_right_passes(knot, audit, mail_host, good_cert):
     assert "matches TLSA 3 1 1" in line(doc, "tlsa", "%s[%s]:25" % (MX, ADDR_GOOD))["found"]
     assert "not answering" in line(doc, "connect", "%s[%s]:993" % (MX, ADDR_GOOD))["found"]
     # the text form says the same, one line per finding
-    text = audit.relay.pw("audit", domain)
+    env = dict(pw_relay.daemon_env(), SSL_CERT_FILE=test_ca.cert_path)
+    text = subprocess.run([pw_relay.binary(), "-c", audit.relay.conf_path, "audit", domain],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert text.returncode == 0, text.stderr
     assert text.stdout.count("\nPASS ") == len(want) and "0 failed" in text.stdout
+
+
+def test_certificate_from_an_untrusted_ca(knot, audit, mail_host, good_cert):
+    """The same hosts when the test CA is not trusted: a warning on port 25 (DANE senders
+    do not care, MTA-STS senders do), a failure where clients connect (465, 587)."""
+    domain = "audit.example.test"
+    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()]))
+    doc, r = audit(domain, trust_test_ca=False)
+    got = statuses(doc)
+    for port, st in ((25, "warn"), (465, "fail"), (587, "fail")):
+        subj = "%s[%s]:%d" % (MX, ADDR_GOOD, port)
+        assert got[("certificate", subj)] == st, doc
+        assert "chain not trusted" in line(doc, "certificate", subj)["found"]
+        assert got[("tlsa", subj)] == "pass"
+    assert r.returncode == 1
 
 
 def test_tlsa_not_matching_the_served_certificate_fails(knot, audit, mail_host, test_ca):
