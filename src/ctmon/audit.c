@@ -421,6 +421,7 @@ struct audit_ep {
 	size_t ntlsa;
 	/* what was found */
 	bool answered;
+	int conn_errno;			/* why the connection failed, 0 when it did not */
 	char why[160];			/* why not answering, or why the handshake failed */
 	struct audit_smtp smtp;
 	bool tls_ok;
@@ -452,9 +453,9 @@ static bool audit_wait(int fd, short events, int64_t deadline)
 	return rc > 0;
 }
 
-/* A non-blocking TCP connection to ip:port, or -1 with why. */
+/* A non-blocking TCP connection to ip:port, or -1 with why (and its errno in *eno). */
 static int audit_connect(const char *ip, uint16_t port, int64_t deadline, char *why,
-			 size_t whylen)
+			 size_t whylen, int *eno)
 {
 	struct sockaddr_storage ss = { 0 };
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
@@ -462,6 +463,7 @@ static int audit_connect(const char *ip, uint16_t port, int64_t deadline, char *
 	socklen_t sl, el = sizeof(int);
 	int fd, e = 0;
 
+	*eno = 0;
 	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons(port);
@@ -476,6 +478,7 @@ static int audit_connect(const char *ip, uint16_t port, int64_t deadline, char *
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
+		*eno = errno;
 		snprintf(why, whylen, "socket: %s", strerror(errno));
 		return -1;
 	}
@@ -485,6 +488,7 @@ static int audit_connect(const char *ip, uint16_t port, int64_t deadline, char *
 		e = ETIMEDOUT;
 	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
 		e = errno;
+	*eno = e;
 	if (e != 0) {
 		snprintf(why, whylen, "%s", e == ETIMEDOUT ? "no answer within the timeout" :
 			 strerror(e));
@@ -590,7 +594,8 @@ static int audit_verify_continue(int ok, X509_STORE_CTX *store)
 /* Connect and, for STARTTLS, talk SMTP up to the handshake; -1 when that failed. */
 static int audit_open(struct audit_ep *ep, int64_t deadline)
 {
-	int fd = audit_connect(ep->ip, ep->port, deadline, ep->why, sizeof(ep->why));
+	int fd = audit_connect(ep->ip, ep->port, deadline, ep->why, sizeof(ep->why),
+			       &ep->conn_errno);
 
 	if (fd < 0)
 		return -1;
@@ -1071,6 +1076,12 @@ static void audit_line_tlsa(const struct audit_ep *ep, const struct audit_tlsa *
 	free(found);
 }
 
+/* The auditing host has no route to the address: it says nothing about the server. */
+static bool audit_no_route(int e)
+{
+	return e == ENETUNREACH || e == EAFNOSUPPORT || e == EADDRNOTAVAIL;
+}
+
 /* Probe one address and write its lines. must_answer: port 25 of an MX host. */
 static void audit_endpoint(struct audit_ctx *a, SSL_CTX *old, struct audit_ep *ep,
 			   const struct audit_tlsa *t, bool must_answer, struct audit_report *r)
@@ -1081,6 +1092,15 @@ static void audit_endpoint(struct audit_ctx *a, SSL_CTX *old, struct audit_ep *e
 	ep->tlsa = t->recs;
 	ep->ntlsa = t->n;
 	audit_probe_main(a->ctx, ep, deadline);
+	if (!ep->answered && audit_no_route(ep->conn_errno)) {
+		/* this machine cannot reach the address at all (often: no IPv6 here) */
+		found = xasprintf("cannot be reached from here (%s)", ep->why);
+		audit_add(r, "connect", subj, AUDIT_WARN, found,
+			  "Run the audit from a host that has a route to this address.");
+		free(found);
+		free(subj);
+		return;
+	}
 	if (!ep->answered) {
 		found = xasprintf("not answering (%s)", ep->why);
 		audit_add(r, "connect", subj, must_answer || audit_tlsa_published(t) ?
@@ -1157,6 +1177,15 @@ static SSL_CTX *audit_old_ctx(void)
 	return ctx;
 }
 
+/* Is target:port among the first n already (several records may name one host)? */
+static bool audit_srv_seen(const struct audit_srv *v, size_t n, const struct audit_srv *t)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].port == t->port && strcmp(v[i].target, t->target) == 0)
+			return true;
+	return false;
+}
+
 /* The targets of an RFC 6186 SRV record set; -1 when there is none, 0 for "not offered". */
 static int audit_srv(struct audit_ctx *a, const char *name, struct audit_srv *out, size_t max)
 {
@@ -1170,7 +1199,8 @@ static int audit_srv(struct audit_ctx *a, const char *name, struct audit_srv *ou
 	for (size_t i = 0; i < ans->nrr && (size_t)n < max; i++) {
 		if (!audit_srv_parse(ans->rrs[i].data, ans->rrs[i].len, &out[n]))
 			continue;
-		if (strcmp(out[n].target, ".") == 0 || out[n].port == 0) {
+		if (strcmp(out[n].target, ".") == 0 || out[n].port == 0 ||
+		    audit_srv_seen(out, (size_t)n, &out[n])) {
 			free(out[n].target);	/* RFC 2782: "." = not offered */
 			continue;
 		}
