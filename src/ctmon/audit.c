@@ -1063,8 +1063,8 @@ static void audit_line_tlsa(const struct audit_ep *ep, const struct audit_tlsa *
 			  "TLSA records published, but no handshake to compare them with",
 			  "Fix TLS on this port, or remove its TLSA records.");
 	} else if (ep->dane_ok) {
-		found = xasprintf("the served certificate matches TLSA %s (%zu records)",
-				  ep->dane_match, t->n);
+		found = xasprintf("the served certificate matches TLSA %s (%zu record%s)",
+				  ep->dane_match, t->n, t->n == 1 ? "" : "s");
 		audit_add(r, "tlsa", subj, AUDIT_PASS, found, "Nothing to do.");
 	} else {
 		found = xasprintf("the served certificate matches none of the %zu TLSA records",
@@ -1227,7 +1227,8 @@ static void audit_mail_service(struct audit_ctx *a, SSL_CTX *old, const char *do
 		free(t[i].target);
 	}
 	for (size_t i = 0; n < 0 && i < nmx; i++)
-		audit_service(a, old, mx[i].host, port, starttls, false, r);
+		if (strcmp(mx[i].host, ".") != 0)
+			audit_service(a, old, mx[i].host, port, starttls, false, r);
 	free(name);
 }
 
@@ -1380,6 +1381,9 @@ static void audit_caa_ct_line(const struct audit_caa_ct *c, const char *domain,
 		audit_add(r, "caa-ct", domain, AUDIT_WARN, found,
 			  "Name the issuer's CAA identity in [ctmon] issuer_caa, or fix the CAA "
 			  "look-ups.");
+	} else if (c->certs == 0) {
+		found = xstrdup("no valid certificates for the domain in the CT findings");
+		audit_add(r, "caa-ct", domain, AUDIT_PASS, found, "Nothing to do.");
 	} else {
 		found = xasprintf("%zu valid certificates in the CT findings, all from CAs that "
 				  "CAA allows", c->certs);
