@@ -15,10 +15,11 @@
 #include "ctmon/ct_loglist.h"
 #include "ctmon/ct_store.h"
 #include "ctmon/ctmon.h"
+#include "dns.h"
 #include "http.h"
-#include "xmalloc.h"
 #include "log.h"
 #include "strutil.h"
+#include "xmalloc.h"
 
 static const char ct_usage[] =
 	"ct check [--log ID]\n"
@@ -80,13 +81,18 @@ static void ct_print_finding(json_t *f)
 	ct_date(f, "not_before", from, sizeof(from));
 	ct_date(f, "not_after", until, sizeof(until));
 	ct_date(f, "first_seen", first, sizeof(first));
-	printf("finding %" PRId64 "\n  names:       %s\n  issuer:      %s\n  serial:      %s\n"
+	printf("finding %" PRId64 "\n  names:       %s\n  issuer:      %s\n"
+	       "  issuer key:  %s\n  serial:      %s\n"
 	       "  public key:  %s (SHA-256 of the SPKI)\n  valid:       %s to %s\n"
-	       "  verdict:     %s\n  reason:      %s\n  first seen:  %s\n  acked:       %s\n",
+	       "  verdict:     %s\n  reason:      %s\n  CAA:         %s\n"
+	       "  first seen:  %s\n  acked:       %s\n",
 	       (int64_t)json_integer_value(json_object_get(f, "id")), ct_json_str(f, "names"),
-	       ct_json_str(f, "issuer"), ct_json_str(f, "serial"), ct_json_str(f, "spki_sha256"),
-	       from, until, ct_json_str(f, "verdict"), ct_json_str(f, "reason"), first,
-	       json_is_true(json_object_get(f, "acked")) ? "yes" : "no");
+	       ct_json_str(f, "issuer"), *ct_json_str(f, "issuer_key_sha256")
+	       ? ct_json_str(f, "issuer_key_sha256") : "not known",
+	       ct_json_str(f, "serial"), ct_json_str(f, "spki_sha256"),
+	       from, until, ct_json_str(f, "verdict"), ct_json_str(f, "reason"),
+	       *ct_json_str(f, "caa") ? ct_json_str(f, "caa") : "not checked",
+	       first, json_is_true(json_object_get(f, "acked")) ? "yes" : "no");
 	for (size_t i = 0; i < json_array_size(seen); i++) {
 		json_t *s = json_array_get(seen, i);
 
@@ -164,6 +170,7 @@ struct ct_run {
 	struct db *db;
 	struct event_base *base;
 	struct http_client *http;
+	struct dns *dns;		/* for the CAA check; NULL: not checked */
 	struct ct_loglist *list;
 	struct ct_watch *watch;
 	const char *only;		/* --log: one log ID (base64) */
@@ -204,6 +211,7 @@ static void ct_run_next(struct ct_run *run)
 			.log = log,
 			.watch = run->watch, .expected_keys = cfg->ctmon.expected_keys,
 			.allowed_issuers = cfg->ctmon.allowed_issuers,
+			.issuer_caa = cfg->ctmon.issuer_caa, .dns = run->dns,
 			.start_at_end = strcmp(cfg->ctmon.start, "end") == 0, .from = run->from };
 		char id[45];
 
@@ -251,10 +259,16 @@ static int ct_rounds(struct cli *cli, struct db *db, int argc, char **argv)
 	if ((run.base = event_base_new()) == NULL)
 		fatalx("cannot create an event loop");
 	run.http = http_client_new(run.base, &ho);
+	if ((run.dns = dns_new(run.base, cli->cfg.dns.unbound_config, &err)) == NULL) {
+		fprintf(pw_stderr, "postwarden: [dns]: %s; CAA is not checked\n", err);
+		free(err);
+	}
 	ct_run_next(&run);
 	if (run.at > 0 || run.list->nlogs > 0)
 		event_base_dispatch(run.base);
 	http_client_free(run.http);
+	if (run.dns != NULL)
+		dns_free(run.dns);
 	event_base_free(run.base);
 	ct_watch_free(run.watch);
 	ct_loglist_free(run.list);

@@ -160,7 +160,8 @@ static const struct copy_table copy_tables[] = {
 	{ "ct_logs", "log_id, url, api, tree_size, root_hash, sth_timestamp, sth, next_index, "
 	  "range_state, last_success, last_error, updated", "tttibibibiti", "log_id", NULL },
 	{ "ct_findings", "id, identity, names, issuer, serial, spki_sha256, not_before, "
-	  "not_after, verdict, reason, first_seen, acked, alerted", "ibttttiittiii", "id", "id" },
+	  "not_after, verdict, reason, first_seen, acked, alerted, issuer_key_sha256, caa",
+	  "ibttttiittiiitt", "id", "id" },
 	{ "ct_sightings", "log_id, idx, finding_id, precert, seen", "tiiii", "log_id, idx", NULL },
 	{ "ct_alerts", "id, kind, log_id, created, message, evidence, alerted", "ittitti", "id",
 	  "id" },

@@ -189,7 +189,6 @@ static void ct_caa_on_answer(struct dns_answer *a, void *arg)
 		q->at += strcspn(q->name + q->at, ".") + 1;
 		if (ct_caa_ask(q) == 0)
 			return;
-		st = CT_CAA_FAIL;
 		err = xasprintf("cannot look up the CAA of %s", q->name + q->at);
 	}
 	q->cb(caa, err, q->arg);

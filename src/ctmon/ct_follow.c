@@ -21,6 +21,7 @@
 #include <openssl/x509.h>
 
 #include "ctmon/ct_entry.h"
+#include "ctmon/ct_judge.h"
 #include "ctmon/ct_merkle.h"
 #include "ctmon/ct_names.h"
 #include "ctmon/ct_sth.h"
@@ -41,6 +42,15 @@
 struct ct_held {
 	struct ct_finding f;
 	char *names, *issuer, *serial, *spki, *reason;
+	char *issuer_key;		/* hex SHA-256 of the issuer's SPKI, or NULL */
+	char *issuer_fp;		/* static X.509 entry: the issuer to fetch, hex */
+	char **caa_names;		/* watched DNS names, for the CAA check */
+	size_t ncaa_names;
+};
+
+/* Issuers of a static-ct-api log fetched in this round: fingerprint -> key hash. */
+struct ct_issuer_key {
+	char fp[65], key[65];
 };
 
 struct ct_follow {
@@ -69,6 +79,11 @@ struct ct_follow {
 	bool tiles;			/* a static-ct-api log: checkpoint and tiles */
 	int range_bit;			/* static start: the next bit of next to fill, or -1 */
 	uint64_t range_at;		/* static start: the first leaf of that subtree */
+	/* judging (ct_judge): */
+	const struct ct_raw_entry *raw;	/* get-entries: the entry being matched (extra_data) */
+	struct ct_issuer_key *issuers;	/* static-ct-api issuers fetched this round */
+	size_t nissuers;
+	struct ct_judge_caa *caa;	/* the round's CAA answers, while they are looked up */
 };
 
 void ct_log_id_text(const struct ct_log *log, char buf[45])
@@ -86,8 +101,13 @@ static void ct_follow_free(struct ct_follow *f)
 		free(f->found[i].serial);
 		free(f->found[i].spki);
 		free(f->found[i].reason);
+		free(f->found[i].issuer_key);
+		free(f->found[i].issuer_fp);
+		ct_judge_strv_free(f->found[i].caa_names, f->found[i].ncaa_names);
 	}
 	free(f->found);
+	free(f->issuers);
+	ct_judge_caa_free(f->caa);
 	free(f->base);
 	free(f->path);
 	if (f->retry_ev != NULL)
@@ -421,99 +441,16 @@ static void ct_on_start_proof(struct http_response *r, void *arg)
 
 static void ct_on_entries(struct http_response *r, void *arg);
 
-/* Is hex one of the comma-separated items of list (case-insensitive, spaces trimmed)? */
-static bool ct_list_has(const char *list, const char *item)
-{
-	size_t n = strlen(item);
-
-	for (const char *p = list; p && *p;) {
-		const char *end = strchr(p, ',');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-
-		while (len && (*p == ' ')) {
-			p++;
-			len--;
-		}
-		while (len && p[len - 1] == ' ')
-			len--;
-		if (len == n && strncasecmp(p, item, n) == 0)
-			return true;
-		p = end ? end + 1 : NULL;
-	}
-	return false;
-}
-
-/* The issuer Name as one line of text (caller frees). */
-static char *ct_issuer_text(const struct ct_cert *c)
-{
-	const unsigned char *p = c->issuer;
-	X509_NAME *name = d2i_X509_NAME(NULL, &p, (long)c->issuer_len);
-	char buf[512] = "";
-
-	if (name != NULL)
-		X509_NAME_oneline(name, buf, sizeof(buf));
-	X509_NAME_free(name);
-	return xstrdup(buf);
-}
-
-/* The names of c, comma-separated (caller frees). */
-static char *ct_names_text(const struct ct_cert *c)
-{
-	char *out = xstrdup(""), *t, ip[CT_IP_TEXT_MAX];
-
-	for (size_t i = 0; i < c->n_names; i++) {
-		const struct ct_name *nm = &c->names[i];
-		char *one = nm->kind == CT_NAME_IP
-			    ? (ct_name_ip_text(nm, ip, sizeof(ip)) == 0 ? xstrdup(ip) : NULL)
-			    : xstrndup((const char *)nm->p, nm->len);
-
-		if (one == NULL || strstr(out, one) != NULL) {	/* CN repeats a SAN: once */
-			free(one);
-			continue;
-		}
-		t = *out ? xasprintf("%s, %s", out, one) : xstrdup(one);
-		free(out);
-		free(one);
-		out = t;
-	}
-	return out;
-}
-
-/* Judge a matching certificate: expected, or which expectation it breaks. */
-static void ct_judge(struct ct_follow *f, struct ct_held *h)
-{
-	bool key_ok = ct_list_has(f->o.expected_keys, h->spki);
-	bool issuer_ok = !*f->o.allowed_issuers || ct_list_has(f->o.allowed_issuers, h->issuer);
-
-	for (const char *p = h->issuer; !issuer_ok && p && *p; p = strchr(p + 1, '/')) {
-		const char *v = strchr(p, '=');	/* "/O=Let's Encrypt/CN=R3": each value */
-
-		if (v != NULL) {
-			char *val = xstrndup(v + 1, strcspn(v + 1, "/"));
-
-			issuer_ok = ct_list_has(f->o.allowed_issuers, val);
-			free(val);
-		}
-	}
-	if (key_ok && issuer_ok) {
-		h->f.verdict = "expected";
-		h->reason = xstrdup("an expected key, from an allowed issuer");
-	} else if (!key_ok) {
-		h->f.verdict = "unknown_key";
-		h->reason = xstrdup("the certificate's key is none of [ctmon] expected_keys");
-	} else {
-		h->f.verdict = "issuer_not_allowed";
-		h->reason = xasprintf("issued by %s, which is not in [ctmon] allowed_issuers",
-				      h->issuer);
-	}
-	h->f.reason = h->reason;
-}
-
-/* Entry index e matched the watch list: keep it as a finding of this round. */
+/*
+ * Entry index e matched the watch list: keep it as a finding of this round. It is judged
+ * when the round's entries hashed to the signed root (ct_follow_judge), once the issuers
+ * and CAA answers it needs are known.
+ */
 static void ct_keep(struct ct_follow *f, uint64_t index, const struct ct_entry *e,
 		    const struct ct_cert *c)
 {
 	uint8_t spki[CT_HASH_LEN];
+	char key[65];
 	struct ct_held *h;
 	const char *err;
 
@@ -525,8 +462,18 @@ static void ct_keep(struct ct_follow *f, uint64_t index, const struct ct_entry *
 	EVP_Digest(c->spki, c->spki_len, spki, NULL, EVP_sha256(), NULL);
 	h->spki = ct_hex(spki, CT_HASH_LEN);
 	h->serial = ct_hex(c->serial, c->serial_len);
-	h->issuer = ct_issuer_text(c);
-	h->names = ct_names_text(c);
+	h->issuer = ct_judge_issuer_text(c);
+	h->names = ct_judge_names_text(c);
+	h->ncaa_names = ct_judge_caa_names(f->o.watch, c, &h->caa_names);
+	/* The issuer's key: a precertificate entry carries its hash; for a certificate it is
+	 * the first of the chain (RFC 6962 extra_data), or fetched by fingerprint (static). */
+	if (e->issuer_key_hash != NULL)
+		h->issuer_key = ct_hex(e->issuer_key_hash, CT_KEYHASH_LEN);
+	else if (f->raw != NULL && ct_judge_chain_issuer_key(f->raw->extra_data,
+							      f->raw->extra_data_len, key) == 0)
+		h->issuer_key = xstrdup(key);
+	else if (e->chain != NULL && e->chain_count > 0)
+		h->issuer_fp = ct_hex(e->chain, CT_HASH_LEN);
 	h->f.names = h->names;
 	h->f.issuer = h->issuer;
 	h->f.serial = h->serial;
@@ -535,7 +482,6 @@ static void ct_keep(struct ct_follow *f, uint64_t index, const struct ct_entry *
 	h->f.not_after = (int64_t)c->not_after;
 	h->f.index = (int64_t)index;
 	h->f.precert = e->type == CT_ENTRY_PRECERT;
-	ct_judge(f, h);
 }
 
 static void ct_follow_fetch_entries(struct ct_follow *f)
@@ -578,7 +524,9 @@ static bool ct_follow_entry(struct ct_follow *f, const struct ct_raw_entry *raw,
 		*why = xasprintf("entry %" PRIu64 " is not a Merkle tree leaf: %s", f->next, err);
 		return false;
 	}
+	f->raw = raw;		/* its extra_data names the issuer (ct_keep) */
 	ct_follow_leaf(f, &e);
+	f->raw = NULL;
 	return true;
 }
 
@@ -738,13 +686,11 @@ static void ct_on_hash_tile(struct http_response *r, void *arg)
 
 /* ---- the end of the entries: the root, then the database ----------------------------- */
 
+static void ct_follow_issuers(struct ct_follow *f);
+
 static void ct_follow_finish(struct ct_follow *f)
 {
-	uint8_t root[CT_HASH_LEN], state[CT_MERKLE_STATE_MAX];
-	struct ct_log_pos to = f->pos;
-	struct ct_finding *fs;
-	size_t fresh = 0;
-	int rc;
+	uint8_t root[CT_HASH_LEN];
 
 	ct_merkle_stream_root(&f->stream, root);
 	if (memcmp(root, f->sth.root_hash, CT_HASH_LEN) != 0) {
@@ -760,6 +706,18 @@ static void ct_follow_finish(struct ct_follow *f)
 		free(want);
 		return;
 	}
+	ct_follow_issuers(f);	/* then the CAA answers, the verdicts, the database */
+}
+
+/* The findings, judged, and the log's new position, in one transaction. */
+static void ct_follow_store(struct ct_follow *f)
+{
+	uint8_t state[CT_MERKLE_STATE_MAX];
+	struct ct_log_pos to = f->pos;
+	struct ct_finding *fs;
+	size_t fresh = 0;
+	int rc;
+
 	to.log_id = f->log_id;
 	to.tree_size = (int64_t)f->sth.tree_size;
 	memcpy(to.root_hash, f->sth.root_hash, CT_HASH_LEN);
@@ -784,6 +742,115 @@ static void ct_follow_finish(struct ct_follow *f)
 	log_info("event=ct_round log=%s tree_size=%" PRIu64 " entries=%" PRIu64 " findings=%zu "
 		 "new=%zu", f->log_id, f->sth.tree_size, f->rep.entries, f->nfound, fresh);
 	ct_follow_end(f);
+}
+
+/* ---- judging the findings of the round ----------------------------------------------- */
+
+/* Every CAA answer is in: judge each finding, then write. */
+static void ct_follow_judged(void *arg)
+{
+	struct ct_follow *f = arg;
+	struct ct_judge_opts jo = { .expected_keys = f->o.expected_keys,
+		.allowed_issuers = f->o.allowed_issuers, .issuer_caa = f->o.issuer_caa };
+
+	for (size_t i = 0; i < f->nfound; i++) {
+		struct ct_held *h = &f->found[i];
+		struct ct_judge_cert jcert = { .issuer = h->issuer, .issuer_key = h->issuer_key,
+			.spki = h->spki, .caa_names = h->caa_names, .ncaa_names = h->ncaa_names };
+		struct ct_verdict v;
+
+		ct_judge(&jo, &jcert, f->caa, &v);
+		free(h->reason);
+		h->reason = v.reason;
+		h->f.verdict = v.verdict;
+		h->f.reason = h->reason;
+		h->f.caa = v.caa;
+		h->f.issuer_key_sha256 = h->issuer_key;
+	}
+	ct_follow_store(f);
+}
+
+/*
+ * The CAA of every watched name of the round's findings, each name once: looked up now,
+ * when the certificate is seen. An answer that cannot be had does not hold the log back:
+ * the finding says CAA was not checked, and why.
+ */
+static void ct_follow_caa(struct ct_follow *f)
+{
+	f->caa = ct_judge_caa_new(f->o.base, f->o.dns);
+	for (size_t i = 0; i < f->nfound; i++)
+		for (size_t j = 0; j < f->found[i].ncaa_names; j++)
+			ct_judge_caa_want(f->caa, f->found[i].caa_names[j]);
+	ct_judge_caa_run(f->caa, ct_follow_judged, f);
+}
+
+static void ct_on_issuer(struct http_response *r, void *arg);
+
+/* The key hash of an issuer fetched in this round ("" when unreadable), or NULL. */
+static const char *ct_follow_issuer_known(const struct ct_follow *f, const char *fp)
+{
+	for (size_t i = 0; i < f->nissuers; i++)
+		if (strcmp(f->issuers[i].fp, fp) == 0)
+			return f->issuers[i].key;
+	return NULL;
+}
+
+/*
+ * A static-ct-api data tile names a certificate's chain by fingerprints; the issuer itself
+ * is at issuer/<hex fingerprint>. It is fetched only for the round's matching X.509
+ * entries (a precertificate entry carries its issuer's key hash), once per round.
+ */
+static void ct_follow_issuers(struct ct_follow *f)
+{
+	for (size_t i = 0; i < f->nfound; i++) {
+		struct ct_held *h = &f->found[i];
+		const char *key;
+		char *path;
+
+		if (h->issuer_fp == NULL || h->issuer_key != NULL)
+			continue;
+		if ((key = ct_follow_issuer_known(f, h->issuer_fp)) != NULL) {
+			if (*key)
+				h->issuer_key = xstrdup(key);
+			free(h->issuer_fp);
+			h->issuer_fp = NULL;
+			continue;
+		}
+		path = xasprintf("issuer/%s", h->issuer_fp);
+		ct_follow_get(f, path, CT_STH_TIMEOUT_MS, CT_ENTRY_MAX, ct_on_issuer);
+		free(path);
+		return;
+	}
+	ct_follow_caa(f);
+}
+
+static void ct_on_issuer(struct http_response *r, void *arg)
+{
+	struct ct_follow *f = arg;
+	const char *fp = f->path + strlen("issuer/");
+	struct ct_issuer_key ik = { .key = "" };
+	unsigned char md[CT_HASH_LEN];
+	char got[65];
+
+	if (!ct_follow_answer_ok(f, r, "issuer")) {
+		http_response_free(r);
+		return;
+	}
+	EVP_Digest(r->body, r->len, md, NULL, EVP_sha256(), NULL);
+	hex_encode(md, sizeof(md), got);
+	if (strcmp(got, fp) != 0) {
+		ct_follow_error(f, xasprintf("the issuer served for fingerprint %s has another "
+					     "SHA-256 (%s)", fp, got));
+		http_response_free(r);
+		return;
+	}
+	snprintf(ik.fp, sizeof(ik.fp), "%s", fp);
+	if (ct_judge_cert_key((const uint8_t *)r->body, r->len, ik.key) < 0)
+		ik.key[0] = '\0';	/* not a certificate we can read: its key stays unknown */
+	http_response_free(r);
+	f->issuers = xreallocarray(f->issuers, f->nissuers + 1, sizeof(*f->issuers));
+	f->issuers[f->nissuers++] = ik;
+	ct_follow_issuers(f);
 }
 
 /* The next request of the round, or its end. */

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "db.h"
+#include "dns.h"
 #include "http.h"
 #include "ctmon/ct_loglist.h"
 #include "ctmon/ct_match.h"
@@ -51,6 +52,8 @@ struct ct_follow_opts {
 	const struct ct_watch *watch;
 	const char *expected_keys;	/* lower-case hex SPKI pins, comma-separated */
 	const char *allowed_issuers;	/* names or hex key hashes, comma-separated ("": any) */
+	const char *issuer_caa;		/* [ctmon] issuer_caa: CAA identities of issuers */
+	struct dns *dns;		/* for the CAA check; NULL: CAA is not checked */
 	bool start_at_end;		/* first contact: only entries logged from now on */
 	int64_t from;			/* >= 0: check entries from this index (backfill) */
 	unsigned batch;			/* entries asked for per request (default 256) */

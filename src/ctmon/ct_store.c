@@ -84,7 +84,8 @@ static int64_t ct_store_finding_id(struct db *db, const struct ct_finding *f, in
 {
 	struct db_stmt *st = db_prepare_cached(db,
 		"INSERT INTO ct_findings (identity, names, issuer, serial, spki_sha256, not_before, "
-		"not_after, verdict, reason, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+		"not_after, verdict, reason, first_seen, issuer_key_sha256, caa) "
+		"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
 		"ON CONFLICT (identity) DO NOTHING RETURNING id");
 	int64_t id = 0;
 
@@ -98,6 +99,8 @@ static int64_t ct_store_finding_id(struct db *db, const struct ct_finding *f, in
 	db_bind_text(st, 8, f->verdict);
 	db_bind_text(st, 9, f->reason);
 	db_bind_int(st, 10, now);
+	db_bind_text(st, 11, f->issuer_key_sha256 ? f->issuer_key_sha256 : "");
+	db_bind_text(st, 12, f->caa ? f->caa : "");
 	*is_new = db_step_row(db, st);
 	if (*is_new) {
 		id = db_col_int(st, 0);
@@ -233,7 +236,7 @@ bool ct_store_ack(struct db *db, int64_t id, int64_t now)
 
 #define CT_FINDING_COLUMNS \
 	"id, names, issuer, serial, spki_sha256, not_before, not_after, verdict, reason, " \
-	"first_seen, acked"
+	"first_seen, acked, issuer_key_sha256, caa"
 
 /* The finding at the statement's current row (CT_FINDING_COLUMNS) as JSON. */
 static json_t *ct_finding_row_json(struct db_stmt *st)
@@ -250,6 +253,9 @@ static json_t *ct_finding_row_json(struct db_stmt *st)
 		fatalx("cannot encode a finding");
 	if (!db_col_null(st, 10))
 		json_object_set_new(o, "acked_at", json_integer(db_col_int(st, 10)));
+	/* "" when not known (and for findings stored before schema 5) */
+	json_object_set_new(o, "issuer_key_sha256", json_string(db_col_text(st, 11)));
+	json_object_set_new(o, "caa", json_string(db_col_text(st, 12)));
 	return o;
 }
 

@@ -1,5 +1,5 @@
 /*
- * ct_store.h - the CT monitor's state in the shared database (schema 4): per log, the last
+ * ct_store.h - the CT monitor's state in the shared database (schema 4, 5): per log, the last
  * verified tree head and how far its entries are checked; the findings (certificates for
  * watched names) with where each was seen; alerts about logs. A batch of checked entries
  * is recorded in one transaction together with the log's new position, guarded by the old
@@ -43,8 +43,10 @@ struct ct_finding {
 	const char *serial;		/* hex */
 	const char *spki_sha256;	/* hex */
 	int64_t not_before, not_after;
+	const char *issuer_key_sha256;	/* hex SHA-256 of the issuer's SPKI, NULL: unknown */
 	const char *verdict;		/* "expected" or the reason kind it alerts for */
 	const char *reason;		/* one sentence */
+	const char *caa;		/* the CAA check: allowed, no_caa, not_allowed, ... */
 	/* where it was seen */
 	int64_t index;
 	bool precert;

@@ -19,6 +19,7 @@
 #include "ctmon/ct_loglist.h"
 #include "ctmon/ct_match.h"
 #include "buf.h"
+#include "dns.h"
 #include "http.h"
 #include "lease.h"
 #include "log.h"
@@ -33,6 +34,7 @@ struct ctmon {
 	const struct pw_config *cfg;
 	struct db *db;
 	struct http_client *http;
+	struct dns *dns;		/* for the CAA check of findings; NULL: not checked */
 	struct ct_loglist *list;
 	struct ct_watch *watch;
 	const struct lease **leases;	/* per log of the list; NULL for logs not followed */
@@ -262,6 +264,7 @@ static void ctmon_next(struct ctmon *m)
 			.log = &m->list->logs[i],
 			.watch = m->watch, .expected_keys = cfg->ctmon.expected_keys,
 			.allowed_issuers = cfg->ctmon.allowed_issuers,
+			.issuer_caa = cfg->ctmon.issuer_caa, .dns = m->dns,
 			.start_at_end = strcmp(cfg->ctmon.start, "end") == 0, .from = -1 };
 
 		/* a round may take a while: it starts only with a good part of the lease left */
@@ -315,6 +318,12 @@ struct ctmon *ctmon_start(struct event_base *base, const struct pw_config *cfg, 
 	}
 	m->watch = ctmon_watch_from_config(cfg);
 	m->http = http_client_new(base, &ho);
+	/* a resolver of its own, from [dns] as elsewhere; without one, findings say that
+	 * their CAA was not checked */
+	if ((m->dns = dns_new(base, cfg->dns.unbound_config, &err)) == NULL) {
+		log_error("event=ctmon_dns_error error=\"%s\"", err);
+		free(err);
+	}
 	m->leases = xcalloc(m->list->nlogs + 1, sizeof(*m->leases));
 	for (size_t i = 0; i < m->list->nlogs; i++) {
 		char id[45], *name;
@@ -340,6 +349,8 @@ void ctmon_stop(struct ctmon *m)
 	event_free(m->tick);
 	ct_follow_cancel(m->round);	/* dropped; the log resumes at the next start */
 	http_client_free(m->http);
+	if (m->dns != NULL)
+		dns_free(m->dns);
 	ct_watch_free(m->watch);
 	ct_loglist_free(m->list);
 	free(m->leases);
