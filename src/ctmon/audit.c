@@ -1320,7 +1320,9 @@ static void audit_caa_name(struct audit_ctx *a, struct audit_caa_cache *cache, j
 			   const char *name, struct audit_caa_ct *out)
 {
 	const char *issuer = json_string_value(json_object_get(f, "issuer"));
-	char *ids = ct_caa_identities(issuer, NULL, a->issuer_caa);
+	const char *key = json_string_value(json_object_get(f, "issuer_key_sha256"));
+	/* the issuer's key hash is known for findings the monitor stored since schema 5 */
+	char *ids = ct_caa_identities(issuer, key && *key ? key : NULL, a->issuer_caa);
 	bool known;
 	const struct ct_caa *caa = audit_caa_of(a, cache, name, &known);
 	json_int_t id = json_integer_value(json_object_get(f, "id"));
