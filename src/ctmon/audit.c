@@ -333,6 +333,189 @@ bool audit_srv_parse(const uint8_t *rdata, size_t len, struct audit_srv *out)
 	return true;
 }
 
+/* The next line of data[*pos..lim): [start, *pos) without its line end; false when none. */
+static bool audit_line_next(const char *data, size_t lim, size_t *pos, size_t *start,
+			    size_t *len)
+{
+	const char *nl = *pos < lim ? memchr(data + *pos, '\n', lim - *pos) : NULL;
+
+	if (nl == NULL)
+		return false;
+	*start = *pos;
+	*len = (size_t)(nl - (data + *pos));
+	if (*len > 0 && data[*start + *len - 1] == '\r')
+		(*len)--;
+	*pos = (size_t)(nl - data) + 1;
+	return true;
+}
+
+/* "HTTP/1.x DDD ..." */
+static bool audit_http_status(const char *l, size_t n, int *status)
+{
+	if (n < 12 || strncmp(l, "HTTP/1.", 7) != 0 || l[7] < '0' || l[7] > '9' || l[8] != ' ')
+		return false;
+	for (int i = 9; i < 12; i++)
+		if (l[i] < '0' || l[i] > '9')
+			return false;
+	if (n > 12 && l[12] != ' ')
+		return false;
+	*status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
+	return true;
+}
+
+/* The media type of a Content-Type value: lower case, parameters and white space cut. */
+static void audit_http_ctype(const char *v, size_t n, char ctype[64])
+{
+	size_t o = 0;
+
+	while (n > 0 && audit_wsp(*v)) {
+		v++;
+		n--;
+	}
+	for (size_t i = 0; i < n && v[i] != ';' && !audit_wsp(v[i]) && o < 63; i++)
+		ctype[o++] = (char)((v[i] >= 'A' && v[i] <= 'Z') ? v[i] + 32 : v[i]);
+	ctype[o] = '\0';
+}
+
+bool audit_http_response(const char *data, size_t len, int *status, char ctype[64],
+			 size_t *body_off)
+{
+	size_t lim = len < AUDIT_HTTP_HEAD_MAX ? len : AUDIT_HTTP_HEAD_MAX, pos = 0, st, n;
+	bool first = true;
+
+	ctype[0] = '\0';
+	if (memchr(data, '\0', lim) != NULL)
+		return false;
+	while (audit_line_next(data, lim, &pos, &st, &n)) {
+		const char *l = data + st, *colon;
+
+		if (first) {
+			if (!audit_http_status(l, n, status))
+				return false;
+			first = false;
+			continue;
+		}
+		if (n == 0) {
+			*body_off = pos;
+			return true;
+		}
+		colon = memchr(l, ':', n);
+		if (colon == NULL || colon == l)
+			return false;
+		if ((size_t)(colon - l) == 12 && strncasecmp(l, "content-type", 12) == 0)
+			audit_http_ctype(colon + 1, n - 13, ctype);
+	}
+	return false;
+}
+
+void audit_sts_policy_clear(struct audit_sts_policy *p)
+{
+	for (size_t i = 0; i < p->nmx; i++)
+		free(p->mx[i]);
+	memset(p, 0, sizeof(*p));
+}
+
+/* An mx pattern: a host name, or "*." and one (RFC 8461 3.2). */
+static bool audit_sts_mx_valid(const char *v)
+{
+	return hostname_valid(strncmp(v, "*.", 2) == 0 ? v + 2 : v);
+}
+
+/* One "key: value" field; false when it makes the policy invalid. */
+static bool audit_sts_field(struct audit_sts_policy *p, const char *key, const char *v,
+			    bool *have_version, bool *have_age)
+{
+	uint64_t age;
+
+	if (strcmp(key, "version") == 0) {
+		if (!*have_version && strcmp(v, "STSv1") != 0)
+			return false;
+		*have_version = true;
+	} else if (strcmp(key, "mode") == 0) {
+		if (p->mode[0] == '\0' && strcmp(v, "enforce") != 0 && strcmp(v, "testing") != 0 &&
+		    strcmp(v, "none") != 0)
+			return false;
+		if (p->mode[0] == '\0')
+			snprintf(p->mode, sizeof(p->mode), "%s", v);
+	} else if (strcmp(key, "max_age") == 0) {
+		if (!*have_age && (strlen(v) > 10 || !parse_uint(v, 0, 31557600, &age)))
+			return false;
+		if (!*have_age)
+			p->max_age = (long)age;
+		*have_age = true;
+	} else if (strcmp(key, "mx") == 0) {
+		if (!audit_sts_mx_valid(v))
+			return false;
+		if (p->nmx < AUDIT_STS_MX_MAX)
+			p->mx[p->nmx++] = str_lower(xstrdup(v));
+	}
+	return true;		/* other keys are ignored (RFC 8461 3.2) */
+}
+
+/* Split one line into key and value (in place); false when it is not "key: value". */
+static bool audit_sts_line(char *l, char **key, char **value)
+{
+	char *colon = strchr(l, ':'), *end;
+
+	if (colon == NULL || colon == l)
+		return false;
+	*colon = '\0';
+	for (char *k = l; *k; k++)
+		if (!audit_alnum(*k) && *k != '_' && *k != '-' && *k != '.')
+			return false;
+	*key = l;
+	*value = colon + 1;
+	while (audit_wsp(**value))
+		(*value)++;
+	end = *value + strlen(*value);
+	while (end > *value && audit_wsp(end[-1]))
+		*--end = '\0';
+	for (const char *c = *value; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return false;
+	return **value != '\0';
+}
+
+bool audit_sts_policy_parse(const char *body, size_t len, struct audit_sts_policy *p)
+{
+	char *buf;
+	size_t pos = 0, st, n;
+	bool have_version = false, have_age = false, ok = true;
+
+	memset(p, 0, sizeof(*p));
+	if (len > AUDIT_POLICY_MAX || memchr(body, '\0', len) != NULL)
+		return false;
+	buf = xmalloc(len + 2);
+	memcpy(buf, body, len);
+	buf[len] = '\n';	/* the last line's end is optional */
+	buf[len + 1] = '\0';
+	while (ok && audit_line_next(buf, len + 1, &pos, &st, &n)) {
+		char *key, *value;
+
+		buf[st + n] = '\0';
+		if (n == 0)
+			continue;
+		ok = audit_sts_line(buf + st, &key, &value) &&
+		     audit_sts_field(p, key, value, &have_version, &have_age);
+	}
+	free(buf);
+	ok = ok && have_version && have_age && p->mode[0] != '\0' &&
+	     (p->nmx > 0 || strcmp(p->mode, "none") == 0);
+	if (!ok)
+		audit_sts_policy_clear(p);
+	return ok;
+}
+
+bool audit_sts_mx_match(const char *pattern, const char *host)
+{
+	const char *dot;
+
+	if (strncmp(pattern, "*.", 2) != 0)
+		return strcasecmp(pattern, host) == 0;
+	dot = strchr(host, '.');
+	return dot != NULL && dot != host && strcasecmp(dot + 1, pattern + 2) == 0;
+}
+
 /* The reply as a short printable line for the report. */
 static void audit_smtp_keep(struct audit_smtp *s, const struct reply *r)
 {
@@ -728,7 +911,19 @@ static bool audit_dns_broken(const struct dns_answer *ans)
 	return ans == NULL || ans->security == DNS_BOGUS || ans->status == DNS_SERVFAIL;
 }
 
-/* The addresses of host (A, then AAAA), at most AUDIT_MAX_ADDRS. */
+static bool audit_str_in(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The addresses of host (A, then AAAA), at most AUDIT_MAX_ADDRS, each once: an answer
+ * has been seen to hold an address twice (in the tests, after an SRV look-up of a name
+ * whose target it is), and one address is probed once.
+ */
 static size_t audit_addrs(struct audit_ctx *a, const char *host, char **out)
 {
 	static const int types[] = { DNS_RR_A, DNS_RR_AAAA };
@@ -740,7 +935,7 @@ static size_t audit_addrs(struct audit_ctx *a, const char *host, char **out)
 		size_t k = ans && !audit_dns_broken(ans) ? dns_answer_addrs(ans, &v) : 0;
 
 		for (size_t i = 0; i < k; i++) {
-			if (n < AUDIT_MAX_ADDRS) {
+			if (n < AUDIT_MAX_ADDRS && !audit_str_in(out, n, v[i])) {
 				out[n++] = v[i];
 				v[i] = NULL;
 			}
@@ -857,12 +1052,14 @@ static size_t audit_check_mx(struct audit_ctx *a, const char *domain, struct aud
 
 /*
  * The MTA-STS (sts) or TLS-RPT record at name: exactly one well-formed record of the kind
- * passes; none is a warning; several, or a malformed one, fail.
+ * passes; none is a warning; several, or a malformed one, fail. true when it passed.
  */
-static void audit_check_txt_record(struct audit_ctx *a, struct audit_report *r,
+static bool audit_check_txt_record(struct audit_ctx *a, struct audit_report *r,
 				   const char *check, const char *name, bool sts,
 				   const char *todo_missing)
 {
+	bool ok = false;
+
 	char **txt = NULL, sec[300], *found = NULL, id[33];
 	int n = audit_txts(a, name, &txt, sec, sizeof(sec)), kind = 0, bad = 0;
 	size_t nrua = 0;
@@ -899,9 +1096,11 @@ static void audit_check_txt_record(struct audit_ctx *a, struct audit_report *r,
 	} else {
 		found = xasprintf("\"%.200s\" (DNSSEC %s)", first, sec);
 		audit_add(r, check, name, AUDIT_PASS, found, "Nothing to do.");
+		ok = true;
 	}
 	free(found);
 	audit_strs_free(txt, n);
+	return ok;
 }
 
 /* -- endpoints: one address and port of a host ------------------------------------------ */
@@ -1422,6 +1621,206 @@ static void audit_check_caa_ct(struct audit_ctx *a, const char *domain, struct a
 	json_decref(all);
 }
 
+/* -- the MTA-STS policy ------------------------------------------------------------------ */
+
+/* Wait for what an SSL call on a non-blocking socket asks for; false on error or timeout. */
+static bool audit_ssl_wait(SSL *ssl, int fd, int rc, int64_t deadline)
+{
+	switch (SSL_get_error(ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		return audit_wait(fd, POLLIN, deadline);
+	case SSL_ERROR_WANT_WRITE:
+		return audit_wait(fd, POLLOUT, deadline);
+	default:
+		return false;
+	}
+}
+
+/* Send req, then read to the end of the response into out (bounded by its maximum). */
+static bool audit_ssl_exchange(SSL *ssl, int fd, const char *req, int64_t deadline,
+			       struct buf *out, bool *too_big)
+{
+	char chunk[4096];
+	size_t len = strlen(req), off = 0;
+
+	while (off < len) {
+		int rc = SSL_write(ssl, req + off, (int)(len - off));
+
+		if (rc > 0)
+			off += (size_t)rc;
+		else if (!audit_ssl_wait(ssl, fd, rc, deadline))
+			return false;
+	}
+	for (;;) {
+		int rc = SSL_read(ssl, chunk, sizeof(chunk));
+
+		if (rc > 0) {
+			if (buf_add(out, chunk, (size_t)rc) < 0) {
+				*too_big = true;
+				return false;
+			}
+			continue;
+		}
+		if (SSL_get_error(ssl, rc) == SSL_ERROR_ZERO_RETURN ||
+		    SSL_get_error(ssl, rc) == SSL_ERROR_SYSCALL)
+			return true;	/* closed: HTTP/1.0 ends the body so */
+		if (!audit_ssl_wait(ssl, fd, rc, deadline))
+			return false;
+	}
+}
+
+/* GET path over TLS on ep (certificate and chain checked as for any endpoint). */
+static bool audit_https_get(struct audit_ctx *a, struct audit_ep *ep, const char *path,
+			    struct buf *out, bool *too_big)
+{
+	int64_t deadline = monotonic_ms() + AUDIT_ENDPOINT_MS;
+	enum tls_dane_mode mode;
+	char *err = NULL, *req;
+	int fd = audit_open(ep, deadline);
+	bool ok = false;
+	SSL *ssl;
+
+	if (fd < 0)
+		return false;
+	ssl = tls_client_new(a->ctx, ep->host, NULL, 0, &mode, &err);
+	if (ssl == NULL) {
+		snprintf(ep->why, sizeof(ep->why), "%s", err);
+		free(err);
+		close(fd);
+		return false;
+	}
+	ep->tls_ok = audit_handshake(ssl, fd, deadline);
+	if (ep->tls_ok && (ep->cert = SSL_get1_peer_certificate(ssl)) != NULL)
+		audit_chain_check(a->ctx, ssl, ep);
+	if (ep->tls_ok) {
+		req = xasprintf("GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: postwarden-audit\r\n"
+				"Connection: close\r\n\r\n", path, ep->host);
+		ok = audit_ssl_exchange(ssl, fd, req, deadline, out, too_big);
+		free(req);
+	} else {
+		tls_errors_drain(ep->why, sizeof(ep->why));
+	}
+	ERR_clear_error();
+	SSL_free(ssl);
+	close(fd);
+	return ok;
+}
+
+/* The first MX host no pattern of the policy covers, or NULL. */
+static const char *audit_sts_uncovered(const struct audit_sts_policy *p, const struct dns_mx *mx,
+				       size_t nmx)
+{
+	for (size_t i = 0; i < nmx; i++) {
+		bool covered = false;
+
+		for (size_t j = 0; j < p->nmx && !covered; j++)
+			covered = audit_sts_mx_match(p->mx[j], mx[i].host);
+		if (!covered && strcmp(mx[i].host, ".") != 0)
+			return mx[i].host;
+	}
+	return NULL;
+}
+
+/* Judge a fetched policy: the HTTP answer, its syntax, its mode and its mx patterns. */
+static void audit_sts_judge(const struct buf *resp, const struct dns_mx *mx, size_t nmx,
+			    const char *url, struct audit_report *r)
+{
+	struct audit_sts_policy p;
+	char ctype[64], *found = NULL;
+	size_t off = 0;
+	int status = 0;
+	const char *miss;
+
+	if (resp->len == 0 || !audit_http_response(resp->data, resp->len, &status, ctype, &off) ||
+	    status != 200) {
+		found = status ? xasprintf("HTTP status %d", status) : xstrdup("not an HTTP answer");
+		audit_add(r, "mta-sts-policy", url, AUDIT_FAIL, found,
+			  "Serve the policy at this URL with status 200 (no redirect).");
+	} else if (strcmp(ctype, "text/plain") != 0) {
+		found = xasprintf("served as \"%s\"", ctype);
+		audit_add(r, "mta-sts-policy", url, AUDIT_FAIL, found,
+			  "Serve the policy as text/plain (RFC 8461 3.3).");
+	} else if (!audit_sts_policy_parse(resp->data + off, resp->len - off, &p)) {
+		audit_add(r, "mta-sts-policy", url, AUDIT_FAIL, "a malformed policy",
+			  "Serve \"version: STSv1\", \"mode:\", one \"mx:\" line per MX host and "
+			  "\"max_age:\", one per line.");
+	} else {
+		miss = audit_sts_uncovered(&p, mx, nmx);
+		found = xasprintf("mode %s, %zu mx patterns, max_age %ld%s%s%s", p.mode, p.nmx,
+				  p.max_age, miss ? "; MX host " : "", miss ? miss : "",
+				  miss ? " is not covered" : "");
+		if (miss != NULL && strcmp(p.mode, "none") != 0)
+			audit_add(r, "mta-sts-policy", url, strcmp(p.mode, "enforce") == 0 ?
+				  AUDIT_FAIL : AUDIT_WARN, found, "Add an mx line for every MX host: "
+				  "senders refuse hosts the policy does not name.");
+		else if (strcmp(p.mode, "enforce") != 0)
+			audit_add(r, "mta-sts-policy", url, AUDIT_WARN, found,
+				  "Switch to mode: enforce once TLS-RPT reports show no failures.");
+		else
+			audit_add(r, "mta-sts-policy", url, AUDIT_PASS, found, "Nothing to do.");
+		audit_sts_policy_clear(&p);
+	}
+	free(found);
+}
+
+/* What a failed fetch of the policy says, or NULL when the answer is to be judged. */
+static char *audit_sts_fetch_problem(const struct audit_ep *ep, bool fetched, bool too_big)
+{
+	if (!ep->answered)
+		return xasprintf("not answering (%s)", ep->why);
+	if (!ep->tls_ok)
+		return xasprintf("no TLS handshake: %s", ep->why);
+	if (ep->cert == NULL || !ep->chain_ok)
+		return xasprintf("the certificate is not trusted%s%s", ep->chain_why[0] ? ": " : "",
+				 ep->chain_why);
+	if (X509_check_host(ep->cert, ep->host, 0, 0, NULL) != 1)
+		return xasprintf("the certificate's names do not cover %s", ep->host);
+	if (too_big)
+		return xstrdup("the answer is larger than 64 KiB");
+	if (!fetched)
+		return xstrdup("the answer did not arrive in time");
+	return NULL;
+}
+
+/*
+ * The policy MTA-STS senders fetch (RFC 8461 3.3) from the first address of
+ * mta-sts.DOMAIN, over TLS with a publicly trusted certificate for that name.
+ */
+static void audit_check_sts_policy(struct audit_ctx *a, const char *domain,
+				   const struct dns_mx *mx, size_t nmx, struct audit_report *r)
+{
+	char *host = xasprintf("mta-sts.%s", domain), *addrs[AUDIT_MAX_ADDRS], *problem;
+	char *url = xasprintf("https://%s/.well-known/mta-sts.txt", host);
+	size_t n = audit_addrs(a, host, addrs);
+	struct audit_ep ep = { .host = host, .port = 443 };
+	struct buf resp;
+	bool too_big = false, fetched;
+
+	buf_init(&resp, AUDIT_HTTP_HEAD_MAX + AUDIT_POLICY_MAX);
+	if (n == 0) {
+		audit_add(r, "mta-sts-policy", url, AUDIT_FAIL, "the policy host has no address",
+			  "Publish mta-sts.DOMAIN and serve the policy there, or remove the "
+			  "_mta-sts record.");
+		goto out;
+	}
+	ep.ip = addrs[0];
+	fetched = audit_https_get(a, &ep, "/.well-known/mta-sts.txt", &resp, &too_big);
+	problem = audit_sts_fetch_problem(&ep, fetched, too_big);
+	if (problem != NULL)
+		audit_add(r, "mta-sts-policy", url, AUDIT_FAIL, problem,
+			  "Serve the policy over HTTPS with a publicly trusted certificate for "
+			  "mta-sts.DOMAIN: senders ignore it otherwise.");
+	else
+		audit_sts_judge(&resp, mx, nmx, url, r);
+	free(problem);
+	X509_free(ep.cert);
+out:
+	buf_free(&resp);
+	audit_addrs_free(addrs, n);
+	free(url);
+	free(host);
+}
+
 /* -- all of it ---------------------------------------------------------------------------- */
 
 void audit_run(struct audit_ctx *a, const char *domain, struct audit_report *r)
@@ -1450,9 +1849,10 @@ void audit_run(struct audit_ctx *a, const char *domain, struct audit_report *r)
 	free(err);
 	audit_check_caa_ct(a, domain, r);
 	name = xasprintf("_mta-sts.%s", domain);
-	audit_check_txt_record(a, r, "mta-sts", name, true,
-			       "Publish MTA-STS: a \"v=STSv1; id=...\" TXT record here and the "
-			       "policy at https://mta-sts.DOMAIN/.well-known/mta-sts.txt.");
+	if (audit_check_txt_record(a, r, "mta-sts", name, true,
+				   "Publish MTA-STS: a \"v=STSv1; id=...\" TXT record here and the "
+				   "policy at https://mta-sts.DOMAIN/.well-known/mta-sts.txt."))
+		audit_check_sts_policy(a, domain, mx, nmx, r);
 	free(name);
 	name = xasprintf("_smtp._tls.%s", domain);
 	audit_check_txt_record(a, r, "tls-rpt", name, false,

@@ -83,6 +83,32 @@ enum audit_txt_result audit_mta_sts_parse(const char *txt, char id[33]);
 /* "v=TLSRPTv1; rua=mailto:...,https://..." (RFC 8460 3); *nrua gets the URIs counted. */
 enum audit_txt_result audit_tlsrpt_parse(const char *txt, size_t *nrua);
 
+#define AUDIT_HTTP_HEAD_MAX	8192		/* status line and headers of the policy fetch */
+#define AUDIT_POLICY_MAX	(64 * 1024)	/* RFC 8461 3.3: a policy body's limit */
+#define AUDIT_STS_MX_MAX	16		/* mx patterns kept from a policy */
+
+/*
+ * An HTTP/1.0 or 1.1 response read to the end (the request is HTTP/1.0: no chunked
+ * body): the status, the media type (lower case, parameters cut, "" when absent) and where
+ * the body starts. false when malformed or when the head exceeds AUDIT_HTTP_HEAD_MAX.
+ */
+bool audit_http_response(const char *data, size_t len, int *status, char ctype[64],
+			 size_t *body_off);
+
+/* An MTA-STS policy (RFC 8461 3.2). */
+struct audit_sts_policy {
+	char mode[16];			/* "enforce", "testing" or "none" */
+	char *mx[AUDIT_STS_MX_MAX];	/* patterns: "mx.example.org" or "*.example.org" */
+	size_t nmx;
+	long max_age;			/* seconds, 0..31557600 */
+};
+
+/* Parse a policy body of at most AUDIT_POLICY_MAX bytes; false (*p cleared) when invalid. */
+bool audit_sts_policy_parse(const char *body, size_t len, struct audit_sts_policy *p);
+void audit_sts_policy_clear(struct audit_sts_policy *p);
+/* Does an mx pattern cover host (RFC 8461 4.1: "*." stands for exactly one label)? */
+bool audit_sts_mx_match(const char *pattern, const char *host);
+
 /* An SRV RDATA (RFC 2782); target "." means the service is not offered. */
 struct audit_srv {
 	uint16_t prio, weight, port;

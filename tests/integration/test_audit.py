@@ -25,6 +25,10 @@ ADDR_OLDTLS = "127.0.0.214"
 ADDR_WEB = "127.0.0.215"
 
 MX = "mx.audit.example.test"
+DOMAIN = "audit.example.test"
+STS_HOST = "mta-sts." + DOMAIN
+STS_URL = "https://%s/.well-known/mta-sts.txt" % STS_HOST
+GOOD_POLICY = "version: STSv1\r\nmode: enforce\r\nmx: %s\r\nmax_age: 604800\r\n" % MX
 
 
 class MailHost(pw_postfix.Receiver):
@@ -88,12 +92,48 @@ def audit_unbound_conf(knot, workdir):
     return path
 
 
+class PolicyNginx(wkdsite.WkdNginx):
+    """nginx for the domain's web site and its MTA-STS policy host, serving files as
+    text/plain, the media type RFC 8461 3.3 requires of the policy."""
+
+    def _config(self):
+        return super()._config().replace("application/octet-stream", "text/plain")
+
+
+@pytest.fixture(scope="module")
+def web(session_dir, test_ca):
+    """nginx on ADDR_WEB:443 for DOMAIN and STS_HOST; web.policy(text) replaces the
+    policy file (None removes it)."""
+    cert = test_ca.issue(DOMAIN, STS_HOST, stem="audit-web")
+    ng = PolicyNginx(os.path.join(session_dir, "audit-nginx"), ADDR_WEB, cert)
+    docroot = ng.site([DOMAIN, STS_HOST])
+    os.makedirs(os.path.join(docroot, ".well-known"), exist_ok=True)
+    os.chmod(docroot, 0o755)
+    os.chmod(os.path.join(docroot, ".well-known"), 0o755)
+    path = os.path.join(docroot, ".well-known", "mta-sts.txt")
+
+    def policy(text):
+        if text is None:
+            if os.path.exists(path):
+                os.unlink(path)
+            return
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
+    ng.policy = policy
+    ng.tls_cert = cert
+    ng.start()
+    yield ng
+    ng.stop()
+
+
 @pytest.fixture
-def audit(make_relay, knot, workdir, test_ca):
+def audit(make_relay, knot, workdir, test_ca, web):
     """Run `postwarden audit` with the test resolver and a migrated database; the test CA
     is the one CA OpenSSL trusts (SSL_CERT_FILE) unless trust_test_ca=False."""
     relay = make_relay(start=False, dns_unbound_config=audit_unbound_conf(knot, workdir))
     relay.pw("db", "migrate", check=True)
+    web.policy(GOOD_POLICY)
 
     def run(domain, *extra, trust_test_ca=True):
         env = pw_relay.daemon_env()
@@ -131,7 +171,10 @@ def line(doc, check, subject):
 
 
 def zone_records(domain, addr, tlsa, caa=('0 issue "letsencrypt.org"',), sts=True, rpt=True,
-                 mx_host=MX):
+                 mx_host=MX, web=None):
+    """The domain's records: MX, the MX host's address and TLSA for 25, 465 and 587, CAA,
+    the MTA-STS and TLS-RPT records; web: the policy host mta-sts.DOMAIN on nginx, with its
+    TLSA record for 443."""
     recs = [(domain + ".", "MX", "10 %s." % mx_host), (mx_host + ".", "A", addr)]
     for port in (25, 465, 587):
         for t in tlsa:
@@ -140,6 +183,9 @@ def zone_records(domain, addr, tlsa, caa=('0 issue "letsencrypt.org"',), sts=Tru
         recs.append((domain + ".", "CAA", c))
     if sts:
         recs.append(("_mta-sts.%s." % domain, "TXT", '"v=STSv1; id=20261205T000000"'))
+    if sts and web is not None:
+        recs += [("mta-sts.%s." % domain, "A", web.addr),
+                 ("_443._tcp.mta-sts.%s." % domain, "TLSA", web.tls_cert.tlsa_311())]
     if rpt:
         recs.append(("_smtp._tls.%s." % domain, "TXT",
                      '"v=TLSRPTv1; " "rua=mailto:tlsrpt@%s"' % domain))
@@ -164,9 +210,18 @@ def host_lines(addr, status_by_port, mx_host=MX):
 ALL_PASS = {"tls": "pass", "certificate": "pass", "tlsa": "pass"}
 
 
-def test_everything_right_passes(knot, audit, mail_host, good_cert, test_ca):
+def policy_lines(status="pass"):
+    """The lines of the policy host: 443 (TLS, certificate, TLSA) and the policy."""
+    out = {(c, "%s[%s]:443" % (STS_HOST, ADDR_WEB)): "pass"
+           for c in ("tls", "certificate", "tlsa")}
+    out[("mta-sts-policy", STS_URL)] = status
+    return out
+
+
+def test_everything_right_passes(knot, audit, mail_host, good_cert, test_ca, web):
     domain = "audit.example.test"
-    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()]))
+    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()],
+                                               web=web))
     doc, r = audit(domain)
     want = {("dnssec", domain): "pass", ("mx", domain): "pass", ("caa", domain): "pass",
             ("caa-ct", domain): "pass",
@@ -174,8 +229,10 @@ def test_everything_right_passes(knot, audit, mail_host, good_cert, test_ca):
             ("tls-rpt", "_smtp._tls." + domain): "pass"}
     want.update(host_lines(ADDR_GOOD, {25: ALL_PASS, 465: ALL_PASS, 587: ALL_PASS,
                                        993: "pass"}))
+    want.update(policy_lines())
     assert statuses(doc) == want, doc
     assert r.returncode == 0 and doc["result"] == "pass"
+    assert "mode enforce" in line(doc, "mta-sts-policy", STS_URL)["found"]
     assert "matches TLSA 3 1 1" in line(doc, "tlsa", "%s[%s]:25" % (MX, ADDR_GOOD))["found"]
     assert "not answering" in line(doc, "connect", "%s[%s]:993" % (MX, ADDR_GOOD))["found"]
     # the text form says the same, one line per finding
@@ -186,11 +243,12 @@ def test_everything_right_passes(knot, audit, mail_host, good_cert, test_ca):
     assert text.stdout.count("\nPASS ") == len(want) and "0 failed" in text.stdout
 
 
-def test_certificate_from_an_untrusted_ca(knot, audit, mail_host, good_cert):
+def test_certificate_from_an_untrusted_ca(knot, audit, mail_host, good_cert, web):
     """The same hosts when the test CA is not trusted: a warning on port 25 (DANE senders
     do not care, MTA-STS senders do), a failure where clients connect (465, 587)."""
     domain = "audit.example.test"
-    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()]))
+    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()],
+                                               web=web))
     doc, r = audit(domain, trust_test_ca=False)
     got = statuses(doc)
     for port, st in ((25, "warn"), (465, "fail"), (587, "fail")):
@@ -198,6 +256,8 @@ def test_certificate_from_an_untrusted_ca(knot, audit, mail_host, good_cert):
         assert got[("certificate", subj)] == st, doc
         assert "chain not trusted" in line(doc, "certificate", subj)["found"]
         assert got[("tlsa", subj)] == "pass"
+    # MTA-STS senders refuse a policy they cannot trust
+    assert got[("mta-sts-policy", STS_URL)] == "fail"
     assert r.returncode == 1
 
 
@@ -250,13 +310,13 @@ def test_unsigned_zone_fails_dnssec_and_tlsa(knot, audit, mail_host, good_cert):
     domain = "audit.insecure.test"
     mx_host = "mx.audit.insecure.test"
     knot.set_zone("insecure.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()],
-                                                mx_host=mx_host))
+                                                mx_host=mx_host, sts=False))
     doc, r = audit(domain)
     # the certificate is for mx.audit.example.test: its names do not cover this host
     unsigned = {"tls": "pass", "certificate": "fail", "tlsa": "fail"}
     want = {("dnssec", domain): "fail", ("mx", domain): "pass", ("caa", domain): "warn",
             ("caa-ct", domain): "pass",
-            ("mta-sts", "_mta-sts." + domain): "pass",
+            ("mta-sts", "_mta-sts." + domain): "warn",
             ("tls-rpt", "_smtp._tls." + domain): "pass"}
     want.update(host_lines(ADDR_GOOD, {25: unsigned, 465: unsigned, 587: unsigned,
                                        993: "pass"}, mx_host=mx_host))
@@ -281,13 +341,13 @@ def test_mx_port_25_not_answering_fails(knot, audit):
 @pytest.mark.parametrize("days,addr,status", [(-1, ADDR_EXPIRED, "fail"),
                                               (10, ADDR_SOON, "warn"),
                                               (60, ADDR_SOON, "pass")])
-def test_certificate_expiry(knot, audit, test_ca, session_dir, days, addr, status):
+def test_certificate_expiry(knot, audit, test_ca, session_dir, web, days, addr, status):
     cert = test_ca.issue(MX, days=days, stem="audit-days%d" % days)
     name = "audit-days%d" % days
     h = _mail_host(session_dir, name, addr, cert)
     try:
         domain = "audit.example.test"
-        knot.set_zone("example.test", zone_records(domain, addr, [cert.tlsa_311()]))
+        knot.set_zone("example.test", zone_records(domain, addr, [cert.tlsa_311()], web=web))
         doc, r = audit(domain)
     finally:
         h.stop()
@@ -300,12 +360,13 @@ def test_certificate_expiry(knot, audit, test_ca, session_dir, days, addr, statu
     assert r.returncode == (1 if status == "fail" else 0)
 
 
-def test_tls_1_0_accepted_warns(knot, audit, test_ca, session_dir):
+def test_tls_1_0_accepted_warns(knot, audit, test_ca, session_dir, web):
     cert = test_ca.issue(MX, stem="audit-oldtls")
     h = _mail_host(session_dir, "audit-oldtls", ADDR_OLDTLS, cert, old_tls=True)
     try:
         domain = "audit.example.test"
-        knot.set_zone("example.test", zone_records(domain, ADDR_OLDTLS, [cert.tlsa_311()]))
+        knot.set_zone("example.test", zone_records(domain, ADDR_OLDTLS, [cert.tlsa_311()],
+                                                   web=web))
         doc, r = audit(domain)
     finally:
         h.stop()
@@ -318,38 +379,48 @@ def test_tls_1_0_accepted_warns(knot, audit, test_ca, session_dir):
     assert r.returncode == 0
 
 
-def test_web_and_rfc6186_srv_hosts(knot, audit, mail_host, good_cert, test_ca, session_dir):
-    """443 on the domain and on mta-sts.DOMAIN (nginx); 465 where _submissions._tcp points,
-    587 not offered by its SRV record, 993 on the MX host (no _imaps._tcp record)."""
-    domain = "audit.example.test"
-    sts = "mta-sts." + domain
-    web_cert = test_ca.issue(domain, sts, stem="audit-web")
+def test_web_and_rfc6186_srv_hosts(knot, audit, mail_host, good_cert, test_ca, web):
+    """443 on the domain (nginx; TLSA not matching) and on mta-sts.DOMAIN; 465 where
+    _submissions._tcp points, 587 not offered by its SRV record, 993 on the MX host (no
+    _imaps._tcp record)."""
+    domain = DOMAIN
     other = test_ca.issue("other-key.audit.example.test", stem="audit-other")
-    ng = wkdsite.WkdNginx(os.path.join(session_dir, "audit-nginx"), ADDR_WEB, web_cert)
-    ng.site([domain, sts])
-    ng.start()
-    try:
-        recs = zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()])
-        recs += [(domain + ".", "A", ADDR_WEB), (sts + ".", "A", ADDR_WEB),
-                 ("_443._tcp.%s." % domain, "TLSA", web_cert.tlsa_311()),
-                 ("_443._tcp.%s." % sts, "TLSA", other.tlsa_311()),
-                 ("_submissions._tcp.%s." % domain, "SRV", "0 1 465 %s." % MX),
-                 ("_submission._tcp.%s." % domain, "SRV", "0 0 0 .")]
-        knot.set_zone("example.test", recs)
-        doc, r = audit(domain)
-    finally:
-        ng.stop()
+    recs = zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()], web=web)
+    recs += [(domain + ".", "A", ADDR_WEB),
+             ("_443._tcp.%s." % domain, "TLSA", other.tlsa_311()),
+             ("_submissions._tcp.%s." % domain, "SRV", "0 1 465 %s." % MX),
+             ("_submissions._tcp.%s." % domain, "SRV", "1 1 465 %s." % MX),
+             ("_submission._tcp.%s." % domain, "SRV", "0 0 0 .")]
+    knot.set_zone("example.test", recs)
+    doc, r = audit(domain)
     want = {("dnssec", domain): "pass", ("mx", domain): "pass", ("caa", domain): "pass",
             ("caa-ct", domain): "pass", ("mta-sts", "_mta-sts." + domain): "pass",
             ("tls-rpt", "_smtp._tls." + domain): "pass",
             ("srv", "_submission._tcp." + domain): "pass"}
     want.update(host_lines(ADDR_GOOD, {25: ALL_PASS, 465: ALL_PASS, 993: "pass"}))
-    want.update({(c, "%s[%s]:443" % (domain, ADDR_WEB)): "pass"
-                 for c in ("tls", "certificate", "tlsa")})
-    want.update({(c, "%s[%s]:443" % (sts, ADDR_WEB)): st
+    want.update({(c, "%s[%s]:443" % (domain, ADDR_WEB)): st
                  for c, st in (("tls", "pass"), ("certificate", "pass"), ("tlsa", "fail"))})
+    want.update(policy_lines())
     assert statuses(doc) == want, doc
     assert r.returncode == 1
+
+
+@pytest.mark.parametrize("policy,status,words", [
+    (GOOD_POLICY.replace("enforce", "testing"), "warn", "mode testing"),
+    (GOOD_POLICY.replace("mx: " + MX, "mx: *.elsewhere.test"), "fail", "is not covered"),
+    (GOOD_POLICY.replace("mx: " + MX, "mx: *.audit.example.test"), "pass", "mode enforce"),
+    ("version: STSv1\nmode: enforce\nmx: %s\n" % MX, "fail", "malformed"),
+    ("<html>not a policy</html>", "fail", "malformed"),
+    (None, "fail", "HTTP status 404")])
+def test_mta_sts_policy(knot, audit, mail_host, good_cert, web, policy, status, words):
+    knot.set_zone("example.test", zone_records(DOMAIN, ADDR_GOOD, [good_cert.tlsa_311()],
+                                               web=web))
+    web.policy(policy)
+    doc, r = audit(DOMAIN)
+    got = statuses(doc)
+    assert got[("mta-sts-policy", STS_URL)] == status, doc
+    assert words in line(doc, "mta-sts-policy", STS_URL)["found"]
+    assert r.returncode == (1 if status == "fail" else 0)
 
 
 def _finding(db, n, names, issuer, not_after):
@@ -361,9 +432,11 @@ def _finding(db, n, names, issuer, not_after):
     return db.value("SELECT id FROM ct_findings WHERE names = ?", (names,))
 
 
-def test_ct_finding_from_a_ca_caa_does_not_allow_fails(knot, audit, mail_host, good_cert):
+def test_ct_finding_from_a_ca_caa_does_not_allow_fails(knot, audit, mail_host, good_cert,
+                                                       web):
     domain = "audit.example.test"
-    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()]))
+    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()],
+                                               web=web))
     db = audit.relay.database
     year = int(time.time()) + 365 * 86400
     # allowed by CAA; expired (may predate today's CAA); another domain altogether
@@ -385,7 +458,7 @@ def test_ct_finding_from_a_ca_caa_does_not_allow_fails(knot, audit, mail_host, g
     assert r.returncode == 1
     # the same CA allowed by CAA (for wildcards too): consistent again
     knot.set_zone("example.test", zone_records(
-        domain, ADDR_GOOD, [good_cert.tlsa_311()],
+        domain, ADDR_GOOD, [good_cert.tlsa_311()], web=web,
         caa=('0 issue "letsencrypt.org"', '0 issue "sectigo.com"',
              '0 issuewild "sectigo.com"')))
     doc, r = audit(domain)
@@ -393,9 +466,10 @@ def test_ct_finding_from_a_ca_caa_does_not_allow_fails(knot, audit, mail_host, g
     assert "2 valid certificates" in line(doc, "caa-ct", domain)["found"]
 
 
-def test_ct_finding_from_an_unknown_issuer_warns(knot, audit, mail_host, good_cert):
+def test_ct_finding_from_an_unknown_issuer_warns(knot, audit, mail_host, good_cert, web):
     domain = "audit.example.test"
-    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()]))
+    knot.set_zone("example.test", zone_records(domain, ADDR_GOOD, [good_cert.tlsa_311()],
+                                               web=web))
     _finding(audit.relay.database, 5, "mx.audit.example.test", "/CN=postwarden test CA",
              int(time.time()) + 86400)
     doc, r = audit(domain)

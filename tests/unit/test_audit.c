@@ -129,6 +129,70 @@ static void test_smtp(void)
 	CHECK(smtp("220 mx", sent, sizeof(sent)) == AUDIT_SMTP_GREETING);
 }
 
+/* Literal input, its length counted here */
+#define HTTP(lit) audit_http_response((lit), strlen(lit), &status, ctype, &off)
+#define STS(lit) audit_sts_policy_parse((lit), strlen(lit), &p)
+
+static void test_http_response(void)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nServer: x\r\n"
+				 "Content-Type: Text/Plain; charset=utf-8\r\n\r\nbody";
+	static const char nul[] = "HTTP/1.0 200 OK\r\nX: a\0b\r\n\r\n";
+	char ctype[64];
+	size_t off = 0;
+	int status = 0;
+
+	CHECK(audit_http_response(ok, strlen(ok), &status, ctype, &off));
+	CHECK(status == 200);
+	CHECK_STREQ(ctype, "text/plain");
+	CHECK_STREQ(ok + off, "body");
+	CHECK(HTTP("HTTP/1.0 404 Not Found\n\n"));
+	CHECK(status == 404 && ctype[0] == '\0' && off == 24);
+	CHECK(!HTTP("HTTP/1.0 200 OK\r\n"));	/* no end */
+	CHECK(!HTTP("SSH-2.0-x\r\n\r\n"));
+	CHECK(!HTTP("HTTP/1.1 20 OK\r\n\r\n"));
+	CHECK(!HTTP("HTTP/1.1 200 OK\r\nno colon\r\n\r\n"));
+	CHECK(!audit_http_response(nul, sizeof(nul) - 1, &status, ctype, &off));
+}
+
+static void test_sts_policy(void)
+{
+	struct audit_sts_policy p;
+	static const char good[] = "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.org\r\n"
+				   "mx: *.backup.example.org\r\nmax_age: 604800\r\n";
+	static const char none[] = "version: STSv1\nmode: none\nmax_age: 0";
+
+	CHECK(audit_sts_policy_parse(good, strlen(good), &p));
+	CHECK_STREQ(p.mode, "enforce");
+	CHECK(p.nmx == 2 && p.max_age == 604800);
+	CHECK_STREQ(p.mx[1], "*.backup.example.org");
+	audit_sts_policy_clear(&p);
+	CHECK(audit_sts_policy_parse(none, strlen(none), &p));	/* no mx needed, no final LF */
+	audit_sts_policy_clear(&p);
+	CHECK(!STS("version: STSv1\nmode: enforce\nmax_age: 1\n"));
+	CHECK(!STS("version: STSv2\nmode: none\nmax_age: 1\n"));
+	CHECK(!STS("version: STSv1\nmode: on\nmax_age: 1\n"));
+	CHECK(!STS("version: STSv1\nmode: none\nmax_age: 31557601\n"));
+	CHECK(!STS("version: STSv1\nmode: none\n"));
+	CHECK(!STS("version: STSv1\nmode: enforce\nmx: a b\nmax_age: 1\n"));
+	CHECK(!STS("<html>"));
+	CHECK(!STS(""));
+	/* unknown keys are ignored */
+	CHECK(STS("version: STSv1\nfoo: bar\nmode: testing\nmx: a.org\n"
+				     "max_age: 5\n"));
+	CHECK_STREQ(p.mode, "testing");
+	audit_sts_policy_clear(&p);
+}
+
+static void test_sts_mx_match(void)
+{
+	CHECK(audit_sts_mx_match("mx.example.org", "MX.example.org"));
+	CHECK(audit_sts_mx_match("*.example.org", "mx.example.org"));
+	CHECK(!audit_sts_mx_match("*.example.org", "a.mx.example.org"));	/* one label only */
+	CHECK(!audit_sts_mx_match("*.example.org", "example.org"));
+	CHECK(!audit_sts_mx_match("mx.example.org", "mx2.example.org"));
+}
+
 static void test_report(void)
 {
 	struct audit_report r;
@@ -151,4 +215,5 @@ static void test_report(void)
 	audit_report_free(&r);
 }
 
-TEST_MAIN(test_txt_join, test_mta_sts, test_tlsrpt, test_srv, test_smtp, test_report)
+TEST_MAIN(test_txt_join, test_mta_sts, test_tlsrpt, test_srv, test_smtp, test_http_response,
+	  test_sts_policy, test_sts_mx_match, test_report)
