@@ -30,6 +30,7 @@ int cli_db(struct cli *cli, int argc, char **argv);
 int cli_status(struct cli *cli, int argc, char **argv);
 int cli_cert(struct cli *cli, int argc, char **argv);
 int cli_ct(struct cli *cli, int argc, char **argv);
+int cli_audit(struct cli *cli, int argc, char **argv);
 /* "keys search" (cli_keysearch.c); json: --json was given. */
 int cli_keysearch(struct cli *cli, int argc, char **argv, bool json);
 
