@@ -911,18 +911,9 @@ static bool audit_dns_broken(const struct dns_answer *ans)
 	return ans == NULL || ans->security == DNS_BOGUS || ans->status == DNS_SERVFAIL;
 }
 
-static bool audit_str_in(char *const *v, size_t n, const char *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i], s) == 0)
-			return true;
-	return false;
-}
-
 /*
- * The addresses of host (A, then AAAA), at most AUDIT_MAX_ADDRS, each once: an answer
- * has been seen to hold an address twice (in the tests, after an SRV look-up of a name
- * whose target it is), and one address is probed once.
+ * The addresses of host (A, then AAAA), at most AUDIT_MAX_ADDRS, each once (one address
+ * is probed once).
  */
 static size_t audit_addrs(struct audit_ctx *a, const char *host, char **out)
 {
@@ -935,7 +926,7 @@ static size_t audit_addrs(struct audit_ctx *a, const char *host, char **out)
 		size_t k = ans && !audit_dns_broken(ans) ? dns_answer_addrs(ans, &v) : 0;
 
 		for (size_t i = 0; i < k; i++) {
-			if (n < AUDIT_MAX_ADDRS && !audit_str_in(out, n, v[i])) {
+			if (n < AUDIT_MAX_ADDRS) {
 				out[n++] = v[i];
 				v[i] = NULL;
 			}

@@ -493,6 +493,14 @@ void dns_tlsa_free(struct dns_tlsa *tlsa, size_t n)
 	free(tlsa);
 }
 
+static bool dns_strv_has(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
 size_t dns_answer_addrs(const struct dns_answer *answer, char ***addrs)
 {
 	char **v;
@@ -522,7 +530,8 @@ size_t dns_answer_addrs(const struct dns_answer *answer, char ***addrs)
 				 answer->qtype);
 			continue;
 		}
-		v[n++] = xstrdup(buf);
+		if (!dns_strv_has(v, n, buf))	/* a set can hold a record twice: once here */
+			v[n++] = xstrdup(buf);
 	}
 	if (n == 0) {
 		free(v);

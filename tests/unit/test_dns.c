@@ -252,6 +252,14 @@ static void test_addrs(void)
 	dns_strv_free(v, 1);
 	dns_answer_free(a);
 
+	/* the same record twice in one set: one address */
+	d4[1] = v4;
+	l4[1] = 4;
+	a = answer_new(DNS_RR_A, 2, d4, l4);
+	CHECK(dns_answer_addrs(a, &v) == 1);
+	dns_strv_free(v, 1);
+	dns_answer_free(a);
+
 	a = answer_new(DNS_RR_MX, 1, d4, l4);
 	CHECK(dns_answer_addrs(a, &v) == 0 && v == NULL);
 	dns_answer_free(a);
