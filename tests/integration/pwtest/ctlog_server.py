@@ -12,6 +12,8 @@ RFC6962Server(log, addr="127.0.0.1", port=None, prefix="/", max_batch=100, cert=
     .requests: list of (path, query string, view) served so far (view "a" or "b").
 
 Misbehaviour switches (attributes; flip them at any time, they act on the next request):
+    down = True             every request is answered by closing the connection (a log
+                            that is unreachable, even over connections kept alive)
     forge_sth = True        get-sth is signed by an impostor key (same JSON, bad signature)
     break_consistency = True one hash of every non-empty consistency proof is altered
     split(fork_log, mode)   a second tree of the same size, validly signed: mode
@@ -59,6 +61,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         srv = self.server.ct
+        if srv.down:   # hang up without an answer, also on kept-alive connections
+            self.close_connection = True
+            return
         url = urllib.parse.urlsplit(self.path)
         view = "b" if self.server.view_b else self.conn_view
         if srv.split_mode == "header" and self.headers.get("X-CT-View") == "b":
@@ -109,6 +114,7 @@ class RFC6962Server:
         self.requests = []
         self.sth = None
         self.forge_sth = False
+        self.down = False
         self.break_consistency = False
         self.altered = {}
         self.split_mode = None
