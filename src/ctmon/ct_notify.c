@@ -4,7 +4,7 @@
  * A hook runs as a child process beside the loop: everything it needs (argv, environment,
  * descriptors) is made before fork, because serve has threads and the child may only
  * call async-signal-safe functions before execve. Its standard input is fed from the loop
- * through a non-blocking pipe (a document may be larger than the pipe's buffer), its exit
+ * through a non-blocking socket (a document may be larger than its buffer), its exit
  * is reaped when the loop sees SIGCHLD, and a timer kills its process group if it runs
  * too long.
  */
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -363,7 +364,7 @@ static void ct_hook_write(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 
 	(void)what;
-	n = write(fd, p->text + p->off, p->len - p->off);
+	n = send(fd, p->text + p->off, p->len - p->off, MSG_NOSIGNAL);
 	if (n > 0)
 		p->off += (size_t)n;
 	else if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -522,7 +523,9 @@ bool ct_hooks_run(struct ct_hooks *h, const char *command, char **env, const cha
 	int fds[2], devnull;
 	pid_t pid;
 
-	if (pipe2(fds, O_CLOEXEC) < 0)
+	/* a socket, not a pipe: MSG_NOSIGNAL, so a command that does not read its input is
+	 * no SIGPIPE for the caller, whatever its signal disposition */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
 		return false;
 	if ((devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
 		close(fds[0]);
