@@ -436,9 +436,14 @@ static void ctmon_print_new(struct ctmon *m, const char *item, int64_t *cursor)
 			break;		/* the database: tried again at the next pass */
 		text = ct_notify_text(doc);
 		fprintf(m->json_out, "%s\n", text);
-		fflush(m->json_out);
 		free(text);
 		json_decref(doc);
+		if (fflush(m->json_out) != 0 || ferror(m->json_out)) {
+			/* nobody reads them any more: ct watch ends */
+			log_error("event=ct_watch_output_failed");
+			event_base_loopbreak(m->base);
+			return;
+		}
 		*cursor = ids[i];
 	}
 }

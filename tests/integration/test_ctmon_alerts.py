@@ -27,6 +27,15 @@ HEX64 = set("0123456789abcdef")
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    ssl_ctx = None
+
+    def finish_request(self, request, client_address):
+        if self.ssl_ctx is not None:   # TLS in the connection's own thread
+            request = self.ssl_ctx.wrap_socket(request, server_side=True)
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request, client_address):
+        pass
 
 
 class Endpoint:
@@ -34,7 +43,8 @@ class Endpoint:
     GET /log_list.json serves .log_list (bytes). fail(id) -> how many more times a POST
     of document id is answered 500."""
 
-    def __init__(self):
+    def __init__(self, cert=None):
+        self.cert = cert
         self.port = net.free_port("127.0.0.1")
         self.posts = []
         self.fail_first = 0
@@ -73,11 +83,15 @@ class Endpoint:
                 self._answer(status, b"{}")
 
         self.server = _Server(("127.0.0.1", self.port), Handler)
+        if cert is not None:
+            self.server.ssl_ctx = cert.server_context()
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self):
+        if self.cert is not None:
+            return "https://localhost:%d/" % self.port
         return "http://127.0.0.1:%d/" % self.port
 
     def docs(self, kind=None, ok_only=True):
@@ -312,3 +326,20 @@ def test_second_node_does_not_redeliver(make_relay, logs, endpoint):
     posted = sorted(d["id"] for d in endpoint.docs("finding"))
     assert posted == unexpected_ids(relay) and len(posted) == 3
     assert len(endpoint.posts) == len(endpoint.docs())   # every POST a first delivery
+
+
+def test_log_list_and_webhook_over_https(make_relay, logs, test_ca):
+    """The log list fetched and the webhook POSTed over TLS, verified with [ctmon] ca_file."""
+    endpoint = Endpoint(cert=test_ca.issue("localhost", stem="ct-endpoint"))
+    try:
+        endpoint.log_list = open(logs.log_list_path, "rb").read()
+        relay = make_relay(**monitor_options(logs, ctmon_log_list=endpoint.url + "log_list.json",
+                                             ctmon_webhook=endpoint.url,
+                                             ctmon_ca_file=test_ca.cert_path))
+        net.wait_until(lambda: len(endpoint.docs("finding")) == 2, 60,
+                       what="findings over https")
+        for d in endpoint.docs("finding"):
+            check_finding_document(d, logs)
+        assert relay.log_lines("ct_log_list") and not relay.log_lines("ct_log_list_error")
+    finally:
+        endpoint.stop()
