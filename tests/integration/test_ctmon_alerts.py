@@ -277,6 +277,12 @@ def test_stale_log_is_one_health_alert(make_relay, logs, endpoint):
     net.wait_until(lambda: len(relay.log_lines("ct_log_error")) >= rounds + 2, 60,
                    what="more failed rounds")
     assert len(endpoint.docs("alert")) == 1   # one episode, one alert
+    # the log answers again: the episode ends (resolved), and no new alert comes of it
+    logs.rfc.down = False
+    net.wait_until(lambda: relay.database.value(
+        "SELECT resolved FROM ct_alerts WHERE kind = 'log_stale'") is not None, 60,
+        what="the episode resolved")
+    assert len(endpoint.docs("alert")) == 1
 
 
 def test_log_list_from_url_kept_and_unreachable_alert(make_relay, logs, endpoint):
@@ -343,3 +349,36 @@ def test_log_list_and_webhook_over_https(make_relay, logs, test_ca):
         assert relay.log_lines("ct_log_list") and not relay.log_lines("ct_log_list_error")
     finally:
         endpoint.stop()
+
+
+def test_growing_backlog_is_one_health_alert(make_relay, logs, endpoint):
+    pool = [logs.ca.issue(["bulk%d.other.test" % i]) for i in range(10)]
+    logs.rfc.entries_down = True          # tree heads answer, entries do not
+    logs.rfc_log.fill(1100, pool)
+    logs.rfc.publish()
+    relay = make_relay(**monitor_options(logs, ctmon_webhook=endpoint.url))
+    stop = threading.Event()
+
+    def grow():                           # the log keeps growing between rounds
+        while not stop.wait(2):
+            logs.rfc_log.fill(5, pool)
+            logs.rfc.publish()
+    t = threading.Thread(target=grow, daemon=True)
+    t.start()
+    try:
+        net.wait_until(lambda: [d for d in endpoint.docs("alert")
+                                if d["alert"] == "backlog_growing"], 180,
+                       what="the backlog alert")
+    finally:
+        stop.set()
+        t.join()
+    alert = [d for d in endpoint.docs("alert") if d["alert"] == "backlog_growing"][0]
+    assert alert["class"] == "health" and alert["log_url"] == logs.rfc.url
+    assert json.loads(alert["evidence"])["next_index"] == 0
+    # entries come back: the log catches up, the episode ends with no second alert
+    logs.rfc.entries_down = False
+    net.wait_until(lambda: relay.database.value(
+        "SELECT resolved FROM ct_alerts WHERE kind = 'backlog_growing'") is not None, 90,
+        what="the backlog episode resolved")
+    assert len([d for d in endpoint.docs("alert") if d["alert"] == "backlog_growing"]) == 1
+    assert not [d for d in endpoint.docs("alert") if d["alert"] == "log_stale"]

@@ -14,6 +14,8 @@ RFC6962Server(log, addr="127.0.0.1", port=None, prefix="/", max_batch=100, cert=
 Misbehaviour switches (attributes; flip them at any time, they act on the next request):
     down = True             every request is answered by closing the connection (a log
                             that is unreachable, even over connections kept alive)
+    entries_down = True     get-entries is answered 503 (tree heads and proofs still are:
+                            the log grows while the monitor cannot read it)
     forge_sth = True        get-sth is signed by an impostor key (same JSON, bad signature)
     break_consistency = True one hash of every non-empty consistency proof is altered
     split(fork_log, mode)   a second tree of the same size, validly signed: mode
@@ -115,6 +117,7 @@ class RFC6962Server:
         self.sth = None
         self.forge_sth = False
         self.down = False
+        self.entries_down = False
         self.break_consistency = False
         self.altered = {}
         self.split_mode = None
@@ -200,6 +203,8 @@ class RFC6962Server:
             if self._limit > 0:
                 self._limit -= 1
                 return 429, b"slow down\n", {"Retry-After": str(self._retry_after)}
+        if self.entries_down and path.endswith("/get-entries"):
+            return 503, b"unavailable\n", {}
         if not path.startswith(self.prefix + "ct/v1/"):
             return 404, b"not found\n", {}
         name = path[len(self.prefix + "ct/v1/"):]
