@@ -277,11 +277,6 @@ void ct_notify_env_free(char **env)
 
 /* ---- the webhook -------------------------------------------------------------------- */
 
-struct ct_webhook {
-	ct_notify_cb cb;
-	void *arg;
-};
-
 static void ct_webhook_done(struct http_response *resp, void *arg)
 {
 	struct ct_webhook *w = arg;
@@ -292,26 +287,19 @@ static void ct_webhook_done(struct http_response *resp, void *arg)
 		error = xasprintf("webhook: %s", resp->error ? resp->error : "no answer");
 	else if (!ok)
 		error = xasprintf("webhook answered HTTP %ld", resp->status);
-	w->cb(ok, error, w->arg);
-	free(error);
-	free(w);
 	http_response_free(resp);
+	w->cb(ok, error, w->arg);	/* may free w */
+	free(error);
 }
 
 int ct_notify_webhook(struct http_client *http, const char *url, const char *text,
-		      ct_notify_cb cb, void *arg)
+		      struct ct_webhook *w)
 {
 	struct http_request_opts ro = { .timeout_ms = CT_WEBHOOK_TIMEOUT_MS,
 		.max_body = CT_WEBHOOK_RESPONSE_MAX };
-	struct ct_webhook *w = xcalloc(1, sizeof(*w));
-	int h;
 
-	w->cb = cb;
-	w->arg = arg;
-	h = http_post(http, url, "application/json", text, strlen(text), &ro, ct_webhook_done, w);
-	if (h < 0)
-		free(w);
-	return h;
+	return http_post(http, url, "application/json", text, strlen(text), &ro, ct_webhook_done,
+			 w);
 }
 
 /* ---- hook commands ------------------------------------------------------------------ */

@@ -62,12 +62,19 @@ void ct_notify_env_free(char **env);
 /* How a delivery ended: ok, or why not (error, one sentence). */
 typedef void (*ct_notify_cb)(bool ok, const char *error, void *arg);
 
+/* One webhook POST: the caller's storage, alive until cb ran or the request is cancelled. */
+struct ct_webhook {
+	ct_notify_cb cb;
+	void *arg;
+};
+
 /*
- * POST text (the document) to url as application/json; a 2xx answer is success. Returns
- * the request's handle (for http_cancel), or -1 when it could not start (cb not called).
+ * POST text (the document) to url as application/json; a 2xx answer is success (w->cb).
+ * Returns the request's handle (for http_cancel, after which w->cb is not called), or -1
+ * when it could not start (w->cb not called).
  */
 int ct_notify_webhook(struct http_client *http, const char *url, const char *text,
-		      ct_notify_cb cb, void *arg);
+		      struct ct_webhook *w);
 
 /* Hook commands in flight on one loop (their exits are reaped through a SIGCHLD event). */
 struct ct_hooks;

@@ -287,6 +287,7 @@ struct ctmon_dlv {
 	struct ct_due d;
 	const char *channel;
 	int http;			/* the webhook's request, or -1 */
+	struct ct_webhook webhook;
 };
 
 /* The time before attempt number attempts + 1 (attempts made so far, >= 1). */
@@ -362,7 +363,8 @@ static void ctmon_dlv_start(struct ctmon *m, const struct ct_due *d, const char 
 	x->channel = channel;
 	x->http = -1;
 	if (strcmp(channel, "webhook") == 0) {
-		x->http = ct_notify_webhook(m->http, m->cfg->ctmon.webhook, text, ctmon_dlv_done, x);
+		x->webhook = (struct ct_webhook){ .cb = ctmon_dlv_done, .arg = x };
+		x->http = ct_notify_webhook(m->http, m->cfg->ctmon.webhook, text, &x->webhook);
 		started = x->http >= 0;
 	} else {
 		char **env = ct_notify_env(doc);
@@ -561,16 +563,24 @@ static const struct lease *ctmon_lease(struct ctmon *m, const struct ct_log *log
 /* Follow list from now on (never while a round runs: it points into the list). */
 static void ctmon_use_list(struct ctmon *m, struct ct_loglist *list)
 {
+	struct ct_backlog *backlog = xcalloc(list->nlogs + 1, sizeof(*backlog));
+
+	for (size_t i = 0; i < list->nlogs; i++) {
+		backlog[i].last = -1;
+		/* a log that stays in the list keeps its backlog count and open alert */
+		for (size_t j = 0; m->list != NULL && j < m->list->nlogs; j++)
+			if (memcmp(m->list->logs[j].log_id, list->logs[i].log_id,
+				   CT_LOG_ID_LEN) == 0)
+				backlog[i] = m->backlog[j];
+	}
 	ct_loglist_free(m->list);
 	free(m->leases);
 	free(m->backlog);
 	m->list = list;
+	m->backlog = backlog;
 	m->leases = xcalloc(list->nlogs + 1, sizeof(*m->leases));
-	m->backlog = xcalloc(list->nlogs + 1, sizeof(*m->backlog));
-	for (size_t i = 0; i < list->nlogs; i++) {
+	for (size_t i = 0; i < list->nlogs; i++)
 		m->leases[i] = ctmon_lease(m, &list->logs[i]);
-		m->backlog[i].last = -1;
-	}
 	log_info("event=ct_log_list logs=%zu skipped=%zu", list->nlogs, list->nskipped);
 }
 

@@ -1,8 +1,10 @@
 /*
  * ctmon.h - the CT monitor inside serve: every [ctmon] interval, one verified round over
  * each log of the log list (RFC 6962 or static CT API) whose lease this node holds (a node that dies leaves
- * its logs to another within the lease's time), then the alerts: each unexpected finding
- * and each log misbehaviour is mailed to [ctmon] alert_to once, whichever node sends it.
+ * its logs to another within the lease's time); the health of the logs and of a log list
+ * fetched from a URL; and the delivery of each unexpected finding and each alert once on
+ * every configured channel (mail to [ctmon] alert_to, webhook, hook), whichever node sends
+ * it, retried with backoff per channel (docs/ctmon.md, "Alerts").
  */
 #ifndef PW_CTMON_H
 #define PW_CTMON_H

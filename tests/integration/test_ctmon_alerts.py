@@ -158,6 +158,8 @@ def test_webhook_gets_each_finding_once_after_two_errors_with_backoff(make_relay
         assert all(p["ctype"] == "application/json" for p in tries)
         # backoff: the third try waits for the second failure's 2 s (whole seconds)
         assert tries[1]["t"] > tries[0]["t"] and tries[2]["t"] - tries[1]["t"] >= 1.0
+        print("finding %d: gaps between tries %.2f s, %.2f s" % (
+            fid, tries[1]["t"] - tries[0]["t"], tries[2]["t"] - tries[1]["t"]))
         check_finding_document(tries[2]["doc"], logs)
     # later rounds deliver nothing again
     rounds = len(relay.log_lines("ct_round"))
