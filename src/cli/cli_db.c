@@ -162,8 +162,10 @@ static const struct copy_table copy_tables[] = {
 	{ "ct_findings", "id, identity, names, issuer, serial, spki_sha256, not_before, "
 	  "not_after, verdict, reason, first_seen, acked, alerted", "ibttttiittiii", "id", "id" },
 	{ "ct_sightings", "log_id, idx, finding_id, precert, seen", "tiiii", "log_id, idx", NULL },
-	{ "ct_alerts", "id, kind, log_id, created, message, evidence, alerted", "ittitti", "id",
-	  "id" },
+	{ "ct_alerts", "id, kind, log_id, created, message, evidence, alerted, resolved",
+	  "ittittii", "id", "id" },
+	{ "ct_deliveries", "item, item_id, channel, created, attempts, next_attempt, claimed_by, "
+	  "claim_until, done, last_error", "titiiitiit", "item, item_id, channel", NULL },
 };
 
 #define NTABLES (sizeof(copy_tables) / sizeof(copy_tables[0]))
