@@ -6,6 +6,7 @@
  * rate and the time left every 10 seconds.
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 #include "ctmon/ctmon.h"
 #include "dns.h"
 #include "http.h"
+#include "node.h"
 #include "log.h"
 #include "strutil.h"
 #include "xmalloc.h"
@@ -30,7 +32,8 @@ static const char ct_usage[] =
 	"       postwarden ct backfill --log ID --from INDEX\n"
 	"       postwarden ct list [--unexpected] [--json]\n"
 	"       postwarden ct show ID [--json]\n"
-	"       postwarden ct ack ID";
+	"       postwarden ct ack ID\n"
+	"       postwarden ct watch --foreground";
 
 #define CT_LIST_MAX 10000
 #define CT_BAR_WIDTH 30
@@ -356,6 +359,65 @@ static int ct_rounds(struct cli *cli, struct db *db, int argc, char **argv)
 	return run.rc;
 }
 
+/* ---- ct watch ----------------------------------------------------------------------- */
+
+static void ct_watch_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	event_base_loopbreak(arg);
+}
+
+/*
+ * "ct watch --foreground": the monitor alone, as serve runs it (rounds under the logs'
+ * leases, webhook and hook deliveries, health alerts), each new finding and alert as one
+ * JSON line on standard output, until SIGINT or SIGTERM. It is a node of its own,
+ * "NODE-ct-watch", so that it shares the logs' leases fairly with serve on the same host.
+ * Mail is not sent here: its rows wait in the database for serve.
+ */
+static int ct_watch(struct cli *cli, struct db *db, int argc, char **argv)
+{
+	struct pw_config *cfg = &cli->cfg;
+	struct event_base *base;
+	struct event *sigint, *sigterm;
+	struct node *node;
+	struct ctmon *m;
+	char *name;
+
+	if (argc != 2 || strcmp(argv[1], "--foreground") != 0)
+		return cli_usage(ct_usage);
+	if (*cfg->ctmon.log_list == '\0') {
+		fprintf(pw_stderr, "postwarden: no [ctmon] log_list in %s\n", cfg->path);
+		return 1;
+	}
+	name = xasprintf("%s-ct-watch", cfg->server.node);
+	free(cfg->server.node);
+	cfg->server.node = name;
+	signal(SIGPIPE, SIG_IGN);	/* a webhook or hook that hangs up is its own error */
+	if ((base = event_base_new()) == NULL)
+		fatalx("cannot create an event loop");
+	node = node_start(base, db, cfg);
+	if ((m = ctmon_start_watch(base, cfg, db, node, stdout)) == NULL) {
+		fprintf(pw_stderr, "postwarden: the CT monitor could not start (see above)\n");
+		node_stop(node);
+		event_base_free(base);
+		return 1;
+	}
+	sigint = evsignal_new(base, SIGINT, ct_watch_signal, base);
+	sigterm = evsignal_new(base, SIGTERM, ct_watch_signal, base);
+	if (sigint == NULL || sigterm == NULL)
+		fatalx("cannot watch signals");
+	event_add(sigint, NULL);
+	event_add(sigterm, NULL);
+	event_base_dispatch(base);
+	ctmon_stop(m);
+	node_stop(node);
+	event_free(sigint);
+	event_free(sigterm);
+	event_base_free(base);
+	return 0;
+}
+
 int cli_ct(struct cli *cli, int argc, char **argv)
 {
 	bool json = cli_take_flag(&argc, argv, "--json");
@@ -368,7 +430,7 @@ int cli_ct(struct cli *cli, int argc, char **argv)
 	}
 	if (argc < 2 || (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "show") != 0 &&
 			 strcmp(argv[1], "ack") != 0 && strcmp(argv[1], "check") != 0 &&
-			 strcmp(argv[1], "backfill") != 0))
+			 strcmp(argv[1], "backfill") != 0 && strcmp(argv[1], "watch") != 0))
 		return cli_usage(ct_usage);
 	if ((db = cli_open_db(cli)) == NULL)
 		return 1;
@@ -379,6 +441,8 @@ int cli_ct(struct cli *cli, int argc, char **argv)
 		rc = ct_show(db, argc - 1, argv + 1, json);
 	else if (strcmp(argv[1], "check") == 0 || strcmp(argv[1], "backfill") == 0)
 		rc = ct_rounds(cli, db, argc - 1, argv + 1);
+	else if (strcmp(argv[1], "watch") == 0)
+		rc = ct_watch(cli, db, argc - 1, argv + 1);
 	else
 		rc = ct_ack(db, argc - 1, argv + 1);
 	return cli_close_db(db, rc);

@@ -163,8 +163,10 @@ static const struct copy_table copy_tables[] = {
 	  "not_after, verdict, reason, first_seen, acked, alerted, issuer_key_sha256, caa",
 	  "ibttttiittiiitt", "id", "id" },
 	{ "ct_sightings", "log_id, idx, finding_id, precert, seen", "tiiii", "log_id, idx", NULL },
-	{ "ct_alerts", "id, kind, log_id, created, message, evidence, alerted", "ittitti", "id",
-	  "id" },
+	{ "ct_alerts", "id, kind, log_id, created, message, evidence, alerted, resolved",
+	  "ittittii", "id", "id" },
+	{ "ct_deliveries", "item, item_id, channel, created, attempts, next_attempt, claimed_by, "
+	  "claim_until, done, last_error", "titiiitiit", "item, item_id, channel", NULL },
 };
 
 #define NTABLES (sizeof(copy_tables) / sizeof(copy_tables[0]))

@@ -231,8 +231,9 @@ static const struct conf_key ctmon_keys[] = {
 	{ "interval", CONF_DURATION, "1m", CTM(interval), 1, DAY, NULL,
 	  "Time between two rounds over the logs in serve (each round reads what was logged "
 	  "since the last)." },
-	{ "stale_after", CONF_DURATION, "1h", CTM(stale_after), 60, 7 * DAY, NULL,
-	  "A log that gives no good answer for this long is reported." },
+	{ "stale_after", CONF_DURATION, "1h", CTM(stale_after), 1, 7 * DAY, NULL,
+	  "A log that gives no good answer for this long, or a log list URL that cannot be "
+	  "fetched for this long, is an alert (once per episode)." },
 	{ "requests_per_second", CONF_UINT, "10", CTM(requests_per_second), 1, 10000, NULL,
 	  "Most requests per second to one log." },
 	{ "parallel", CONF_UINT, "4", CTM(parallel), 1, 64, NULL,

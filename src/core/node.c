@@ -15,8 +15,6 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define NODE_MAX_LEASES 8
-
 struct node {
 	struct event_base *base;	/* borrowed */
 	struct db *db;			/* borrowed */
@@ -24,8 +22,8 @@ struct node {
 	struct event *tick_ev;
 	bool registered;		/* the row was written with this process's start */
 	bool db_down;			/* the last heartbeat failed (logged once) */
-	struct lease *leases[NODE_MAX_LEASES];
-	bool held[NODE_MAX_LEASES];	/* as last logged */
+	struct lease **leases;		/* one per name asked for (a CT log list can be long) */
+	bool *held;			/* as last logged */
 	size_t nleases;
 };
 
@@ -115,8 +113,8 @@ const struct lease *node_lease(struct node *n, const char *name)
 {
 	struct lease *l;
 
-	if (n->nleases == NODE_MAX_LEASES)
-		fatalx("node: more than %d leases", NODE_MAX_LEASES);
+	n->leases = xreallocarray(n->leases, n->nleases + 1, sizeof(*n->leases));
+	n->held = xreallocarray(n->held, n->nleases + 1, sizeof(*n->held));
 	l = lease_new(name, n->cfg->server.node, NODE_LEASE_SECONDS);
 	n->leases[n->nleases] = l;
 	n->held[n->nleases] = false;
@@ -136,5 +134,7 @@ void node_stop(struct node *n)
 		lease_release(n->leases[i], n->db);
 		lease_free(n->leases[i]);
 	}
+	free(n->leases);
+	free(n->held);
 	free(n);
 }

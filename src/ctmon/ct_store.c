@@ -3,11 +3,13 @@
  */
 #include "ct_store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
+#include "strutil.h"
 #include "xmalloc.h"
 
 int ct_store_log_register(struct db *db, const char *log_id, const char *url, const char *api)
@@ -316,4 +318,232 @@ json_t *ct_store_finding_json(struct db *db, int64_t id)
 		o = NULL;
 	}
 	return o;
+}
+
+/* ---- delivery ----------------------------------------------------------------------- */
+
+int ct_store_delivery_enqueue(struct db *db, const char *channel, int64_t now)
+{
+	static const char *const sql[] = {
+		"INSERT INTO ct_deliveries (item, item_id, channel, created) "
+		"SELECT 'finding', f.id, ?1, ?2 FROM ct_findings f "
+		"WHERE f.verdict <> 'expected' AND f.acked IS NULL AND NOT EXISTS ("
+		"SELECT 1 FROM ct_deliveries d WHERE d.item = 'finding' AND d.item_id = f.id "
+		"AND d.channel = ?1) ON CONFLICT DO NOTHING",
+		"INSERT INTO ct_deliveries (item, item_id, channel, created) "
+		"SELECT 'alert', a.id, ?1, ?2 FROM ct_alerts a WHERE NOT EXISTS ("
+		"SELECT 1 FROM ct_deliveries d WHERE d.item = 'alert' AND d.item_id = a.id "
+		"AND d.channel = ?1) ON CONFLICT DO NOTHING",
+	};
+	int rc = DB_OK;
+
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && rc == DB_OK; i++) {
+		struct db_stmt *st = db_prepare(db, sql[i]);
+		int r;
+
+		db_bind_text(st, 1, channel);
+		db_bind_int(st, 2, now);
+		r = db_step_done(db, st);
+		db_finalize(st);
+		rc = r == DB_DONE ? DB_OK : r;
+	}
+	return rc;
+}
+
+size_t ct_store_delivery_due(struct db *db, const char *channel, int64_t now,
+			     struct ct_due *out, size_t max)
+{
+	struct db_stmt *st = db_prepare(db,
+		"SELECT item, item_id, attempts FROM ct_deliveries WHERE channel = ?1 AND "
+		"done IS NULL AND next_attempt <= ?2 AND (claim_until IS NULL OR claim_until < ?2) "
+		"ORDER BY next_attempt, item, item_id LIMIT ?3");
+	size_t n = 0;
+
+	db_bind_text(st, 1, channel);
+	db_bind_int(st, 2, now);
+	db_bind_int(st, 3, (int64_t)max);
+	while (n < max && db_step_row(db, st)) {
+		snprintf(out[n].item, sizeof(out[n].item), "%s", db_col_text(st, 0));
+		out[n].id = db_col_int(st, 1);
+		out[n].attempts = (int)db_col_int(st, 2);
+		n++;
+	}
+	db_finalize(st);
+	return n;
+}
+
+bool ct_store_delivery_claim(struct db *db, const struct ct_due *d, const char *channel,
+			     const char *node, int64_t now, int64_t until)
+{
+	struct db_stmt *st = db_prepare(db,
+		"UPDATE ct_deliveries SET claimed_by = ?1, claim_until = ?2 WHERE item = ?3 AND "
+		"item_id = ?4 AND channel = ?5 AND done IS NULL AND next_attempt <= ?6 AND "
+		"(claim_until IS NULL OR claim_until < ?6)");
+	bool mine = false;
+
+	db_bind_text(st, 1, node);
+	db_bind_int(st, 2, until);
+	db_bind_text(st, 3, d->item);
+	db_bind_int(st, 4, d->id);
+	db_bind_text(st, 5, channel);
+	db_bind_int(st, 6, now);
+	if (db_step_done(db, st) == DB_DONE)
+		mine = db_changes(db) == 1;
+	db_finalize(st);
+	return mine;
+}
+
+/* A statement with the row's key bound at ?1 (item), ?2 (id), ?3 (channel). */
+static struct db_stmt *ct_store_delivery_stmt(struct db *db, const char *sql,
+					      const struct ct_due *d, const char *channel)
+{
+	struct db_stmt *st = db_prepare(db, sql);
+
+	db_bind_text(st, 1, d->item);
+	db_bind_int(st, 2, d->id);
+	db_bind_text(st, 3, channel);
+	return st;
+}
+
+static void ct_store_run(struct db *db, struct db_stmt *st)
+{
+	db_step_done(db, st);
+	db_finalize(st);
+}
+
+void ct_store_delivery_done(struct db *db, const struct ct_due *d, const char *channel,
+			    int64_t now)
+{
+	struct db_stmt *st = ct_store_delivery_stmt(db, "UPDATE ct_deliveries SET done = ?4, "
+		"attempts = attempts + 1, claim_until = NULL, last_error = NULL WHERE item = ?1 "
+		"AND item_id = ?2 AND channel = ?3", d, channel);
+
+	db_bind_int(st, 4, now);
+	ct_store_run(db, st);
+	/* alerted: when it first went out on any channel (ct show, and schema 4's readers) */
+	st = db_prepare(db, strcmp(d->item, "finding") == 0
+		? "UPDATE ct_findings SET alerted = COALESCE(alerted, ?) WHERE id = ?"
+		: "UPDATE ct_alerts SET alerted = COALESCE(alerted, ?) WHERE id = ?");
+	db_bind_int(st, 1, now);
+	db_bind_int(st, 2, d->id);
+	ct_store_run(db, st);
+}
+
+void ct_store_delivery_failed(struct db *db, const struct ct_due *d, const char *channel,
+			      int64_t next_attempt, const char *error)
+{
+	struct db_stmt *st = ct_store_delivery_stmt(db, "UPDATE ct_deliveries SET "
+		"attempts = attempts + 1, next_attempt = ?4, claim_until = NULL, last_error = ?5 "
+		"WHERE item = ?1 AND item_id = ?2 AND channel = ?3", d, channel);
+
+	db_bind_int(st, 4, next_attempt);
+	db_bind_text(st, 5, error);
+	ct_store_run(db, st);
+}
+
+void ct_store_delivery_release(struct db *db, const struct ct_due *d, const char *channel)
+{
+	ct_store_run(db, ct_store_delivery_stmt(db, "UPDATE ct_deliveries SET claim_until = NULL "
+		"WHERE item = ?1 AND item_id = ?2 AND channel = ?3 AND done IS NULL", d, channel));
+}
+
+int64_t ct_store_max_id(struct db *db, const char *table)
+{
+	return db_query_int(db, strcmp(table, "ct_findings") == 0
+		? "SELECT COALESCE(MAX(id), 0) FROM ct_findings"
+		: "SELECT COALESCE(MAX(id), 0) FROM ct_alerts", 0);
+}
+
+size_t ct_store_ids_after(struct db *db, const char *item, int64_t after, int64_t *out,
+			  size_t max)
+{
+	struct db_stmt *st = db_prepare(db, strcmp(item, "finding") == 0
+		? "SELECT id FROM ct_findings WHERE id > ? AND verdict <> 'expected' "
+		  "ORDER BY id LIMIT ?"
+		: "SELECT id FROM ct_alerts WHERE id > ? ORDER BY id LIMIT ?");
+	size_t n = 0;
+
+	db_bind_int(st, 1, after);
+	db_bind_int(st, 2, (int64_t)max);
+	while (n < max && db_step_row(db, st))
+		out[n++] = db_col_int(st, 0);
+	db_finalize(st);
+	return n;
+}
+
+/* ---- health episodes ---------------------------------------------------------------- */
+
+bool ct_store_health_open(struct db *db, const char *kind, const char *log_id,
+			  const char *message, const char *evidence)
+{
+	struct db_stmt *st = db_prepare(db,
+		"INSERT INTO ct_alerts (kind, log_id, created, message, evidence) "
+		"SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM ct_alerts "
+		"WHERE kind = ?1 AND COALESCE(log_id, '') = COALESCE(?2, '') AND resolved IS NULL)");
+	bool made = false;
+
+	db_bind_text(st, 1, kind);
+	db_bind_text(st, 2, log_id);
+	db_bind_int(st, 3, (int64_t)time(NULL));
+	db_bind_text(st, 4, message);
+	db_bind_text(st, 5, evidence);
+	if (db_step_done(db, st) == DB_DONE)
+		made = db_changes(db) == 1;
+	db_finalize(st);
+	return made;
+}
+
+void ct_store_health_close(struct db *db, const char *kind, const char *log_id)
+{
+	struct db_stmt *st = db_prepare(db,
+		"UPDATE ct_alerts SET resolved = ?3 WHERE kind = ?1 AND "
+		"COALESCE(log_id, '') = COALESCE(?2, '') AND resolved IS NULL");
+
+	db_bind_text(st, 1, kind);
+	db_bind_text(st, 2, log_id);
+	db_bind_int(st, 3, (int64_t)time(NULL));
+	if (db_step_done(db, st) == DB_DONE && db_changes(db) > 0)
+		log_info("event=ct_health_resolved kind=%s log=%s", kind, log_id ? log_id : "-");
+	db_finalize(st);
+}
+
+json_t *ct_store_alert_json(struct db *db, int64_t id)
+{
+	struct db_stmt *st = db_prepare(db,
+		"SELECT a.id, a.kind, a.log_id, COALESCE(l.url, ''), a.message, "
+		"COALESCE(a.evidence, ''), a.created, a.resolved FROM ct_alerts a "
+		"LEFT JOIN ct_logs l ON l.log_id = a.log_id WHERE a.id = ?");
+	json_t *o = NULL;
+
+	db_bind_int(st, 1, id);
+	if (db_step_row(db, st)) {
+		o = json_pack("{s:I, s:s, s:s?, s:s, s:s, s:s, s:I}",
+			"id", (json_int_t)db_col_int(st, 0), "kind", db_col_text(st, 1),
+			"log_id", db_col_text_or_null(st, 2), "log_url", db_col_text(st, 3),
+			"message", db_col_text(st, 4), "evidence", db_col_text(st, 5),
+			"created", (json_int_t)db_col_int(st, 6));
+		if (o == NULL)
+			fatalx("cannot encode an alert");
+		if (!db_col_null(st, 7))
+			json_object_set_new(o, "resolved", json_integer(db_col_int(st, 7)));
+	}
+	db_finalize(st);
+	return o;
+}
+
+bool ct_store_finding_identity(struct db *db, int64_t id, char out[65])
+{
+	struct db_stmt *st = db_prepare(db, "SELECT identity FROM ct_findings WHERE id = ?");
+	const void *blob;
+	size_t len = 0;
+	bool found = false;
+
+	db_bind_int(st, 1, id);
+	if (db_step_row(db, st) && (blob = db_col_blob(st, 0, &len)) != NULL &&
+	    len == CT_HASH_LEN) {
+		hex_encode(blob, len, out);
+		found = true;
+	}
+	db_finalize(st);
+	return found;
 }

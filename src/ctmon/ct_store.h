@@ -86,4 +86,52 @@ json_t *ct_store_findings_json(struct db *db, bool unexpected_only, size_t limit
 /* One finding with the logs and entries it was seen in; NULL when absent or on an error. */
 json_t *ct_store_finding_json(struct db *db, int64_t id);
 
+/* ---- delivery of findings and alerts (schema 6) ------------------------------------ */
+
+/* One row of ct_deliveries that is due: item "finding" or "alert", and its id. */
+struct ct_due {
+	char item[8];
+	int64_t id;
+	int attempts;			/* made so far */
+};
+
+/*
+ * Make sure every unexpected finding not acked, and every alert, has its row for channel
+ * ("mail", "webhook", "hook"); rows already there are kept. DB_OK or the error.
+ */
+int ct_store_delivery_enqueue(struct db *db, const char *channel, int64_t now);
+/* Up to max rows of channel that are due at now and not claimed; how many. */
+size_t ct_store_delivery_due(struct db *db, const char *channel, int64_t now,
+			     struct ct_due *out, size_t max);
+/* Claim a due row for node until until; true when it is this node's to deliver now. */
+bool ct_store_delivery_claim(struct db *db, const struct ct_due *d, const char *channel,
+			     const char *node, int64_t now, int64_t until);
+/* Delivered: done (and the item's alerted column set the first time). */
+void ct_store_delivery_done(struct db *db, const struct ct_due *d, const char *channel,
+			    int64_t now);
+/* Not delivered: one more attempt counted, the next at next_attempt, the claim given up. */
+void ct_store_delivery_failed(struct db *db, const struct ct_due *d, const char *channel,
+			      int64_t next_attempt, const char *error);
+/* Give a claim back untouched (the node stops with a delivery in flight). */
+void ct_store_delivery_release(struct db *db, const struct ct_due *d, const char *channel);
+
+/* The largest id of ct_findings or ct_alerts (table), 0 when empty. */
+int64_t ct_store_max_id(struct db *db, const char *table);
+/* The unexpected findings, or the alerts, with ids above after, up to max, in order. */
+size_t ct_store_ids_after(struct db *db, const char *item, int64_t after, int64_t *out,
+			  size_t max);
+
+/*
+ * Health: open an episode of kind for log_id (NULL: the monitor itself) unless one is
+ * open; true when a new alert row was made. Close: the condition is over.
+ */
+bool ct_store_health_open(struct db *db, const char *kind, const char *log_id,
+			  const char *message, const char *evidence);
+void ct_store_health_close(struct db *db, const char *kind, const char *log_id);
+
+/* An alert as JSON (id, kind, log_id, log_url, message, evidence, created, resolved). */
+json_t *ct_store_alert_json(struct db *db, int64_t id);
+/* The identity (TBS hash) of a finding as hex into out (65 bytes); false when absent. */
+bool ct_store_finding_identity(struct db *db, int64_t id, char out[65]);
+
 #endif

@@ -43,6 +43,9 @@ struct http_req {
 	void *arg;
 	char *body;
 	size_t len, cap, max_body;
+	char *post;		/* the request body of a POST, or NULL */
+	size_t post_len;
+	struct curl_slist *headers;	/* a POST's own header list, or NULL */
 	bool too_big;		/* body over max_body */
 	bool headers_too_big;
 	size_t header_bytes;
@@ -340,6 +343,8 @@ static void http_req_free(struct http_req *r)
 {
 	if (r->easy)
 		curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->headers);
+	free(r->post);
 	free(r->body);
 	free(r);
 }
@@ -567,7 +572,7 @@ static bool http_easy_setup(struct http_client *c, struct http_req *r, const cha
 	CURL *e = r->easy;
 	long timeout = opts && opts->timeout_ms > 0 ? opts->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
 	long ctimeout = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : timeout;
-	bool follow = opts && opts->follow_https_redirects;
+	bool follow = opts && opts->follow_https_redirects && r->post == NULL;
 	CURLcode rc = CURLE_OK;
 
 #define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val); } while (0)
@@ -588,7 +593,11 @@ static bool http_easy_setup(struct http_client *c, struct http_req *r, const cha
 	if (c->ca_file)
 		SET(CURLOPT_CAINFO, c->ca_file);
 	SET(CURLOPT_USERAGENT, c->user_agent);
-	SET(CURLOPT_HTTPHEADER, c->headers);
+	SET(CURLOPT_HTTPHEADER, r->headers ? r->headers : c->headers);
+	if (r->post != NULL) {
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->post_len);
+		SET(CURLOPT_POSTFIELDS, r->post);
+	}
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_body);
 	/* decoded by libcurl; the body limit counts the decoded bytes (the write callback) */
 	if (opts && opts->decode_gzip)
@@ -607,21 +616,11 @@ static bool http_easy_setup(struct http_client *c, struct http_req *r, const cha
 	return true;
 }
 
-int http_get(struct http_client *c, const char *url, const struct http_request_opts *opts,
-	     http_cb cb, void *arg)
+/* Start a request whose body (if any) is already in r; shared by GET and POST. */
+static int http_start(struct http_client *c, struct http_req *r, const char *url,
+		      const struct http_request_opts *opts)
 {
-	struct http_req *r;
-
-	if (c == NULL || c->free_pending || url == NULL || cb == NULL)
-		return -1;
-	if (!http_url_scheme_ok(url)) {
-		log_warn("event=http_get error=\"not an http or https URL\"");
-		return -1;
-	}
-	r = xcalloc(1, sizeof(*r));
 	r->client = c;
-	r->cb = cb;
-	r->arg = arg;
 	r->max_age = -1;
 	r->max_body = opts && opts->max_body > 0 ? opts->max_body : HTTP_DEFAULT_MAX_BODY;
 	if (r->max_body > SIZE_MAX / 4)	/* keeps the buffer arithmetic clear of overflow */
@@ -639,6 +638,58 @@ int http_get(struct http_client *c, const char *url, const struct http_request_o
 	}
 	http_list_add(&c->active, r);
 	return r->handle;
+}
+
+/* The common checks of a request's arguments. */
+static bool http_args_ok(struct http_client *c, const char *url, http_cb cb)
+{
+	if (c == NULL || c->free_pending || url == NULL || cb == NULL)
+		return false;
+	if (!http_url_scheme_ok(url)) {
+		log_warn("event=http_request error=\"not an http or https URL\"");
+		return false;
+	}
+	return true;
+}
+
+int http_get(struct http_client *c, const char *url, const struct http_request_opts *opts,
+	     http_cb cb, void *arg)
+{
+	struct http_req *r;
+
+	if (!http_args_ok(c, url, cb))
+		return -1;
+	r = xcalloc(1, sizeof(*r));
+	r->cb = cb;
+	r->arg = arg;
+	return http_start(c, r, url, opts);
+}
+
+int http_post(struct http_client *c, const char *url, const char *content_type,
+	      const void *body, size_t len, const struct http_request_opts *opts,
+	      http_cb cb, void *arg)
+{
+	struct http_req *r;
+	char *ctype;
+
+	if (!http_args_ok(c, url, cb) || content_type == NULL ||
+	    strpbrk(content_type, "\r\n") != NULL)
+		return -1;
+	r = xcalloc(1, sizeof(*r));
+	r->cb = cb;
+	r->arg = arg;
+	r->post = xmalloc(len + 1);
+	memcpy(r->post, body, len);
+	r->post[len] = '\0';
+	r->post_len = len;
+	ctype = xasprintf("Content-Type: %s", content_type);
+	/* no "Expect: 100-continue": a body this small goes at once */
+	r->headers = curl_slist_append(r->headers, "Accept-Encoding: identity");
+	if (r->headers == NULL || curl_slist_append(r->headers, ctype) == NULL ||
+	    curl_slist_append(r->headers, "Expect:") == NULL)
+		fatalx("out of memory");
+	free(ctype);
+	return http_start(c, r, url, opts);
 }
 
 void http_cancel(struct http_client *c, int handle)

@@ -79,6 +79,13 @@ void http_client_free(struct http_client *c);
  */
 int http_get(struct http_client *c, const char *url, const struct http_request_opts *opts,
 	     http_cb cb, void *arg);
+/*
+ * Start POST url with body (len bytes, copied) as content_type; the response as for
+ * http_get. Redirects are never followed for a POST, whatever opts say.
+ */
+int http_post(struct http_client *c, const char *url, const char *content_type,
+	      const void *body, size_t len, const struct http_request_opts *opts,
+	      http_cb cb, void *arg);
 /* Cancel a request; its callback is never called. */
 void http_cancel(struct http_client *c, int handle);
 void http_response_free(struct http_response *resp);

@@ -2,14 +2,18 @@
  * test_lease.c - leases on SQLite: the first holder takes a free lease and renews it, a
  * second holder is refused while it runs and takes it once it has expired (by the
  * database's clock), the old holder then finds it lost; release frees it at once;
- * lease_valid_for follows the last good renewal by the monotonic clock.
+ * lease_valid_for follows the last good renewal by the monotonic clock; a node holds any
+ * number of leases.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "config.h"
 #include "lease.h"
+#include "node.h"
 #include "log.h"
 #include "schema.h"
 #include "strutil.h"
@@ -93,6 +97,30 @@ static void test_other_names_are_independent(void)
 	db_close(db);
 }
 
+/* A node holds as many leases as it is asked for (a public CT log list has dozens of logs). */
+static void test_node_holds_many_leases(void)
+{
+	struct db *db = open_db();
+	struct event_base *base = event_base_new();
+	struct pw_config cfg = { 0 };
+	const struct lease *l[40];
+	struct node *n;
+
+	cfg.server.node = "node-a";
+	n = node_start(base, db, &cfg);
+	for (size_t i = 0; i < 40; i++) {
+		char *name = xasprintf("ct:log-%zu", i);
+
+		l[i] = node_lease(n, name);
+		free(name);
+	}
+	for (size_t i = 0; i < 40; i++)
+		CHECK(lease_valid(l[i]));
+	node_stop(n);
+	event_base_free(base);
+	db_close(db);
+}
+
 static void test_setup(void)
 {
 	log_init("test", LOG_LEVEL_ERROR, stderr);
@@ -108,4 +136,4 @@ static void test_cleanup(void)
 }
 
 TEST_MAIN(test_setup, test_take_renew_refuse_takeover, test_other_names_are_independent,
-	  test_cleanup)
+	  test_node_holds_many_leases, test_cleanup)

@@ -23,6 +23,10 @@ Pacing switches (to see a client's parallel requests):
                             .limited_at is the time.monotonic() it was answered
 
 Misbehaviour switches (attributes; flip them at any time, they act on the next request):
+    down = True             every request is answered by closing the connection (a log
+                            that is unreachable, even over connections kept alive)
+    entries_down = True     get-entries is answered 503 (tree heads and proofs still are:
+                            the log grows while the monitor cannot read it)
     forge_sth = True        get-sth is signed by an impostor key (same JSON, bad signature)
     break_consistency = True one hash of every non-empty consistency proof is altered
     split(fork_log, mode)   a second tree of the same size, validly signed: mode
@@ -70,6 +74,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         srv = self.server.ct
+        if srv.down:   # hang up without an answer, also on kept-alive connections
+            self.close_connection = True
+            return
         url = urllib.parse.urlsplit(self.path)
         view = "b" if self.server.view_b else self.conn_view
         if srv.split_mode == "header" and self.headers.get("X-CT-View") == "b":
@@ -128,6 +135,8 @@ class RFC6962Server:
         self.limited_at = None
         self.sth = None
         self.forge_sth = False
+        self.down = False
+        self.entries_down = False
         self.break_consistency = False
         self.altered = {}
         self.split_mode = None
@@ -244,6 +253,8 @@ class RFC6962Server:
             if self._limit > 0:
                 self._limit -= 1
                 return 429, b"slow down\n", {"Retry-After": str(self._retry_after)}
+        if self.entries_down and path.endswith("/get-entries"):
+            return 503, b"unavailable\n", {}
         refused = self._entries_pacing(path, q)
         if refused is not None:
             return refused
