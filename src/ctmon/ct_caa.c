@@ -286,28 +286,6 @@ static void ct_caa_issuer_domain(const char *value, char *out, size_t size)
 		out[0] = '\0';
 }
 
-/* Is name one of the comma-separated identities (case-insensitive, blanks trimmed)? */
-static bool ct_caa_identity_has(const char *identities, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (const char *p = identities; p && *p;) {
-		const char *end = strchr(p, ',');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-
-		while (len && (*p == ' ' || *p == '\t')) {
-			p++;
-			len--;
-		}
-		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (n > 0 && len == n && strncasecmp(p, name, n) == 0)
-			return true;
-		p = end ? end + 1 : NULL;
-	}
-	return false;
-}
-
 /* Property tags that do not stop a CA that knows them (RFC 8659, RFC 9495, CA/B Forum). */
 static bool ct_caa_tag_known(const char *tag)
 {
@@ -339,7 +317,7 @@ bool ct_caa_allows(const struct ct_caa *caa, const char *identity, bool wildcard
 			continue;
 		any = true;
 		ct_caa_issuer_domain(caa->rrs[i].value, domain, sizeof(domain));
-		if (identity != NULL && ct_caa_identity_has(identity, domain))
+		if (identity != NULL && str_list_has(identity, domain))
 			return true;
 	}
 	return !any;	/* no issue property (of the kind that rules): any CA may issue */
@@ -406,7 +384,7 @@ static void ct_caa_add(char **out, const char *identity, size_t len)
 	while (len && (identity[len - 1] == ' ' || identity[len - 1] == '\t'))
 		len--;
 	one = str_lower(xstrndup(identity, len));
-	if (*one == '\0' || (*out != NULL && ct_caa_identity_has(*out, one))) {
+	if (*one == '\0' || (*out != NULL && str_list_has(*out, one))) {
 		free(one);
 		return;
 	}

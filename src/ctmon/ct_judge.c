@@ -23,26 +23,6 @@
 
 /* ---- texts of a certificate ------------------------------------------------------------ */
 
-bool ct_judge_list_has(const char *list, const char *item)
-{
-	size_t n = strlen(item);
-
-	for (const char *p = list; p && *p;) {
-		const char *end = strchr(p, ',');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-
-		while (len && (*p == ' ' || *p == '\t')) {
-			p++;
-			len--;
-		}
-		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (n > 0 && len == n && strncasecmp(p, item, n) == 0)
-			return true;
-		p = end ? end + 1 : NULL;
-	}
-	return false;
-}
 
 char *ct_judge_issuer_text(const struct ct_cert *c)
 {
@@ -66,7 +46,7 @@ char *ct_judge_names_text(const struct ct_cert *c)
 			    ? (ct_name_ip_text(nm, ip, sizeof(ip)) == 0 ? xstrdup(ip) : NULL)
 			    : xstrndup((const char *)nm->p, nm->len);
 
-		if (one == NULL || ct_judge_list_has(out, one)) {	/* CN repeats a SAN: once */
+		if (one == NULL || str_list_has(out, one)) {	/* CN repeats a SAN: once */
 			free(one);
 			continue;
 		}
@@ -398,9 +378,9 @@ static char *ct_judge_caa_part(const struct ct_judge_opts *o, const struct ct_ju
 /* Is the issuer one of allowed_issuers: by the hash of its key, or any O or CN value? */
 static bool ct_judge_issuer_ok(const char *allowed, const struct ct_judge_cert *c)
 {
-	if (!*allowed || ct_judge_list_has(allowed, c->issuer))
+	if (!*allowed || str_list_has(allowed, c->issuer))
 		return true;
-	if (c->issuer_key != NULL && ct_judge_list_has(allowed, c->issuer_key))
+	if (c->issuer_key != NULL && str_list_has(allowed, c->issuer_key))
 		return true;
 	for (const char *p = c->issuer; p && *p; p = strchr(p + 1, '/')) {
 		const char *v = strchr(p, '=');	/* "/O=Let's Encrypt/CN=R3": each value */
@@ -409,7 +389,7 @@ static bool ct_judge_issuer_ok(const char *allowed, const struct ct_judge_cert *
 		if (v != NULL) {
 			char *val = xstrndup(v + 1, strcspn(v + 1, "/"));
 
-			ok = ct_judge_list_has(allowed, val);
+			ok = str_list_has(allowed, val);
 			free(val);
 		}
 		if (ok)
@@ -430,7 +410,7 @@ static void ct_judge_add(char **reason, char *part)
 void ct_judge(const struct ct_judge_opts *o, const struct ct_judge_cert *c,
 	      const struct ct_judge_caa *caa, struct ct_verdict *out)
 {
-	bool key_ok = ct_judge_list_has(o->expected_keys ? o->expected_keys : "", c->spki);
+	bool key_ok = str_list_has(o->expected_keys ? o->expected_keys : "", c->spki);
 	bool issuer_ok = ct_judge_issuer_ok(o->allowed_issuers ? o->allowed_issuers : "", c);
 	char *caa_said = ct_judge_caa_part(o, c, caa, out);
 	bool caa_ok = strcmp(out->caa, "not_allowed") != 0 &&

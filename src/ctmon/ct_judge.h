@@ -65,8 +65,6 @@ int ct_judge_cert_key(const uint8_t *der, size_t len, char out[65]);
  * the logged certificate; -1 when there is none or it is malformed.
  */
 int ct_judge_chain_issuer_key(const uint8_t *extra, size_t len, char out[65]);
-/* Is item one of the comma-separated items of list (case-insensitive, blanks trimmed)? */
-bool ct_judge_list_has(const char *list, const char *item);
 
 /*
  * The CAA answers of one round, by name. dns NULL: every name is "not checked". base (may

@@ -23,6 +23,8 @@ void format_duration(int64_t seconds, char *buf, size_t len);
 char *str_trim(char *s);
 /* ASCII lower-case in place; returns s. */
 char *str_lower(char *s);
+/* Is item one of the comma-separated entries of list (case-insensitive, blanks trimmed)? */
+bool str_list_has(const char *list, const char *item);
 bool str_has_prefix_ci(const char *s, const char *prefix);
 
 /*

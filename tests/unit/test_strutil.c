@@ -166,5 +166,14 @@ static void test_hex_and_hostnames(void)
 	CHECK(!hostname_valid("a_b.example") && !hostname_valid(""));
 }
 
+static void test_list_has(void)
+{
+	CHECK(str_list_has("a.example, B.Example ,c", "b.example"));
+	CHECK(str_list_has("a.example,\tc ", "c"));
+	CHECK(!str_list_has("a.example,b.example", "example"));
+	CHECK(!str_list_has("a.example", ""));
+	CHECK(!str_list_has("", "a") && !str_list_has(NULL, "a"));
+}
+
 TEST_MAIN(test_durations, test_sizes_and_bools, test_addresses, test_cidr, test_hostport,
-	  test_buf_maximum, test_hex_and_hostnames)
+	  test_buf_maximum, test_hex_and_hostnames, test_list_has)
