@@ -12,6 +12,7 @@ import pytest
 
 from pwtest import ca as pw_ca
 from pwtest import dovecot as pw_dovecot
+from pwtest import mailbox as pw_mailbox
 
 
 def caps_after_login(conn):
@@ -198,3 +199,92 @@ def test_restart_keeps_mail_and_cut_connections(make_dovecot):
     assert not d.running()
     with pytest.raises(OSError):
         socket.create_connection((d.addr, d.port), timeout=2)
+
+
+# -- the mailbox filler and the fidelity comparison -----------------------------------------
+
+def test_fill_copy_compare_and_controls(make_dovecot):
+    src = make_dovecot("src", special_use=pw_dovecot.OUTLOOK)
+    dst = make_dovecot("dst", special_use=pw_dovecot.GERMAN, separator=".")
+    s, d = src.login(), dst.login()
+    info = pw_mailbox.fill(s, count=150, seed=7)
+    assert info["messages"] == 150
+    folders = pw_mailbox.list_folders(s)
+    assert "Projekte/2024/Q1" in folders and "\u65e5\u672c\u8a9e" in folders
+    subs = pw_mailbox.list_folders(s, subscribed=True)
+    assert "Projekte" in subs and "Projekte/2024/Q1" not in subs
+    msgs = [m for f in info["folders"] for m in pw_mailbox.read_folder(s, f)]
+    assert len(msgs) == 150
+    assert any(m.keywords - {"$Forwarded"} for m in msgs)
+    assert any("\\Seen" not in m.flags for m in msgs) and any("\\Flagged" in m.flags
+                                                               for m in msgs)
+    assert any("\\Draft" in m.flags for m in msgs)
+    assert min(m.date for m in msgs) < 1262304000          # before 2010
+    sizes = sorted(m.size for m in msgs)
+    assert sizes[len(sizes) // 2] < 20000 and sizes[-1] > 100000
+    # The exact reference copy, into other special-use names and another separator.
+    pw_mailbox.copy_exact(s, d)
+    assert pw_mailbox.compare(s, d) == []
+    assert "Gesendet" in pw_mailbox.list_folders(d)
+    # Controls: each change at the destination is found, once.
+    inbox = pw_mailbox.read_folder(d, "INBOX")
+    m = inbox[0]
+    pw_mailbox.set_flag(d, "INBOX", m.uid, "\\Flagged", "\\Flagged" not in m.flags)
+    diffs = pw_mailbox.compare(s, d)
+    assert [x.kind for x in diffs] == ["flags"], diffs
+    pw_mailbox.set_flag(d, "INBOX", m.uid, "\\Flagged", "\\Flagged" in m.flags)
+    pw_mailbox.set_flag(d, "INBOX", m.uid, "Projekt-Y")
+    assert [x.kind for x in pw_mailbox.compare(s, d)] == ["keywords"]
+    pw_mailbox.set_flag(d, "INBOX", m.uid, "Projekt-Y", False)
+    d.unsubscribe('"Projekte"')
+    assert [x.kind for x in pw_mailbox.compare(s, d)] == ["subscription"]
+    d.subscribe('"Projekte"')
+    d.select('"INBOX"')
+    d.uid("STORE", str(inbox[1].uid), "+FLAGS", "(\\Deleted)")
+    d.expunge()
+    d.close()
+    diffs = pw_mailbox.compare(s, d)
+    assert [x.kind for x in diffs] == ["missing"], diffs
+    # The lost message comes back with an added header: its bytes differ (not missing,
+    # not extra); a second, exact copy of it is a duplicate.
+    gone = inbox[1]
+    s.select('"INBOX"', readonly=True)
+    typ, data = s.uid("FETCH", "1:*", "(BODY.PEEK[])")
+    bodies = [x[1] for x in data if isinstance(x, tuple)]
+    s.close()
+    body = [b for b in bodies if gone.msgid.encode() in b.split(b"\r\n\r\n", 1)[0]][0]
+    altered = body.replace(b"\r\n\r\n", b"\r\nX-TUID: abc\r\n\r\n", 1)
+    d.append('"INBOX"', None, None, altered)
+    kinds = set(x.kind for x in pw_mailbox.compare(s, d))
+    assert "bytes" in kinds and not kinds & {"missing", "extra", "duplicate"}, kinds
+    d.append('"INBOX"', None, None, bodies[0])
+    kinds = [x.kind for x in pw_mailbox.compare(s, d)]
+    assert kinds.count("duplicate") == 1 and "bytes" in kinds, kinds
+    s.logout()
+    d.logout()
+
+
+def test_gmail_layout_and_special_use_misplacement(make_dovecot):
+    src = make_dovecot("gmail", gmail=True)
+    s = src.login()
+    info = pw_mailbox.fill(s, count=40, seed=3, gmail=True)
+    all_mail = pw_mailbox.read_folder(s, "[Gmail]/All Mail")
+    assert len(all_mail) == 40
+    labelled = sum(n for f, n in info["per_folder"].items() if f != "[Gmail]/All Mail")
+    assert 0 < labelled < 40                      # some archived: in All Mail only
+    # A copy that keeps "Sent Items" as a folder of its own is caught as misplaced.
+    out = make_dovecot("outlook", special_use=pw_dovecot.OUTLOOK)
+    dst = make_dovecot("dst")
+    o, d = out.login(), dst.login()
+    pw_mailbox.fill(o, count=30, seed=5)
+    pw_mailbox.copy_exact(o, d, mapping={"Sent Items": "Sent Items"})
+    kinds = [x.kind for x in pw_mailbox.compare(o, d)]
+    assert kinds == ["special-use"], kinds
+
+
+def test_fill_with_a_20mb_message(make_dovecot):
+    src = make_dovecot("src")
+    s = src.login()
+    pw_mailbox.fill(s, count=3, seed=2, large=True)
+    assert max(m.size for m in pw_mailbox.read_folder(s, "INBOX")) >= 20 * 1024 * 1024
+    s.logout()
