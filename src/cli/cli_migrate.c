@@ -380,6 +380,7 @@ static int cli_migrate_mail(struct cli *cli, int argc, char **argv)
 	o.timeout = (int)cli->cfg.migrate.timeout;
 	o.max_message = cli->cfg.migrate.max_message_size;
 	o.no_compress = a.no_compress;
+	o.hosts = cli->cfg.migrate.hosts;
 	if ((db = cli_open_db(cli)) == NULL)
 		goto out;
 	if (a.job > 0) {

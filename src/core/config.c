@@ -215,6 +215,10 @@ static const struct conf_key migrate_keys[] = {
 	{ "max_message_size", CONF_SIZE, "64M", MIG(max_message_size), 1024, 1ULL << 31, NULL,
 	  "Largest message a migration copies (it is held in memory while it passes); larger "
 	  "ones are listed in the summary as not copied." },
+	{ "hosts", CONF_STRING, "", MIG(hosts), 0, 0, NULL,
+	  "Fixed addresses for server names, like /etc/hosts: name=address items, "
+	  "comma-separated. The name is still the one the certificate must match (a "
+	  "destination reached on an internal address; tests)." },
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 

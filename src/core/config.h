@@ -121,6 +121,7 @@ struct migrate_conf {
 	uint64_t connections;		/* workers per job = connections per source server */
 	int64_t timeout;		/* seconds per network operation */
 	uint64_t max_message_size;	/* larger messages are listed as not copied */
+	char *hosts;			/* "name=address, ..." used instead of DNS */
 };
 
 struct pw_config {

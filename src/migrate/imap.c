@@ -63,7 +63,7 @@ static bool tcp_connect(struct imap *im, const struct imap_opts *o)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
 	struct timeval tv = { .tv_sec = o->timeout };
-	int rc = getaddrinfo(o->host, o->port, &hints, &res);
+	int rc = getaddrinfo(o->addr ? o->addr : o->host, o->port, &hints, &res);
 
 	if (rc != 0)
 		return failf(im, IMAP_F_CONNECT, "cannot resolve %s: %s", o->host, gai_strerror(rc));

@@ -38,7 +38,8 @@ enum imap_fail {
 };
 
 struct imap_opts {
-	const char *host;
+	const char *host;	/* name: SNI and certificate check */
+	const char *addr;	/* address to connect to instead of resolving host, or NULL */
 	const char *port;
 	enum imap_tls tls;
 	SSL_CTX *ssl_ctx;	/* borrowed: verifying context (imap_ssl_ctx_new) */

@@ -42,6 +42,8 @@ long long imap_resp_need(const char *data, size_t len, size_t max_line, size_t m
 {
 	size_t pos = 0;
 
+	if (len == 0)
+		return 0;
 	for (;;) {
 		const char *nl = memchr(data + pos, '\n', len - pos);
 		size_t linelen;
@@ -61,6 +63,8 @@ long long imap_resp_need(const char *data, size_t len, size_t max_line, size_t m
 		pos = (size_t)(nl - data) + 1;
 		if (len - pos < lit)
 			return 0;
+		if (len - pos == lit)
+			return 0;	/* the line after the literal has not begun */
 		pos += (size_t)lit;
 	}
 }

@@ -66,11 +66,41 @@ static void fatal_set(struct mig_mail *m, const char *fmt, ...)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* The fixed address of host in "name=address, ..." (into out), or NULL. */
+static const char *fixed_addr(const char *hosts, const char *host, char *out, size_t outsz)
+{
+	size_t hl = strlen(host);
+
+	for (const char *p = hosts; p != NULL && *p; ) {
+		const char *end = strchr(p, ','), *eq;
+		size_t len;
+
+		while (*p == ' ')
+			p++;
+		len = end ? (size_t)(end - p) : strlen(p);
+		eq = memchr(p, '=', len);
+		if (eq != NULL && (size_t)(eq - p) == hl && strncasecmp(p, host, hl) == 0) {
+			size_t al = len - hl - 1;
+
+			while (al > 0 && eq[al] == ' ')
+				al--;
+			if (al >= outsz)
+				return NULL;
+			memcpy(out, eq + 1, al);
+			out[al] = '\0';
+			return out;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
 /* Connect and log in; false with *im describing the failure. */
 static bool open_side(struct mig_mail *m, struct imap *im, const struct mig_endpoint *e)
 {
-	struct imap_opts io = { e->host, e->port, e->tls, m->ssl, m->o.timeout,
-				m->o.max_message + 65536 };
+	char addr[64];
+	struct imap_opts io = { e->host, fixed_addr(m->o.hosts, e->host, addr, sizeof(addr)),
+				e->port, e->tls, m->ssl, m->o.timeout, m->o.max_message + 65536 };
 
 	if (!imap_connect(im, &io))
 		return false;
@@ -199,6 +229,12 @@ static const char *leaf_of(const char *utf8, char sep)
 /* Decide the destination name of every folder. */
 static void map_folders(struct mig_mail *m, char ssep)
 {
+	bool by_attr[16] = { false };
+
+	/* a name stands for a special folder only when no folder has that attribute */
+	for (size_t i = 0; i < m->nfolders; i++)
+		if (m->folders[i].special > 0 && m->folders[i].special < 16)
+			by_attr[m->folders[i].special] = true;
 	for (size_t i = 0; i < m->nfolders; i++) {
 		struct mig_folder *f = &m->folders[i];
 		char *utf8 = imap_utf7_decode(f->src, strlen(f->src));
@@ -209,7 +245,11 @@ static void map_folders(struct mig_mail *m, char ssep)
 		/* by name only for top-level folders (and Gmail's [Gmail]/...) */
 		if (f->special == MIG_SU_NONE && utf8 != NULL &&
 		    (strchr(utf8, ssep) == NULL || strncmp(utf8, "[Gmail]", 7) == 0))
-			f->special = mig_special_from_name(leaf_of(utf8, ssep));
+		{
+			int su = mig_special_from_name(leaf_of(utf8, ssep));
+
+			f->special = su > 0 && su < 16 && by_attr[su] ? MIG_SU_NONE : su;
+		}
 		if (m->o.src.gmail && mig_gmail_skip((enum mig_special)f->special))
 			f->skip = true;
 		if (f->special == MIG_SU_ALL || f->special == MIG_SU_FLAGGED ||
@@ -728,7 +768,8 @@ static bool plan_folder(struct mig_mail *m, struct mig_folder *f, struct imap *s
 		(void)imap_simple(d, NULL, NULL, "CLOSE");
 	buf_free(&q);
 	/* multiset difference: each destination message accounts for one source message */
-	qsort(have.k, have.n, sizeof(*have.k), key_cmp);
+	if (have.n > 1)
+		qsort(have.k, have.n, sizeof(*have.k), key_cmp);
 	for (size_t i = 0; i < todo->n; i++) {
 		struct msgkey *k = &todo->k[i];
 		size_t lo = 0, hi = have.n;
@@ -793,7 +834,8 @@ static bool copy_folder(struct mig_mail *m, struct mig_folder *f, struct imap *s
 		}
 		todo[n++] = all.k[k];
 	}
-	qsort(todo, n, sizeof(*todo), uid_order);
+	if (n > 1)
+		qsort(todo, n, sizeof(*todo), uid_order);
 	pthread_mutex_lock(&m->lock);
 	m->p.msgs_total += n;
 	for (size_t k = 0; k < n; k++)
