@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -363,6 +364,8 @@ static int cli_migrate_mail(struct cli *cli, int argc, char **argv)
 		return cli_usage(mail_usage);
 	if (!endpoints(cli, &a, &o))
 		goto out;
+	/* a server that drops the connection must fail a write, not end the process */
+	signal(SIGPIPE, SIG_IGN);
 	v.json = a.json || !isatty(STDOUT_FILENO);
 	v.tty = isatty(STDERR_FILENO);
 	src_cred = a.token_fd >= 0 ? get_cred(a.token_fd, "")
