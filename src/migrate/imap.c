@@ -495,6 +495,9 @@ bool imap_login(struct imap *im, enum imap_auth how, const char *user,
 		free(enc);
 	}
 	buf_free(&b);
+	/* the command buffer carried the secret: wipe all of it before it can grow and move */
+	if (im->out.data != NULL)
+		OPENSSL_cleanse(im->out.data, im->out.cap);
 	if (!ok && im->fail == IMAP_F_NO)
 		im->fail = IMAP_F_AUTH;
 	/* servers may send new capabilities after login */
