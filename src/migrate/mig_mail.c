@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "buf.h"
 #include "imap_utf7.h"
 #include "log.h"
@@ -876,6 +878,112 @@ static bool copy_folder(struct mig_mail *m, struct mig_folder *f, struct imap *s
 	return alive;
 }
 
+/* ---- --delete-source: verify at the destination, then expunge verified messages ---- */
+
+struct digest {
+	uint64_t size;
+	unsigned char h[32];
+	uint32_t uid;
+	bool used;
+};
+
+struct digests {
+	struct digest *d;
+	size_t n;
+};
+
+static void on_digest(struct imap *im, const struct imap_resp *r, void *arg)
+{
+	struct digests *ds = arg;
+	const struct imap_node *l = r->args.child, *body;
+	struct digest x = { 0 };
+	unsigned int hl = 0;
+
+	if (strcmp(r->name, "FETCH") != 0 || l == NULL || l->type != IMAP_LIST ||
+	    !imap_node_u32(imap_fetch_item(l, "UID"), &x.uid) ||
+	    (body = imap_fetch_item(l, "BODY[]")) == NULL || body->type != IMAP_STRING)
+		return;
+	x.size = body->len;
+	if (EVP_Digest(body->p, body->len, x.h, &hl, EVP_sha256(), NULL) != 1)
+		fatalx("SHA-256 failed");
+	ds->d = xreallocarray(ds->d, ds->n + 1, sizeof(*ds->d));
+	ds->d[ds->n++] = x;
+}
+
+static int digest_cmp(const void *a, const void *b)
+{
+	const struct digest *x = a, *y = b;
+
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	return memcmp(x->h, y->h, sizeof(x->h));
+}
+
+/*
+ * Every source message whose size and SHA-256 are found at the destination (each destination
+ * message vouching for one) is flagged \Deleted and expunged by UID; nothing else is touched.
+ */
+static void delete_verified(struct mig_mail *m, struct mig_folder *f, struct imap *s, struct imap *d)
+{
+	struct digests have = { 0 }, mine = { 0 };
+	struct buf q, set;
+	struct sel_ctx sc = { 0 }, dc = { 0 };
+	size_t nver = 0;
+
+	buf_init(&q, 0);
+	buf_init(&set, 0);
+	if (!imap_has_cap(s, "UIDPLUS")) {
+		folder_error(m, f, "the old provider cannot expunge single messages (no UIDPLUS): "
+			     "nothing was deleted there");
+		goto out;
+	}
+	quote_name(&q, f->dst);
+	if (!imap_simple(d, on_select, &dc, "EXAMINE %s", q.data) ||
+	    (dc.exists > 0 && !imap_simple(d, on_digest, &have, "UID FETCH 1:* (UID BODY.PEEK[])"))) {
+		folder_error(m, f, "verifying at the destination failed, nothing deleted: %s", d->err);
+		goto out;
+	}
+	(void)imap_simple(d, NULL, NULL, "CLOSE");
+	quote_name(&q, f->src);
+	if (!imap_simple(s, on_select, &sc, "SELECT %s", q.data) ||
+	    (sc.exists > 0 && !imap_simple(s, on_digest, &mine, "UID FETCH 1:* (UID BODY.PEEK[])"))) {
+		folder_error(m, f, "reading the old folder for verification failed, nothing "
+			     "deleted: %s", s->err);
+		goto out;
+	}
+	if (have.n > 1)
+		qsort(have.d, have.n, sizeof(*have.d), digest_cmp);
+	for (size_t i = 0; i < mine.n; i++) {
+		struct digest *hit = have.n ? bsearch(&mine.d[i], have.d, have.n, sizeof(*have.d),
+						      digest_cmp) : NULL;
+
+		if (hit == NULL)
+			continue;
+		while (hit > have.d && digest_cmp(hit - 1, &mine.d[i]) == 0)
+			hit--;
+		for (; hit < have.d + have.n && digest_cmp(hit, &mine.d[i]) == 0; hit++) {
+			if (!hit->used) {
+				hit->used = true;
+				buf_addf(&set, "%s%u", set.len ? "," : "", mine.d[i].uid);
+				nver++;
+				break;
+			}
+		}
+	}
+	if (nver > 0 && (!imap_simple(s, NULL, NULL, "UID STORE %s +FLAGS.SILENT (\\Deleted)", set.data) ||
+			 !imap_simple(s, NULL, NULL, "UID EXPUNGE %s", set.data)))
+		folder_error(m, f, "deleting at the old provider failed: %s", s->err);
+	else if (nver < mine.n)
+		folder_error(m, f, "%zu messages were not found intact at the destination and were "
+			     "kept at the old provider", mine.n - nver);
+	(void)imap_simple(s, NULL, NULL, "CLOSE");
+out:
+	free(have.d);
+	free(mine.d);
+	buf_free(&q);
+	buf_free(&set);
+}
+
 /* ---- workers ---- */
 
 static struct mig_folder *next_folder(struct mig_mail *m)
@@ -920,8 +1028,12 @@ static void *worker(void *arg)
 				folder_error(m, f, "cannot reconnect: %s", s.fail ? s.err : d.err);
 				break;
 			}
-			if (copy_folder(m, f, &s, &d))
+			if (copy_folder(m, f, &s, &d)) {
+				if (m->o.delete_source && f->error == NULL && f->failed == 0 &&
+				    !m->dest_full)
+					delete_verified(m, f, &s, &d);
 				break;
+			}
 			imap_close(&s);
 			imap_close(&d);
 			open = false;
