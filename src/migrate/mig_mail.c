@@ -254,6 +254,10 @@ static void map_folders(struct mig_mail *m, char ssep)
 		}
 		if (m->o.src.gmail && mig_gmail_skip((enum mig_special)f->special))
 			f->skip = true;
+		if (m->o.src.gmail && f->special == MIG_SU_ALL) {
+			f->all_mail = true;
+			f->special = MIG_SU_ARCHIVE;
+		}
 		if (f->special == MIG_SU_ALL || f->special == MIG_SU_FLAGGED ||
 		    f->special == MIG_SU_IMPORTANT)
 			f->special = MIG_SU_NONE;	/* copied as ordinary folders if not skipped */
@@ -278,6 +282,9 @@ static int folder_order(const void *a, const void *b)
 {
 	const struct mig_folder *x = a, *y = b;
 
+	/* Gmail's All Mail last: it needs every other folder's messages */
+	if (x->all_mail != y->all_mail)
+		return x->all_mail ? 1 : -1;
 	/* INBOX first (the user looks there), then by name so parents precede children */
 	if ((x->special == MIG_SU_INBOX) != (y->special == MIG_SU_INBOX))
 		return x->special == MIG_SU_INBOX ? -1 : 1;
@@ -293,6 +300,7 @@ bool mig_mail_prepare(struct mig_mail *m, const struct mig_mail_opts *o)
 	memset(m, 0, sizeof(*m));
 	m->o = *o;
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->cond, NULL);
 	m->ssl = imap_ssl_ctx_new(o->ca_file, &err);
 	if (m->ssl == NULL) {
 		m->fatal = xasprintf("TLS: %s", err);
@@ -308,8 +316,8 @@ bool mig_mail_prepare(struct mig_mail *m, const struct mig_mail_opts *o)
 	if (!ok)
 		fatal_set(m, "listing folders failed: %s", d.fail != IMAP_F_NONE ? d.err : s.err);
 	else {
-		qsort(m->folders, m->nfolders, sizeof(*m->folders), folder_order);
 		map_folders(m, s.sep);
+		qsort(m->folders, m->nfolders, sizeof(*m->folders), folder_order);
 		for (size_t i = 0; i < m->nfolders; i++)
 			if (!m->folders[i].skip && !m->folders[i].noselect)
 				m->p.folders_total++;
@@ -406,6 +414,43 @@ static void keys_free(struct keyset *ks)
 	free(ks->k);
 	ks->k = NULL;
 	ks->n = 0;
+}
+
+/* Gmail: keys of the messages of every other folder (a growing array, sorted on use). */
+struct msgkey_set {
+	struct msgkey *k;
+	size_t n;
+	bool sorted;
+};
+
+static void seen_add(struct mig_mail *m, const struct keyset *ks)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->seen == NULL)
+		m->seen = xcalloc(1, sizeof(*m->seen));
+	m->seen->k = xreallocarray(m->seen->k, m->seen->n + ks->n + 1, sizeof(*m->seen->k));
+	for (size_t i = 0; i < ks->n; i++) {
+		m->seen->k[m->seen->n] = ks->k[i];
+		m->seen->k[m->seen->n].msgid = xstrdup(ks->k[i].msgid);
+		m->seen->n++;
+	}
+	m->seen->sorted = false;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static bool seen_has(struct mig_mail *m, const struct msgkey *k)
+{
+	bool hit;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->seen != NULL && !m->seen->sorted && m->seen->n > 1)
+		qsort(m->seen->k, m->seen->n, sizeof(*m->seen->k), key_cmp);
+	if (m->seen != NULL)
+		m->seen->sorted = true;
+	hit = m->seen != NULL && m->seen->n > 0 &&
+	      bsearch(k, m->seen->k, m->seen->n, sizeof(*k), key_cmp) != NULL;
+	pthread_mutex_unlock(&m->lock);
+	return hit;
 }
 
 #define KEY_ITEMS "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
@@ -746,15 +791,22 @@ static bool plan_folder(struct mig_mail *m, struct mig_folder *f, struct imap *s
 			f->last_uid = f->saved_last_uid;
 	}
 	pthread_mutex_unlock(&m->lock);
-	if (sc.exists > 0 && !imap_simple(s, on_keys, todo, "UID FETCH %u:* " KEY_ITEMS, from)) {
+	/* Gmail: every folder's keys are needed for All Mail, not only the new ones */
+	if (sc.exists > 0 && !imap_simple(s, on_keys, todo, "UID FETCH %u:* " KEY_ITEMS,
+					  m->o.src.gmail ? 1 : from)) {
 		folder_error(m, f, "listing the messages failed: %s", s->err);
 		buf_free(&q);
 		return false;
 	}
 	/* "N:*" always returns the last message, even when its UID is below N */
-	for (size_t i = 0; i < todo->n; i++)
+	if (m->o.src.gmail && !f->all_mail)
+		seen_add(m, todo);
+	for (size_t i = 0; i < todo->n; i++) {
 		if (todo->k[i].uid < from)
 			todo->k[i].used = true;
+		else if (f->all_mail && seen_has(m, &todo->k[i]))
+			todo->k[i].used = true;	/* a labelled message: copied with its label */
+	}
 	quote_name(&q, f->dst);
 	if (todo->n > 0 && !imap_simple(d, on_select, &dc, "EXAMINE %s", q.data)) {
 		folder_error(m, f, "the destination cannot open the folder: %s", d->err);
@@ -992,8 +1044,15 @@ static struct mig_folder *next_folder(struct mig_mail *m)
 
 	pthread_mutex_lock(&m->lock);
 	while (m->next < m->nfolders && f == NULL) {
-		struct mig_folder *c = &m->folders[m->next++];
+		struct mig_folder *c = &m->folders[m->next];
 
+		/* All Mail (sorted last) starts when every other folder is done; another worker
+		 * may have taken it meanwhile, so look at m->next again after waiting */
+		if (c->all_mail && m->p.folders_done < m->p.folders_total - 1) {
+			pthread_cond_wait(&m->cond, &m->lock);
+			continue;
+		}
+		m->next++;
 		if (!c->skip && !c->noselect)
 			f = c;
 	}
@@ -1008,6 +1067,7 @@ static void folder_done(struct mig_mail *m, struct mig_folder *f)
 	f->done = true;
 	f->dirty = true;
 	m->p.folders_done++;
+	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -1080,5 +1140,12 @@ void mig_mail_free(struct mig_mail *m)
 	free(m->fatal);
 	if (m->ssl)
 		SSL_CTX_free(m->ssl);
+	if (m->seen != NULL) {
+		for (size_t i = 0; i < m->seen->n; i++)
+			free(m->seen->k[i].msgid);
+		free(m->seen->k);
+		free(m->seen);
+	}
+	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->lock);
 }

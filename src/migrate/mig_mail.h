@@ -52,6 +52,7 @@ struct mig_folder {
 	char *display;		/* UTF-8, for progress and the summary */
 	int special;		/* enum mig_special */
 	bool subscribed, noselect, skip;
+	bool all_mail;		/* Gmail's All Mail: after every other folder, only the rest */
 	uint32_t saved_uidvalidity, saved_last_uid;	/* from the job record */
 	/* results, written by the worker that owns the folder (under the job's lock) */
 	uint32_t uidvalidity, last_uid;
@@ -79,6 +80,9 @@ struct mig_mail {
 	char dsep;		/* destination separator */
 	char *dst_special[10];	/* the destination's own special-use folders, by kind */
 	char *fatal;		/* a job-level failure with advice, or NULL */
+	/* Gmail: the keys of every message in the other folders, so All Mail adds only the rest */
+	struct msgkey_set *seen;
+	pthread_cond_t cond;	/* a folder finished (All Mail waits for the others) */
 };
 
 /*

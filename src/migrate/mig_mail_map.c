@@ -116,8 +116,9 @@ const char *mig_special_default_name(enum mig_special su)
 
 bool mig_gmail_skip(enum mig_special su)
 {
-	/* All Mail holds every message once more; Starred is \Flagged, Important a label */
-	return su == MIG_SU_ALL || su == MIG_SU_FLAGGED || su == MIG_SU_IMPORTANT;
+	/* Starred is the \Flagged flag, Important a label: their messages are elsewhere. All
+	 * Mail is not skipped: what is in no other folder (archived mail) goes to Archive */
+	return su == MIG_SU_FLAGGED || su == MIG_SU_IMPORTANT;
 }
 
 char *mig_map_name(const char *src, char ssep, char dsep)

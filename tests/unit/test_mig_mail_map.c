@@ -33,8 +33,8 @@ static void test_special(void)
 	CHECK(mig_special_from_name("Spam") == MIG_SU_JUNK);
 	CHECK(mig_special_from_name("inbox") == MIG_SU_INBOX);
 	CHECK(mig_special_from_name("Projects") == MIG_SU_NONE);
-	CHECK(mig_gmail_skip(MIG_SU_ALL) && mig_gmail_skip(MIG_SU_IMPORTANT) &&
-	      !mig_gmail_skip(MIG_SU_SENT));
+	CHECK(!mig_gmail_skip(MIG_SU_ALL) && mig_gmail_skip(MIG_SU_IMPORTANT) &&
+	      mig_gmail_skip(MIG_SU_FLAGGED) && !mig_gmail_skip(MIG_SU_SENT));
 	CHECK_STREQ(mig_special_default_name(MIG_SU_SENT), "Sent");
 	CHECK_STREQ(mig_special_attr(MIG_SU_DRAFTS), "\\Drafts");
 }
