@@ -19,10 +19,7 @@ import time
 
 import pytest
 
-from pwtest import relay
-
-# the Dovecot fixture comes with the fixtures' branch; until it is merged, these tests skip
-dovecot = pytest.importorskip("pwtest.dovecot")
+from pwtest import dovecot, relay
 
 SRC_USER, SRC_PW = "alice.old", "0ld-Pa55word!"
 DST_USER, DST_PW = "alice", "n3w-Pa55word!"
