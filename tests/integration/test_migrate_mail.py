@@ -167,7 +167,7 @@ def assert_same(src, dst):
 def test_copy_is_exact_and_a_second_run_copies_nothing(servers, workdir, test_ca):
     src = servers("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
     dst = servers("dst", users={DST_USER: DST_PW})
-    fill(src, big=3 * 1000 * 1000)
+    fill(src, big=20 * 1000 * 1000)
     cfg = conf(workdir, test_ca)
     rc, done, lines, err = migrate(cfg, src, dst)
     assert rc == 0, err
@@ -382,3 +382,29 @@ def test_gmail_labels_become_folders_and_all_mail_only_adds_archived_mail(server
     assert bodies["Sent"] == [msgs[2][1]]
     assert bodies["Archive"] == [archived], "All Mail must add only what no label holds"
     assert not any(k.startswith("[Gmail]") for k in got), sorted(got)
+
+
+def test_starttls_source_and_master_user_destination(servers, workdir, test_ca):
+    src = servers("src", users={SRC_USER: SRC_PW}, imaps=False)
+    dst = servers("dst", users={DST_USER: "unknown-to-the-job"},
+                  master_users={"migrator": "master-secret"})
+    fill(src, n_inbox=4)
+    cfg = conf(workdir, test_ca)
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    os.write(w1, SRC_PW.encode() + b"\n")
+    os.write(w2, b"master-secret\n")
+    os.close(w1)
+    os.close(w2)
+    p = subprocess.run([relay.binary(), "-c", cfg, "migrate", "mail",
+                        "--from", "imap://%s:%d" % (HOST, src.port), "--from-user", SRC_USER,
+                        "--to", "imaps://%s:%d" % (HOST, dst.imaps_port), "--to-user", DST_USER,
+                        "--master-user", "migrator", "--password-fd", str(r1),
+                        "--to-password-fd", str(r2), "--json"],
+                       pass_fds=(r1, r2), capture_output=True, text=True, timeout=300,
+                       env=relay.daemon_env())
+    assert p.returncode == 0, p.stderr
+    done = json.loads(p.stdout.splitlines()[-1])
+    assert done["state"] == "done" and done["messages_copied"] == 7  # 4 + 2 + 1 (fill)
+    log = open(src.log_path).read()
+    assert "user=<%s>" % SRC_USER in log and "TLS" in log
