@@ -12,6 +12,8 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -367,6 +369,13 @@ static int cli_migrate_mail(struct cli *cli, int argc, char **argv)
 		return cli_usage(mail_usage);
 	if (!endpoints(cli, &a, &o))
 		goto out;
+	/* the passwords are in memory: no core file, no ptrace by other processes of the user */
+	{
+		struct rlimit no_core = { 0, 0 };
+
+		(void)setrlimit(RLIMIT_CORE, &no_core);
+		(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	}
 	/* a server that drops the connection must fail a write, not end the process */
 	signal(SIGPIPE, SIG_IGN);
 	v.json = a.json || !isatty(STDOUT_FILENO);

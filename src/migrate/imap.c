@@ -191,18 +191,30 @@ bool imap_read(struct imap *im, struct imap_resp *r)
 
 	if (!imap_flush(im))
 		return false;
-	buf_consume(&im->in, im->in_used);
+	/* consumed input is dropped lazily: moving the rest after every small response
+	 * would copy a full read chunk for each of its responses */
+	im->in_off += im->in_used;
 	im->in_used = 0;
+	if (im->in_off == im->in.len) {
+		buf_reset(&im->in);
+		im->in_off = 0;
+	}
 	for (;;) {
-		long long n = imap_resp_need(im->in.data, im->in.len, im->max_line, im->max_literal);
+		const char *p = im->in.data + im->in_off;
+		size_t avail = im->in.len - im->in_off;
+		long long n = imap_resp_need(p, avail, im->max_line, im->max_literal);
 
 		if (n < 0)
 			return failf(im, IMAP_F_PROTO, "the server sent a line or message over the limit");
 		if (n > 0) {
-			if (!imap_resp_parse(im->in.data, (size_t)n, r, &err))
+			if (!imap_resp_parse(p, (size_t)n, r, &err))
 				return failf(im, IMAP_F_PROTO, "malformed response from the server: %s", err);
 			im->in_used = (size_t)n;
 			return true;
+		}
+		if (im->in_off > 0) {
+			buf_consume(&im->in, im->in_off);
+			im->in_off = 0;
 		}
 		if (!read_more(im))
 			return false;

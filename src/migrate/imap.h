@@ -53,7 +53,8 @@ struct imap {
 	bool compress;
 	z_stream zin, zout;
 	struct buf in;		/* decompressed input; responses point into it */
-	size_t in_used;		/* bytes of in consumed by the last response */
+	size_t in_off;		/* start of the input not yet consumed */
+	size_t in_used;		/* length of the last response (0: read it again) */
 	struct buf out;		/* commands not yet sent */
 	size_t max_line, max_literal;
 	unsigned tagn;
