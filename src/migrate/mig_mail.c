@@ -791,9 +791,20 @@ static bool plan_folder(struct mig_mail *m, struct mig_folder *f, struct imap *s
 			f->last_uid = f->saved_last_uid;
 	}
 	pthread_mutex_unlock(&m->lock);
-	/* Gmail: every folder's keys are needed for All Mail, not only the new ones */
-	if (sc.exists > 0 && !imap_simple(s, on_keys, todo, "UID FETCH %u:* " KEY_ITEMS,
-					  m->o.src.gmail ? 1 : from)) {
+	if (sc.exists == 0) {
+		buf_free(&q);
+		return true;
+	}
+	quote_name(&q, f->dst);
+	if (!imap_simple(d, on_select, &dc, "EXAMINE %s", q.data)) {
+		folder_error(m, f, "the destination cannot open the folder: %s", d->err);
+		buf_free(&q);
+		return false;
+	}
+	/* Message-IDs are needed to match against messages already there (and for Gmail's
+	 * All Mail); into an empty folder, sizes alone plan the batches */
+	if (!imap_simple(s, on_keys, todo, "UID FETCH %u:* %s", m->o.src.gmail ? 1 : from,
+			 dc.exists > 0 || m->o.src.gmail ? KEY_ITEMS : "(UID RFC822.SIZE)")) {
 		folder_error(m, f, "listing the messages failed: %s", s->err);
 		buf_free(&q);
 		return false;
@@ -807,19 +818,12 @@ static bool plan_folder(struct mig_mail *m, struct mig_folder *f, struct imap *s
 		else if (f->all_mail && seen_has(m, &todo->k[i]))
 			todo->k[i].used = true;	/* a labelled message: copied with its label */
 	}
-	quote_name(&q, f->dst);
-	if (todo->n > 0 && !imap_simple(d, on_select, &dc, "EXAMINE %s", q.data)) {
-		folder_error(m, f, "the destination cannot open the folder: %s", d->err);
-		buf_free(&q);
-		return false;
-	}
 	if (dc.exists > 0 && !imap_simple(d, on_keys, &have, "UID FETCH 1:* " KEY_ITEMS)) {
 		folder_error(m, f, "listing the destination's messages failed: %s", d->err);
 		buf_free(&q);
 		return false;
 	}
-	if (todo->n > 0)
-		(void)imap_simple(d, NULL, NULL, "CLOSE");
+	(void)imap_simple(d, NULL, NULL, "CLOSE");
 	buf_free(&q);
 	/* multiset difference: each destination message accounts for one source message */
 	if (have.n > 1)
