@@ -291,6 +291,8 @@ static int folder_order(const void *a, const void *b)
 	return strcmp(x->src, y->src);
 }
 
+static bool ensure_dest(struct mig_mail *m, struct mig_folder *f, struct imap *d);
+
 bool mig_mail_prepare(struct mig_mail *m, const struct mig_mail_opts *o)
 {
 	struct imap s, d;
@@ -318,6 +320,19 @@ bool mig_mail_prepare(struct mig_mail *m, const struct mig_mail_opts *o)
 	else {
 		map_folders(m, s.sep);
 		qsort(m->folders, m->nfolders, sizeof(*m->folders), folder_order);
+		/* every destination folder is created here, one after the other: parents before
+		 * children, and no concurrent CREATEs (Dovecot's list index locks can deadlock) */
+		for (size_t i = 0; i < m->nfolders && ok; i++) {
+			struct mig_folder *f = &m->folders[i];
+
+			if (f->skip || f->noselect || f->error != NULL)
+				continue;
+			if (!ensure_dest(m, f, &d) && d.fail == IMAP_F_CLOSED) {
+				fatal_set(m, "destination: %s. What to do: %s", d.err,
+					  mig_mail_advice(d.fail, d.last_code, false, NULL));
+				ok = false;
+			}
+		}
 		for (size_t i = 0; i < m->nfolders; i++)
 			if (!m->folders[i].skip && !m->folders[i].noselect)
 				m->p.folders_total++;
@@ -872,8 +887,8 @@ static bool copy_folder(struct mig_mail *m, struct mig_folder *f, struct imap *s
 	bool multi = imap_has_cap(d, "MULTIAPPEND") && imap_has_cap(d, "LITERAL+");
 	bool alive = true;
 
-	if (!ensure_dest(m, f, d))
-		return d->fail != IMAP_F_CLOSED;
+	if (f->error != NULL)
+		return true;	/* the folder could not be created at the destination */
 	if (!plan_folder(m, f, s, d, &all)) {
 		keys_free(&all);
 		return s->fail != IMAP_F_CLOSED && d->fail != IMAP_F_CLOSED;

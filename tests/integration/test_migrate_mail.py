@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from pwtest import dovecot, relay
+from pwtest import dovecot, mailbox, relay
 
 SRC_USER, SRC_PW = "alice.old", "0ld-Pa55word!"
 DST_USER, DST_PW = "alice", "n3w-Pa55word!"
@@ -408,3 +408,29 @@ def test_starttls_source_and_master_user_destination(servers, workdir, test_ca):
     assert done["state"] == "done" and done["messages_copied"] == 7  # 4 + 2 + 1 (fill)
     log = open(src.log_path).read()
     assert "user=<%s>" % SRC_USER in log and "TLS" in log
+
+
+@pytest.mark.parametrize("layout", ["outlook", "german"])
+def test_realistic_mailbox_has_no_difference(servers, workdir, test_ca, layout):
+    """The fixtures' filler and fidelity check: 20 folders, a realistic size mix with a
+    20 MB message, keywords, old dates, subscriptions; 0 differences, also after a second
+    run, which copies nothing."""
+    src = servers("src", users={SRC_USER: SRC_PW},
+                  special_use=dovecot.OUTLOOK if layout == "outlook" else dovecot.GERMAN)
+    dst = servers("dst", users={DST_USER: DST_PW})
+    s = src.login(SRC_USER, SRC_PW)
+    filled = mailbox.fill(s, count=400, seed=7, large=(layout == "outlook"))
+    s.logout()
+    cfg = conf(workdir, test_ca)
+    rc, done, _, err = migrate(cfg, src, dst)
+    assert rc == 0, err
+    assert done["messages_copied"] == filled["messages"]
+    s, d = src.login(SRC_USER, SRC_PW), dst.login(DST_USER, DST_PW)
+    diffs = mailbox.compare(s, d)
+    assert mailbox.summary(diffs) == mailbox.summary([]), diffs[:10]
+    s.logout()
+    d.logout()
+    rc, again, _, err = migrate(cfg, src, dst)
+    assert rc == 0 and again["messages_copied"] == 0, err
+    s, d = src.login(SRC_USER, SRC_PW), dst.login(DST_USER, DST_PW)
+    assert mailbox.compare(s, d) == []
