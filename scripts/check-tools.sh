@@ -47,6 +47,10 @@ need postgresql-15 "PostgreSQL 15 postgres" sh -c '/usr/lib/postgresql/15/bin/po
 need postgresql-client-15 "psql 15" sh -c '/usr/bin/psql --version | grep -q " 15\."'
 need certspotter "certspotter (the CT monitor's peer)" sh -c 'certspotter -version | grep -q "0\.1[0-9]"'
 need systemd "systemd-analyze verify" sh -c 'systemd-analyze --version && systemd-analyze verify --help | grep -q -- --man'
+need dovecot-imapd "Dovecot 2.3 with IMAP" sh -c '/usr/sbin/dovecot --version | grep -q "^2\.3\." && test -x /usr/lib/dovecot/imap && test -x /usr/lib/dovecot/imap-login'
+need dovecot-core "Dovecot's quota and imap_zlib plugins" sh -c 'test -f /usr/lib/dovecot/modules/lib10_quota_plugin.so && test -f /usr/lib/dovecot/modules/lib30_imap_zlib_plugin.so'
+need isync "mbsync (the migration benchmark's peer)" sh -c 'mbsync --version | grep -q "^isync 1\."'
+need offlineimap3 "offlineimap (the migration benchmark's peer)" offlineimap --version
 need openssl "openssl" openssl version
 need unbound-host "unbound-host" sh -c 'unbound-host -h 2>&1 | grep -q "unbound-host"'
 need ldnsutils "ldns-signzone" sh -c 'command -v ldns-signzone'

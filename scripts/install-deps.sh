@@ -4,11 +4,12 @@
 set -eu
 
 BUILD="build-essential pkg-config clang libclang-rt-14-dev libssl-dev libunbound-dev
-libevent-dev libsqlite3-dev libjansson-dev librnp-dev libldns-dev libcurl4-openssl-dev
+libevent-dev zlib1g-dev libsqlite3-dev libjansson-dev librnp-dev libldns-dev libcurl4-openssl-dev
 dns-root-data ca-certificates libpq-dev libidn2-dev"
 TEST="knot knot-dnsutils postfix swaks libnet-ssleay-perl python3-pytest python3-dnspython python3-cryptography
 unbound-host ldnsutils gnupg dirmngr iproute2 openssl procps time nginx-light
-bind9 pdns-server pdns-backend-sqlite3 postgresql-15 postgresql-client-15 systemd certspotter"
+bind9 pdns-server pdns-backend-sqlite3 postgresql-15 postgresql-client-15 systemd certspotter
+dovecot-imapd isync offlineimap3"
 
 # Benchmarks only: a load generator that is not the bottleneck.
 BENCH="wrk"
@@ -39,7 +40,7 @@ $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
 
 # bind9 and pdns-server start their system services on install wherever an init system may
-# (no policy-rc.d saying no). The tests start private named and pdns_server instances on
+# (no policy-rc.d saying no); so does dovecot-imapd. The tests start private named and pdns_server instances on
 # ports of their own; stop and disable the system ones this script has just installed, so
 # that nothing is left holding port 53. Services that were there before are not touched.
 stop_service() {
@@ -52,4 +53,6 @@ stop_service() {
 }
 case " $missing " in *" bind9 "*) stop_service named ;; esac
 case " $missing " in *" pdns-server "*) stop_service pdns ;; esac
+# The tests start private Dovecot instances on ports of their own; not the system's one.
+case " $missing " in *" dovecot-imapd "*) stop_service dovecot ;; esac
 exit 0

@@ -31,6 +31,10 @@ int cli_status(struct cli *cli, int argc, char **argv);
 int cli_cert(struct cli *cli, int argc, char **argv);
 int cli_ct(struct cli *cli, int argc, char **argv);
 int cli_audit(struct cli *cli, int argc, char **argv);
+/* "migrate mail" and the dispatcher of "migrate" (cli_migrate.c). */
+int cli_migrate(struct cli *cli, int argc, char **argv);
+/* "migrate contacts" (cli_migrate_contacts.c): argv starts at "contacts". */
+int cli_migrate_contacts(int argc, char **argv);
 /* "keys search" (cli_keysearch.c); json: --json was given. */
 int cli_keysearch(struct cli *cli, int argc, char **argv, bool json);
 

@@ -167,6 +167,10 @@ static const struct copy_table copy_tables[] = {
 	  "ittittii", "id", "id" },
 	{ "ct_deliveries", "item, item_id, channel, created, attempts, next_attempt, claimed_by, "
 	  "claim_until, done, last_error", "titiiitiit", "item, item_id, channel", NULL },
+	{ "mig_jobs", "id, kind, dest_user, state, created, started, finished, messages, bytes, "
+	  "failed, error", "itttiiiiiit", "id", "id" },
+	{ "mig_folders", "job_id, folder, dest_folder, uidvalidity, last_uid, messages, bytes, "
+	  "failed, started, finished, error", "ittiiiiiiit", "job_id, folder", NULL },
 };
 
 #define NTABLES (sizeof(copy_tables) / sizeof(copy_tables[0]))

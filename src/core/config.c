@@ -197,6 +197,31 @@ static const struct conf_key metrics_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
+#define MIG(f) offsetof(struct migrate_conf, f)
+static const struct conf_key migrate_keys[] = {
+	{ "destination", CONF_STRING, "", MIG(destination), 0, 0, NULL,
+	  "The provider's IMAP server that \"postwarden migrate mail\" copies into when --to "
+	  "is not given: imaps://HOST[:PORT] (TLS from the start, port 993) or "
+	  "imap://HOST[:PORT] (STARTTLS, port 143)." },
+	{ "ca_file", CONF_STRING, "", MIG(ca_file), 0, 0, NULL,
+	  "PEM file of CA certificates trusted besides the system store for the IMAP servers "
+	  "of a migration (a private CA of the destination, or of a test server)." },
+	{ "connections", CONF_UINT, "4", MIG(connections), 1, 16, NULL,
+	  "Folders copied at once by one migration job: each takes one connection to the old "
+	  "provider (which may throttle more) and one to the destination." },
+	{ "timeout", CONF_DURATION, "2m", MIG(timeout), 5, 3600, NULL,
+	  "Longest wait for a migration's server to answer or accept data before the "
+	  "connection counts as lost (the folder is retried once on a new connection)." },
+	{ "max_message_size", CONF_SIZE, "64M", MIG(max_message_size), 1024, 1ULL << 31, NULL,
+	  "Largest message a migration copies (it is held in memory while it passes); larger "
+	  "ones are listed in the summary as not copied." },
+	{ "hosts", CONF_STRING, "", MIG(hosts), 0, 0, NULL,
+	  "Fixed addresses for server names, like /etc/hosts: name=address items, "
+	  "comma-separated. The name is still the one the certificate must match (a "
+	  "destination reached on an internal address; tests)." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
 static const char *const ctmon_starts[] = { "end", "backfill", NULL };
 
 #define CTM(f) offsetof(struct ctmon_conf, f)
@@ -246,7 +271,7 @@ static const struct conf_key ctmon_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
-#define NSECTIONS 10
+#define NSECTIONS 11
 
 /* The section table for a config struct. */
 static void config_sections(struct pw_config *cfg, struct conf_section out[NSECTIONS])
@@ -261,6 +286,7 @@ static void config_sections(struct pw_config *cfg, struct conf_section out[NSECT
 	out[7] = (struct conf_section){ "keysearch", keysearch_keys, &cfg->keysearch };
 	out[8] = (struct conf_section){ "metrics", metrics_keys, &cfg->metrics };
 	out[9] = (struct conf_section){ "ctmon", ctmon_keys, &cfg->ctmon };
+	out[10] = (struct conf_section){ "migrate", migrate_keys, &cfg->migrate };
 }
 
 /* Is name fit to be a node name (it appears in logs, status and the database)? */

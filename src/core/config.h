@@ -115,6 +115,15 @@ struct ctmon_conf {
 	char *ca_file;			/* CA bundle for HTTPS; "" = system default */
 };
 
+struct migrate_conf {
+	char *destination;		/* imaps://HOST[:PORT] or imap://HOST[:PORT] (STARTTLS) */
+	char *ca_file;			/* extra CA for the servers' certificates; "" = system store */
+	uint64_t connections;		/* workers per job = connections per source server */
+	int64_t timeout;		/* seconds per network operation */
+	uint64_t max_message_size;	/* larger messages are listed as not copied */
+	char *hosts;			/* "name=address, ..." used instead of DNS */
+};
+
 struct pw_config {
 	char *path;		/* the file read */
 	struct server_conf server;
@@ -127,6 +136,7 @@ struct pw_config {
 	struct keysearch_conf keysearch;
 	struct metrics_conf metrics;
 	struct ctmon_conf ctmon;
+	struct migrate_conf migrate;
 };
 
 /*

@@ -329,3 +329,25 @@ def make_relay(request, workdir, knot, mx_port):
 def relay(make_relay):
     """A started relay with the default test options."""
     return make_relay()
+
+
+# -- Dovecot ---------------------------------------------------------------------
+
+@pytest.fixture
+def make_dovecot(workdir, test_ca):
+    """Factory: make_dovecot(name, tls=True, **options) -> a started pwtest.dovecot.Dovecot
+    in workdir/name (options: users, master_users, imaps, separator, special_use, gmail,
+    quota_bytes, no_capability, compress, doveadm_http; see pwtest/dovecot.py). With tls
+    its certificate for options' hostname comes from the test CA. All are stopped after
+    the test."""
+    from pwtest import dovecot as pw_dovecot
+    started = []
+
+    def make(name="dovecot", tls=True, **options):
+        d = pw_dovecot.start(workdir, name, ca=test_ca if tls else None, **options)
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        pw_dovecot.stop(d)
