@@ -122,6 +122,7 @@ bench:
 	$(PYTHON) bench/relay_bench.py
 	$(PYTHON) bench/keydir_bench.py
 	$(PYTHON) bench/keysearch_bench.py
+	$(PYTHON) bench/migrate_bench.py
 
 clean:
 	rm -rf build

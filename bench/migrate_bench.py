@@ -348,7 +348,8 @@ def main():
 
 
 def version_of(name, binary):
-    cmd = {"postwarden": [binary, "--version"], "mbsync": ["mbsync", "--version"],
+    cmd = {"postwarden": ["git", "-C", REPO, "describe", "--always", "--dirty"],
+           "mbsync": ["mbsync", "--version"],
            "offlineimap": ["offlineimap", "--version"],
            "doveadm": [pw_dovecot.DOVECOT, "--version"]}[name]
     try:

@@ -5,6 +5,7 @@ Each feature is checked against a control where the opposite must hold."""
 
 import imaplib
 import os
+import shutil
 import socket
 import ssl
 
@@ -13,6 +14,7 @@ import pytest
 from pwtest import ca as pw_ca
 from pwtest import dovecot as pw_dovecot
 from pwtest import mailbox as pw_mailbox
+from pwtest import net as pw_net
 
 
 def caps_after_login(conn):
@@ -288,3 +290,44 @@ def test_fill_with_a_20mb_message(make_dovecot):
     pw_mailbox.fill(s, count=3, seed=2, large=True)
     assert max(m.size for m in pw_mailbox.read_folder(s, "INBOX")) >= 20 * 1024 * 1024
     s.logout()
+
+
+def test_doveadm_http_backup_with_imapc(make_dovecot):
+    """doveadm backup -R with imapc through the HTTP API (imapc settings in the
+    destination's configuration) copies a filled mailbox exactly but for special use."""
+    src = make_dovecot("src", users={"alice": "pw-a"}, special_use=pw_dovecot.OUTLOOK)
+    imapc = ("imapc_host = 127.0.0.1\nimapc_port = %d\nimapc_user = alice\n"
+             "imapc_password = pw-a\nimapc_features = rfc822.size fetch-headers\n" % src.port)
+    dst = make_dovecot("dst", users={"bob": "pw-b"}, doveadm_http=True, extra_conf=imapc)
+    s = src.login("alice")
+    pw_mailbox.fill(s, count=40, seed=11)
+    status, answer = dst.doveadm_http([["backup", {"user": "bob", "reverseSync": True,
+                                                   "destination": ["imapc:"]}, "b1"]])
+    assert status == 200 and answer[0][0] == "doveadmResponse", answer
+    d = dst.login("bob")
+    kinds = pw_mailbox.summary(pw_mailbox.compare(s, d))
+    assert {k: v for k, v in kinds.items() if v} == {"special-use": 3}, kinds
+
+
+def test_instance_dies_with_the_test_process(workdir):
+    """A Dovecot whose test process is killed (no stop()) goes away by itself."""
+    import subprocess
+    import sys
+    import time
+    code = ("import sys, time; sys.path.insert(0, %r)\n"
+            "from pwtest import dovecot\n"
+            "d = dovecot.Dovecot(%r).start()\n"
+            "print(d.proc.pid, d.base_dir, flush=True)\n"
+            "time.sleep(600)\n" % (os.path.dirname(os.path.abspath(__file__)),
+                                   os.path.join(workdir, "orphan")))
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pid, base_dir = p.stdout.readline().split()
+    pid = int(pid)
+    assert pw_net.pid_alive(pid)
+    p.kill()
+    p.wait()
+    deadline = time.monotonic() + 15
+    while pw_net.pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pw_net.pid_alive(pid)
+    shutil.rmtree(base_dir, ignore_errors=True)
