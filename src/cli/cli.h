@@ -34,6 +34,12 @@ int cli_audit(struct cli *cli, int argc, char **argv);
 /* "keys search" (cli_keysearch.c); json: --json was given. */
 int cli_keysearch(struct cli *cli, int argc, char **argv, bool json);
 
+/*
+ * "migrate contacts" (cli_migrate_contacts.c): argv starts at "contacts" (or at the
+ * temporary top-level "migrate-contacts"); needs no configuration.
+ */
+int cli_migrate_contacts(int argc, char **argv);
+
 /* Load the configuration (reporting errors on standard error); false when unusable. */
 bool cli_load_config(struct cli *cli);
 /* Open the database of the loaded configuration; NULL after reporting on standard error. */

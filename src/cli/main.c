@@ -15,6 +15,12 @@ struct command {
 	bool no_config;		/* works from its arguments alone */
 };
 
+/* Until the "migrate" dispatcher calls cli_migrate_contacts, a top-level command of its own. */
+static int main_migrate_contacts(struct cli *cli, int argc, char **argv)
+{
+	return cli_migrate_contacts(argc, argv);
+}
+
 static const struct command commands[] = {
 	{ "serve", cli_serve, "run the relay in the foreground", false },
 	{ "user", cli_user, "manage accounts and their TLS-sending guarantee", false },
@@ -25,6 +31,8 @@ static const struct command commands[] = {
 	{ "status", cli_status, "this node, the other nodes, the queue, leases, the database", false },
 	{ "ct", cli_ct, "certificates the CT monitor found for your domains; ack them", false },
 	{ "audit", cli_audit, "check your domain's DNSSEC, TLS, DANE, CAA, MTA-STS, TLS-RPT", false },
+	{ "migrate-contacts", main_migrate_contacts,
+	  "copy address books from another provider or a file (CardDAV)", true },
 	{ "cert", cli_cert, "TLSA and CAA records and fingerprints for your certificates", true },
 };
 

@@ -348,7 +348,11 @@ static int dav_tag(struct dav_parser *ps)
 	}
 	q = colon ? colon + 1 : start;
 	n = (size_t)(ps->p - q);
-	if (n == 0 || n >= DAV_NAME_MAX)
+	if (n == 0) {		/* "<x:" has a prefix and no local name */
+		ps->err = "malformed XML tag";
+		return -1;
+	}
+	if (n >= DAV_NAME_MAX)
 		n = DAV_NAME_MAX - 1;	/* long names match nothing we look for */
 	memcpy(name, q, n);
 	name[n] = '\0';

@@ -81,6 +81,8 @@ static void test_multistatus_refused(void)
 		"<multistatus>&bogus;</multistatus>",
 		"<html><body>login</body></html>",
 		"<multistatus><response><href>/x",
+		"<:",
+		"<multistatus><d:/></multistatus>",
 	};
 	struct dav_ms ms;
 	const char *err;
