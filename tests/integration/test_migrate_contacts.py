@@ -1,0 +1,332 @@
+"""postwarden migrate contacts: address books copied from a CardDAV server (Radicale 3 as
+both the old provider and the new one), from Microsoft Graph (a scripted server: no real
+one exists here), and from exported files (vCard, Google CSV, Outlook CSV).
+
+The command is reached as the top-level "migrate-contacts" until the migrate dispatcher
+calls it."""
+
+import http.server
+import json
+import os
+import subprocess
+import threading
+
+import pytest
+
+from pwtest import net
+from pwtest.radicale import Radicale, postwarden
+
+SRC_PW = "s3cret-Old-Pass"
+DST_PW = "n3w-Pass-Dst"
+
+PHOTO = ("/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP" + "A" * 300 + "//2Q==")
+
+CARDS = {
+    # vCard 3.0, non-ASCII name, a photo folded over many lines
+    "joerg.vcf": ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:joerg\r\nFN:J\u00f6rg Stra\u00dfer\r\n"
+                  "N:Stra\u00dfer;J\u00f6rg;;;\r\nEMAIL;TYPE=INTERNET:joerg@example.de\r\n"
+                  "PHOTO;ENCODING=b;TYPE=JPEG:" + PHOTO[:40] + "\r\n"
+                  + "".join(" " + PHOTO[i:i + 74] + "\r\n" for i in range(40, len(PHOTO), 74))
+                  + "END:VCARD\r\n"),
+    # vCard 4.0 with a CJK name
+    "li.vcf": ("BEGIN:VCARD\r\nVERSION:4.0\r\nUID:li\r\nFN:\u674e\u5c0f\u9f99\r\n"
+               "N:\u674e;\u5c0f\u9f99;;;\r\nTEL;TYPE=cell:+86 10 1234\r\nEND:VCARD\r\n"),
+    # a vCard 4.0 group
+    "group4.vcf": ("BEGIN:VCARD\r\nVERSION:4.0\r\nUID:group4\r\nKIND:group\r\nFN:Family\r\n"
+                   "MEMBER:urn:uuid:li\r\nEND:VCARD\r\n"),
+}
+WORK_CARDS = {
+    # Apple's group form in vCard 3.0
+    "team.vcf": ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:team\r\nFN:Team\r\nN:Team;;;;\r\n"
+                 "X-ADDRESSBOOKSERVER-KIND:group\r\n"
+                 "X-ADDRESSBOOKSERVER-MEMBER:urn:uuid:joerg\r\nEND:VCARD\r\n"),
+    "ana.vcf": ("BEGIN:VCARD\r\nVERSION:4.0\r\nUID:ana\r\nFN:Ana L\u00f3pez\r\n"
+                "ORG:Caf\u00e9 S.A.\r\nEND:VCARD\r\n"),
+}
+
+
+@pytest.fixture
+def servers(workdir):
+    src = Radicale(workdir, {"alice": SRC_PW}, encryption="plain", name="src")
+    dst = Radicale(workdir, {"bob": DST_PW}, encryption="bcrypt", name="dst")
+    yield src, dst
+    src.stop()
+    dst.stop()
+
+
+def fill_source(src):
+    src.make_book("alice", "friends", "Freunde \u00e9t\u00e9")
+    src.make_book("alice", "work", "Work")
+    for name, card in CARDS.items():
+        src.put("alice", "friends", name, card.encode())
+    for name, card in WORK_CARDS.items():
+        src.put("alice", "work", name, card.encode())
+
+
+def run(args, src_pw=SRC_PW, dst_pw=DST_PW, cwd=None):
+    """Run migrate-contacts with the passwords on descriptors; (rc, json lines, stderr)."""
+    fds, keep = [], []
+    for pw in (src_pw, dst_pw):
+        if pw is None:
+            fds.append(None)
+            continue
+        r, w = os.pipe()
+        os.write(w, pw.encode() + b"\n")
+        os.close(w)
+        fds.append(r)
+        keep.append(r)
+    cmd = [postwarden(), "migrate-contacts"] + args + ["--allow-private", "--json"]
+    if fds[0] is not None:
+        cmd += ["--password-fd", str(fds[0])]
+    cmd += ["--to-password-fd", str(fds[1])]
+    p = subprocess.run(cmd, pass_fds=keep, capture_output=True, text=True, timeout=120,
+                       cwd=cwd)
+    for fd in keep:
+        os.close(fd)
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
+    return p.returncode, lines, p.stderr
+
+
+def carddav_args(src, dst):
+    return ["--from", "carddav", "--from-url", src.url, "--from-user", "alice",
+            "--to-url", dst.url, "--to-user", "bob"]
+
+
+def test_carddav_copy_exact_and_second_run_adds_nothing(servers):
+    src, dst = servers
+    fill_source(src)
+    rc, lines, err = run(carddav_args(src, dst))
+    assert rc == 0, err
+    summary = lines[-1]
+    assert summary["event"] == "summary"
+    assert summary["address_books"] == 2
+    assert summary["copied"] == len(CARDS) + len(WORK_CARDS)
+    assert summary["failed"] == 0 and summary["not_copied"] == []
+    assert dst.books("bob") == ["friends", "work"]
+    # card by card, byte for byte (3.0 and 4.0, photo, both group forms, non-ASCII)
+    for book in ("friends", "work"):
+        s, d = src.cards("alice", book), dst.cards("bob", book)
+        assert sorted(s) == sorted(d)
+        for name in s:
+            assert s[name] == d[name], name
+    # the display name went along
+    st, _, body = dst.request("bob", "PROPFIND", "/bob/friends/",
+                              b'<propfind xmlns="DAV:"><prop><displayname/></prop></propfind>',
+                              {"Depth": "0"})
+    assert "Freunde \u00e9t\u00e9" in body.decode()
+
+    # a second run adds nothing; a card added at the source since is the only one copied
+    rc, lines, err = run(carddav_args(src, dst))
+    assert rc == 0, err
+    assert lines[-1]["copied"] == 0
+    assert lines[-1]["existing"] == len(CARDS) + len(WORK_CARDS)
+    src.put("alice", "work", "new.vcf",
+            b"BEGIN:VCARD\r\nVERSION:4.0\r\nUID:new\r\nFN:New\r\nEND:VCARD\r\n")
+    rc, lines, err = run(carddav_args(src, dst))
+    assert rc == 0 and lines[-1]["copied"] == 1, (lines, err)
+    assert len(dst.cards("bob", "work")) == len(WORK_CARDS) + 1
+
+
+def test_carddav_wrong_password_is_a_clear_error(servers):
+    src, dst = servers
+    fill_source(src)
+    rc, lines, err = run(carddav_args(src, dst), src_pw="not-the-password")
+    assert rc == 1
+    assert "old address book" in err and "user name or password" in err, err
+    assert lines[-1]["copied"] == 0
+    # the destination's password wrong: said about the new address book
+    rc, lines, err = run(carddav_args(src, dst), dst_pw="wrong")
+    assert rc == 1 and "new address book" in err and "password" in err, err
+    assert dst.books("bob") == []
+    # control: the right passwords work
+    rc, lines, err = run(carddav_args(src, dst))
+    assert rc == 0 and lines[-1]["copied"] == len(CARDS) + len(WORK_CARDS), err
+
+
+def test_no_secrets_left_behind(servers, workdir):
+    """Nothing of the source (user, password) is stored: the command writes no state, and
+    neither its output nor any file in its working directory names them."""
+    src, dst = servers
+    fill_source(src)
+    state = os.path.join(workdir, "state")
+    os.makedirs(state)
+    rc, lines, err = run(carddav_args(src, dst), cwd=state)
+    assert rc == 0, err
+    out = json.dumps(lines) + err
+    for secret in (SRC_PW, DST_PW, "alice", src.url, str(src.port)):
+        assert secret not in out, secret
+    for root, _, files in os.walk(state):
+        for f in files:
+            data = open(os.path.join(root, f), "rb").read()
+            assert SRC_PW.encode() not in data and b"alice" not in data
+    # control: the grep finds a secret where there is one
+    with open(os.path.join(state, "control"), "w") as f:
+        f.write(SRC_PW)
+    assert SRC_PW.encode() in open(os.path.join(state, "control"), "rb").read()
+
+
+# -- Microsoft Graph (a scripted server) --------------------------------------------------
+
+GRAPH_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOi.test-token"
+
+
+def graph_contact(i):
+    return {"id": "AAMkAD%04d" % i, "displayName": "K\u00e4the %d" % i, "givenName": "K\u00e4the",
+            "surname": "Nr%d" % i,
+            "emailAddresses": [{"name": "K", "address": "kaethe%d@example.org" % i}],
+            "businessPhones": ["+49 30 %d" % i], "homePhones": [], "mobilePhone": None,
+            "companyName": "ACME" if i % 2 else None, "birthday": "1970-01-%02dT00:00:00Z"
+            % (i % 28 + 1), "homeAddress": {"street": "Hauptstr. %d" % i, "city": "Berlin"}}
+
+
+class GraphServer:
+    """/me/contacts in pages of 3 with @odata.nextLink; the bearer token is checked."""
+
+    def __init__(self, contacts):
+        self.contacts = contacts
+        self.requests = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                outer.requests.append(self.path)
+                if self.headers.get("Authorization") != "Bearer " + GRAPH_TOKEN:
+                    self._send(401, {"error": {"code": "InvalidAuthenticationToken"}})
+                    return
+                skip = int(self.path.split("skip=")[1]) if "skip=" in self.path else 0
+                page = {"value": outer.contacts[skip:skip + 3]}
+                if skip + 3 < len(outer.contacts):
+                    page["@odata.nextLink"] = "%sv1.0/me/contacts?$top=3&$skip=%d" % (
+                        outer.url, skip + 3)
+                self._send(200, page)
+
+            def _send(self, code, obj):
+                body = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.port = net.free_port()
+        self.url = "http://127.0.0.1:%d/" % self.port
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+@pytest.fixture
+def graph():
+    g = GraphServer([graph_contact(i) for i in range(8)] + [{"id": "nothing"}])
+    yield g
+    g.stop()
+
+
+def graph_args(graph, dst):
+    return ["--from", "outlook", "--from-url", graph.url + "v1.0/me/contacts?$top=3",
+            "--to-url", dst.url, "--to-user", "bob", "--to-book", "outlook"]
+
+
+def test_graph_contacts_with_paging(servers, graph):
+    _, dst = servers
+    rc, lines, err = run(graph_args(graph, dst), src_pw=GRAPH_TOKEN)
+    # the contact with nothing in it is reported, not copied
+    assert rc == 1, err
+    s = lines[-1]
+    assert s["copied"] == 8 and s["failed"] == 1, s
+    assert s["not_copied"][0]["reason"].startswith("a contact with no name")
+    assert len([p for p in graph.requests if "skip=" in p]) == 2   # pages 2 and 3
+    cards = dst.cards("bob", "outlook")
+    assert len(cards) == 8
+    card = cards["AAMkAD0003.vcf"].decode()
+    assert "VERSION:4.0\r\n" in card and "FN:K\u00e4the 3\r\n" in card
+    assert "EMAIL:kaethe3@example.org\r\n" in card and "ORG:ACME\r\n" in card
+    assert "BDAY:19700104\r\n" in card and "ADR;TYPE=home:;;Hauptstr. 3;Berlin;;;\r\n" in card
+    # again: nothing new
+    rc, lines, err = run(graph_args(graph, dst), src_pw=GRAPH_TOKEN)
+    assert lines[-1]["copied"] == 0 and lines[-1]["existing"] == 8
+    # a refused token is said so
+    rc, lines, err = run(graph_args(graph, dst), src_pw="expired")
+    assert rc == 1 and "refused the token" in err and "401" in err, err
+
+
+# -- files --------------------------------------------------------------------------------
+
+GOOGLE_CSV = (
+    "\ufeffName,Given Name,Additional Name,Family Name,Nickname,Birthday,Notes,"
+    "E-mail 1 - Type,E-mail 1 - Value,E-mail 2 - Type,E-mail 2 - Value,"
+    "Phone 1 - Type,Phone 1 - Value,Organization 1 - Name,Organization 1 - Title\r\n"
+    "Fran\u00e7oise Dupont,Fran\u00e7oise,,Dupont,Fanfan,1985-07-14,\"Met in Lyon,\n2019\","
+    "* Home,f@example.fr ::: f2@example.fr,Work,fd@work.example,Mobile,+33 6 12,"
+    "Soci\u00e9t\u00e9 G,CEO\r\n"
+    ",,,,,,,,,,,,,,\r\n"
+    ",\u00d8ystein,,Berg,,,,,,,,,+47 22,,\r\n")
+
+OUTLOOK_CSV = (
+    "First Name,Middle Name,Last Name,Title,Suffix,Nickname,E-mail Address,"
+    "E-mail 2 Address,Mobile Phone,Home Phone,Business Phone,Company,Job Title,Notes\r\n"
+    "Ma\u0142gorzata,,W\u00f3jcik,,,,mw@example.pl,,+48 600,,+48 22,Firma,Dyrektor,\r\n"
+    "Sam,,Lee,,Jr.,,sam@example.com,sam2@example.com,,+1 555,,,,\"a \"\"quoted\"\" note\"\r\n")
+
+
+def file_args(kind, path, dst):
+    return ["--from", kind, "--from-file", path, "--to-url", dst.url, "--to-user", "bob",
+            "--to-book", "imported"]
+
+
+def test_google_and_outlook_csv(servers, workdir):
+    _, dst = servers
+    g = os.path.join(workdir, "google.csv")
+    o = os.path.join(workdir, "outlook.csv")
+    open(g, "w", encoding="utf-8").write(GOOGLE_CSV)
+    open(o, "w", encoding="utf-8").write(OUTLOOK_CSV)
+    rc, lines, err = run(file_args("google-csv", g, dst), src_pw=None)
+    assert rc == 0 and lines[-1]["copied"] == 2, (lines, err)
+    rc, lines, err = run(file_args("outlook-csv", o, dst), src_pw=None)
+    assert rc == 0 and lines[-1]["copied"] == 2, (lines, err)
+    cards = [c.decode() for c in dst.cards("bob", "imported").values()]
+    fr = [c for c in cards if "Dupont" in c][0]
+    assert "FN:Fran\u00e7oise Dupont\r\n" in fr and "N:Dupont;Fran\u00e7oise;;;\r\n" in fr
+    assert "EMAIL:f@example.fr\r\nEMAIL:f2@example.fr\r\nEMAIL:fd@work.example\r\n" in fr
+    assert "NOTE:Met in Lyon\\,\\n2019\r\n" in fr and "ORG:Soci\u00e9t\u00e9 G\r\n" in fr
+    assert "TITLE:CEO\r\n" in fr and "BDAY:1985-07-14\r\n" in fr
+    assert any("FN:\u00d8ystein Berg\r\n" in c for c in cards)
+    mw = [c for c in cards if "W\u00f3jcik" in c][0]
+    assert "TEL;TYPE=cell:+48 600\r\n" in mw and "TEL;TYPE=work:+48 22\r\n" in mw
+    assert "ORG:Firma\r\n" in mw and "TITLE:Dyrektor\r\n" in mw
+    sam = [c for c in cards if "FN:Sam Lee" in c][0]
+    assert "N:Lee;Sam;;;Jr.\r\n" in sam and 'NOTE:a "quoted" note\r\n' in sam
+    # importing the same file again adds nothing
+    rc, lines, err = run(file_args("outlook-csv", o, dst), src_pw=None)
+    assert rc == 0 and lines[-1]["copied"] == 0 and lines[-1]["existing"] == 2
+
+
+def test_vcard_file_import(servers, workdir):
+    _, dst = servers
+    path = os.path.join(workdir, "export.vcf")
+    with open(path, "wb") as f:
+        for card in list(CARDS.values()) + list(WORK_CARDS.values()):
+            f.write(card.encode())
+    rc, lines, err = run(file_args("vcard", path, dst), src_pw=None)
+    assert rc == 0, err
+    assert lines[-1]["copied"] == len(CARDS) + len(WORK_CARDS)
+    got = dst.cards("bob", "imported")
+    # Named by UID and sent byte for byte: the destination holds each card exactly as it
+    # holds the same card PUT directly (Radicale re-serialises some cards, in both cases).
+    dst.make_book("bob", "reference", "reference")
+    for name, card in list(CARDS.items()) + list(WORK_CARDS.items()):
+        dst.put("bob", "reference", name, card.encode())
+        assert got[name] == dst.get("bob", "reference", name), name
+    assert got["li.vcf"] == CARDS["li.vcf"].encode()     # one it keeps as sent
+    # a broken file is refused with a reason, and nothing is written
+    bad = os.path.join(workdir, "bad.vcf")
+    open(bad, "w").write("BEGIN:VCARD\r\nVERSION:4.0\r\nFN:x\r\n")
+    rc, lines, err = run(file_args("vcard", bad, dst), src_pw=None)
+    assert rc == 1 and "no END:VCARD" in err, err
