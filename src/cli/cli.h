@@ -39,6 +39,8 @@ int cli_keysearch(struct cli *cli, int argc, char **argv, bool json);
  * temporary top-level "migrate-contacts"); needs no configuration.
  */
 int cli_migrate_contacts(int argc, char **argv);
+/* The loaded configuration ([migrate] carddav_destination) for cli_migrate_contacts; borrowed. */
+void cli_migrate_contacts_use_config(const struct pw_config *cfg);
 
 /* Load the configuration (reporting errors on standard error); false when unusable. */
 bool cli_load_config(struct cli *cli);

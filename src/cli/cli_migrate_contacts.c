@@ -28,7 +28,7 @@
 
 #define MC_USAGE \
 	"migrate contacts --from SOURCE [--from-url URL] [--from-user NAME] [--from-file FILE]\n" \
-	"       [--password-fd N] [--oauth] --to-url URL --to-user NAME [--to-password-fd N]\n" \
+	"       [--password-fd N] [--oauth] [--to-url URL] --to-user NAME [--to-password-fd N]\n" \
 	"       [--to-book NAME] [--allow-private] [--ca-file FILE] [--json]\n" \
 	"  SOURCE: carddav, gmail, icloud, yahoo, aol, gmx, webde (CardDAV), outlook\n" \
 	"          (Microsoft Graph, with an OAuth token), vcard, google-csv, outlook-csv (files)"
@@ -83,6 +83,13 @@ struct mc_run {
 	size_t nreasons;
 	bool tty;
 };
+
+static const struct pw_config *mc_config;	/* borrowed; NULL: none loaded */
+
+void cli_migrate_contacts_use_config(const struct pw_config *cfg)
+{
+	mc_config = cfg;
+}
 
 /* ---- output --------------------------------------------------------------------------- */
 
@@ -217,6 +224,8 @@ static int mc_parse(int argc, char **argv, struct mc_opts *o)
 			return -1;
 		}
 	}
+	if (o->to_url == NULL && mc_config && *mc_config->migrate.carddav_destination)
+		o->to_url = mc_config->migrate.carddav_destination;
 	if (o->preset == NULL || o->to_url == NULL || o->to_user == NULL)
 		return -1;
 	if (o->preset->kind == MC_VCARD_FILE || o->preset->kind == MC_CSV_FILE)

@@ -18,6 +18,8 @@ struct command {
 /* Until the "migrate" dispatcher calls cli_migrate_contacts, a top-level command of its own. */
 static int main_migrate_contacts(struct cli *cli, int argc, char **argv)
 {
+	if (cli->cfg.path)
+		cli_migrate_contacts_use_config(&cli->cfg);
 	return cli_migrate_contacts(argc, argv);
 }
 
@@ -32,7 +34,7 @@ static const struct command commands[] = {
 	{ "ct", cli_ct, "certificates the CT monitor found for your domains; ack them", false },
 	{ "audit", cli_audit, "check your domain's DNSSEC, TLS, DANE, CAA, MTA-STS, TLS-RPT", false },
 	{ "migrate-contacts", main_migrate_contacts,
-	  "copy address books from another provider or a file (CardDAV)", true },
+	  "copy address books from another provider or a file (CardDAV)", false },
 	{ "cert", cli_cert, "TLSA and CAA records and fingerprints for your certificates", true },
 };
 

@@ -246,7 +246,17 @@ static const struct conf_key ctmon_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
-#define NSECTIONS 10
+#define MIG(f) offsetof(struct migrate_conf, f)
+static const struct conf_key migrate_keys[] = {
+	/* -- address books (migrate contacts) -- */
+	{ "carddav_destination", CONF_STRING, "", MIG(carddav_destination), 0, 0, NULL,
+	  "The provider's own CardDAV server, where postwarden migrate contacts writes the "
+	  "address books it copies (an http(s) URL; the user's address book home is found "
+	  "from it). Empty: each run names it with --to-url." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define NSECTIONS 11
 
 /* The section table for a config struct. */
 static void config_sections(struct pw_config *cfg, struct conf_section out[NSECTIONS])
@@ -261,6 +271,7 @@ static void config_sections(struct pw_config *cfg, struct conf_section out[NSECT
 	out[7] = (struct conf_section){ "keysearch", keysearch_keys, &cfg->keysearch };
 	out[8] = (struct conf_section){ "metrics", metrics_keys, &cfg->metrics };
 	out[9] = (struct conf_section){ "ctmon", ctmon_keys, &cfg->ctmon };
+	out[10] = (struct conf_section){ "migrate", migrate_keys, &cfg->migrate };
 }
 
 /* Is name fit to be a node name (it appears in logs, status and the database)? */

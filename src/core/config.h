@@ -115,6 +115,12 @@ struct ctmon_conf {
 	char *ca_file;			/* CA bundle for HTTPS; "" = system default */
 };
 
+/* [migrate]: moving a new user's mail and address books in from their old provider. */
+struct migrate_conf {
+	/* -- address books (migrate contacts) -- */
+	char *carddav_destination;	/* the provider's CardDAV server; "" = --to-url needed */
+};
+
 struct pw_config {
 	char *path;		/* the file read */
 	struct server_conf server;
@@ -127,6 +133,7 @@ struct pw_config {
 	struct keysearch_conf keysearch;
 	struct metrics_conf metrics;
 	struct ctmon_conf ctmon;
+	struct migrate_conf migrate;
 };
 
 /*

@@ -63,7 +63,7 @@ def fill_source(src):
         src.put("alice", "work", name, card.encode())
 
 
-def run(args, src_pw=SRC_PW, dst_pw=DST_PW, cwd=None):
+def run(args, src_pw=SRC_PW, dst_pw=DST_PW, cwd=None, config=None):
     """Run migrate-contacts with the passwords on descriptors; (rc, json lines, stderr)."""
     fds, keep = [], []
     for pw in (src_pw, dst_pw):
@@ -75,7 +75,8 @@ def run(args, src_pw=SRC_PW, dst_pw=DST_PW, cwd=None):
         os.close(w)
         fds.append(r)
         keep.append(r)
-    cmd = [postwarden(), "migrate-contacts"] + args + ["--allow-private", "--json"]
+    cmd = [postwarden()] + (["-c", config] if config else []) + ["migrate-contacts"]
+    cmd += args + ["--allow-private", "--json"]
     if fds[0] is not None:
         cmd += ["--password-fd", str(fds[0])]
     cmd += ["--to-password-fd", str(fds[1])]
@@ -144,25 +145,46 @@ def test_carddav_wrong_password_is_a_clear_error(servers):
 
 
 def test_no_secrets_left_behind(servers, workdir):
-    """Nothing of the source (user, password) is stored: the command writes no state, and
-    neither its output nor any file in its working directory names them."""
+    """Nothing of the source (address, user, password) is stored: after a run with a
+    configuration (state dir, log file, database; the destination from [migrate]
+    carddav_destination), neither the output nor any file under the state dir names them."""
     src, dst = servers
     fill_source(src)
     state = os.path.join(workdir, "state")
     os.makedirs(state)
-    rc, lines, err = run(carddav_args(src, dst), cwd=state)
-    assert rc == 0, err
+    conf = os.path.join(workdir, "postwarden.conf")
+    with open(conf, "w") as f:
+        f.write("[server]\nstate_dir = %s\nlog_file = %s/postwarden.log\n"
+                "[migrate]\ncarddav_destination = %s\n" % (state, state, dst.url))
+    args = ["--from", "carddav", "--from-url", src.url, "--from-user", "alice",
+            "--to-user", "bob"]
+    rc, lines, err = run(args, config=conf, cwd=state)
+    assert rc == 0 and lines[-1]["copied"] == len(CARDS) + len(WORK_CARDS), err
+    assert dst.books("bob") == ["friends", "work"]     # found through carddav_destination
+    secrets = [SRC_PW, DST_PW, "alice", "127.0.0.1:%d" % src.port]
     out = json.dumps(lines) + err
-    for secret in (SRC_PW, DST_PW, "alice", src.url, str(src.port)):
+    for secret in secrets:
         assert secret not in out, secret
-    for root, _, files in os.walk(state):
-        for f in files:
-            data = open(os.path.join(root, f), "rb").read()
-            assert SRC_PW.encode() not in data and b"alice" not in data
+    # a database and a log there too, as serve would leave them
+    subprocess.run([postwarden(), "-c", conf, "db", "migrate"], capture_output=True,
+                   timeout=60)
+
+    def grep(secret):
+        hits = []
+        for root, _, files in os.walk(state):
+            for f in files:
+                with open(os.path.join(root, f), "rb") as fh:
+                    if secret.encode() in fh.read():
+                        hits.append(f)
+        return hits
+
+    assert os.listdir(state)
+    for secret in secrets:
+        assert grep(secret) == [], secret
     # control: the grep finds a secret where there is one
     with open(os.path.join(state, "control"), "w") as f:
         f.write(SRC_PW)
-    assert SRC_PW.encode() in open(os.path.join(state, "control"), "rb").read()
+    assert grep(SRC_PW) == ["control"]
 
 
 # -- Microsoft Graph (a scripted server) --------------------------------------------------
