@@ -79,6 +79,7 @@ struct mc_run {
 	struct carddav *dst;
 	char *dst_home;
 	size_t books, seen, copied, existing, failed;
+	size_t synced_books;	/* listed by sync-collection */
 	struct mc_reason reasons[MC_MAX_REASONS];
 	size_t nreasons;
 	bool tty;
@@ -146,7 +147,7 @@ static void mc_summary(struct mc_run *r, const char *fatal)
 			mc_json_str(r->reasons[i].text);
 			printf(",\"count\":%zu}", r->reasons[i].count);
 		}
-		printf("]");
+		printf("],\"sync_collection_books\":%zu", r->synced_books);
 		if (fatal) {
 			printf(",\"error\":");
 			mc_json_str(fatal);
@@ -344,6 +345,7 @@ static int mc_copy_book(struct mc_run *r, struct carddav *src, const struct card
 {
 	char **urls = NULL, *dst_book;
 	size_t n = 0;
+	bool synced = false;
 	int rc = 0;
 
 	if (!mc_segment_ok(b->name)) {
@@ -354,10 +356,11 @@ static int mc_copy_book(struct mc_run *r, struct carddav *src, const struct card
 	dst_book = mc_dst_book(r, b->name, b->displayname);
 	if (dst_book == NULL)
 		return -1;
-	if (carddav_list_cards(src, b->url, &urls, &n) < 0) {
+	if (carddav_list_cards(src, b, &urls, &n, &synced) < 0) {
 		free(dst_book);
 		return -2;
 	}
+	r->synced_books += synced;
 	for (size_t i = 0; i < n && rc == 0; i += CARDDAV_BATCH) {
 		size_t k = n - i < CARDDAV_BATCH ? n - i : CARDDAV_BATCH;
 

@@ -405,7 +405,8 @@ int carddav_list_books(struct carddav *d, const char *home, struct carddav_books
 	char *ctx = NULL;
 
 	memset(out, 0, sizeof(*out));
-	if (carddav_propfind(d, home, "1", "<d:resourcetype/><d:displayname/>", &ms, &ctx) < 0)
+	if (carddav_propfind(d, home, "1", "<d:resourcetype/><d:displayname/>"
+			     "<d:supported-report-set/>", &ms, &ctx) < 0)
 		return -1;
 	for (size_t i = 0; i < ms.n; i++) {
 		struct carddav_book *b;
@@ -427,34 +428,71 @@ int carddav_list_books(struct carddav *d, const char *home, struct carddav_books
 		b->url = url;
 		b->name = carddav_last_segment(url);
 		b->displayname = ms.resp[i].displayname ? xstrdup(ms.resp[i].displayname) : NULL;
+		b->sync_collection = ms.resp[i].sync_collection;
 	}
 	dav_ms_free(&ms);
 	free(ctx);
 	return 0;
 }
 
-int carddav_list_cards(struct carddav *d, const char *book, char ***hrefs, size_t *n)
+/* Keep the member hrefs of a listing: not collections, not removed, on a safe host. */
+static void carddav_members(const struct dav_ms *ms, const char *ctx, char ***hrefs, size_t *n)
 {
-	struct dav_ms ms;
-	char *ctx = NULL;
-
-	*hrefs = NULL;
-	*n = 0;
-	if (carddav_propfind(d, book, "1", "<d:resourcetype/><d:getetag/>", &ms, &ctx) < 0)
-		return -1;
-	for (size_t i = 0; i < ms.n && *n < CARDDAV_MAX_CARDS_BOOK; i++) {
+	for (size_t i = 0; i < ms->n && *n < CARDDAV_MAX_CARDS_BOOK; i++) {
 		char *url;
 
-		if (ms.resp[i].collection)
-			continue;	/* the book itself, or a sub-collection */
-		url = carddav_resolve(ctx, ms.resp[i].href);
-		if (url == NULL || !carddav_url_ok(ctx, url)) {
+		if (ms->resp[i].collection || ms->resp[i].status == 404)
+			continue;	/* the book itself, a sub-collection, a removed member */
+		url = carddav_resolve(ctx, ms->resp[i].href);
+		if (url == NULL || !carddav_url_ok(ctx, url) || strcmp(url, ctx) == 0) {
 			free(url);
 			continue;
 		}
 		*hrefs = xrealloc(*hrefs, (*n + 1) * sizeof(**hrefs));
 		(*hrefs)[(*n)++] = url;
 	}
+}
+
+/* sync-collection with an empty token: every member, in one answer. */
+static int carddav_sync_list(struct carddav *d, const char *book, struct dav_ms *ms)
+{
+	static const char body[] =
+		"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+		"<d:sync-collection xmlns:d=\"DAV:\"><d:sync-token/><d:sync-level>1</d:sync-level>"
+		"<d:prop><d:getetag/></d:prop></d:sync-collection>";
+	const char *extra[] = { "Content-Type: application/xml; charset=utf-8", NULL };
+	struct http_response *r;
+	const char *perr = NULL;
+	int rc = -1;
+
+	r = carddav_call(d, "REPORT", book, extra, body, sizeof(body) - 1, CARDDAV_MAX_PROPFIND,
+			 NULL);
+	if (r == NULL)
+		return -1;
+	if (r->status == 207 && dav_ms_parse(r->body, r->len, ms, &perr) == 0)
+		rc = 0;
+	http_response_free(r);
+	return rc;
+}
+
+int carddav_list_cards(struct carddav *d, const struct carddav_book *book, char ***hrefs,
+		       size_t *n, bool *used_sync)
+{
+	struct dav_ms ms;
+	char *ctx = NULL;
+
+	*hrefs = NULL;
+	*n = 0;
+	*used_sync = false;
+	if (book->sync_collection && carddav_sync_list(d, book->url, &ms) == 0) {
+		*used_sync = true;
+		carddav_members(&ms, book->url, hrefs, n);
+		dav_ms_free(&ms);
+		return 0;
+	}
+	if (carddav_propfind(d, book->url, "1", "<d:resourcetype/><d:getetag/>", &ms, &ctx) < 0)
+		return -1;
+	carddav_members(&ms, ctx, hrefs, n);
 	dav_ms_free(&ms);
 	free(ctx);
 	return 0;

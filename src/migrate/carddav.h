@@ -49,6 +49,7 @@ struct carddav_book {
 	char *url;		/* absolute, ending in '/' */
 	char *name;		/* the last path segment (percent-encoded as sent) */
 	char *displayname;	/* or NULL */
+	bool sync_collection;	/* offers the sync-collection report (RFC 6578) */
 };
 
 struct carddav_books {
@@ -65,8 +66,13 @@ int carddav_discover(struct carddav *d, const char *url, char **home);
 int carddav_list_books(struct carddav *d, const char *home, struct carddav_books *out);
 void carddav_books_free(struct carddav_books *b);
 
-/* The card hrefs of an address book (absolute URLs). 0, or -1. */
-int carddav_list_cards(struct carddav *d, const char *book, char ***hrefs, size_t *n);
+/*
+ * The card hrefs of an address book (absolute URLs): by sync-collection with no token when
+ * the book offers it (*used_sync set), else (or when that fails) by PROPFIND Depth 1.
+ * 0, or -1.
+ */
+int carddav_list_cards(struct carddav *d, const struct carddav_book *book, char ***hrefs,
+		       size_t *n, bool *used_sync);
 /*
  * addressbook-multiget of n card URLs (at most CARDDAV_BATCH); out's responses hold the
  * cards (address_data NULL for one the server did not send). 0, or -1.

@@ -101,6 +101,7 @@ def test_carddav_copy_exact_and_second_run_adds_nothing(servers):
     summary = lines[-1]
     assert summary["event"] == "summary"
     assert summary["address_books"] == 2
+    assert summary["sync_collection_books"] == 2     # Radicale offers RFC 6578
     assert summary["copied"] == len(CARDS) + len(WORK_CARDS)
     assert summary["failed"] == 0 and summary["not_copied"] == []
     assert dst.books("bob") == ["friends", "work"]
