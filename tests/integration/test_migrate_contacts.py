@@ -353,3 +353,69 @@ def test_vcard_file_import(servers, workdir):
     open(bad, "w").write("BEGIN:VCARD\r\nVERSION:4.0\r\nFN:x\r\n")
     rc, lines, err = run(file_args("vcard", bad, dst), src_pw=None)
     assert rc == 1 and "no END:VCARD" in err, err
+
+
+# -- broken and hostile sources (scripted) -------------------------------------------------
+
+class HostileDav:
+    """A 'CardDAV server' that answers every PROPFIND in one bad way."""
+
+    def __init__(self, mode):
+        outer = self
+        self.mode = mode
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_PROPFIND(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(n)
+                if outer.mode == "redirect-loop":
+                    self.send_response(301)
+                    self.send_header("Location", "/loop%d/" % len(self.path))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if outer.mode == "huge":
+                    body = (b'<?xml version="1.0"?><multistatus xmlns="DAV:"><response>'
+                            b'<href>/' + b"a" * (17 * 1024 * 1024) + b'</href></response>'
+                            b'</multistatus>')
+                elif outer.mode == "entities":
+                    body = (b'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY a "aaaaaaaaaa">'
+                            b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+                            b'<multistatus xmlns="DAV:">&b;</multistatus>')
+                else:  # "html": a login page instead of XML
+                    body = b"<html><body><form>Sign in</form></body></html>"
+                self.send_response(207)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.port = net.free_port()
+        self.url = "http://127.0.0.1:%d/dav/" % self.port
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+@pytest.mark.parametrize("mode,words", [
+    ("huge", "response body over"),
+    ("entities", "DOCTYPE"),
+    ("redirect-loop", "redirects"),
+    ("html", "not a DAV multistatus"),
+])
+def test_broken_source_is_refused_with_a_reason(servers, mode, words):
+    _, dst = servers
+    h = HostileDav(mode)
+    try:
+        rc, lines, err = run(["--from", "carddav", "--from-url", h.url, "--from-user", "alice",
+                              "--to-url", dst.url, "--to-user", "bob"])
+    finally:
+        h.stop()
+    assert rc == 1 and "old address book" in err and words in err, err
+    assert lines[-1]["copied"] == 0 and dst.books("bob") == []

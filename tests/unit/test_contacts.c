@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "unit.h"
+#include "migrate/carddav.h"
 #include "migrate/carddav_xml.h"
 #include "migrate/contacts_csv.h"
 #include "migrate/contacts_graph.h"
@@ -236,5 +237,31 @@ static void test_graph_page(void)
 	CHECK(contacts_graph_page("[", 1, &l, &next, &skipped, &err) < 0);
 }
 
-TEST_MAIN(test_multistatus_multiget, test_multistatus_discovery, test_multistatus_refused,
+static void test_urls(void)
+{
+	char *u;
+
+	u = carddav_resolve("https://dav.example/a/b/", "/x/y.vcf");
+	CHECK_STREQ(u, "https://dav.example/x/y.vcf");
+	free(u);
+	u = carddav_resolve("http://127.0.0.1:8080/a/b/", "c.vcf");
+	CHECK_STREQ(u, "http://127.0.0.1:8080/a/b/c.vcf");
+	free(u);
+	u = carddav_resolve("https://dav.example/a/", "https://p01.dav.example/z/");
+	CHECK_STREQ(u, "https://p01.dav.example/z/");
+	free(u);
+	CHECK(carddav_resolve("https://dav.example/", "file:///etc/passwd") == NULL);
+	u = carddav_origin("https://dav.example:8443/x/y");
+	CHECK_STREQ(u, "https://dav.example:8443");
+	free(u);
+	CHECK(carddav_origin("ftp://x/") == NULL);
+	u = carddav_last_segment("https://dav.example/u/Friends%20Book/");
+	CHECK_STREQ(u, "Friends%20Book");
+	free(u);
+	u = carddav_last_segment("/u/book/card.vcf");
+	CHECK_STREQ(u, "card.vcf");
+	free(u);
+}
+
+TEST_MAIN(test_urls, test_multistatus_multiget, test_multistatus_discovery, test_multistatus_refused,
 	  test_vcard_split_get, test_vcard_out, test_csv_google_outlook, test_graph_page)
