@@ -7,7 +7,7 @@
 #   make asan       sanitizer build used by the tests: build/asan/postwarden
 
 CC      ?= cc
-PKGS     = openssl libunbound libevent libevent_openssl libevent_pthreads sqlite3 jansson librnp ldns libcurl libpq libidn2
+PKGS     = openssl libunbound libevent libevent_openssl libevent_pthreads sqlite3 jansson librnp ldns libcurl libpq libidn2 zlib
 # One package at a time: --cflags follows each .pc file's Requires.private, and a fresh
 # machine lacks some of those (libcurl's), which would empty the whole list (libpq's
 # headers are outside the default include path).

@@ -4,7 +4,7 @@
 set -eu
 
 BUILD="build-essential pkg-config clang libclang-rt-14-dev libssl-dev libunbound-dev
-libevent-dev libsqlite3-dev libjansson-dev librnp-dev libldns-dev libcurl4-openssl-dev
+libevent-dev zlib1g-dev libsqlite3-dev libjansson-dev librnp-dev libldns-dev libcurl4-openssl-dev
 dns-root-data ca-certificates libpq-dev libidn2-dev"
 TEST="knot knot-dnsutils postfix swaks libnet-ssleay-perl python3-pytest python3-dnspython python3-cryptography
 unbound-host ldnsutils gnupg dirmngr iproute2 openssl procps time nginx-light

@@ -31,14 +31,13 @@ int cli_status(struct cli *cli, int argc, char **argv);
 int cli_cert(struct cli *cli, int argc, char **argv);
 int cli_ct(struct cli *cli, int argc, char **argv);
 int cli_audit(struct cli *cli, int argc, char **argv);
+/* "migrate mail" and the dispatcher of "migrate" (cli_migrate.c). */
+int cli_migrate(struct cli *cli, int argc, char **argv);
+/* "migrate contacts" (cli_migrate_contacts.c): argv starts at "contacts". */
+int cli_migrate_contacts(int argc, char **argv);
 /* "keys search" (cli_keysearch.c); json: --json was given. */
 int cli_keysearch(struct cli *cli, int argc, char **argv, bool json);
 
-/*
- * "migrate contacts" (cli_migrate_contacts.c): argv starts at "contacts" (or at the
- * temporary top-level "migrate-contacts"); needs no configuration.
- */
-int cli_migrate_contacts(int argc, char **argv);
 /* The loaded configuration ([migrate] carddav_destination) for cli_migrate_contacts; borrowed. */
 void cli_migrate_contacts_use_config(const struct pw_config *cfg);
 

@@ -197,6 +197,36 @@ static const struct conf_key metrics_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
+#define MIG(f) offsetof(struct migrate_conf, f)
+static const struct conf_key migrate_keys[] = {
+	{ "destination", CONF_STRING, "", MIG(destination), 0, 0, NULL,
+	  "The provider's IMAP server that \"postwarden migrate mail\" copies into when --to "
+	  "is not given: imaps://HOST[:PORT] (TLS from the start, port 993) or "
+	  "imap://HOST[:PORT] (STARTTLS, port 143)." },
+	{ "ca_file", CONF_STRING, "", MIG(ca_file), 0, 0, NULL,
+	  "PEM file of CA certificates trusted besides the system store for the IMAP servers "
+	  "of a migration (a private CA of the destination, or of a test server)." },
+	{ "connections", CONF_UINT, "4", MIG(connections), 1, 16, NULL,
+	  "Folders copied at once by one migration job: each takes one connection to the old "
+	  "provider (which may throttle more) and one to the destination." },
+	{ "timeout", CONF_DURATION, "2m", MIG(timeout), 5, 3600, NULL,
+	  "Longest wait for a migration's server to answer or accept data before the "
+	  "connection counts as lost (the folder is retried once on a new connection)." },
+	{ "max_message_size", CONF_SIZE, "64M", MIG(max_message_size), 1024, 1ULL << 31, NULL,
+	  "Largest message a migration copies (it is held in memory while it passes); larger "
+	  "ones are listed in the summary as not copied." },
+	{ "hosts", CONF_STRING, "", MIG(hosts), 0, 0, NULL,
+	  "Fixed addresses for server names, like /etc/hosts: name=address items, "
+	  "comma-separated. The name is still the one the certificate must match (a "
+	  "destination reached on an internal address; tests)." },
+	/* -- address books (migrate contacts) -- */
+	{ "carddav_destination", CONF_STRING, "", MIG(carddav_destination), 0, 0, NULL,
+	  "The provider's own CardDAV server, where postwarden migrate contacts writes the "
+	  "address books it copies (an http(s) URL; the user's address book home is found "
+	  "from it). Empty: each run names it with --to-url." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
 static const char *const ctmon_starts[] = { "end", "backfill", NULL };
 
 #define CTM(f) offsetof(struct ctmon_conf, f)
@@ -243,16 +273,6 @@ static const struct conf_key ctmon_keys[] = {
 	  "tests only)." },
 	{ "ca_file", CONF_STRING, "", CTM(ca_file), 0, 0, NULL,
 	  "CA bundle for the logs' and the webhook's HTTPS (empty: the system's)." },
-	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
-};
-
-#define MIG(f) offsetof(struct migrate_conf, f)
-static const struct conf_key migrate_keys[] = {
-	/* -- address books (migrate contacts) -- */
-	{ "carddav_destination", CONF_STRING, "", MIG(carddav_destination), 0, 0, NULL,
-	  "The provider's own CardDAV server, where postwarden migrate contacts writes the "
-	  "address books it copies (an http(s) URL; the user's address book home is found "
-	  "from it). Empty: each run names it with --to-url." },
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 

@@ -115,8 +115,13 @@ struct ctmon_conf {
 	char *ca_file;			/* CA bundle for HTTPS; "" = system default */
 };
 
-/* [migrate]: moving a new user's mail and address books in from their old provider. */
 struct migrate_conf {
+	char *destination;		/* imaps://HOST[:PORT] or imap://HOST[:PORT] (STARTTLS) */
+	char *ca_file;			/* extra CA for the servers' certificates; "" = system store */
+	uint64_t connections;		/* workers per job = connections per source server */
+	int64_t timeout;		/* seconds per network operation */
+	uint64_t max_message_size;	/* larger messages are listed as not copied */
+	char *hosts;			/* "name=address, ..." used instead of DNS */
 	/* -- address books (migrate contacts) -- */
 	char *carddav_destination;	/* the provider's CardDAV server; "" = --to-url needed */
 };

@@ -1,0 +1,106 @@
+/*
+ * imap.h - an IMAP4rev1 client connection for the migration engine.
+ *
+ * One connection is driven by one worker thread with blocking I/O and timeouts (the
+ * migration runs off the event loop, see mig_mail.h): implicit TLS or STARTTLS with the
+ * certificate verified against the system store or a CA file and the host name checked;
+ * CAPABILITY; LOGIN, AUTHENTICATE PLAIN, XOAUTH2 and OAUTHBEARER; COMPRESS=DEFLATE.
+ * Commands are written into an output buffer and flushed when a response is awaited,
+ * so several commands can be pipelined. Every response is bounded (imap_parse.h).
+ */
+#ifndef PW_IMAP_H
+#define PW_IMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <zlib.h>
+
+#include "buf.h"
+#include "imap_parse.h"
+#include "mig_cred.h"
+
+enum imap_tls { IMAP_TLS_IMPLICIT, IMAP_TLS_STARTTLS };
+
+enum imap_auth { IMAP_AUTH_PASSWORD, IMAP_AUTH_XOAUTH2, IMAP_AUTH_OAUTHBEARER };
+
+/* Why the last operation failed, for the advice a user gets. */
+enum imap_fail {
+	IMAP_F_NONE,
+	IMAP_F_CONNECT,		/* no TCP connection: host, port, firewall */
+	IMAP_F_TLS,		/* handshake or certificate */
+	IMAP_F_AUTH,		/* credentials refused */
+	IMAP_F_NO,		/* a command answered NO (code in last_code) */
+	IMAP_F_PROTO,		/* BAD, a malformed or oversized response */
+	IMAP_F_CLOSED,		/* connection lost, BYE, timeout */
+};
+
+struct imap_opts {
+	const char *host;	/* name: SNI and certificate check */
+	const char *addr;	/* address to connect to instead of resolving host, or NULL */
+	const char *port;
+	enum imap_tls tls;
+	SSL_CTX *ssl_ctx;	/* borrowed: verifying context (imap_ssl_ctx_new) */
+	int timeout;		/* seconds for connect and each read or write */
+	size_t max_literal;	/* largest literal (message) accepted */
+};
+
+struct imap {
+	int fd;
+	SSL *ssl;
+	bool compress;
+	z_stream zin, zout;
+	struct buf in;		/* decompressed input; responses point into it */
+	size_t in_used;		/* bytes of in consumed by the last response */
+	struct buf out;		/* commands not yet sent */
+	size_t max_line, max_literal;
+	unsigned tagn;
+	char caps[2048];	/* the capability words, space-separated, upper case */
+	char sep;		/* hierarchy separator from LIST, '/' until known */
+	enum imap_fail fail;
+	char last_code[128];	/* the response code of the last NO/BAD: "OVERQUOTA" */
+	char err[512];		/* a description of the last failure (server text included) */
+};
+
+/* A verifying client context; ca_file NULL for the system store. NULL + *err. */
+SSL_CTX *imap_ssl_ctx_new(const char *ca_file, char **err);
+
+bool imap_connect(struct imap *im, const struct imap_opts *o);
+bool imap_login(struct imap *im, enum imap_auth how, const char *user,
+		const struct mig_cred *secret);
+/* COMPRESS=DEFLATE when offered; true when on or not offered, false on failure. */
+bool imap_try_compress(struct imap *im);
+void imap_close(struct imap *im);	/* LOGOUT (best effort) and free */
+
+bool imap_has_cap(const struct imap *im, const char *cap);
+
+/* Queue a command line "TAG fmt\r\n"; the tag goes to tag (>= 16 bytes). */
+void imap_cmd(struct imap *im, char *tag, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Queue raw bytes (a literal's contents). */
+void imap_put(struct imap *im, const void *data, size_t len);
+/* Queue a string as a quoted string or, when it needs it, a literal (LITERAL+ required). */
+void imap_put_astring(struct imap *im, const char *s);
+bool imap_flush(struct imap *im);
+/*
+ * Read the next response into r (valid until the next call); flushes queued output first.
+ * false on failure (im->fail set).
+ */
+bool imap_read(struct imap *im, struct imap_resp *r);
+
+/* Callback for untagged responses of a command. */
+typedef void (*imap_untagged_fn)(struct imap *im, const struct imap_resp *r, void *arg);
+/*
+ * Read responses until the tagged answer to tag, passing untagged ones to fn (may be NULL).
+ * True for OK; false for NO/BAD (fail, last_code and err set) or a failure.
+ */
+bool imap_wait(struct imap *im, const char *tag, imap_untagged_fn fn, void *arg);
+/* imap_cmd + imap_wait. */
+bool imap_simple(struct imap *im, imap_untagged_fn fn, void *arg, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Quote s for a command (into out): "..." with \ and " escaped. */
+void imap_quote(struct buf *out, const char *s);
+
+#endif

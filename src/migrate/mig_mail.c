@@ -1,0 +1,972 @@
+/*
+ * mig_mail.c - the mail copy: the plan (folders, special-use mapping, subscriptions) and
+ * the workers that copy folder after folder (see mig_mail.h for the guarantees).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "imap_utf7.h"
+#include "log.h"
+#include "mig_mail.h"
+#include "mig_mail_map.h"
+#include "xmalloc.h"
+
+#define BATCH_MSGS 200
+#define BATCH_BYTES (32u << 20)
+
+const char *mig_mail_advice(enum imap_fail f, const char *code, bool source, const char *hint)
+{
+	switch (f) {
+	case IMAP_F_CONNECT:
+		return source ? "check the server name and port of the old provider; some providers "
+				"have IMAP switched off until you enable it in their web settings"
+			      : "check [migrate] destination and that the mail server is running";
+	case IMAP_F_TLS:
+		return "the server's certificate could not be verified; check the host name "
+		       "(or [migrate] ca_file for a private CA)";
+	case IMAP_F_AUTH:
+		if (!source)
+			return "check the destination user name and password (or the master user)";
+		if (hint != NULL)
+			return hint;
+		if (code != NULL && strcasecmp(code, "UNAVAILABLE") == 0)
+			return "the old provider is temporarily unavailable: try again later";
+		return "wrong user name or password; if your provider uses two-step sign-in, create "
+		       "an app password and use it instead, and make sure IMAP access is enabled";
+	case IMAP_F_NO:
+		if (code != NULL && strcasecmp(code, "OVERQUOTA") == 0)
+			return "the destination mailbox is full: make room or raise the quota, then "
+			       "run the job again (it continues where it stopped)";
+		return "the server refused the command";
+	case IMAP_F_PROTO:
+		return "the server answered something this client does not understand";
+	case IMAP_F_CLOSED:
+		return "the connection was lost: run the job again, it continues where it stopped";
+	default:
+		return "";
+	}
+}
+
+static void fatal_set(struct mig_mail *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fatal_set(struct mig_mail *m, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->fatal == NULL) {
+		va_start(ap, fmt);
+		m->fatal = xvasprintf(fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* The fixed address of host in "name=address, ..." (into out), or NULL. */
+static const char *fixed_addr(const char *hosts, const char *host, char *out, size_t outsz)
+{
+	size_t hl = strlen(host);
+
+	for (const char *p = hosts; p != NULL && *p; ) {
+		const char *end = strchr(p, ','), *eq;
+		size_t len;
+
+		while (*p == ' ')
+			p++;
+		len = end ? (size_t)(end - p) : strlen(p);
+		eq = memchr(p, '=', len);
+		if (eq != NULL && (size_t)(eq - p) == hl && strncasecmp(p, host, hl) == 0) {
+			size_t al = len - hl - 1;
+
+			while (al > 0 && eq[al] == ' ')
+				al--;
+			if (al >= outsz)
+				return NULL;
+			memcpy(out, eq + 1, al);
+			out[al] = '\0';
+			return out;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+/* Connect and log in; false with *im describing the failure. */
+static bool open_side(struct mig_mail *m, struct imap *im, const struct mig_endpoint *e)
+{
+	char addr[64];
+	struct imap_opts io = { e->host, fixed_addr(m->o.hosts, e->host, addr, sizeof(addr)),
+				e->port, e->tls, m->ssl, m->o.timeout, m->o.max_message + 65536 };
+
+	if (!imap_connect(im, &io))
+		return false;
+	if (!imap_login(im, e->auth, e->user, e->cred))
+		return false;
+	if (!m->o.no_compress && !imap_try_compress(im))
+		return false;
+	return true;
+}
+
+static bool open_pair(struct mig_mail *m, struct imap *s, struct imap *d, bool report)
+{
+	if (!open_side(m, s, &m->o.src)) {
+		if (report)
+			fatal_set(m, "old provider: %s. What to do: %s", s->err,
+				  mig_mail_advice(s->fail, s->last_code, true, m->o.src.hint));
+		imap_close(s);
+		return false;
+	}
+	if (!open_side(m, d, &m->o.dst)) {
+		if (report)
+			fatal_set(m, "destination: %s. What to do: %s", d->err,
+				  mig_mail_advice(d->fail, d->last_code, false, NULL));
+		imap_close(s);
+		imap_close(d);
+		return false;
+	}
+	return true;
+}
+
+/* ---- the plan ---- */
+
+struct list_ctx {
+	struct mig_mail *m;
+	bool dest;
+	bool lsub;
+};
+
+static char *node_str(const struct imap_node *n)
+{
+	if (n == NULL || n->type == IMAP_NIL || n->type == IMAP_LIST)
+		return NULL;
+	return xstrndup(n->p, n->len);
+}
+
+static void on_list(struct imap *im, const struct imap_resp *r, void *arg)
+{
+	struct list_ctx *c = arg;
+	struct mig_mail *m = c->m;
+	const struct imap_node *attrs = r->args.child, *sep, *name;
+	char *nm;
+	int su = MIG_SU_NONE;
+	bool noselect = false, subscribed = c->lsub;
+
+	if ((strcmp(r->name, "LIST") != 0 && strcmp(r->name, "LSUB") != 0) || attrs == NULL ||
+	    attrs->type != IMAP_LIST || (sep = attrs->next) == NULL || (name = sep->next) == NULL)
+		return;
+	if (sep->type == IMAP_STRING && sep->len == 1)
+		im->sep = sep->p[0];
+	for (const struct imap_node *a = attrs->child; a != NULL; a = a->next) {
+		int s = mig_special_from_attr(a->p, a->len);
+
+		if (s != MIG_SU_NONE)
+			su = s;
+		if (imap_node_is(a, "\\Noselect") || imap_node_is(a, "\\NonExistent"))
+			noselect = true;
+		if (imap_node_is(a, "\\Subscribed"))
+			subscribed = true;
+	}
+	nm = node_str(name);
+	if (nm == NULL || strlen(nm) > IMAP_NAME_MAX) {
+		free(nm);
+		return;
+	}
+	if (c->dest) {
+		if (su > MIG_SU_INBOX && su < (int)(sizeof(m->dst_special) / sizeof(m->dst_special[0])) &&
+		    m->dst_special[su] == NULL)
+			m->dst_special[su] = xstrdup(nm);
+		free(nm);
+		return;
+	}
+	for (size_t i = 0; i < m->nfolders; i++) {
+		if (strcmp(m->folders[i].src, nm) == 0) {
+			/* LSUB after LIST: only the subscription is news */
+			m->folders[i].subscribed |= subscribed;
+			free(nm);
+			return;
+		}
+	}
+	if (c->lsub) {
+		free(nm);	/* subscribed but not existing: nothing to copy */
+		return;
+	}
+	m->folders = xreallocarray(m->folders, m->nfolders + 1, sizeof(*m->folders));
+	struct mig_folder *f = &m->folders[m->nfolders++];
+
+	memset(f, 0, sizeof(*f));
+	f->src = nm;
+	f->special = su;
+	f->noselect = noselect;
+	f->subscribed = subscribed;
+}
+
+static bool list_all(struct mig_mail *m, struct imap *im, bool dest)
+{
+	struct list_ctx c = { m, dest, false };
+	bool su = imap_has_cap(im, "SPECIAL-USE");
+
+	if (imap_has_cap(im, "LIST-EXTENDED"))
+		return imap_simple(im, on_list, &c, "LIST \"\" \"*\" RETURN (SUBSCRIBED%s)",
+				   su ? " SPECIAL-USE" : "");
+	if (!imap_simple(im, on_list, &c, "LIST \"\" \"*\""))
+		return false;
+	c.lsub = true;
+	return dest || imap_simple(im, on_list, &c, "LSUB \"\" \"*\"");
+}
+
+/* The last component of a UTF-8 name. */
+static const char *leaf_of(const char *utf8, char sep)
+{
+	const char *p = sep ? strrchr(utf8, sep) : NULL;
+
+	return p ? p + 1 : utf8;
+}
+
+/* Decide the destination name of every folder. */
+static void map_folders(struct mig_mail *m, char ssep)
+{
+	bool by_attr[16] = { false };
+
+	/* a name stands for a special folder only when no folder has that attribute */
+	for (size_t i = 0; i < m->nfolders; i++)
+		if (m->folders[i].special > 0 && m->folders[i].special < 16)
+			by_attr[m->folders[i].special] = true;
+	for (size_t i = 0; i < m->nfolders; i++) {
+		struct mig_folder *f = &m->folders[i];
+		char *utf8 = imap_utf7_decode(f->src, strlen(f->src));
+
+		f->display = utf8 ? utf8 : xstrdup(f->src);
+		if (strcasecmp(f->src, "INBOX") == 0)
+			f->special = MIG_SU_INBOX;
+		/* by name only for top-level folders (and Gmail's [Gmail]/...) */
+		if (f->special == MIG_SU_NONE && utf8 != NULL &&
+		    (strchr(utf8, ssep) == NULL || strncmp(utf8, "[Gmail]", 7) == 0))
+		{
+			int su = mig_special_from_name(leaf_of(utf8, ssep));
+
+			f->special = su > 0 && su < 16 && by_attr[su] ? MIG_SU_NONE : su;
+		}
+		if (m->o.src.gmail && mig_gmail_skip((enum mig_special)f->special))
+			f->skip = true;
+		if (f->special == MIG_SU_ALL || f->special == MIG_SU_FLAGGED ||
+		    f->special == MIG_SU_IMPORTANT)
+			f->special = MIG_SU_NONE;	/* copied as ordinary folders if not skipped */
+		if (f->special == MIG_SU_INBOX) {
+			f->dst = xstrdup("INBOX");
+		} else if (f->special > MIG_SU_INBOX) {
+			const char *d = m->dst_special[f->special];
+
+			f->dst = xstrdup(d ? d : mig_special_default_name((enum mig_special)f->special));
+		} else {
+			f->dst = mig_map_name(f->src, ssep, m->dsep);
+			if (f->dst == NULL) {
+				f->dst = xstrdup(f->src);
+				f->skip = true;
+				f->error = xstrdup("the folder name is not valid modified UTF-7");
+			}
+		}
+	}
+}
+
+static int folder_order(const void *a, const void *b)
+{
+	const struct mig_folder *x = a, *y = b;
+
+	/* INBOX first (the user looks there), then by name so parents precede children */
+	if ((x->special == MIG_SU_INBOX) != (y->special == MIG_SU_INBOX))
+		return x->special == MIG_SU_INBOX ? -1 : 1;
+	return strcmp(x->src, y->src);
+}
+
+bool mig_mail_prepare(struct mig_mail *m, const struct mig_mail_opts *o)
+{
+	struct imap s, d;
+	char *err = NULL;
+	bool ok;
+
+	memset(m, 0, sizeof(*m));
+	m->o = *o;
+	pthread_mutex_init(&m->lock, NULL);
+	m->ssl = imap_ssl_ctx_new(o->ca_file, &err);
+	if (m->ssl == NULL) {
+		m->fatal = xasprintf("TLS: %s", err);
+		free(err);
+		return false;
+	}
+	if (!open_pair(m, &s, &d, true))
+		return false;
+	ok = list_all(m, &d, true);
+	m->dsep = d.sep;
+	if (ok)
+		ok = list_all(m, &s, false);
+	if (!ok)
+		fatal_set(m, "listing folders failed: %s", d.fail != IMAP_F_NONE ? d.err : s.err);
+	else {
+		qsort(m->folders, m->nfolders, sizeof(*m->folders), folder_order);
+		map_folders(m, s.sep);
+		for (size_t i = 0; i < m->nfolders; i++)
+			if (!m->folders[i].skip && !m->folders[i].noselect)
+				m->p.folders_total++;
+	}
+	imap_close(&s);
+	imap_close(&d);
+	return ok;
+}
+
+struct mig_folder *mig_mail_folder(struct mig_mail *m, const char *src)
+{
+	for (size_t i = 0; i < m->nfolders; i++)
+		if (strcmp(m->folders[i].src, src) == 0)
+			return &m->folders[i];
+	return NULL;
+}
+
+void mig_mail_progress(struct mig_mail *m, struct mig_progress *p)
+{
+	pthread_mutex_lock(&m->lock);
+	*p = m->p;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- copying one folder ---- */
+
+struct msgkey {
+	uint64_t size;
+	long long date;
+	char *msgid;	/* normalised Message-ID, "" when none */
+	uint32_t uid;
+	bool used;
+};
+
+struct keyset {
+	struct msgkey *k;
+	size_t n;
+};
+
+static int key_cmp(const void *a, const void *b)
+{
+	const struct msgkey *x = a, *y = b;
+
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	if (x->date != y->date)
+		return x->date < y->date ? -1 : 1;
+	return strcmp(x->msgid, y->msgid);
+}
+
+/* "Message-ID: <a@b>\r\n\r\n" to "<a@b>" (unfolded, no white space). */
+static char *norm_msgid(const struct imap_node *n)
+{
+	struct buf b;
+	const char *p, *end;
+
+	buf_init(&b, 0);
+	if (n != NULL && n->type == IMAP_STRING) {
+		p = memchr(n->p, ':', n->len);
+		end = n->p + n->len;
+		for (p = p ? p + 1 : end; p < end; p++)
+			if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+				buf_add(&b, p, 1);
+	}
+	return buf_release(&b, NULL);
+}
+
+static void on_keys(struct imap *im, const struct imap_resp *r, void *arg)
+{
+	struct keyset *ks = arg;
+	const struct imap_node *l = r->args.child, *hdr = NULL;
+	struct msgkey k = { 0 };
+	const struct imap_node *d;
+
+	if (strcmp(r->name, "FETCH") != 0 || l == NULL || l->type != IMAP_LIST)
+		return;
+	if (!imap_node_u32(imap_fetch_item(l, "UID"), &k.uid) ||
+	    !imap_node_u64(imap_fetch_item(l, "RFC822.SIZE"), &k.size))
+		return;
+	d = imap_fetch_item(l, "INTERNALDATE");
+	k.date = d && d->type == IMAP_STRING ? mig_parse_internaldate(d->p, d->len) : -1;
+	for (const struct imap_node *n = l->child; n != NULL && n->next != NULL; n = n->next->next)
+		if (n->type == IMAP_ATOM && n->len > 17 && strncasecmp(n->p, "BODY[HEADER.FIELDS", 18) == 0)
+			hdr = n->next;
+	k.msgid = norm_msgid(hdr);
+	ks->k = xreallocarray(ks->k, ks->n + 1, sizeof(*ks->k));
+	ks->k[ks->n++] = k;
+}
+
+static void keys_free(struct keyset *ks)
+{
+	for (size_t i = 0; i < ks->n; i++)
+		free(ks->k[i].msgid);
+	free(ks->k);
+	ks->k = NULL;
+	ks->n = 0;
+}
+
+#define KEY_ITEMS "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+
+struct sel_ctx {
+	uint32_t uidvalidity, exists;
+};
+
+static void on_select(struct imap *im, const struct imap_resp *r, void *arg)
+{
+	struct sel_ctx *c = arg;
+
+	if (r->status == IMAP_ST_OK && strcmp(r->code, "UIDVALIDITY") == 0) {
+		char t[16];
+		size_t n = r->code_arg_len < sizeof(t) - 1 ? r->code_arg_len : sizeof(t) - 1;
+
+		memcpy(t, r->code_arg, n);
+		t[n] = '\0';
+		c->uidvalidity = (uint32_t)strtoul(t, NULL, 10);
+	}
+	if (r->has_number && strcmp(r->name, "EXISTS") == 0)
+		c->exists = r->number;
+}
+
+static void quote_name(struct buf *b, const char *name)
+{
+	buf_reset(b);
+	imap_quote(b, name);
+}
+
+static void note_failure(struct mig_mail *m, struct mig_folder *f, uint32_t uid, const char *why)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	if (f->failures)
+		buf_adds(&b, f->failures);
+	buf_addf(&b, "UID %u: %s\n", uid, why);
+	pthread_mutex_lock(&m->lock);
+	free(f->failures);
+	f->failures = buf_release(&b, NULL);
+	f->failed++;
+	m->p.failed++;
+	f->dirty = true;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Flags of a FETCH as an APPEND flag list, \Recent dropped. */
+static void flags_of(const struct imap_node *fl, struct buf *out)
+{
+	bool first = true;
+
+	buf_add(out, "(", 1);
+	for (const struct imap_node *n = fl ? fl->child : NULL; n != NULL; n = n->next) {
+		if (n->type != IMAP_ATOM || imap_node_is(n, "\\Recent"))
+			continue;
+		if (!first)
+			buf_add(out, " ", 1);
+		buf_add(out, n->p, n->len);
+		first = false;
+	}
+	buf_add(out, ")", 1);
+}
+
+struct copy_ctx {
+	struct mig_mail *m;
+	struct mig_folder *f;
+	struct imap *s, *d;
+	bool multi, literal_plus;
+	char multi_tag[16];
+	bool multi_open;
+	char (*tags)[16];	/* per message, when not MULTIAPPEND */
+	uint32_t *uids;
+	uint64_t *sizes;
+	size_t n;
+	bool dest_failed;	/* the destination connection broke */
+	bool full;		/* the destination said OVERQUOTA */
+	size_t cap;		/* messages asked for: a server sending more is ignored */
+	uint32_t high;		/* highest UID sent in this batch */
+	uint64_t bytes;
+};
+
+/* Send one message to the destination as (part of) an APPEND. */
+static bool put_message(struct copy_ctx *c, uint32_t uid, const struct imap_node *l)
+{
+	const struct imap_node *body = imap_fetch_item(l, "BODY[]");
+	const struct imap_node *date = imap_fetch_item(l, "INTERNALDATE");
+	struct buf meta;
+	struct imap *d = c->d;
+
+	if (body == NULL || body->type != IMAP_STRING || date == NULL || date->type != IMAP_STRING)
+		return false;
+	buf_init(&meta, 0);
+	flags_of(imap_fetch_item(l, "FLAGS"), &meta);
+	buf_addf(&meta, " \"%.*s\" ", (int)date->len, date->p);
+	if (c->multi) {
+		if (!c->multi_open) {
+			struct buf q;
+
+			buf_init(&q, 0);
+			quote_name(&q, c->f->dst);
+			imap_cmd(d, c->multi_tag, "APPEND %s", q.data);
+			d->out.len -= 2;	/* messages follow on the same command */
+			buf_free(&q);
+			c->multi_open = true;
+		}
+		buf_addf(&d->out, " %s{%zu+}\r\n", meta.data, body->len);
+		imap_put(d, body->p, body->len);
+	} else {
+		struct buf q;
+
+		buf_init(&q, 0);
+		quote_name(&q, c->f->dst);
+		imap_cmd(d, c->tags[c->n], "APPEND %s %s{%zu%s}", q.data, meta.data, body->len,
+			 c->literal_plus ? "+" : "");
+		buf_free(&q);
+		if (!c->literal_plus) {
+			/* synchronising literal: wait for the go-ahead */
+			struct imap_resp r;
+
+			if (!imap_read(d, &r)) {
+				buf_free(&meta);
+				c->dest_failed = true;
+				return false;
+			}
+			if (r.kind != IMAP_RESP_CONT) {
+				/* refused at once (e.g. too large): imap_wait reads it again */
+				d->in_used = 0;
+			} else {
+				imap_put(d, body->p, body->len);
+				buf_add(&d->out, "\r\n", 2);
+			}
+			imap_resp_free(&r);
+			c->uids[c->n] = uid;
+			c->sizes[c->n] = body->len;
+			if (!imap_wait(d, c->tags[c->n], NULL, NULL)) {
+				if (d->fail != IMAP_F_NO) {
+					c->dest_failed = true;
+					buf_free(&meta);
+					return false;
+				}
+				if (strcasecmp(d->last_code, "OVERQUOTA") == 0)
+					c->full = true;
+				note_failure(c->m, c->f, uid, d->err);
+				c->sizes[c->n] = UINT64_MAX;
+			} else {
+				c->bytes += body->len;
+			}
+			c->tags[c->n++][0] = '\0';	/* answered already */
+			buf_free(&meta);
+			return true;
+		}
+		imap_put(d, body->p, body->len);
+		buf_add(&d->out, "\r\n", 2);
+	}
+	c->uids[c->n] = uid;
+	c->sizes[c->n++] = body->len;
+	c->bytes += body->len;
+	buf_free(&meta);
+	return true;
+}
+
+static void on_body(struct imap *im, const struct imap_resp *r, void *arg)
+{
+	struct copy_ctx *c = arg;
+	const struct imap_node *l = r->args.child;
+	uint32_t uid;
+
+	if (strcmp(r->name, "FETCH") != 0 || l == NULL || l->type != IMAP_LIST || c->dest_failed ||
+	    c->n >= c->cap ||
+	    !imap_node_u32(imap_fetch_item(l, "UID"), &uid) || imap_fetch_item(l, "BODY[]") == NULL)
+		return;
+	if (!put_message(c, uid, l))
+		return;
+	if (uid > c->high)
+		c->high = uid;
+}
+
+static void uid_set(struct buf *b, const struct msgkey *todo, size_t n)
+{
+	buf_reset(b);
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+
+		while (j + 1 < n && todo[j + 1].uid == todo[j].uid + 1)
+			j++;
+		if (b->len > 0)
+			buf_add(b, ",", 1);
+		if (j > i)
+			buf_addf(b, "%u:%u", todo[i].uid, todo[j].uid);
+		else
+			buf_addf(b, "%u", todo[i].uid);
+		i = j;
+	}
+}
+
+enum batch_rc { BATCH_OK, BATCH_RETRY_SINGLY, BATCH_SRC_LOST, BATCH_DST_LOST, BATCH_FULL };
+
+/* Copy the messages todo[0..n): fetch them in one command and append as they arrive. */
+static enum batch_rc copy_batch(struct mig_mail *m, struct mig_folder *f, struct imap *s,
+				struct imap *d, const struct msgkey *todo, size_t n, bool multi)
+{
+	struct copy_ctx c = { .m = m, .f = f, .s = s, .d = d };
+	struct buf set;
+	char tag[16];
+	bool fetched;
+	enum batch_rc rc = BATCH_OK;
+
+	c.multi = multi;
+	c.cap = n;
+	c.literal_plus = imap_has_cap(d, "LITERAL+");
+	c.tags = xcalloc(n, sizeof(*c.tags));
+	c.uids = xcalloc(n, sizeof(*c.uids));
+	c.sizes = xcalloc(n, sizeof(*c.sizes));
+	buf_init(&set, 0);
+	uid_set(&set, todo, n);
+	imap_cmd(s, tag, "UID FETCH %s (UID FLAGS INTERNALDATE BODY.PEEK[])", set.data);
+	fetched = imap_wait(s, tag, on_body, &c);
+	if (c.dest_failed) {
+		rc = BATCH_DST_LOST;
+	} else if (c.multi && c.multi_open) {
+		buf_add(&d->out, "\r\n", 2);
+		if (!imap_wait(d, c.multi_tag, NULL, NULL)) {
+			if (d->fail == IMAP_F_NO && strcasecmp(d->last_code, "OVERQUOTA") == 0)
+				rc = BATCH_FULL;
+			else if (d->fail == IMAP_F_NO)
+				rc = BATCH_RETRY_SINGLY;	/* one message spoilt the lot */
+			else
+				rc = BATCH_DST_LOST;
+			c.n = 0;
+		}
+	} else {
+		if (c.full)
+			rc = BATCH_FULL;
+		for (size_t i = 0; i < c.n; i++) {
+			if (c.tags[i][0] == '\0' || imap_wait(d, c.tags[i], NULL, NULL))
+				continue;
+			if (d->fail != IMAP_F_NO) {
+				rc = BATCH_DST_LOST;
+				c.n = i;
+				break;
+			}
+			if (strcasecmp(d->last_code, "OVERQUOTA") == 0)
+				rc = BATCH_FULL;
+			note_failure(m, f, c.uids[i], d->err);
+			c.sizes[i] = UINT64_MAX;	/* not copied */
+		}
+	}
+	if (rc == BATCH_OK || rc == BATCH_FULL || (rc == BATCH_DST_LOST && !c.multi)) {
+		pthread_mutex_lock(&m->lock);
+		for (size_t i = 0; i < c.n; i++) {
+			if (c.sizes[i] == UINT64_MAX)
+				continue;
+			f->copied++;
+			f->bytes += c.sizes[i];
+			m->p.msgs_done++;
+			m->p.bytes_done += c.sizes[i];
+		}
+		f->dirty = true;
+		pthread_mutex_unlock(&m->lock);
+	}
+	if (rc == BATCH_OK && !fetched)
+		rc = s->fail == IMAP_F_NO ? BATCH_OK : BATCH_SRC_LOST;
+	if (rc == BATCH_OK && fetched) {
+		/* every message of the batch is at the destination or listed as failed */
+		pthread_mutex_lock(&m->lock);
+		if (todo[n - 1].uid > f->last_uid && f->failed == 0)
+			f->last_uid = todo[n - 1].uid;
+		pthread_mutex_unlock(&m->lock);
+	}
+	buf_free(&set);
+	free(c.tags);
+	free(c.uids);
+	free(c.sizes);
+	return rc;
+}
+
+static void folder_error(struct mig_mail *m, struct mig_folder *f, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void folder_error(struct mig_mail *m, struct mig_folder *f, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&m->lock);
+	free(f->error);
+	va_start(ap, fmt);
+	f->error = xvasprintf(fmt, ap);
+	va_end(ap);
+	f->dirty = true;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Make sure the destination folder exists (and is subscribed when the source's was). */
+static bool ensure_dest(struct mig_mail *m, struct mig_folder *f, struct imap *d)
+{
+	struct buf q;
+	bool ok = true;
+
+	if (strcasecmp(f->dst, "INBOX") == 0)
+		return true;
+	buf_init(&q, 0);
+	quote_name(&q, f->dst);
+	if (!imap_simple(d, NULL, NULL, "CREATE %s", q.data) &&
+	    (d->fail != IMAP_F_NO || (strcasecmp(d->last_code, "ALREADYEXISTS") != 0 &&
+				      d->last_code[0] != '\0'))) {
+		folder_error(m, f, "cannot create the folder at the destination: %s", d->err);
+		ok = false;
+	}
+	/* a plain NO without a code may mean "exists" on older servers: SELECT decides */
+	if (ok && f->subscribed)
+		(void)imap_simple(d, NULL, NULL, "SUBSCRIBE %s", q.data);
+	buf_free(&q);
+	return ok && d->fail != IMAP_F_CLOSED;
+}
+
+/* The candidates at the source that are not yet at the destination. */
+static bool plan_folder(struct mig_mail *m, struct mig_folder *f, struct imap *s, struct imap *d,
+			struct keyset *todo)
+{
+	struct sel_ctx sc = { 0 }, dc = { 0 };
+	struct keyset have = { 0 };
+	struct buf q;
+	uint32_t from = 1;
+
+	buf_init(&q, 0);
+	quote_name(&q, f->src);
+	if (!imap_simple(s, on_select, &sc, "EXAMINE %s", q.data)) {
+		folder_error(m, f, "the old provider cannot open this folder: %s", s->err);
+		buf_free(&q);
+		return false;
+	}
+	pthread_mutex_lock(&m->lock);
+	f->uidvalidity = sc.uidvalidity;
+	if (f->saved_uidvalidity == sc.uidvalidity && f->saved_uidvalidity != 0) {
+		from = f->saved_last_uid + 1;
+		if (f->last_uid < f->saved_last_uid)
+			f->last_uid = f->saved_last_uid;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (sc.exists > 0 && !imap_simple(s, on_keys, todo, "UID FETCH %u:* " KEY_ITEMS, from)) {
+		folder_error(m, f, "listing the messages failed: %s", s->err);
+		buf_free(&q);
+		return false;
+	}
+	/* "N:*" always returns the last message, even when its UID is below N */
+	for (size_t i = 0; i < todo->n; i++)
+		if (todo->k[i].uid < from)
+			todo->k[i].used = true;
+	quote_name(&q, f->dst);
+	if (todo->n > 0 && !imap_simple(d, on_select, &dc, "EXAMINE %s", q.data)) {
+		folder_error(m, f, "the destination cannot open the folder: %s", d->err);
+		buf_free(&q);
+		return false;
+	}
+	if (dc.exists > 0 && !imap_simple(d, on_keys, &have, "UID FETCH 1:* " KEY_ITEMS)) {
+		folder_error(m, f, "listing the destination's messages failed: %s", d->err);
+		buf_free(&q);
+		return false;
+	}
+	if (todo->n > 0)
+		(void)imap_simple(d, NULL, NULL, "CLOSE");
+	buf_free(&q);
+	/* multiset difference: each destination message accounts for one source message */
+	if (have.n > 1)
+		qsort(have.k, have.n, sizeof(*have.k), key_cmp);
+	for (size_t i = 0; i < todo->n; i++) {
+		struct msgkey *k = &todo->k[i];
+		size_t lo = 0, hi = have.n;
+
+		if (k->used)
+			continue;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+
+			if (key_cmp(&have.k[mid], k) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < have.n && key_cmp(&have.k[lo], k) == 0; lo++) {
+			if (!have.k[lo].used) {
+				have.k[lo].used = k->used = true;
+				pthread_mutex_lock(&m->lock);
+				f->present++;
+				pthread_mutex_unlock(&m->lock);
+				break;
+			}
+		}
+	}
+	keys_free(&have);
+	return true;
+}
+
+static int uid_order(const void *a, const void *b)
+{
+	const struct msgkey *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* Copy one folder; false when the connections must be re-opened. */
+static bool copy_folder(struct mig_mail *m, struct mig_folder *f, struct imap *s, struct imap *d)
+{
+	struct keyset all = { 0 };
+	struct msgkey *todo;
+	size_t n = 0, i = 0;
+	bool multi = imap_has_cap(d, "MULTIAPPEND") && imap_has_cap(d, "LITERAL+");
+	bool alive = true;
+
+	if (!ensure_dest(m, f, d))
+		return d->fail != IMAP_F_CLOSED;
+	if (!plan_folder(m, f, s, d, &all)) {
+		keys_free(&all);
+		return s->fail != IMAP_F_CLOSED && d->fail != IMAP_F_CLOSED;
+	}
+	todo = xcalloc(all.n + 1, sizeof(*todo));
+	for (size_t k = 0; k < all.n; k++) {
+		if (all.k[k].used)
+			continue;
+		if (all.k[k].size > m->o.max_message) {
+			char why[128];
+
+			snprintf(why, sizeof(why), "larger (%llu bytes) than the limit of %llu bytes",
+				 (unsigned long long)all.k[k].size, (unsigned long long)m->o.max_message);
+			note_failure(m, f, all.k[k].uid, why);
+			continue;
+		}
+		todo[n++] = all.k[k];
+	}
+	if (n > 1)
+		qsort(todo, n, sizeof(*todo), uid_order);
+	pthread_mutex_lock(&m->lock);
+	m->p.msgs_total += n;
+	for (size_t k = 0; k < n; k++)
+		m->p.bytes_total += todo[k].size;
+	pthread_mutex_unlock(&m->lock);
+	while (i < n && alive) {
+		size_t cnt = 0;
+		uint64_t bytes = 0;
+		enum batch_rc rc;
+
+		if (m->dest_full)
+			break;
+		while (i + cnt < n && cnt < BATCH_MSGS && (cnt == 0 || bytes + todo[i + cnt].size <= BATCH_BYTES))
+			bytes += todo[i + cnt++].size;
+		rc = copy_batch(m, f, s, d, todo + i, cnt, multi);
+		if (rc == BATCH_RETRY_SINGLY) {
+			for (size_t k = 0; k < cnt && alive; k++) {
+				rc = copy_batch(m, f, s, d, todo + i + k, 1, false);
+				alive = rc == BATCH_OK || rc == BATCH_FULL;
+				if (rc == BATCH_FULL)
+					m->dest_full = true;
+			}
+		} else if (rc == BATCH_FULL) {
+			m->dest_full = true;
+		} else if (rc != BATCH_OK) {
+			alive = false;
+		}
+		i += cnt;
+	}
+	if (m->dest_full)
+		folder_error(m, f, "the destination mailbox is full (%s). What to do: %s", d->err,
+			     mig_mail_advice(IMAP_F_NO, "OVERQUOTA", false, NULL));
+	else if (!alive)
+		folder_error(m, f, "%s. What to do: %s", s->fail == IMAP_F_CLOSED ? s->err : d->err,
+			     mig_mail_advice(IMAP_F_CLOSED, NULL, true, NULL));
+	free(todo);
+	keys_free(&all);
+	return alive;
+}
+
+/* ---- workers ---- */
+
+static struct mig_folder *next_folder(struct mig_mail *m)
+{
+	struct mig_folder *f = NULL;
+
+	pthread_mutex_lock(&m->lock);
+	while (m->next < m->nfolders && f == NULL) {
+		struct mig_folder *c = &m->folders[m->next++];
+
+		if (!c->skip && !c->noselect)
+			f = c;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return f;
+}
+
+static void folder_done(struct mig_mail *m, struct mig_folder *f)
+{
+	pthread_mutex_lock(&m->lock);
+	f->finished = time(NULL);
+	f->done = true;
+	f->dirty = true;
+	m->p.folders_done++;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void *worker(void *arg)
+{
+	struct mig_mail *m = arg;
+	struct imap s, d;
+	bool open = false;
+	struct mig_folder *f;
+
+	while ((f = next_folder(m)) != NULL) {
+		pthread_mutex_lock(&m->lock);
+		f->started = time(NULL);
+		pthread_mutex_unlock(&m->lock);
+		/* one retry on fresh connections when a connection breaks mid-folder */
+		for (int attempt = 0; attempt < 2 && !m->dest_full; attempt++) {
+			if (!open && !(open = open_pair(m, &s, &d, false))) {
+				folder_error(m, f, "cannot reconnect: %s", s.fail ? s.err : d.err);
+				break;
+			}
+			if (copy_folder(m, f, &s, &d))
+				break;
+			imap_close(&s);
+			imap_close(&d);
+			open = false;
+			if (attempt == 0) {
+				pthread_mutex_lock(&m->lock);
+				free(f->error);
+				f->error = NULL;
+				pthread_mutex_unlock(&m->lock);
+			}
+		}
+		folder_done(m, f);
+	}
+	if (open) {
+		imap_close(&s);
+		imap_close(&d);
+	}
+	return NULL;
+}
+
+void mig_mail_start(struct mig_mail *m, pthread_t *threads, int *nthreads)
+{
+	int n = m->o.connections < 1 ? 1 : m->o.connections;
+
+	if ((size_t)n > m->nfolders)
+		n = m->nfolders > 0 ? (int)m->nfolders : 1;
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&threads[i], NULL, worker, m) != 0)
+			fatalx("cannot start a migration worker");
+	*nthreads = n;
+}
+
+void mig_mail_free(struct mig_mail *m)
+{
+	for (size_t i = 0; i < m->nfolders; i++) {
+		free(m->folders[i].src);
+		free(m->folders[i].dst);
+		free(m->folders[i].display);
+		free(m->folders[i].error);
+		free(m->folders[i].failures);
+	}
+	free(m->folders);
+	for (size_t i = 0; i < sizeof(m->dst_special) / sizeof(m->dst_special[0]); i++)
+		free(m->dst_special[i]);
+	free(m->fatal);
+	if (m->ssl)
+		SSL_CTX_free(m->ssl);
+	pthread_mutex_destroy(&m->lock);
+}
