@@ -24,6 +24,9 @@
 #include "xmalloc.h"
 
 #define CARDDAV_MAX_REDIRECTS	5
+#define CARDDAV_RETRIES		3	/* after a 429 or 503 */
+#define CARDDAV_RETRY_MAX_S	30	/* longest Retry-After honoured */
+#define CARDDAV_RETRY_DEFAULT_S	2
 #define CARDDAV_MAX_CARDS_BOOK	100000
 
 struct carddav {
@@ -192,8 +195,29 @@ static void carddav_cb(struct http_response *resp, void *arg)
 	w->done = true;
 }
 
+static void carddav_wake(evutil_socket_t fd, short what, void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* Wait seconds on the client's loop (a throttled server asked for a pause). */
+static void carddav_pause(struct carddav *d, long seconds)
+{
+	struct timeval tv = { seconds, 0 };
+	bool woken = false;
+	struct event *ev = evtimer_new(d->base, carddav_wake, &woken);
+
+	if (ev == NULL)
+		fatalx("evtimer_new failed");
+	evtimer_add(ev, &tv);
+	while (!woken)
+		if (event_base_loop(d->base, EVLOOP_ONCE) < 0)
+			fatalx("event loop failed");
+	event_free(ev);
+}
+
 /* One request, waited for; NULL (with the error set) when none could be made. */
-static struct http_response *carddav_once(struct carddav *d, const char *method,
+static struct http_response *carddav_send(struct carddav *d, const char *method,
 					  const char *url, const char *const *extra,
 					  const char *body, size_t len, size_t max_body)
 {
@@ -224,6 +248,30 @@ static struct http_response *carddav_once(struct carddav *d, const char *method,
 	}
 	d->status = w.resp->status;
 	return w.resp;
+}
+
+/*
+ * One request; a 429 or 503 (providers throttle migrations) is retried up to
+ * CARDDAV_RETRIES times after the pause the server asks for (at most 30 s).
+ */
+static struct http_response *carddav_once(struct carddav *d, const char *method,
+					  const char *url, const char *const *extra,
+					  const char *body, size_t len, size_t max_body)
+{
+	for (int attempt = 0;; attempt++) {
+		struct http_response *r = carddav_send(d, method, url, extra, body, len, max_body);
+		long wait;
+
+		if (r == NULL || (r->status != 429 && r->status != 503) ||
+		    attempt >= CARDDAV_RETRIES)
+			return r;
+		wait = r->retry_after >= 0 ? r->retry_after : CARDDAV_RETRY_DEFAULT_S;
+		if (wait > CARDDAV_RETRY_MAX_S)
+			wait = CARDDAV_RETRY_MAX_S;
+		http_response_free(r);
+		log_info("event=migrate_contacts_throttled status=%ld wait=%ld", d->status, wait);
+		carddav_pause(d, wait);
+	}
 }
 
 /* A request with redirects followed by hand; *final_url is where the answer came from. */

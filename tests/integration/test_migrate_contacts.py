@@ -208,6 +208,7 @@ class GraphServer:
     def __init__(self, contacts):
         self.contacts = contacts
         self.requests = []
+        self.throttle = 0      # answer this many requests of page 2 with 429 first
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -220,6 +221,13 @@ class GraphServer:
                     self._send(401, {"error": {"code": "InvalidAuthenticationToken"}})
                     return
                 skip = int(self.path.split("skip=")[1]) if "skip=" in self.path else 0
+                if skip == 3 and outer.throttle > 0:
+                    outer.throttle -= 1
+                    self.send_response(429)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 page = {"value": outer.contacts[skip:skip + 3]}
                 if skip + 3 < len(outer.contacts):
                     page["@odata.nextLink"] = "%sv1.0/me/contacts?$top=3&$skip=%d" % (
@@ -259,13 +267,15 @@ def graph_args(graph, dst):
 
 def test_graph_contacts_with_paging(servers, graph):
     _, dst = servers
+    graph.throttle = 1     # a throttled page is retried after Retry-After
     rc, lines, err = run(graph_args(graph, dst), src_pw=GRAPH_TOKEN)
     # the contact with nothing in it is reported, not copied
     assert rc == 1, err
     s = lines[-1]
     assert s["copied"] == 8 and s["failed"] == 1, s
     assert s["not_copied"][0]["reason"].startswith("a contact with no name")
-    assert len([p for p in graph.requests if "skip=" in p]) == 2   # pages 2 and 3
+    assert graph.throttle == 0
+    assert len([p for p in graph.requests if "skip=" in p]) == 3   # page 2 twice, page 3
     cards = dst.cards("bob", "outlook")
     assert len(cards) == 8
     card = cards["AAMkAD0003.vcf"].decode()
