@@ -429,3 +429,49 @@ def test_broken_source_is_refused_with_a_reason(servers, mode, words):
         h.stop()
     assert rc == 1 and "old address book" in err and words in err, err
     assert lines[-1]["copied"] == 0 and dst.books("bob") == []
+
+
+def test_progress_on_a_terminal_and_no_password_source(servers):
+    """On a terminal: one progress line rewritten in place, then the summary in words.
+    Without a descriptor and without a terminal to ask on, the command says so."""
+    import pty
+    src, dst = servers
+    fill_source(src)
+    master, slave = pty.openpty()
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    os.write(w1, SRC_PW.encode() + b"\n")
+    os.write(w2, DST_PW.encode() + b"\n")
+    os.close(w1)
+    os.close(w2)
+    p = subprocess.Popen([postwarden(), "migrate-contacts"] + carddav_args(src, dst)
+                         + ["--allow-private", "--password-fd", str(r1),
+                            "--to-password-fd", str(r2)],
+                         pass_fds=(r1, r2), stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert p.wait(60) == 0, p.stderr.read()
+    os.close(master)
+    os.close(r1)
+    os.close(r2)
+    text = out.decode()
+    assert "\raddress books 1  cards 3  copied 3" in text, text
+    assert "address books: 2, cards: 5, copied: 5, already there: 0, not copied: 0" in text
+    # no descriptor and no controlling terminal: a clear error, nothing done
+    r, w = os.pipe()
+    os.write(w, DST_PW.encode() + b"\n")
+    os.close(w)
+    p = subprocess.run([postwarden(), "migrate-contacts"] + carddav_args(src, dst)
+                       + ["--allow-private", "--to-password-fd", str(r)], pass_fds=(r,),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                       start_new_session=True)
+    os.close(r)
+    assert p.returncode == 1 and "terminal" in p.stderr, p.stderr
