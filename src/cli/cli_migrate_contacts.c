@@ -264,43 +264,60 @@ static bool mc_segment_ok(const char *s)
 	return true;
 }
 
-/* Write one card into the destination book; name NULL: made from the card. */
-static void mc_put(struct mc_run *r, const char *book, const char *name, const char *card,
-		   size_t len)
+/*
+ * Name one card for the destination book (name NULL or not a plain segment: made from the
+ * card); false, with the reason counted, when it is not a single vCard.
+ */
+static bool mc_prepare(struct mc_run *r, const char *book, const char *name, const char *card,
+		       size_t len, struct carddav_put_item *it)
 {
 	struct vcard_list one;
 	const char *err = NULL;
-	char *made = NULL, *url, why[96];
+	char *made = NULL;
 
 	r->seen++;
 	if (vcard_split(card, len, &one, &err) < 0 || one.n != 1) {
 		if (err == NULL)
 			vcard_list_free(&one);
 		mc_not_copied(r, "not a single vCard");
-		return;
+		return false;
 	}
 	vcard_list_free(&one);
 	if (name == NULL || !mc_segment_ok(name))
 		name = made = vcard_resource_name(card, len);
-	url = xasprintf("%s%s", book, name);
-	switch (carddav_put(r->dst, url, card, len)) {
-	case CARDDAV_PUT_CREATED:
-		r->copied++;
-		break;
-	case CARDDAV_PUT_EXISTS:
-		r->existing++;
-		break;
-	case CARDDAV_PUT_FAILED:
-		if (carddav_last_status(r->dst) > 0)
-			snprintf(why, sizeof(why), "the destination refused it (HTTP %ld)",
-				 carddav_last_status(r->dst));
-		else
-			snprintf(why, sizeof(why), "the destination did not answer");
-		mc_not_copied(r, why);
-		break;
-	}
-	free(url);
+	memset(it, 0, sizeof(*it));
+	it->url = xasprintf("%s%s", book, name);
+	it->card = card;
+	it->len = len;
 	free(made);
+	return true;
+}
+
+/* Write the prepared cards and count what happened to each. */
+static void mc_put_items(struct mc_run *r, struct carddav_put_item *items, size_t n)
+{
+	char why[96];
+
+	carddav_put_many(r->dst, items, n);
+	for (size_t i = 0; i < n; i++) {
+		switch (items[i].res) {
+		case CARDDAV_PUT_CREATED:
+			r->copied++;
+			break;
+		case CARDDAV_PUT_EXISTS:
+			r->existing++;
+			break;
+		case CARDDAV_PUT_FAILED:
+			if (items[i].status > 0)
+				snprintf(why, sizeof(why), "the destination refused it (HTTP %ld)",
+					 items[i].status);
+			else
+				snprintf(why, sizeof(why), "the destination did not answer");
+			mc_not_copied(r, why);
+			break;
+		}
+		free(items[i].url);
+	}
 }
 
 /* The destination address book called name (created when missing); NULL after reporting. */
@@ -321,9 +338,12 @@ static int mc_batch(struct mc_run *r, struct carddav *src, const char *book, cha
 		    size_t n, const char *dst_book)
 {
 	struct dav_ms ms;
+	struct carddav_put_item *items;
+	size_t k = 0;
 
 	if (carddav_multiget(src, book, urls, n, &ms) < 0)
 		return -1;
+	items = xcalloc(ms.n ? ms.n : 1, sizeof(*items));
 	for (size_t i = 0; i < ms.n; i++) {
 		struct dav_resp *x = &ms.resp[i];
 		char *seg;
@@ -334,9 +354,13 @@ static int mc_batch(struct mc_run *r, struct carddav *src, const char *book, cha
 			continue;
 		}
 		seg = carddav_last_segment(x->href);
-		mc_put(r, dst_book, seg, x->address_data, strlen(x->address_data));
+		if (mc_prepare(r, dst_book, seg, x->address_data, strlen(x->address_data),
+			       &items[k]))
+			k++;
 		free(seg);
 	}
+	mc_put_items(r, items, k);
+	free(items);
 	dav_ms_free(&ms);
 	return 0;
 }
@@ -418,10 +442,15 @@ static int mc_put_list(struct mc_run *r, const struct vcard_list *l, const char 
 		return -1;
 	}
 	r->books = 1;
-	for (size_t i = 0; i < l->n; i++) {
-		mc_put(r, book, NULL, l->card[i], l->len[i]);
-		if (i % CARDDAV_BATCH == CARDDAV_BATCH - 1)
-			mc_progress(r);
+	for (size_t i = 0; i < l->n; i += CARDDAV_BATCH) {
+		size_t n = l->n - i < CARDDAV_BATCH ? l->n - i : CARDDAV_BATCH, k = 0;
+		struct carddav_put_item items[CARDDAV_BATCH];
+
+		for (size_t j = 0; j < n; j++)
+			if (mc_prepare(r, book, NULL, l->card[i + j], l->len[i + j], &items[k]))
+				k++;
+		mc_put_items(r, items, k);
+		mc_progress(r);
 	}
 	free(book);
 	return 0;

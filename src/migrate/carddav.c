@@ -653,6 +653,85 @@ enum carddav_put_result carddav_put(struct carddav *d, const char *url, const ch
 	return res;
 }
 
+struct carddav_put_window {
+	struct carddav *d;
+	struct carddav_put_item *items;
+	size_t n, next, done;
+};
+
+struct carddav_put_slot {
+	struct carddav_put_window *w;
+	size_t i;
+};
+
+static void carddav_put_start(struct carddav_put_window *w);
+
+static void carddav_put_done(struct http_response *resp, void *arg)
+{
+	struct carddav_put_slot *slot = arg;
+	struct carddav_put_window *w = slot->w;
+	struct carddav_put_item *it = &w->items[slot->i];
+
+	it->status = resp->result == HTTP_OK ? resp->status : 0;
+	if (it->status == 201 || it->status == 204 || it->status == 200)
+		it->res = CARDDAV_PUT_CREATED;
+	else if (it->status == 412)
+		it->res = CARDDAV_PUT_EXISTS;
+	else
+		it->res = CARDDAV_PUT_FAILED;
+	http_response_free(resp);
+	free(slot);
+	w->done++;
+	carddav_put_start(w);
+}
+
+/* Fill the window with the next cards. */
+static void carddav_put_start(struct carddav_put_window *w)
+{
+	struct http_request_opts ro = { .timeout_ms = CARDDAV_TIMEOUT_MS,
+					.max_body = CARDDAV_MAX_PROPFIND };
+	const char *headers[4];
+	size_t h = 0;
+
+	if (w->d->auth_header)
+		headers[h++] = w->d->auth_header;
+	headers[h++] = "If-None-Match: *";
+	headers[h++] = "Content-Type: text/vcard; charset=utf-8";
+	headers[h] = NULL;
+	while (w->next < w->n && w->next - w->done < CARDDAV_PUT_WINDOW) {
+		struct carddav_put_item *it = &w->items[w->next];
+		struct carddav_put_slot *slot = xcalloc(1, sizeof(*slot));
+
+		slot->w = w;
+		slot->i = w->next++;
+		if (http_request(w->d->http, "PUT", it->url, headers, it->card, it->len, &ro,
+				 carddav_put_done, slot) < 0) {
+			free(slot);
+			it->res = CARDDAV_PUT_FAILED;
+			it->status = 0;
+			w->done++;
+		}
+	}
+}
+
+void carddav_put_many(struct carddav *d, struct carddav_put_item *items, size_t n)
+{
+	struct carddav_put_window w = { d, items, n, 0, 0 };
+
+	carddav_put_start(&w);
+	while (w.done < w.n)
+		if (event_base_loop(d->base, EVLOOP_ONCE) < 0)
+			fatalx("event loop failed");
+	/* throttled or unanswered: once more, one at a time, with the pauses asked for */
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].res != CARDDAV_PUT_FAILED ||
+		    (items[i].status != 0 && items[i].status != 429 && items[i].status != 503))
+			continue;
+		items[i].res = carddav_put(d, items[i].url, items[i].card, items[i].len);
+		items[i].status = d->status;
+	}
+}
+
 struct http_response *carddav_get(struct carddav *d, const char *url, size_t max_body)
 {
 	const char *extra[] = { "Accept: application/json", NULL };

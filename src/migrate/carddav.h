@@ -88,6 +88,23 @@ enum carddav_put_result { CARDDAV_PUT_CREATED, CARDDAV_PUT_EXISTS, CARDDAV_PUT_F
 enum carddav_put_result carddav_put(struct carddav *d, const char *url, const char *card,
 				    size_t len);
 
+/* One card of carddav_put_many: url, card and len in; res and status out. */
+struct carddav_put_item {
+	char *url;		/* owned by the caller */
+	const char *card;	/* borrowed */
+	size_t len;
+	enum carddav_put_result res;
+	long status;		/* the answer's HTTP status; 0 when none came */
+};
+
+#define CARDDAV_PUT_WINDOW 4	/* PUTs in flight at once */
+
+/*
+ * PUT n cards with If-None-Match: *, CARDDAV_PUT_WINDOW at a time; a card whose answer was
+ * a 429 or 503, or none, is sent again alone with carddav_put's retries.
+ */
+void carddav_put_many(struct carddav *d, struct carddav_put_item *items, size_t n);
+
 /* GET url with the client's authorization (Graph pages); the response or NULL. */
 struct http_response *carddav_get(struct carddav *d, const char *url, size_t max_body);
 
