@@ -5,6 +5,7 @@ one exists here), and from exported files (vCard, Google CSV, Outlook CSV).
 The command is reached as the top-level "migrate-contacts" until the migrate dispatcher
 calls it."""
 
+import http.client
 import http.server
 import json
 import os
@@ -475,3 +476,71 @@ def test_progress_on_a_terminal_and_no_password_source(servers):
                        start_new_session=True)
     os.close(r)
     assert p.returncode == 1 and "terminal" in p.stderr, p.stderr
+
+
+class NoSyncProxy:
+    """In front of Radicale: every request passes, except that the sync-collection report
+    fails with 500 (a server that announces RFC 6578 and then breaks it)."""
+
+    def __init__(self, backend_port):
+        outer = self
+        self.sync_refused = 0
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                if self.command == "REPORT" and body and b"sync-collection" in body:
+                    outer.sync_refused += 1
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                c = http.client.HTTPConnection("127.0.0.1", backend_port, timeout=30)
+                hdrs = {k: v for k, v in self.headers.items()
+                        if k.lower() not in ("host", "connection")}
+                c.request(self.command, self.path, body=body, headers=hdrs)
+                r = c.getresponse()
+                data = r.read()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("content-length", "connection",
+                                         "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                c.close()
+
+            do_GET = do_PUT = do_PROPFIND = do_REPORT = do_MKCOL = _any
+
+        self.port = net.free_port()
+        self.url = "http://127.0.0.1:%d/" % self.port
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_carddav_listing_falls_back_to_propfind(servers):
+    src, dst = servers
+    fill_source(src)
+    proxy = NoSyncProxy(src.port)
+    try:
+        rc, lines, err = run(["--from", "carddav", "--from-url", proxy.url, "--from-user",
+                              "alice", "--to-url", dst.url, "--to-user", "bob"])
+    finally:
+        proxy.stop()
+    assert rc == 0, err
+    assert proxy.sync_refused == 2          # tried for each book, then PROPFIND Depth 1
+    assert lines[-1]["sync_collection_books"] == 0
+    assert lines[-1]["copied"] == len(CARDS) + len(WORK_CARDS)
+    for book in ("friends", "work"):
+        assert src.cards("alice", book) == dst.cards("bob", book)
