@@ -399,6 +399,15 @@ static int mc_copy_book(struct mc_run *r, struct carddav *src, const struct card
 	return rc;
 }
 
+/* "the new address book: TEXT" for a failure at the destination (a static buffer). */
+static const char *mc_dst_failure(const char *text)
+{
+	static char msg[512];
+
+	snprintf(msg, sizeof(msg), "the new address book: %s", text);
+	return msg;
+}
+
 static int mc_from_carddav(struct mc_run *r, struct carddav *src, const char **fatal)
 {
 	struct carddav_books books;
@@ -421,7 +430,7 @@ static int mc_from_carddav(struct mc_run *r, struct carddav *src, const char **f
 		int brc = mc_copy_book(r, src, &books.b[i]);
 
 		if (brc == -1) {
-			*fatal = carddav_error(r->dst);
+			*fatal = mc_dst_failure(carddav_error(r->dst));
 			rc = -1;
 		} else if (brc == -2) {
 			*fatal = carddav_error(src);
@@ -438,7 +447,7 @@ static int mc_put_list(struct mc_run *r, const struct vcard_list *l, const char 
 	char *book = mc_dst_book(r, r->o.to_book, NULL);
 
 	if (book == NULL) {
-		*fatal = carddav_error(r->dst);
+		*fatal = mc_dst_failure(carddav_error(r->dst));
 		return -1;
 	}
 	r->books = 1;
@@ -601,7 +610,7 @@ static int mc_source(struct mc_run *r, const char **fatal)
 		return -1;
 	}
 	rc = p->kind == MC_GRAPH ? mc_from_graph(r, src, fatal) : mc_from_carddav(r, src, fatal);
-	if (rc < 0 && *fatal) {
+	if (rc < 0 && *fatal && strncmp(*fatal, "the new address book", 20) != 0) {
 		static char msg[512];
 
 		snprintf(msg, sizeof(msg), "the old address book: %s", *fatal);
@@ -618,7 +627,6 @@ static int mc_destination(struct mc_run *r, const char **fatal)
 				     .ca_file = r->o.ca_file };
 	struct mig_cred *cred;
 	const char *err = NULL;
-	static char msg[512];
 
 	cred = mc_cred(r->o.to_password_fd, "Password for the new address book: ", &err);
 	if (cred == NULL) {
@@ -633,8 +641,7 @@ static int mc_destination(struct mc_run *r, const char **fatal)
 		return -1;
 	}
 	if (carddav_discover(r->dst, r->o.to_url, &r->dst_home) < 0) {
-		snprintf(msg, sizeof(msg), "the new address book: %s", carddav_error(r->dst));
-		*fatal = msg;
+		*fatal = mc_dst_failure(carddav_error(r->dst));
 		return -1;
 	}
 	return 0;

@@ -544,3 +544,16 @@ def test_carddav_listing_falls_back_to_propfind(servers):
     assert lines[-1]["copied"] == len(CARDS) + len(WORK_CARDS)
     for book in ("friends", "work"):
         assert src.cards("alice", book) == dst.cards("bob", book)
+
+
+def test_destination_collection_in_the_way(servers):
+    """A collection at the destination with the address book's name that is not an address
+    book: said of the new address book, and nothing written into it."""
+    src, dst = servers
+    fill_source(src)
+    st, _, _ = dst.request("bob", "MKCALENDAR", "/bob/friends/")   # a calendar
+    assert st == 201
+    rc, lines, err = run(carddav_args(src, dst))
+    assert rc == 1 and "new address book" in err and "not an address book" in err, err
+    assert "old address book" not in err
+    assert lines[-1]["copied"] == 0
