@@ -27,6 +27,8 @@ swaks_tls() { swaks --support 2>&1 | grep -q '^=== TLS supported'; }
 nginx_ssl() { nginx -V 2>&1 | grep -q 'http_ssl_module'; }
 # dirmngr answers gpgconf's query only when it is installed next to gpg.
 gpg_dirmngr() { gpgconf --list-components | grep -q '^dirmngr:' && command -v dirmngr; }
+# The address book tests start Radicale 3 (its command line and storage layout changed in 3).
+radicale_3() { /usr/bin/python3 -m radicale --version | grep -q '^3\.'; }
 py_module() { "$PYTHON" -c "import $1"; }
 
 need swaks "swaks" command -v swaks
@@ -45,6 +47,9 @@ need nginx-light "nginx with TLS" nginx_ssl
 need postgresql-15 "PostgreSQL 15 initdb" sh -c '/usr/lib/postgresql/15/bin/initdb --version | grep -q " 15\."'
 need postgresql-15 "PostgreSQL 15 postgres" sh -c '/usr/lib/postgresql/15/bin/postgres --version | grep -q " 15\."'
 need postgresql-client-15 "psql 15" sh -c '/usr/bin/psql --version | grep -q " 15\."'
+need radicale "Radicale 3 (the CardDAV server of the address book tests)" radicale_3
+need python3-passlib "Radicale's bcrypt htpasswd users (passlib)" py_module passlib.hash
+need python3-bcrypt "Radicale's bcrypt htpasswd users (bcrypt)" py_module bcrypt
 need certspotter "certspotter (the CT monitor's peer)" sh -c 'certspotter -version | grep -q "0\.1[0-9]"'
 need systemd "systemd-analyze verify" sh -c 'systemd-analyze --version && systemd-analyze verify --help | grep -q -- --man'
 need dovecot-imapd "Dovecot 2.3 with IMAP" sh -c '/usr/sbin/dovecot --version | grep -q "^2\.3\." && test -x /usr/lib/dovecot/imap && test -x /usr/lib/dovecot/imap-login'

@@ -38,6 +38,9 @@ int cli_migrate_contacts(int argc, char **argv);
 /* "keys search" (cli_keysearch.c); json: --json was given. */
 int cli_keysearch(struct cli *cli, int argc, char **argv, bool json);
 
+/* The loaded configuration ([migrate] carddav_destination) for cli_migrate_contacts; borrowed. */
+void cli_migrate_contacts_use_config(const struct pw_config *cfg);
+
 /* Load the configuration (reporting errors on standard error); false when unusable. */
 bool cli_load_config(struct cli *cli);
 /* Open the database of the loaded configuration; NULL after reporting on standard error. */

@@ -439,7 +439,8 @@ out:
 
 int cli_migrate(struct cli *cli, int argc, char **argv)
 {
-	static const char usage[] = "migrate mail ... (see 'postwarden migrate mail --help')";
+	static const char usage[] = "migrate mail ... (see 'postwarden migrate mail --help')\n"
+		"       postwarden migrate contacts ... (see 'postwarden migrate contacts --help')";
 
 	if (argc < 2)
 		return cli_usage(usage);
@@ -449,5 +450,10 @@ int cli_migrate(struct cli *cli, int argc, char **argv)
 	}
 	if (strcmp(argv[1], "mail") == 0)
 		return cli_migrate_mail(cli, argc - 1, argv + 1);
+	if (strcmp(argv[1], "contacts") == 0) {
+		if (cli->cfg.path)
+			cli_migrate_contacts_use_config(&cli->cfg);
+		return cli_migrate_contacts(argc - 1, argv + 1);
+	}
 	return cli_usage(usage);
 }

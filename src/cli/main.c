@@ -25,7 +25,8 @@ static const struct command commands[] = {
 	{ "status", cli_status, "this node, the other nodes, the queue, leases, the database", false },
 	{ "ct", cli_ct, "certificates the CT monitor found for your domains; ack them", false },
 	{ "audit", cli_audit, "check your domain's DNSSEC, TLS, DANE, CAA, MTA-STS, TLS-RPT", false },
-	{ "migrate", cli_migrate, "copy a new user's mailbox from their old provider", false },
+	{ "migrate", cli_migrate, "copy a new user's mailbox and address books from their old "
+	  "provider", false },
 	{ "cert", cli_cert, "TLSA and CAA records and fingerprints for your certificates", true },
 };
 

@@ -219,6 +219,11 @@ static const struct conf_key migrate_keys[] = {
 	  "Fixed addresses for server names, like /etc/hosts: name=address items, "
 	  "comma-separated. The name is still the one the certificate must match (a "
 	  "destination reached on an internal address; tests)." },
+	/* -- address books (migrate contacts) -- */
+	{ "carddav_destination", CONF_STRING, "", MIG(carddav_destination), 0, 0, NULL,
+	  "The provider's own CardDAV server, where postwarden migrate contacts writes the "
+	  "address books it copies (an http(s) URL; the user's address book home is found "
+	  "from it). Empty: each run names it with --to-url." },
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 

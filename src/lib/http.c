@@ -46,6 +46,7 @@ struct http_req {
 	char *post;		/* the request body of a POST, or NULL */
 	size_t post_len;
 	struct curl_slist *headers;	/* a POST's own header list, or NULL */
+	char *method;		/* a custom method (PROPFIND, PUT...), or NULL */
 	bool too_big;		/* body over max_body */
 	bool headers_too_big;
 	size_t header_bytes;
@@ -329,6 +330,13 @@ static struct http_response *http_response_build(struct http_req *r)
 		if (ctype)
 			resp->content_type = xstrdup(ctype);
 		resp->max_age = r->max_age;
+		{
+			const char *loc = NULL;
+
+			if (curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK &&
+			    loc)
+				resp->location = xstrdup(loc);
+		}
 		resp->body = r->body ? r->body : xstrdup("");
 		resp->len = r->len;
 		r->body = NULL;
@@ -343,7 +351,11 @@ static void http_req_free(struct http_req *r)
 {
 	if (r->easy)
 		curl_easy_cleanup(r->easy);
+	/* header lines may carry credentials (Authorization): wiped before they are freed */
+	for (struct curl_slist *h = r->headers; h; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
 	curl_slist_free_all(r->headers);
+	free(r->method);
 	free(r->post);
 	free(r->body);
 	free(r);
@@ -594,6 +606,8 @@ static bool http_easy_setup(struct http_client *c, struct http_req *r, const cha
 		SET(CURLOPT_CAINFO, c->ca_file);
 	SET(CURLOPT_USERAGENT, c->user_agent);
 	SET(CURLOPT_HTTPHEADER, r->headers ? r->headers : c->headers);
+	if (r->method != NULL)
+		SET(CURLOPT_CUSTOMREQUEST, r->method);
 	if (r->post != NULL) {
 		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->post_len);
 		SET(CURLOPT_POSTFIELDS, r->post);
@@ -692,6 +706,37 @@ int http_post(struct http_client *c, const char *url, const char *content_type,
 	return http_start(c, r, url, opts);
 }
 
+int http_request(struct http_client *c, const char *method, const char *url,
+		 const char *const *headers, const void *body, size_t len,
+		 const struct http_request_opts *opts, http_cb cb, void *arg)
+{
+	struct http_req *r;
+
+	if (!http_args_ok(c, url, cb) || method == NULL || method[0] == '\0' ||
+	    strpbrk(method, " \r\n") != NULL)
+		return -1;
+	for (size_t i = 0; headers && headers[i]; i++)
+		if (strpbrk(headers[i], "\r\n") != NULL)
+			return -1;
+	r = xcalloc(1, sizeof(*r));
+	r->cb = cb;
+	r->arg = arg;
+	r->method = xstrdup(method);
+	if (body != NULL) {
+		r->post = xmalloc(len + 1);
+		memcpy(r->post, body, len);
+		r->post[len] = '\0';
+		r->post_len = len;
+	}
+	r->headers = curl_slist_append(r->headers, "Accept-Encoding: identity");
+	if (r->headers == NULL || curl_slist_append(r->headers, "Expect:") == NULL)
+		fatalx("out of memory");
+	for (size_t i = 0; headers && headers[i]; i++)
+		if (curl_slist_append(r->headers, headers[i]) == NULL)
+			fatalx("out of memory");
+	return http_start(c, r, url, opts);
+}
+
 void http_cancel(struct http_client *c, int handle)
 {
 	struct http_req *r;
@@ -722,6 +767,7 @@ void http_response_free(struct http_response *resp)
 	free(resp->body);
 	free(resp->content_type);
 	free(resp->error);
+	free(resp->location);
 	free(resp);
 }
 

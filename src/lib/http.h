@@ -51,6 +51,7 @@ struct http_response {
 	char *content_type;	/* or NULL */
 	long max_age;		/* Cache-Control max-age in seconds, -1 when absent */
 	long retry_after;	/* Retry-After in seconds (either form), -1 when absent */
+	char *location;		/* a redirect's target (Location, resolved), or NULL */
 	char *error;		/* human-readable reason when result != HTTP_OK */
 	double elapsed;		/* seconds */
 };
@@ -86,6 +87,15 @@ int http_get(struct http_client *c, const char *url, const struct http_request_o
 int http_post(struct http_client *c, const char *url, const char *content_type,
 	      const void *body, size_t len, const struct http_request_opts *opts,
 	      http_cb cb, void *arg);
+/*
+ * Start a request with any method (PROPFIND, REPORT, PUT, DELETE...), the extra header lines
+ * in headers (NULL-terminated; each "Name: value", no CR/LF; wiped when the request is freed,
+ * so they may carry Authorization) and body (len bytes, copied; NULL for none). Redirects are
+ * never followed when there is a body; response->location says where one points.
+ */
+int http_request(struct http_client *c, const char *method, const char *url,
+		 const char *const *headers, const void *body, size_t len,
+		 const struct http_request_opts *opts, http_cb cb, void *arg);
 /* Cancel a request; its callback is never called. */
 void http_cancel(struct http_client *c, int handle);
 void http_response_free(struct http_response *resp);

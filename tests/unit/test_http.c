@@ -153,6 +153,14 @@ static void tsrv_handle(struct evhttp_request *req, void *arg)
 			evhttp_add_header(hdr, name, value);
 		}
 		evhttp_send_reply(req, 200, "OK", NULL);
+	} else if (strcmp(path, "/echo") == 0) {
+		/* the method, one request header and the body's length, for http_request */
+		const char *x = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Test");
+		const char *m = evhttp_request_get_command(req) == EVHTTP_REQ_PUT ? "PUT" : "OTHER";
+
+		evbuffer_add_printf(out, "%s %s %zu", m, x ? x : "-",
+				    evbuffer_get_length(evhttp_request_get_input_buffer(req)));
+		evhttp_send_reply(req, 201, "Created", NULL);
 	} else if (strcmp(path, "/loop") == 0) {
 		evhttp_add_header(hdr, "Location", "/loop");
 		evhttp_send_reply(req, 302, "Found", NULL);
@@ -420,6 +428,39 @@ static void test_basic(void)
 	CHECK(r.calls == 1);
 
 	result_clear(&r);
+	http_client_free(c);
+	tsrv_free(s);
+	event_base_free(base);
+}
+
+/* http_request: any method, extra headers, a body; a redirect's target is handed back. */
+static void test_request_method(void)
+{
+	struct event_base *base = event_base_new();
+	struct tsrv *s = tsrv_new(base, NULL);
+	struct http_client *c = http_client_new(base, &test_opts);
+	struct result r = { 0 };
+	const char *hdr[] = { "X-Test: yes", NULL }, *bad[] = { "X-Test: a\r\nX-Evil: 1", NULL };
+	char *url = tsrv_url(s, "/echo"), *redir = tsrv_url(s, "/redir?to=%2Fok");
+
+	CHECK(http_request(c, "PUT", url, hdr, "BEGIN:VCARD", 11, NULL, on_response, &r) > 0);
+	outstanding++;
+	run_loop(base, s, NULL, 5000);
+	CHECK(r.calls == 1 && r.resp->status == 201);
+	CHECK_STREQ(r.resp->body, "PUT yes 11");
+	result_clear(&r);
+	CHECK(http_request(c, "GET", redir, NULL, NULL, 0, NULL, on_response, &r) > 0);
+	outstanding++;
+	run_loop(base, s, NULL, 5000);
+	CHECK(r.calls == 1 && r.resp->status == 302);
+	CHECK(r.resp->location && strstr(r.resp->location, "/ok") != NULL);
+	result_clear(&r);
+	/* no header splitting, no method with spaces */
+	CHECK(http_request(c, "PUT", url, bad, NULL, 0, NULL, on_response, &r) == -1);
+	CHECK(http_request(c, "PUT X", url, NULL, NULL, 0, NULL, on_response, &r) == -1);
+	CHECK(r.calls == 0);
+	free(url);
+	free(redir);
 	http_client_free(c);
 	tsrv_free(s);
 	event_base_free(base);
@@ -828,5 +869,5 @@ static void test_https(void)
 	event_base_free(base);
 }
 
-TEST_MAIN(test_query_param, test_urlencode, test_basic, test_headers, test_timeout, test_blocked,
+TEST_MAIN(test_query_param, test_urlencode, test_basic, test_request_method, test_headers, test_timeout, test_blocked,
 	  test_redirect_off_https, test_parallel, test_cancel, test_https)
