@@ -88,7 +88,7 @@ def run_postwarden(binary, work, ca, src, dst, user):
     conf = os.path.join(d, "postwarden.conf")
     with open(conf, "w") as f:
         f.write("[server]\nstate_dir = %s/state\nlog_level = warn\n\n[migrate]\n"
-                "ca_file = %s\n" % (d, ca.cert_path))
+                "ca_file = %s\nallow_private = on\n" % (d, ca.cert_path))
     subprocess.run([binary, "-c", conf, "db", "migrate"], capture_output=True)
     r1, w1 = os.pipe()
     r2, w2 = os.pipe()

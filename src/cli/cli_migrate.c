@@ -397,6 +397,7 @@ static int cli_migrate_mail(struct cli *cli, int argc, char **argv)
 	o.no_compress = a.no_compress;
 	o.delete_source = a.delete_source;
 	o.hosts = cli->cfg.migrate.hosts;
+	o.allow_private = cli->cfg.migrate.allow_private;
 	if ((db = cli_open_db(cli)) == NULL)
 		goto out;
 	if (a.job > 0) {

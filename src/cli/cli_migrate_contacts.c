@@ -227,6 +227,8 @@ static int mc_parse(int argc, char **argv, struct mc_opts *o)
 	}
 	if (o->to_url == NULL && mc_config && *mc_config->migrate.carddav_destination)
 		o->to_url = mc_config->migrate.carddav_destination;
+	if (mc_config && mc_config->migrate.allow_private)
+		o->allow_private = true;
 	if (o->preset == NULL || o->to_url == NULL || o->to_user == NULL)
 		return -1;
 	if (o->preset->kind == MC_VCARD_FILE || o->preset->kind == MC_CSV_FILE)

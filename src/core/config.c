@@ -219,6 +219,10 @@ static const struct conf_key migrate_keys[] = {
 	  "Fixed addresses for server names, like /etc/hosts: name=address items, "
 	  "comma-separated. The name is still the one the certificate must match (a "
 	  "destination reached on an internal address; tests)." },
+	{ "allow_private", CONF_BOOL, "off", MIG(allow_private), 0, 0, NULL,
+	  "Allow the old provider's server (mail and address books) on loopback or private "
+	  "addresses. Off: a user's migration never reaches into the provider's own network "
+	  "(tests turn it on)." },
 	/* -- address books (migrate contacts) -- */
 	{ "carddav_destination", CONF_STRING, "", MIG(carddav_destination), 0, 0, NULL,
 	  "The provider's own CardDAV server, where postwarden migrate contacts writes the "

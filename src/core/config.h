@@ -122,6 +122,7 @@ struct migrate_conf {
 	int64_t timeout;		/* seconds per network operation */
 	uint64_t max_message_size;	/* larger messages are listed as not copied */
 	char *hosts;			/* "name=address, ..." used instead of DNS */
+	bool allow_private;		/* the old provider may be on a private address */
 	/* -- address books (migrate contacts) -- */
 	char *carddav_destination;	/* the provider's CardDAV server; "" = --to-url needed */
 };

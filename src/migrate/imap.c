@@ -21,6 +21,7 @@
 
 #include "imap.h"
 #include "log.h"
+#include "netaddr.h"
 #include "tls.h"
 #include "xmalloc.h"
 
@@ -64,13 +65,19 @@ static bool tcp_connect(struct imap *im, const struct imap_opts *o)
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
 	struct timeval tv = { .tv_sec = o->timeout };
 	int rc = getaddrinfo(o->addr ? o->addr : o->host, o->port, &hints, &res);
+	bool refused = false;
 
 	if (rc != 0)
 		return failf(im, IMAP_F_CONNECT, "cannot resolve %s: %s", o->host, gai_strerror(rc));
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
 
-		if (fd < 0)
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		int fd;
+
+		if (o->refuse_private && sockaddr_is_private(ai->ai_addr)) {
+			refused = true;
+			continue;
+		}
+		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol)) < 0)
 			continue;
 		/* SO_SNDTIMEO bounds connect() too on Linux */
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -84,6 +91,9 @@ static bool tcp_connect(struct imap *im, const struct imap_opts *o)
 		close(fd);
 	}
 	freeaddrinfo(res);
+	if (refused && rc == 0)
+		return failf(im, IMAP_F_CONNECT, "%s is on a private or local address, which a "
+			     "migration does not connect to", o->host);
 	return failf(im, IMAP_F_CONNECT, "cannot connect to %s port %s: %s", o->host, o->port,
 		     strerror(rc ? rc : ECONNREFUSED));
 }

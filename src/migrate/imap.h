@@ -45,6 +45,7 @@ struct imap_opts {
 	SSL_CTX *ssl_ctx;	/* borrowed: verifying context (imap_ssl_ctx_new) */
 	int timeout;		/* seconds for connect and each read or write */
 	size_t max_literal;	/* largest literal (message) accepted */
+	bool refuse_private;	/* never connect to a non-public address (a user's source) */
 };
 
 struct imap {

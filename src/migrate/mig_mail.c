@@ -102,7 +102,8 @@ static bool open_side(struct mig_mail *m, struct imap *im, const struct mig_endp
 {
 	char addr[64];
 	struct imap_opts io = { e->host, fixed_addr(m->o.hosts, e->host, addr, sizeof(addr)),
-				e->port, e->tls, m->ssl, m->o.timeout, m->o.max_message + 65536 };
+				e->port, e->tls, m->ssl, m->o.timeout, m->o.max_message + 65536,
+				e == &m->o.src && !m->o.allow_private };
 
 	if (!imap_connect(im, &io))
 		return false;

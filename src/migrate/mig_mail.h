@@ -44,6 +44,7 @@ struct mig_mail_opts {
 	bool no_compress;		/* do not ask for COMPRESS=DEFLATE */
 	bool delete_source;		/* after verifying, expunge copied messages at the source */
 	const char *hosts;		/* "name=address, ..." fixed addresses ([migrate] hosts) */
+	bool allow_private;		/* the source may be on a non-public address */
 };
 
 struct mig_folder {

@@ -45,6 +45,8 @@ def conf(workdir, test_ca, extra=""):
         f.write("[server]\nstate_dir = %s/state\n\n[migrate]\nca_file = %s\n"
                 "hosts = %s=127.0.0.1\nconnections = 3\n%s" % (workdir, test_ca.cert_path,
                                                                HOST, extra))
+        if "allow_private" not in extra:
+            f.write("allow_private = on\n")
     return path
 
 
@@ -221,6 +223,22 @@ def test_wrong_password_says_what_to_do(servers, workdir, test_ca):
     assert rc == 1 and "destination" in done["error"]
     # control: the right passwords work
     rc, done, _, err = migrate(cfg, src, dst)
+    assert rc == 0, err
+
+
+def test_source_on_a_private_address_is_refused_by_default(servers, workdir, test_ca):
+    """A migration is done on a user's behalf: an old provider on loopback (here) or any
+    private address is refused unless [migrate] allow_private is on; the destination, the
+    provider's own server, is not checked."""
+    src = servers("src", users={SRC_USER: SRC_PW})
+    dst = servers("dst", users={DST_USER: DST_PW})
+    rc, done, _, err = migrate(conf(workdir, test_ca, "allow_private = off\n"), src, dst)
+    assert rc == 1
+    assert done["state"] == "failed"
+    assert "private or local address" in done["error"], done
+    assert "old provider" in done["error"]
+    # control: allowed, the same job copies
+    rc, done, _, err = migrate(conf(workdir, test_ca, "allow_private = on\n"), src, dst)
     assert rc == 0, err
 
 
