@@ -178,7 +178,9 @@ class Dovecot:
     def _tls(self):
         if not self.tls:
             return ["ssl = no"]
-        self.cert = self.ca.issue(self.hostname, stem="dovecot-" + self.name)
+        # the CA keeps one certificate per name for the session; its default file stem is
+        # unique per name (a stem per server would let another name overwrite the files)
+        self.cert = self.ca.issue(self.hostname)
         lines = ["ssl = yes", "ssl_cert = <" + self.cert.chain_path,
                  "ssl_key = <" + self.cert.key_path, "ssl_min_protocol = TLSv1.2"]
         if os.path.exists("/usr/share/dovecot/dh.pem"):
