@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -53,7 +54,7 @@ from pwtest import mailbox as pw_mailbox  # noqa: E402
 
 HOST = "localhost"
 SRC_USER, SRC_PW = "alice", "source-pw-1"
-CONTENDERS = ("postwarden", "mbsync", "offlineimap", "doveadm")
+CONTENDERS = ("postwarden", "pw-before", "mbsync", "offlineimap", "doveadm")
 PROPERTIES = ("bytes", "flags", "keywords", "internaldate", "subscriptions", "special-use")
 
 
@@ -65,6 +66,35 @@ def timed(cmd, **kw):
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, **kw)
     return r, time.monotonic() - t0
+
+
+def children_cpu():
+    """CPU seconds (user + system) of this script's reaped children so far."""
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
+
+
+def dovecot_cpu(d):
+    """CPU seconds used so far by a Dovecot: its master, the master's reaped children
+    (imap processes that have exited) and the ones still running."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+
+    total = 0
+    m = stat(d.proc.pid)
+    if m is not None:
+        total += sum(int(x) for x in m[11:15])  # utime stime cutime cstime
+    for pid in d.children():
+        c = stat(pid)
+        if c is not None:
+            total += int(c[11]) + int(c[12])
+    return total / tick
 
 
 def dst_password(name):
@@ -82,8 +112,8 @@ def has_migrate_mail(binary):
     return True, ""
 
 
-def run_postwarden(binary, work, ca, src, dst, user):
-    d = os.path.join(work, "postwarden")
+def run_postwarden(binary, work, ca, src, dst, user, extra, rnd=0, name="postwarden"):
+    d = os.path.join(work, "%s-%d" % (name, rnd))
     os.makedirs(d)
     conf = os.path.join(d, "postwarden.conf")
     with open(conf, "w") as f:
@@ -99,7 +129,7 @@ def run_postwarden(binary, work, ca, src, dst, user):
     cmd = [binary, "-c", conf, "migrate", "mail",
            "--from", "imaps://%s:%d" % (HOST, src.imaps_port), "--from-user", SRC_USER,
            "--to", "imaps://%s:%d" % (HOST, dst.imaps_port), "--to-user", user,
-           "--password-fd", str(r1), "--to-password-fd", str(r2), "--json"]
+           "--password-fd", str(r1), "--to-password-fd", str(r2), "--json"] + extra.split()
     try:
         r, wall = timed(cmd, pass_fds=(r1, r2), timeout=3600)
     finally:
@@ -121,7 +151,7 @@ def run_mbsync(work, ca, src, dst, user):
     # The source's folders by name: with "Patterns *" mbsync also tries to open the
     # destination's own Sent, Trash and Junk at the source, fails there and exits 1.
     patterns = " ".join('"%s"' % n for n in source_folders(src))
-    d = os.path.join(work, "mbsync")
+    d = os.path.join(work, "mbsync-" + user)
     os.makedirs(os.path.join(d, "state"))
     conf = os.path.join(d, "mbsyncrc")
     with open(conf, "w") as f:
@@ -163,7 +193,7 @@ SyncState {state}/
 
 
 def run_offlineimap(work, ca, src, dst, user):
-    d = os.path.join(work, "offlineimap")
+    d = os.path.join(work, "offlineimap-" + user)
     os.makedirs(d)
     conf = os.path.join(d, "offlineimaprc")
     with open(conf, "w") as f:
@@ -259,13 +289,65 @@ def print_table(results, n, nbytes):
         ratio = "%.2f" % (r["msgs_per_s"] / base) if base else "n/a"
         print("%-12s %9.0f %9.1f %8.1f %8s  %s" % (
             name, r["msgs_per_s"], r["bytes_per_s"] / 1e6, r["seconds"], ratio,
-            "  ".join("%-5s" % ("yes" if r["kept"][p] else "NO") for p in PROPERTIES)))
+            "  ".join("%-5s" % {True: "yes", False: "NO", None: "-"}[r["kept"][p]]
+                      for p in PROPERTIES)))
+        if len(r.get("runs", ())) > 1:
+            print("%-12s runs: %s msg/s" % ("", ", ".join(
+                "%.0f" % x["msgs_per_s"] for x in r["runs"])))
+        c = r.get("cpu_s")
+        if c:
+            print("%-12s CPU s: itself %.1f, source Dovecot %.1f, destination Dovecot %.1f" % (
+                "", c["self"], c["dovecot_src"], c["dovecot_dst"]))
     print()
     for name in CONTENDERS:
         r = results.get(name)
         if r and not r.get("skipped"):
             lost = {k: v for k, v in r["differences"].items() if v}
             print("%-12s differences: %s" % (name, lost or "none"))
+
+
+def run_one(a, name, rnd, work, ca, src, dst, info, results):
+    """One run of one contender into a fresh destination user, checked unless --no-check."""
+    user = "pw-%s-%d" % (name, rnd)
+    res = results.setdefault(name, {"runs": []})
+    cpu0 = (children_cpu(), dovecot_cpu(src), dovecot_cpu(dst))
+    if name == "pw-before":
+        r, wall = run_postwarden(a.before, work, ca, src, dst, user, a.postwarden_args, rnd,
+                                 "pw-before")
+    elif name == "postwarden":
+        ok, why = has_migrate_mail(a.binary)
+        if not ok:
+            log("postwarden skipped: " + why)
+            res["skipped"] = why
+            return
+        r, wall = run_postwarden(a.binary, work, ca, src, dst, user, a.postwarden_args, rnd)
+    elif name == "mbsync":
+        r, wall = run_mbsync(work, ca, src, dst, user)
+    elif name == "offlineimap":
+        r, wall = run_offlineimap(work, ca, src, dst, user)
+    else:
+        r, wall = run_doveadm(work, ca, src, dst, user)
+    time.sleep(0.5)  # let the masters reap their imap processes
+    cpu = [round(x - y, 2) for x, y in zip(
+        (children_cpu(), dovecot_cpu(src), dovecot_cpu(dst)), cpu0)]
+    log("%s: exit %d in %.1fs (%.0f msg/s); CPU seconds: itself %.1f, source Dovecot %.1f, "
+        "destination Dovecot %.1f" % (name, r.returncode, wall, info["messages"] / wall,
+                                      cpu[0], cpu[1], cpu[2]))
+    run = {"seconds": round(wall, 3), "exit": r.returncode,
+           "msgs_per_s": info["messages"] / wall, "bytes_per_s": info["bytes"] / wall,
+           "cpu_s": {"self": cpu[0], "dovecot_src": cpu[1], "dovecot_dst": cpu[2]},
+           "version": version_of("postwarden" if name == "pw-before" else name,
+                                 a.binary)}
+    if a.no_check:
+        run["kept"] = {p: None for p in PROPERTIES}
+        run["differences"] = {}
+        run["sample_differences"] = {}
+    else:
+        log("%s: checking the copy" % name)
+        run["kept"], run["differences"], run["sample_differences"] = check(src, dst, user)
+    if r.returncode != 0:
+        run["failed"] = (r.stderr or r.stdout)[-2000:]
+    res["runs"].append(run)
 
 
 def main():
@@ -277,15 +359,27 @@ def main():
     p.add_argument("--binary", default=os.path.join(REPO, "build", "rel", "postwarden"))
     p.add_argument("--only", default=",".join(CONTENDERS),
                    help="contenders to run, comma-separated (default all)")
+    p.add_argument("--postwarden-args", default="",
+                   help="more arguments for postwarden migrate mail, e.g. --no-compress")
+    p.add_argument("--before", default=None, metavar="PATH",
+                   help="another postwarden binary, run as contender pw-before (a change's "
+                        "effect in the same run)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="rounds of all contenders, one after the other; the median is shown")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip the comparison of each copy with the source (timing runs)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--json", default=os.path.join(REPO, "build", "bench", "migrate.json"))
     a = p.parse_args()
-    want = [c for c in a.only.split(",") if c]
+    want = [c for c in a.only.split(",") if c and c != "pw-before"]
+    if a.before:
+        want.append("pw-before")
 
     work = tempfile.mkdtemp(prefix="pw-migrate-bench-")
     os.chmod(work, 0o755)
     ca = pw_ca.TestCA(os.path.join(work, "ca"))
-    users = {"pw-" + c: dst_password("pw-" + c) for c in CONTENDERS}
+    users = {"pw-%s-%d" % (c, i): dst_password("pw-%s-%d" % (c, i))
+             for c in CONTENDERS for i in range(a.repeat)}
     src = pw_dovecot.Dovecot(os.path.join(work, "src"), users={SRC_USER: SRC_PW}, ca=ca,
                              hostname=HOST, special_use=pw_dovecot.OUTLOOK, name="src")
     dst = pw_dovecot.Dovecot(os.path.join(work, "dst"), users=users, ca=ca, hostname=HOST,
@@ -302,32 +396,25 @@ def main():
         log("filled in %.0fs: %d messages, %.1f MB, %d folders" % (
             time.monotonic() - t0, info["messages"], info["bytes"] / 1e6,
             len(info["folders"])))
-        for name in CONTENDERS:
-            if name not in want:
-                continue
-            user = "pw-" + name
-            if name == "postwarden":
-                ok, why = has_migrate_mail(a.binary)
-                if not ok:
-                    log("postwarden skipped: " + why)
-                    results[name] = {"skipped": why}
-                    continue
-                r, wall = run_postwarden(a.binary, work, ca, src, dst, user)
-            elif name == "mbsync":
-                r, wall = run_mbsync(work, ca, src, dst, user)
-            elif name == "offlineimap":
-                r, wall = run_offlineimap(work, ca, src, dst, user)
-            else:
-                r, wall = run_doveadm(work, ca, src, dst, user)
-            log("%s: exit %d in %.1fs; checking the copy" % (name, r.returncode, wall))
-            kept, counts, sample = check(src, dst, user)
-            results[name] = {
-                "seconds": round(wall, 3), "exit": r.returncode,
-                "msgs_per_s": info["messages"] / wall, "bytes_per_s": info["bytes"] / wall,
-                "kept": kept, "differences": counts, "sample_differences": sample,
-                "version": version_of(name, a.binary)}
-            if r.returncode != 0:
-                results[name]["failed"] = (r.stderr or r.stdout)[-2000:]
+        # The first reader after filling paid for Dovecot's caches (up to 25 CPU seconds
+        # more at the source here): read everything once, unmeasured, so that every
+        # contender finds the source in the same state.
+        t0 = time.monotonic()
+        subprocess.run([pw_dovecot.DOVEADM, "-c", src.conf_path, "fetch", "-u", SRC_USER,
+                        "flags date.received size.physical text", "all"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=3600)
+        log("source read once (warm-up) in %.0fs" % (time.monotonic() - t0))
+        for rnd in range(a.repeat):
+            order = [c for c in CONTENDERS if c in want]
+            if rnd % 2 == 1:
+                order.reverse()  # no contender always runs first, or after the same one
+            for name in order:
+                run_one(a, name, rnd, work, ca, src, dst, info, results)
+        for r in results.values():
+            if r.get("runs"):
+                # the median run (by wall time) gives the table's figures
+                runs = sorted(r["runs"], key=lambda x: x["seconds"])
+                r.update(runs[len(runs) // 2])
     finally:
         src.stop()
         dst.stop()

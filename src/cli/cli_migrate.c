@@ -31,7 +31,7 @@ static const char mail_usage[] =
 	"migrate mail --from imaps://HOST[:PORT] | imap://HOST[:PORT] | PRESET "
 	"[--from-host HOST[:PORT]] --from-user NAME [--to imaps://HOST[:PORT]] --to-user NAME "
 	"[--master-user NAME] [--password-fd N] [--to-password-fd N] [--token-fd N] "
-	"[--oauth xoauth2|oauthbearer] [--job ID] [--connections N] [--no-compress] "
+	"[--oauth xoauth2|oauthbearer] [--job ID] [--connections N] [--no-compress | --compress] "
 	"[--delete-source] [--json]";
 
 /* Split imaps://host[:port] / imap://host[:port] / host[:port] into e. */
@@ -212,7 +212,7 @@ struct mail_args {
 	const char *from, *from_host, *from_user, *to, *to_user, *master, *oauth;
 	int pw_fd, to_pw_fd, token_fd, connections;
 	int64_t job;
-	bool json, no_compress, delete_source;
+	bool json, no_compress, compress_local, delete_source;
 };
 
 static int parse_mail_args(int argc, char **argv, struct mail_args *a)
@@ -225,7 +225,7 @@ static int parse_mail_args(int argc, char **argv, struct mail_args *a)
 		{ "to-password-fd", required_argument, NULL, 'P' },
 		{ "token-fd", required_argument, NULL, 'k' }, { "oauth", required_argument, NULL, 'o' },
 		{ "job", required_argument, NULL, 'j' }, { "connections", required_argument, NULL, 'c' },
-		{ "no-compress", no_argument, NULL, 'z' },
+		{ "no-compress", no_argument, NULL, 'z' }, { "compress", no_argument, NULL, 'Z' },
 		{ "delete-source", no_argument, NULL, 'D' }, { "json", no_argument, NULL, 'J' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -245,6 +245,7 @@ static int parse_mail_args(int argc, char **argv, struct mail_args *a)
 		case 'M': a->master = optarg; break;
 		case 'o': a->oauth = optarg; break;
 		case 'z': a->no_compress = true; break;
+		case 'Z': a->compress_local = true; break;
 		case 'D': a->delete_source = true; break;
 		case 'J': a->json = true; break;
 		case 'j': a->job = strtoll(optarg, NULL, 10); if (a->job <= 0) return -1; break;
@@ -395,6 +396,7 @@ static int cli_migrate_mail(struct cli *cli, int argc, char **argv)
 	o.timeout = (int)cli->cfg.migrate.timeout;
 	o.max_message = cli->cfg.migrate.max_message_size;
 	o.no_compress = a.no_compress;
+	o.compress_local = a.compress_local;
 	o.delete_source = a.delete_source;
 	o.hosts = cli->cfg.migrate.hosts;
 	o.allow_private = cli->cfg.migrate.allow_private;

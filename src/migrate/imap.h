@@ -77,6 +77,8 @@ bool imap_try_compress(struct imap *im);
 void imap_close(struct imap *im);	/* LOGOUT (best effort) and free */
 
 bool imap_has_cap(const struct imap *im, const char *cap);
+/* Whether the server is on a loopback address (127.0.0.0/8, ::1, ::ffff:127.x). */
+bool imap_peer_loopback(const struct imap *im);
 
 /* Queue a command line "TAG fmt\r\n"; the tag goes to tag (>= 16 bytes). */
 void imap_cmd(struct imap *im, char *tag, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

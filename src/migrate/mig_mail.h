@@ -42,6 +42,7 @@ struct mig_mail_opts {
 	int timeout;			/* seconds per network operation */
 	uint64_t max_message;		/* larger messages are reported, not copied */
 	bool no_compress;		/* do not ask for COMPRESS=DEFLATE */
+	bool compress_local;		/* ask for it even from a source on a loopback address */
 	bool delete_source;		/* after verifying, expunge copied messages at the source */
 	const char *hosts;		/* "name=address, ..." fixed addresses ([migrate] hosts) */
 	bool allow_private;		/* the source may be on a non-public address */
