@@ -124,6 +124,7 @@ struct migrate_conf {
 	char *hosts;			/* "name=address, ..." used instead of DNS */
 	/* -- address books (migrate contacts) -- */
 	char *carddav_destination;	/* the provider's CardDAV server; "" = --to-url needed */
+	uint64_t jobs;			/* jobs serve's API runs at once on this node */
 };
 
 struct pw_config {

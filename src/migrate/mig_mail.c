@@ -922,7 +922,7 @@ static bool copy_folder(struct mig_mail *m, struct mig_folder *f, struct imap *s
 		uint64_t bytes = 0;
 		enum batch_rc rc;
 
-		if (m->dest_full)
+		if (m->dest_full || m->stop)
 			break;
 		while (i + cnt < n && cnt < BATCH_MSGS && (cnt == 0 || bytes + todo[i + cnt].size <= BATCH_BYTES))
 			bytes += todo[i + cnt++].size;
@@ -1065,7 +1065,7 @@ static struct mig_folder *next_folder(struct mig_mail *m)
 	struct mig_folder *f = NULL;
 
 	pthread_mutex_lock(&m->lock);
-	while (m->next < m->nfolders && f == NULL) {
+	while (m->next < m->nfolders && f == NULL && !m->stop) {
 		struct mig_folder *c = &m->folders[m->next];
 
 		/* All Mail (sorted last) starts when every other folder is done; another worker
@@ -1133,6 +1133,14 @@ static void *worker(void *arg)
 		imap_close(&d);
 	}
 	return NULL;
+}
+
+void mig_mail_stop(struct mig_mail *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->stop = 1;
+	pthread_cond_broadcast(&m->cond);	/* All Mail's worker waits for the others */
+	pthread_mutex_unlock(&m->lock);
 }
 
 void mig_mail_start(struct mig_mail *m, pthread_t *threads, int *nthreads)
