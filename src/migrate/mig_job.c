@@ -202,10 +202,23 @@ int mig_job_cancel(struct db *db, int64_t id)
 	return rc;
 }
 
-/* running with a heartbeat older than MIG_JOB_STALE: the node that ran it died */
-static const char *live_state(const char *state, int64_t heartbeat, time_t now)
+/*
+ * The five columns of LIVE_COLS at col: a running job whose node is gone (no heartbeat for
+ * MIG_JOB_STALE seconds) or was restarted after the job started is interrupted. The node's
+ * own heartbeat, not the job's, decides: a job waiting for a slow server writes nothing
+ * while its node is alive. A job started by the command line (no node) keeps its state.
+ */
+#define LIVE_COLS "j.state, j.node, j.started, n.heartbeat, n.started"
+#define LIVE_FROM " FROM mig_jobs j LEFT JOIN nodes n ON n.name = j.node"
+
+static const char *live_state(struct db_stmt *st, int col, time_t now)
 {
-	if (strcmp(state, "running") == 0 && heartbeat + MIG_JOB_STALE < (int64_t)now)
+	const char *state = db_col_text(st, col);
+
+	if (strcmp(state, "running") != 0 || *db_col_text(st, col + 1) == '\0')
+		return state;
+	if (db_col_null(st, col + 3) || db_col_int(st, col + 3) + MIG_JOB_STALE < (int64_t)now ||
+	    db_col_int(st, col + 4) > db_col_int(st, col + 2))
 		return "interrupted";
 	return state;
 }
@@ -214,7 +227,7 @@ int mig_job_owner(struct db *db, int64_t id, char *out, size_t outsz, bool *runn
 		  time_t now)
 {
 	struct db_stmt *st = db_prepare(db,
-		"SELECT dest_user, state, heartbeat FROM mig_jobs WHERE id = ?");
+		"SELECT j.dest_user, " LIVE_COLS LIVE_FROM " WHERE j.id = ?");
 	int rc;
 
 	if (st == NULL)
@@ -222,8 +235,7 @@ int mig_job_owner(struct db *db, int64_t id, char *out, size_t outsz, bool *runn
 	db_bind_int(st, 1, id);
 	if (db_step_row(db, st)) {
 		snprintf(out, outsz, "%s", db_col_text(st, 0));
-		*running_live = strcmp(live_state(db_col_text(st, 1), db_col_int(st, 2), now),
-				       "running") == 0;
+		*running_live = strcmp(live_state(st, 1, now), "running") == 0;
 		rc = 1;
 	} else {
 		rc = db_error(db) != DB_OK ? -1 : 0;
@@ -281,9 +293,10 @@ static void rate_json(json_t *o, int64_t started, time_t now, int64_t msgs, int6
 json_t *mig_job_json(struct db *db, int64_t id, time_t now, bool *dberr)
 {
 	struct db_stmt *st = db_prepare(db,
-		"SELECT kind, dest_user, state, created, started, finished, heartbeat, node, "
-		"folders_total, folders_done, messages_total, messages_done, bytes_total, "
-		"bytes_done, failed, error, messages, bytes FROM mig_jobs WHERE id = ?");
+		"SELECT j.kind, j.dest_user, j.state, j.created, j.started, j.finished, "
+		"j.heartbeat, j.node, j.folders_total, j.folders_done, j.messages_total, "
+		"j.messages_done, j.bytes_total, j.bytes_done, j.failed, j.error, j.messages, "
+		"j.bytes, " LIVE_COLS LIVE_FROM " WHERE j.id = ?");
 	json_t *o = NULL;
 
 	*dberr = false;
@@ -293,7 +306,7 @@ json_t *mig_job_json(struct db *db, int64_t id, time_t now, bool *dberr)
 	}
 	db_bind_int(st, 1, id);
 	if (db_step_row(db, st)) {
-		const char *state = live_state(db_col_text(st, 2), db_col_int(st, 6), now);
+		const char *state = live_state(st, 18, now);
 		bool running = strcmp(state, "running") == 0;
 		int64_t end = running ? (int64_t)now : db_col_int(st, 5);
 
@@ -339,8 +352,8 @@ json_t *mig_job_json(struct db *db, int64_t id, time_t now, bool *dberr)
 json_t *mig_job_list_json(struct db *db, const char *dest_user, time_t now, bool *dberr)
 {
 	struct db_stmt *st = db_prepare(db,
-		"SELECT id, kind, state, heartbeat, created FROM mig_jobs WHERE dest_user = ? "
-		"ORDER BY id DESC LIMIT 100");
+		"SELECT j.id, j.kind, j.created, " LIVE_COLS LIVE_FROM " WHERE j.dest_user = ? "
+		"ORDER BY j.id DESC LIMIT 100");
 	json_t *a = json_array();
 
 	*dberr = st == NULL;
@@ -352,9 +365,8 @@ json_t *mig_job_list_json(struct db *db, const char *dest_user, time_t now, bool
 
 		set_int(o, "id", db_col_int(st, 0));
 		json_object_set_new(o, "kind", json_string(db_col_text(st, 1)));
-		json_object_set_new(o, "state", json_string(live_state(db_col_text(st, 2),
-									db_col_int(st, 3), now)));
-		set_int(o, "created", db_col_int(st, 4));
+		json_object_set_new(o, "state", json_string(live_state(st, 3, now)));
+		set_int(o, "created", db_col_int(st, 2));
 		json_array_append_new(a, o);
 	}
 	*dberr = db_error(db) != DB_OK;

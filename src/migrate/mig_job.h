@@ -30,7 +30,7 @@ int mig_job_finish(struct db *db, int64_t id, const char *state, const struct mi
 
 /* ---- jobs run by serve's API (schema 8) ---- */
 
-/* A job's heartbeat older than this: its node died, the job is interrupted. */
+/* A running job's node without a heartbeat for this long died: the job is interrupted. */
 #define MIG_JOB_STALE 30
 
 /* This node runs job id now: state running, node, heartbeat, cancel cleared. 0 or -1. */
@@ -46,8 +46,8 @@ int mig_job_beat(struct db *db, int64_t id, const struct mig_progress *p);
  */
 int mig_job_cancel(struct db *db, int64_t id);
 /*
- * The job as the API shows it: state (running, interrupted when its heartbeat is older
- * than MIG_JOB_STALE, done, partial, failed, cancelled), counters, rate, ETA and per folder
+ * The job as the API shows it: state (running, interrupted when its node stopped or
+ * was restarted, done, partial, failed, cancelled), counters, rate, ETA and per folder
  * counts and errors. NULL when there is no such job (*dberr set on a database error).
  */
 json_t *mig_job_json(struct db *db, int64_t id, time_t now, bool *dberr);

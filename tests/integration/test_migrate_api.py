@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from pwtest import dovecot, mailbox
+from pwtest import dovecot, mailbox, net
 
 SRC_USER, SRC_PW = "alice.old", "0ld-Pa55word!"
 DST_USER, DST_PW = "alice", "n3w-Pa55word!"
@@ -221,3 +221,28 @@ def test_no_source_address_user_or_password_is_kept(servers, make_relay, test_ca
     assert any(DST_USER.encode() in open(os.path.join(root, f), "rb").read()
                for root, _, fs in os.walk(r.state_dir) for f in fs)
     assert "event=migration_end" in r.log()
+
+
+def test_job_of_a_dead_node_shows_interrupted_and_restarts(servers, make_relay, test_ca):
+    src = servers("src", users={SRC_USER: SRC_PW})
+    dst = servers("dst", users={DST_USER: DST_PW})
+    s = src.login(SRC_USER, SRC_PW)
+    filled = mailbox.fill(s, count=2500, seed=6)
+    s.logout()
+    r = serve(make_relay, test_ca, dst, migrate_connections="1")
+    code, j = call(r, "POST", "/v1/migrations", job_body(src))
+    assert code == 202
+    job = j["id"]
+    running = wait_job(r, job, pred=lambda x: x["messages_done"] > 0)
+    assert running["state"] == "running" and running["node"]
+    time.sleep(1.1)                 # the restarted node starts in a later second
+    r.kill()                        # the node dies with the job running
+    r.start()
+    net.wait_port("127.0.0.1", r.api_port, timeout=20)
+    cut = wait_job(r, job, until=("interrupted",), timeout=30)
+    assert cut["messages_done"] < filled["messages"], cut
+    code, again = call(r, "POST", "/v1/migrations", job_body(src, job=job))
+    assert code == 202, again
+    done = wait_job(r, job)
+    assert done["state"] == "done", done
+    assert compare(src, dst) == []  # 0 missing, 0 duplicates
