@@ -222,6 +222,7 @@ struct mig_run {
 	struct mig_cred *src_cred, *dst_cred;
 	pthread_t thread;
 	atomic_bool over;	/* the thread has ended: join it */
+	bool no_db;		/* the thread could not open the database: the loop records it */
 	struct mig_run *next;
 };
 
@@ -331,6 +332,7 @@ static void *run_thread(void *arg)
 		log_error("event=migration_end job=%lld state=failed error=\"database: %s\"",
 			  (long long)r->id, err);
 		free(err);
+		r->no_db = true;
 		atomic_store(&r->over, true);
 		return NULL;
 	}
@@ -379,6 +381,13 @@ static size_t reap(struct mig_api *api)
 
 		if (atomic_load(&r->over)) {
 			pthread_join(r->thread, NULL);
+			if (r->no_db) {
+				struct mig_progress none = { 0 };
+
+				(void)mig_job_finish(api->db, r->id, "failed", &none,
+						     "this node could not open the database for the "
+						     "job. What to do: run the job again");
+			}
 			*pp = r->next;
 			run_free(r);
 		} else {
@@ -618,6 +627,7 @@ int mig_api_handle(struct mig_api *api, struct evhttp_request *req, const char *
 	const char *rest = path + strlen(MIG_API_PREFIX);
 	int64_t id;
 
+	(void)reap(api);	/* ended jobs joined, and a job that could not start recorded */
 	if (*rest == '\0') {
 		if (cmd == EVHTTP_REQ_POST)
 			return handle_post(api, req);
