@@ -37,46 +37,7 @@ static const char mail_usage[] =
 /* Split imaps://host[:port] / imap://host[:port] / host[:port] into e. */
 static bool parse_server(const char *url, struct mig_endpoint *e, enum imap_tls dflt)
 {
-	const char *p = url, *colon;
-	enum imap_tls tls = dflt;
-
-	if (strncasecmp(p, "imaps://", 8) == 0) {
-		tls = IMAP_TLS_IMPLICIT;
-		p += 8;
-	} else if (strncasecmp(p, "imap://", 7) == 0) {
-		tls = IMAP_TLS_STARTTLS;
-		p += 7;
-	}
-	if (*p == '\0' || strchr(p, '/') != NULL || strchr(p, '@') != NULL)
-		return false;
-	if (*p == '[') {
-		const char *close = strchr(p, ']');
-
-		if (close == NULL)
-			return false;
-		free(e->host);
-		e->host = xstrndup(p + 1, (size_t)(close - p - 1));
-		colon = close[1] == ':' ? close + 1 : NULL;
-		if (close[1] != '\0' && colon == NULL)
-			return false;
-	} else {
-		colon = strrchr(p, ':');
-		free(e->host);
-		e->host = colon ? xstrndup(p, (size_t)(colon - p)) : xstrdup(p);
-	}
-	free(e->port);
-	if (colon != NULL) {
-		char *end;
-		long v = strtol(colon + 1, &end, 10);
-
-		if (*end != '\0' || v < 1 || v > 65535)
-			return false;
-		e->port = xstrdup(colon + 1);
-	} else {
-		e->port = xstrdup(tls == IMAP_TLS_IMPLICIT ? "993" : "143");
-	}
-	e->tls = tls;
-	return e->host[0] != '\0';
+	return mig_server_parse(url, dflt, &e->host, &e->port, &e->tls);
 }
 
 static struct mig_cred *get_cred(int fd, const char *prompt)

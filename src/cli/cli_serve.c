@@ -26,6 +26,7 @@
 #include "keysearch/keysearch.h"
 #include "log.h"
 #include "metrics_http.h"
+#include "migrate/mig_api.h"
 #include "node.h"
 #include "relay/relay.h"
 #include "schema.h"
@@ -159,6 +160,13 @@ static int serve_metrics_start(struct relay *r, struct metrics_http **out, char 
 	return *out ? 0 : -1;
 }
 
+/* The API's /v1/migrations routes (ks_api_route's signature). */
+static int serve_migrations(void *arg, struct evhttp_request *req, const char *path,
+			    const char *query)
+{
+	return mig_api_handle(arg, req, path, query);
+}
+
 static uid_t serve_uid;
 static gid_t serve_gid;
 
@@ -221,6 +229,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	struct node *node = NULL;
 	struct keysearch *keysearch = NULL;
 	struct ks_api *api = NULL;
+	struct mig_api *migrations = NULL;
 	struct metrics_http *metrics = NULL;
 	FILE *logf;
 	char *err = NULL;
@@ -278,6 +287,11 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		goto fail;
 	if ((api = ks_api_start(r.base, &cli->cfg, keysearch, &err)) == NULL && err)
 		goto fail;
+	/* migration jobs on the same listener, behind the same tokens */
+	if (api != NULL) {
+		migrations = mig_api_new(&cli->cfg, r.db);
+		ks_api_route(api, "/v1/migrations", serve_migrations, migrations);
+	}
 	if (serve_metrics_start(&r, &metrics, &err) < 0)
 		goto fail;
 	if (serve_drop_privileges(&cli->cfg, &err) < 0)
@@ -301,6 +315,7 @@ fail:
 	}
 	metrics_http_stop(metrics);
 	ks_api_stop(api);
+	mig_api_free(migrations);
 	keysearch_free(keysearch);
 	keydir_timer_stop(keydir_timer);
 	ctmon_stop(ctmon);

@@ -228,6 +228,9 @@ static const struct conf_key migrate_keys[] = {
 	  "The provider's own CardDAV server, where postwarden migrate contacts writes the "
 	  "address books it copies (an http(s) URL; the user's address book home is found "
 	  "from it). Empty: each run names it with --to-url." },
+	{ "jobs", CONF_UINT, "2", MIG(jobs), 1, 64, NULL,
+	  "Migration jobs serve's API (POST /v1/migrations) runs at once on this node; a "
+	  "request beyond it is answered 429 with Retry-After, nothing is queued." },
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 

@@ -125,6 +125,7 @@ struct migrate_conf {
 	bool allow_private;		/* the old provider may be on a private address */
 	/* -- address books (migrate contacts) -- */
 	char *carddav_destination;	/* the provider's CardDAV server; "" = --to-url needed */
+	uint64_t jobs;			/* jobs serve's API runs at once on this node */
 };
 
 struct pw_config {

@@ -87,4 +87,14 @@ struct ks_api *ks_api_start(struct event_base *base, const struct pw_config *cfg
 			    struct keysearch *ks, char **err);
 void ks_api_stop(struct ks_api *api);
 
+/*
+ * Hand the requests whose path starts with prefix (any method) to fn once the bearer token
+ * and its rate limit have passed; fn answers and returns the HTTP status it sent. Other
+ * parts of serve (the migration jobs) add their routes this way.
+ */
+struct evhttp_request;
+typedef int (*ks_api_route_fn)(void *arg, struct evhttp_request *req, const char *path,
+			       const char *query);
+void ks_api_route(struct ks_api *api, const char *prefix, ks_api_route_fn fn, void *arg);
+
 #endif

@@ -26,7 +26,8 @@
 #include "xmalloc.h"
 
 #define KS_API_MAX_HEADERS 8192
-#define KS_API_MAX_BODY 1024
+/* a migration job's POST carries its credentials (mig_api.h bounds it again) */
+#define KS_API_MAX_BODY (40 * 1024)
 #define KS_API_MAX_TOKEN 512
 #define KS_API_SWEEP_MS 100
 
@@ -45,6 +46,9 @@ struct ks_api {
 	bool paused;
 	struct event *sweep;
 	struct ks_api_req *reqs;
+	const char *route_prefix;	/* ks_api_route */
+	ks_api_route_fn route_fn;
+	void *route_arg;
 };
 
 /* A request waiting for its search. */
@@ -255,7 +259,7 @@ static void ks_api_handle(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
 	int64_t start = monotonic_ms(), retry;
-	bool pk;
+	bool pk, routed;
 	struct ks_api_req *r;
 	enum ks_type type;
 	bool complete;
@@ -264,7 +268,9 @@ static void ks_api_handle(struct evhttp_request *req, void *arg)
 
 	if (path == NULL)
 		path = "";
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+	routed = api->route_fn &&
+		 strncmp(path, api->route_prefix, strlen(api->route_prefix)) == 0;
+	if (!routed && evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
 		ks_api_error(req, 405, "Method Not Allowed", "only GET");
 		ks_api_log(api, "-", 405, -1, 0, start, NULL);
 		return;
@@ -283,6 +289,11 @@ static void ks_api_handle(struct evhttp_request *req, void *arg)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", buf);
 		ks_api_error(req, 429, "Too Many Requests", "rate limit exceeded");
 		ks_api_log(api, "-", 429, token, 0, start, NULL);
+		return;
+	}
+	if (routed) {
+		ks_api_log(api, path, api->route_fn(api->route_arg, req, path, query), token, 0,
+			   start, NULL);
 		return;
 	}
 	if (strcmp(path, "/v1/keys/search") == 0)
@@ -398,7 +409,8 @@ struct ks_api *ks_api_start(struct event_base *base, const struct pw_config *cfg
 	evhttp_set_max_headers_size(api->http, KS_API_MAX_HEADERS);
 	evhttp_set_max_body_size(api->http, KS_API_MAX_BODY);
 	evhttp_set_timeout(api->http, timeout);
-	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+				   EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
 	evhttp_set_bevcb(api->http, ks_api_bevcb, api);
 	evhttp_set_gencb(api->http, ks_api_handle, api);
 	api->bound = evhttp_bind_socket_with_handle(api->http, l->host, l->port);
@@ -412,6 +424,13 @@ struct ks_api *ks_api_start(struct event_base *base, const struct pw_config *cfg
 		log_warn("event=api_no_tokens msg=\"[api] tokens is empty: every request gets 401\"");
 	log_info("event=api_listen listen=%s:%u", l->host, l->port);
 	return api;
+}
+
+void ks_api_route(struct ks_api *api, const char *prefix, ks_api_route_fn fn, void *arg)
+{
+	api->route_prefix = prefix;
+	api->route_fn = fn;
+	api->route_arg = arg;
 }
 
 void ks_api_stop(struct ks_api *api)

@@ -7,7 +7,11 @@
 #ifndef PW_MIG_JOB_H
 #define PW_MIG_JOB_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
 
 #include "db.h"
 #include "mig_mail.h"
@@ -23,5 +27,34 @@ int mig_job_save(struct db *db, int64_t id, struct mig_mail *m);
 /* The job's end: state "done", "partial" or "failed", totals and the job-level error. */
 int mig_job_finish(struct db *db, int64_t id, const char *state, const struct mig_progress *p,
 		   const char *error);
+
+/* ---- jobs run by serve's API (schema 8) ---- */
+
+/* A running job's node without a heartbeat for this long died: the job is interrupted. */
+#define MIG_JOB_STALE 30
+
+/* This node runs job id now: state running, node, heartbeat, cancel cleared. 0 or -1. */
+int mig_job_claim(struct db *db, int64_t id, const char *node);
+/*
+ * The running job's live counters and heartbeat. 1 when a cancel was asked (on any node),
+ * 0 when not, -1 on a database error.
+ */
+int mig_job_beat(struct db *db, int64_t id, const struct mig_progress *p);
+/*
+ * Ask job id of dest_user to stop: 1 asked (or already over), 0 no such job, -1 database
+ * error. The running node sees it at its next beat.
+ */
+int mig_job_cancel(struct db *db, int64_t id);
+/*
+ * The job as the API shows it: state (running, interrupted when its node stopped or
+ * was restarted, done, partial, failed, cancelled), counters, rate, ETA and per folder
+ * counts and errors. NULL when there is no such job (*dberr set on a database error).
+ */
+json_t *mig_job_json(struct db *db, int64_t id, time_t now, bool *dberr);
+/* The ids and states of dest_user's jobs, newest first (at most 100). */
+json_t *mig_job_list_json(struct db *db, const char *dest_user, time_t now, bool *dberr);
+/* dest_user of job id into out (size outsz): 1, 0 no such job, -1 database error. */
+int mig_job_owner(struct db *db, int64_t id, char *out, size_t outsz, bool *running_live,
+		  time_t now);
 
 #endif

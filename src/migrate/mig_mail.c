@@ -972,7 +972,7 @@ static bool copy_folder(struct mig_mail *m, struct mig_folder *f, struct imap *s
 		char next_tag[16], none[16];
 		enum batch_rc rc;
 
-		if (m->dest_full)
+		if (m->dest_full || m->stop)
 			break;
 		rc = copy_batch(m, f, s, d, todo + i, cnt, multi, tag, todo + i + cnt, nn, next_tag);
 		snprintf(tag, sizeof(tag), "%s", next_tag);
@@ -1119,7 +1119,7 @@ static struct mig_folder *next_folder(struct mig_mail *m)
 	struct mig_folder *f = NULL;
 
 	pthread_mutex_lock(&m->lock);
-	while (m->next < m->nfolders && f == NULL) {
+	while (m->next < m->nfolders && f == NULL && !m->stop) {
 		struct mig_folder *c = &m->folders[m->next];
 
 		/* All Mail (sorted last) starts when every other folder is done; another worker
@@ -1187,6 +1187,14 @@ static void *worker(void *arg)
 		imap_close(&d);
 	}
 	return NULL;
+}
+
+void mig_mail_stop(struct mig_mail *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->stop = 1;
+	pthread_cond_broadcast(&m->cond);	/* All Mail's worker waits for the others */
+	pthread_mutex_unlock(&m->lock);
 }
 
 void mig_mail_start(struct mig_mail *m, pthread_t *threads, int *nthreads)

@@ -85,6 +85,7 @@ struct mig_mail {
 	/* Gmail: the keys of every message in the other folders, so All Mail adds only the rest */
 	struct msgkey_set *seen;
 	pthread_cond_t cond;	/* a folder finished (All Mail waits for the others) */
+	_Atomic int stop;	/* mig_mail_stop: no new batch, no new folder */
 };
 
 /*
@@ -96,6 +97,11 @@ bool mig_mail_prepare(struct mig_mail *m, const struct mig_mail_opts *o);
 struct mig_folder *mig_mail_folder(struct mig_mail *m, const char *src);
 /* Start the workers; returns at once. */
 void mig_mail_start(struct mig_mail *m, pthread_t *threads, int *nthreads);
+/*
+ * Ask the workers to stop cleanly (any thread): each finishes the batch it is appending,
+ * takes no new folder and returns; what was copied stays, and a later run resumes.
+ */
+void mig_mail_stop(struct mig_mail *m);
 /* Copy of the progress counters. */
 void mig_mail_progress(struct mig_mail *m, struct mig_progress *p);
 void mig_mail_free(struct mig_mail *m);

@@ -178,3 +178,49 @@ long long mig_parse_internaldate(const char *s, size_t len)
 
 	return (long long)timegm(&tm) - (sign == '+' ? off : -off);
 }
+
+bool mig_server_parse(const char *url, enum imap_tls dflt, char **host, char **port,
+		      enum imap_tls *tls_out)
+{
+	const char *p = url, *colon;
+	enum imap_tls tls = dflt;
+
+	if (strncasecmp(p, "imaps://", 8) == 0) {
+		tls = IMAP_TLS_IMPLICIT;
+		p += 8;
+	} else if (strncasecmp(p, "imap://", 7) == 0) {
+		tls = IMAP_TLS_STARTTLS;
+		p += 7;
+	}
+	if (*p == '\0' || strchr(p, '/') != NULL || strchr(p, '@') != NULL)
+		return false;
+	if (*p == '[') {
+		const char *close = strchr(p, ']');
+
+		if (close == NULL)
+			return false;
+		free(*host);
+		*host = xstrndup(p + 1, (size_t)(close - p - 1));
+		colon = close[1] == ':' ? close + 1 : NULL;
+		if (close[1] != '\0' && colon == NULL)
+			return false;
+	} else {
+		colon = strrchr(p, ':');
+		free(*host);
+		*host = colon ? xstrndup(p, (size_t)(colon - p)) : xstrdup(p);
+	}
+	free(*port);
+	*port = NULL;	/* a malformed port leaves nothing to free twice */
+	if (colon != NULL) {
+		char *end;
+		long v = strtol(colon + 1, &end, 10);
+
+		if (*end != '\0' || v < 1 || v > 65535)
+			return false;
+		*port = xstrdup(colon + 1);
+	} else {
+		*port = xstrdup(tls == IMAP_TLS_IMPLICIT ? "993" : "143");
+	}
+	*tls_out = tls;
+	return (*host)[0] != '\0';
+}

@@ -49,6 +49,13 @@ bool mig_gmail_skip(enum mig_special su);
  */
 char *mig_map_name(const char *src, char ssep, char dsep);
 
+/*
+ * imaps://HOST[:PORT] (TLS from the start), imap://HOST[:PORT] (STARTTLS) or HOST[:PORT]
+ * (dflt): *host and *port replaced (freed first), *tls set. false when malformed.
+ */
+bool mig_server_parse(const char *url, enum imap_tls dflt, char **host, char **port,
+		      enum imap_tls *tls);
+
 /* INTERNALDATE "01-Jan-2001 10:00:00 +0100" to seconds since the epoch; -1 when malformed. */
 long long mig_parse_internaldate(const char *s, size_t len);
 

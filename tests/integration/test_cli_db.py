@@ -20,7 +20,7 @@ from pwtest import net
 from pwtest.mailcheck import message, rcpt_states, sender_addr, uniq
 from pwtest.relay import Relay, binary, daemon_env
 
-SCHEMA = 7          # the program's schema version (src/core/schema.c)
+SCHEMA = 8          # the program's schema version (src/core/schema.c)
 UNREACHABLE_MX = "127.0.0.250"    # nothing listens there
 TABLES = {"accounts", "addresses", "messages", "recipients", "keydir_keys", "keydir_pending",
           "nodes", "leases", "ct_logs", "ct_findings", "ct_sightings", "ct_alerts",

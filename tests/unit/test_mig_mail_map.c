@@ -64,4 +64,22 @@ static void test_dates(void)
 	CHECK(mig_parse_internaldate("garbage", 7) == -1);
 }
 
-TEST_MAIN(test_presets, test_special, test_names, test_dates)
+/* A malformed port leaves nothing freed twice (the caller frees host and port after). */
+static void test_server_parse(void)
+{
+	char *host = NULL, *port = NULL;
+	enum imap_tls tls = IMAP_TLS_IMPLICIT;
+
+	CHECK(mig_server_parse("imap://h.example:1143", IMAP_TLS_IMPLICIT, &host, &port, &tls));
+	CHECK(strcmp(host, "h.example") == 0 && strcmp(port, "1143") == 0);
+	CHECK(tls == IMAP_TLS_STARTTLS);
+	CHECK(mig_server_parse("[::1]", IMAP_TLS_IMPLICIT, &host, &port, &tls));
+	CHECK(strcmp(host, "::1") == 0 && strcmp(port, "993") == 0 && tls == IMAP_TLS_IMPLICIT);
+	CHECK(!mig_server_parse("h.example:99999", IMAP_TLS_IMPLICIT, &host, &port, &tls));
+	CHECK(port == NULL);
+	CHECK(!mig_server_parse("imaps://user@h.example", IMAP_TLS_IMPLICIT, &host, &port, &tls));
+	free(host);
+	free(port);
+}
+
+TEST_MAIN(test_presets, test_special, test_names, test_dates, test_server_parse)
