@@ -19,6 +19,7 @@
 
 #define BATCH_MSGS 200
 #define BATCH_BYTES (32u << 20)
+#define MIG_FOLDER_ATTEMPTS 3	/* per folder, on fresh connections after a lost one */
 
 const char *mig_mail_advice(enum imap_fail f, const char *code, bool source, const char *hint)
 {
@@ -309,6 +310,7 @@ bool mig_mail_prepare(struct mig_mail *m, const struct mig_mail_opts *o)
 	memset(m, 0, sizeof(*m));
 	m->o = *o;
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->open_lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->ssl = imap_ssl_ctx_new(o->ca_file, &err);
 	if (m->ssl == NULL) {
@@ -1147,6 +1149,43 @@ static void folder_done(struct mig_mail *m, struct mig_folder *f)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* A worker's pair of connections, opened while no other worker is opening its own. */
+static bool open_pair_serial(struct mig_mail *m, struct imap *s, struct imap *d)
+{
+	bool ok;
+
+	pthread_mutex_lock(&m->open_lock);
+	ok = open_pair(m, s, d, false);
+	pthread_mutex_unlock(&m->open_lock);
+	return ok;
+}
+
+/* A failure worth another try: the connection was lost or not made, not refused. */
+static bool transient(const struct imap *s, const struct imap *d)
+{
+	enum imap_fail f = s->fail != IMAP_F_NONE ? s->fail : d->fail;
+
+	return f == IMAP_F_CLOSED || f == IMAP_F_CONNECT;
+}
+
+/* Wait before another attempt (1 s, then 2 s), cut short by mig_mail_stop. */
+static void retry_pause(struct mig_mail *m, int attempt)
+{
+	for (int i = 0; i < attempt * 10 && !m->stop; i++) {
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void clear_folder_error(struct mig_mail *m, struct mig_folder *f)
+{
+	pthread_mutex_lock(&m->lock);
+	free(f->error);
+	f->error = NULL;
+	pthread_mutex_unlock(&m->lock);
+}
+
 static void *worker(void *arg)
 {
 	struct mig_mail *m = arg;
@@ -1158,10 +1197,17 @@ static void *worker(void *arg)
 		pthread_mutex_lock(&m->lock);
 		f->started = time(NULL);
 		pthread_mutex_unlock(&m->lock);
-		/* one retry on fresh connections when a connection breaks mid-folder */
-		for (int attempt = 0; attempt < 2 && !m->dest_full; attempt++) {
-			if (!open && !(open = open_pair(m, &s, &d, false))) {
+		/* a connection lost mid-folder (a server restarted, or one that dropped the
+		 * session) is retried on fresh connections; the copy resumes where it was */
+		for (int attempt = 1; attempt <= MIG_FOLDER_ATTEMPTS && !m->dest_full; attempt++) {
+			if (attempt > 1) {
+				clear_folder_error(m, f);
+				retry_pause(m, attempt - 1);
+			}
+			if (!open && !(open = open_pair_serial(m, &s, &d))) {
 				folder_error(m, f, "cannot reconnect: %s", s.fail ? s.err : d.err);
+				if (transient(&s, &d))
+					continue;
 				break;
 			}
 			if (copy_folder(m, f, &s, &d)) {
@@ -1173,12 +1219,6 @@ static void *worker(void *arg)
 			imap_close(&s);
 			imap_close(&d);
 			open = false;
-			if (attempt == 0) {
-				pthread_mutex_lock(&m->lock);
-				free(f->error);
-				f->error = NULL;
-				pthread_mutex_unlock(&m->lock);
-			}
 		}
 		folder_done(m, f);
 	}
@@ -1231,5 +1271,6 @@ void mig_mail_free(struct mig_mail *m)
 		free(m->seen);
 	}
 	pthread_cond_destroy(&m->cond);
+	pthread_mutex_destroy(&m->open_lock);
 	pthread_mutex_destroy(&m->lock);
 }

@@ -86,6 +86,9 @@ struct mig_mail {
 	struct msgkey_set *seen;
 	pthread_cond_t cond;	/* a folder finished (All Mail waits for the others) */
 	_Atomic int stop;	/* mig_mail_stop: no new batch, no new folder */
+	/* workers log in one after another: Dovecot 2.3 has been seen to panic on a deadlock
+	 * of its list index lock when several sessions of one user start at the same moment */
+	pthread_mutex_t open_lock;
 };
 
 /*
