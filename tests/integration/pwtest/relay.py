@@ -98,6 +98,12 @@ class Relay:
         self.starts += 1
         try:
             net.wait_port(self.listen_addr, self.port, timeout=timeout, proc=self.proc)
+            # the SMTP socket is listened on before the database is opened, the API's
+            # only after: a test that calls the API at once must wait for it as well
+            api = self.sections.get("api", {}).get("listen", "")
+            if api:
+                host, _, port = api.rpartition(":")
+                net.wait_port(host.strip("[]"), int(port), timeout=timeout, proc=self.proc)
         except Exception as e:
             raise RuntimeError("%s\n--- relay log ---\n%s" % (e, self.log()[-4000:]))
         return self
