@@ -202,14 +202,23 @@ int ct_store_advance(struct db *db, const struct ct_log_pos *to, int64_t from,
 	return DB_OK;
 }
 
-int ct_store_alert_add(struct db *db, const char *kind, const char *log_id,
-		       const char *message, const char *evidence)
+/*
+ * An INSERT of an alert that does nothing when an alert of the same kind and log already
+ * matches `same` (a condition on ct_alerts; ?4 is the new message). The callers differ
+ * only in what counts as the same alert.
+ */
+#define CT_ALERT_INSERT_UNLESS(same) \
+	"INSERT INTO ct_alerts (kind, log_id, created, message, evidence) " \
+	"SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM ct_alerts " \
+	"WHERE kind = ?1 AND COALESCE(log_id, '') = COALESCE(?2, '') AND " same ")"
+
+/* Runs a CT_ALERT_INSERT_UNLESS statement: DB_OK or the storage error; *made says whether
+ * a row was added. */
+static int ct_store_alert_insert(struct db *db, const char *sql, const char *kind,
+				 const char *log_id, const char *message, const char *evidence,
+				 bool *made)
 {
-	/* the same misbehaviour seen again (every round of a log that stays broken) is one */
-	struct db_stmt *st = db_prepare(db,
-		"INSERT INTO ct_alerts (kind, log_id, created, message, evidence) "
-		"SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM ct_alerts "
-		"WHERE kind = ?1 AND COALESCE(log_id, '') = COALESCE(?2, '') AND message = ?4)");
+	struct db_stmt *st = db_prepare(db, sql);
 	int rc;
 
 	db_bind_text(st, 1, kind);
@@ -218,8 +227,19 @@ int ct_store_alert_add(struct db *db, const char *kind, const char *log_id,
 	db_bind_text(st, 4, message);
 	db_bind_text(st, 5, evidence);
 	rc = db_step_done(db, st);
+	*made = rc == DB_DONE && db_changes(db) == 1;
 	db_finalize(st);
 	return rc == DB_DONE ? DB_OK : rc;
+}
+
+int ct_store_alert_add(struct db *db, const char *kind, const char *log_id,
+		       const char *message, const char *evidence)
+{
+	bool made;
+
+	/* the same misbehaviour seen again (every round of a log that stays broken) is one */
+	return ct_store_alert_insert(db, CT_ALERT_INSERT_UNLESS("message = ?4"), kind, log_id,
+				     message, evidence, &made);
 }
 
 bool ct_store_ack(struct db *db, int64_t id, int64_t now)
@@ -476,20 +496,11 @@ size_t ct_store_ids_after(struct db *db, const char *item, int64_t after, int64_
 bool ct_store_health_open(struct db *db, const char *kind, const char *log_id,
 			  const char *message, const char *evidence)
 {
-	struct db_stmt *st = db_prepare(db,
-		"INSERT INTO ct_alerts (kind, log_id, created, message, evidence) "
-		"SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM ct_alerts "
-		"WHERE kind = ?1 AND COALESCE(log_id, '') = COALESCE(?2, '') AND resolved IS NULL)");
-	bool made = false;
+	bool made;
 
-	db_bind_text(st, 1, kind);
-	db_bind_text(st, 2, log_id);
-	db_bind_int(st, 3, (int64_t)time(NULL));
-	db_bind_text(st, 4, message);
-	db_bind_text(st, 5, evidence);
-	if (db_step_done(db, st) == DB_DONE)
-		made = db_changes(db) == 1;
-	db_finalize(st);
+	/* one open episode per kind and log: a new one only after the last was resolved */
+	ct_store_alert_insert(db, CT_ALERT_INSERT_UNLESS("resolved IS NULL"), kind, log_id,
+			      message, evidence, &made);
 	return made;
 }
 

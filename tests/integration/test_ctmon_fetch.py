@@ -3,7 +3,6 @@ parallel), at most requests_per_second started per second, the whole log paused 
 429 with Retry-After, answers that arrive out of order or short still checked strictly in
 index order; and `ct backfill`'s progress on standard error (a bar on a terminal, rate and
 ETA lines otherwise)."""
-import base64
 import os
 import pty
 import re
@@ -14,35 +13,16 @@ import time
 import pytest
 
 from pwtest import relay as pw_relay
-from pwtest.ctlog_server import CTTestLogs
+from pwtest.ctmon import logs_running, monitor, rfc_id, static_id
 
-WATCH = ".example.test"
 FAST = "10000"     # requests per second high enough not to be the limit
 
 
 @pytest.fixture
 def logs(workdir):
-    t = CTTestLogs(os.path.join(workdir, "ct"), names=("www.example.test", "mx.example.test"),
-                   filler=120, max_batch=7).start()
-    yield t
-    t.stop()
-
-
-def monitor(make_relay, logs, **opts):
-    options = dict(ctmon_log_list=logs.log_list_path, ctmon_watch=WATCH,
-                   ctmon_allow_private="on", ctmon_start="backfill")
-    options.update(opts)
-    relay = make_relay(start=False, **options)
-    relay.pw("db", "migrate", check=True)
-    return relay
-
-
-def rfc_id(logs):
-    return base64.b64encode(logs.rfc_log.log_id).decode()
-
-
-def static_id(logs):
-    return base64.b64encode(logs.static_log.log_id).decode()
+    with logs_running(workdir, names=("www.example.test", "mx.example.test"), filler=120,
+                      max_batch=7) as t:
+        yield t
 
 
 def entries_requests(logs):
@@ -144,9 +124,8 @@ def test_429_with_retry_after_pauses_the_whole_log(make_relay, logs):
 
 def test_static_log_with_parallel_tiles(make_relay, workdir):
     # three full data tiles and a partial one, fetched ahead, each exactly once
-    t = CTTestLogs(os.path.join(workdir, "ct"), names=("www.example.test",),
-                   filler=3 * 256 + 40, gzip_data=True).start()
-    try:
+    with logs_running(workdir, names=("www.example.test",), filler=3 * 256 + 40,
+                      gzip_data=True) as t:
         relay = monitor(make_relay, t, ctmon_parallel="4", ctmon_requests_per_second=FAST)
         r = relay.pw("ct", "check", "--log", static_id(t))
         assert r.returncode == 0, r.stderr
@@ -157,8 +136,6 @@ def test_static_log_with_parallel_tiles(make_relay, workdir):
         paths = [a.split('"')[1] for a in tiles]
         assert len(paths) == 4 and len(set(paths)) == 4, paths
         assert any(".p/" in p for p in paths), paths
-    finally:
-        t.stop()
 
 
 # ---- backfill's progress -------------------------------------------------------------------

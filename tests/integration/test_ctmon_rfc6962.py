@@ -2,45 +2,25 @@
 precertificates from a test CA, a real Merkle tree, tree heads signed by the log's key):
 `postwarden ct check` and `ct backfill` verify every tree head, proof and entry before a
 finding is stored, resume where they stopped, and store an alert for each misbehaviour."""
-import base64
 import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from pwtest import ctlog
-from pwtest.ctlog_server import CTTestLogs
+from pwtest.ctmon import logs_running, monitor, rfc_id
 
 pytestmark = pytest.mark.engines
-
-WATCH = ".example.test"
 
 
 @pytest.fixture
 def logs(workdir):
-    import os
-    t = CTTestLogs(os.path.join(workdir, "ct"), names=("www.example.test",), filler=30,
-                   max_batch=7).start()
-    yield t
-    t.stop()
-
-
-def monitor(make_relay, logs, **opts):
-    options = dict(ctmon_log_list=logs.log_list_path, ctmon_watch=WATCH,
-                   ctmon_allow_private="on", ctmon_start="backfill")
-    options.update(opts)
-    relay = make_relay(start=False, **options)
-    relay.pw("db", "migrate", check=True)
-    return relay
-
-
-def log_id(logs):
-    return base64.b64encode(logs.rfc_log.log_id).decode()
+    with logs_running(workdir, names=("www.example.test",), filler=30, max_batch=7) as t:
+        yield t
 
 
 def position(relay, logs):
     rows = relay.database.rows("SELECT tree_size, next_index FROM ct_logs WHERE log_id = ?",
-                               (log_id(logs),))
+                               (rfc_id(logs),))
     return (rows[0]["tree_size"], rows[0]["next_index"]) if rows else None
 
 
@@ -50,7 +30,7 @@ def alerts(relay):
 
 def test_backfill_finds_certificate_and_precertificate_once(make_relay, logs):
     relay = monitor(make_relay, logs)
-    r = relay.pw("ct", "check", "--log", log_id(logs))
+    r = relay.pw("ct", "check", "--log", rfc_id(logs))
     assert r.returncode == 0, r.stderr
     size = logs.rfc_log.size()
     assert "verified to %d entries; %d checked, 3 matching, 2 new findings" % (size, size) in r.stdout
@@ -68,7 +48,7 @@ def test_backfill_finds_certificate_and_precertificate_once(make_relay, logs):
     asked = [q for p, q, _ in logs.rfc.requests if p.endswith("get-entries")]
     assert len(asked) >= size // 7, asked
     # nothing new: a second round checks nothing and stores nothing twice
-    r = relay.pw("ct", "check", "--log", log_id(logs), check=True)
+    r = relay.pw("ct", "check", "--log", rfc_id(logs), check=True)
     assert "0 checked, 0 matching, 0 new" in r.stdout
     assert len(relay.pw_json("ct", "list")) == 2
 
@@ -76,13 +56,13 @@ def test_backfill_finds_certificate_and_precertificate_once(make_relay, logs):
 def test_resumes_with_consistency_proof_and_judges_keys(make_relay, logs):
     leaf_pin = logs.ca.spki_sha256(logs.ca.issue(["x.other.test"])).hex()
     relay = monitor(make_relay, logs, ctmon_expected_keys=leaf_pin)
-    relay.pw("ct", "check", "--log", log_id(logs), check=True)
+    relay.pw("ct", "check", "--log", rfc_id(logs), check=True)
     before = logs.rfc_log.size()
     other_key = ec.generate_private_key(ec.SECP256R1())
     logs.add(logs.ca.issue(["mail.example.test"], key=other_key))
     logs.add(logs.ca.issue(["unrelated.other.test"]))
     logs.publish()
-    r = relay.pw("ct", "check", "--log", log_id(logs), check=True)
+    r = relay.pw("ct", "check", "--log", rfc_id(logs), check=True)
     assert "2 checked, 1 matching, 1 new findings" in r.stdout, r.stdout
     asked = [q for p, q, _ in logs.rfc.requests if p.endswith("get-sth-consistency")]
     assert asked and asked[-1] == {"first": [str(before)], "second": [str(before + 2)]}, asked
@@ -94,26 +74,26 @@ def test_resumes_with_consistency_proof_and_judges_keys(make_relay, logs):
 
 def test_first_contact_at_the_end_then_new_entries(make_relay, logs):
     relay = monitor(make_relay, logs, ctmon_start="end")
-    r = relay.pw("ct", "check", "--log", log_id(logs), check=True)
+    r = relay.pw("ct", "check", "--log", rfc_id(logs), check=True)
     size = logs.rfc_log.size()
     assert "verified to %d entries; 0 checked" % size in r.stdout
     assert relay.pw_json("ct", "list") == []
     assert any(p.endswith("get-proof-by-hash") for p, _, _ in logs.rfc.requests)
     logs.add(logs.ca.issue(["new.example.test"]))
     logs.publish()
-    r = relay.pw("ct", "check", "--log", log_id(logs), check=True)
+    r = relay.pw("ct", "check", "--log", rfc_id(logs), check=True)
     assert "1 checked, 1 matching, 1 new findings" in r.stdout, r.stdout
     assert [f["names"] for f in relay.pw_json("ct", "list")] == ["new.example.test"]
 
 
 def test_backfill_from_an_index(make_relay, logs):
     relay = monitor(make_relay, logs, ctmon_start="end")
-    relay.pw("ct", "check", "--log", log_id(logs), check=True)
+    relay.pw("ct", "check", "--log", rfc_id(logs), check=True)
     first = logs.found["www.example.test"][0][0]
-    r = relay.pw("ct", "backfill", "--log", log_id(logs), "--from", str(first))
+    r = relay.pw("ct", "backfill", "--log", rfc_id(logs), "--from", str(first))
     assert r.returncode == 0, r.stderr
     assert "3 matching, 2 new findings" in r.stdout, r.stdout
-    assert relay.pw("ct", "backfill", "--log", log_id(logs)).returncode == 2
+    assert relay.pw("ct", "backfill", "--log", rfc_id(logs)).returncode == 2
 
 
 @pytest.mark.parametrize("misbehaviour,kind", [
@@ -126,7 +106,7 @@ def test_backfill_from_an_index(make_relay, logs):
 def test_misbehaviour_is_an_alert_and_the_log_is_not_advanced(make_relay, logs, misbehaviour,
                                                               kind):
     relay = monitor(make_relay, logs)
-    relay.pw("ct", "check", "--log", log_id(logs), check=True)
+    relay.pw("ct", "check", "--log", rfc_id(logs), check=True)
     verified = position(relay, logs)
     found = len(relay.pw_json("ct", "list"))
     new_name = "late.example.test"
@@ -139,7 +119,7 @@ def test_misbehaviour_is_an_alert_and_the_log_is_not_advanced(make_relay, logs, 
     elif misbehaviour == "split":
         fork = logs.rfc_log.fork(logs.rfc_log.size() - 3, [logs.ca.issue(["f.other.test"])])
         logs.rfc.split(fork, mode="alternate")
-        relay.pw("ct", "check", "--log", log_id(logs))     # one of the two views: the one already verified, or not
+        relay.pw("ct", "check", "--log", rfc_id(logs))     # one of the two views: the one already verified, or not
     elif misbehaviour == "shrink":
         logs.rfc.shrink_to(logs.rfc_log.size() - 5)
     elif misbehaviour == "altered":
@@ -147,9 +127,9 @@ def test_misbehaviour_is_an_alert_and_the_log_is_not_advanced(make_relay, logs, 
         logs.add(logs.ca.issue([new_name]))
         logs.publish()
         logs.rfc.altered = {idx: None}
-    r = relay.pw("ct", "check", "--log", log_id(logs))
+    r = relay.pw("ct", "check", "--log", rfc_id(logs))
     if misbehaviour == "split" and kind not in alerts(relay):
-        r = relay.pw("ct", "check", "--log", log_id(logs))
+        r = relay.pw("ct", "check", "--log", rfc_id(logs))
     assert r.returncode == 1, r.stdout
     assert "ALERT %s" % kind in r.stderr, r.stderr
     assert kind in alerts(relay)
@@ -165,7 +145,7 @@ def test_rate_limited_log_is_asked_again_after_retry_after(make_relay, logs):
     # two 429s asking for 1 s each: the round waits and goes on
     logs.rfc.rate_limit(2, retry_after=1)
     t0 = time.monotonic()
-    r = relay.pw("ct", "check", "--log", log_id(logs))
+    r = relay.pw("ct", "check", "--log", rfc_id(logs))
     took = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
     assert "3 matching, 2 new findings" in r.stdout
@@ -177,16 +157,16 @@ def test_rate_limited_log_is_asked_again_after_retry_after(make_relay, logs):
     logs.publish()
     logs.rfc.rate_limit(1, retry_after=3)
     t0 = time.monotonic()
-    relay.pw("ct", "check", "--log", log_id(logs), check=True)
+    relay.pw("ct", "check", "--log", rfc_id(logs), check=True)
     assert time.monotonic() - t0 >= 2.9
     # a log that keeps refusing: an error after four tries, never an alert
     logs.rfc.rate_limit(100, retry_after=1)
-    r = relay.pw("ct", "check", "--log", log_id(logs))
+    r = relay.pw("ct", "check", "--log", rfc_id(logs))
     assert r.returncode == 1 and "429" in r.stderr and "ALERT" not in r.stderr, r.stderr
     assert alerts(relay) == []
     # Retry-After longer than the round waits: it ends now, the next round asks again
     logs.rfc.rate_limit(1, retry_after=3600)
-    r = relay.pw("ct", "check", "--log", log_id(logs))
+    r = relay.pw("ct", "check", "--log", rfc_id(logs))
     assert r.returncode == 1 and "429" in r.stderr, r.stderr
     logs.rfc.rate_limit(0)
-    relay.pw("ct", "check", "--log", log_id(logs), check=True)
+    relay.pw("ct", "check", "--log", rfc_id(logs), check=True)

@@ -18,31 +18,6 @@
 #include "schema.h"
 #include "unit.h"
 
-static struct db *open_temp_db(char *dir)
-{
-	static char url[128];
-	struct pw_config cfg;
-	char *err = NULL;
-	struct db *db;
-
-	memset(&cfg, 0, sizeof(cfg));
-	CHECK(mkdtemp(dir) != NULL);
-	cfg.server.state_dir = dir;
-	snprintf(url, sizeof(url), "sqlite:%s/postwarden.db", dir);
-	cfg.database.url = url;
-	db = schema_open(&cfg, DB_OPEN_MIGRATE, &err);
-	CHECK(db != NULL);
-	return db;
-}
-
-static void remove_dir(const char *dir)
-{
-	char cmd[256];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	CHECK(system(cmd) == 0);
-}
-
 static void test_backlog_rule(void)
 {
 	struct ct_backlog b = { .last = -1 };
@@ -236,20 +211,20 @@ static void test_hooks(void)
 	free(big);
 	ct_hooks_free(h);
 	event_base_free(base);
-	remove_dir(dir);
+	unit_remove_dir(dir);
 }
 
 static void test_store(void)
 {
 	char dir[] = "/tmp/pw-ctnotify-XXXXXX";
-	struct db *db = open_temp_db(dir);
+	struct db *db = unit_temp_db(dir);
 	int64_t id = store_finding(db);
 
 	test_document_and_env(db, id);
 	test_deliveries(db, id);
 	test_health_episodes(db);
 	db_close(db);
-	remove_dir(dir);
+	unit_remove_dir(dir);
 }
 
 TEST_MAIN(test_backlog_rule, test_store, test_hooks)

@@ -12,23 +12,6 @@
 #include "schema.h"
 #include "unit.h"
 
-static struct db *open_temp_db(char *dir)
-{
-	static char url[128];
-	struct pw_config cfg;
-	char *err = NULL;
-	struct db *db;
-
-	memset(&cfg, 0, sizeof(cfg));
-	CHECK(mkdtemp(dir) != NULL);
-	cfg.server.state_dir = dir;
-	snprintf(url, sizeof(url), "sqlite:%s/postwarden.db", dir);
-	cfg.database.url = url;
-	db = schema_open(&cfg, DB_OPEN_MIGRATE, &err);
-	CHECK(db != NULL);
-	return db;
-}
-
 static struct ct_finding finding(unsigned char id_byte, const char *names, int64_t index)
 {
 	struct ct_finding f = { .names = names, .issuer = "CN=Test CA", .serial = "01",
@@ -42,7 +25,7 @@ static struct ct_finding finding(unsigned char id_byte, const char *names, int64
 static void test_advance_and_findings(void)
 {
 	char dir[] = "/tmp/pw-ctstore-XXXXXX";
-	struct db *db = open_temp_db(dir);
+	struct db *db = unit_temp_db(dir);
 	struct ct_log_pos st, to = { .log_id = "bG9n", .tree_size = 10, .has_root = true,
 		.next_index = 10, .sth_timestamp = 1234 };
 	unsigned char range[3] = { 1, 2, 3 };
@@ -100,9 +83,7 @@ static void test_advance_and_findings(void)
 				 "{\"a\":3}") == DB_OK);
 	CHECK(db_query_int(db, "SELECT count(*) FROM ct_alerts WHERE kind = 'split_view'", 0) == 2);
 	db_close(db);
-	char path[256];
-	snprintf(path, sizeof(path), "rm -rf %s", dir);
-	CHECK(system(path) == 0);
+	unit_remove_dir(dir);
 }
 
 TEST_MAIN(test_advance_and_findings)

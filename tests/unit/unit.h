@@ -1,5 +1,6 @@
 /*
- * unit.h - a tiny unit test harness: CHECK() records failures, TEST_MAIN runs the tests.
+ * unit.h - a tiny unit test harness: CHECK() records failures, TEST_MAIN runs the tests;
+ * unit_temp_db() gives a test a migrated SQLite database in a directory of its own.
  *
  *   static void test_something(void) { CHECK(1 + 1 == 2); CHECK_STREQ(a, "x"); }
  *   TEST_MAIN(test_something, test_other)
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "schema.h"
 
 static int unit_failures;
 static int unit_checks;
@@ -37,6 +40,36 @@ static int unit_checks;
 				unit_b_ ? unit_b_ : "(null)");                   \
 		}                                                                \
 	} while (0)
+
+/*
+ * A fresh database at the current schema in a new directory made from dir, a mkdtemp
+ * template ("/tmp/pw-x-XXXXXX", changed in place); unit_remove_dir(dir) removes it after
+ * db_close. One at a time: the URL is kept in a static buffer.
+ */
+static inline struct db *unit_temp_db(char *dir)
+{
+	static char url[128];
+	struct pw_config cfg;
+	char *err = NULL;
+	struct db *db;
+
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK(mkdtemp(dir) != NULL);
+	cfg.server.state_dir = dir;
+	snprintf(url, sizeof(url), "sqlite:%s/postwarden.db", dir);
+	cfg.database.url = url;
+	db = schema_open(&cfg, DB_OPEN_MIGRATE, &err);
+	CHECK(db != NULL);
+	return db;
+}
+
+static inline void unit_remove_dir(const char *dir)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+}
 
 typedef void (*unit_fn)(void);
 

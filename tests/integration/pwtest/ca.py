@@ -110,9 +110,14 @@ class TestCA:
         return self.ca.tlsa_201()
 
     def issue(self, hostname, *more_names, days=30, key="ec", stem=None):
-        """Issue (once per name set) a server certificate for hostname (+ SAN names)."""
+        """Issue (once per name set) a server certificate for hostname (+ SAN names).
+
+        Its files are <stem or hostname>-<hash>.crt, .key and .chain.pem, the hash taken
+        over what tells certificates apart (subject, sorted name set, days, key type): a
+        stem only makes the name readable, so another name set never writes over them.
+        """
         names = (hostname,) + tuple(more_names)
-        k = (names, days, key)
+        k = (hostname, tuple(sorted(set(names))), days, key)
         if k in self._issued:
             return self._issued[k]
         priv = _key(key)
@@ -131,7 +136,7 @@ class TestCA:
         b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                             critical=False)
         cert = b.sign(self.key, hashes.SHA256())
-        stem = stem or "%s-%d" % (hostname, len(self._issued))
+        stem = "%s-%s" % (stem or hostname, hashlib.sha256(repr(k).encode()).hexdigest()[:12])
         c = Cert(cert, priv, self.directory, stem, chain=[self.ca.cert])
         self._issued[k] = c
         return c
