@@ -505,7 +505,7 @@ def test_large_message_is_streamed_in_bounded_memory(servers, workdir, test_ca):
     the copy is exact and postwarden's peak memory grows by far less than the message.
     Control: the same job without the big message gives the baseline (the tests run the
     sanitizer build, whose own memory dominates; a release build is also held to an
-    absolute 20 MB)."""
+    absolute 28 MB, its floor being about 21 MB)."""
     src = servers("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
     dst = servers("dst", users={DST_USER: DST_PW})
     fill(src, n_inbox=20)
@@ -524,8 +524,10 @@ def test_large_message_is_streamed_in_bounded_memory(servers, workdir, test_ca):
     print("VmHWM without the 30 MB message %d kB, with it %d kB" % (hwm_base, hwm_big))
     # held whole, the message alone would add 30,000 kB (and more, as its buffer grows)
     assert grew < 8 * 1024, "peak memory grew by %d kB for a 30 MB message" % grew
+    # a release build's own floor, with no big message, is about 21 MB (libraries, TLS,
+    # the workers' stacks): with the 30 MB message it must stay below the message itself
     if "/asan/" not in relay.binary():
-        assert hwm_big < 20 * 1024, "peak memory %d kB" % hwm_big
+        assert hwm_big < 28 * 1024, "peak memory %d kB" % hwm_big
 
 
 def test_large_message_without_literal_plus(servers, workdir, test_ca):
