@@ -1221,6 +1221,67 @@ static void on_digest(struct imap *im, const struct imap_resp *r, void *arg)
 	ds->d[ds->n++] = x;
 }
 
+/* The SHA-256 of one large message, its body streamed (never held whole). */
+static bool digest_streamed(struct imap *im, uint32_t uid, struct digests *ds)
+{
+	struct digest x = { .uid = uid };
+	EVP_MD_CTX *ctx;
+	char tag[16];
+	const char *p;
+	long got;
+	bool ok;
+
+	imap_cmd(im, tag, "UID FETCH %u (UID BODY.PEEK[])", uid);
+	if (!imap_body_begin(im, tag, &x.size))
+		return false;
+	if (x.size == UINT64_MAX)
+		return true;	/* expunged meanwhile */
+	if ((ctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		fatalx("SHA-256 failed");
+	while ((got = imap_body_read(im, &p, STREAM_CHUNK)) > 0)
+		if (EVP_DigestUpdate(ctx, p, (size_t)got) != 1)
+			fatalx("SHA-256 failed");
+	ok = got == 0 && EVP_DigestFinal_ex(ctx, x.h, NULL) == 1 && imap_body_end(im, tag);
+	EVP_MD_CTX_free(ctx);
+	if (ok) {
+		ds->d = xreallocarray(ds->d, ds->n + 1, sizeof(*ds->d));
+		ds->d[ds->n++] = x;
+	}
+	return ok;
+}
+
+/*
+ * The size and SHA-256 of every message of the selected folder: small ones fetched in
+ * batches, large ones (over STREAM_MIN) one by one with their bodies streamed.
+ */
+static bool digest_folder(struct imap *im, struct digests *ds)
+{
+	struct keyset ks = { 0 };
+	struct msgkey *small;
+	struct buf set;
+	size_t ns = 0;
+	bool ok = imap_simple(im, on_keys, &ks, "UID FETCH 1:* (UID RFC822.SIZE)");
+
+	small = xcalloc(ks.n + 1, sizeof(*small));
+	buf_init(&set, 0);
+	if (ks.n > 1)
+		qsort(ks.k, ks.n, sizeof(*ks.k), uid_order);
+	for (size_t i = 0; i < ks.n && ok; i++) {
+		if (ks.k[i].size > STREAM_MIN)
+			ok = digest_streamed(im, ks.k[i].uid, ds);
+		else
+			small[ns++] = ks.k[i];
+	}
+	for (size_t i = 0; i < ns && ok; i += BATCH_MSGS) {
+		uid_set(&set, small + i, ns - i < BATCH_MSGS ? ns - i : BATCH_MSGS);
+		ok = imap_simple(im, on_digest, ds, "UID FETCH %s (UID BODY.PEEK[])", set.data);
+	}
+	buf_free(&set);
+	free(small);
+	keys_free(&ks);
+	return ok;
+}
+
 static int digest_cmp(const void *a, const void *b)
 {
 	const struct digest *x = a, *y = b;
@@ -1250,14 +1311,14 @@ static void delete_verified(struct mig_mail *m, struct mig_folder *f, struct ima
 	}
 	quote_name(&q, f->dst);
 	if (!imap_simple(d, on_select, &dc, "EXAMINE %s", q.data) ||
-	    (dc.exists > 0 && !imap_simple(d, on_digest, &have, "UID FETCH 1:* (UID BODY.PEEK[])"))) {
+	    (dc.exists > 0 && !digest_folder(d, &have))) {
 		folder_error(m, f, "verifying at the destination failed, nothing deleted: %s", d->err);
 		goto out;
 	}
 	(void)imap_simple(d, NULL, NULL, "CLOSE");
 	quote_name(&q, f->src);
 	if (!imap_simple(s, on_select, &sc, "SELECT %s", q.data) ||
-	    (sc.exists > 0 && !imap_simple(s, on_digest, &mine, "UID FETCH 1:* (UID BODY.PEEK[])"))) {
+	    (sc.exists > 0 && !digest_folder(s, &mine))) {
 		folder_error(m, f, "reading the old folder for verification failed, nothing "
 			     "deleted: %s", s->err);
 		goto out;

@@ -340,16 +340,23 @@ def test_delete_source_removes_only_verified_messages(servers, workdir, test_ca)
     src = servers("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
     dst = servers("dst", users={DST_USER: DST_PW})
     fill(src, n_inbox=12)
+    add_big(src, 3 * 1000 * 1000)  # verified with its body streamed, then deleted
     before, _ = snapshot(src, SRC_USER, SRC_PW, OUTLOOK_TO_DEFAULT)
     # a message already at the destination with the same Message-ID, size and date but other
-    # bytes is matched by the copy, yet fails verification: it must stay at the source
+    # bytes is matched by the copy, yet fails verification: it must stay at the source (a
+    # small one and one large enough to be hashed as a stream)
     m = src.login(SRC_USER, SRC_PW)
     m.create('"Keep"')
     m.append('"Keep"', "()", '"01-Jan-2001 10:00:00 +0000"', b"Message-ID: <k@x>\r\n\r\nAAAA\r\n")
+    m.append('"Keep"', "()", '"01-Jan-2001 10:00:00 +0000"',
+             b"Message-ID: <kb@x>\r\n\r\n" + b"A" * 998 + (b"\r\n" + b"A" * 998) * 2000)
     m.logout()
     m = dst.login(DST_USER, DST_PW)
     m.create('"Keep"')
     m.append('"Keep"', "()", '"01-Jan-2001 10:00:00 +0000"', b"Message-ID: <k@x>\r\n\r\nBBBB\r\n")
+    m.append('"Keep"', "()", '"01-Jan-2001 10:00:00 +0000"',
+             b"Message-ID: <kb@x>\r\n\r\n" + b"A" * 998 + (b"\r\n" + b"A" * 998) * 1999 +
+             b"\r\n" + b"B" * 998)
     m.logout()
     rc, done, _, err = migrate(conf(workdir, test_ca), src, dst, "--delete-source")
     after_src, _ = snapshot(src, SRC_USER, SRC_PW, OUTLOOK_TO_DEFAULT)
@@ -357,7 +364,7 @@ def test_delete_source_removes_only_verified_messages(servers, workdir, test_ca)
     for folder, msgs in before.items():
         assert after_dst[folder] == msgs, folder
         assert after_src[folder] == [], "%s still has messages at the source" % folder
-    assert len(after_src["Keep"]) == 1, "an unverified message was deleted"
+    assert len(after_src["Keep"]) == 2, "an unverified message was deleted"
     by_name = {f["folder"]: f for f in done["folders"]}
     assert "not found intact" in by_name["Keep"]["error"]
     assert rc == 1
