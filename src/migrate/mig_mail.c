@@ -857,13 +857,23 @@ static enum batch_rc append_refused(struct mig_mail *m, struct mig_folder *f, st
 	return strcasecmp(d->last_code, "OVERQUOTA") == 0 ? BATCH_FULL : BATCH_OK;
 }
 
+/* Bytes of a streamed message shown as done while it passes (taken back if it fails), so
+ * that progress moves during a long message. */
+static void progress_bytes(struct mig_mail *m, uint64_t add, uint64_t sub)
+{
+	pthread_mutex_lock(&m->lock);
+	m->p.bytes_done += add;
+	m->p.bytes_done -= sub < m->p.bytes_done ? sub : m->p.bytes_done;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* A streamed message is stored: counted, its progress bytes already are. */
 static void count_streamed(struct mig_mail *m, struct mig_folder *f, uint32_t uid, uint64_t size)
 {
 	pthread_mutex_lock(&m->lock);
 	f->copied++;
 	f->bytes += size;
 	m->p.msgs_done++;
-	m->p.bytes_done += size;
 	if (uid > f->last_uid && f->failed == 0)
 		f->last_uid = uid;
 	f->dirty = true;
@@ -882,6 +892,7 @@ static enum batch_rc stream_append(struct mig_mail *m, struct mig_folder *f, str
 				   uint64_t size)
 {
 	bool lp = imap_has_cap(d, "LITERAL+");
+	uint64_t sent = 0;
 	char dtag[16];
 	struct buf q;
 	const char *p;
@@ -915,9 +926,14 @@ static enum batch_rc stream_append(struct mig_mail *m, struct mig_folder *f, str
 	while ((got = imap_body_read(s, &p, STREAM_CHUNK)) > 0) {
 		buf_add(&d->out, p, (size_t)got);
 		if (!imap_flush(d))
-			return BATCH_DST_LOST;
+			break;
+		progress_bytes(m, (uint64_t)got, 0);
+		sent += (uint64_t)got;
 	}
-	if (got < 0) {
+	if (got != 0) {
+		progress_bytes(m, 0, sent);
+		if (got > 0)
+			return BATCH_DST_LOST;
 		imap_abandon(d);
 		return BATCH_SRC_LOST;
 	}
@@ -925,8 +941,10 @@ static enum batch_rc stream_append(struct mig_mail *m, struct mig_folder *f, str
 	if (imap_wait(d, dtag, NULL, NULL)) {
 		count_streamed(m, f, mc->uid, size);
 		rc = BATCH_OK;
-	} else if ((rc = append_refused(m, f, d, mc->uid)) == BATCH_DST_LOST) {
-		return rc;
+	} else {
+		progress_bytes(m, 0, sent);
+		if ((rc = append_refused(m, f, d, mc->uid)) == BATCH_DST_LOST)
+			return rc;
 	}
 	return imap_body_end(s, stag) || s->fail == IMAP_F_NO ? rc : BATCH_SRC_LOST;
 }
