@@ -6,7 +6,8 @@
  * certificate verified against the system store or a CA file and the host name checked;
  * CAPABILITY; LOGIN, AUTHENTICATE PLAIN, XOAUTH2 and OAUTHBEARER; COMPRESS=DEFLATE.
  * Commands are written into an output buffer and flushed when a response is awaited,
- * so several commands can be pipelined. Every response is bounded (imap_parse.h).
+ * so several commands can be pipelined. Every response is bounded (imap_parse.h); a large
+ * message body can instead be read in pieces as it arrives (imap_body_begin).
  */
 #ifndef PW_IMAP_H
 #define PW_IMAP_H
