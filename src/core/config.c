@@ -211,10 +211,10 @@ static const struct conf_key migrate_keys[] = {
 	  "provider (which may throttle more) and one to the destination." },
 	{ "timeout", CONF_DURATION, "2m", MIG(timeout), 5, 3600, NULL,
 	  "Longest wait for a migration's server to answer or accept data before the "
-	  "connection counts as lost (the folder is retried once on a new connection)." },
+	  "connection counts as lost (the folder is tried up to three times on new connections)." },
 	{ "max_message_size", CONF_SIZE, "64M", MIG(max_message_size), 1024, 1ULL << 31, NULL,
-	  "Largest message a migration copies (it is held in memory while it passes); larger "
-	  "ones are listed in the summary as not copied." },
+	  "Largest message a migration copies (messages over 1 MiB pass in 64 kB pieces, never "
+	  "held whole); larger ones are listed in the summary as not copied." },
 	{ "hosts", CONF_STRING, "", MIG(hosts), 0, 0, NULL,
 	  "Fixed addresses for server names, like /etc/hosts: name=address items, "
 	  "comma-separated. The name is still the one the certificate must match (a "

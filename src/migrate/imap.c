@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -164,24 +165,36 @@ bool imap_flush(struct imap *im)
 	return ok;
 }
 
+/*
+ * Read what the server sent into im->in. Compressed input is inflated by at most about
+ * IMAP_READ_CHUNK bytes a call, the rest of it kept for the next: a few kilobytes of
+ * DEFLATE can stand for megabytes (a message of one repeated line), and a streamed body
+ * must not be inflated whole into memory.
+ */
 static bool read_more(struct imap *im)
 {
-	char tmp[IMAP_READ_CHUNK];
-	int n = SSL_read(im->ssl, tmp, sizeof(tmp));
+	size_t added = 0;
 
-	if (n <= 0) {
-		ERR_clear_error();
-		return failf(im, IMAP_F_CLOSED, "connection lost or timed out while waiting for the server");
+	if (!im->compress || (im->zin.avail_in == 0 && !im->zmore)) {
+		char tmp[IMAP_READ_CHUNK];
+		char *dst = im->compress ? im->zraw : tmp;
+		int n = SSL_read(im->ssl, dst, IMAP_READ_CHUNK);
+
+		if (n <= 0) {
+			ERR_clear_error();
+			return failf(im, IMAP_F_CLOSED, "connection lost or timed out while waiting for the server");
+		}
+		if (!im->compress) {
+			if (buf_add(&im->in, tmp, (size_t)n) < 0)
+				return failf(im, IMAP_F_PROTO, "a response is larger than the limit");
+			return true;
+		}
+		im->zin.next_in = (Bytef *)im->zraw;
+		im->zin.avail_in = (uInt)n;
 	}
-	if (!im->compress) {
-		if (buf_add(&im->in, tmp, (size_t)n) < 0)
-			return failf(im, IMAP_F_PROTO, "a response is larger than the limit");
-		return true;
-	}
-	im->zin.next_in = (Bytef *)tmp;
-	im->zin.avail_in = (uInt)n;
-	while (im->zin.avail_in > 0) {
+	while ((im->zin.avail_in > 0 || im->zmore) && added < IMAP_READ_CHUNK) {
 		char z[IMAP_READ_CHUNK];
+		size_t got;
 		int rc;
 
 		im->zin.next_out = (Bytef *)z;
@@ -189,8 +202,12 @@ static bool read_more(struct imap *im)
 		rc = inflate(&im->zin, Z_SYNC_FLUSH);
 		if (rc != Z_OK && rc != Z_BUF_ERROR)
 			return failf(im, IMAP_F_PROTO, "the compressed stream is broken");
-		if (buf_add(&im->in, z, sizeof(z) - im->zin.avail_out) < 0)
+		got = sizeof(z) - im->zin.avail_out;
+		/* a full output buffer may leave output inside zlib with no input left */
+		im->zmore = im->zin.avail_out == 0;
+		if (buf_add(&im->in, z, got) < 0)
 			return failf(im, IMAP_F_PROTO, "a response is larger than the limit");
+		added += got;
 		if (rc == Z_BUF_ERROR)
 			break;
 	}
@@ -315,41 +332,161 @@ static void common_untagged(struct imap *im, const struct imap_resp *r)
 		keep_caps(im, r->code_arg, r->code_arg_len);
 }
 
+/* One response while waiting for tag (frees it): 0 go on, 1 tagged OK, -1 failed. */
+static int wait_one(struct imap *im, struct imap_resp *r, const char *tag, imap_untagged_fn fn,
+		    void *arg)
+{
+	if (r->kind == IMAP_RESP_UNTAGGED) {
+		common_untagged(im, r);
+		if (r->status == IMAP_ST_BYE) {
+			failf(im, IMAP_F_CLOSED, "the server closed the connection: %.*s",
+			      (int)r->text_len, r->text);
+			imap_resp_free(r);
+			return -1;
+		}
+		if (fn != NULL)
+			fn(im, r, arg);
+		imap_resp_free(r);
+		return 0;
+	}
+	if (r->kind == IMAP_RESP_CONT || strcmp(r->tag, tag) != 0) {
+		imap_resp_free(r);
+		failf(im, IMAP_F_PROTO, "unexpected response while waiting for %s", tag);
+		return -1;
+	}
+	common_untagged(im, r);
+	snprintf(im->last_code, sizeof(im->last_code), "%s", r->code);
+	if (r->status == IMAP_ST_OK) {
+		imap_resp_free(r);
+		return 1;
+	}
+	failf(im, r->status == IMAP_ST_NO ? IMAP_F_NO : IMAP_F_PROTO, "%s%s%s%.*s",
+	      r->code[0] ? "[" : "", r->code, r->code[0] ? "] " : "", (int)r->text_len, r->text);
+	imap_resp_free(r);
+	return -1;
+}
+
 bool imap_wait(struct imap *im, const char *tag, imap_untagged_fn fn, void *arg)
 {
 	struct imap_resp r;
+	int rc;
 
-	for (;;) {
+	do {
 		if (!imap_read(im, &r))
 			return false;
-		if (r.kind == IMAP_RESP_UNTAGGED) {
-			common_untagged(im, &r);
-			if (r.status == IMAP_ST_BYE) {
-				failf(im, IMAP_F_CLOSED, "the server closed the connection: %.*s",
-				      (int)r.text_len, r.text);
-				imap_resp_free(&r);
-				return false;
-			}
-			if (fn != NULL)
-				fn(im, &r, arg);
-			imap_resp_free(&r);
-			continue;
-		}
-		if (r.kind == IMAP_RESP_CONT || strcmp(r.tag, tag) != 0) {
-			imap_resp_free(&r);
-			return failf(im, IMAP_F_PROTO, "unexpected response while waiting for %s", tag);
-		}
-		common_untagged(im, &r);
-		snprintf(im->last_code, sizeof(im->last_code), "%s", r.code);
-		if (r.status == IMAP_ST_OK) {
-			imap_resp_free(&r);
+	} while ((rc = wait_one(im, &r, tag, fn, arg)) == 0);
+	return rc > 0;
+}
+
+/* ---- a message body streamed from a FETCH literal ---- */
+
+/* Drop the input consumed so far (the last response read, and anything before in_off). */
+static void in_compact(struct imap *im)
+{
+	im->in_off += im->in_used;
+	im->in_used = 0;
+	if (im->in_off == im->in.len) {
+		buf_reset(&im->in);
+		im->in_off = 0;
+	}
+}
+
+bool imap_body_begin(struct imap *im, const char *tag, uint64_t *size)
+{
+	*size = UINT64_MAX;
+	im->lit_left = 0;
+	if (!imap_flush(im))
+		return false;
+	for (;;) {
+		long long h;
+		uint64_t lit;
+
+		in_compact(im);
+		h = imap_stream_head(im->in.data + im->in_off, im->in.len - im->in_off, im->max_line,
+				     &lit);
+		if (h == -1)
+			return failf(im, IMAP_F_PROTO, "the server sent a line over the limit");
+		if (h > 0) {
+			if (lit > im->max_literal)
+				return failf(im, IMAP_F_PROTO, "the server sent a message over the limit");
+			im->in_off += (size_t)h;
+			im->lit_left = lit;
+			*size = lit;
 			return true;
 		}
-		failf(im, r.status == IMAP_ST_NO ? IMAP_F_NO : IMAP_F_PROTO, "%s%s%s%.*s",
-		      r.code[0] ? "[" : "", r.code, r.code[0] ? "] " : "", (int)r.text_len, r.text);
-		imap_resp_free(&r);
-		return false;
+		if (h == -2) {
+			/* another response first: read it whole (bounded as always) */
+			struct imap_resp r;
+			int rc;
+
+			if (!imap_read(im, &r))
+				return false;
+			if ((rc = wait_one(im, &r, tag, NULL, NULL)) != 0)
+				return rc > 0;	/* answered without the body: *size stays MAX */
+			continue;
+		}
+		if (im->in_off > 0) {
+			buf_consume(&im->in, im->in_off);
+			im->in_off = 0;
+		}
+		if (!read_more(im))
+			return false;
 	}
+}
+
+long imap_body_read(struct imap *im, const char **p, size_t max)
+{
+	while (im->lit_left > 0) {
+		size_t avail = im->in.len - im->in_off;
+
+		if (avail > 0) {
+			size_t n = avail < max ? avail : max;
+
+			if (n > im->lit_left)
+				n = (size_t)im->lit_left;
+			if (n > LONG_MAX)
+				n = LONG_MAX;
+			*p = im->in.data + im->in_off;
+			im->in_off += n;
+			im->lit_left -= n;
+			return (long)n;
+		}
+		/* all input is literal bytes handed out: start the buffer afresh */
+		buf_reset(&im->in);
+		im->in_off = 0;
+		if (!read_more(im))
+			return -1;
+	}
+	return 0;
+}
+
+bool imap_body_end(struct imap *im, const char *tag)
+{
+	const char *line, *nl;
+
+	/* the rest of the FETCH response after the literal: ")" or more items, one line */
+	for (;;) {
+		line = im->in.data + im->in_off;
+		nl = memchr(line, '\n', im->in.len - im->in_off);
+		if (nl != NULL)
+			break;
+		if (im->in.len - im->in_off > im->max_line)
+			return failf(im, IMAP_F_PROTO, "the server sent a line over the limit");
+		if (!read_more(im))
+			return false;
+	}
+	/* a line announcing another literal is not complete by itself (or is over 0 bytes) */
+	if (imap_resp_need(line, (size_t)(nl - line) + 1, im->max_line, 0) <= 0)
+		return failf(im, IMAP_F_PROTO, "the server sent more literals after a message");
+	im->in_off += (size_t)(nl - line) + 1;
+	return imap_wait(im, tag, NULL, NULL);
+}
+
+void imap_abandon(struct imap *im)
+{
+	if (im->fail != IMAP_F_CLOSED)
+		failf(im, IMAP_F_CLOSED, "the connection was given up in the middle of a command");
+	buf_reset(&im->out);
 }
 
 bool imap_simple(struct imap *im, imap_untagged_fn fn, void *arg, const char *fmt, ...)
@@ -553,6 +690,7 @@ bool imap_try_compress(struct imap *im)
 		return true;
 	if (!imap_simple(im, NULL, NULL, "COMPRESS DEFLATE"))
 		return im->fail == IMAP_F_NO;	/* refused: carry on without */
+	im->zraw = xmalloc(IMAP_READ_CHUNK);
 	if (inflateInit2(&im->zin, -15) != Z_OK ||
 	    deflateInit2(&im->zout, Z_BEST_SPEED, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		fatalx("out of memory for zlib");
@@ -578,6 +716,9 @@ void imap_close(struct imap *im)
 	if (im->compress) {
 		inflateEnd(&im->zin);
 		deflateEnd(&im->zout);
+		free(im->zraw);
+		im->zraw = NULL;
+		im->compress = false;
 	}
 	if (im->out.data != NULL)
 		OPENSSL_cleanse(im->out.data, im->out.cap);

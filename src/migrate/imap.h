@@ -6,7 +6,8 @@
  * certificate verified against the system store or a CA file and the host name checked;
  * CAPABILITY; LOGIN, AUTHENTICATE PLAIN, XOAUTH2 and OAUTHBEARER; COMPRESS=DEFLATE.
  * Commands are written into an output buffer and flushed when a response is awaited,
- * so several commands can be pipelined. Every response is bounded (imap_parse.h).
+ * so several commands can be pipelined. Every response is bounded (imap_parse.h); a large
+ * message body can instead be read in pieces as it arrives (imap_body_begin).
  */
 #ifndef PW_IMAP_H
 #define PW_IMAP_H
@@ -53,11 +54,14 @@ struct imap {
 	SSL *ssl;
 	bool compress;
 	z_stream zin, zout;
+	char *zraw;		/* compressed input not yet inflated (zin.next_in points here) */
+	bool zmore;		/* inflate may hold output with no input left */
 	struct buf in;		/* decompressed input; responses point into it */
 	size_t in_off;		/* start of the input not yet consumed */
 	size_t in_used;		/* length of the last response (0: read it again) */
 	struct buf out;		/* commands not yet sent */
 	size_t max_line, max_literal;
+	uint64_t lit_left;	/* bytes of a streamed body literal not yet read */
 	unsigned tagn;
 	char caps[2048];	/* the capability words, space-separated, upper case */
 	char sep;		/* hierarchy separator from LIST, '/' until known */
@@ -103,6 +107,26 @@ bool imap_wait(struct imap *im, const char *tag, imap_untagged_fn fn, void *arg)
 /* imap_cmd + imap_wait. */
 bool imap_simple(struct imap *im, imap_untagged_fn fn, void *arg, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/*
+ * A message body streamed in pieces, never held whole. After "UID FETCH n (UID BODY.PEEK[])"
+ * was queued with tag, imap_body_begin reads up to the line that announces the BODY[]
+ * literal and gives its size in *size (responses before it are handled as imap_wait does).
+ * True with *size UINT64_MAX when the command was answered OK without a body (the message
+ * is gone); false on NO (fail IMAP_F_NO) or a failure.
+ */
+bool imap_body_begin(struct imap *im, const char *tag, uint64_t *size);
+/* The next piece of the literal, at most max bytes, at *p (valid until the next call on
+ * im); 0 when all of it was read; -1 on a failure. */
+long imap_body_read(struct imap *im, const char **p, size_t max);
+/* After the whole literal: the rest of the FETCH response, then the tagged answer. */
+bool imap_body_end(struct imap *im, const char *tag);
+/*
+ * Give up a connection in the middle of a command: queued output is dropped and nothing
+ * more is sent on it (not even LOGOUT), so an APPEND whose literal was not finished stays
+ * unfinished and the server stores nothing of it.
+ */
+void imap_abandon(struct imap *im);
 
 /* Quote s for a command (into out): "..." with \ and " escaped. */
 void imap_quote(struct buf *out, const char *s);

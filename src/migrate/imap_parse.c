@@ -69,6 +69,39 @@ long long imap_resp_need(const char *data, size_t len, size_t max_line, size_t m
 	}
 }
 
+long long imap_stream_head(const char *data, size_t len, size_t max_line, uint64_t *lit)
+{
+	const char *nl = memchr(data, '\n', len), *p = data, *brace;
+	size_t linelen;
+
+	if (nl == NULL)
+		return len > max_line ? -1 : 0;
+	linelen = (size_t)(nl - data);
+	if (linelen > max_line)
+		return -1;
+	if (linelen > 0 && data[linelen - 1] == '\r')
+		linelen--;
+	if (!line_literal(data, linelen, lit))
+		return -2;
+	/* "* N FETCH (... BODY[] {N}": the body literal is the last thing on the line */
+	brace = memrchr(data, '{', linelen);
+	if (linelen < 2 || p[0] != '*' || p[1] != ' ')
+		return -2;
+	p += 2;
+	if (!isdigit((unsigned char)*p))
+		return -2;
+	while (p < brace && isdigit((unsigned char)*p))
+		p++;
+	if ((size_t)(brace - p) < 8 || strncasecmp(p, " FETCH (", 8) != 0)
+		return -2;
+	if ((size_t)(brace - (p + 8)) < 7 || strncasecmp(brace - 7, "BODY[] ", 7) != 0)
+		return -2;
+	/* the item must start there: "XBODY[] " is not BODY[] */
+	if (brace - 7 != p + 8 && brace[-8] != ' ')
+		return -2;
+	return (long long)(nl - data) + 1;
+}
+
 /* ---- tokenizer ---- */
 
 struct cur {

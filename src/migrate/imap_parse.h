@@ -66,6 +66,15 @@ struct imap_resp {
  */
 long long imap_resp_need(const char *data, size_t len, size_t max_line, size_t max_literal);
 
+/*
+ * For streaming a message body: when data starts with the first line of an untagged FETCH
+ * response that ends in the literal of its BODY[] item ("* 3 FETCH (UID 7 BODY[] {N}"), the
+ * length of that line through its LF, with N in *lit (the literal's bytes follow). 0 when
+ * the line is not complete yet, -1 when it is longer than max_line, -2 when the data starts
+ * with any other response (to be read whole with imap_resp_need).
+ */
+long long imap_stream_head(const char *data, size_t len, size_t max_line, uint64_t *lit);
+
 /* Parse one complete response. false with a static *err when malformed. */
 bool imap_resp_parse(const char *data, size_t len, struct imap_resp *r, const char **err);
 void imap_resp_free(struct imap_resp *r);

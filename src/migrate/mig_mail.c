@@ -20,6 +20,16 @@
 #define BATCH_MSGS 200
 #define BATCH_BYTES (32u << 20)
 #define MIG_FOLDER_ATTEMPTS 3	/* per folder, on fresh connections after a lost one */
+/*
+ * Messages above STREAM_MIN bytes are streamed: read from the source's FETCH literal and
+ * written into the destination's APPEND literal STREAM_CHUNK bytes at a time, so memory
+ * does not grow with the message (a 50 MB attachment, or several at once, one per worker).
+ * Smaller ones are batched, read whole one after the other: there a FETCH of 200 messages
+ * saves round trips, while for a message of 1 MiB and more the two extra round trips of
+ * streaming it on its own (its flags and date first, then its body) cost little.
+ */
+#define STREAM_MIN (1u << 20)
+#define STREAM_CHUNK (64u << 10)
 
 const char *mig_mail_advice(enum imap_fail f, const char *code, bool source, const char *hint)
 {
@@ -785,15 +795,194 @@ static bool drop_fetch(struct imap *s, char *tag)
 	return ok;
 }
 
-/* How many of todo[0..n) go into one batch (at least one). */
+/* How many of todo[0..n) go into one batch: none when todo[0] is to be streamed, and a
+ * batch ends before the next message that is. */
 static size_t batch_len(const struct msgkey *todo, size_t n)
 {
 	size_t cnt = 0;
 	uint64_t bytes = 0;
 
-	while (cnt < n && cnt < BATCH_MSGS && (cnt == 0 || bytes + todo[cnt].size <= BATCH_BYTES))
+	while (cnt < n && cnt < BATCH_MSGS && todo[cnt].size <= STREAM_MIN &&
+	       (cnt == 0 || bytes + todo[cnt].size <= BATCH_BYTES))
 		bytes += todo[cnt++].size;
 	return cnt;
+}
+
+/* ---- one large message, streamed ---- */
+
+struct meta_ctx {
+	uint32_t uid;
+	bool found;
+	struct buf flags;	/* the APPEND flag list */
+	char date[64];		/* INTERNALDATE */
+};
+
+static void on_meta(struct imap *im, const struct imap_resp *r, void *arg)
+{
+	struct meta_ctx *c = arg;
+	const struct imap_node *l = r->args.child, *date;
+	uint32_t uid;
+
+	if (strcmp(r->name, "FETCH") != 0 || l == NULL || l->type != IMAP_LIST ||
+	    !imap_node_u32(imap_fetch_item(l, "UID"), &uid) || uid != c->uid ||
+	    (date = imap_fetch_item(l, "INTERNALDATE")) == NULL || date->type != IMAP_STRING ||
+	    date->len >= sizeof(c->date))
+		return;
+	buf_reset(&c->flags);
+	flags_of(imap_fetch_item(l, "FLAGS"), &c->flags);
+	memcpy(c->date, date->p, date->len);
+	c->date[date->len] = '\0';
+	c->found = true;
+}
+
+/* Read and drop the rest of a body that is not to be appended; false when the source
+ * connection broke. */
+static bool drain_body(struct imap *s, const char *tag)
+{
+	const char *p;
+	long got;
+
+	while ((got = imap_body_read(s, &p, STREAM_CHUNK)) > 0)
+		;
+	return got == 0 && (imap_body_end(s, tag) || s->fail == IMAP_F_NO);
+}
+
+/* The destination answered an APPEND with NO: the message is listed as not copied. */
+static enum batch_rc append_refused(struct mig_mail *m, struct mig_folder *f, struct imap *d,
+				    uint32_t uid)
+{
+	if (d->fail != IMAP_F_NO)
+		return BATCH_DST_LOST;
+	note_failure(m, f, uid, d->err);
+	return strcasecmp(d->last_code, "OVERQUOTA") == 0 ? BATCH_FULL : BATCH_OK;
+}
+
+/* Bytes of a streamed message shown as done while it passes (taken back if it fails), so
+ * that progress moves during a long message. */
+static void progress_bytes(struct mig_mail *m, uint64_t add, uint64_t sub)
+{
+	pthread_mutex_lock(&m->lock);
+	m->p.bytes_done += add;
+	m->p.bytes_done -= sub < m->p.bytes_done ? sub : m->p.bytes_done;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* A streamed message is stored: counted, its progress bytes already are. */
+static void count_streamed(struct mig_mail *m, struct mig_folder *f, uint32_t uid, uint64_t size)
+{
+	pthread_mutex_lock(&m->lock);
+	f->copied++;
+	f->bytes += size;
+	m->p.msgs_done++;
+	if (uid > f->last_uid && f->failed == 0)
+		f->last_uid = uid;
+	f->dirty = true;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/*
+ * The APPEND of a body of size bytes whose literal the source is about to send (FETCH stag):
+ * the command goes first ({N+} at once with LITERAL+, else after the server's go-ahead),
+ * then the body piece by piece as it arrives. When the source breaks off, the destination
+ * connection is abandoned with the literal unfinished: the server stores nothing of it,
+ * and the message is not counted, so the folder's retry copies it again.
+ */
+static enum batch_rc stream_append(struct mig_mail *m, struct mig_folder *f, struct imap *s,
+				   struct imap *d, const struct meta_ctx *mc, const char *stag,
+				   uint64_t size)
+{
+	bool lp = imap_has_cap(d, "LITERAL+");
+	uint64_t sent = 0;
+	char dtag[16];
+	struct buf q;
+	const char *p;
+	long got;
+	enum batch_rc rc;
+
+	buf_init(&q, 0);
+	quote_name(&q, f->dst);
+	imap_cmd(d, dtag, "APPEND %s %s \"%s\" {%llu%s}", q.data, mc->flags.data, mc->date,
+		 (unsigned long long)size, lp ? "+" : "");
+	buf_free(&q);
+	if (!lp) {
+		struct imap_resp r;
+		bool go;
+
+		if (!imap_read(d, &r))
+			return BATCH_DST_LOST;
+		go = r.kind == IMAP_RESP_CONT;
+		imap_resp_free(&r);
+		if (!go) {
+			/* refused before the body (too large, say): imap_wait reads it again */
+			d->in_used = 0;
+			if (imap_wait(d, dtag, NULL, NULL))
+				return BATCH_DST_LOST;	/* OK to an APPEND with no message */
+			rc = append_refused(m, f, d, mc->uid);
+			if (rc == BATCH_DST_LOST)
+				return rc;
+			return drain_body(s, stag) ? rc : BATCH_SRC_LOST;
+		}
+	}
+	while ((got = imap_body_read(s, &p, STREAM_CHUNK)) > 0) {
+		buf_add(&d->out, p, (size_t)got);
+		if (!imap_flush(d))
+			break;
+		progress_bytes(m, (uint64_t)got, 0);
+		sent += (uint64_t)got;
+	}
+	if (got != 0) {
+		progress_bytes(m, 0, sent);
+		if (got > 0)
+			return BATCH_DST_LOST;
+		imap_abandon(d);
+		return BATCH_SRC_LOST;
+	}
+	buf_add(&d->out, "\r\n", 2);
+	if (imap_wait(d, dtag, NULL, NULL)) {
+		count_streamed(m, f, mc->uid, size);
+		rc = BATCH_OK;
+	} else {
+		progress_bytes(m, 0, sent);
+		if ((rc = append_refused(m, f, d, mc->uid)) == BATCH_DST_LOST)
+			return rc;
+	}
+	return imap_body_end(s, stag) || s->fail == IMAP_F_NO ? rc : BATCH_SRC_LOST;
+}
+
+/*
+ * Copy one message too large to batch without holding it whole: its flags and INTERNALDATE
+ * first (the APPEND line needs them before the body), then its body streamed.
+ */
+static enum batch_rc stream_message(struct mig_mail *m, struct mig_folder *f, struct imap *s,
+				    struct imap *d, const struct msgkey *k)
+{
+	struct meta_ctx mc = { .uid = k->uid };
+	char stag[16];
+	uint64_t size;
+	enum batch_rc rc = BATCH_OK;
+
+	buf_init(&mc.flags, 0);
+	if (!imap_simple(s, on_meta, &mc, "UID FETCH %u (UID FLAGS INTERNALDATE)", k->uid)) {
+		rc = s->fail == IMAP_F_NO ? BATCH_OK : BATCH_SRC_LOST;
+		if (rc == BATCH_OK)
+			note_failure(m, f, k->uid, s->err);
+		goto out;
+	}
+	if (!mc.found)
+		goto out;	/* expunged since the plan: nothing to copy */
+	imap_cmd(s, stag, "UID FETCH %u (UID BODY.PEEK[])", k->uid);
+	if (!imap_body_begin(s, stag, &size)) {
+		rc = s->fail == IMAP_F_NO ? BATCH_OK : BATCH_SRC_LOST;
+		if (rc == BATCH_OK)
+			note_failure(m, f, k->uid, s->err);
+		goto out;
+	}
+	if (size == UINT64_MAX)
+		goto out;	/* answered without the body: expunged meanwhile */
+	rc = stream_append(m, f, s, d, &mc, stag, size);
+out:
+	buf_free(&mc.flags);
+	return rc;
 }
 
 static void folder_error(struct mig_mail *m, struct mig_folder *f, const char *fmt, ...)
@@ -976,6 +1165,16 @@ static bool copy_folder(struct mig_mail *m, struct mig_folder *f, struct imap *s
 
 		if (m->dest_full || m->stop)
 			break;
+		if (cnt == 0) {
+			/* in UID order with the others, so the highest UID copied stays true;
+			 * no FETCH was sent ahead for it (batch_len gave the batch before 0) */
+			rc = stream_message(m, f, s, d, &todo[i++]);
+			if (rc == BATCH_FULL)
+				m->dest_full = true;
+			else if (rc != BATCH_OK)
+				alive = false;
+			continue;
+		}
 		rc = copy_batch(m, f, s, d, todo + i, cnt, multi, tag, todo + i + cnt, nn, next_tag);
 		snprintf(tag, sizeof(tag), "%s", next_tag);
 		/* the FETCH sent ahead is of no use when this batch is to be done again */
@@ -1040,6 +1239,67 @@ static void on_digest(struct imap *im, const struct imap_resp *r, void *arg)
 	ds->d[ds->n++] = x;
 }
 
+/* The SHA-256 of one large message, its body streamed (never held whole). */
+static bool digest_streamed(struct imap *im, uint32_t uid, struct digests *ds)
+{
+	struct digest x = { .uid = uid };
+	EVP_MD_CTX *ctx;
+	char tag[16];
+	const char *p;
+	long got;
+	bool ok;
+
+	imap_cmd(im, tag, "UID FETCH %u (UID BODY.PEEK[])", uid);
+	if (!imap_body_begin(im, tag, &x.size))
+		return false;
+	if (x.size == UINT64_MAX)
+		return true;	/* expunged meanwhile */
+	if ((ctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		fatalx("SHA-256 failed");
+	while ((got = imap_body_read(im, &p, STREAM_CHUNK)) > 0)
+		if (EVP_DigestUpdate(ctx, p, (size_t)got) != 1)
+			fatalx("SHA-256 failed");
+	ok = got == 0 && EVP_DigestFinal_ex(ctx, x.h, NULL) == 1 && imap_body_end(im, tag);
+	EVP_MD_CTX_free(ctx);
+	if (ok) {
+		ds->d = xreallocarray(ds->d, ds->n + 1, sizeof(*ds->d));
+		ds->d[ds->n++] = x;
+	}
+	return ok;
+}
+
+/*
+ * The size and SHA-256 of every message of the selected folder: small ones fetched in
+ * batches, large ones (over STREAM_MIN) one by one with their bodies streamed.
+ */
+static bool digest_folder(struct imap *im, struct digests *ds)
+{
+	struct keyset ks = { 0 };
+	struct msgkey *small;
+	struct buf set;
+	size_t ns = 0;
+	bool ok = imap_simple(im, on_keys, &ks, "UID FETCH 1:* (UID RFC822.SIZE)");
+
+	small = xcalloc(ks.n + 1, sizeof(*small));
+	buf_init(&set, 0);
+	if (ks.n > 1)
+		qsort(ks.k, ks.n, sizeof(*ks.k), uid_order);
+	for (size_t i = 0; i < ks.n && ok; i++) {
+		if (ks.k[i].size > STREAM_MIN)
+			ok = digest_streamed(im, ks.k[i].uid, ds);
+		else
+			small[ns++] = ks.k[i];
+	}
+	for (size_t i = 0; i < ns && ok; i += BATCH_MSGS) {
+		uid_set(&set, small + i, ns - i < BATCH_MSGS ? ns - i : BATCH_MSGS);
+		ok = imap_simple(im, on_digest, ds, "UID FETCH %s (UID BODY.PEEK[])", set.data);
+	}
+	buf_free(&set);
+	free(small);
+	keys_free(&ks);
+	return ok;
+}
+
 static int digest_cmp(const void *a, const void *b)
 {
 	const struct digest *x = a, *y = b;
@@ -1069,14 +1329,14 @@ static void delete_verified(struct mig_mail *m, struct mig_folder *f, struct ima
 	}
 	quote_name(&q, f->dst);
 	if (!imap_simple(d, on_select, &dc, "EXAMINE %s", q.data) ||
-	    (dc.exists > 0 && !imap_simple(d, on_digest, &have, "UID FETCH 1:* (UID BODY.PEEK[])"))) {
+	    (dc.exists > 0 && !digest_folder(d, &have))) {
 		folder_error(m, f, "verifying at the destination failed, nothing deleted: %s", d->err);
 		goto out;
 	}
 	(void)imap_simple(d, NULL, NULL, "CLOSE");
 	quote_name(&q, f->src);
 	if (!imap_simple(s, on_select, &sc, "SELECT %s", q.data) ||
-	    (sc.exists > 0 && !imap_simple(s, on_digest, &mine, "UID FETCH 1:* (UID BODY.PEEK[])"))) {
+	    (sc.exists > 0 && !digest_folder(s, &mine))) {
 		folder_error(m, f, "reading the old folder for verification failed, nothing "
 			     "deleted: %s", s->err);
 		goto out;

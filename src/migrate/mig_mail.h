@@ -13,6 +13,8 @@
  * INTERNALDATE, counted as a multiset) are never appended again, so a second run, a run after
  * a cut connection and a run after the source's UIDVALIDITY changed create no duplicate;
  * the saved UIDVALIDITY and highest UID copied let a run skip what it copied before.
+ * Memory: a message over 1 MiB is streamed from the source's FETCH into the destination's
+ * APPEND in pieces, never held whole; one cut off midway is not stored, nor counted.
  */
 #ifndef PW_MIG_MAIL_H
 #define PW_MIG_MAIL_H

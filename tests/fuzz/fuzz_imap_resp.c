@@ -1,6 +1,6 @@
 /*
  * fuzz_imap_resp.c - IMAP server responses: the stream splitter with its bounds, the parser
- * and its tree helpers, and modified UTF-7 names.
+ * and its tree helpers, the head of a streamed message body, and modified UTF-7 names.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,7 +32,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		long long n = imap_resp_need(p + off, size - off, 1024, 2048);
 		struct imap_resp r;
 		const char *err;
+		uint64_t lit = 0;
+		long long h = imap_stream_head(p + off, size - off, 1024, &lit);
 
+		/* a body head is one whole line of the input, never more */
+		if (h > 0 && ((size_t)h > size - off || p[off + (size_t)h - 1] != '\n'))
+			abort();
 		if (n <= 0)
 			break;
 		if (imap_resp_parse(p + off, (size_t)n, &r, &err)) {

@@ -1,6 +1,7 @@
 /*
- * test_imap.c - IMAP responses: splitting the stream with literals and bounds, parsing
- * status responses with codes, FETCH with literals and sections, LIST; modified UTF-7.
+ * test_imap.c - IMAP responses: splitting the stream with literals and bounds, the head of
+ * a streamed FETCH body, parsing status responses with codes, FETCH with literals and
+ * sections, LIST; modified UTF-7.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,32 @@ static void test_need(void)
 	CHECK(imap_resp_need("A1 OK very long", 15, 5, 1000) == -1);
 	/* a huge announced literal is refused, not waited for */
 	CHECK(imap_resp_need("* 1 FETCH (BODY[] {99999999999999999999}\r\n", 43, 1000, 1 << 30) == -1);
+}
+
+/* The head of a FETCH whose BODY[] literal is streamed; other responses are not heads. */
+static void test_stream_head(void)
+{
+	const char *s = "* 12 FETCH (UID 7 BODY[] {30000000}\r\nFrom: a\r\n";
+	uint64_t lit = 0;
+
+	CHECK(imap_stream_head(s, strlen(s), 1000, &lit) == 37 && lit == 30000000);
+	CHECK(imap_stream_head(s, 20, 1000, &lit) == 0);	/* line not complete */
+	CHECK(imap_stream_head(s, strlen(s), 10, &lit) == -1);	/* line over the bound */
+	s = "* 1 fetch (body[] {5}\r\nhello)\r\n";
+	CHECK(imap_stream_head(s, strlen(s), 1000, &lit) == 23 && lit == 5);
+	/* not the body, not FETCH, not untagged, no literal at the end */
+	s = "* 1 FETCH (UID 7 BODY[HEADER] {5}\r\nhello)\r\n";
+	CHECK(imap_stream_head(s, strlen(s), 1000, &lit) == -2);
+	s = "* 1 FETCH (UID 7 XBODY[] {5}\r\nhello)\r\n";
+	CHECK(imap_stream_head(s, strlen(s), 1000, &lit) == -2);
+	s = "* 1 LIST () \"/\" {5}\r\nhello\r\n";
+	CHECK(imap_stream_head(s, strlen(s), 1000, &lit) == -2);
+	s = "A1 FETCH (BODY[] {5}\r\nhello)\r\n";
+	CHECK(imap_stream_head(s, strlen(s), 1000, &lit) == -2);
+	s = "* 1 FETCH (UID 7 FLAGS ())\r\n";
+	CHECK(imap_stream_head(s, strlen(s), 1000, &lit) == -2);
+	s = "* 3 EXISTS\r\n";
+	CHECK(imap_stream_head(s, strlen(s), 1000, &lit) == -2);
 }
 
 static void test_status(void)
@@ -154,4 +181,4 @@ static void test_utf7(void)
 	free(d);
 }
 
-TEST_MAIN(test_need, test_status, test_fetch, test_list, test_depth, test_utf7)
+TEST_MAIN(test_need, test_stream_head, test_status, test_fetch, test_list, test_depth, test_utf7)
