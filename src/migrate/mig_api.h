@@ -28,12 +28,17 @@ struct pw_config;
 #define MIG_API_MAX_BODY (4 * MIG_CRED_MAX + 4096)
 /* Longest user name or source accepted in a body. */
 #define MIG_API_MAX_NAME 320
+/* Longest source_url (a contacts job's CardDAV or Graph endpoint). */
+#define MIG_API_MAX_URL 2048
 
 /* A parsed POST body. */
 struct mig_api_body {
-	char *kind;		/* "mail" */
-	char *source;		/* a preset or imaps://HOST[:PORT] / imap://HOST[:PORT] */
-	char *source_host;	/* HOST[:PORT] overriding a preset's server, or NULL */
+	char *kind;		/* "mail" or "contacts" */
+	/* mail: a preset or imaps://HOST[:PORT] / imap://HOST[:PORT]; contacts: a preset
+	 * (carddav, gmail, icloud, yahoo, aol, gmx, webde, outlook) or an http(s) URL */
+	char *source;
+	char *source_host;	/* mail: HOST[:PORT] overriding a preset's server, or NULL */
+	char *source_url;	/* contacts: the URL overriding a preset's endpoint, or NULL */
 	char *source_user;
 	char *destination_user;
 	char *oauth;		/* "xoauth2", "oauthbearer" or NULL */
