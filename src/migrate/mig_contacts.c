@@ -125,13 +125,15 @@ static size_t book_add(struct mig_contacts *c, const char *name)
 	return i;
 }
 
-static void book_end(struct mig_contacts *c, size_t bi, const char *error)
+/* The book is over; failed: the run's failure is its error too (copied under the lock,
+ * since a reader may replace the text meanwhile). */
+static void book_end(struct mig_contacts *c, size_t bi, bool failed)
 {
 	pthread_mutex_lock(&c->lock);
 	c->book[bi].finished = time(NULL);
 	c->book[bi].dirty = true;
-	if (error && c->book[bi].error == NULL)
-		c->book[bi].error = xstrdup(error);
+	if (failed && c->fatal && c->book[bi].error == NULL)
+		c->book[bi].error = xstrdup(c->fatal);
 	c->books_done++;
 	pthread_mutex_unlock(&c->lock);
 }
@@ -315,7 +317,7 @@ static char *dst_book(struct mig_contacts *c, size_t bi, const char *name,
 	if (carddav_make_book(c->dst, url, displayname) < 0) {
 		free(url);
 		fail_dav(c, c->dst, false);
-		book_end(c, bi, c->fatal);
+		book_end(c, bi, true);
 		return NULL;
 	}
 	return url;
@@ -420,7 +422,7 @@ static int copy_book(struct mig_contacts *c, struct carddav *src, const struct c
 		return -1;
 	rc = copy_cards(c, bi, src, b, dbook);
 	free(dbook);
-	book_end(c, bi, rc < 0 ? c->fatal : NULL);
+	book_end(c, bi, rc < 0);
 	return rc;
 }
 
@@ -480,7 +482,7 @@ static int put_list(struct mig_contacts *c, const struct vcard_list *l, size_t s
 		progress(c);
 	}
 	free(book);
-	book_end(c, bi, NULL);
+	book_end(c, bi, false);
 	return 0;
 }
 

@@ -87,7 +87,9 @@ struct mig_contacts {
 	size_t nbooks;
 	struct mig_contacts_reason reasons[MIG_CONTACTS_MAX_REASONS];
 	size_t nreasons;
-	char *fatal;		/* what stopped the whole run, with advice, or NULL */
+	/* what stopped the whole run, with advice, or NULL; like the books' errors, a reader
+	 * holding the lock may replace it with a scrubbed copy */
+	char *fatal;
 	atomic_bool stop;	/* mig_contacts_stop: no new batch, no new book */
 	bool stopped;		/* the run ended because it was asked to */
 	/* the run's own */
