@@ -168,12 +168,12 @@ static int body_check_contacts(const struct mig_api_body *b, const char **err)
 		*err = "source_url: required with this source";
 	else if (b->source_host || b->oauth)
 		*err = "source_host and oauth are for mail jobs";
+	else if (p && p->auth == CARDDAV_AUTH_BEARER && b->source_cred && !b->token)
+		*err = "source_token: this source takes an OAuth token";
 	else if (b->source_user == NULL && !b->token)
 		*err = "source_user: required";
 	else if (b->source_cred == NULL)
 		*err = "source_password or source_token: required";
-	else if (p && p->auth == CARDDAV_AUTH_BEARER && !b->token)
-		*err = "source_token: this source takes an OAuth token";
 	else if (b->destination_user == NULL)
 		*err = "destination_user: required";
 	else if (b->destination_cred == NULL)

@@ -218,3 +218,34 @@ def test_contacts_job_keeps_no_source_address_user_or_password(servers, make_rel
         f.write(SRC_USER)
     assert any(SRC_USER.encode() in open(os.path.join(root, f), "rb").read()
                for root, _, fs in os.walk(r.state_dir) for f in fs)
+
+
+def test_contacts_job_from_graph_with_a_token(servers, make_relay):
+    """The Outlook path: a bearer token, Graph pages (a scripted server), vCard 4.0 cards
+    into the book "contacts"; the contact with nothing in it makes the job partial."""
+    from test_migrate_contacts import GRAPH_TOKEN, GraphServer, graph_contact
+    _, dst = servers
+    g = GraphServer([graph_contact(i) for i in range(8)] + [{"id": "nothing"}])
+    try:
+        r = serve(make_relay, dst)
+        b = {"kind": "contacts", "source": "outlook",
+             "source_url": g.url + "v1.0/me/contacts?$top=3", "source_token": GRAPH_TOKEN,
+             "destination_user": DST_USER, "destination_password": DST_PW}
+        code, j = call(r, "POST", "/v1/migrations", b)
+        assert code == 202, j
+        done = wait_job(r, j["id"])
+        assert done["state"] == "partial", done
+        assert done["messages_done"] == 8 and done["failed"] == 1, done
+        assert [f["folder"] for f in done["folders"]] == ["contacts"]
+        assert len(dst.cards(DST_USER, "contacts")) == 8
+        # an expired token: the error says so, and what to do
+        code, j = call(r, "POST", "/v1/migrations", dict(b, source_token="expired"))
+        failed = wait_job(r, j["id"])
+        assert failed["state"] == "failed" and "refused the token" in failed["error"], failed
+        assert "What to do" in failed["error"]
+        # a password where Graph takes a token is refused before anything runs
+        nob = {k: v for k, v in b.items() if k != "source_token"}
+        code, e = call(r, "POST", "/v1/migrations", dict(nob, source_password="pw"))
+        assert code == 400 and "token" in e["error"], e
+    finally:
+        g.stop()
