@@ -540,7 +540,7 @@ static int read_body(struct evhttp_request *req, struct mig_api_body *b)
 	return rc < 0 ? send_error(req, 400, "Bad Request", err) : 0;
 }
 
-/* The job to run: b->job checked (same user, not running), or a new one. */
+/* The job to run: b->job checked (same user, not running, same kind), or a new one. */
 static int64_t post_job(struct mig_api *api, struct evhttp_request *req,
 			const struct mig_api_body *b, int *sent)
 {
@@ -563,6 +563,10 @@ static int64_t post_job(struct mig_api *api, struct evhttp_request *req,
 		*sent = send_error(req, 404, "Not Found", "no such job for this destination user");
 	else if (live)
 		*sent = send_error(req, 409, "Conflict", "the job is running");
+	else if ((found = mig_job_kind_is(api->db, b->job, b->kind)) != 1)
+		*sent = found < 0 ? send_error(req, 503, "Service Unavailable",
+					       "the database cannot be read")
+				  : send_error(req, 409, "Conflict", "the job is of another kind");
 	return *sent ? -1 : b->job;
 }
 

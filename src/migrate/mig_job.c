@@ -256,6 +256,22 @@ int mig_job_owner(struct db *db, int64_t id, char *out, size_t outsz, bool *runn
 	return rc;
 }
 
+int mig_job_kind_is(struct db *db, int64_t id, const char *kind)
+{
+	struct db_stmt *st = db_prepare(db, "SELECT kind FROM mig_jobs WHERE id = ?");
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	db_bind_int(st, 1, id);
+	if (db_step_row(db, st))
+		rc = strcmp(db_col_text(st, 0), kind) == 0;
+	else
+		rc = db_error(db) != DB_OK ? -1 : 0;
+	db_finalize(st);
+	return rc;
+}
+
 static void set_int(json_t *o, const char *k, int64_t v)
 {
 	json_object_set_new(o, k, json_integer((json_int_t)v));

@@ -66,5 +66,8 @@ json_t *mig_job_list_json(struct db *db, const char *dest_user, time_t now, bool
 /* dest_user of job id into out (size outsz): 1, 0 no such job, -1 database error. */
 int mig_job_owner(struct db *db, int64_t id, char *out, size_t outsz, bool *running_live,
 		  time_t now);
+/* 1 when job id is of that kind ("mail", "contacts"), 0 when not or no such job, -1 on a
+ * database error. */
+int mig_job_kind_is(struct db *db, int64_t id, const char *kind);
 
 #endif

@@ -46,7 +46,9 @@ def serve(make_relay, dst, **extra):
     opts = {"api_tokens": TOKEN, "api_rate_limit": "10000",
             "migrate_carddav_destination": dst.url, "migrate_allow_private": "on"}
     opts.update(extra)
-    return make_relay(**opts)
+    r = make_relay(**opts)
+    net.wait_port("127.0.0.1", r.api_port, timeout=20)
+    return r
 
 
 def body(src, src_pw=SRC_PW, dst_pw=DST_PW, **more):
@@ -135,6 +137,18 @@ def test_contacts_body_checks(servers, make_relay):
         code, e = call(r, "POST", "/v1/migrations", bad)
         assert code == 400 and word in e["error"], (bad, e)
         assert SRC_PW not in e["error"] and DST_PW not in e["error"]
+    # a contacts job cannot be restarted as a mail job (mail's destination is set for this)
+    r3 = serve(make_relay, dst, migrate_destination="imaps://127.0.0.1:1")
+    code, j = call(r3, "POST", "/v1/migrations", body(src, src_pw="wrong"))
+    assert wait_job(r3, j["id"])["state"] == "failed"
+    mail = {"kind": "mail", "source": "imaps://127.0.0.1:2", "source_user": "u",
+            "source_password": "p", "destination_user": DST_USER,
+            "destination_password": "q", "job": j["id"]}
+    code, e = call(r3, "POST", "/v1/migrations", mail)
+    assert code == 409 and "another kind" in e["error"], e
+    code, again = call(r3, "POST", "/v1/migrations", body(src, job=j["id"]))   # control
+    assert code == 202 and again["id"] == j["id"], again
+    wait_job(r3, j["id"])
     # a node without [migrate] carddav_destination cannot run it
     r2 = serve(make_relay, dst, migrate_carddav_destination="")
     code, e = call(r2, "POST", "/v1/migrations", body(src))
