@@ -8,7 +8,8 @@
  * Credentials travel only in the request body (bounded, MIG_API_MAX_BODY), are moved into
  * mig_cred's wiped buffers and wiped everywhere else they passed (the request buffer,
  * jansson's strings); they never reach a log, the database or an answer. Jobs run in a
- * thread of their own with the mail engine's workers and their own database connection;
+ * thread of their own with the mail engine's workers (address book jobs: mig_contacts_job)
+ * and their own database connection;
  * progress is read from the job record, so GET answers on every node sharing the database.
  */
 #ifndef PW_MIG_API_H
