@@ -69,29 +69,29 @@ static void test_refused_bodies(void)
 static void test_contacts_bodies(void)
 {
 	static const char *const good[] = {
-		CONTACTS "\"source\":\"gmx\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}",
-		CONTACTS "\"source\":\"https://dav.example/\",\"source_user\":\"u\","
-		"\"source_password\":\"Pw-1\"}",
-		CONTACTS "\"source\":\"carddav\",\"source_url\":\"http://127.0.0.1:5/\","
-		"\"source_user\":\"u\",\"source_password\":\"Pw-1\"}",
+		(CONTACTS "\"source\":\"gmx\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"https://dav.example/\",\"source_user\":\"u\","
+		 "\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"carddav\",\"source_url\":\"http://127.0.0.1:5/\","
+		 "\"source_user\":\"u\",\"source_password\":\"Pw-1\"}"),
 		/* a token names the account: no user needed */
-		CONTACTS "\"source\":\"outlook\",\"source_token\":\"Pw-1\"}",
-		CONTACTS "\"source\":\"gmail\",\"source_token\":\"Pw-1\",\"job\":3}",
+		(CONTACTS "\"source\":\"outlook\",\"source_token\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"gmail\",\"source_token\":\"Pw-1\",\"job\":3}"),
 	};
 	static const char *const bad[] = {
-		CONTACTS "\"source\":\"vcard\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}",
-		CONTACTS "\"source\":\"imaps://h\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}",
-		CONTACTS "\"source\":\"carddav\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}",
-		CONTACTS "\"source\":\"gmx\",\"source_url\":\"ftp://h/\",\"source_user\":\"u\","
-		"\"source_password\":\"Pw-1\"}",
-		CONTACTS "\"source\":\"gmx\",\"source_password\":\"Pw-1\"}",
-		CONTACTS "\"source\":\"gmx\",\"source_user\":\"u\"}",
-		CONTACTS "\"source\":\"outlook\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}",
-		CONTACTS "\"source\":\"gmx\",\"source_host\":\"h\",\"source_user\":\"u\","
-		"\"source_password\":\"Pw-1\"}",
-		CONTACTS "\"source\":\"gmx\",\"oauth\":\"xoauth2\",\"source_token\":\"Pw-1\"}",
-		"{\"kind\":\"contacts\",\"source\":\"gmx\",\"source_user\":\"u\","
-		"\"source_password\":\"Pw-1\",\"destination_user\":\"d\"}",
+		(CONTACTS "\"source\":\"vcard\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"imaps://h\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"carddav\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"gmx\",\"source_url\":\"ftp://h/\",\"source_user\":\"u\","
+		 "\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"gmx\",\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"gmx\",\"source_user\":\"u\"}"),
+		(CONTACTS "\"source\":\"outlook\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"gmx\",\"source_host\":\"h\",\"source_user\":\"u\","
+		 "\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"gmx\",\"oauth\":\"xoauth2\",\"source_token\":\"Pw-1\"}"),
+		("{\"kind\":\"contacts\",\"source\":\"gmx\",\"source_user\":\"u\","
+		 "\"source_password\":\"Pw-1\",\"destination_user\":\"d\"}"),
 	};
 	struct mig_api_body b;
 	const char *err;
