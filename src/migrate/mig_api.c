@@ -31,6 +31,8 @@
 #include "http.h"
 #include "log.h"
 #include "mig_api.h"
+#include "mig_contacts.h"
+#include "mig_contacts_job.h"
 #include "mig_job.h"
 #include "mig_mail.h"
 #include "mig_mail_map.h"
@@ -88,7 +90,7 @@ static int get_cred(json_t *o, const char *key, struct mig_cred **out)
 
 static const char *const body_keys[] = {
 	"kind", "source", "source_host", "source_user", "source_password", "source_token",
-	"oauth", "destination_user", "destination_password", "job", NULL,
+	"oauth", "destination_user", "destination_password", "job", "source_url", NULL,
 };
 
 static bool known_key(const char *k)
@@ -121,6 +123,7 @@ static int body_fields(json_t *o, struct mig_api_body *b, const char **err)
 	STR("source_user", MIG_API_MAX_NAME, source_user);
 	STR("destination_user", MIG_API_MAX_NAME, destination_user);
 	STR("oauth", 16, oauth);
+	STR("source_url", MIG_API_MAX_URL, source_url);
 #undef STR
 	if (get_cred(o, "source_password", &pw) < 0 || get_cred(o, "source_token", &tok) < 0 ||
 	    get_cred(o, "destination_password", &b->destination_cred) < 0) {
@@ -144,13 +147,51 @@ static int body_fields(json_t *o, struct mig_api_body *b, const char **err)
 	return 0;
 }
 
+/* An http(s) URL (a contacts job's source). */
+static bool is_http_url(const char *s)
+{
+	return strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0;
+}
+
+/* What a contacts job needs: a source_user unless a token says who it is. */
+static int body_check_contacts(const struct mig_api_body *b, const char **err)
+{
+	const struct mig_contacts_preset *p = b->source ? mig_contacts_preset(b->source) : NULL;
+
+	if (b->source == NULL || (p == NULL && !is_http_url(b->source)) ||
+	    (p && mig_contacts_is_file(p)))
+		*err = "source: a contacts preset (carddav, gmail, icloud, yahoo, aol, gmx, webde, "
+		       "outlook) or an http(s) URL";
+	else if (b->source_url && !is_http_url(b->source_url))
+		*err = "source_url: an http(s) URL";
+	else if (p && p->url == NULL && b->source_url == NULL)
+		*err = "source_url: required with this source";
+	else if (b->source_host || b->oauth)
+		*err = "source_host and oauth are for mail jobs";
+	else if (p && p->auth == CARDDAV_AUTH_BEARER && b->source_cred && !b->token)
+		*err = "source_token: this source takes an OAuth token";
+	else if (b->source_user == NULL && !b->token)
+		*err = "source_user: required";
+	else if (b->source_cred == NULL)
+		*err = "source_password or source_token: required";
+	else if (b->destination_user == NULL)
+		*err = "destination_user: required";
+	else if (b->destination_cred == NULL)
+		*err = "destination_password: required";
+	else
+		return 0;
+	return -1;
+}
+
 /* What every job needs. */
 static int body_check(const struct mig_api_body *b, const char **err)
 {
+	if (b->kind && strcmp(b->kind, "contacts") == 0)
+		return body_check_contacts(b, err);
 	if (b->kind == NULL || strcmp(b->kind, "mail") != 0)
-		*err = b->kind && strcmp(b->kind, "contacts") == 0 ?
-		       "kind: contacts jobs are not available through the API yet" :
-		       "kind: mail";
+		*err = "kind: mail or contacts";
+	else if (b->source_url)
+		*err = "source_url is for contacts jobs";
 	else if (b->source == NULL)
 		*err = "source: a preset or imaps://HOST[:PORT]";
 	else if (b->source_user == NULL)
@@ -205,6 +246,7 @@ void mig_api_body_free(struct mig_api_body *b)
 	free(b->kind);
 	free(b->source);
 	free(b->source_host);
+	free(b->source_url);
 	free(b->source_user);
 	free(b->destination_user);
 	free(b->oauth);
@@ -220,6 +262,7 @@ struct mig_run {
 	int64_t id;
 	struct mig_mail_opts o;
 	struct mig_cred *src_cred, *dst_cred;
+	struct mig_contacts_job *contacts;	/* an address book job; NULL: mail */
 	pthread_t thread;
 	atomic_bool over;	/* the thread has ended: join it */
 	bool no_db;		/* the thread could not open the database: the loop records it */
@@ -336,6 +379,12 @@ static void *run_thread(void *arg)
 		atomic_store(&r->over, true);
 		return NULL;
 	}
+	if (r->contacts != NULL) {
+		mig_contacts_job_run(r->contacts, db, r->id, &r->api->stopping);
+		db_close(db);
+		atomic_store(&r->over, true);
+		return NULL;
+	}
 	if (mig_mail_prepare(&m, &r->o) && mig_job_load(db, r->id, &m) == 0)
 		stopped = run_workers(r, &m, db);
 	/* the credentials are not needed any more: wipe them now, not at the reaping */
@@ -359,6 +408,7 @@ static void *run_thread(void *arg)
 
 static void run_free(struct mig_run *r)
 {
+	mig_contacts_job_free(r->contacts);
 	mig_cred_free(r->src_cred);
 	mig_cred_free(r->dst_cred);
 	free(r->o.src.host);
@@ -490,7 +540,7 @@ static int read_body(struct evhttp_request *req, struct mig_api_body *b)
 	return rc < 0 ? send_error(req, 400, "Bad Request", err) : 0;
 }
 
-/* The job to run: b->job checked (same user, not running), or a new one. */
+/* The job to run: b->job checked (same user, not running, same kind), or a new one. */
 static int64_t post_job(struct mig_api *api, struct evhttp_request *req,
 			const struct mig_api_body *b, int *sent)
 {
@@ -500,7 +550,7 @@ static int64_t post_job(struct mig_api *api, struct evhttp_request *req,
 
 	*sent = 0;
 	if (b->job == 0) {
-		int64_t id = mig_job_create(api->db, "mail", b->destination_user);
+		int64_t id = mig_job_create(api->db, b->kind, b->destination_user);
 
 		if (id < 0)
 			*sent = send_error(req, 503, "Service Unavailable", "the database cannot be written");
@@ -513,6 +563,10 @@ static int64_t post_job(struct mig_api *api, struct evhttp_request *req,
 		*sent = send_error(req, 404, "Not Found", "no such job for this destination user");
 	else if (live)
 		*sent = send_error(req, 409, "Conflict", "the job is running");
+	else if ((found = mig_job_kind_is(api->db, b->job, b->kind)) != 1)
+		*sent = found < 0 ? send_error(req, 503, "Service Unavailable",
+					       "the database cannot be read")
+				  : send_error(req, 409, "Conflict", "the job is of another kind");
 	return *sent ? -1 : b->job;
 }
 
@@ -520,12 +574,13 @@ static int handle_post(struct mig_api *api, struct evhttp_request *req)
 {
 	struct mig_api_body b;
 	struct mig_run *r;
-	const char *err = NULL;
+	const char *err = NULL, *kind;
 	int64_t id;
 	int sent;
 
 	if ((sent = read_body(req, &b)) != 0)
 		return sent;
+	kind = strcmp(b.kind, "contacts") == 0 ? "contacts" : "mail";
 	if (reap(api) >= api->cfg->migrate.jobs) {
 		mig_api_body_free(&b);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
@@ -536,7 +591,8 @@ static int handle_post(struct mig_api *api, struct evhttp_request *req)
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->api = api;
-	if (!run_endpoints(r, &b, api->cfg, &err)) {
+	if (*kind == 'c' ? (r->contacts = mig_contacts_job_new(&b, api->cfg, &err)) == NULL
+			 : !run_endpoints(r, &b, api->cfg, &err)) {
 		mig_api_body_free(&b);
 		run_free(r);
 		return send_error(req, 400, "Bad Request", err);
@@ -557,7 +613,7 @@ static int handle_post(struct mig_api *api, struct evhttp_request *req)
 		fatalx("cannot start a migration job");
 	r->next = api->runs;
 	api->runs = r;
-	log_info("event=migration_start job=%lld kind=mail node=%s", (long long)id,
+	log_info("event=migration_start job=%lld kind=%s node=%s", (long long)id, kind,
 		 api->cfg->server.node);
 	return send_json(req, 202, "Accepted", json_pack("{s:I,s:s}", "id", (json_int_t)id,
 							 "state", "running"));

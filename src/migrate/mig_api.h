@@ -8,7 +8,8 @@
  * Credentials travel only in the request body (bounded, MIG_API_MAX_BODY), are moved into
  * mig_cred's wiped buffers and wiped everywhere else they passed (the request buffer,
  * jansson's strings); they never reach a log, the database or an answer. Jobs run in a
- * thread of their own with the mail engine's workers and their own database connection;
+ * thread of their own with the mail engine's workers (address book jobs: mig_contacts_job)
+ * and their own database connection;
  * progress is read from the job record, so GET answers on every node sharing the database.
  */
 #ifndef PW_MIG_API_H
@@ -28,12 +29,17 @@ struct pw_config;
 #define MIG_API_MAX_BODY (4 * MIG_CRED_MAX + 4096)
 /* Longest user name or source accepted in a body. */
 #define MIG_API_MAX_NAME 320
+/* Longest source_url (a contacts job's CardDAV or Graph endpoint). */
+#define MIG_API_MAX_URL 2048
 
 /* A parsed POST body. */
 struct mig_api_body {
-	char *kind;		/* "mail" */
-	char *source;		/* a preset or imaps://HOST[:PORT] / imap://HOST[:PORT] */
-	char *source_host;	/* HOST[:PORT] overriding a preset's server, or NULL */
+	char *kind;		/* "mail" or "contacts" */
+	/* mail: a preset or imaps://HOST[:PORT] / imap://HOST[:PORT]; contacts: a preset
+	 * (carddav, gmail, icloud, yahoo, aol, gmx, webde, outlook) or an http(s) URL */
+	char *source;
+	char *source_host;	/* mail: HOST[:PORT] overriding a preset's server, or NULL */
+	char *source_url;	/* contacts: the URL overriding a preset's endpoint, or NULL */
 	char *source_user;
 	char *destination_user;
 	char *oauth;		/* "xoauth2", "oauthbearer" or NULL */

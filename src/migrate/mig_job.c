@@ -72,6 +72,37 @@ int mig_job_load(struct db *db, int64_t id, struct mig_mail *m)
 	return db_error(db) == DB_OK ? 0 : -1;
 }
 
+int mig_job_save_folder(struct db *db, int64_t id, const struct mig_job_folder *f)
+{
+	/* the folder name is the user's own data at the destination too; kept for resume */
+	struct db_stmt *st = db_prepare_cached(db,
+		"INSERT INTO mig_folders (job_id, folder, dest_folder, uidvalidity, last_uid, "
+		"messages, bytes, failed, started, finished, error) "
+		"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+		"ON CONFLICT (job_id, folder) DO UPDATE SET dest_folder = excluded.dest_folder, "
+		"uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, "
+		"messages = excluded.messages, bytes = excluded.bytes, failed = excluded.failed, "
+		"started = excluded.started, finished = excluded.finished, error = excluded.error");
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	db_bind_int(st, 1, id);
+	db_bind_text(st, 2, f->folder);
+	db_bind_text(st, 3, f->dest);
+	db_bind_int(st, 4, f->uidvalidity);
+	db_bind_int(st, 5, f->last_uid);
+	db_bind_int(st, 6, (int64_t)f->messages);
+	db_bind_int(st, 7, (int64_t)f->bytes);
+	db_bind_int(st, 8, (int64_t)f->failed);
+	db_bind_int(st, 9, f->started);
+	db_bind_int(st, 10, f->finished);
+	db_bind_text(st, 11, f->error ? f->error : "");
+	rc = db_step_done(db, st) == DB_DONE ? 0 : -1;
+	db_release(db, st);
+	return rc;
+}
+
 int mig_job_save(struct db *db, int64_t id, struct mig_mail *m)
 {
 	int rc = 0;
@@ -79,34 +110,15 @@ int mig_job_save(struct db *db, int64_t id, struct mig_mail *m)
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < m->nfolders && rc == 0; i++) {
 		struct mig_folder *f = &m->folders[i];
-		struct db_stmt *st;
+		struct mig_job_folder row;
 
 		if (!f->dirty)
 			continue;
-		/* the folder name is the user's own data at the destination too; kept for resume */
-		st = db_prepare_cached(db,
-			"INSERT INTO mig_folders (job_id, folder, dest_folder, uidvalidity, last_uid, "
-			"messages, bytes, failed, started, finished, error) "
-			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-			"ON CONFLICT (job_id, folder) DO UPDATE SET dest_folder = excluded.dest_folder, "
-			"uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, "
-			"messages = excluded.messages, bytes = excluded.bytes, failed = excluded.failed, "
-			"started = excluded.started, finished = excluded.finished, error = excluded.error");
-		if (st == NULL)
-			break;
-		db_bind_int(st, 1, id);
-		db_bind_text(st, 2, f->src);
-		db_bind_text(st, 3, f->dst);
-		db_bind_int(st, 4, f->uidvalidity);
-		db_bind_int(st, 5, f->last_uid);
-		db_bind_int(st, 6, (int64_t)(f->copied + f->present));
-		db_bind_int(st, 7, (int64_t)f->bytes);
-		db_bind_int(st, 8, (int64_t)f->failed);
-		db_bind_int(st, 9, f->started);
-		db_bind_int(st, 10, f->finished);
-		db_bind_text(st, 11, f->error ? f->error : "");
-		rc = db_step_done(db, st) == DB_DONE ? 0 : -1;
-		db_release(db, st);
+		row = (struct mig_job_folder){ .folder = f->src, .dest = f->dst,
+			.uidvalidity = f->uidvalidity, .last_uid = f->last_uid,
+			.messages = f->copied + f->present, .bytes = f->bytes, .failed = f->failed,
+			.started = f->started, .finished = f->finished, .error = f->error };
+		rc = mig_job_save_folder(db, id, &row);
 		if (rc == 0)
 			f->dirty = false;
 	}
@@ -240,6 +252,22 @@ int mig_job_owner(struct db *db, int64_t id, char *out, size_t outsz, bool *runn
 	} else {
 		rc = db_error(db) != DB_OK ? -1 : 0;
 	}
+	db_finalize(st);
+	return rc;
+}
+
+int mig_job_kind_is(struct db *db, int64_t id, const char *kind)
+{
+	struct db_stmt *st = db_prepare(db, "SELECT kind FROM mig_jobs WHERE id = ?");
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	db_bind_int(st, 1, id);
+	if (db_step_row(db, st))
+		rc = strcmp(db_col_text(st, 0), kind) == 0;
+	else
+		rc = db_error(db) != DB_OK ? -1 : 0;
 	db_finalize(st);
 	return rc;
 }

@@ -22,6 +22,16 @@ int64_t mig_job_create(struct db *db, const char *kind, const char *dest_user);
 int mig_job_check(struct db *db, int64_t id, const char *dest_user);
 /* Fill each folder's saved UIDVALIDITY and highest UID from the record. */
 int mig_job_load(struct db *db, int64_t id, struct mig_mail *m);
+/* One folder's row (a contacts job: one address book, its cards as messages). */
+struct mig_job_folder {
+	const char *folder, *dest;
+	uint32_t uidvalidity, last_uid;
+	uint64_t messages, bytes, failed;
+	time_t started, finished;
+	const char *error;	/* or NULL */
+};
+/* Write one folder's row (inserted or replaced). 0 or -1. */
+int mig_job_save_folder(struct db *db, int64_t id, const struct mig_job_folder *f);
 /* Write the folders marked dirty (and clear the mark). 0 or a db_rc. */
 int mig_job_save(struct db *db, int64_t id, struct mig_mail *m);
 /* The job's end: state "done", "partial" or "failed", totals and the job-level error. */
@@ -56,5 +66,8 @@ json_t *mig_job_list_json(struct db *db, const char *dest_user, time_t now, bool
 /* dest_user of job id into out (size outsz): 1, 0 no such job, -1 database error. */
 int mig_job_owner(struct db *db, int64_t id, char *out, size_t outsz, bool *running_live,
 		  time_t now);
+/* 1 when job id is of that kind ("mail", "contacts"), 0 when not or no such job, -1 on a
+ * database error. */
+int mig_job_kind_is(struct db *db, int64_t id, const char *kind);
 
 #endif

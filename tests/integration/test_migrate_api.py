@@ -238,7 +238,6 @@ def test_job_of_a_dead_node_shows_interrupted_and_restarts(servers, make_relay, 
     time.sleep(1.1)                 # the restarted node starts in a later second
     r.kill()                        # the node dies with the job running
     r.start()
-    net.wait_port("127.0.0.1", r.api_port, timeout=20)
     cut = wait_job(r, job, until=("interrupted",), timeout=30)
     assert cut["messages_done"] < filled["messages"], cut
     code, again = call(r, "POST", "/v1/migrations", job_body(src, job=job))

@@ -1,6 +1,7 @@
 /*
  * test_mig_api.c - the body of POST /v1/migrations: required members, one source secret,
- * unknown members, bounds, and errors that never quote what the body holds.
+ * unknown members, bounds, and errors that never quote what the body holds; mail and
+ * contacts jobs each with the members of their own kind.
  */
 #include <string.h>
 
@@ -46,8 +47,7 @@ static void test_refused_bodies(void)
 		GOOD ",\"kind\":\"mail\"}",	/* a duplicate member */
 		"{\"kind\":\"mail\",\"source\":\"gmx\",\"source_user\":\"u\",\"source_password\":\"p\","
 		"\"destination_user\":\"d\"}",
-		"{\"kind\":\"contacts\",\"source\":\"gmx\",\"source_user\":\"u\",\"source_password\":\"p\","
-		"\"destination_user\":\"d\",\"destination_password\":\"q\"}",
+		GOOD ",\"source_url\":\"https://h/\"}",	/* a contacts member in a mail job */
 		"{\"kind\":\"mail\",\"source\":\"gmx\",\"source_user\":\"\",\"source_password\":\"p\","
 		"\"destination_user\":\"d\",\"destination_password\":\"q\"}",
 		"{\"kind\":\"mail\",\"source\":\"gmx\",\"source_user\":\"u\",\"source_password\":\"p\\u0000x\","
@@ -60,6 +60,57 @@ static void test_refused_bodies(void)
 		CHECK(parse(bad[i], &b, &err) == -1);
 		CHECK(err != NULL);
 		CHECK(err == NULL || (strstr(err, "Pw-") == NULL && strstr(err, "gmx.de") == NULL));
+	}
+}
+
+#define CONTACTS "{\"kind\":\"contacts\",\"destination_user\":\"alice\"," \
+		 "\"destination_password\":\"Pw-2\","
+
+static void test_contacts_bodies(void)
+{
+	static const char *const good[] = {
+		(CONTACTS "\"source\":\"gmx\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"https://dav.example/\",\"source_user\":\"u\","
+		 "\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"carddav\",\"source_url\":\"http://127.0.0.1:5/\","
+		 "\"source_user\":\"u\",\"source_password\":\"Pw-1\"}"),
+		/* a token names the account: no user needed */
+		(CONTACTS "\"source\":\"outlook\",\"source_token\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"gmail\",\"source_token\":\"Pw-1\",\"job\":3}"),
+	};
+	static const char *const bad[] = {
+		(CONTACTS "\"source\":\"vcard\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"imaps://h\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"carddav\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"gmx\",\"source_url\":\"ftp://h/\",\"source_user\":\"u\","
+		 "\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"gmx\",\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"gmx\",\"source_user\":\"u\"}"),
+		(CONTACTS "\"source\":\"outlook\",\"source_user\":\"u\",\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"gmx\",\"source_host\":\"h\",\"source_user\":\"u\","
+		 "\"source_password\":\"Pw-1\"}"),
+		(CONTACTS "\"source\":\"gmx\",\"oauth\":\"xoauth2\",\"source_token\":\"Pw-1\"}"),
+		("{\"kind\":\"contacts\",\"source\":\"gmx\",\"source_user\":\"u\","
+		 "\"source_password\":\"Pw-1\",\"destination_user\":\"d\"}"),
+	};
+	struct mig_api_body b;
+	const char *err;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		CHECK(parse(good[i], &b, &err) == 0);
+		if (err == NULL) {
+			CHECK_STREQ(b.kind, "contacts");
+			CHECK(strcmp(b.source_cred->secret, "Pw-1") == 0);
+			CHECK(strcmp(b.destination_cred->secret, "Pw-2") == 0);
+			mig_api_body_free(&b);
+		}
+	}
+	CHECK(parse(good[2], &b, &err) == 0);
+	CHECK_STREQ(b.source_url, "http://127.0.0.1:5/");
+	mig_api_body_free(&b);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(parse(bad[i], &b, &err) == -1);
+		CHECK(err != NULL && strstr(err, "Pw-") == NULL);
 	}
 }
 
@@ -95,4 +146,4 @@ static void test_bounds(void)
 	mig_api_body_free(&b);
 }
 
-TEST_MAIN(test_good_body, test_refused_bodies, test_bounds)
+TEST_MAIN(test_good_body, test_refused_bodies, test_contacts_bodies, test_bounds)
