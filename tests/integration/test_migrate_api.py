@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from pwtest import dovecot, mailbox, net
+from pwtest import dovecot, mailbox
 
 SRC_USER, SRC_PW = "alice.old", "0ld-Pa55word!"
 DST_USER, DST_PW = "alice", "n3w-Pa55word!"
