@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from pwtest import dovecot, mailbox, oauth2, relay
+from pwtest import dovecot, mailbox, net, oauth2, relay
 
 SRC_USER, SRC_PW = "alice.old", "0ld-Pa55word!"
 DST_USER, DST_PW = "alice", "n3w-Pa55word!"
@@ -122,7 +122,9 @@ def test_valid_token_copies_exactly(servers, introspection, workdir, test_ca, me
     # the source really checked the token, and the login was the mechanism asked for
     assert VALID in introspection.tokens_asked()
     assert all(m == mode.upper() for m, _ in introspection.asked)
-    assert "user=<%s>, method=%s" % (SRC_USER, mech.upper()) in src.log()
+    # (Dovecot's log lines are written by its log process a moment later)
+    net.wait_until(lambda: "user=<%s>, method=%s" % (SRC_USER, mech.upper()) in src.log(), 10,
+                   what="the OAuth login in the source's log")
     assert_not_kept(workdir, (out, err), (VALID,))
 
 
@@ -146,7 +148,7 @@ def test_refused_token_fails_with_advice_and_copies_nothing(servers, introspecti
     assert "app password" not in error, error      # a token is not a password
     # the refusal came from the introspection endpoint, not from a broken exchange
     assert token in introspection.tokens_asked()
-    assert "oauth2 failed" in src.log()
+    net.wait_until(lambda: "oauth2 failed" in src.log(), 10, what="the refusal in the log")
     # nothing copied: the destination has only the folders Dovecot makes itself, empty
     d = dst.login(DST_USER, DST_PW)
     try:
