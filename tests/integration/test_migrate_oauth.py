@@ -6,7 +6,8 @@ active with the user's name for a known token, inactive otherwise); the destinat
 another Dovecot. A valid token copies the mailbox exactly (mailbox.compare: 0
 differences), with either mechanism and either introspection mode; an expired or unknown
 token ends the job as failed with advice that says the token was refused, and nothing is
-copied; the token is in neither the state dir (with the database) nor the output.
+copied; the token is in neither the state dir (with the database) nor the output. The
+same holds for a job started through serve's API with "source_token".
 """
 
 import json
@@ -17,6 +18,7 @@ import subprocess
 import pytest
 
 from pwtest import dovecot, mailbox, net, oauth2, relay
+from test_migrate_api import call, serve, wait_job
 
 SRC_USER, SRC_PW = "alice.old", "0ld-Pa55word!"
 DST_USER, DST_PW = "alice", "n3w-Pa55word!"
@@ -158,3 +160,39 @@ def test_refused_token_fails_with_advice_and_copies_nothing(servers, introspecti
     finally:
         d.logout()
     assert_not_kept(workdir, (out, err), (token,))
+
+
+def test_api_job_with_a_token(servers, introspection, make_relay, test_ca):
+    """The same through serve's API ("source_token"): a valid token copies exactly, a
+    refused one fails with the token's advice, and neither token is in serve's files."""
+    src = source(servers, introspection, "post")
+    dst = servers("dst", users={DST_USER: DST_PW})
+    s = src.login(SRC_USER, SRC_PW)
+    filled = mailbox.fill(s, count=60, seed=23)
+    s.logout()
+    r = serve(make_relay, test_ca, dst)
+    body = {"kind": "mail", "source": "imaps://%s:%d" % (HOST, src.imaps_port),
+            "source_user": SRC_USER, "source_token": VALID, "oauth": "oauthbearer",
+            "destination_user": DST_USER, "destination_password": DST_PW}
+    code, j = call(r, "POST", "/v1/migrations", body)
+    assert code == 202, j
+    done = wait_job(r, j["id"])
+    assert done["state"] == "done" and done["messages_done"] == filled["messages"], done
+    s, d = src.login(SRC_USER, SRC_PW), dst.login(DST_USER, DST_PW)
+    try:
+        assert mailbox.compare(s, d) == []
+    finally:
+        s.logout()
+        d.logout()
+    code, j = call(r, "POST", "/v1/migrations", dict(body, source_token=EXPIRED))
+    assert code == 202, j
+    failed = wait_job(r, j["id"])
+    assert failed["state"] == "failed", failed
+    assert "refused the OAuth access token" in failed["error"], failed
+    assert "new token" in failed["error"], failed
+    assert [t for t in introspection.tokens_asked() if t != VALID] == [EXPIRED]
+    r.stop()
+    found = [(os.path.join(root, f), t) for root, _, fs in os.walk(r.dir) for f in fs
+             for t in (VALID, EXPIRED) if t.encode() in open(os.path.join(root, f), "rb").read()]
+    assert not found, found
+    assert "event=migration_end" in r.log()     # control: the log was there to search
