@@ -54,6 +54,7 @@ need certspotter "certspotter (the CT monitor's peer)" sh -c 'certspotter -versi
 need systemd "systemd-analyze verify" sh -c 'systemd-analyze --version && systemd-analyze verify --help | grep -q -- --man'
 need dovecot-imapd "Dovecot 2.3 with IMAP" sh -c '/usr/sbin/dovecot --version | grep -q "^2\.3\." && test -x /usr/lib/dovecot/imap && test -x /usr/lib/dovecot/imap-login'
 need dovecot-core "Dovecot's quota and imap_zlib plugins" sh -c 'test -f /usr/lib/dovecot/modules/lib10_quota_plugin.so && test -f /usr/lib/dovecot/modules/lib30_imap_zlib_plugin.so'
+need dovecot-core "Dovecot's oauth2 passdb (OAuth logins checked by introspection)" grep -q introspection_url /usr/lib/dovecot/auth
 need isync "mbsync (the migration benchmark's peer)" sh -c 'mbsync --version | grep -q "^isync 1\."'
 need offlineimap3 "offlineimap (the migration benchmark's peer)" offlineimap --version
 need openssl "openssl" openssl version

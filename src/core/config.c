@@ -231,6 +231,14 @@ static const struct conf_key migrate_keys[] = {
 	{ "jobs", CONF_UINT, "2", MIG(jobs), 1, 64, NULL,
 	  "Migration jobs serve's API (POST /v1/migrations) runs at once on this node; a "
 	  "request beyond it is answered 429 with Retry-After, nothing is queued." },
+	{ "master_user", CONF_STRING, "", MIG(master_user), 0, 0, NULL,
+	  "A master user of the destination (Dovecot): the API's mail jobs log in as "
+	  "USER*MASTER with its password, and a request need not carry the user's own "
+	  "destination password. Empty: each request brings the user's password." },
+	{ "master_password_file", CONF_STRING, "", MIG(master_password_file), 0, 0, NULL,
+	  "File holding master_user's password (its first line), readable only by postwarden's "
+	  "user (mode 0600 or 0400, owned by it): read when a job starts, wiped when it ends; a "
+	  "file other users may read is refused." },
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
@@ -487,6 +495,11 @@ static int config_validate(struct pw_config *cfg, char **err)
 		gethostname(host, sizeof(host) - 1);
 		free(cfg->server.hostname);
 		cfg->server.hostname = xstrdup(host);
+	}
+	if ((*cfg->migrate.master_user == '\0') != (*cfg->migrate.master_password_file == '\0')) {
+		*err = xasprintf("%s: [migrate] master_user and master_password_file must be set "
+				 "together", cfg->path);
+		return -1;
 	}
 	if (config_validate_storage(cfg, err) < 0)
 		return -1;

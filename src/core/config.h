@@ -126,6 +126,8 @@ struct migrate_conf {
 	/* -- address books (migrate contacts) -- */
 	char *carddav_destination;	/* the provider's CardDAV server; "" = --to-url needed */
 	uint64_t jobs;			/* jobs serve's API runs at once on this node */
+	char *master_user;		/* API jobs log in to the destination as USER*MASTER */
+	char *master_password_file;	/* its password; mode 0600, read at each job's start */
 };
 
 struct pw_config {

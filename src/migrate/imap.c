@@ -588,8 +588,19 @@ static char *b64(const unsigned char *data, size_t len)
 	return out;
 }
 
+/*
+ * AUTHENTICATE mech with its initial response (SASL-IR where offered, RFC 4959). A token
+ * the server refuses is answered, before the tagged NO, with one challenge that carries a
+ * JSON error (RFC 7628 3.2.2; Google's XOAUTH2 and Dovecot's oauth2 passdb do it for both
+ * mechanisms): the client must answer it, or the server waits until the connection times
+ * out. OAUTHBEARER requires the dummy response %x01 ("AQ==" in base64); XOAUTH2's
+ * documented answer is an empty response. A second challenge is not part of either
+ * exchange: the command is cancelled ("*", RFC 3501 6.2.2) and the login fails.
+ */
 static bool auth_sasl(struct imap *im, const char *mech, const char *initial)
 {
+	const char *reply = strcmp(mech, "OAUTHBEARER") == 0 ? "AQ==\r\n" : "\r\n";
+	int challenges = 0;
 	char tag[16];
 	struct imap_resp r;
 
@@ -613,9 +624,12 @@ static bool auth_sasl(struct imap *im, const char *mech, const char *initial)
 		if (!imap_read(im, &r))
 			return false;
 		if (r.kind == IMAP_RESP_CONT) {
-			/* an OAuth error challenge: answer with an empty line, then NO follows */
+			/* the error challenge of a refused token: answer it, then NO follows */
 			imap_resp_free(&r);
-			buf_add(&im->out, "\r\n", 2);
+			if (challenges++ > 1)
+				return failf(im, IMAP_F_PROTO, "the server keeps asking during "
+					     "AUTHENTICATE %s", mech);
+			buf_adds(&im->out, challenges == 1 ? reply : "*\r\n");
 			continue;
 		}
 		/* not a challenge: push it back, imap_wait reads it again */
@@ -676,8 +690,16 @@ bool imap_login(struct imap *im, enum imap_auth how, const char *user,
 	/* the command buffer carried the secret: wipe all of it before it can grow and move */
 	if (im->out.data != NULL)
 		OPENSSL_cleanse(im->out.data, im->out.cap);
-	if (!ok && im->fail == IMAP_F_NO)
+	if (!ok && im->fail == IMAP_F_NO) {
 		im->fail = IMAP_F_AUTH;
+		/* say what was refused: the advice for a token is not the one for a password */
+		if (how != IMAP_AUTH_PASSWORD) {
+			char why[sizeof(im->err)];
+
+			snprintf(why, sizeof(why), "%s", im->err);
+			failf(im, IMAP_F_AUTH, "the server refused the OAuth access token (%s)", why);
+		}
+	}
 	/* servers may send new capabilities after login */
 	if (ok && !imap_simple(im, NULL, NULL, "CAPABILITY"))
 		return false;

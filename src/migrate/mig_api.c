@@ -200,8 +200,6 @@ static int body_check(const struct mig_api_body *b, const char **err)
 		*err = "source_password or source_token: required";
 	else if (b->destination_user == NULL)
 		*err = "destination_user: required";
-	else if (b->destination_cred == NULL)
-		*err = "destination_password: required";
 	else if (b->oauth && strcmp(b->oauth, "xoauth2") != 0 &&
 		 strcmp(b->oauth, "oauthbearer") != 0)
 		*err = "oauth: xoauth2 or oauthbearer";
@@ -361,6 +359,31 @@ static const char *end_state(struct mig_run *r, struct mig_mail *m, bool stopped
 	return "done";
 }
 
+/*
+ * [migrate] master_password_file, read at the job's start (so a changed password needs no
+ * restart) into r->dst_cred, which the job wipes when it ends. false when the file cannot
+ * be used: the job is then recorded as failed with the reason.
+ */
+static bool master_cred(struct mig_run *r, struct db *db)
+{
+	struct mig_progress none = { 0 };
+	char *err = NULL, *msg;
+
+	if (*r->api->cfg->migrate.master_user == '\0')
+		return true;
+	r->dst_cred = mig_cred_from_file(r->api->cfg->migrate.master_password_file, &err);
+	r->o.dst.cred = r->dst_cred;
+	if (r->dst_cred != NULL)
+		return true;
+	msg = xasprintf("destination: [migrate] master_password_file: %s. What to do: the "
+			"provider's administrator must fix the file, then run the job again", err);
+	(void)mig_job_finish(db, r->id, "failed", &none, msg);
+	log_error("event=migration_end job=%lld state=failed error=\"%s\"", (long long)r->id, msg);
+	free(msg);
+	free(err);
+	return false;
+}
+
 static void *run_thread(void *arg)
 {
 	struct mig_run *r = arg;
@@ -381,6 +404,13 @@ static void *run_thread(void *arg)
 	}
 	if (r->contacts != NULL) {
 		mig_contacts_job_run(r->contacts, db, r->id, &r->api->stopping);
+		db_close(db);
+		atomic_store(&r->over, true);
+		return NULL;
+	}
+	if (!master_cred(r, db)) {
+		mig_cred_free(r->src_cred);
+		r->src_cred = NULL;
 		db_close(db);
 		atomic_store(&r->over, true);
 		return NULL;
@@ -506,6 +536,15 @@ static bool run_endpoints(struct mig_run *r, const struct mig_api_body *b,
 			  IMAP_AUTH_XOAUTH2 : IMAP_AUTH_OAUTHBEARER;
 	d->user = xstrdup(b->destination_user);
 	d->auth = IMAP_AUTH_PASSWORD;
+	/* with [migrate] master_user the node logs in for the user: no password of theirs */
+	if (*cfg->migrate.master_user == '\0' && b->destination_cred == NULL) {
+		*err = "destination_password: required (this node has no [migrate] master_user)";
+		return false;
+	}
+	if (*cfg->migrate.master_user != '\0' && strchr(b->destination_user, '*') != NULL) {
+		*err = "destination_user: must not contain '*' (the master user separator)";
+		return false;
+	}
 	return true;
 }
 
@@ -519,6 +558,17 @@ static void run_options(struct mig_run *r, const struct pw_config *cfg)
 	r->o.allow_private = cfg->migrate.allow_private;
 	r->o.src.cred = r->src_cred;
 	r->o.dst.cred = r->dst_cred;
+	if (*cfg->migrate.master_user != '\0') {
+		/* Dovecot's master user login; the password is read from its file by the job's
+		 * thread, and a user's password sent along is not kept */
+		char *user = xasprintf("%s*%s", r->o.dst.user, cfg->migrate.master_user);
+
+		free(r->o.dst.user);
+		r->o.dst.user = user;
+		mig_cred_free(r->dst_cred);
+		r->dst_cred = NULL;
+		r->o.dst.cred = NULL;
+	}
 }
 
 /* The body, read and wiped where it lay; NULL after answering. */

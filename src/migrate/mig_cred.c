@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -85,6 +86,33 @@ out:
 struct mig_cred *mig_cred_from_fd(int fd, const char **err)
 {
 	return read_line(fd, err);
+}
+
+struct mig_cred *mig_cred_from_file(const char *path, char **err)
+{
+	struct stat st;
+	struct mig_cred *c = NULL;
+	const char *why = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0) {
+		*err = xasprintf("cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	/* checked on the file opened, not on the name: no race with a rename */
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		*err = xasprintf("%s is not a regular file", path);
+	else if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+		*err = xasprintf("%s may be read or changed by other users (mode %04o): make it "
+				 "readable only by postwarden's user (chmod 600)", path,
+				 (unsigned)(st.st_mode & 07777));
+	else if (st.st_uid != geteuid())
+		*err = xasprintf("%s belongs to another user (uid %u): it must be postwarden's "
+				 "own (uid %u)", path, (unsigned)st.st_uid, (unsigned)geteuid());
+	else if ((c = read_line(fd, &why)) == NULL)
+		*err = xasprintf("%s: %s", path, why);
+	close(fd);
+	return c;
 }
 
 struct mig_cred *mig_cred_from_tty(const char *prompt, const char **err)

@@ -32,6 +32,14 @@ struct mig_cred *mig_cred_from_fd(int fd, const char **err);
  */
 struct mig_cred *mig_cred_from_tty(const char *prompt, const char **err);
 
+/*
+ * Read the first line of the file at path (a master password that serve keeps on disk).
+ * The file must be a regular file owned by this process's user that no other user may
+ * read or write (no group or other permission bits): a password readable by others is
+ * refused rather than used. NULL with *err (allocated, naming the file, never its content).
+ */
+struct mig_cred *mig_cred_from_file(const char *path, char **err);
+
 /* A credential holding a copy of s (tests, and the API's request bodies). */
 struct mig_cred *mig_cred_from_string(const char *s, size_t len);
 

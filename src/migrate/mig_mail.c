@@ -131,12 +131,18 @@ static bool open_side(struct mig_mail *m, struct imap *im, const struct mig_endp
 	return true;
 }
 
+/* A refused OAuth token: what to do is not what a wrong password asks for. */
+#define MIG_TOKEN_ADVICE "the token was refused: it may have expired or been revoked. Get a " \
+	"new token from the old provider (sign in there again) and run the job again"
+
 static bool open_pair(struct mig_mail *m, struct imap *s, struct imap *d, bool report)
 {
 	if (!open_side(m, s, &m->o.src)) {
 		if (report)
 			fatal_set(m, "old provider: %s. What to do: %s", s->err,
-				  mig_mail_advice(s->fail, s->last_code, true, m->o.src.hint));
+				  mig_mail_advice(s->fail, s->last_code, true,
+						  m->o.src.auth == IMAP_AUTH_PASSWORD ?
+						  m->o.src.hint : MIG_TOKEN_ADVICE));
 		imap_close(s);
 		return false;
 	}

@@ -2,6 +2,8 @@
  * fuzz_mig_api.c - libFuzzer target for the body of POST /v1/migrations (JSON, jansson):
  * a body that parses has every required member of its kind (mail or contacts), and its
  * secrets fit the credential bound.
+ * (destination_password may be absent from a mail job: a node with [migrate] master_user
+ * needs none.)
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,11 +25,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if ((!contacts && strcmp(b.kind, "mail") != 0) || b.source == NULL ||
 		    (b.source_user == NULL && !(contacts && b.token)) ||
 		    b.destination_user == NULL || b.source_cred == NULL ||
-		    b.destination_cred == NULL || b.source_cred->len > MIG_CRED_MAX ||
+		    (b.destination_cred != NULL && b.destination_cred->len > MIG_CRED_MAX) ||
+		    b.source_cred->len > MIG_CRED_MAX ||
 		    strlen(b.source_cred->secret) != b.source_cred->len || b.job < 0)
 			abort();
-		/* a contacts job: a CardDAV/Graph source, never a file; mail keeps its members */
-		if (contacts && (b.source_host || b.oauth ||
+		/* a contacts job: a CardDAV/Graph source, never a file, and the destination's
+		 * password (no master user at a CardDAV server); mail keeps its members */
+		if (contacts && (b.source_host || b.oauth || b.destination_cred == NULL ||
 				 (mig_contacts_preset(b.source) &&
 				  mig_contacts_is_file(mig_contacts_preset(b.source)))))
 			abort();

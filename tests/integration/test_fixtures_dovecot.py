@@ -1,5 +1,6 @@
 """The Dovecot fixture (pwtest/dovecot.py) does what the migration tests rely on: logins,
-TLS with the test CA, master users, quota refusal, switched-off capabilities, special-use
+TLS with the test CA, master users, OAuth logins checked by a token introspection
+endpoint, quota refusal, switched-off capabilities, special-use
 folders under configurable names, the doveadm HTTP API, restart and cut connections.
 Each feature is checked against a control where the opposite must hold."""
 
@@ -94,6 +95,50 @@ def test_master_user_logs_in_as_the_user(make_dovecot):
         with pytest.raises(imaplib.IMAP4.error):
             c.login("alice*admin", pw)
         c.shutdown()
+
+
+@pytest.mark.parametrize("mode", ["post", "get"])
+def test_oauth2_logins_are_checked_by_the_introspection_endpoint(make_dovecot, mode):
+    from pwtest import oauth2 as pw_oauth2
+    intro = pw_oauth2.Introspection({"tok-alice": "alice", "tok-old": None}).start()
+    try:
+        d = make_dovecot("src", users={"alice": "pw-alice", "bob": "pw-bob"},
+                         oauth2_introspection_url=intro.url(),
+                         oauth2_introspection_mode=mode,
+                         # no growing delay after each refusal (anvil's auth penalty)
+                         extra_conf="service anvil {\n  unix_listener anvil-auth-penalty "
+                                    "{\n    mode = 0\n  }\n}")
+
+        def auth(mech, user, token):
+            c = d.connect()
+            if mech == "OAUTHBEARER":
+                ir = "n,a=%s,\x01auth=Bearer %s\x01\x01" % (user, token)
+            else:
+                ir = "user=%s\x01auth=Bearer %s\x01\x01" % (user, token)
+            try:
+                # the first (empty) challenge takes the initial response; an error
+                # challenge is answered with the dummy %x01
+                return c.authenticate(mech, lambda ch: b"\x01" if ch else ir.encode())[0]
+            except imaplib.IMAP4.error as e:
+                return str(e)
+            finally:
+                c.shutdown()
+        for mech in ("OAUTHBEARER", "XOAUTH2"):
+            assert auth(mech, "alice", "tok-alice") == "OK"
+        # controls: an inactive or unknown token, and a valid token for another user,
+        # are refused; the password still logs in, a token as the password does not
+        assert "AUTHENTICATIONFAILED" in auth("OAUTHBEARER", "alice", "tok-old")
+        assert "AUTHENTICATIONFAILED" in auth("XOAUTH2", "alice", "tok-nobody")
+        assert "AUTHENTICATIONFAILED" in auth("OAUTHBEARER", "bob", "tok-alice")
+        d.login("alice").logout()
+        c = d.connect()
+        with pytest.raises(imaplib.IMAP4.error):
+            c.login("alice", "tok-alice")
+        c.shutdown()
+        assert {m for m, _ in intro.asked} == {mode.upper()}
+        assert set(intro.tokens_asked()) == {"tok-alice", "tok-old", "tok-nobody"}
+    finally:
+        intro.stop()
 
 
 def test_quota_full_refuses_append(make_dovecot):

@@ -1,7 +1,9 @@
 /*
  * test_mig_api.c - the body of POST /v1/migrations: required members, one source secret,
  * unknown members, bounds, and errors that never quote what the body holds; mail and
- * contacts jobs each with the members of their own kind.
+ * contacts jobs each with the members of their own kind. (Whether a mail job's destination
+ * password is required depends on the node's [migrate] master_user: the integration tests
+ * check that.)
  */
 #include <string.h>
 
@@ -37,6 +39,12 @@ static void test_good_body(void)
 		    "\"destination_password\":\"p\",\"job\":12}", &b, &err) == 0);
 	CHECK(b.token && b.job == 12 && strcmp(b.oauth, "xoauth2") == 0);
 	mig_api_body_free(&b);
+	/* no destination password: a node with [migrate] master_user needs none (a node
+	 * without one refuses the job when it reads its settings, not the parser) */
+	CHECK(parse("{\"kind\":\"mail\",\"source\":\"gmx\",\"source_user\":\"u\","
+		    "\"source_password\":\"p\",\"destination_user\":\"d\"}", &b, &err) == 0);
+	CHECK(b.destination_cred == NULL && strcmp(b.destination_user, "d") == 0);
+	mig_api_body_free(&b);
 }
 
 static void test_refused_bodies(void)
@@ -46,7 +54,7 @@ static void test_refused_bodies(void)
 		GOOD ",\"job\":0}", GOOD ",\"job\":\"7\"}", GOOD ",\"oauth\":\"basic\"}",
 		GOOD ",\"kind\":\"mail\"}",	/* a duplicate member */
 		"{\"kind\":\"mail\",\"source\":\"gmx\",\"source_user\":\"u\",\"source_password\":\"p\","
-		"\"destination_user\":\"d\"}",
+		"\"destination_password\":\"q\"}",
 		GOOD ",\"source_url\":\"https://h/\"}",	/* a contacts member in a mail job */
 		"{\"kind\":\"mail\",\"source\":\"gmx\",\"source_user\":\"\",\"source_password\":\"p\","
 		"\"destination_user\":\"d\",\"destination_password\":\"q\"}",

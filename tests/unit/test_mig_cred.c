@@ -1,8 +1,12 @@
 /*
- * test_mig_cred.c - credentials from a descriptor: one line, bounded, CR LF, empty, too long.
+ * test_mig_cred.c - credentials from a descriptor: one line, bounded, CR LF, empty, too long;
+ * from a file: only one that no other user may read.
  */
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "migrate/mig_cred.h"
@@ -89,4 +93,55 @@ static void test_parse_fd(void)
 	CHECK(mig_cred_parse_fd("999", &err) == -1);	/* not open */
 }
 
-TEST_MAIN(test_fd_line, test_fd_refusals, test_parse_fd)
+/* A temporary file with text and mode; its path in path (PATH_MAX). */
+static void file_with(char *path, const char *text, mode_t mode)
+{
+	int fd;
+
+	strcpy(path, "/tmp/pw-unit-cred-XXXXXX");
+	fd = mkstemp(path);
+	CHECK(fd >= 0);
+	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	CHECK(fchmod(fd, mode) == 0);
+	close(fd);
+}
+
+static void test_file(void)
+{
+	char path[64], *err = NULL;
+	struct mig_cred *c;
+	static const mode_t refused[] = { 0644, 0640, 0604, 0602, 0620, 0660 };
+
+	file_with(path, "Master-Pw-1\nrest\n", 0600);
+	c = mig_cred_from_file(path, &err);
+	CHECK_STREQ(c ? c->secret : NULL, "Master-Pw-1");
+	mig_cred_free(c);
+	CHECK(chmod(path, 0400) == 0);
+	c = mig_cred_from_file(path, &err);
+	CHECK(c != NULL);
+	mig_cred_free(c);
+	/* any permission for the group or others is refused; the error names the file and
+	 * what to do, never the content */
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		CHECK(chmod(path, refused[i]) == 0);
+		err = NULL;
+		CHECK(mig_cred_from_file(path, &err) == NULL);
+		CHECK(err != NULL && strstr(err, path) != NULL && strstr(err, "chmod 600") != NULL);
+		CHECK(err == NULL || strstr(err, "Master-Pw") == NULL);
+		free(err);
+	}
+	unlink(path);
+	err = NULL;
+	CHECK(mig_cred_from_file(path, &err) == NULL && err != NULL);	/* gone */
+	free(err);
+	file_with(path, "\n", 0600);
+	err = NULL;
+	CHECK(mig_cred_from_file(path, &err) == NULL && err != NULL && strstr(err, "empty"));
+	free(err);
+	unlink(path);
+	err = NULL;
+	CHECK(mig_cred_from_file("/tmp", &err) == NULL && err != NULL);	/* not a file */
+	free(err);
+}
+
+TEST_MAIN(test_fd_line, test_fd_refusals, test_parse_fd, test_file)

@@ -25,6 +25,14 @@ Features, each a constructor argument:
   no_capability  capabilities not announced, e.g. ("MULTIAPPEND", "LITERAL+")
   compress       load imap_zlib (COMPRESS=DEFLATE); False: not offered
   doveadm_http   the doveadm HTTP API on a loopback port with an API key
+  oauth2_introspection_url
+                 an http URL: OAUTHBEARER and XOAUTH2 logins are checked by an oauth2
+                 passdb that asks this token introspection endpoint (RFC 7662 style, see
+                 pwtest/oauth2.py) whether the token is active and whose it is; the users'
+                 passwords still work with PLAIN and LOGIN. None (the default): no OAuth
+  oauth2_introspection_mode
+                 "post" (token=... in a form body, the default) or "get" (the token
+                 appended to the URL)
 Custom keywords are always allowed (maildir keeps up to 26 per mailbox).
 """
 
@@ -97,7 +105,8 @@ class Dovecot:
     def __init__(self, workdir, users=None, master_users=None, ca=None,
                  hostname="imap.example.test", imaps=True, separator="/",
                  special_use=None, gmail=False, quota_bytes=None, no_capability=(),
-                 compress=True, doveadm_http=False, extra_conf="", name=None):
+                 compress=True, doveadm_http=False, extra_conf="", name=None,
+                 oauth2_introspection_url=None, oauth2_introspection_mode="post"):
         self.dir = os.path.abspath(workdir)
         self.name = name or os.path.basename(self.dir.rstrip("/")) or "dovecot"
         self.users = dict(users if users is not None else {"user": "secret"})
@@ -114,6 +123,8 @@ class Dovecot:
         self.no_capability = tuple(c.upper() for c in no_capability)
         self.compress = compress
         self.want_http = doveadm_http
+        self.oauth2_url = oauth2_introspection_url
+        self.oauth2_mode = oauth2_introspection_mode
         self.extra_conf = extra_conf
         self.addr = "127.0.0.1"
         self.port = None           # plain IMAP (with STARTTLS when TLS is on)
@@ -222,16 +233,39 @@ class Dovecot:
                       "    ssl = no", "  }", "}"]
         return lines
 
+    def _write_oauth2(self):
+        """The oauth2 passdb's settings file: introspection only (no tokeninfo URL), the
+        token active when the answer's "active" is true, the user from "username"."""
+        path = os.path.join(self.dir, "oauth2.conf.ext")
+        with open(path, "w") as f:
+            f.write("introspection_url = %s\n" % self.oauth2_url +
+                    "introspection_mode = %s\n" % self.oauth2_mode +
+                    "force_introspection = yes\n"
+                    "username_attribute = username\n"
+                    "active_attribute = active\n"
+                    "active_value = true\n"
+                    "timeout_msecs = 10000\n")
+        os.chmod(path, 0o644)
+        return path
+
     def _auth(self):
         users = os.path.join(self.dir, "users")
-        lines = ["auth_mechanisms = plain login", "disable_plaintext_auth = no",
+        mechs = "plain login" + (" oauthbearer xoauth2" if self.oauth2_url else "")
+        lines = ["auth_mechanisms = " + mechs, "disable_plaintext_auth = no",
                  "auth_verbose = yes", "auth_master_user_separator = *"]
         if self.master_users:
             lines += ["passdb {", "  driver = passwd-file",
                       "  args = " + os.path.join(self.dir, "masters"),
                       "  master = yes", "  pass = yes", "}"]
-        lines += ["passdb {", "  driver = passwd-file", "  args = " + users, "}",
-                  "userdb {", "  driver = passwd-file", "  args = " + users, "}"]
+        if self.oauth2_url:
+            # tokens are checked only by the introspection endpoint, passwords only by
+            # the users file
+            lines += ["passdb {", "  driver = oauth2", "  mechanisms = oauthbearer xoauth2",
+                      "  args = " + self._write_oauth2(), "}"]
+        lines += ["passdb {", "  driver = passwd-file", "  args = " + users]
+        if self.oauth2_url:
+            lines.append("  mechanisms = plain login")
+        lines += ["}", "userdb {", "  driver = passwd-file", "  args = " + users, "}"]
         return lines
 
     def _write_conf(self):
