@@ -23,6 +23,10 @@ STAND_IN = textwrap.dedent('''\
     if cmd == ["serve"]:
         host, port = cp["relay"]["listen"].rsplit(":", 1)
         srv = hostile.SmtpServer(host, int(port), mode="notls").start()
+        if cp["api"].get("listen"):     # the fixture waits for the API port as well
+            import socket
+            ahost, aport = cp["api"]["listen"].rsplit(":", 1)
+            api = socket.create_server((ahost, int(aport)))
         print("info: event=start asan=%s" % os.environ.get("ASAN_OPTIONS"), file=sys.stderr,
               flush=True)
         signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
