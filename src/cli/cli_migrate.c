@@ -291,15 +291,7 @@ static void run_job(struct mig_mail *m, struct db *db, int64_t job, struct view 
 	mig_mail_start(m, th, &n);
 	running = n;
 	while (running > 0) {
-		struct timespec ts = { 0, 250 * 1000 * 1000 };
-
-		nanosleep(&ts, NULL);
-		running = 0;
-		for (int i = 0; i < n; i++)
-			if (th[i] != 0 && pthread_tryjoin_np(th[i], NULL) == 0)
-				th[i] = 0;
-		for (int i = 0; i < n; i++)
-			running += th[i] != 0;
+		running = mig_mail_wait(th, n, 250 * 1000 * 1000);
 		(void)mig_job_save(db, job, m);
 		mig_mail_progress(m, &p);
 		if (now_s() - v->last >= (v->json ? 1.0 : 0.25) || running == 0) {

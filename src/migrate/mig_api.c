@@ -52,40 +52,46 @@ static void wipe_json_string(json_t *v)
 		OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
 }
 
-/* An optional string member: NULL when absent; -1 when not a usable string. */
-static int get_str(json_t *o, const char *key, size_t max, char **out)
+/*
+ * An optional string member of at most max bytes: 0 with *val NULL when absent, 1 with
+ * *val and *len set, -1 when it is not a usable string (empty, too long, a NUL inside).
+ */
+static int str_member(json_t *o, const char *key, size_t max, const char **val, size_t *len)
 {
 	json_t *v = json_object_get(o, key);
-	size_t len;
 
-	*out = NULL;
+	*val = NULL;
 	if (v == NULL)
 		return 0;
 	if (!json_is_string(v))
 		return -1;
-	len = json_string_length(v);
-	if (len == 0 || len > max || memchr(json_string_value(v), '\0', len) != NULL)
+	*len = json_string_length(v);
+	if (*len == 0 || *len > max || memchr(json_string_value(v), '\0', *len) != NULL)
 		return -1;
-	*out = xstrndup(json_string_value(v), len);
-	return 0;
+	*val = json_string_value(v);
+	return 1;
+}
+
+/* An optional string member: NULL when absent; -1 when not a usable string. */
+static int get_str(json_t *o, const char *key, size_t max, char **out)
+{
+	const char *v;
+	size_t len;
+	int rc = str_member(o, key, max, &v, &len);
+
+	*out = rc == 1 ? xstrndup(v, len) : NULL;
+	return rc < 0 ? -1 : 0;
 }
 
 /* An optional secret member, straight into wiped memory. */
 static int get_cred(json_t *o, const char *key, struct mig_cred **out)
 {
-	json_t *v = json_object_get(o, key);
+	const char *v;
 	size_t len;
+	int rc = str_member(o, key, MIG_CRED_MAX, &v, &len);
 
-	*out = NULL;
-	if (v == NULL)
-		return 0;
-	if (!json_is_string(v))
-		return -1;
-	len = json_string_length(v);
-	if (len == 0 || len > MIG_CRED_MAX || memchr(json_string_value(v), '\0', len) != NULL)
-		return -1;
-	*out = mig_cred_from_string(json_string_value(v), len);
-	return 0;
+	*out = rc == 1 ? mig_cred_from_string(v, len) : NULL;
+	return rc < 0 ? -1 : 0;
 }
 
 static const char *const body_keys[] = {
@@ -322,15 +328,7 @@ static bool run_workers(struct mig_run *r, struct mig_mail *m, struct db *db)
 	mig_mail_start(m, th, &n);
 	running = n;
 	while (running > 0) {
-		struct timespec ts = { 0, MIG_API_POLL_NS };
-
-		nanosleep(&ts, NULL);
-		running = 0;
-		for (int i = 0; i < n; i++)
-			if (th[i] != 0 && pthread_tryjoin_np(th[i], NULL) == 0)
-				th[i] = 0;
-		for (int i = 0; i < n; i++)
-			running += th[i] != 0;
+		running = mig_mail_wait(th, n, MIG_API_POLL_NS);
 		scrub_mail(r, m);
 		(void)mig_job_save(db, r->id, m);
 		mig_mail_progress(m, &p);

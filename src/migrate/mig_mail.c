@@ -1515,6 +1515,20 @@ void mig_mail_start(struct mig_mail *m, pthread_t *threads, int *nthreads)
 	*nthreads = n;
 }
 
+int mig_mail_wait(pthread_t *threads, int nthreads, long ns)
+{
+	struct timespec ts = { ns / 1000000000L, ns % 1000000000L };
+	int running = 0;
+
+	nanosleep(&ts, NULL);
+	for (int i = 0; i < nthreads; i++)
+		if (threads[i] != 0 && pthread_tryjoin_np(threads[i], NULL) == 0)
+			threads[i] = 0;
+	for (int i = 0; i < nthreads; i++)
+		running += threads[i] != 0;
+	return running;
+}
+
 void mig_mail_free(struct mig_mail *m)
 {
 	for (size_t i = 0; i < m->nfolders; i++) {

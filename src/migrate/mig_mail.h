@@ -102,6 +102,8 @@ bool mig_mail_prepare(struct mig_mail *m, const struct mig_mail_opts *o);
 struct mig_folder *mig_mail_folder(struct mig_mail *m, const char *src);
 /* Start the workers; returns at once. */
 void mig_mail_start(struct mig_mail *m, pthread_t *threads, int *nthreads);
+/* Sleep for ns nanoseconds, join the workers that ended; how many still run. */
+int mig_mail_wait(pthread_t *threads, int nthreads, long ns);
 /*
  * Ask the workers to stop cleanly (any thread): each finishes the batch it is appending,
  * takes no new folder and returns; what was copied stays, and a later run resumes.

@@ -121,6 +121,22 @@ def test_ca(session_dir):
     return pw_ca.TestCA(os.path.join(session_dir, "ca"))
 
 
+@pytest.fixture
+def dovecots(workdir, test_ca):
+    """Start real Dovecot 2.3 servers by name: dovecots("src", users={...}, ...) takes
+    pwtest.dovecot.start's options; every one is stopped after the test."""
+    from pwtest import dovecot
+    started = []
+
+    def make(name, **kw):
+        d = dovecot.start(workdir, name, ca=test_ca, **kw)
+        started.append(d)
+        return d
+    yield make
+    for d in started:
+        dovecot.stop(d)
+
+
 @pytest.fixture(scope="session")
 def mx_port():
     """The one port every test MX listens on (the relay's remote_port)."""

@@ -26,18 +26,13 @@ TOKEN = "tok-migrate"
 
 
 @pytest.fixture
-def servers(workdir, test_ca):
-    started = []
-
+def servers(dovecots):
+    """Dovecot servers; the source under the old provider's own name."""
     def make(name, **kw):
         if name == "src":
             kw.setdefault("hostname", SRC_HOST)
-        d = dovecot.start(workdir, name, ca=test_ca, **kw)
-        started.append(d)
-        return d
-    yield make
-    for d in started:
-        dovecot.stop(d)
+        return dovecots(name, **kw)
+    return make
 
 
 def serve(make_relay, test_ca, dst, **extra):

@@ -26,19 +26,6 @@ DST_USER, DST_PW = "alice", "n3w-Pa55word!"
 HOST = "imap.example.test"
 
 
-@pytest.fixture
-def servers(workdir, test_ca):
-    started = []
-
-    def make(name, **kw):
-        d = dovecot.start(workdir, name, ca=test_ca, **kw)
-        started.append(d)
-        return d
-    yield make
-    for d in started:
-        dovecot.stop(d)
-
-
 def conf(workdir, test_ca, extra=""):
     path = os.path.join(workdir, "pw.conf")
     with open(path, "w") as f:
@@ -167,9 +154,9 @@ def assert_same(src, dst):
     return s
 
 
-def test_copy_is_exact_and_a_second_run_copies_nothing(servers, workdir, test_ca):
-    src = servers("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
-    dst = servers("dst", users={DST_USER: DST_PW})
+def test_copy_is_exact_and_a_second_run_copies_nothing(dovecots, workdir, test_ca):
+    src = dovecots("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     fill(src, big=20 * 1000 * 1000)
     cfg = conf(workdir, test_ca)
     # the source is on loopback, where postwarden does not compress unless told to: the
@@ -202,10 +189,10 @@ def test_copy_is_exact_and_a_second_run_copies_nothing(servers, workdir, test_ca
     assert_same(src, dst)
 
 
-def test_without_multiappend_literal_plus_and_compress(servers, workdir, test_ca):
-    src = servers("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK,
+def test_without_multiappend_literal_plus_and_compress(dovecots, workdir, test_ca):
+    src = dovecots("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK,
                   compress=False, no_capability=("MULTIAPPEND", "LITERAL+"))
-    dst = servers("dst", users={DST_USER: DST_PW}, compress=False,
+    dst = dovecots("dst", users={DST_USER: DST_PW}, compress=False,
                   no_capability=("MULTIAPPEND", "LITERAL+"))
     assert "MULTIAPPEND" not in dst.capability() and "LITERAL+" not in dst.capability()
     fill(src, n_inbox=15)
@@ -214,9 +201,9 @@ def test_without_multiappend_literal_plus_and_compress(servers, workdir, test_ca
     assert_same(src, dst)
 
 
-def test_wrong_password_says_what_to_do(servers, workdir, test_ca):
-    src = servers("src", users={SRC_USER: SRC_PW})
-    dst = servers("dst", users={DST_USER: DST_PW})
+def test_wrong_password_says_what_to_do(dovecots, workdir, test_ca):
+    src = dovecots("src", users={SRC_USER: SRC_PW})
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     cfg = conf(workdir, test_ca)
     rc, done, _, err = migrate(cfg, src, dst, src_pw="wrong")
     assert rc == 1
@@ -229,12 +216,12 @@ def test_wrong_password_says_what_to_do(servers, workdir, test_ca):
     assert rc == 0, err
 
 
-def test_source_on_a_private_address_is_refused_by_default(servers, workdir, test_ca):
+def test_source_on_a_private_address_is_refused_by_default(dovecots, workdir, test_ca):
     """A migration is done on a user's behalf: an old provider on loopback (here) or any
     private address is refused unless [migrate] allow_private is on; the destination, the
     provider's own server, is not checked."""
-    src = servers("src", users={SRC_USER: SRC_PW})
-    dst = servers("dst", users={DST_USER: DST_PW})
+    src = dovecots("src", users={SRC_USER: SRC_PW})
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     rc, done, _, err = migrate(conf(workdir, test_ca, "allow_private = off\n"), src, dst)
     assert rc == 1
     assert done["state"] == "failed"
@@ -245,9 +232,9 @@ def test_source_on_a_private_address_is_refused_by_default(servers, workdir, tes
     assert rc == 0, err
 
 
-def test_full_destination_is_reported_and_resumable(servers, workdir, test_ca):
-    src = servers("src", users={SRC_USER: SRC_PW})
-    dst = servers("dst", users={DST_USER: DST_PW}, quota_bytes=200 * 1024)
+def test_full_destination_is_reported_and_resumable(dovecots, workdir, test_ca):
+    src = dovecots("src", users={SRC_USER: SRC_PW})
+    dst = dovecots("dst", users={DST_USER: DST_PW}, quota_bytes=200 * 1024)
     fill(src, n_inbox=5, big=400 * 1000)
     rc, done, _, err = migrate(conf(workdir, test_ca), src, dst)
     assert rc == 1
@@ -255,9 +242,9 @@ def test_full_destination_is_reported_and_resumable(servers, workdir, test_ca):
     assert "full" in text and "quota" in text
 
 
-def test_cut_connections_then_run_again(servers, workdir, test_ca):
-    src = servers("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
-    dst = servers("dst", users={DST_USER: DST_PW})
+def test_cut_connections_then_run_again(dovecots, workdir, test_ca):
+    src = dovecots("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     fill(src, n_inbox=1500)
     cfg = conf(workdir, test_ca)
     p = migrate(cfg, src, dst, "--compress", background=True)  # a compressed stream cut
@@ -273,9 +260,9 @@ def test_cut_connections_then_run_again(servers, workdir, test_ca):
     assert_same(src, dst)
 
 
-def test_restarted_source_then_run_again(servers, workdir, test_ca):
-    src = servers("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
-    dst = servers("dst", users={DST_USER: DST_PW})
+def test_restarted_source_then_run_again(dovecots, workdir, test_ca):
+    src = dovecots("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     fill(src, n_inbox=1500)
     cfg = conf(workdir, test_ca)
     p = migrate(cfg, src, dst, "--compress", background=True)  # a compressed stream cut
@@ -289,9 +276,9 @@ def test_restarted_source_then_run_again(servers, workdir, test_ca):
     assert_same(src, dst)
 
 
-def test_folder_that_cannot_be_opened_does_not_stop_the_others(servers, workdir, test_ca):
-    src = servers("src", users={SRC_USER: SRC_PW})
-    dst = servers("dst", users={DST_USER: DST_PW})
+def test_folder_that_cannot_be_opened_does_not_stop_the_others(dovecots, workdir, test_ca):
+    src = dovecots("src", users={SRC_USER: SRC_PW})
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     fill(src, n_inbox=5)
     m = src.login(SRC_USER, SRC_PW)
     m.create('"Broken"')
@@ -314,9 +301,9 @@ def test_folder_that_cannot_be_opened_does_not_stop_the_others(servers, workdir,
     assert by_name["INBOX"]["copied"] == 5 and "error" not in by_name["INBOX"]
 
 
-def test_no_address_user_or_password_is_kept(servers, workdir, test_ca):
-    src = servers("src", users={SRC_USER: SRC_PW})
-    dst = servers("dst", users={DST_USER: DST_PW})
+def test_no_address_user_or_password_is_kept(dovecots, workdir, test_ca):
+    src = dovecots("src", users={SRC_USER: SRC_PW})
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     fill(src, n_inbox=3)
     rc, done, lines, err = migrate(conf(workdir, test_ca), src, dst)
     assert rc == 0, err
@@ -336,9 +323,9 @@ def test_no_address_user_or_password_is_kept(servers, workdir, test_ca):
         assert secret not in err and secret not in json.dumps(lines)
 
 
-def test_delete_source_removes_only_verified_messages(servers, workdir, test_ca):
-    src = servers("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
-    dst = servers("dst", users={DST_USER: DST_PW})
+def test_delete_source_removes_only_verified_messages(dovecots, workdir, test_ca):
+    src = dovecots("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     fill(src, n_inbox=12)
     add_big(src, 3 * 1000 * 1000)  # verified with its body streamed, then deleted
     before, _ = snapshot(src, SRC_USER, SRC_PW, OUTLOOK_TO_DEFAULT)
@@ -370,10 +357,10 @@ def test_delete_source_removes_only_verified_messages(servers, workdir, test_ca)
     assert rc == 1
 
 
-def test_gmail_labels_become_folders_and_all_mail_only_adds_archived_mail(servers, workdir,
+def test_gmail_labels_become_folders_and_all_mail_only_adds_archived_mail(dovecots, workdir,
                                                                           test_ca):
-    src = servers("src", users={SRC_USER: SRC_PW}, gmail=True)
-    dst = servers("dst", users={DST_USER: DST_PW})
+    src = dovecots("src", users={SRC_USER: SRC_PW}, gmail=True)
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     m = src.login(SRC_USER, SRC_PW)
     m.create('"Work"')
     m.create('"[Gmail]/Important"')
@@ -412,9 +399,9 @@ def test_gmail_labels_become_folders_and_all_mail_only_adds_archived_mail(server
     assert not any(k.startswith("[Gmail]") for k in got), sorted(got)
 
 
-def test_starttls_source_and_master_user_destination(servers, workdir, test_ca):
-    src = servers("src", users={SRC_USER: SRC_PW}, imaps=False)
-    dst = servers("dst", users={DST_USER: "unknown-to-the-job"},
+def test_starttls_source_and_master_user_destination(dovecots, workdir, test_ca):
+    src = dovecots("src", users={SRC_USER: SRC_PW}, imaps=False)
+    dst = dovecots("dst", users={DST_USER: "unknown-to-the-job"},
                   master_users={"migrator": "master-secret"})
     fill(src, n_inbox=4)
     cfg = conf(workdir, test_ca)
@@ -439,13 +426,13 @@ def test_starttls_source_and_master_user_destination(servers, workdir, test_ca):
 
 
 @pytest.mark.parametrize("layout", ["outlook", "german"])
-def test_realistic_mailbox_has_no_difference(servers, workdir, test_ca, layout):
+def test_realistic_mailbox_has_no_difference(dovecots, workdir, test_ca, layout):
     """The fixtures' filler and fidelity check: 20 folders, a realistic size mix with a
     20 MB message, keywords, old dates, subscriptions; 0 differences, also after a second
     run, which copies nothing."""
-    src = servers("src", users={SRC_USER: SRC_PW},
+    src = dovecots("src", users={SRC_USER: SRC_PW},
                   special_use=dovecot.OUTLOOK if layout == "outlook" else dovecot.GERMAN)
-    dst = servers("dst", users={DST_USER: DST_PW})
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     s = src.login(SRC_USER, SRC_PW)
     filled = mailbox.fill(s, count=400, seed=7, large=(layout == "outlook"))
     s.logout()
@@ -507,14 +494,14 @@ def assert_no_difference(src, dst):
     assert mailbox.summary(diffs) == mailbox.summary([]), diffs[:10]
 
 
-def test_large_message_is_streamed_in_bounded_memory(servers, workdir, test_ca):
+def test_large_message_is_streamed_in_bounded_memory(dovecots, workdir, test_ca):
     """A 30 MB message goes from the FETCH literal into the APPEND literal piece by piece:
     the copy is exact and postwarden's peak memory grows by far less than the message.
     Control: the same job without the big message gives the baseline (the tests run the
     sanitizer build, whose own memory dominates; a release build is also held to an
     absolute 28 MB, its floor being about 21 MB)."""
-    src = servers("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
-    dst = servers("dst", users={DST_USER: DST_PW})
+    src = dovecots("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     fill(src, n_inbox=20)
     add_big(src, 2 * 1000 * 1000, folder="INBOX", flags="(kw-two)")  # streamed, small
     cfg = conf(workdir, test_ca, BIG_CONF)
@@ -537,12 +524,12 @@ def test_large_message_is_streamed_in_bounded_memory(servers, workdir, test_ca):
         assert hwm_big < 28 * 1024, "peak memory %d kB" % hwm_big
 
 
-def test_large_message_without_literal_plus(servers, workdir, test_ca):
+def test_large_message_without_literal_plus(dovecots, workdir, test_ca):
     """Without LITERAL+ the APPEND of a streamed message waits for the go-ahead before the
     body; flags, keywords and the date arrive all the same."""
-    src = servers("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK,
+    src = dovecots("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK,
                   compress=False, no_capability=("MULTIAPPEND", "LITERAL+"))
-    dst = servers("dst", users={DST_USER: DST_PW}, compress=False,
+    dst = dovecots("dst", users={DST_USER: DST_PW}, compress=False,
                   no_capability=("MULTIAPPEND", "LITERAL+"))
     assert "LITERAL+" not in dst.capability()
     fill(src, n_inbox=10)
@@ -610,11 +597,11 @@ class CuttingProxy:
         self.lsock.close()
 
 
-def test_cut_in_the_middle_of_a_streamed_message_then_run_again(servers, workdir, test_ca):
+def test_cut_in_the_middle_of_a_streamed_message_then_run_again(dovecots, workdir, test_ca):
     """The source is lost for good while a 30 MB message streams: the destination keeps no
     part of it, the job does not count it, and the next run copies it, once."""
-    src = servers("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
-    dst = servers("dst", users={DST_USER: DST_PW})
+    src = dovecots("src", users={SRC_USER: SRC_PW}, special_use=dovecot.OUTLOOK)
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     fill(src, n_inbox=10)
     add_big(src, 30 * 1000 * 1000)
     proxy = CuttingProxy(src.imaps_port, after=12 * 1000 * 1000)

@@ -36,19 +36,6 @@ def introspection():
     s.stop()
 
 
-@pytest.fixture
-def servers(workdir, test_ca):
-    started = []
-
-    def make(name, **kw):
-        d = dovecot.start(workdir, name, ca=test_ca, **kw)
-        started.append(d)
-        return d
-    yield make
-    for d in started:
-        dovecot.stop(d)
-
-
 def conf(workdir, test_ca):
     path = os.path.join(workdir, "pw.conf")
     with open(path, "w") as f:
@@ -83,8 +70,8 @@ def migrate(cfg, src, dst, mech, token):
     return p.returncode, done, p.stdout, p.stderr
 
 
-def source(servers, introspection, mode):
-    return servers("src", users={SRC_USER: SRC_PW},
+def source(dovecots, introspection, mode):
+    return dovecots("src", users={SRC_USER: SRC_PW},
                    oauth2_introspection_url=introspection.url(),
                    oauth2_introspection_mode=mode)
 
@@ -105,9 +92,9 @@ def assert_not_kept(workdir, outputs, tokens):
 
 
 @pytest.mark.parametrize("mech,mode", [("oauthbearer", "post"), ("xoauth2", "get")])
-def test_valid_token_copies_exactly(servers, introspection, workdir, test_ca, mech, mode):
-    src = source(servers, introspection, mode)
-    dst = servers("dst", users={DST_USER: DST_PW})
+def test_valid_token_copies_exactly(dovecots, introspection, workdir, test_ca, mech, mode):
+    src = source(dovecots, introspection, mode)
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     s = src.login(SRC_USER, SRC_PW)
     filled = mailbox.fill(s, count=120, seed=17)
     s.logout()
@@ -133,10 +120,10 @@ def test_valid_token_copies_exactly(servers, introspection, workdir, test_ca, me
 @pytest.mark.parametrize("mech,token", [("oauthbearer", EXPIRED), ("xoauth2", EXPIRED),
                                         ("oauthbearer", UNKNOWN)],
                          ids=["oauthbearer-expired", "xoauth2-expired", "oauthbearer-unknown"])
-def test_refused_token_fails_with_advice_and_copies_nothing(servers, introspection, workdir,
+def test_refused_token_fails_with_advice_and_copies_nothing(dovecots, introspection, workdir,
                                                            test_ca, mech, token):
-    src = source(servers, introspection, "post")
-    dst = servers("dst", users={DST_USER: DST_PW})
+    src = source(dovecots, introspection, "post")
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     s = src.login(SRC_USER, SRC_PW)
     mailbox.fill(s, count=10, seed=4)
     s.logout()
@@ -162,11 +149,11 @@ def test_refused_token_fails_with_advice_and_copies_nothing(servers, introspecti
     assert_not_kept(workdir, (out, err), (token,))
 
 
-def test_api_job_with_a_token(servers, introspection, make_relay, test_ca):
+def test_api_job_with_a_token(dovecots, introspection, make_relay, test_ca):
     """The same through serve's API ("source_token"): a valid token copies exactly, a
     refused one fails with the token's advice, and neither token is in serve's files."""
-    src = source(servers, introspection, "post")
-    dst = servers("dst", users={DST_USER: DST_PW})
+    src = source(dovecots, introspection, "post")
+    dst = dovecots("dst", users={DST_USER: DST_PW})
     s = src.login(SRC_USER, SRC_PW)
     filled = mailbox.fill(s, count=60, seed=23)
     s.logout()
