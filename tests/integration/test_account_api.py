@@ -10,12 +10,15 @@ import hmac
 import http.client
 import json
 import os
+import ssl
+import subprocess
 import time
 
 import pytest
 
 from pwtest import net
 from pwtest.mailcheck import message, rcpt_states, uniq
+from pwtest.relay import binary, daemon_env
 
 pytestmark = pytest.mark.engines
 
@@ -362,6 +365,34 @@ def test_static_files(acct):
     assert r.getheader("X-Content-Type-Options") == "nosniff"
     for bad in ("/../postwarden.conf", "/%2e%2e/postwarden.conf", "/.hidden", "/missing.js"):
         assert c.request("GET", bad).status in (400, 404), bad
+
+
+def test_https_listener_and_plain_http_refused_off_loopback(make_acct, make_relay, users,
+                                                            test_ca):
+    cert = test_ca.issue("account.example.test")
+    r = make_acct(account_tls_cert=cert.chain_path, account_tls_key=cert.key_path,
+                  account_insecure_cookie="off")
+    ctx = ssl.create_default_context(cafile=test_ca.cert_path)
+    ctx.check_hostname = False
+    c = http.client.HTTPSConnection("127.0.0.1", r.account_port, context=ctx, timeout=30)
+    c.request("POST", "/v1/session", body=json.dumps({"address": users["a"],
+                                                      "password": PW_A}))
+    resp = c.getresponse()
+    body = json.loads(resp.read())
+    assert resp.status == 200 and body["address"] == users["a"]
+    assert "Secure" in [a.strip() for a in resp.getheader("Set-Cookie").split(";")]
+    # control: plain HTTP on that port is no answer
+    with pytest.raises(Exception):
+        p = http.client.HTTPConnection("127.0.0.1", r.account_port, timeout=5)
+        p.request("GET", "/v1/me")
+        p.getresponse().read()
+    # plain HTTP on a non-loopback address is refused at start
+    bad = make_relay(start=False, account_listen="0.0.0.0:%d" % net.free_port("127.0.0.1"))
+    out = bad.pw("config")
+    res = subprocess.run([binary(), "-c", bad.conf_path, "serve"], capture_output=True,
+                         text=True, timeout=60, cwd=bad.dir, env=daemon_env())
+    assert out.returncode == 0
+    assert res.returncode != 0 and "plain HTTP only on a loopback address" in res.stderr
 
 
 # -- rate limit ------------------------------------------------------------------------------
