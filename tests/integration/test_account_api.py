@@ -463,6 +463,20 @@ def test_rate_limit_then_window_passes(make_acct, users):
     assert c.cookie is None
     # the client address is blocked too, for another user's right password
     assert Client(r.account_port).sign_in(users["b"], PW_B).status == 429
+    # behind a proxy on loopback the client is the last X-Forwarded-For entry: another
+    # client of the proxy is not blocked, the blocked one still is
+    other = Client(r.account_port)
+    resp = other.request("POST", "/v1/session", {"address": users["b"], "password": PW_B},
+                         headers={"X-Forwarded-For": "198.51.100.7, 192.0.2.10"})
+    assert resp.status == 200, resp.body
+    for _ in range(3):
+        assert Client(r.account_port).request(
+            "POST", "/v1/session", {"address": "x%d@example.test" % _, "password": "w"},
+            headers={"X-Forwarded-For": "192.0.2.99"}).status == 401
+    resp = Client(r.account_port).request(
+        "POST", "/v1/session", {"address": users["b"], "password": PW_B},
+        headers={"X-Forwarded-For": "192.0.2.99"})
+    assert resp.status == 429
     # control: once the window has passed the right password works again
     time.sleep(retry + 1)
     ok = c.sign_in(users["a"], PW_A)
