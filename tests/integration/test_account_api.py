@@ -28,6 +28,7 @@ pytestmark = pytest.mark.engines
 SECRET = "s3cret-for-the-webmail-" + "x" * 16
 PW_A = "Pa55-alice-%s" % uniq("")
 PW_B = "Pa55-bob-%s" % uniq("")
+JSON = {"Content-Type": "application/json"}
 
 
 # -- a small client ------------------------------------------------------------------------
@@ -49,7 +50,7 @@ class Client:
             h["X-CSRF-Token"] = self.csrf
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
         if data is not None:
-            h["Content-Type"] = "application/json"
+            h.setdefault("Content-Type", "application/json")
         c.request(method, path, body=data, headers=h)
         r = c.getresponse()
         text = r.read()
@@ -152,13 +153,20 @@ def test_sign_in_bad_bodies(acct, users):
     r = c.request("POST", "/v1/session", raw=json.dumps({"address": users["a"],
                                                          "password": "p" * 70000}))
     assert r.status == 413
+    # a body not declared JSON (what a cross-site form can send) is refused
+    body = json.dumps({"address": users["a"], "password": PW_A})
+    for ct in ("text/plain", "application/x-www-form-urlencoded", "application/jsonx"):
+        r = c.request("POST", "/v1/session", raw=body, headers={"Content-Type": ct})
+        assert r.status == 415 and c.cookie is None, ct
+    assert c.request("POST", "/v1/session", raw=body, headers={
+        "Content-Type": "application/json; charset=utf-8"}).status == 200
 
 
 def test_session_cookie_flags(acct, make_acct, users):
     c = Client(acct.account_port)
     conn = http.client.HTTPConnection("127.0.0.1", acct.account_port, timeout=30)
     conn.request("POST", "/v1/session", body=json.dumps({"address": users["a"],
-                                                         "password": PW_A}))
+                                                         "password": PW_A}), headers=JSON)
     r = conn.getresponse()
     r.read()
     cookie = r.getheader("Set-Cookie")
@@ -170,7 +178,7 @@ def test_session_cookie_flags(acct, make_acct, users):
     secure = make_acct(account_insecure_cookie="off")
     conn = http.client.HTTPConnection("127.0.0.1", secure.account_port, timeout=30)
     conn.request("POST", "/v1/session", body=json.dumps({"address": users["a"],
-                                                         "password": PW_A}))
+                                                         "password": PW_A}), headers=JSON)
     r = conn.getresponse()
     r.read()
     assert "Secure" in [a.strip() for a in r.getheader("Set-Cookie").split(";")]
@@ -380,7 +388,7 @@ def test_https_listener_and_plain_http_refused_off_loopback(make_acct, make_rela
     ctx.check_hostname = False
     c = http.client.HTTPSConnection("127.0.0.1", r.account_port, context=ctx, timeout=30)
     c.request("POST", "/v1/session", body=json.dumps({"address": users["a"],
-                                                      "password": PW_A}))
+                                                      "password": PW_A}), headers=JSON)
     resp = c.getresponse()
     body = json.loads(resp.read())
     assert resp.status == 200 and body["address"] == users["a"]
