@@ -33,3 +33,8 @@ void acct_api_stop(struct acct_api *api)
 	acct_http_stop(api->http);
 	free(api);
 }
+
+struct acct_http *acct_api_http(const struct acct_api *api)
+{
+	return api->http;
+}
