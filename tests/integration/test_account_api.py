@@ -19,6 +19,7 @@ import time
 import pytest
 
 from pwtest import net
+from pwtest import nodes as pw_nodes
 from pwtest.mailcheck import message, rcpt_states, uniq
 from pwtest.relay import binary, daemon_env
 
@@ -98,7 +99,7 @@ def dove(make_dovecot, users):
 @pytest.fixture
 def make_acct(make_relay, dove, users, workdir):
     """A relay with the account listener; the two users have accounts."""
-    def make(**options):
+    def make(add_users=True, **options):
         port = net.free_port("127.0.0.1")
         www = os.path.join(workdir, "www")
         os.makedirs(www, exist_ok=True)
@@ -112,7 +113,7 @@ def make_acct(make_relay, dove, users, workdir):
         r = make_relay(start=False, **opts)
         r.start()
         net.wait_port("127.0.0.1", port, timeout=20, proc=r.proc)
-        for u in users.values():
+        for u in users.values() if add_users else ():
             r.pw("user", "add", u, check=True)
         r.account_port = port
         return r
@@ -194,8 +195,9 @@ def test_sso_right_expired_forged(acct, users):
         r = d.sso(bad)
         assert r.status == 401 and why in r.body["error"], (bad, r.body)
         assert d.cookie is None and d.request("GET", "/v1/me").status == 401
-    # five refused assertions reached login_failures (5) for this client address
-    assert Client(acct.account_port).sso(assertion(users["b"], now + 60)).status == 429
+    # refused assertions are not counted against the client (the webmail signs everyone in)
+    assert Client(acct.account_port).sso(assertion(users["b"], now + 60)).status == 200
+    assert acct.database.value("SELECT count(*) FROM acct_login_failures") == 0
 
 
 def test_csrf_missing_is_403(acct, users):
@@ -447,6 +449,36 @@ def test_slow_imap_server_blocks_nothing(make_acct, users):
         lsock.close()
 
 
+def test_sessions_and_failures_shared_by_two_nodes(make_acct, postgres, users):
+    """Two nodes on one PostgreSQL database: a session opened on one is valid on the
+    other, signing out on the other ends it on both, and failures count together."""
+    url, pwfile = pw_nodes.shared_database(postgres)
+    common = dict(database_url=url, database_password_file=pwfile,
+                  account_login_failures="2", account_login_window="60s")
+    a = make_acct(server_node="node-a", **common)
+    b = make_acct(add_users=False, server_node="node-b", **common)
+    ca = Client(a.account_port)
+    assert ca.sign_in(users["a"], PW_A).status == 200
+    cb = Client(b.account_port)
+    cb.cookie, cb.csrf = ca.cookie, ca.csrf
+    assert cb.request("GET", "/v1/me").body["address"] == users["a"]
+    assert cb.request("PUT", "/v1/guarantee", {"enabled": True}).status == 200
+    assert ca.request("GET", "/v1/guarantee").body["enabled"] is True
+    assert cb.request("DELETE", "/v1/session").status == 200
+    assert ca.request("GET", "/v1/me").status == 401
+    # one failure on each node: the second node's count includes the first's
+    assert Client(a.account_port).request(
+        "POST", "/v1/session", {"address": users["b"], "password": "wrong"},
+        headers={"X-Forwarded-For": "192.0.2.1"}).status == 401
+    assert Client(b.account_port).request(
+        "POST", "/v1/session", {"address": users["b"], "password": "wrong"},
+        headers={"X-Forwarded-For": "192.0.2.2"}).status == 401
+    r = Client(a.account_port).request(
+        "POST", "/v1/session", {"address": users["b"], "password": PW_B},
+        headers={"X-Forwarded-For": "192.0.2.3"})
+    assert r.status == 429
+
+
 # -- rate limit ------------------------------------------------------------------------------
 
 def test_rate_limit_then_window_passes(make_acct, users):
@@ -462,6 +494,20 @@ def test_rate_limit_then_window_passes(make_acct, users):
     assert c.cookie is None
     # the client address is blocked too, for another user's right password
     assert Client(r.account_port).sign_in(users["b"], PW_B).status == 429
+    # behind a proxy on loopback the client is the last X-Forwarded-For entry: another
+    # client of the proxy is not blocked, the blocked one still is
+    other = Client(r.account_port)
+    resp = other.request("POST", "/v1/session", {"address": users["b"], "password": PW_B},
+                         headers={"X-Forwarded-For": "198.51.100.7, 192.0.2.10"})
+    assert resp.status == 200, resp.body
+    for _ in range(3):
+        assert Client(r.account_port).request(
+            "POST", "/v1/session", {"address": "x%d@example.test" % _, "password": "w"},
+            headers={"X-Forwarded-For": "192.0.2.99"}).status == 401
+    resp = Client(r.account_port).request(
+        "POST", "/v1/session", {"address": users["b"], "password": PW_B},
+        headers={"X-Forwarded-For": "192.0.2.99"})
+    assert resp.status == 429
     # control: once the window has passed the right password works again
     time.sleep(retry + 1)
     ok = c.sign_in(users["a"], PW_A)
