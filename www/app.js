@@ -28,16 +28,18 @@
 		return s;
 	}
 
+	/* The language chosen with the switch, else the browser's first of ours; "" when
+	 * neither says (then the account's language decides after sign-in, else English). */
 	function pickLanguage() {
 		const chosen = localStorage.getItem("pw_lang");
 		if (LANGS.includes(chosen))
 			return chosen;
-		for (const l of navigator.languages || [navigator.language || "en"]) {
+		for (const l of navigator.languages || [navigator.language || ""]) {
 			const base = (String(l).toLowerCase().match(/^[a-z]+/) || [""])[0];
 			if (LANGS.includes(base))
 				return base;
 		}
-		return "en";
+		return "";
 	}
 
 	async function loadLanguage(l) {
@@ -150,8 +152,7 @@
 			csrf = who.csrf;
 			sessionStorage.setItem("pw_csrf", csrf);
 			$("signin-password").value = "";
-			if (!localStorage.getItem("pw_lang") && LANGS.includes(who.language) &&
-			    who.language !== lang)
+			if (!pickLanguage() && LANGS.includes(who.language) && who.language !== lang)
 				await loadLanguage(who.language);
 			signedIn(who);
 			say(t("signin.done"));
@@ -461,7 +462,7 @@
 
 	async function start() {
 		showSignIn();
-		await loadLanguage(pickLanguage());
+		await loadLanguage(pickLanguage() || "en");
 		showAdvice();
 		$("lang").addEventListener("change", async () => {
 			localStorage.setItem("pw_lang", $("lang").value);
