@@ -25,12 +25,15 @@ import urllib.request
 import pytest
 
 from pwtest import browser as pw_browser
-from pwtest import dovecot, net
+from pwtest import dovecot, mailbox, mailcheck, net
 from pwtest.relay import REPO_ROOT
 
 WWW = os.path.join(REPO_ROOT, "www")
-USER, USER_PW = "alice@example.test", "Al1ce-Pa55word!"
-OTHER, OTHER_PW = "bob@example.test", "B0b-Pa55word!"
+# The users' domain is other.test: the relay's notifications to them go to pf_notify.
+USER, USER_PW = "alice@other.test", "Al1ce-Pa55word!"
+OTHER, OTHER_PW = "bob@other.test", "B0b-Pa55word!"
+OLD_USER, OLD_PW = "alice.old", "0ld-Pa55word!"     # at the old provider
+IMAP_HOST, OLD_HOST = "imap.example.test", "old.example.test"
 PHONE = (390, 844)          # CSS pixels of a common phone
 CONTROLS = ("input", "select", "textarea")
 
@@ -155,14 +158,19 @@ class Site:
 
 
 @pytest.fixture
-def site(workdir, make_relay):
+def site(workdir, make_relay, test_ca):
     """serve with the account listener on loopback (plain HTTP, so the cookie without
-    Secure) and a Dovecot that checks the users' passwords at sign-in."""
-    imap = dovecot.start(workdir, "imap", users={USER: USER_PW, OTHER: OTHER_PW})
+    Secure) and a Dovecot that checks the users' passwords at sign-in and is the
+    destination of their migrations."""
+    imap = dovecot.start(workdir, "imap", users={USER: USER_PW, OTHER: OTHER_PW},
+                         ca=test_ca, hostname=IMAP_HOST)
     port = net.free_port("127.0.0.1")
-    r = make_relay(guarantee_default="on", account_listen="127.0.0.1:%d" % port,
-                   account_www_dir=WWW, account_imap=imap.url(),
-                   account_insecure_cookie="on")
+    r = make_relay(guarantee_default="on", relay_trusted_networks="127.0.0.1/32",
+                   account_listen="127.0.0.1:%d" % port, account_www_dir=WWW,
+                   account_imap=imap.url(), account_insecure_cookie="on",
+                   migrate_destination="imaps://%s:%d" % (IMAP_HOST, imap.imaps_port),
+                   migrate_ca_file=test_ca.cert_path, migrate_allow_private="on",
+                   migrate_hosts="%s=127.0.0.1, %s=127.0.0.1" % (IMAP_HOST, OLD_HOST))
     net.wait_port("127.0.0.1", port, timeout=20, proc=r.proc)
     for a in (USER, OTHER):
         r.pw("user", "add", a, check=True)
@@ -457,4 +465,85 @@ def test_screen_reader_labels_landmarks_and_contrast(site, chrome):
         if b.eval("!!document.querySelector('%s')" % sel):
             ratio = b.eval(CONTRAST + "('%s')" % sel)
             assert ratio >= 4.5, (sel, ratio)
+    assert b.errors == []
+
+
+@needs_chromium
+@needs_api
+def test_a_held_message_is_released_from_the_page(site, chrome, artefacts, zones, pf_plain,
+                                                  pf_notify):
+    plain = zones.mx("insecure.test", mailcheck.uniq("held"), pf_plain.addr)
+    zones.publish()
+    rcpt = "carol@" + plain
+    r = site.relay
+    subject = "Quarterly report " + mailcheck.uniq("")
+    assert r.send(USER, [rcpt], mailcheck.message(USER, [rcpt], subject)) == {}
+    r.wait_queue(lambda q: any(mailcheck.rcpt_states(x).get(rcpt) == "held" for x in q),
+                 timeout=60, what="the held recipient")
+    b = chrome
+    load(b, site)
+    sign_in(b)
+    b.wait_text("#held-list", subject)
+    item = b.text("#held-list li")
+    assert rcpt in item and "Release" in item
+    assert b.eval("document.getElementById('held-empty').hidden") is True
+    b.screenshot(os.path.join(artefacts, "held.png"))
+    assert not pf_plain.messages(rcpt)      # held until released
+    b.click("#held-list button.release")
+    b.wait_text("#status", "Released")
+    pf_plain.wait_for_message(rcpt, timeout=60)
+    b.wait("document.getElementById('held-list').children.length === 0", what="an empty list")
+    assert b.eval("document.getElementById('held-empty').hidden") is False
+    assert b.errors == []
+
+
+@needs_chromium
+@needs_api
+def test_a_move_from_another_server_reaches_100_percent(site, chrome, artefacts, workdir,
+                                                        test_ca):
+    old = dovecot.start(workdir, "old", users={OLD_USER: OLD_PW}, ca=test_ca,
+                        hostname=OLD_HOST)
+    try:
+        conn = old.login(OLD_USER, OLD_PW)
+        filled = mailbox.fill(conn, count=300, seed=11)
+        conn.logout()
+        b = chrome
+        load(b, site)
+        sign_in(b)
+        b.eval("(() => { const s = document.getElementById('mig-preset'); s.value = 'gmx';"
+               " s.dispatchEvent(new Event('change')); })()")
+        assert "IMAP" in b.text("#mig-advice")            # the preset's advice
+        assert b.eval("document.getElementById('mig-server-row').hidden") is True
+        b.eval("(() => { const s = document.getElementById('mig-preset'); s.value = 'other';"
+               " s.dispatchEvent(new Event('change')); })()")
+        b.type_into("#mig-server", "%s:%d" % (OLD_HOST, old.imaps_port))
+        b.type_into("#mig-user", OLD_USER)
+        b.type_into("#mig-password", OLD_PW)
+        b.type_into("#mig-own", USER_PW)
+        b.click("#mig-start")
+        b.wait("!document.getElementById('mig-progress').hidden", what="the progress")
+        seen = []
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            seen.append(b.eval("document.getElementById('mig-bar').value"))
+            if "Done" in b.text("#mig-text"):
+                break
+            time.sleep(0.2)
+        assert b.eval("document.getElementById('mig-bar').value") == 100
+        assert seen == sorted(seen)                      # the bar only moves forward
+        assert b.text("#mig-text").startswith("Done: all your mail was copied.")
+        assert b.text("#mig-live").startswith("Done")
+        assert b.eval("document.getElementById('mig-cancel').hidden") is True
+        # the passwords are gone from the form
+        assert b.eval("document.getElementById('mig-password').value") == ""
+        b.screenshot(os.path.join(artefacts, "moved.png"))
+        s, d = old.login(OLD_USER, OLD_PW), site.imap.login(USER, USER_PW)
+        try:
+            assert mailbox.compare(s, d) == []
+        finally:
+            s.logout()
+            d.logout()
+        assert filled["messages"] > 0
+    finally:
+        dovecot.stop(old)
     assert b.errors == []
