@@ -251,7 +251,9 @@
 			return el("li", {}, t("keys.dns", {name: p.name}), " (",
 			          el("span", {class: p.validates ? "ok" : "bad"},
 			             p.validates ? t("keys.validates") : t("keys.not_validates")), ")");
-		const a = el("a", {href: p.url}, p.url);
+		/* Only an https URL becomes a link: the page makes no javascript: or data: links. */
+		const a = /^https:\/\//.test(p.url || "") ? el("a", {href: p.url}, p.url)
+		                                            : el("span", {}, String(p.url));
 		return el("li", {}, t("keys.wkd", {url: ""}), a);
 	}
 
