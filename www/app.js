@@ -17,6 +17,10 @@
 	let migJob = null;
 	let migTimer = null;
 	let migLastSaid = "";
+	const KEYS_RECHECK_MS = 3000;
+	const KEYS_RECHECK_MAX = 40;
+	let keysTimer = null;
+	let keysTries = 0;
 
 	const $ = (id) => document.getElementById(id);
 
@@ -130,6 +134,9 @@
 		sessionStorage.removeItem("pw_csrf");
 		stopPolling();
 		migJob = null;
+		if (keysTimer)
+			clearTimeout(keysTimer);
+		keysTimer = null;
 		showSignIn();
 	}
 
@@ -272,11 +279,22 @@
 		          el("p", {}, t("keys.published") + ":"), pub, btn);
 	}
 
+	/* A key just uploaded reaches DNS a moment later: while one of its names does not
+	 * validate yet, the list is asked again (for at most KEYS_RECHECK_MAX tries). */
 	async function loadKeys() {
+		if (keysTimer)
+			clearTimeout(keysTimer);
+		keysTimer = null;
 		try {
 			const d = await api("GET", "keys");
 			$("keys-list").replaceChildren(...(d.keys || []).map(keyItem));
 			$("keys-empty").hidden = $("keys-list").children.length > 0;
+			const waiting = (d.keys || []).some((k) => (k.published || []).some(
+				(p) => p.kind === "dns" && !p.validates));
+			if (waiting && keysTries < KEYS_RECHECK_MAX && !$("account").hidden) {
+				keysTries++;
+				keysTimer = setTimeout(loadKeys, KEYS_RECHECK_MS);
+			}
 		} catch (e) {
 			fail(e.message);
 		}
@@ -295,6 +313,7 @@
 		}
 		try {
 			await api("POST", "keys", {key: text});
+			keysTries = 0;
 			$("key-text").value = "";
 			$("key-file").value = "";
 			say(t("keys.uploaded"));

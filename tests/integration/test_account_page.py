@@ -17,7 +17,9 @@ import html.parser
 import json
 import os
 import re
+import shutil
 import struct
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +28,9 @@ import pytest
 
 from pwtest import browser as pw_browser
 from pwtest import dovecot, mailbox, mailcheck, net
+from pwtest import keys as pk
+from pwtest import logs as pw_logs
+from pwtest.keyzone import KeyZone
 from pwtest.relay import REPO_ROOT
 
 WWW = os.path.join(REPO_ROOT, "www")
@@ -157,25 +162,32 @@ class Site:
         return self.relay.pw_json("user", "show", address)
 
 
-@pytest.fixture
-def site(workdir, make_relay, test_ca):
+def start_site(workdir, make_relay, test_ca, users, **options):
     """serve with the account listener on loopback (plain HTTP, so the cookie without
     Secure) and a Dovecot that checks the users' passwords at sign-in and is the
-    destination of their migrations."""
-    imap = dovecot.start(workdir, "imap", users={USER: USER_PW, OTHER: OTHER_PW},
-                         ca=test_ca, hostname=IMAP_HOST)
+    destination of their migrations; options are more config keys."""
+    imap = dovecot.start(workdir, "imap", users=users, ca=test_ca, hostname=IMAP_HOST)
     port = net.free_port("127.0.0.1")
-    r = make_relay(guarantee_default="on", relay_trusted_networks="127.0.0.1/32",
-                   account_listen="127.0.0.1:%d" % port, account_www_dir=WWW,
-                   account_imap=imap.url(), account_insecure_cookie="on",
-                   migrate_destination="imaps://%s:%d" % (IMAP_HOST, imap.imaps_port),
-                   migrate_ca_file=test_ca.cert_path, migrate_allow_private="on",
-                   migrate_hosts="%s=127.0.0.1, %s=127.0.0.1" % (IMAP_HOST, OLD_HOST))
+    opts = dict(guarantee_default="on", relay_trusted_networks="127.0.0.1/32",
+                account_listen="127.0.0.1:%d" % port, account_www_dir=WWW,
+                account_imap=imap.url(), account_insecure_cookie="on",
+                migrate_destination="imaps://%s:%d" % (IMAP_HOST, imap.imaps_port),
+                migrate_ca_file=test_ca.cert_path, migrate_allow_private="on",
+                migrate_hosts="%s=127.0.0.1, %s=127.0.0.1" % (IMAP_HOST, OLD_HOST))
+    opts.update(options)
+    r = make_relay(start=False, **opts)
+    r.start()
     net.wait_port("127.0.0.1", port, timeout=20, proc=r.proc)
-    for a in (USER, OTHER):
+    for a in users:
         r.pw("user", "add", a, check=True)
-    yield Site(r, "http://127.0.0.1:%d/" % port, imap)
-    dovecot.stop(imap)
+    return Site(r, "http://127.0.0.1:%d/" % port, imap)
+
+
+@pytest.fixture
+def site(workdir, make_relay, test_ca):
+    s = start_site(workdir, make_relay, test_ca, {USER: USER_PW, OTHER: OTHER_PW})
+    yield s
+    dovecot.stop(s.imap)
 
 
 @pytest.fixture
@@ -547,3 +559,66 @@ def test_a_move_from_another_server_reaches_100_percent(site, chrome, artefacts,
     finally:
         dovecot.stop(old)
     assert b.errors == []
+
+
+KEYS_USER, KEYS_PW = "anna@keys.test", "Ann4-Pa55word!"
+
+
+@pytest.fixture
+def keyzone(workdir):
+    """Knot as the primary of keys.test, where the key directory publishes."""
+    z = KeyZone(os.path.join(workdir, "keyzone"), zone="keys.test", mode="nsec")
+    pw_logs.register("keyzone", z.log_path)
+    z.start()
+    yield z
+    z.stop()
+    pw_logs.unregister("keyzone")
+
+
+@pytest.fixture
+def gpg():
+    home = tempfile.mkdtemp(prefix="pwp", dir="/tmp")   # the agent's socket path is short
+    g = pk.GnuPG(home)
+    yield g
+    os.system("GNUPGHOME=%s gpgconf --kill all >/dev/null 2>&1" % home)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@needs_chromium
+@needs_api
+def test_a_key_uploaded_on_the_page_validates_in_dns_and_is_removed(
+        workdir, make_relay, test_ca, keyzone, gpg, chrome, artefacts):
+    s = start_site(workdir, make_relay, test_ca, {KEYS_USER: KEYS_PW},
+                   dns_unbound_config=keyzone.unbound_conf, **keyzone.keydir_options())
+    try:
+        fpr = gpg.make_key(KEYS_USER)
+        b = chrome
+        load(b, s)
+        sign_in(b, KEYS_USER, KEYS_PW)
+        b.wait_text("#keys-empty", "No key is published.")
+        # the control: nothing that is not a key is published
+        b.type_into("#key-text", "hello")
+        b.click("#key-upload")
+        b.wait("document.getElementById('error').textContent.length > 0", what="an error")
+        assert b.eval("document.getElementById('keys-list').children.length") == 0
+        b.type_into("#key-text", gpg.export(fpr))
+        b.click("#key-upload")
+        b.wait_text("#status", "The key is published.")
+        b.wait("document.getElementById('keys-list').innerText.toUpperCase().includes('%s')"
+               % fpr.upper(), what="the key's fingerprint")
+        b.wait_text("#keys-list", "(validates)", timeout=90)
+        k = page_api(b, "keys")[1]["keys"][0]
+        names = [p["name"] for p in k["published"] if p["kind"] == "dns"]
+        assert names and all(p["validates"] for p in k["published"] if p["kind"] == "dns")
+        for n in names:       # what the page shows is what DNS has, signed
+            assert keyzone.rdatas(n, "OPENPGPKEY")
+            assert "(secure)" in keyzone.unbound_host(n, "OPENPGPKEY").stdout
+        b.screenshot(os.path.join(artefacts, "key.png"))
+        b.click("#keys-list button.remove")
+        b.wait_text("#status", "The key is removed.")
+        assert b.eval("document.getElementById('keys-empty').hidden") is False
+        for n in names:
+            keyzone.wait_rdatas(n, "OPENPGPKEY", [], timeout=30)
+        assert b.errors == []
+    finally:
+        dovecot.stop(s.imap)
