@@ -45,3 +45,8 @@ void acct_api_stop(struct acct_api *api)
 	acct_login_free(api->login);
 	free(api);
 }
+
+struct acct_http *acct_api_http(const struct acct_api *api)
+{
+	return api->http;
+}
