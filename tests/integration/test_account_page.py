@@ -16,6 +16,7 @@ Screenshots are test artefacts: they stay, whether the test passes or fails, in
 build/test-artefacts/account-page/<test>/ ($PW_ARTEFACTS overrides build/test-artefacts).
 """
 
+import hashlib
 import html.parser
 import json
 import os
@@ -612,6 +613,32 @@ def test_a_key_uploaded_on_the_page_validates_in_dns_and_is_removed(
         assert b.eval("document.getElementById('keys-empty').hidden") is False
         for n in names:
             keyzone.wait_rdatas(n, "OPENPGPKEY", [], timeout=30)
+        assert b.errors == []
+    finally:
+        dovecot.stop(s.imap)
+
+
+@needs_chromium
+def test_certificates_are_shown_without_sign_in(workdir, make_relay, test_ca, chrome,
+                                                artefacts):
+    cert = test_ca.issue("mx.other.test", stem="relay-cert")
+    s = start_site(workdir, make_relay, test_ca, {USER: USER_PW},
+                   relay_tls_cert=cert.cert_path, relay_tls_key=cert.key_path)
+    try:
+        b = chrome
+        b.viewport(*PHONE, mobile=True)
+        load(b, s)
+        assert b.eval("document.getElementById('account').hidden") is True
+        b.wait_text("#certs-body", "mx.other.test")
+        row = b.text("#certs-body tr")
+        hexes = [re.sub(r"[^0-9a-f]", "", c.lower()) for c in
+                 b.eval("[...document.querySelectorAll('#certs-body tr code')]"
+                        ".map(e => e.textContent)")]
+        assert hexes == [hashlib.sha256(cert.der()).hexdigest(),
+                         hashlib.sha256(cert.spki_der()).hexdigest()], row
+        year = str(cert.cert.not_valid_after.year)
+        assert year in row
+        b.screenshot(os.path.join(artefacts, "certificates-phone.png"))
         assert b.errors == []
     finally:
         dovecot.stop(s.imap)
