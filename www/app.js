@@ -447,13 +447,14 @@
 		}
 	}
 
-	/* A job still running from an earlier visit is shown again. */
+	/* A mail job still running from an earlier visit is shown again (the newest first). */
 	async function loadMigrations() {
 		try {
 			const d = await api("GET", "migrations");
-			const jobs = d.jobs || d.migrations || [];
-			if (jobs.length && migJob === null)
-				watch(jobs[0].id);
+			const job = (d.jobs || []).find((j) => j.state === "running" &&
+			                                       (j.kind || "mail") === "mail");
+			if (job && migJob === null)
+				watch(job.id);
 		} catch (e) {
 			fail(e.message);
 		}

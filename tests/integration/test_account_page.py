@@ -642,3 +642,40 @@ def test_certificates_are_shown_without_sign_in(workdir, make_relay, test_ca, ch
         assert b.errors == []
     finally:
         dovecot.stop(s.imap)
+
+
+@needs_chromium
+def test_a_running_move_is_shown_again_after_a_reload_and_cancelled(
+        workdir, make_relay, test_ca, chrome):
+    old = dovecot.start(workdir, "old", users={OLD_USER: OLD_PW}, ca=test_ca,
+                        hostname=OLD_HOST)
+    s = start_site(workdir, make_relay, test_ca, {USER: USER_PW}, migrate_connections="1")
+    try:
+        conn = old.login(OLD_USER, OLD_PW)
+        mailbox.fill(conn, count=2500, seed=12)
+        conn.logout()
+        b = chrome
+        load(b, s)
+        sign_in(b)
+        assert b.eval("document.getElementById('mig-progress').hidden") is True
+        b.eval("(() => { const s = document.getElementById('mig-preset'); s.value = 'other';"
+               " s.dispatchEvent(new Event('change')); })()")
+        b.type_into("#mig-server", "%s:%d" % (OLD_HOST, old.imaps_port))
+        b.type_into("#mig-user", OLD_USER)
+        b.type_into("#mig-password", OLD_PW)
+        b.type_into("#mig-own", USER_PW)
+        b.click("#mig-start")
+        b.wait_text("#mig-text", "% copied", timeout=60)
+        load(b, s)          # the page forgets everything but the session
+        b.wait_text("#mig-text", "% copied", timeout=30)
+        assert b.eval("document.getElementById('mig-cancel').hidden") is False
+        b.click("#mig-cancel")
+        b.wait_text("#mig-text", "The move was cancelled.", timeout=120)
+        assert b.eval("document.getElementById('mig-bar').value") < 100
+        assert b.eval("document.getElementById('mig-cancel').hidden") is True
+        jobs = b.eval("fetch('v1/migrations').then(r => r.json())")["jobs"]
+        assert [j["state"] for j in jobs] == ["cancelled"]
+        assert b.errors == []
+    finally:
+        dovecot.stop(s.imap)
+        dovecot.stop(old)
