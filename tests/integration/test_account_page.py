@@ -478,28 +478,41 @@ def test_screen_reader_labels_landmarks_and_contrast(site, chrome):
 
 
 @needs_chromium
-def test_a_held_message_is_released_from_the_page(site, chrome, artefacts, zones, pf_plain,
+def test_held_messages_are_released_from_the_page(site, chrome, artefacts, zones, pf_plain,
                                                   pf_notify):
     plain = zones.mx("insecure.test", mailcheck.uniq("held"), pf_plain.addr)
     zones.publish()
-    rcpt = "carol@" + plain
     r = site.relay
-    subject = "Quarterly report " + mailcheck.uniq("")
-    assert r.send(USER, [rcpt], mailcheck.message(USER, [rcpt], subject)) == {}
-    r.wait_queue(lambda q: any(mailcheck.rcpt_states(x).get(rcpt) == "held" for x in q),
-                 timeout=60, what="the held recipient")
+    rcpts = ["carol@" + plain, "dave@" + plain, "erin@" + plain]
+    subjects = ["Quarterly report " + mailcheck.uniq(""), "Minutes", "Agenda"]
+    for rcpt, subject in zip(rcpts, subjects):
+        assert r.send(USER, [rcpt], mailcheck.message(USER, [rcpt], subject)) == {}
+    r.wait_queue(lambda q: sum(mailcheck.rcpt_states(x).get(a) == "held"
+                               for x in q for a in rcpts) == 3,
+                 timeout=60, what="three held recipients")
     b = chrome
     load(b, site)
     sign_in(b)
-    b.wait_text("#held-list", subject)
-    item = b.text("#held-list li")
-    assert rcpt in item and "Release" in item
+    b.wait("document.querySelectorAll('#held-list > li').length === 3", what="three held")
+    qid = b.eval("[...document.querySelectorAll('#held-list > li')]"
+                 ".find(e => e.innerText.includes(%s)).dataset.id" % json.dumps(subjects[0]))
+    first = '#held-list > li[data-id="%s"]' % qid
+    item = b.text(first)
+    assert rcpts[0] in item and "Release" in item
+    assert "does not offer STARTTLS" in item, item          # why it was held
     assert b.eval("document.getElementById('held-empty').hidden") is True
     b.screenshot(os.path.join(artefacts, "held.png"))
-    assert not pf_plain.messages(rcpt)      # held until released
-    b.click("#held-list button.release")
+    assert not any(pf_plain.messages(a) for a in rcpts)      # held until released
+    b.click(first + " button.release")
     b.wait_text("#status", "Released")
-    pf_plain.wait_for_message(rcpt, timeout=60)
+    pf_plain.wait_for_message(rcpts[0], timeout=60)
+    b.wait("document.querySelectorAll('#held-list > li').length === 2", what="two left")
+    assert subjects[0] not in b.text("#held-list")
+    assert not any(pf_plain.messages(a) for a in rcpts[1:])  # only that one went
+    b.click("#held-release-all")
+    b.wait_text("#status", "All held messages go out now.")
+    for a in rcpts[1:]:
+        pf_plain.wait_for_message(a, timeout=60)
     b.wait("document.getElementById('held-list').children.length === 0", what="an empty list")
     assert b.eval("document.getElementById('held-empty').hidden") is False
     assert b.errors == []
