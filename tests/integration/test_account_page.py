@@ -305,7 +305,7 @@ def test_sign_in_and_switch_the_guarantee_off_for_an_hour(site, chrome, artefact
 
 
 @needs_chromium
-def test_a_wrong_password_is_refused_on_the_page(site, chrome):
+def test_a_wrong_password_is_refused_and_sign_out_ends_the_session(site, chrome):
     b = chrome
     load(b, site)
     b.type_into("#signin-address", USER)
@@ -317,6 +317,14 @@ def test_a_wrong_password_is_refused_on_the_page(site, chrome):
     # the right password then works (the control)
     sign_in(b)
     assert page_api(b, "me")[1]["address"] == USER
+    # sign-out ends the session on the server too: a reload shows the sign-in form
+    b.click("#signout")
+    b.wait_text("#status", "You are signed out.")
+    assert b.eval("document.getElementById('signin').hidden") is False
+    assert page_api(b, "me")[0] == 401
+    load(b, site)
+    assert b.eval("document.getElementById('account').hidden") is True
+    assert b.errors == []
 
 
 @needs_chromium
