@@ -30,6 +30,8 @@ gpg_dirmngr() { gpgconf --list-components | grep -q '^dirmngr:' && command -v di
 # The address book tests start Radicale 3 (its command line and storage layout changed in 3).
 radicale_3() { /usr/bin/python3 -m radicale --version | grep -q '^3\.'; }
 py_module() { "$PYTHON" -c "import $1"; }
+# The settings page's browser tests drive headless Chromium over --remote-debugging-pipe.
+chromium_headless() { timeout 60 chromium --headless=new --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>ok</p>' 2>/dev/null | grep -q '<p>ok</p>'; }
 
 need swaks "swaks" command -v swaks
 need libnet-ssleay-perl "swaks --tls (Net::SSLeay)" swaks_tls
@@ -57,6 +59,8 @@ need dovecot-core "Dovecot's quota and imap_zlib plugins" sh -c 'test -f /usr/li
 need dovecot-core "Dovecot's oauth2 passdb (OAuth logins checked by introspection)" grep -q introspection_url /usr/lib/dovecot/auth
 need isync "mbsync (the migration benchmark's peer)" sh -c 'mbsync --version | grep -q "^isync 1\."'
 need offlineimap3 "offlineimap (the migration benchmark's peer)" offlineimap --version
+need chromium "headless Chromium (the settings page's browser tests)" chromium_headless
+need fonts-dejavu-core "a font for the settings page's screenshots" test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 need openssl "openssl" openssl version
 need unbound-host "unbound-host" sh -c 'unbound-host -h 2>&1 | grep -q "unbound-host"'
 need ldnsutils "ldns-signzone" sh -c 'command -v ldns-signzone'

@@ -9,7 +9,8 @@ dns-root-data ca-certificates libpq-dev libidn2-dev"
 TEST="knot knot-dnsutils postfix swaks libnet-ssleay-perl python3-pytest python3-dnspython python3-cryptography
 unbound-host ldnsutils gnupg dirmngr iproute2 openssl procps time nginx-light
 bind9 pdns-server pdns-backend-sqlite3 postgresql-15 postgresql-client-15 systemd certspotter
-dovecot-imapd isync offlineimap3 radicale python3-passlib python3-bcrypt"
+dovecot-imapd isync offlineimap3 radicale python3-passlib python3-bcrypt
+chromium fonts-dejavu-core"
 
 # Benchmarks only: a load generator that is not the bottleneck.
 BENCH="wrk"
