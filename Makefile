@@ -27,7 +27,7 @@ VCFLAGS  = -O2
 VLDFLAGS =
 endif
 
-SRC_MODULES = $(wildcard src/lib/*.c src/core/*.c src/relay/*.c src/keys/*.c src/keydir/*.c src/keysearch/*.c src/ctmon/*.c src/migrate/*.c) $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
+SRC_MODULES = $(wildcard src/lib/*.c src/core/*.c src/relay/*.c src/keys/*.c src/keydir/*.c src/keysearch/*.c src/ctmon/*.c src/migrate/*.c src/account/*.c) $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
 B           = build/$(VARIANT)
 MOD_OBJS    = $(SRC_MODULES:%.c=$(B)/%.o)
 MAIN_OBJ    = $(B)/src/cli/main.o

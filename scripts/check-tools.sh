@@ -33,6 +33,8 @@ radicale_3() { /usr/bin/python3 -m radicale --version | grep -q '^3\.'; }
 roundcube_16() { grep -q "'RCMAIL_VERSION', '1\.6\." /usr/share/roundcube/program/include/iniset.php && test -f /etc/roundcube/defaults.inc.php; }
 php_sqlite() { php -r 'exit(extension_loaded("pdo_sqlite") ? 0 : 1);'; }
 py_module() { "$PYTHON" -c "import $1"; }
+# The settings page's browser tests drive headless Chromium over --remote-debugging-pipe.
+chromium_headless() { timeout 60 chromium --headless=new --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>ok</p>' 2>/dev/null | grep -q '<p>ok</p>'; }
 
 need swaks "swaks" command -v swaks
 need libnet-ssleay-perl "swaks --tls (Net::SSLeay)" swaks_tls
@@ -64,6 +66,8 @@ need roundcube-core "Roundcube 1.6 (the webmail of the plugin's tests)" roundcub
 need roundcube-sqlite3 "Roundcube's SQLite schema" test -f /usr/share/roundcube/SQL/sqlite.initial.sql
 need php-cli "PHP's command line and built-in web server" php -r 'exit(0);'
 need php-sqlite3 "PHP's SQLite driver (pdo_sqlite)" php_sqlite
+need chromium "headless Chromium (the settings page's browser tests)" chromium_headless
+need fonts-dejavu-core "a font for the settings page's screenshots" test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 need openssl "openssl" openssl version
 need unbound-host "unbound-host" sh -c 'unbound-host -h 2>&1 | grep -q "unbound-host"'
 need ldnsutils "ldns-signzone" sh -c 'command -v ldns-signzone'

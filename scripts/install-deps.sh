@@ -10,6 +10,7 @@ TEST="knot knot-dnsutils postfix swaks libnet-ssleay-perl python3-pytest python3
 unbound-host ldnsutils gnupg dirmngr iproute2 openssl procps time nginx-light
 bind9 pdns-server pdns-backend-sqlite3 postgresql-15 postgresql-client-15 systemd certspotter
 dovecot-imapd isync offlineimap3 radicale python3-passlib python3-bcrypt
+chromium fonts-dejavu-core
 roundcube roundcube-core roundcube-sqlite3 php-cli php-sqlite3"
 
 # Benchmarks only: a load generator that is not the bottleneck.

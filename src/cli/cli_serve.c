@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "account/acct_api.h"
 #include "ctmon/ctmon.h"
 #include "keydir/keydir.h"
 #include "keysearch/keysearch.h"
@@ -231,6 +232,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	struct ks_api *api = NULL;
 	struct mig_api *migrations = NULL;
 	struct metrics_http *metrics = NULL;
+	struct acct_api *account = NULL;
 	FILE *logf;
 	char *err = NULL;
 	bool ok;
@@ -294,6 +296,9 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	}
 	if (serve_metrics_start(&r, &metrics, &err) < 0)
 		goto fail;
+	/* the users' settings page and account API ([account] listen) */
+	if ((account = acct_api_start(r.base, &cli->cfg, r.db, &err)) == NULL && err)
+		goto fail;
 	if (serve_drop_privileges(&cli->cfg, &err) < 0)
 		goto fail;
 	sigterm = evsignal_new(r.base, SIGTERM, serve_signal_cb, r.base);
@@ -314,6 +319,7 @@ fail:
 		free(err);
 	}
 	metrics_http_stop(metrics);
+	acct_api_stop(account);
 	ks_api_stop(api);
 	mig_api_free(migrations);
 	keysearch_free(keysearch);

@@ -242,6 +242,45 @@ static const struct conf_key migrate_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
+#define ACC(f) offsetof(struct account_conf, f)
+static const struct conf_key account_keys[] = {
+	{ "listen", CONF_HOSTPORT, "", ACC(listen), 0, 0, NULL,
+	  "Address and port of the users' settings page and account API served by serve "
+	  "(empty: none). Plain HTTP only on loopback, behind a TLS proxy; elsewhere set "
+	  "tls_cert and tls_key." },
+	{ "tls_cert", CONF_STRING, "", ACC(tls_cert), 0, 0, NULL,
+	  "PEM certificate chain: the account listener speaks HTTPS." },
+	{ "tls_key", CONF_STRING, "", ACC(tls_key), 0, 0, NULL,
+	  "PEM private key of tls_cert." },
+	{ "www_dir", CONF_STRING, "", ACC(www_dir), 0, 0, NULL,
+	  "Folder of the settings page's static files, served at / (empty: "
+	  "/usr/share/postwarden/www when present, else www in the working directory)." },
+	{ "imap", CONF_STRING, "", ACC(imap), 0, 0, NULL,
+	  "The provider's IMAP server that checks a user's password at sign-in (IMAP LOGIN): "
+	  "imaps://HOST[:PORT], or imap://ADDRESS[:PORT] on a loopback address (empty: no "
+	  "password sign-in)." },
+	{ "imap_ca_file", CONF_STRING, "", ACC(imap_ca_file), 0, 0, NULL,
+	  "PEM file of CA certificates trusted besides the system store for imap." },
+	{ "sso_secret", CONF_STRING, "", ACC(sso_secret), 0, 0, NULL,
+	  "Shared secret (at least 32 characters) with which the provider's webmail signs "
+	  "sign-in assertions, HMAC-SHA256 (empty: no single sign-on)." },
+	{ "idle_timeout", CONF_DURATION, "30m", ACC(idle_timeout), 1, 30 * DAY, NULL,
+	  "A session not used for this long ends." },
+	{ "session_lifetime", CONF_DURATION, "12h", ACC(session_lifetime), 1, 365 * DAY, NULL,
+	  "A session ends this long after sign-in however much it is used." },
+	{ "insecure_cookie", CONF_BOOL, "off", ACC(insecure_cookie), 0, 0, NULL,
+	  "Leave the Secure flag off the session cookie, for plain HTTP on loopback (tests "
+	  "only: browsers then send the cookie without TLS)." },
+	{ "login_failures", CONF_UINT, "5", ACC(login_failures), 1, 100000, NULL,
+	  "Failed sign-ins allowed within login_window, counted per address and per client "
+	  "address (shared by every node); more are answered 429 until the window passes." },
+	{ "login_window", CONF_DURATION, "15m", ACC(login_window), 1, DAY, NULL,
+	  "The window over which failed sign-ins are counted." },
+	{ "max_connections", CONF_UINT, "256", ACC(max_connections), 1, 100000, NULL,
+	  "Most simultaneous connections to the account listener." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
 static const char *const ctmon_starts[] = { "end", "backfill", NULL };
 
 #define CTM(f) offsetof(struct ctmon_conf, f)
@@ -291,7 +330,7 @@ static const struct conf_key ctmon_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
-#define NSECTIONS 11
+#define NSECTIONS 12
 
 /* The section table for a config struct. */
 static void config_sections(struct pw_config *cfg, struct conf_section out[NSECTIONS])
@@ -307,6 +346,7 @@ static void config_sections(struct pw_config *cfg, struct conf_section out[NSECT
 	out[8] = (struct conf_section){ "metrics", metrics_keys, &cfg->metrics };
 	out[9] = (struct conf_section){ "ctmon", ctmon_keys, &cfg->ctmon };
 	out[10] = (struct conf_section){ "migrate", migrate_keys, &cfg->migrate };
+	out[11] = (struct conf_section){ "account", account_keys, &cfg->account };
 }
 
 /* Is name fit to be a node name (it appears in logs, status and the database)? */

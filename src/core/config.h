@@ -130,6 +130,23 @@ struct migrate_conf {
 	char *master_password_file;	/* its password; mode 0600, read at each job's start */
 };
 
+/* The user's side: sign-in, sessions and the account API (src/account/). */
+struct account_conf {
+	struct conf_hostport listen;	/* host NULL or "": no account listener */
+	char *tls_cert;			/* "" = plain HTTP (loopback only) */
+	char *tls_key;
+	char *www_dir;			/* the settings page; "" = the installed one or ./www */
+	char *imap;			/* sign-in: imaps://HOST[:PORT] or imap://LOOPBACK[:PORT] */
+	char *imap_ca_file;		/* extra CA for imap's certificate; "" = system store */
+	char *sso_secret;		/* HMAC-SHA256 key of webmail assertions; "" = no SSO */
+	int64_t idle_timeout;		/* seconds a session lives without use */
+	int64_t session_lifetime;	/* seconds a session lives at most */
+	bool insecure_cookie;		/* no Secure flag (plain-HTTP loopback tests) */
+	uint64_t login_failures;	/* failed sign-ins allowed per window, address or client */
+	int64_t login_window;		/* seconds */
+	uint64_t max_connections;
+};
+
 struct pw_config {
 	char *path;		/* the file read */
 	struct server_conf server;
@@ -143,6 +160,7 @@ struct pw_config {
 	struct metrics_conf metrics;
 	struct ctmon_conf ctmon;
 	struct migrate_conf migrate;
+	struct account_conf account;
 };
 
 /*
