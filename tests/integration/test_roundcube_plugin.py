@@ -1,7 +1,12 @@
 """The Roundcube plugin (contrib/roundcube/postwarden) in a real Roundcube 1.6 (Debian's
 packages, pwtest/roundcube.py) against the Dovecot fixture: its SSO assertion is what
 postwarden's contract asks for, it loads into the compose window and the settings, and it
-says so when postwarden cannot be reached."""
+says so when postwarden cannot be reached; in headless Chromium (pwtest/browser.py) the
+compose window gets a lock and a key icon per recipient, with the reason as their title,
+that follow the recipients as they change.
+
+Screenshots are test artefacts: they stay in build/test-artefacts/roundcube-plugin/<test>/
+($PW_ARTEFACTS overrides build/test-artefacts)."""
 
 import base64
 import hashlib
@@ -13,6 +18,7 @@ import time
 
 import pytest
 
+from pwtest import browser as pw_browser
 from pwtest import relay as pw_relay
 from pwtest import roundcube as pw_roundcube
 
@@ -20,6 +26,9 @@ PLUGIN = os.path.join(pw_relay.REPO_ROOT, "contrib", "roundcube", "postwarden")
 USER = "alice@example.test"
 PASSWORD = "pw-alice"
 SECRET = "0123456789abcdef0123456789abcdef-sso"
+
+needs_chromium = pytest.mark.skipif(pw_browser.binary() is None,
+                                    reason="chromium is missing (scripts/install-deps.sh --test)")
 
 
 def b64url_decode(s):
@@ -114,6 +123,116 @@ def test_compose_icons_can_be_switched_off(workdir, imap):
         page = compose(c)
         assert "plugins/postwarden/postwarden.js" not in page
         assert pw_roundcube.env_value(page, "postwarden_compose") is None
+    finally:
+        rc.stop()
+    assert_no_php_errors(rc)
+
+
+# -- in Chromium ---------------------------------------------------------------------------
+
+def artefacts(request):
+    base = os.environ.get("PW_ARTEFACTS") or os.path.join(pw_relay.REPO_ROOT, "build",
+                                                          "test-artefacts")
+    d = os.path.join(base, "roundcube-plugin", request.node.name)
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+@pytest.fixture
+def browser(workdir):
+    b = pw_browser.Browser(os.path.join(workdir, "chromium"))
+    yield b
+    b.close()
+
+
+def browser_login(b, rc):
+    b.open(rc.url + "?_task=login")
+    b.wait_selector("#rcmloginuser")
+    b.type_into("#rcmloginuser", USER)
+    b.type_into("#rcmloginpwd", PASSWORD)
+    b.click("#rcmloginsubmit")
+    b.wait("window.rcmail && rcmail.env.task === 'mail' && document.readyState === 'complete'",
+           what="the mail view after login")
+
+
+def open_compose(b, rc):
+    b.open(rc.url + "?_task=mail&_action=compose")
+    b.wait("window.rcmail && rcmail.env.compose_id && "
+           "document.querySelector('#_to + ul.recipient-input input')",
+           what="the compose window")
+
+
+def add_recipients(b, field, addresses):
+    """Type the addresses into the field's recipient box as a user does; Enter makes the
+    boxes."""
+    sel = "#%s + ul.recipient-input input" % field
+    b.wait("(() => { const e = document.querySelector(%s); return e && "
+           "e.getClientRects().length > 0; })()" % json.dumps(sel), what=sel)
+    b.focus(sel)
+    b.type_text(" ".join(addresses))
+    b.press("Enter")
+
+
+ICONS_JS = """(() => {
+  const out = {};
+  for (const li of document.querySelectorAll('ul.recipient-input li.recipient')) {
+    const icons = li.querySelector('.postwarden-icons');
+    if (!icons) continue;
+    const lock = icons.querySelector('.postwarden-lock'), key = icons.querySelector('.postwarden-key');
+    out[icons.dataset.address] = {lock: lock.dataset.state, lock_title: lock.title,
+      key: key.dataset.state, key_title: key.title,
+      shown: lock.getClientRects().length > 0 && key.getClientRects().length > 0};
+  }
+  return out;
+})()"""
+
+
+def compose_icons(b):
+    return b.eval(ICONS_JS)
+
+
+def wait_icons(b, addresses, known=True, timeout=30):
+    """Wait until exactly these addresses have icons (with known, answered ones too);
+    return the icons."""
+    want = sorted(addresses)
+    deadline = time.monotonic() + timeout
+    while True:
+        icons = compose_icons(b)
+        if sorted(icons) == want and (
+                not known or all(i["lock"] != "unknown" for i in icons.values())):
+            return icons
+        if time.monotonic() > deadline:
+            raise AssertionError("icons: %r, wanted %r" % (icons, want))
+        time.sleep(0.2)
+
+
+@needs_chromium
+def test_compose_icons_in_chromium_without_postwarden(request, workdir, imap, browser):
+    """postwarden out of reach (a refused port): each recipient still gets its two icons,
+    grey, with the reason on hover; they follow the recipients as they change."""
+    from pwtest import net
+    rc = start_webmail(workdir, imap, "http://127.0.0.1:%d" % net.free_port())
+    out = artefacts(request)
+    try:
+        b = browser
+        browser_login(b, rc)
+        open_compose(b, rc)
+        add_recipients(b, "_to", ["bob@dane.test", "carol@plain.test"])
+        icons = wait_icons(b, ["bob@dane.test", "carol@plain.test"], known=False)
+        b.wait("+document.body.dataset.postwardenAnswers > 0", what="the plugin's answer")
+        icons = compose_icons(b)
+        for a in ("bob@dane.test", "carol@plain.test"):
+            assert icons[a]["shown"]
+            assert icons[a]["lock"] == "unknown" and icons[a]["key"] == "unknown"
+            assert icons[a]["lock_title"].startswith("postwarden could not be asked: ")
+            assert "cannot be reached" in icons[a]["key_title"]
+        b.screenshot(os.path.join(out, "compose-unreachable.png"), full_page=False)
+        # a recipient removed takes its icons along; one added gets its own
+        b.click("ul.recipient-input li.recipient:first-of-type a.button.icon.remove")
+        wait_icons(b, ["carol@plain.test"], known=False)
+        add_recipients(b, "_to", ["dave@key.test"])
+        wait_icons(b, ["carol@plain.test", "dave@key.test"], known=False)
+        assert b.errors == []
     finally:
         rc.stop()
     assert_no_php_errors(rc)
