@@ -17,6 +17,10 @@
 	let migJob = null;
 	let migTimer = null;
 	let migLastSaid = "";
+	const KEYS_RECHECK_MS = 3000;
+	const KEYS_RECHECK_MAX = 40;
+	let keysTimer = null;
+	let keysTries = 0;
 
 	const $ = (id) => document.getElementById(id);
 
@@ -28,16 +32,18 @@
 		return s;
 	}
 
+	/* The language chosen with the switch, else the browser's first of ours; "" when
+	 * neither says (then the account's language decides after sign-in, else English). */
 	function pickLanguage() {
 		const chosen = localStorage.getItem("pw_lang");
 		if (LANGS.includes(chosen))
 			return chosen;
-		for (const l of navigator.languages || [navigator.language || "en"]) {
+		for (const l of navigator.languages || [navigator.language || ""]) {
 			const base = (String(l).toLowerCase().match(/^[a-z]+/) || [""])[0];
 			if (LANGS.includes(base))
 				return base;
 		}
-		return "en";
+		return "";
 	}
 
 	async function loadLanguage(l) {
@@ -128,6 +134,9 @@
 		sessionStorage.removeItem("pw_csrf");
 		stopPolling();
 		migJob = null;
+		if (keysTimer)
+			clearTimeout(keysTimer);
+		keysTimer = null;
 		showSignIn();
 	}
 
@@ -150,8 +159,7 @@
 			csrf = who.csrf;
 			sessionStorage.setItem("pw_csrf", csrf);
 			$("signin-password").value = "";
-			if (!localStorage.getItem("pw_lang") && LANGS.includes(who.language) &&
-			    who.language !== lang)
+			if (!pickLanguage() && LANGS.includes(who.language) && who.language !== lang)
 				await loadLanguage(who.language);
 			signedIn(who);
 			say(t("signin.done"));
@@ -250,7 +258,9 @@
 			return el("li", {}, t("keys.dns", {name: p.name}), " (",
 			          el("span", {class: p.validates ? "ok" : "bad"},
 			             p.validates ? t("keys.validates") : t("keys.not_validates")), ")");
-		const a = el("a", {href: p.url}, p.url);
+		/* Only an https URL becomes a link: the page makes no javascript: or data: links. */
+		const a = /^https:\/\//.test(p.url || "") ? el("a", {href: p.url}, p.url)
+		                                            : el("span", {}, String(p.url));
 		return el("li", {}, t("keys.wkd", {url: ""}), a);
 	}
 
@@ -269,11 +279,22 @@
 		          el("p", {}, t("keys.published") + ":"), pub, btn);
 	}
 
+	/* A key just uploaded reaches DNS a moment later: while one of its names does not
+	 * validate yet, the list is asked again (for at most KEYS_RECHECK_MAX tries). */
 	async function loadKeys() {
+		if (keysTimer)
+			clearTimeout(keysTimer);
+		keysTimer = null;
 		try {
 			const d = await api("GET", "keys");
 			$("keys-list").replaceChildren(...(d.keys || []).map(keyItem));
 			$("keys-empty").hidden = $("keys-list").children.length > 0;
+			const waiting = (d.keys || []).some((k) => (k.published || []).some(
+				(p) => p.kind === "dns" && !p.validates));
+			if (waiting && keysTries < KEYS_RECHECK_MAX && !$("account").hidden) {
+				keysTries++;
+				keysTimer = setTimeout(loadKeys, KEYS_RECHECK_MS);
+			}
 		} catch (e) {
 			fail(e.message);
 		}
@@ -292,6 +313,7 @@
 		}
 		try {
 			await api("POST", "keys", {key: text});
+			keysTries = 0;
 			$("key-text").value = "";
 			$("key-file").value = "";
 			say(t("keys.uploaded"));
@@ -461,7 +483,7 @@
 
 	async function start() {
 		showSignIn();
-		await loadLanguage(pickLanguage());
+		await loadLanguage(pickLanguage() || "en");
 		showAdvice();
 		$("lang").addEventListener("change", async () => {
 			localStorage.setItem("pw_lang", $("lang").value);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -208,7 +209,12 @@ static int body_check(const struct mig_api_body *b, const char **err)
 	return -1;
 }
 
-int mig_api_body_parse(const char *data, size_t len, struct mig_api_body *b, const char **err)
+/*
+ * Parse and check a body; with user (the account API), destination_user is that user: the
+ * body may leave it out or repeat it, but never name another.
+ */
+static int body_parse(const char *data, size_t len, struct mig_api_body *b, const char *user,
+		      const char **err)
 {
 	json_error_t je;
 	json_t *o;
@@ -229,6 +235,15 @@ int mig_api_body_parse(const char *data, size_t len, struct mig_api_body *b, con
 		return -1;
 	}
 	rc = body_fields(o, b, err);
+	if (rc == 0 && user != NULL) {
+		if (b->destination_user && strcasecmp(b->destination_user, user) != 0) {
+			*err = "destination_user: you can only move mail into your own account";
+			rc = -1;
+		} else {
+			free(b->destination_user);
+			b->destination_user = xstrdup(user);
+		}
+	}
 	if (rc == 0)
 		rc = body_check(b, err);
 	json_object_foreach(o, k, v)
@@ -237,6 +252,11 @@ int mig_api_body_parse(const char *data, size_t len, struct mig_api_body *b, con
 	if (rc < 0)
 		mig_api_body_free(b);
 	return rc;
+}
+
+int mig_api_body_parse(const char *data, size_t len, struct mig_api_body *b, const char **err)
+{
+	return body_parse(data, len, b, NULL, err);
 }
 
 void mig_api_body_free(struct mig_api_body *b)
@@ -590,74 +610,101 @@ static int read_body(struct evhttp_request *req, struct mig_api_body *b)
 	return rc < 0 ? send_error(req, 400, "Bad Request", err) : 0;
 }
 
+/* An answer made without a request: its status and JSON (the account API sends it). */
+struct mig_answer {
+	int status;
+	json_t *json;
+	bool retry_after;	/* 429: add Retry-After */
+};
+
+static int answer(struct mig_answer *a, int status, json_t *j)
+{
+	a->status = status;
+	a->json = j;
+	return status;
+}
+
+static int answer_error(struct mig_answer *a, int status, const char *msg)
+{
+	return answer(a, status, json_pack("{s:s}", "error", msg));
+}
+
+static int send_answer(struct evhttp_request *req, struct mig_answer *a)
+{
+	static const struct { int status; const char *reason; } reasons[] = {
+		{ 200, "OK" }, { 202, "Accepted" }, { 400, "Bad Request" }, { 404, "Not Found" },
+		{ 409, "Conflict" }, { 429, "Too Many Requests" }, { 503, "Service Unavailable" },
+	};
+	const char *reason = "Error";
+
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].status == a->status)
+			reason = reasons[i].reason;
+	if (a->retry_after)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+				  MIG_API_RETRY_AFTER);
+	return send_json(req, a->status, reason, a->json);
+}
+
 /* The job to run: b->job checked (same user, not running, same kind), or a new one. */
-static int64_t post_job(struct mig_api *api, struct evhttp_request *req,
-			const struct mig_api_body *b, int *sent)
+static int64_t post_job(struct mig_api *api, const struct mig_api_body *b, struct mig_answer *a)
 {
 	char owner[MIG_API_MAX_NAME + 1];
 	bool live = false;
 	int found;
 
-	*sent = 0;
 	if (b->job == 0) {
 		int64_t id = mig_job_create(api->db, b->kind, b->destination_user);
 
 		if (id < 0)
-			*sent = send_error(req, 503, "Service Unavailable", "the database cannot be written");
+			answer_error(a, 503, "the database cannot be written");
 		return id;
 	}
 	found = mig_job_owner(api->db, b->job, owner, sizeof(owner), &live, time(NULL));
 	if (found < 0)
-		*sent = send_error(req, 503, "Service Unavailable", "the database cannot be read");
+		answer_error(a, 503, "the database cannot be read");
 	else if (found == 0 || strcmp(owner, b->destination_user) != 0)
-		*sent = send_error(req, 404, "Not Found", "no such job for this destination user");
+		answer_error(a, 404, "no such job for this destination user");
 	else if (live)
-		*sent = send_error(req, 409, "Conflict", "the job is running");
+		answer_error(a, 409, "the job is running");
 	else if ((found = mig_job_kind_is(api->db, b->job, b->kind)) != 1)
-		*sent = found < 0 ? send_error(req, 503, "Service Unavailable",
-					       "the database cannot be read")
-				  : send_error(req, 409, "Conflict", "the job is of another kind");
-	return *sent ? -1 : b->job;
+		found < 0 ? answer_error(a, 503, "the database cannot be read")
+			  : answer_error(a, 409, "the job is of another kind");
+	return a->json ? -1 : b->job;
 }
 
-static int handle_post(struct mig_api *api, struct evhttp_request *req)
+/* Start the job of a parsed body (consumed): 202, or the refusal. */
+static int post_body(struct mig_api *api, struct mig_api_body *b, struct mig_answer *a)
 {
-	struct mig_api_body b;
 	struct mig_run *r;
 	const char *err = NULL, *kind;
 	int64_t id;
-	int sent;
 
-	if ((sent = read_body(req, &b)) != 0)
-		return sent;
-	kind = strcmp(b.kind, "contacts") == 0 ? "contacts" : "mail";
+	kind = strcmp(b->kind, "contacts") == 0 ? "contacts" : "mail";
 	if (reap(api) >= api->cfg->migrate.jobs) {
-		mig_api_body_free(&b);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
-				  MIG_API_RETRY_AFTER);
-		return send_error(req, 429, "Too Many Requests",
-				  "this node runs as many migrations as [migrate] jobs allows: "
-				  "try again later");
+		mig_api_body_free(b);
+		a->retry_after = true;
+		return answer_error(a, 429, "this node runs as many migrations as [migrate] jobs "
+				    "allows: try again later");
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->api = api;
-	if (*kind == 'c' ? (r->contacts = mig_contacts_job_new(&b, api->cfg, &err)) == NULL
-			 : !run_endpoints(r, &b, api->cfg, &err)) {
-		mig_api_body_free(&b);
+	if (*kind == 'c' ? (r->contacts = mig_contacts_job_new(b, api->cfg, &err)) == NULL
+			 : !run_endpoints(r, b, api->cfg, &err)) {
+		mig_api_body_free(b);
 		run_free(r);
-		return send_error(req, 400, "Bad Request", err);
+		return answer_error(a, 400, err);
 	}
-	if ((id = post_job(api, req, &b, &sent)) < 0 || mig_job_claim(api->db, id, api->cfg->server.node) < 0) {
-		mig_api_body_free(&b);
+	if ((id = post_job(api, b, a)) < 0 || mig_job_claim(api->db, id, api->cfg->server.node) < 0) {
+		mig_api_body_free(b);
 		run_free(r);
-		return sent ? sent : send_error(req, 503, "Service Unavailable",
-						"the database cannot be written");
+		return a->json ? a->status : answer_error(a, 503, "the database cannot be written");
 	}
 	r->id = id;
-	r->src_cred = b.source_cred;
-	r->dst_cred = b.destination_cred;
-	b.source_cred = b.destination_cred = NULL;
-	mig_api_body_free(&b);
+	r->src_cred = b->source_cred;
+	r->dst_cred = b->destination_cred;
+	b->source_cred = b->destination_cred = NULL;
+	mig_api_body_free(b);
 	run_options(r, api->cfg);
 	if (pthread_create(&r->thread, NULL, run_thread, r) != 0)
 		fatalx("cannot start a migration job");
@@ -665,53 +712,110 @@ static int handle_post(struct mig_api *api, struct evhttp_request *req)
 	api->runs = r;
 	log_info("event=migration_start job=%lld kind=%s node=%s", (long long)id, kind,
 		 api->cfg->server.node);
-	return send_json(req, 202, "Accepted", json_pack("{s:I,s:s}", "id", (json_int_t)id,
-							 "state", "running"));
+	return answer(a, 202, json_pack("{s:I,s:s}", "id", (json_int_t)id, "state", "running"));
+}
+
+static int handle_post(struct mig_api *api, struct evhttp_request *req)
+{
+	struct mig_api_body b;
+	struct mig_answer a = { 0 };
+	int sent;
+
+	if ((sent = read_body(req, &b)) != 0)
+		return sent;
+	post_body(api, &b, &a);
+	return send_answer(req, &a);
 }
 
 /* ---- GET and DELETE ------------------------------------------------------------------ */
 
-static int handle_get(struct mig_api *api, struct evhttp_request *req, int64_t id)
+/* A job's progress; with user (the account API) only a job of that user, else 404. */
+static int get_job(struct mig_api *api, int64_t id, const char *user, struct mig_answer *a)
 {
 	bool dberr;
-	json_t *j = mig_job_json(api->db, id, time(NULL), &dberr);
+	json_t *j;
 
+	if (user != NULL) {
+		char owner[MIG_API_MAX_NAME + 1];
+		bool live;
+		int found = mig_job_owner(api->db, id, owner, sizeof(owner), &live, time(NULL));
+
+		if (found < 0)
+			return answer_error(a, 503, "the database cannot be read");
+		if (found == 0 || strcasecmp(owner, user) != 0)
+			return answer_error(a, 404, "no such job");
+	}
+	j = mig_job_json(api->db, id, time(NULL), &dberr);
 	if (j == NULL)
-		return dberr ? send_error(req, 503, "Service Unavailable", "the database cannot be read")
-			     : send_error(req, 404, "Not Found", "no such job");
-	return send_json(req, 200, "OK", j);
+		return dberr ? answer_error(a, 503, "the database cannot be read")
+			     : answer_error(a, 404, "no such job");
+	return answer(a, 200, j);
+}
+
+static int handle_get(struct mig_api *api, struct evhttp_request *req, int64_t id)
+{
+	struct mig_answer a = { 0 };
+
+	get_job(api, id, NULL, &a);
+	return send_answer(req, &a);
+}
+
+static int list_jobs(struct mig_api *api, const char *user, struct mig_answer *a)
+{
+	bool dberr;
+	json_t *l = mig_job_list_json(api->db, user, time(NULL), &dberr);
+
+	if (dberr) {
+		json_decref(l);
+		return answer_error(a, 503, "the database cannot be read");
+	}
+	return answer(a, 200, json_pack("{s:o}", "jobs", l));
 }
 
 static int handle_list(struct mig_api *api, struct evhttp_request *req, const char *query)
 {
 	char *user = query ? http_query_param(query, "user") : NULL;
-	bool dberr;
-	json_t *a;
+	struct mig_answer a = { 0 };
 
 	if (user == NULL || *user == '\0' || strlen(user) > MIG_API_MAX_NAME) {
 		free(user);
 		return send_error(req, 400, "Bad Request", "user: the destination user is required");
 	}
-	a = mig_job_list_json(api->db, user, time(NULL), &dberr);
+	list_jobs(api, user, &a);
 	free(user);
-	if (dberr) {
-		json_decref(a);
-		return send_error(req, 503, "Service Unavailable", "the database cannot be read");
+	return send_answer(req, &a);
+}
+
+/* Cancel a job; with user only a job of that user, else 404. */
+static int cancel_job(struct mig_api *api, int64_t id, const char *user, struct mig_answer *a)
+{
+	int rc;
+
+	if (user != NULL) {
+		char owner[MIG_API_MAX_NAME + 1];
+		bool live;
+		int found = mig_job_owner(api->db, id, owner, sizeof(owner), &live, time(NULL));
+
+		if (found < 0)
+			return answer_error(a, 503, "the database cannot be read");
+		if (found == 0 || strcasecmp(owner, user) != 0)
+			return answer_error(a, 404, "no such job");
 	}
-	return send_json(req, 200, "OK", json_pack("{s:o}", "jobs", a));
+	rc = mig_job_cancel(api->db, id);
+	if (rc < 0)
+		return answer_error(a, 503, "the database cannot be written");
+	if (rc == 0)
+		return answer_error(a, 404, "no such job");
+	log_info("event=migration_cancel job=%lld", (long long)id);
+	return answer(a, 202, json_pack("{s:I,s:s}", "id", (json_int_t)id, "state", "cancelling"));
 }
 
 static int handle_delete(struct mig_api *api, struct evhttp_request *req, int64_t id)
 {
-	int rc = mig_job_cancel(api->db, id);
+	struct mig_answer a = { 0 };
 
-	if (rc < 0)
-		return send_error(req, 503, "Service Unavailable", "the database cannot be written");
-	if (rc == 0)
-		return send_error(req, 404, "Not Found", "no such job");
-	log_info("event=migration_cancel job=%lld", (long long)id);
-	return send_json(req, 202, "Accepted", json_pack("{s:I,s:s}", "id", (json_int_t)id,
-							 "state", "cancelling"));
+	cancel_job(api, id, NULL, &a);
+	return send_answer(req, &a);
 }
 
 /* "/v1/migrations/123" -> 123; 0 when not a job path. */
@@ -749,6 +853,55 @@ int mig_api_handle(struct mig_api *api, struct evhttp_request *req, const char *
 	if (cmd == EVHTTP_REQ_DELETE)
 		return handle_delete(api, req, id);
 	return send_error(req, 405, "Method Not Allowed", "GET or DELETE");
+}
+
+/* ---- the account API: one destination user -------------------------------------- */
+
+int mig_api_user_start(struct mig_api *api, const char *user, const char *body, size_t len,
+		       json_t **out, bool *retry_after)
+{
+	struct mig_api_body b;
+	struct mig_answer a = { 0 };
+	const char *err = NULL;
+
+	(void)reap(api);
+	if (body_parse(body, len, &b, user, &err) < 0)
+		answer_error(&a, len > MIG_API_MAX_BODY ? 413 : 400, err);
+	else
+		post_body(api, &b, &a);
+	*out = a.json;
+	*retry_after = a.retry_after;
+	return a.status;
+}
+
+int mig_api_user_get(struct mig_api *api, const char *user, int64_t id, json_t **out)
+{
+	struct mig_answer a = { 0 };
+
+	(void)reap(api);
+	get_job(api, id, user, &a);
+	*out = a.json;
+	return a.status;
+}
+
+int mig_api_user_list(struct mig_api *api, const char *user, json_t **out)
+{
+	struct mig_answer a = { 0 };
+
+	(void)reap(api);
+	list_jobs(api, user, &a);
+	*out = a.json;
+	return a.status;
+}
+
+int mig_api_user_cancel(struct mig_api *api, const char *user, int64_t id, json_t **out)
+{
+	struct mig_answer a = { 0 };
+
+	(void)reap(api);
+	cancel_job(api, id, user, &a);
+	*out = a.json;
+	return a.status;
 }
 
 /* ---- start and stop ------------------------------------------------------------------ */

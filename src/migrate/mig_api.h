@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "mig_cred.h"
 
 struct evhttp_request;
@@ -66,6 +68,18 @@ struct mig_api *mig_api_new(const struct pw_config *cfg, struct db *db);
  */
 int mig_api_handle(struct mig_api *api, struct evhttp_request *req, const char *path,
 		   const char *query);
+/*
+ * The same jobs for the account API, for one destination user (the signed-in user): each
+ * returns the HTTP status and sets *out to the JSON answer ({"error": ...} when refused).
+ * start: the body as for POST, its destination_user absent or equal to user (400 when it
+ * names another); get and cancel: 404 for a job of another user, as for no job at all.
+ * *retry_after: a 429 that should carry Retry-After.
+ */
+int mig_api_user_start(struct mig_api *api, const char *user, const char *body, size_t len,
+		       json_t **out, bool *retry_after);
+int mig_api_user_get(struct mig_api *api, const char *user, int64_t id, json_t **out);
+int mig_api_user_list(struct mig_api *api, const char *user, json_t **out);
+int mig_api_user_cancel(struct mig_api *api, const char *user, int64_t id, json_t **out);
 /* Stop the running jobs (they record themselves as interrupted) and wait for them. */
 void mig_api_free(struct mig_api *api);
 
