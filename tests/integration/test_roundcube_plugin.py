@@ -58,13 +58,45 @@ def test_sso_assertion_as_the_contract_says():
     assert not hmac.compare_digest(b64url_decode(sig), other)
 
 
-def start_webmail(workdir, dovecot, api_url, **config):
+def php_labels(lang):
+    """The label names of one localization file, read by PHP itself."""
+    code = 'include $argv[1]; echo json_encode(array_keys($labels));'
+    r = subprocess.run(["php", "-r", code, os.path.join(PLUGIN, "localization", lang + ".inc")],
+                       capture_output=True, text=True, timeout=30, check=True)
+    return set(json.loads(r.stdout))
+
+
+def test_plugin_sources_lint_and_texts_exist_in_both_languages():
+    import re
+    for name in ("postwarden.php", "postwarden_client.php", "config.inc.php.dist",
+                 "localization/en_US.inc", "localization/de_DE.inc"):
+        r = subprocess.run(["php", "-l", os.path.join(PLUGIN, name)], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+    en, de = php_labels("en_US"), php_labels("de_DE")
+    assert en == de
+    with open(os.path.join(PLUGIN, "postwarden.php")) as f:
+        php = f.read()
+    with open(os.path.join(PLUGIN, "postwarden.js")) as f:
+        js = f.read()
+    used = set(re.findall(r"gettext\('([a-z0-9]+)'\)", php))
+    used |= set(re.findall(r"'name' => '([a-z0-9]+)'", php))
+    used |= set(re.findall(r"label\('([a-z0-9]+)'\)", js))
+    used |= set(re.findall(r"\b(lock(?:dane|tls|stop|plain|unknown))\b", js))
+    used |= set(re.findall(r"\$this->section\('[a-z]+', '([a-z]+)'", php))
+    assert len(used) > 20
+    assert sorted(used - en) == []
+    # a control: a name that is not there is found missing
+    assert "nosuchlabel" not in en
+
+
+def start_webmail(workdir, dovecot, api_url, language="en_US", **config):
     conf = {"postwarden_api_url": api_url, "postwarden_sso_secret": SECRET,
             "postwarden_timeout": 5}
     conf.update(config)
     rc = pw_roundcube.Roundcube(os.path.join(workdir, "roundcube"), dovecot.port,
                                 plugins=["postwarden"], extra_plugins={"postwarden": PLUGIN},
-                                plugin_config=conf)
+                                plugin_config=conf, language=language)
     return rc.start()
 
 
@@ -204,6 +236,22 @@ def wait_icons(b, addresses, known=True, timeout=30):
         if time.monotonic() > deadline:
             raise AssertionError("icons: %r, wanted %r" % (icons, want))
         time.sleep(0.2)
+
+
+def test_settings_in_german(workdir, imap):
+    rc = start_webmail(workdir, imap, "http://127.0.0.1:9", language="de_DE")
+    try:
+        c = rc.client()
+        c.login(USER, PASSWORD)
+        status, _, page = c.get("./?_task=settings&_action=plugin.postwarden&_framed=1")
+        assert status == 200
+        for text in ("Mail-Sicherheit", "TLS-Versandgarantie", "Zur\u00fcckgehaltene Nachrichten",
+                     "Schl\u00fcssel", "Umzug zu uns"):
+            assert text in page
+        assert "Held messages" not in page
+    finally:
+        rc.stop()
+    assert_no_php_errors(rc)
 
 
 @needs_chromium
