@@ -7,10 +7,14 @@
 #include <stdlib.h>
 
 #include "acct_http.h"
+#include "acct_login.h"
+#include "acct_session.h"
+#include "acct_user.h"
 #include "xmalloc.h"
 
 struct acct_api {
 	struct acct_http *http;
+	struct acct_login *login;
 };
 
 struct acct_api *acct_api_start(struct event_base *base, const struct pw_config *cfg,
@@ -23,6 +27,12 @@ struct acct_api *acct_api_start(struct event_base *base, const struct pw_config 
 		return NULL;
 	api = xcalloc(1, sizeof(*api));
 	api->http = h;
+	acct_session_register(h);
+	if ((api->login = acct_login_register(h, err)) == NULL) {
+		acct_api_stop(api);
+		return NULL;
+	}
+	acct_user_register(h);
 	return api;
 }
 
@@ -30,6 +40,13 @@ void acct_api_stop(struct acct_api *api)
 {
 	if (api == NULL)
 		return;
+	/* the listener first: its pending sign-ins are aborted before their jobs are freed */
 	acct_http_stop(api->http);
+	acct_login_free(api->login);
 	free(api);
+}
+
+struct acct_http *acct_api_http(const struct acct_api *api)
+{
+	return api->http;
 }

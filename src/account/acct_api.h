@@ -15,5 +15,8 @@ struct acct_api;
 struct acct_api *acct_api_start(struct event_base *base, const struct pw_config *cfg,
 				struct db *db, char **err);
 void acct_api_stop(struct acct_api *api);
+/* The listener, for the routes serve registers with more of its parts (acct_extra.h). */
+struct acct_http;
+struct acct_http *acct_api_http(const struct acct_api *api);
 
 #endif

@@ -22,6 +22,7 @@
 #include <event2/listener.h>
 
 #include "account/acct_api.h"
+#include "account/acct_extra.h"
 #include "ctmon/ctmon.h"
 #include "keydir/keydir.h"
 #include "keysearch/keysearch.h"
@@ -233,6 +234,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	struct mig_api *migrations = NULL;
 	struct metrics_http *metrics = NULL;
 	struct acct_api *account = NULL;
+	struct acct_extra *account_extra = NULL;
 	FILE *logf;
 	char *err = NULL;
 	bool ok;
@@ -289,16 +291,20 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		goto fail;
 	if ((api = ks_api_start(r.base, &cli->cfg, keysearch, &err)) == NULL && err)
 		goto fail;
-	/* migration jobs on the same listener, behind the same tokens */
-	if (api != NULL) {
+	/* migration jobs on the same listener, behind the same tokens (and the users' own on
+	 * the account listener) */
+	if (api != NULL || (cli->cfg.account.listen.host && *cli->cfg.account.listen.host))
 		migrations = mig_api_new(&cli->cfg, r.db);
+	if (api != NULL)
 		ks_api_route(api, "/v1/migrations", serve_migrations, migrations);
-	}
 	if (serve_metrics_start(&r, &metrics, &err) < 0)
 		goto fail;
 	/* the users' settings page and account API ([account] listen) */
 	if ((account = acct_api_start(r.base, &cli->cfg, r.db, &err)) == NULL && err)
 		goto fail;
+	if (account != NULL)
+		account_extra = acct_extra_register(acct_api_http(account), &r, keysearch,
+						    migrations);
 	if (serve_drop_privileges(&cli->cfg, &err) < 0)
 		goto fail;
 	sigterm = evsignal_new(r.base, SIGTERM, serve_signal_cb, r.base);
@@ -320,6 +326,7 @@ fail:
 	}
 	metrics_http_stop(metrics);
 	acct_api_stop(account);
+	acct_extra_free(account_extra);
 	ks_api_stop(api);
 	mig_api_free(migrations);
 	keysearch_free(keysearch);

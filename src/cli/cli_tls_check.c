@@ -16,7 +16,6 @@
 #include "cli.h"
 #include "log.h"
 #include "relay/relay_delivery.h"
-#include "relay/relay_dsn.h"
 #include "strutil.h"
 #include "tls.h"
 #include "xmalloc.h"
@@ -71,17 +70,6 @@ static const char *tls_check_verdict_name(enum policy_action a)
 	return "defer";
 }
 
-/* The reason for the verdict in words, or NULL when it is "deliver"; caller frees. */
-static char *tls_check_reason(const struct mta_probe *p, const char *domain)
-{
-	if (p->verdict == POLICY_PROCEED)
-		return NULL;
-	if (p->reason == REASON_DNS_TEMP || p->reason == REASON_CONNECT ||
-	    p->reason == REASON_SMTP_TEMP || p->reason == REASON_NONE)
-		return xstrdup("no MX host could be reached now: the relay would retry later");
-	return dsn_explain(p->reason, p->reason_host ? p->reason_host : domain, NULL, false);
-}
-
 static json_t *tls_check_host_json(const struct mta_probe_host *h)
 {
 	json_t *o = json_object(), *a = json_array(), *t = json_array();
@@ -118,7 +106,7 @@ static json_t *tls_check_host_json(const struct mta_probe_host *h)
 static void tls_check_print_json(const struct mta_probe *p, const char *domain)
 {
 	json_t *o = json_object(), *hosts = json_array();
-	char *reason = tls_check_reason(p, domain), *s;
+	char *reason = mta_probe_reason(p, domain), *s;
 
 	for (size_t i = 0; i < p->nhost; i++)
 		json_array_append_new(hosts, tls_check_host_json(&p->hosts[i]));
@@ -178,7 +166,7 @@ verdict:
 
 static void tls_check_print_text(const struct mta_probe *p, const char *domain)
 {
-	char *reason = tls_check_reason(p, domain);
+	char *reason = mta_probe_reason(p, domain);
 
 	printf("Domain %s: MX lookup %s, DNSSEC %s%s%s\n", domain, dns_status_name(p->mx_status),
 	       dns_security_name(p->mx_sec), p->implicit ? " (no MX: the domain itself)" : "",

@@ -128,7 +128,10 @@ static bool tls_start(struct imap *im, const struct imap_opts *o)
 static bool raw_write(struct imap *im, const char *p, size_t n)
 {
 	while (n > 0) {
-		int w = SSL_write(im->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+		size_t chunk = n > INT32_MAX ? INT32_MAX : n;
+		/* no TLS only on loopback (IMAP_TLS_NONE) */
+		int w = im->ssl ? SSL_write(im->ssl, p, (int)chunk)
+				: (int)send(im->fd, p, chunk, MSG_NOSIGNAL);
 
 		if (w <= 0) {
 			ERR_clear_error();
@@ -178,7 +181,8 @@ static bool read_more(struct imap *im)
 	if (!im->compress || (im->zin.avail_in == 0 && !im->zmore)) {
 		char tmp[IMAP_READ_CHUNK];
 		char *dst = im->compress ? im->zraw : tmp;
-		int n = SSL_read(im->ssl, dst, IMAP_READ_CHUNK);
+		int n = im->ssl ? SSL_read(im->ssl, dst, IMAP_READ_CHUNK)
+				: (int)recv(im->fd, dst, IMAP_READ_CHUNK, 0);
 
 		if (n <= 0) {
 			ERR_clear_error();
@@ -555,7 +559,13 @@ bool imap_connect(struct imap *im, const struct imap_opts *o)
 	buf_init(&im->out, 0);
 	if (!tcp_connect(im, o))
 		return false;
-	if (o->tls == IMAP_TLS_IMPLICIT) {
+	if (o->tls == IMAP_TLS_NONE) {
+		/* plaintext only to a server on this machine: nothing crosses a network */
+		if (!imap_peer_loopback(im))
+			return failf(im, IMAP_F_TLS, "%s: IMAP without TLS only on loopback", o->host);
+		if (!greeting(im))
+			return false;
+	} else if (o->tls == IMAP_TLS_IMPLICIT) {
 		if (!tls_start(im, o) || !greeting(im))
 			return false;
 	} else {

@@ -23,7 +23,8 @@
 #include "imap_parse.h"
 #include "mig_cred.h"
 
-enum imap_tls { IMAP_TLS_IMPLICIT, IMAP_TLS_STARTTLS };
+/* IMAP_TLS_NONE: plaintext, refused unless the server is on a loopback address. */
+enum imap_tls { IMAP_TLS_IMPLICIT, IMAP_TLS_STARTTLS, IMAP_TLS_NONE };
 
 enum imap_auth { IMAP_AUTH_PASSWORD, IMAP_AUTH_XOAUTH2, IMAP_AUTH_OAUTHBEARER };
 

@@ -119,5 +119,7 @@ void mta_job_free(struct mta_job *job);
  */
 void mta_cache_free(struct relay *relay);
 void mta_probe_free(struct mta_probe *p);
+/* The reason for a probe's verdict in words, or NULL when it is "deliver"; caller frees. */
+char *mta_probe_reason(const struct mta_probe *p, const char *domain);
 
 #endif

@@ -40,6 +40,7 @@
 #include "buf.h"
 #include "log.h"
 #include "relay_data.h"
+#include "relay_dsn.h"
 #include "relay_reply.h"
 #include "relay_smtp_cmd.h"
 #include "stats.h"
@@ -1219,4 +1220,14 @@ void mta_probe_free(struct mta_probe *p)
 	free(p->hosts);
 	free(p->reason_host);
 	free(p);
+}
+
+char *mta_probe_reason(const struct mta_probe *p, const char *domain)
+{
+	if (p->verdict == POLICY_PROCEED)
+		return NULL;
+	if (p->reason == REASON_DNS_TEMP || p->reason == REASON_CONNECT ||
+	    p->reason == REASON_SMTP_TEMP || p->reason == REASON_NONE)
+		return xstrdup("no MX host could be reached now: the relay would retry later");
+	return dsn_explain(p->reason, p->reason_host ? p->reason_host : domain, NULL, false);
 }
