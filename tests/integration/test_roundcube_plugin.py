@@ -105,10 +105,12 @@ def imap(make_dovecot):
     return make_dovecot("imap", tls=False, users={USER: PASSWORD})
 
 
-def assert_no_php_errors(rc):
+def assert_no_php_errors(rc, allowed=()):
     """Neither the web server nor Roundcube's error log has a PHP error, warning or notice
-    (the plugin's own "postwarden: ..." lines are expected there)."""
+    (the plugin's own "postwarden: ..." lines are expected there, and lines containing one
+    of allowed)."""
     for text in (rc.log(), rc.errors()):
+        text = "\n".join(l for l in text.splitlines() if not any(a in l for a in allowed))
         for word in ("PHP Fatal", "PHP Warning", "PHP Notice", "PHP Deprecated", "PHP Error"):
             assert word not in text, text[-2000:]
 
@@ -290,11 +292,6 @@ def test_compose_icons_in_chromium_without_postwarden(request, workdir, imap, br
 
 WWW = os.path.join(pw_relay.REPO_ROOT, "www")
 
-# serve's POST /v1/session/sso and POST /v1/recipients/status are being written at the same
-# time as this plugin; until they are merged here these tests cannot pass.
-waits_for_account_api = pytest.mark.skip(
-    reason="waits for the account API's SSO sign-in and recipient status")
-
 
 class World:
     """serve with the account listener (SSO with SECRET) and key search on DNS, the test
@@ -304,6 +301,7 @@ class World:
     def __init__(self, relay, api_url, imap, rc, dane, plain, keyed, key):
         self.relay, self.api_url, self.imap, self.rc = relay, api_url, imap, rc
         self.dane, self.plain, self.keyed, self.key = dane, plain, keyed, key
+        self.allowed_errors = []
 
     def user(self):
         return self.relay.pw_json("user", "show", USER)
@@ -337,9 +335,10 @@ def world(workdir, make_relay, zones, pf_tls, pf_plain, imap):
     relay.pw("user", "add", USER, check=True)
     api_url = "http://127.0.0.1:%d" % port
     rc = start_webmail(workdir, imap, api_url)
-    yield World(relay, api_url, imap, rc, dane, plain, keyed, key)
+    w = World(relay, api_url, imap, rc, dane, plain, keyed, key)
+    yield w
     rc.stop()
-    assert_no_php_errors(rc)
+    assert_no_php_errors(rc, allowed=w.allowed_errors)
 
 
 def check_statuses(by_addr, w):
@@ -354,7 +353,6 @@ def check_statuses(by_addr, w):
         assert e["reason"]
 
 
-@waits_for_account_api
 def test_status_through_the_plugin_with_serve(world):
     """Roundcube's server signs in to serve by SSO and asks for the recipients' status
     (HTTP, as the compose window's script does); a control address of another user's
@@ -370,7 +368,6 @@ def test_status_through_the_plugin_with_serve(world):
     check_statuses({e["address"]: e for e in got["recipients"]}, world)
 
 
-@waits_for_account_api
 def test_guarantee_switched_in_roundcube_settings(world):
     """The settings section, through SSO: the guarantee is off, turned on with the
     section's form; serve's own record of the user agrees; then off for an hour."""
@@ -397,13 +394,14 @@ def test_guarantee_switched_in_roundcube_settings(world):
     assert world.user()["guarantee_off_until"] > time.time() + 3000
     assert "The guarantee is off until" in page
     # a control: the same form without the request token is refused by Roundcube
-    status, _, _ = c.request("./?_task=settings&_action=plugin.postwarden-do",
-                             data={"_op": "guarantee-on"})
-    assert status == 403
+    world.allowed_errors.append("Request security check failed")
+    status, _, page = c.request("./?_task=settings&_action=plugin.postwarden-do",
+                                data={"_op": "guarantee-on"})
+    assert "The guarantee is" not in page
+    assert "Request security check failed" in world.rc.errors()
     assert world.user()["guarantee_active"] is False
 
 
-@waits_for_account_api
 @needs_chromium
 def test_compose_icons_in_chromium_with_serve(request, world, browser):
     """The compose window in Chromium shows the right lock and key per recipient: DANE
@@ -413,7 +411,9 @@ def test_compose_icons_in_chromium_with_serve(request, world, browser):
     browser_login(b, world.rc)
     open_compose(b, world.rc)
     add_recipients(b, "_to", [world.dane, world.plain])
-    add_recipients(b, "_cc", [world.keyed])
+    wait_icons(b, [world.dane, world.plain])
+    # one more recipient later: it gets its own answer and icons
+    add_recipients(b, "_to", [world.keyed])
     icons = wait_icons(b, [world.dane, world.plain, world.keyed])
     b.screenshot(os.path.join(out, "compose-icons.png"), full_page=False)
     assert all(i["shown"] for i in icons.values())
