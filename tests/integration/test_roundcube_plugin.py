@@ -368,6 +368,21 @@ def test_status_through_the_plugin_with_serve(world):
     check_statuses({e["address"]: e for e in got["recipients"]}, world)
 
 
+SETTINGS = "./?_task=settings&_action=plugin.postwarden&_framed=1"
+
+
+def submit(client, page, op, **fields):
+    """Send the settings page's form for op (its hidden fields, the request token among
+    them) with more fields; (status, URL, page that follows)."""
+    import re
+    m = re.search(r'<form[^>]*>(?:(?!</form>).)*?data-op="%s"' % op, page, re.S)
+    assert m, "no form for %s" % op
+    data = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
+                           m.group(0)))
+    data.update(fields)
+    return client.request("./?_task=settings&_action=plugin.postwarden-do", data=data)
+
+
 def test_guarantee_switched_in_roundcube_settings(world):
     """The settings section, through SSO: the guarantee is off, turned on with the
     section's form; serve's own record of the user agrees; then off for an hour."""
@@ -378,18 +393,10 @@ def test_guarantee_switched_in_roundcube_settings(world):
     assert status == 200 and "The guarantee is off." in page
     assert world.user()["guarantee_active"] is False
 
-    def submit(page, op):
-        import re
-        m = re.search(r'<form[^>]*>(?:(?!</form>).)*data-op="%s"' % op, page, re.S)
-        assert m, "no form for %s" % op
-        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
-                                 m.group(0)))
-        return c.request("./?_task=settings&_action=plugin.postwarden-do", data=fields)
-
-    status, _, page = submit(page, "guarantee-on")
+    status, _, page = submit(c, page, "guarantee-on")
     assert status == 200 and "The guarantee is on." in page
     assert world.user()["guarantee_active"] is True
-    status, _, page = submit(page, "guarantee-off-1h")
+    status, _, page = submit(c, page, "guarantee-off-1h")
     assert world.user()["guarantee_active"] is False
     assert world.user()["guarantee_off_until"] > time.time() + 3000
     assert "The guarantee is off until" in page
@@ -426,3 +433,26 @@ def test_compose_icons_in_chromium_with_serve(request, world, browser):
     assert world.key.fpr.upper() in icons[world.keyed]["key_title"].replace(" ", "").upper()
     assert icons[world.dane]["key_title"] == "No key found"
     assert b.errors == []
+
+
+def test_held_message_released_in_roundcube_settings(world, pf_plain):
+    """With the guarantee on, a message to the plaintext-only domain is held; the settings
+    section lists it with the recipient and the reason, and its Release button sends it."""
+    from pwtest import mailcheck
+    r = world.relay
+    r.pw("user", "guarantee", USER, "on", check=True)
+    subject = "Held for Roundcube " + mailcheck.uniq("")
+    assert r.send(USER, [world.plain], mailcheck.message(USER, [world.plain], subject)) == {}
+    r.wait_queue(lambda q: any(mailcheck.rcpt_states(x).get(world.plain) == "held" for x in q),
+                 timeout=60, what="the held recipient")
+    c = world.rc.client()
+    c.login(USER, PASSWORD)
+    status, _, page = c.get(SETTINGS)
+    assert status == 200 and subject in page and world.plain + ": " in page
+    assert "No message is held." not in page
+    assert not pf_plain.messages(world.plain)       # held until released
+    status, _, page = submit(c, page, "release")
+    assert status == 200 and "Done." in page
+    pf_plain.wait_for_message(world.plain, timeout=60)
+    status, _, page = c.get(SETTINGS)
+    assert "No message is held." in page and subject not in page
