@@ -456,3 +456,29 @@ def test_held_message_released_in_roundcube_settings(world, pf_plain):
     pf_plain.wait_for_message(world.plain, timeout=60)
     status, _, page = c.get(SETTINGS)
     assert "No message is held." in page and subject not in page
+
+
+def test_key_published_and_removed_in_roundcube_settings(world):
+    """The keys section: the user's key pasted into the form is published (listed with its
+    fingerprint and its DNS name), then removed with its Remove button; another address's
+    key is refused with postwarden's reason."""
+    from pwtest import searchkeys as sk
+    factory = sk.KeyFactory()
+    try:
+        mine = factory.good(USER)
+        other = factory.good("mallory@example.test")
+    finally:
+        factory.close()
+    c = world.rc.client()
+    c.login(USER, PASSWORD)
+    status, _, page = c.get(SETTINGS)
+    assert "No key is published for you." in page
+    status, _, page = submit(c, page, "key-add", _key=other.armored)
+    assert "postwarden-notice postwarden-error" in page and "Done." not in page
+    assert "No key is published for you." in page
+    status, _, page = submit(c, page, "key-add", _key=mine.armored)
+    assert "Done." in page, page[page.find("postwarden-settings"):][:1500]
+    assert mine.fpr.upper() in page.replace(" ", "").upper()
+    assert "_openpgpkey.example.test" in page
+    status, _, page = submit(c, page, "key-remove")
+    assert "Done." in page and "No key is published for you." in page
