@@ -482,3 +482,38 @@ def test_key_published_and_removed_in_roundcube_settings(world):
     assert "_openpgpkey.example.test" in page
     status, _, page = submit(c, page, "key-remove")
     assert "Done." in page and "No key is published for you." in page
+
+
+def sso_signins(relay):
+    return [l for l in relay.log_lines("account_signin") if "method=sso" in l]
+
+
+def test_one_sso_session_reused_and_renewed_when_it_ends(world):
+    """The plugin signs in once per Roundcube session and reuses postwarden's session;
+    when postwarden has ended it (idle timeout), the next call signs in again by itself."""
+    c = world.rc.client()
+    c.login(USER, PASSWORD)
+
+    def status(addr):
+        ans = c.ajax("mail", "plugin.postwarden-status", method="POST",
+                     _recipients=json.dumps([addr]))
+        got = dict((x[0], x[1]) for x in ans["callbacks"])["plugin.postwarden_status"]
+        assert "error" not in got, got
+        return got["recipients"][0]
+
+    assert status(world.dane)["transport"] == "dane"
+    assert status(world.plain)["transport"] == "plaintext"
+    status(world.keyed)
+    ok = [l for l in sso_signins(world.relay) if "result=ok" in l]
+    assert len(ok) == 1
+    # postwarden again, with sessions that end after a second without use
+    r = world.relay
+    r.stop()
+    r.set("account_idle_timeout", "1s")
+    r.start()
+    from pwtest import net
+    net.wait_port("127.0.0.1", int(world.api_url.rsplit(":", 1)[1]), timeout=20, proc=r.proc)
+    time.sleep(2.5)
+    assert status(world.dane)["transport"] == "dane"
+    ok = [l for l in sso_signins(world.relay) if "result=ok" in l]
+    assert len(ok) == 2
