@@ -100,9 +100,15 @@ def start_webmail(workdir, dovecot, api_url, language="en_US", **config):
     return rc.start()
 
 
+IMAP_HOST = "imap.example.test"
+OLD_HOST, OLD_USER, OLD_PASSWORD = "old.example.test", "ann@old.example.test", "pw-old"
+
+
 @pytest.fixture
 def imap(make_dovecot):
-    return make_dovecot("imap", tls=False, users={USER: PASSWORD})
+    """The provider's IMAP server: Roundcube's, and the destination of a move to us (over
+    TLS with the test CA as IMAP_HOST; Roundcube itself logs in on the plain port)."""
+    return make_dovecot("imap", users={USER: PASSWORD}, hostname=IMAP_HOST)
 
 
 def assert_no_php_errors(rc, allowed=()):
@@ -308,7 +314,7 @@ class World:
 
 
 @pytest.fixture
-def world(workdir, make_relay, zones, pf_tls, pf_plain, imap):
+def world(workdir, make_relay, zones, pf_tls, pf_plain, imap, test_ca):
     from pwtest import keys as pk
     from pwtest import mailcheck, net
     from pwtest import searchkeys as sk
@@ -329,7 +335,10 @@ def world(workdir, make_relay, zones, pf_tls, pf_plain, imap):
                        relay_trusted_networks="127.0.0.1/32",
                        account_listen="127.0.0.1:%d" % port, account_www_dir=WWW,
                        account_sso_secret=SECRET, account_insecure_cookie="on",
-                       keysearch_sources="local, dns")
+                       keysearch_sources="local, dns",
+                       migrate_destination="imaps://%s:%d" % (IMAP_HOST, imap.imaps_port),
+                       migrate_ca_file=test_ca.cert_path, migrate_allow_private="on",
+                       migrate_hosts="%s=127.0.0.1, %s=127.0.0.1" % (IMAP_HOST, OLD_HOST))
     relay.start()
     net.wait_port("127.0.0.1", port, timeout=20, proc=relay.proc)
     relay.pw("user", "add", USER, check=True)
@@ -517,3 +526,46 @@ def test_one_sso_session_reused_and_renewed_when_it_ends(world):
     assert status(world.dane)["transport"] == "dane"
     ok = [l for l in sso_signins(world.relay) if "result=ok" in l]
     assert len(ok) == 2
+
+
+
+def test_move_to_us_started_in_roundcube_settings(world, make_dovecot):
+    """A move from another IMAP server started in the settings section with the old
+    provider's server, user and password (the destination password is the one the user
+    signed in to Roundcube with): its progress is shown until it is done, and the mail is
+    there."""
+    from pwtest import mailbox
+    old = make_dovecot("old", users={OLD_USER: OLD_PASSWORD}, hostname=OLD_HOST)
+    conn = old.login(OLD_USER, OLD_PASSWORD)
+    filled = mailbox.fill(conn, count=40, seed=5)
+    conn.logout()
+    c = world.rc.client()
+    c.login(USER, PASSWORD)
+    status, _, page = c.get(SETTINGS)
+    assert 'class="postwarden-job"' not in page
+    status, _, page = submit(c, page, "migration-start",
+                             _source="imaps://%s:%d" % (OLD_HOST, old.imaps_port),
+                             _source_user=OLD_USER, _source_password=OLD_PASSWORD)
+    assert "Done." in page, page[page.find("postwarden-settings"):][:1500]
+    deadline = time.time() + 120
+    while 'data-state="running"' in page and time.time() < deadline:
+        time.sleep(0.5)
+        status, _, page = c.get(SETTINGS)
+    assert 'data-state="done"' in page, page[page.find("postwarden-migration"):][:1500]
+    want = "100%% (%d of %d messages)" % (filled["messages"], filled["messages"])
+    assert "Done: all your mail was copied " + want in page
+    s, d = old.login(OLD_USER, OLD_PASSWORD), world.imap.login(USER, PASSWORD)
+    try:
+        assert mailbox.compare(s, d) == []
+    finally:
+        s.logout()
+        d.logout()
+    # a control: a wrong old password ends as a failed job with postwarden's advice
+    status, _, page = submit(c, page, "migration-start",
+                             _source="imaps://%s:%d" % (OLD_HOST, old.imaps_port),
+                             _source_user=OLD_USER, _source_password="wrong")
+    deadline = time.time() + 60
+    while 'data-state="failed"' not in page and time.time() < deadline:
+        time.sleep(0.5)
+        status, _, page = c.get(SETTINGS)
+    assert 'data-state="failed"' in page

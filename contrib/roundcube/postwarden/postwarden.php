@@ -25,6 +25,8 @@ class postwarden extends rcube_plugin
     const MAX_RECIPIENTS = 100;
     const MAX_ADDRESS    = 320;
     const MAX_KEY_BYTES  = 65536;
+    /* Migration jobs shown with their progress (the first ones the API lists). */
+    const MAX_JOBS_SHOWN = 10;
 
     private $rc;
 
@@ -198,12 +200,18 @@ class postwarden extends rcube_plugin
             $r = $this->api('DELETE', "/v1/keys/$eid");
             break;
         case 'migration-start':
-            $r = $this->api('POST', '/v1/migrations', [
+            $body = [
                 'kind'            => 'mail',
                 'source'          => rcube_utils::get_input_string('_source', rcube_utils::INPUT_POST),
                 'source_user'     => rcube_utils::get_input_string('_source_user', rcube_utils::INPUT_POST),
                 'source_password' => rcube_utils::get_input_string('_source_password', rcube_utils::INPUT_POST, true),
-            ]);
+            ];
+            // postwarden logs in to the destination as the user: with the password the
+            // user signed in to Roundcube with, unless postwarden has a master user there
+            if ($this->rc->config->get('postwarden_migration_own_password', true)) {
+                $body['destination_password'] = (string) $this->rc->get_user_password();
+            }
+            $r = $this->api('POST', '/v1/migrations', $body);
             break;
         case 'migration-cancel':
             $r = $this->api('DELETE', "/v1/migrations/$eid");
@@ -355,23 +363,41 @@ class postwarden extends rcube_plugin
         return $this->section('keys', 'keys', $html);
     }
 
+    /** One job: its state and, from the job's own record, how far it got. */
+    private function job_line($j)
+    {
+        $id = isset($j['id']) && is_scalar($j['id']) ? (string) $j['id'] : '';
+        $d  = $this->api('GET', '/v1/migrations/' . rawurlencode($id));
+        if ($d['error'] === null && is_array($d['json'])) {
+            $j = array_merge($j, $d['json']);
+        }
+        $state = isset($j['state']) && is_string($j['state']) ? $j['state'] : '';
+        $label = in_array($state, ['running', 'done', 'partial', 'failed', 'cancelled',
+                                   'cancelling', 'interrupted']) ? $this->gettext('job' . $state) : $state;
+        $text  = $label;
+        if (!empty($j['messages_total']) && isset($j['messages_done']) && is_numeric($j['messages_done'])) {
+            $pct   = (int) floor(100 * $j['messages_done'] / max(1, (int) $j['messages_total']));
+            $text .= ' ' . $this->gettext(['name' => 'jobprogress', 'vars' => [
+                'percent' => $pct, 'done' => (int) $j['messages_done'], 'total' => (int) $j['messages_total']]]);
+        }
+        if (!empty($j['error']) && is_string($j['error'])) {
+            $text .= ' - ' . $j['error'];
+        }
+        return html::tag('li', ['class' => 'postwarden-job', 'data-state' => $state, 'data-id' => $id],
+            rcube::Q($text)
+            . ($state == 'running' ? $this->form('migration-cancel', $this->gettext('cancel'), '', $id) : ''));
+    }
+
     private function section_migrations()
     {
         $r = $this->api('GET', '/v1/migrations');
         if ($r['error'] !== null) {
             return $this->section('migration', 'migration', $this->failed($r));
         }
-        $jobs = isset($r['json']['jobs']) && is_array($r['json']['jobs']) ? $r['json']['jobs']
-              : (isset($r['json']['migrations']) && is_array($r['json']['migrations']) ? $r['json']['migrations'] : []);
+        $jobs = isset($r['json']['jobs']) && is_array($r['json']['jobs']) ? $r['json']['jobs'] : [];
         $list = '';
-        foreach ($jobs as $j) {
-            $state = (string) ($j['state'] ?? '');
-            $pct   = !empty($j['messages_total']) && is_numeric($j['messages_done'] ?? null)
-                ? ' ' . (int) floor(100 * $j['messages_done'] / $j['messages_total']) . '%' : '';
-            $list .= html::tag('li', ['class' => 'postwarden-job'],
-                rcube::Q((string) ($j['source'] ?? $j['kind'] ?? '') . ': ' . $state . $pct)
-                . (in_array($state, ['queued', 'running']) ?
-                    $this->form('migration-cancel', $this->gettext('cancel'), '', (string) ($j['id'] ?? '')) : ''));
+        foreach (array_slice($jobs, 0, self::MAX_JOBS_SHOWN) as $j) {
+            $list .= $this->job_line($j);
         }
         $src  = new html_inputfield(['name' => '_source', 'id' => 'postwarden-source', 'class' => 'form-control']);
         $user = new html_inputfield(['name' => '_source_user', 'id' => 'postwarden-source-user', 'class' => 'form-control']);
@@ -382,7 +408,7 @@ class postwarden extends rcube_plugin
             . html::label('postwarden-source-user', rcube::Q($this->gettext('sourceuser'))) . $user->show()
             . html::label('postwarden-source-password', rcube::Q($this->gettext('sourcepassword'))) . $pass->show();
         return $this->section('migration', 'migration',
-            ($list ? html::tag('ul', ['class' => 'postwarden-jobs'], $list) : '')
+            ($list ? html::tag('ul', ['class' => 'postwarden-jobs', 'aria-live' => 'polite'], $list) : '')
             . $this->form('migration-start', $this->gettext('startmigration'), $fields));
     }
 }
