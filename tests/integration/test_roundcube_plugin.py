@@ -375,6 +375,14 @@ def test_status_through_the_plugin_with_serve(world):
     got = cb["plugin.postwarden_status"]
     assert "error" not in got, got
     check_statuses({e["address"]: e for e in got["recipients"]}, world)
+    # with the guarantee on, the plaintext-only domain's mail would be held
+    world.relay.pw("user", "guarantee", USER, "on", check=True)
+    ans = c.ajax("mail", "plugin.postwarden-status", method="POST",
+                 _recipients=json.dumps([world.plain, world.dane]))
+    got = dict((x[0], x[1]) for x in ans["callbacks"])["plugin.postwarden_status"]
+    by_addr = {e["address"]: e for e in got["recipients"]}
+    assert by_addr[world.plain]["transport"] == "stop" and by_addr[world.plain]["reason"]
+    assert by_addr[world.dane]["transport"] == "dane"
 
 
 SETTINGS = "./?_task=settings&_action=plugin.postwarden&_framed=1"
