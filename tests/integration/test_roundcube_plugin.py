@@ -577,3 +577,26 @@ def test_move_to_us_started_in_roundcube_settings(world, make_dovecot):
         time.sleep(0.5)
         status, _, page = c.get(SETTINGS)
     assert 'data-state="failed"' in page
+
+
+def test_sso_vouches_for_the_login_not_an_edited_identity(world):
+    """A user who changed the address of their identity in Roundcube is still signed in
+    to postwarden as the user who logged in to IMAP, and sees only their own data."""
+    import sqlite3
+    c = world.rc.client()
+    c.login(USER, PASSWORD)
+    world.relay.pw("user", "add", "mallory@example.test", check=True)
+    world.relay.pw("user", "guarantee", "mallory@example.test", "on", check=True)
+    con = sqlite3.connect(world.rc.db_path)
+    try:
+        con.execute("UPDATE identities SET email = 'mallory@example.test'")
+        con.commit()
+    finally:
+        con.close()
+    status, _, page = c.get(SETTINGS)
+    assert "The guarantee is off." in page          # alice's, not mallory's
+    signed = [l for l in world.relay.log_lines("account_signin_address")]
+    assert signed and all("address=%s" % USER in l for l in signed)
+    # a control: the identity really says mallory now
+    status, _, page = c.get("./?_task=mail&_action=compose")
+    assert "mallory@example.test" in page

@@ -49,7 +49,11 @@ class postwarden extends rcube_plugin
         }
     }
 
-    /** The client for the logged-in user, with the postwarden session kept so far. */
+    /**
+     * The client for the logged-in user, with the postwarden session kept so far. The
+     * address vouched for is the IMAP login (get_user_email derives it from the login
+     * name), never an identity's address, which the user may edit.
+     */
     private function client()
     {
         $cfg = $this->rc->config;
