@@ -67,6 +67,10 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_MODS)
 asan:
 	$(MAKE) VARIANT=asan all
 
+# The OpenAPI description is built into serve (GET /v1/openapi.json on the account listener).
+src/account/acct_openapi_doc.c: docs/openapi.json scripts/embed.sh
+	scripts/embed.sh docs/openapi.json acct_openapi_doc $@ > $@.tmp && mv $@.tmp $@
+
 deps:
 	@scripts/install-deps.sh
 

@@ -3,8 +3,8 @@
  * API under /v1/ (docs/account.md). No framework and no build step: plain DOM calls.
  *
  * The session is the HttpOnly cookie the API sets; changes carry the CSRF token the
- * sign-in answered, kept in sessionStorage so that a reload of the tab keeps it (and a
- * new tab, which has none, signs in again). Texts come from i18n/LANG.json; the language
+ * sign-in answered (after a reload, GET /v1/session answers it again; it is kept in
+ * memory only). Texts come from i18n/LANG.json; the language
  * is the one chosen with the switch, else the browser's first of English and German. */
 "use strict";
 
@@ -13,7 +13,7 @@
 	const POLL_MS = 1000;          /* migration progress: the node writes it 4 times a second */
 	let texts = {};
 	let lang = "en";
-	let csrf = sessionStorage.getItem("pw_csrf") || "";
+	let csrf = "";
 	let migJob = null;
 	let migTimer = null;
 	let migLastSaid = "";
@@ -131,7 +131,6 @@
 
 	function signedOut() {
 		csrf = "";
-		sessionStorage.removeItem("pw_csrf");
 		stopPolling();
 		migJob = null;
 		if (keysTimer)
@@ -157,7 +156,6 @@
 				password: $("signin-password").value,
 			});
 			csrf = who.csrf;
-			sessionStorage.setItem("pw_csrf", csrf);
 			$("signin-password").value = "";
 			if (!pickLanguage() && LANGS.includes(who.language) && who.language !== lang)
 				await loadLanguage(who.language);
@@ -183,10 +181,13 @@
 
 	/* ---- guarantee ----------------------------------------------------------- */
 
+	/* "Off for a while" keeps the setting enabled but not active until off_until: the
+	 * switch shows whether the guarantee holds now. */
 	function showGuarantee(g) {
-		$("guarantee-switch").checked = !!g.enabled;
-		let s = g.enabled ? t("guarantee.state_on") : t("guarantee.state_off");
-		if (!g.enabled && g.off_until)
+		const on = g.active === undefined ? !!g.enabled : !!g.active;
+		$("guarantee-switch").checked = on;
+		let s = on ? t("guarantee.state_on") : t("guarantee.state_off");
+		if (!on && g.off_until)
 			s = t("guarantee.state_until", {time: fmtTime(g.off_until)});
 		$("guarantee-state").textContent = s;
 	}
@@ -446,13 +447,14 @@
 		}
 	}
 
-	/* A job still running from an earlier visit is shown again. */
+	/* A mail job still running from an earlier visit is shown again (the newest first). */
 	async function loadMigrations() {
 		try {
 			const d = await api("GET", "migrations");
-			const jobs = d.jobs || d.migrations || [];
-			if (jobs.length && migJob === null)
-				watch(jobs[0].id);
+			const job = (d.jobs || []).find((j) => j.state === "running" &&
+			                                       (j.kind || "mail") === "mail");
+			if (job && migJob === null)
+				watch(job.id);
 		} catch (e) {
 			fail(e.message);
 		}
@@ -508,14 +510,15 @@
 		$("mig-form").addEventListener("submit", onMigStart);
 		$("mig-cancel").addEventListener("click", onMigCancel);
 		loadCerts();
-		/* A reload of a signed-in tab: the cookie and the kept token still hold. */
-		if (csrf) {
-			try {
-				signedIn(await api("GET", "me"));
-				await loadAccount();
-			} catch (e) {
-				signedOut();
-			}
+		/* A reload while signed in: the cookie still holds, and GET /v1/session gives
+		 * the session's CSRF token again (a GET needs none). 401: not signed in. */
+		try {
+			const who = await api("GET", "session");
+			csrf = who.csrf;
+			signedIn(who);
+			await loadAccount();
+		} catch (e) {
+			showSignIn();
 		}
 		document.body.dataset.ready = "1";
 	}

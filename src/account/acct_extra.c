@@ -1,6 +1,6 @@
 /*
  * acct_extra.c - registers the keys, migrations, compose help and certificates routes
- * (acct_extra.h) and frees what they keep.
+ * (acct_extra.h), and the OpenAPI description, and frees what they keep.
  */
 #include "acct_extra.h"
 
@@ -11,6 +11,7 @@
 #include "account/acct_http.h"
 #include "account/acct_keys.h"
 #include "account/acct_migrate.h"
+#include "account/acct_openapi.h"
 #include "relay/relay.h"
 #include "xmalloc.h"
 
@@ -29,6 +30,7 @@ struct acct_extra *acct_extra_register(struct acct_http *h, struct relay *relay,
 	if (mig != NULL)
 		acct_migrate_register(h, mig);
 	acct_certs_register(h);
+	acct_openapi_register(h);
 	return x;
 }
 

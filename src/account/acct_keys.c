@@ -412,8 +412,9 @@ static json_t *keys_job_result(struct keys_job *j)
 
 static void keys_job_answer(struct keys_job *j)
 {
-	if (j->rc < 0)
-		acct_reply_error(j->req, 400, j->msg ? j->msg : "the key was refused");
+	if (j->rc < 0)	/* a refused key (400), or a database that could not be changed */
+		acct_reply_error(j->req, j->remove ? 503 : 400,
+				 j->msg ? j->msg : "the key was refused");
 	else if (j->remove && j->rc == 0)
 		acct_reply_error(j->req, 404, "no such key is published for your addresses");
 	else

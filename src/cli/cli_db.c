@@ -171,6 +171,9 @@ static const struct copy_table copy_tables[] = {
 	  "failed, error", "itttiiiiiit", "id", "id" },
 	{ "mig_folders", "job_id, folder, dest_folder, uidvalidity, last_uid, messages, bytes, "
 	  "failed, started, finished, error", "ittiiiiiiit", "job_id, folder", NULL },
+	{ "acct_sessions", "sid_hash, address, csrf, method, created, last_used", "ttttii",
+	  "sid_hash", NULL },
+	{ "acct_login_failures", "kind, who, at", "tti", "kind, who, at", NULL },
 };
 
 #define NTABLES (sizeof(copy_tables) / sizeof(copy_tables[0]))

@@ -7,15 +7,20 @@ failed sign-ins, and that no password is left anywhere postwarden writes."""
 import base64
 import hashlib
 import hmac
+import socket
+import threading
 import http.client
 import json
 import os
+import ssl
+import subprocess
 import time
 
 import pytest
 
 from pwtest import net
 from pwtest.mailcheck import message, rcpt_states, uniq
+from pwtest.relay import binary, daemon_env
 
 pytestmark = pytest.mark.engines
 
@@ -362,6 +367,84 @@ def test_static_files(acct):
     assert r.getheader("X-Content-Type-Options") == "nosniff"
     for bad in ("/../postwarden.conf", "/%2e%2e/postwarden.conf", "/.hidden", "/missing.js"):
         assert c.request("GET", bad).status in (400, 404), bad
+
+
+def test_https_listener_and_plain_http_refused_off_loopback(make_acct, make_relay, users,
+                                                            test_ca):
+    cert = test_ca.issue("account.example.test")
+    r = make_acct(account_tls_cert=cert.chain_path, account_tls_key=cert.key_path,
+                  account_insecure_cookie="off")
+    ctx = ssl.create_default_context(cafile=test_ca.cert_path)
+    ctx.check_hostname = False
+    c = http.client.HTTPSConnection("127.0.0.1", r.account_port, context=ctx, timeout=30)
+    c.request("POST", "/v1/session", body=json.dumps({"address": users["a"],
+                                                      "password": PW_A}))
+    resp = c.getresponse()
+    body = json.loads(resp.read())
+    assert resp.status == 200 and body["address"] == users["a"]
+    assert "Secure" in [a.strip() for a in resp.getheader("Set-Cookie").split(";")]
+    # control: plain HTTP on that port is no answer
+    with pytest.raises(Exception):
+        p = http.client.HTTPConnection("127.0.0.1", r.account_port, timeout=5)
+        p.request("GET", "/v1/me")
+        p.getresponse().read()
+    # plain HTTP on a non-loopback address is refused at start
+    bad = make_relay(start=False, account_listen="0.0.0.0:%d" % net.free_port("127.0.0.1"))
+    out = bad.pw("config")
+    res = subprocess.run([binary(), "-c", bad.conf_path, "serve"], capture_output=True,
+                         text=True, timeout=60, cwd=bad.dir, env=daemon_env())
+    assert out.returncode == 0
+    assert res.returncode != 0 and "plain HTTP only on a loopback address" in res.stderr
+
+
+def test_slow_imap_server_blocks_nothing(make_acct, users):
+    """An IMAP server that accepts and then says nothing: the sign-in waits in its thread
+    while the loop keeps answering others; it ends with 502 after the IMAP timeout."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        lsock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(lsock.accept()[0])   # kept open, never greeted
+            except OSError:
+                pass
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        r = make_acct(account_imap="imap://127.0.0.1:%d" % lsock.getsockname()[1])
+        other = Client(r.account_port)
+        assert other.sso(assertion(users["b"], int(time.time()) + 60)).status == 200
+        result = {}
+
+        def sign_in():
+            t0 = time.monotonic()
+            result["resp"] = Client(r.account_port).sign_in(users["a"], PW_A)
+            result["secs"] = time.monotonic() - t0
+        st = threading.Thread(target=sign_in)
+        st.start()
+        time.sleep(1)
+        lat = []
+        for _ in range(10):
+            t0 = time.monotonic()
+            assert other.request("GET", "/v1/me").status == 200
+            lat.append(time.monotonic() - t0)
+        assert st.is_alive() and max(lat) < 1.0, lat
+        st.join(60)
+        assert result["resp"].status == 502 and 9 <= result["secs"] <= 30, result
+        # a server that could not be asked is no failed sign-in: nothing counted
+        assert r.database.value("SELECT count(*) FROM acct_login_failures") == 0
+        print("GET /v1/me during a hanging sign-in: max %.1f ms" % (max(lat) * 1000))
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        lsock.close()
 
 
 # -- rate limit ------------------------------------------------------------------------------

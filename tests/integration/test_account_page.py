@@ -7,12 +7,16 @@ chromium (pwtest/browser.py, over the DevTools protocol) signs in as a user woul
 the mouse, and with the keyboard alone (Tab, Enter); switches the guarantee off for an hour
 and the change is seen in the API and in `postwarden user show`; reads the page in German
 and English; and on a phone-sized screen. The accessibility tree Chromium gives to screen
-readers must name every control and have the page's landmarks.
+readers must name every control and have the page's landmarks. A message held by the
+guarantee (an MX without STARTTLS) is released from the page and arrives; a key uploaded on
+the page is published in DNS (Knot, DNSSEC) and shown as validating, then removed; a move
+from another Dovecot is started with the form and its progress watched to 100%.
 
 Screenshots are test artefacts: they stay, whether the test passes or fails, in
 build/test-artefacts/account-page/<test>/ ($PW_ARTEFACTS overrides build/test-artefacts).
 """
 
+import hashlib
 import html.parser
 import json
 import os
@@ -44,8 +48,6 @@ CONTROLS = ("input", "select", "textarea")
 
 needs_chromium = pytest.mark.skipif(pw_browser.binary() is None,
                                     reason="chromium is missing (scripts/install-deps.sh --test)")
-# Disabled until serve's account API answers sign-ins and the user's endpoints.
-needs_api = pytest.mark.skip(reason="waits for the account API (POST /v1/session, /v1/guarantee)")
 
 
 # -- the HTML as text -------------------------------------------------------------------
@@ -266,7 +268,6 @@ def test_serve_serves_the_page_to_chromium(site, chrome, artefacts):
 
 
 @needs_chromium
-@needs_api
 def test_sign_in_and_switch_the_guarantee_off_for_an_hour(site, chrome, artefacts):
     b = chrome
     load(b, site)
@@ -283,7 +284,8 @@ def test_sign_in_and_switch_the_guarantee_off_for_an_hour(site, chrome, artefact
     b.wait_text("#guarantee-state", "off until")
     after = int(time.time())
     status, g = page_api(b, "guarantee")
-    assert status == 200 and g["enabled"] is False
+    # off for a while: the setting stays enabled, but it does not hold until off_until
+    assert status == 200 and g["enabled"] is True and g["active"] is False
     assert before + 3600 - 5 <= g["off_until"] <= after + 3600 + 5
     assert b.eval("document.getElementById('guarantee-switch').checked") is False
     # serve's own record says the same; the other user's guarantee is untouched
@@ -296,30 +298,36 @@ def test_sign_in_and_switch_the_guarantee_off_for_an_hour(site, chrome, artefact
     # the switch turns it back on
     b.click("#guarantee-switch")
     b.wait_text("#guarantee-state", "The guarantee is on.")
-    assert page_api(b, "guarantee")[1]["enabled"] is True
+    g = page_api(b, "guarantee")[1]
+    assert g["enabled"] is True and g["active"] is True and g["off_until"] is None
     assert site.user(USER)["guarantee_active"] is True
     assert b.errors == []
 
 
 @needs_chromium
-@needs_api
-def test_a_wrong_password_is_refused_on_the_page(site, chrome):
+def test_a_wrong_password_is_refused_and_sign_out_ends_the_session(site, chrome):
     b = chrome
     load(b, site)
-    sign_in_attempt = "#signin-submit"
     b.type_into("#signin-address", USER)
     b.type_into("#signin-password", "not-" + USER_PW)
-    b.click(sign_in_attempt)
+    b.click("#signin-submit")
     b.wait("document.getElementById('error').textContent.length > 0", what="an error")
     assert b.eval("document.getElementById('account').hidden") is True
     assert page_api(b, "me")[0] == 401
     # the right password then works (the control)
     sign_in(b)
     assert page_api(b, "me")[1]["address"] == USER
+    # sign-out ends the session on the server too: a reload shows the sign-in form
+    b.click("#signout")
+    b.wait_text("#status", "You are signed out.")
+    assert b.eval("document.getElementById('signin').hidden") is False
+    assert page_api(b, "me")[0] == 401
+    load(b, site)
+    assert b.eval("document.getElementById('account').hidden") is True
+    assert b.errors == []
 
 
 @needs_chromium
-@needs_api
 def test_sign_in_with_the_keyboard_alone(site, chrome, artefacts):
     b = chrome
     load(b, site)
@@ -349,7 +357,6 @@ def test_sign_in_with_the_keyboard_alone(site, chrome, artefacts):
 
 
 @needs_chromium
-@needs_api
 def test_german_and_english(site, chrome, artefacts):
     b = chrome
     b.accept_language("de-DE,de,en")
@@ -369,7 +376,7 @@ def test_german_and_english(site, chrome, artefacts):
     b.wait_text("#guarantee-state", "The guarantee is on.")
     assert b.eval("document.documentElement.lang") == "en"
     assert b.text("#held-h") == "Held messages"
-    load(b, site)
+    load(b, site)           # a reload keeps the session (and the language)
     b.wait_text("#guarantee-state", "The guarantee is on.")
     b.screenshot(os.path.join(artefacts, "en.png"))
 
@@ -385,7 +392,6 @@ def test_german_and_english(site, chrome, artefacts):
 
 
 @needs_chromium
-@needs_api
 def test_phone_sized_screen(site, chrome, artefacts):
     b = chrome
     b.viewport(*PHONE, mobile=True, scale=2)
@@ -436,7 +442,6 @@ CONTRAST = """((sel) => {
 
 
 @needs_chromium
-@needs_api
 def test_screen_reader_labels_landmarks_and_contrast(site, chrome):
     b = chrome
     load(b, site)
@@ -481,36 +486,47 @@ def test_screen_reader_labels_landmarks_and_contrast(site, chrome):
 
 
 @needs_chromium
-@needs_api
-def test_a_held_message_is_released_from_the_page(site, chrome, artefacts, zones, pf_plain,
+def test_held_messages_are_released_from_the_page(site, chrome, artefacts, zones, pf_plain,
                                                   pf_notify):
     plain = zones.mx("insecure.test", mailcheck.uniq("held"), pf_plain.addr)
     zones.publish()
-    rcpt = "carol@" + plain
     r = site.relay
-    subject = "Quarterly report " + mailcheck.uniq("")
-    assert r.send(USER, [rcpt], mailcheck.message(USER, [rcpt], subject)) == {}
-    r.wait_queue(lambda q: any(mailcheck.rcpt_states(x).get(rcpt) == "held" for x in q),
-                 timeout=60, what="the held recipient")
+    rcpts = ["carol@" + plain, "dave@" + plain, "erin@" + plain]
+    subjects = ["Quarterly report " + mailcheck.uniq(""), "Minutes", "Agenda"]
+    for rcpt, subject in zip(rcpts, subjects):
+        assert r.send(USER, [rcpt], mailcheck.message(USER, [rcpt], subject)) == {}
+    r.wait_queue(lambda q: sum(mailcheck.rcpt_states(x).get(a) == "held"
+                               for x in q for a in rcpts) == 3,
+                 timeout=60, what="three held recipients")
     b = chrome
     load(b, site)
     sign_in(b)
-    b.wait_text("#held-list", subject)
-    item = b.text("#held-list li")
-    assert rcpt in item and "Release" in item
+    b.wait("document.querySelectorAll('#held-list > li').length === 3", what="three held")
+    qid = b.eval("[...document.querySelectorAll('#held-list > li')]"
+                 ".find(e => e.innerText.includes(%s)).dataset.id" % json.dumps(subjects[0]))
+    first = '#held-list > li[data-id="%s"]' % qid
+    item = b.text(first)
+    assert rcpts[0] in item and "Release" in item
+    assert "does not offer STARTTLS" in item, item          # why it was held
     assert b.eval("document.getElementById('held-empty').hidden") is True
     b.screenshot(os.path.join(artefacts, "held.png"))
-    assert not pf_plain.messages(rcpt)      # held until released
-    b.click("#held-list button.release")
+    assert not any(pf_plain.messages(a) for a in rcpts)      # held until released
+    b.click(first + " button.release")
     b.wait_text("#status", "Released")
-    pf_plain.wait_for_message(rcpt, timeout=60)
+    pf_plain.wait_for_message(rcpts[0], timeout=60)
+    b.wait("document.querySelectorAll('#held-list > li').length === 2", what="two left")
+    assert subjects[0] not in b.text("#held-list")
+    assert not any(pf_plain.messages(a) for a in rcpts[1:])  # only that one went
+    b.click("#held-release-all")
+    b.wait_text("#status", "All held messages go out now.")
+    for a in rcpts[1:]:
+        pf_plain.wait_for_message(a, timeout=60)
     b.wait("document.getElementById('held-list').children.length === 0", what="an empty list")
     assert b.eval("document.getElementById('held-empty').hidden") is False
     assert b.errors == []
 
 
 @needs_chromium
-@needs_api
 def test_a_move_from_another_server_reaches_100_percent(site, chrome, artefacts, workdir,
                                                         test_ca):
     old = dovecot.start(workdir, "old", users={OLD_USER: OLD_PW}, ca=test_ca,
@@ -585,7 +601,6 @@ def gpg():
 
 
 @needs_chromium
-@needs_api
 def test_a_key_uploaded_on_the_page_validates_in_dns_and_is_removed(
         workdir, make_relay, test_ca, keyzone, gpg, chrome, artefacts):
     s = start_site(workdir, make_relay, test_ca, {KEYS_USER: KEYS_PW},
@@ -601,7 +616,7 @@ def test_a_key_uploaded_on_the_page_validates_in_dns_and_is_removed(
         b.click("#key-upload")
         b.wait("document.getElementById('error').textContent.length > 0", what="an error")
         assert b.eval("document.getElementById('keys-list').children.length") == 0
-        b.type_into("#key-text", gpg.export(fpr))
+        b.type_into("#key-text", gpg.export(fpr).decode())
         b.click("#key-upload")
         b.wait_text("#status", "The key is published.")
         b.wait("document.getElementById('keys-list').innerText.toUpperCase().includes('%s')"
@@ -622,3 +637,66 @@ def test_a_key_uploaded_on_the_page_validates_in_dns_and_is_removed(
         assert b.errors == []
     finally:
         dovecot.stop(s.imap)
+
+
+@needs_chromium
+def test_certificates_are_shown_without_sign_in(workdir, make_relay, test_ca, chrome,
+                                                artefacts):
+    cert = test_ca.issue("mx.other.test", stem="relay-cert")
+    s = start_site(workdir, make_relay, test_ca, {USER: USER_PW},
+                   relay_tls_cert=cert.cert_path, relay_tls_key=cert.key_path)
+    try:
+        b = chrome
+        b.viewport(*PHONE, mobile=True)
+        load(b, s)
+        assert b.eval("document.getElementById('account').hidden") is True
+        b.wait_text("#certs-body", "mx.other.test")
+        row = b.text("#certs-body tr")
+        hexes = [re.sub(r"[^0-9a-f]", "", c.lower()) for c in
+                 b.eval("[...document.querySelectorAll('#certs-body tr code')]"
+                        ".map(e => e.textContent)")]
+        assert hexes == [hashlib.sha256(cert.der()).hexdigest(),
+                         hashlib.sha256(cert.spki_der()).hexdigest()], row
+        year = str(cert.cert.not_valid_after.year)
+        assert year in row
+        b.screenshot(os.path.join(artefacts, "certificates-phone.png"))
+        assert b.errors == []
+    finally:
+        dovecot.stop(s.imap)
+
+
+@needs_chromium
+def test_a_running_move_is_shown_again_after_a_reload_and_cancelled(
+        workdir, make_relay, test_ca, chrome):
+    old = dovecot.start(workdir, "old", users={OLD_USER: OLD_PW}, ca=test_ca,
+                        hostname=OLD_HOST)
+    s = start_site(workdir, make_relay, test_ca, {USER: USER_PW}, migrate_connections="1")
+    try:
+        conn = old.login(OLD_USER, OLD_PW)
+        mailbox.fill(conn, count=2500, seed=12)
+        conn.logout()
+        b = chrome
+        load(b, s)
+        sign_in(b)
+        assert b.eval("document.getElementById('mig-progress').hidden") is True
+        b.eval("(() => { const s = document.getElementById('mig-preset'); s.value = 'other';"
+               " s.dispatchEvent(new Event('change')); })()")
+        b.type_into("#mig-server", "%s:%d" % (OLD_HOST, old.imaps_port))
+        b.type_into("#mig-user", OLD_USER)
+        b.type_into("#mig-password", OLD_PW)
+        b.type_into("#mig-own", USER_PW)
+        b.click("#mig-start")
+        b.wait_text("#mig-text", "% copied", timeout=60)
+        load(b, s)          # the page forgets everything but the session
+        b.wait_text("#mig-text", "% copied", timeout=30)
+        assert b.eval("document.getElementById('mig-cancel').hidden") is False
+        b.click("#mig-cancel")
+        b.wait_text("#mig-text", "The move was cancelled.", timeout=120)
+        assert b.eval("document.getElementById('mig-bar').value") < 100
+        assert b.eval("document.getElementById('mig-cancel').hidden") is True
+        jobs = b.eval("fetch('v1/migrations').then(r => r.json())")["jobs"]
+        assert [j["state"] for j in jobs] == ["cancelled"]
+        assert b.errors == []
+    finally:
+        dovecot.stop(s.imap)
+        dovecot.stop(old)

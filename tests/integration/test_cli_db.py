@@ -20,11 +20,11 @@ from pwtest import net
 from pwtest.mailcheck import message, rcpt_states, sender_addr, uniq
 from pwtest.relay import Relay, binary, daemon_env
 
-SCHEMA = 8          # the program's schema version (src/core/schema.c)
+SCHEMA = 9          # the program's schema version (src/core/schema.c)
 UNREACHABLE_MX = "127.0.0.250"    # nothing listens there
 TABLES = {"accounts", "addresses", "messages", "recipients", "keydir_keys", "keydir_pending",
           "nodes", "leases", "ct_logs", "ct_findings", "ct_sightings", "ct_alerts",
-          "ct_deliveries", "mig_jobs", "mig_folders"}
+          "ct_deliveries", "mig_jobs", "mig_folders", "acct_sessions", "acct_login_failures"}
 
 
 # -- helpers -----------------------------------------------------------------------
@@ -202,7 +202,8 @@ def test_serve_refuses_an_old_postgresql_schema(workdir, postgres, make_relay):
                        database_password_file=any_db_pgpass(postgres))
     relay.pw("db", "migrate", check=True)
     # Back to version 2: what a database of the previous release looks like.
-    postgres.psql("DROP TABLE mig_folders; DROP TABLE mig_jobs; "
+    postgres.psql("DROP TABLE acct_login_failures; DROP TABLE acct_sessions; "
+                  "DROP TABLE mig_folders; DROP TABLE mig_jobs; "
                   "DROP TABLE ct_deliveries; DROP TABLE ct_alerts; DROP TABLE ct_sightings; "
                   "DROP TABLE ct_findings; DROP TABLE ct_logs; "
                   "DROP TABLE nodes; DROP TABLE leases; DROP INDEX messages_node; "
