@@ -450,6 +450,14 @@ def test_compose_icons_in_chromium_with_serve(request, world, browser):
     assert world.key.fpr.upper() in icons[world.keyed]["key_title"].replace(" ", "").upper()
     assert icons[world.dane]["key_title"] == "No key found"
     assert b.errors == []
+    # the settings section as Roundcube shows it (leaving the unsent message without
+    # Roundcube's "discard?" question, which would wait for an answer)
+    b.eval("rcmail.compose_skip_unsavedcheck = true")
+    b.open(world.rc.url + "?_task=settings&_action=plugin.postwarden")
+    b.wait_text("#postwarden-guarantee legend", "TLS-sending guarantee")
+    assert "The guarantee is off." in b.text("#postwarden-guarantee")
+    b.screenshot(os.path.join(out, "settings.png"))
+    assert b.errors == []
 
 
 def test_held_message_released_in_roundcube_settings(world, pf_plain):
