@@ -68,8 +68,10 @@ class postwarden_client
         }
         $r = $this->raw('POST', '/v1/session/sso',
                         ['assertion' => self::assertion($this->address, $this->secret)]);
+        // both go into request headers later: only token characters are taken
         if ($r['status'] != 200 || empty($r['cookie']) || !is_array($r['json'])
-            || empty($r['json']['csrf'])
+            || !is_string($r['json']['csrf'] ?? null)
+            || !preg_match('/^[A-Za-z0-9._~+\/=-]{1,256}$/', $r['json']['csrf'])
         ) {
             return self::error_text($r);
         }
@@ -154,7 +156,7 @@ class postwarden_client
             if (preg_match('#^HTTP/\S+\s+(\d{3})#', $line, $m)) {
                 $out['status'] = (int) $m[1];
             }
-            else if (preg_match('/^Set-Cookie:\s*pw_session=([^;\s]*)/i', $line, $m)) {
+            else if (preg_match('/^Set-Cookie:\s*pw_session=([A-Za-z0-9._~+\/=-]{1,256})(;|$)/i', $line, $m)) {
                 $out['cookie'] = $m[1];
             }
         }
