@@ -608,3 +608,32 @@ def test_sso_vouches_for_the_login_not_an_edited_identity(world):
     # a control: the identity really says mallory now
     status, _, page = c.get("./?_task=mail&_action=compose")
     assert "mallory@example.test" in page
+
+
+def test_https_api_with_the_providers_ca(workdir, make_relay, imap, test_ca):
+    """postwarden's account listener over HTTPS (a certificate from a private CA): the
+    plugin refuses it until postwarden_ca_file names that CA, then signs in over it."""
+    from pwtest import net
+    cert = test_ca.issue("localhost", stem="rc-account")
+    port = net.free_port("127.0.0.1")
+    relay = make_relay(start=False, account_listen="127.0.0.1:%d" % port,
+                       account_tls_cert=cert.chain_path, account_tls_key=cert.key_path,
+                       account_www_dir=WWW, account_sso_secret=SECRET)
+    relay.start()
+    net.wait_port("127.0.0.1", port, timeout=20, proc=relay.proc)
+    relay.pw("user", "add", USER, check=True)
+    rc = start_webmail(workdir, imap, "https://localhost:%d" % port)
+    try:
+        c = rc.client()
+        c.login(USER, PASSWORD)
+        status, _, page = c.get(SETTINGS)
+        assert "postwarden cannot be reached" in page and "certificate verify failed" in page
+        assert "The guarantee is" not in page
+        rc.plugin_config["postwarden_ca_file"] = test_ca.cert_path
+        rc.write_config()
+        status, _, page = c.get(SETTINGS)
+        assert "The guarantee is off." in page, page[page.find("postwarden-settings"):][:800]
+        assert "postwarden cannot be reached" not in page
+    finally:
+        rc.stop()
+    assert_no_php_errors(rc)

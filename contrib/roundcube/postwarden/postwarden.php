@@ -247,9 +247,7 @@ class postwarden extends rcube_plugin
     {
         $hidden = new html_hiddenfield(['name' => '_op', 'value' => $op]);
         $extra  = $id === null ? '' : html::tag('input', ['type' => 'hidden', 'name' => '_id', 'value' => $id]);
-        if ($this->rc->output->get_env('framed')) {
-            $extra .= html::tag('input', ['type' => 'hidden', 'name' => '_framed', 'value' => '1']);
-        }
+        // form_tag adds the request token, and _framed when the page is framed
         return $this->rc->output->form_tag(['method' => 'post', 'class' => 'postwarden-form',
                 'action' => './?_task=settings&_action=plugin.postwarden-do'],
             $hidden->show() . $extra . $fields

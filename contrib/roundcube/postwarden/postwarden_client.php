@@ -142,11 +142,21 @@ class postwarden_client
         }
         $ctx  = stream_context_create(['http' => $http, 'ssl' => $ssl]);
         $out  = ['status' => 0, 'json' => null, 'cookie' => null, 'why' => null];
-        error_clear_last();
-        $fp   = @fopen($this->url . $path, 'r', false, $ctx);
+        // PHP reports a failed connection in several warnings (a TLS failure's reason
+        // comes before the final "operation failed"): keep them all for the error text
+        $why = [];
+        set_error_handler(function ($no, $msg) use (&$why) {
+            $why[] = preg_replace('/^fopen\(.*?\): /', '', $msg);
+            return true;
+        });
+        try {
+            $fp = fopen($this->url . $path, 'r', false, $ctx);
+        }
+        finally {
+            restore_error_handler();
+        }
         if ($fp === false) {
-            $e = error_get_last();
-            $out['why'] = $e ? preg_replace('/^.*?: /', '', $e['message']) : null;
+            $out['why'] = $why ? implode('; ', array_unique($why)) : null;
             return $out;
         }
         $meta = stream_get_meta_data($fp);
