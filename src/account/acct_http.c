@@ -433,9 +433,18 @@ static enum acct_method acct_method_of(struct evhttp_request *ev)
 	}
 }
 
+static bool acct_host_loopback(const char *host);
+
+/*
+ * The client's address: the peer's, or, when the peer is on loopback (a TLS proxy on the
+ * same machine, as docs/account.md advises), the last X-Forwarded-For entry: the address
+ * the proxy itself saw. Only a local process could forge it.
+ */
 static void acct_client_addr(struct evhttp_request *ev, char *out, size_t outlen)
 {
 	struct evhttp_connection *c = evhttp_request_get_connection(ev);
+	const char *xff = evhttp_find_header(evhttp_request_get_input_headers(ev),
+					     "X-Forwarded-For");
 	char *addr = NULL;
 	ev_uint16_t port = 0;
 
@@ -444,6 +453,19 @@ static void acct_client_addr(struct evhttp_request *ev, char *out, size_t outlen
 		evhttp_connection_get_peer(c, &addr, &port);
 		if (addr)
 			snprintf(out, outlen, "%s", addr);
+	}
+	if (addr && acct_host_loopback(addr) && xff && strlen(xff) < 1024) {
+		const char *last = strrchr(xff, ',');
+		char ip[64];
+		unsigned char tmp[sizeof(struct in6_addr)];
+
+		last = last ? last + 1 : xff;
+		while (*last == ' ' || *last == '\t')
+			last++;
+		snprintf(ip, sizeof(ip), "%s", last);
+		ip[strcspn(ip, " \t")] = '\0';
+		if (inet_pton(AF_INET, ip, tmp) == 1 || inet_pton(AF_INET6, ip, tmp) == 1)
+			snprintf(out, outlen, "%s", ip);
 	}
 }
 

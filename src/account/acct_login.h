@@ -6,10 +6,10 @@
  *   POST /v1/session/sso  {"assertion"}: base64url(JSON {"sub","exp"}) "." base64url(HMAC-
  *                         SHA256 over the first part with [account] sso_secret), exp at most
  *                         ACCT_SSO_MAX_AHEAD seconds ahead
- * Both answer {"address","csrf","language"} and set the pw_session cookie. Failed sign-ins
- * are counted in the database per address and per client address; over [account]
+ * Both answer {"address","csrf","language"} and set the pw_session cookie. Failed password
+ * sign-ins are counted in the database per address and per client address; over [account]
  * login_failures within login_window the answer is 429 with Retry-After, whatever the
- * password. The password is wiped from every buffer it passed and never logged or stored.
+ * password. Assertions are not counted (see acct_login_sso). The password is wiped from every buffer it passed and never logged or stored.
  */
 #ifndef PW_ACCT_LOGIN_H
 #define PW_ACCT_LOGIN_H

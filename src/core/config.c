@@ -272,7 +272,7 @@ static const struct conf_key account_keys[] = {
 	  "Leave the Secure flag off the session cookie, for plain HTTP on loopback (tests "
 	  "only: browsers then send the cookie without TLS)." },
 	{ "login_failures", CONF_UINT, "5", ACC(login_failures), 1, 100000, NULL,
-	  "Failed sign-ins allowed within login_window, counted per address and per client "
+	  "Failed password sign-ins allowed within login_window, counted per address and per client "
 	  "address (shared by every node); more are answered 429 until the window passes." },
 	{ "login_window", CONF_DURATION, "15m", ACC(login_window), 1, DAY, NULL,
 	  "The window over which failed sign-ins are counted." },
