@@ -13,13 +13,17 @@
  * domain and each address has one cache entry, shared by every request that asks while it
  * is being looked up and kept for ACCT_COMPOSE_TTL seconds after, so that a compose window
  * asking again at each keystroke costs nothing. At most ACCT_COMPOSE_MAX_PROBES probes run
- * at once (one request may name 100 domains); the rest wait their turn.
+ * at once (one request may name 100 domains); the rest wait their turn. A request is
+ * answered after ACCT_COMPOSE_WAIT seconds at the latest: what is still being looked up
+ * then is marked "pending" (its look-up goes on and fills the cache for the next ask).
  */
 #include "acct_compose.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <event2/event.h>
 
 #include "account.h"
 #include "account/acct_http.h"
@@ -70,6 +74,7 @@ struct compose_req {
 	char **addrs;		/* as given */
 	struct compose_domain **dom;	/* NULL: not a valid address */
 	struct compose_addr **key;	/* NULL: not searched */
+	struct event *deadline;		/* answer with what is known by then */
 	struct compose_req *next;
 };
 
@@ -222,6 +227,8 @@ static void prune_addrs(struct acct_compose *c, int64_t now)
 
 static void creq_free(struct compose_req *r)
 {
+	if (r->deadline)
+		event_free(r->deadline);
 	for (size_t i = 0; i < r->n; i++) {
 		if (r->dom[i])
 			r->dom[i]->refs--;
@@ -254,27 +261,49 @@ static bool creq_ready(const struct compose_req *r)
 	return true;
 }
 
+/* One recipient's answer; what is still being looked up is "pending". */
+static json_t *creq_entry_json(const struct compose_req *r, size_t i)
+{
+	const struct compose_domain *d = r->dom[i];
+	const struct compose_addr *k = r->key[i];
+	bool pending = (d && d->state != ENTRY_DONE) || (k && k->state != ENTRY_DONE);
+	char *reason = NULL;
+	const char *t = "stop";
+	json_t *o;
+
+	if (d == NULL)
+		reason = xstrdup("not a valid mail address");
+	else if (d->state != ENTRY_DONE)
+		reason = xstrdup("the domain's mail servers are still being checked: ask again in a "
+				 "few seconds");
+	else
+		t = acct_compose_transport(&d->found, r->guarantee, &reason);
+	o = json_pack("{s:s, s:s, s:s, s:O, s:b}", "address", r->addrs[i], "transport", t,
+		      "reason", reason, "key", k && k->state == ENTRY_DONE && k->key ? k->key
+										   : json_null(),
+		      "pending", pending);
+	free(reason);
+	return o;
+}
+
 static json_t *creq_json(const struct compose_req *r)
 {
 	json_t *a = json_array();
 
-	for (size_t i = 0; i < r->n; i++) {
-		char *reason = NULL;
-		const char *t;
-
-		if (r->dom[i] == NULL) {
-			t = "stop";
-			reason = xstrdup("not a valid mail address");
-		} else {
-			t = acct_compose_transport(&r->dom[i]->found, r->guarantee, &reason);
-		}
-		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:O}", "address", r->addrs[i],
-						   "transport", t, "reason", reason, "key",
-						   r->key[i] && r->key[i]->key ? r->key[i]->key
-									: json_null()));
-		free(reason);
-	}
+	for (size_t i = 0; i < r->n; i++)
+		json_array_append_new(a, creq_entry_json(r, i));
 	return json_pack("{s:o}", "recipients", a);
+}
+
+/* A slow domain (a server that does not answer) must not hold the compose window. */
+static void creq_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct compose_req *r = arg;
+
+	creq_unlink(r);
+	log_info("event=account_recipients_partial recipients=%zu", r->n);
+	acct_reply_json(r->req, 200, creq_json(r));
+	creq_free(r);
 }
 
 /* Answer every request whose entries are all done. */
@@ -474,6 +503,7 @@ static void compose_handle(struct acct_req *req, void *arg)
 	size_t len;
 	const char *body = acct_req_body(req, &len), *err = NULL;
 	int64_t now = (int64_t)time(NULL);
+	struct timeval wait = { ACCT_COMPOSE_WAIT, 0 };
 	struct compose_req *r;
 	char **addrs;
 	size_t n;
@@ -496,6 +526,10 @@ static void compose_handle(struct acct_req *req, void *arg)
 	probe_start_waiting(c);
 	r->next = c->reqs;
 	c->reqs = r;
+	r->deadline = evtimer_new(acct_http_base(c->http), creq_deadline, r);
+	if (r->deadline == NULL)
+		fatalx("cannot create a timer");
+	evtimer_add(r->deadline, &wait);
 	acct_req_on_abort(req, creq_abort, r);
 	/* every answer cached: at once (a search's callback never runs inside its start) */
 	creq_answer_ready(c);

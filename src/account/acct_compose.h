@@ -2,11 +2,13 @@
  * acct_compose.h - compose help on the account API:
  *   POST /v1/recipients/status {"recipients":[up to 100 addresses]} ->
  *     {"recipients":[{"address","transport":"dane|tls|stop|plaintext","reason",
- *                     "key":null|{"type","fingerprint","source","trust"}}]}
+ *                     "key":null|{"type","fingerprint","source","trust"},"pending":bool}]}
  * per address what the relay would do now for this user (the probe of "postwarden
  * tls-check": the relay's own SMTP client, stopping after the TLS handshake) and the best
  * key that key search finds. Both are kept for ACCT_COMPOSE_TTL seconds per domain and per
- * address, so that the next keystroke is answered from memory.
+ * address, so that the next keystroke is answered from memory. A request waits at most
+ * ACCT_COMPOSE_WAIT seconds: what is not known by then comes back "pending" (transport
+ * "stop" for now) and the next ask, once the look-up has ended, has it.
  */
 #ifndef PW_ACCT_COMPOSE_H
 #define PW_ACCT_COMPOSE_H
@@ -28,6 +30,7 @@ struct relay;
 #define ACCT_COMPOSE_MAX_ADDR 320	/* bytes of one address as given */
 #define ACCT_COMPOSE_MAX_BODY (64 * 1024)
 #define ACCT_COMPOSE_TTL 300		/* seconds a domain's or an address's answer is kept */
+#define ACCT_COMPOSE_WAIT 5		/* seconds a request waits at most; then "pending" */
 #define ACCT_COMPOSE_MAX_PROBES 16	/* probes running at once; more wait their turn */
 #define ACCT_COMPOSE_MAX_DOMAINS 4096	/* entries kept in each cache */
 #define ACCT_COMPOSE_MAX_ADDRS 8192

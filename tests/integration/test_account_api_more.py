@@ -18,8 +18,10 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -327,6 +329,57 @@ def test_recipients_status(acct, users, zones, pf_tls, pf_plain, gpg):
     assert anna.request("POST", "/v1/recipients/status", raw="{").status == 400
     assert Client(acct.account_port).request("POST", "/v1/recipients/status",
                                              {"recipients": []}).status in (401, 403)
+
+
+class SilentMx:
+    """An MX that accepts connections and never says a word (a server that hangs)."""
+
+    def __init__(self, addr, port):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(16)
+        self.conns = []
+        self.addr = addr
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_recipients_status_does_not_wait_for_a_hanging_server(acct, users, zones, pf_tls,
+                                                              mx_port):
+    silent = SilentMx("127.0.0.40", mx_port)
+    try:
+        slow = zones.mx("example.test", uniq("slow"), silent.addr)
+        fast = zones.mx("example.test", uniq("fast"), pf_tls.addr)
+        zones.publish()
+        anna = client(acct, users, "a", PW_A)
+        addrs = ["x@" + slow, "y@" + fast]
+        t0 = time.monotonic()
+        got = status_of(anna, addrs)
+        took = time.monotonic() - t0
+        # answered after the 5 s wait, with what was known: the hanging domain is pending
+        assert 4.5 < took < 9, took
+        assert got["x@" + slow]["pending"] is True and got["x@" + slow]["transport"] == "stop"
+        assert got["y@" + fast]["pending"] is False and got["y@" + fast]["transport"] == "tls"
+        # the probe went on (the relay's command timeout ends it): a later ask has the verdict
+        later = wait_for(lambda: (lambda g: g if not g["x@" + slow]["pending"] else None)(
+            status_of(anna, addrs)), timeout=40, what="the slow probe's end")
+        assert later["x@" + slow]["transport"] == "stop", later
+        assert "reached" in later["x@" + slow]["reason"], later
+    finally:
+        silent.close()
 
 
 # -- certificates -------------------------------------------------------------------------------
