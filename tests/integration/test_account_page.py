@@ -268,6 +268,7 @@ def test_serve_serves_the_page_to_chromium(site, chrome, artefacts):
 
 
 @needs_chromium
+@pytest.mark.engines    # the account and the queue: run on SQLite and PostgreSQL
 def test_sign_in_and_switch_the_guarantee_off_for_an_hour(site, chrome, artefacts):
     b = chrome
     load(b, site)
@@ -486,6 +487,7 @@ def test_screen_reader_labels_landmarks_and_contrast(site, chrome):
 
 
 @needs_chromium
+@pytest.mark.engines    # the account and the queue: run on SQLite and PostgreSQL
 def test_held_messages_are_released_from_the_page(site, chrome, artefacts, zones, pf_plain,
                                                   pf_notify):
     plain = zones.mx("insecure.test", mailcheck.uniq("held"), pf_plain.addr)

@@ -194,10 +194,15 @@ class Browser:
     def open(self, url, timeout=30):
         """Load url and wait until its load event."""
         self._events.clear()
+        # A mark on the old document, so that the wait below cannot see it as loaded.
+        try:
+            self.eval("window.__pwOld = true")
+        except BrowserError:
+            pass
         r = self.send("Page.navigate", {"url": url})
         if r.get("errorText"):
             raise BrowserError("cannot open %s: %s" % (url, r["errorText"]))
-        self.wait("document.readyState === 'complete'", timeout=timeout,
+        self.wait("!window.__pwOld && document.readyState === 'complete'", timeout=timeout,
                   what="%s to load" % url)
 
     def eval(self, expr, timeout=COMMAND_TIMEOUT):
