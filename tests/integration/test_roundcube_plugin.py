@@ -91,8 +91,7 @@ def test_plugin_sources_lint_and_texts_exist_in_both_languages():
 
 
 def start_webmail(workdir, dovecot, api_url, language="en_US", **config):
-    conf = {"postwarden_api_url": api_url, "postwarden_sso_secret": SECRET,
-            "postwarden_timeout": 5}
+    conf = {"postwarden_api_url": api_url, "postwarden_sso_secret": SECRET}
     conf.update(config)
     rc = pw_roundcube.Roundcube(os.path.join(workdir, "roundcube"), dovecot.port,
                                 plugins=["postwarden"], extra_plugins={"postwarden": PLUGIN},
@@ -637,3 +636,66 @@ def test_https_api_with_the_providers_ca(workdir, make_relay, imap, test_ca):
     finally:
         rc.stop()
     assert_no_php_errors(rc)
+
+
+class SilentMx:
+    """A broken peer: an MX that accepts connections and never says a word."""
+
+    def __init__(self, addr, port):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(16)
+        self.conns = []
+        self.addr = addr
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@needs_chromium
+def test_compose_icon_pending_then_answered(request, world, browser, zones, mx_port):
+    """A domain whose MX hangs is still being checked when postwarden answers (within its
+    5 seconds): the icon says so, the window asks again by itself, and the icon changes
+    once the check has ended (the relay's command timeout ends it)."""
+    from pwtest import mailcheck
+    silent = SilentMx("127.0.0.41", mx_port)
+    try:
+        slow = "erin@" + zones.mx("example.test", mailcheck.uniq("rcslow"), silent.addr)
+        zones.publish()
+        b = browser
+        browser_login(b, world.rc)
+        open_compose(b, world.rc)
+        add_recipients(b, "_to", [slow, world.dane])
+        icons = wait_icons(b, [slow, world.dane], known=False)
+        deadline = time.monotonic() + 20
+        while icons[slow]["lock"] != "pending" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            icons = compose_icons(b)
+        assert icons[slow]["lock"] == "pending"
+        assert icons[slow]["lock_title"] == "Still being checked"
+        b.screenshot(os.path.join(artefacts(request), "compose-pending.png"), full_page=False)
+        icons = wait_icons(b, [slow, world.dane], timeout=60)
+        deadline = time.monotonic() + 60
+        while icons[slow]["lock"] in ("pending", "unknown") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            icons = compose_icons(b)
+        assert icons[slow]["lock"] in ("stop", "plaintext"), icons[slow]
+        assert icons[slow]["lock_title"] and "Still being checked" not in icons[slow]["lock_title"]
+        assert icons[world.dane]["lock"] == "dane"
+        assert b.errors == []
+    finally:
+        silent.close()

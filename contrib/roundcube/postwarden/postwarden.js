@@ -4,7 +4,8 @@
  * Every half second the recipient fields (To, Cc, Bcc) are read; addresses not asked
  * about yet are sent to Roundcube (plugin.postwarden-status), which asks postwarden for
  * what would happen to each (a short cache on postwarden's side keeps this cheap), and the
- * answers are kept here for the rest of the window's life. Each recipient box of the
+ * answers are kept here for the rest of the window's life; one postwarden could not
+ * finish in time comes back pending and is asked about again two seconds later. Each recipient box of the
  * Elastic skin gets the icons; other skins get a line of icons under the field. The
  * reason is each icon's title (shown on hover) and its aria-label (read by screen readers).
  */
@@ -14,6 +15,7 @@
   var FIELDS = ['_to', '_cc', '_bcc'];
   var ADDRESS = /[^\s<>,;:"()]+@[^\s<>,;:"()]+/g;
   var MAX = 100;
+  var RETRY_PENDING = 2000;  // ms before asking again about a pending address
   var known = {};      // address -> {transport, reason, key} once answered
   var asked = {};      // address -> true while a request for it is out
   var failure = null;  // the last error text, shown as the title of unknown icons
@@ -39,6 +41,7 @@
 
   function lock_of(e) {
     if (!e) return {state: 'unknown', text: failure || label('lockunknown')};
+    if (e.pending) return {state: 'pending', text: label('lockpending')};
     var names = {dane: 'lockdane', tls: 'locktls', stop: 'lockstop', plaintext: 'lockplain'};
     var head = label(names[e.transport] || 'lockunknown');
     return {state: e.transport, text: e.reason ? head + ': ' + e.reason : head};
@@ -46,6 +49,7 @@
 
   function key_of(e) {
     if (!e) return {state: 'unknown', text: failure || label('keyunknown')};
+    if (e.pending && !e.key) return {state: 'pending', text: label('keypending')};
     if (!e.key) return {state: 'none', text: label('keynone')};
     var k = e.key, what = (k.type === 'smime' ? 'S/MIME' : 'OpenPGP');
     var detail = [k.source, k.trust].filter(function (x) { return x; }).join(', ');
@@ -69,7 +73,8 @@
   // A signature of what an icon pair shows, so unchanged ones are left alone.
   function stamp(address) {
     var e = known[address];
-    return address + '|' + (e ? e.transport + '|' + (e.key ? e.key.fingerprint : '-') : failure || '?');
+    return address + '|' + (e ? e.transport + '|' + (e.key ? e.key.fingerprint : '-') + '|' + !!e.pending
+      : failure || '?');
   }
 
   function box_address(li) {
@@ -102,7 +107,11 @@
   }
 
   function tick() {
-    var todo = $.grep(current(), function (a) { return !known[a] && !asked[a]; }).slice(0, MAX);
+    var now = Date.now();
+    var todo = $.grep(current(), function (a) {
+      var e = known[a];
+      return !asked[a] && (!e || (e.pending && now - e.at >= RETRY_PENDING));
+    }).slice(0, MAX);
     if (todo.length) {
       $.each(todo, function (i, a) { asked[a] = true; });
       rcmail.http_post('plugin.postwarden-status', {_recipients: JSON.stringify(todo)}, false);
@@ -118,6 +127,7 @@
     else {
       failure = null;
       $.each((data && data.recipients) || [], function (i, e) {
+        e.at = Date.now();
         known[e.address] = e;
         delete asked[e.address];
       });

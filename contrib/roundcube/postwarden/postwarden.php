@@ -59,7 +59,7 @@ class postwarden extends rcube_plugin
         $cfg = $this->rc->config;
         return new postwarden_client(
             $cfg->get('postwarden_api_url'), $cfg->get('postwarden_sso_secret'),
-            $this->rc->get_user_email(), $cfg->get('postwarden_timeout', 5),
+            $this->rc->get_user_email(), $cfg->get('postwarden_timeout', 10),
             $cfg->get('postwarden_ca_file'), $_SESSION['postwarden'] ?? null);
     }
 
@@ -82,7 +82,8 @@ class postwarden extends rcube_plugin
         $this->include_script('postwarden.js');
         $this->include_stylesheet('postwarden.css');
         $this->add_texts('localization/', ['lockdane', 'locktls', 'lockstop', 'lockplain',
-            'lockunknown', 'keyfound', 'keynone', 'keyunknown', 'unreachable']);
+            'lockunknown', 'lockpending', 'keyfound', 'keynone', 'keyunknown', 'keypending',
+            'unreachable']);
         $this->rc->output->set_env('postwarden_compose', true);
     }
 
@@ -142,6 +143,8 @@ class postwarden extends rcube_plugin
             'transport' => in_array($t, ['dane', 'tls', 'stop', 'plaintext']) ? $t : 'unknown',
             'reason'    => isset($e['reason']) && is_string($e['reason']) ? $e['reason'] : '',
             'key'       => $key,
+            // still being looked up by postwarden: asked again a moment later
+            'pending'   => !empty($e['pending']),
         ];
     }
 

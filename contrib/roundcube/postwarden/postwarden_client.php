@@ -24,7 +24,7 @@ class postwarden_client
     /* ['cookie' => pw_session value, 'csrf' => token] or null; shared with the caller */
     private $session;
 
-    public function __construct($url, $secret, $address, $timeout = 5, $ca_file = null,
+    public function __construct($url, $secret, $address, $timeout = 10, $ca_file = null,
                                 $session = null)
     {
         $this->url     = rtrim((string) $url, '/');
