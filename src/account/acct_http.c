@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -496,6 +497,25 @@ static bool acct_req_admit(struct acct_req *r, const struct acct_route *rt)
 	return true;
 }
 
+/*
+ * A body must be declared JSON: a cross-site HTML form can send text/plain or form data
+ * without asking, never application/json (that needs a CORS preflight nobody answers).
+ * This keeps other sites from signing a browser in to an account of theirs. false after
+ * answering 415.
+ */
+static bool acct_req_json_typed(struct acct_req *r)
+{
+	const char *ct = acct_req_header(r, "Content-Type");
+	size_t n = strlen("application/json");
+
+	if (r->body_len == 0)
+		return true;
+	if (ct && strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';'))
+		return true;
+	acct_reply_error(r, 415, "send the body as Content-Type: application/json");
+	return false;
+}
+
 static struct acct_req *acct_req_new(struct acct_http *h, struct evhttp_request *ev,
 				     enum acct_method m, char *path, const char *query)
 {
@@ -564,6 +584,8 @@ static void acct_handle(struct evhttp_request *ev, void *arg)
 		return;
 	}
 	r->rest = path + rt->plen;
+	if (!acct_req_json_typed(r))
+		return;
 	if (!acct_req_admit(r, rt))
 		return;
 	rt->fn(r, rt->arg);

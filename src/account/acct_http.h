@@ -10,7 +10,7 @@
  * is freed without an answer.
  *
  * Before a handler runs, the router has: bounded the headers and the body
- * (ACCT_MAX_BODY), found the session from the pw_session cookie (401 without one unless
+ * (ACCT_MAX_BODY), refused a body not sent as application/json (415), found the session from the pw_session cookie (401 without one unless
  * the route is ACCT_PUBLIC), and checked X-CSRF-Token on every method but GET and HEAD
  * (403 unless the route is ACCT_NO_CSRF). Every answer is JSON with Cache-Control:
  * no-store; errors are {"error": "what to do"}.

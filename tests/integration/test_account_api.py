@@ -19,6 +19,7 @@ import time
 import pytest
 
 from pwtest import net
+from pwtest import nodes as pw_nodes
 from pwtest.mailcheck import message, rcpt_states, uniq
 from pwtest.relay import binary, daemon_env
 
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.engines
 SECRET = "s3cret-for-the-webmail-" + "x" * 16
 PW_A = "Pa55-alice-%s" % uniq("")
 PW_B = "Pa55-bob-%s" % uniq("")
+JSON = {"Content-Type": "application/json"}
 
 
 # -- a small client ------------------------------------------------------------------------
@@ -48,7 +50,7 @@ class Client:
             h["X-CSRF-Token"] = self.csrf
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
         if data is not None:
-            h["Content-Type"] = "application/json"
+            h.setdefault("Content-Type", "application/json")
         c.request(method, path, body=data, headers=h)
         r = c.getresponse()
         text = r.read()
@@ -98,7 +100,7 @@ def dove(make_dovecot, users):
 @pytest.fixture
 def make_acct(make_relay, dove, users, workdir):
     """A relay with the account listener; the two users have accounts."""
-    def make(**options):
+    def make(add_users=True, **options):
         port = net.free_port("127.0.0.1")
         www = os.path.join(workdir, "www")
         os.makedirs(www, exist_ok=True)
@@ -112,7 +114,7 @@ def make_acct(make_relay, dove, users, workdir):
         r = make_relay(start=False, **opts)
         r.start()
         net.wait_port("127.0.0.1", port, timeout=20, proc=r.proc)
-        for u in users.values():
+        for u in users.values() if add_users else ():
             r.pw("user", "add", u, check=True)
         r.account_port = port
         return r
@@ -151,13 +153,20 @@ def test_sign_in_bad_bodies(acct, users):
     r = c.request("POST", "/v1/session", raw=json.dumps({"address": users["a"],
                                                          "password": "p" * 70000}))
     assert r.status == 413
+    # a body not declared JSON (what a cross-site form can send) is refused
+    body = json.dumps({"address": users["a"], "password": PW_A})
+    for ct in ("text/plain", "application/x-www-form-urlencoded", "application/jsonx"):
+        r = c.request("POST", "/v1/session", raw=body, headers={"Content-Type": ct})
+        assert r.status == 415 and c.cookie is None, ct
+    assert c.request("POST", "/v1/session", raw=body, headers={
+        "Content-Type": "application/json; charset=utf-8"}).status == 200
 
 
 def test_session_cookie_flags(acct, make_acct, users):
     c = Client(acct.account_port)
     conn = http.client.HTTPConnection("127.0.0.1", acct.account_port, timeout=30)
     conn.request("POST", "/v1/session", body=json.dumps({"address": users["a"],
-                                                         "password": PW_A}))
+                                                         "password": PW_A}), headers=JSON)
     r = conn.getresponse()
     r.read()
     cookie = r.getheader("Set-Cookie")
@@ -169,7 +178,7 @@ def test_session_cookie_flags(acct, make_acct, users):
     secure = make_acct(account_insecure_cookie="off")
     conn = http.client.HTTPConnection("127.0.0.1", secure.account_port, timeout=30)
     conn.request("POST", "/v1/session", body=json.dumps({"address": users["a"],
-                                                         "password": PW_A}))
+                                                         "password": PW_A}), headers=JSON)
     r = conn.getresponse()
     r.read()
     assert "Secure" in [a.strip() for a in r.getheader("Set-Cookie").split(";")]
@@ -379,7 +388,7 @@ def test_https_listener_and_plain_http_refused_off_loopback(make_acct, make_rela
     ctx.check_hostname = False
     c = http.client.HTTPSConnection("127.0.0.1", r.account_port, context=ctx, timeout=30)
     c.request("POST", "/v1/session", body=json.dumps({"address": users["a"],
-                                                      "password": PW_A}))
+                                                      "password": PW_A}), headers=JSON)
     resp = c.getresponse()
     body = json.loads(resp.read())
     assert resp.status == 200 and body["address"] == users["a"]
@@ -446,6 +455,36 @@ def test_slow_imap_server_blocks_nothing(make_acct, users):
         for c in held:
             c.close()
         lsock.close()
+
+
+def test_sessions_and_failures_shared_by_two_nodes(make_acct, postgres, users):
+    """Two nodes on one PostgreSQL database: a session opened on one is valid on the
+    other, signing out on the other ends it on both, and failures count together."""
+    url, pwfile = pw_nodes.shared_database(postgres)
+    common = dict(database_url=url, database_password_file=pwfile,
+                  account_login_failures="2", account_login_window="60s")
+    a = make_acct(server_node="node-a", **common)
+    b = make_acct(add_users=False, server_node="node-b", **common)
+    ca = Client(a.account_port)
+    assert ca.sign_in(users["a"], PW_A).status == 200
+    cb = Client(b.account_port)
+    cb.cookie, cb.csrf = ca.cookie, ca.csrf
+    assert cb.request("GET", "/v1/me").body["address"] == users["a"]
+    assert cb.request("PUT", "/v1/guarantee", {"enabled": True}).status == 200
+    assert ca.request("GET", "/v1/guarantee").body["enabled"] is True
+    assert cb.request("DELETE", "/v1/session").status == 200
+    assert ca.request("GET", "/v1/me").status == 401
+    # one failure on each node: the second node's count includes the first's
+    assert Client(a.account_port).request(
+        "POST", "/v1/session", {"address": users["b"], "password": "wrong"},
+        headers={"X-Forwarded-For": "192.0.2.1"}).status == 401
+    assert Client(b.account_port).request(
+        "POST", "/v1/session", {"address": users["b"], "password": "wrong"},
+        headers={"X-Forwarded-For": "192.0.2.2"}).status == 401
+    r = Client(a.account_port).request(
+        "POST", "/v1/session", {"address": users["b"], "password": PW_B},
+        headers={"X-Forwarded-For": "192.0.2.3"})
+    assert r.status == 429
 
 
 # -- rate limit ------------------------------------------------------------------------------
