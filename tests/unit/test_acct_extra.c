@@ -18,6 +18,8 @@
 #include "account/acct_keys.h"
 #include "account/acct_migrate.h"
 #include "dns.h"
+#include "migrate/mig_api.h"
+#include "migrate/mig_job.h"
 #include "xmalloc.h"
 
 static void free_addrs(char **a, size_t n)
@@ -281,5 +283,64 @@ static void test_certs(void)
 	free(missing);
 }
 
-TEST_MAIN(test_compose_parse, test_compose_transport, test_keys_answer, test_keys_json,
+static int status_error(int st, json_t *j, const char *want)
+{
+	const char *e = json_string_value(json_object_get(j, "error"));
+
+	CHECK(e != NULL && strstr(e, want) != NULL);
+	json_decref(j);
+	return st;
+}
+
+/* The account API's view of the jobs: one destination user's, never another's. */
+static void test_migrate_user(void)
+{
+	char dir[] = "/tmp/pw-acct-mig-XXXXXX";
+	struct db *db = unit_temp_db(dir);
+	struct pw_config cfg;
+	struct mig_api *api;
+	int64_t anna, bert;
+	json_t *j;
+	bool retry;
+	int st;
+	static const char other[] = "{\"kind\":\"mail\",\"source\":\"gmx\",\"source_user\":\"x\","
+				    "\"source_password\":\"p\",\"destination_user\":\"bert@example.test\"}";
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.migrate.jobs = 2;
+	cfg.migrate.destination = "";
+	cfg.migrate.master_user = "";
+	cfg.server.node = "n1";
+	api = mig_api_new(&cfg, db);
+	anna = mig_job_create(db, "mail", "anna@example.test");
+	bert = mig_job_create(db, "mail", "bert@example.test");
+	CHECK(anna > 0 && bert > 0);
+	st = mig_api_user_list(api, "anna@example.test", &j);
+	CHECK(st == 200 && json_array_size(json_object_get(j, "jobs")) == 1);
+	CHECK(json_integer_value(json_object_get(json_array_get(json_object_get(j, "jobs"), 0),
+						 "id")) == anna);
+	json_decref(j);
+	CHECK(mig_api_user_get(api, "anna@example.test", anna, &j) == 200);
+	json_decref(j);
+	/* bert's job is as unknown to anna as one that does not exist */
+	st = mig_api_user_get(api, "anna@example.test", bert, &j);
+	CHECK(status_error(st, j, "no such job") == 404);
+	st = mig_api_user_cancel(api, "anna@example.test", bert, &j);
+	CHECK(status_error(st, j, "no such job") == 404);
+	st = mig_api_user_get(api, "anna@example.test", bert + 100, &j);
+	CHECK(status_error(st, j, "no such job") == 404);
+	st = mig_api_user_start(api, "anna@example.test", other, strlen(other), &j, &retry);
+	CHECK(status_error(st, j, "own account") == 400);
+	/* the same body as bert's own: past the owner check, refused for this node's setup */
+	st = mig_api_user_start(api, "bert@example.test", other, strlen(other), &j, &retry);
+	CHECK(status_error(st, j, "destination") == 400);
+	CHECK(!retry);
+	CHECK(mig_api_user_cancel(api, "bert@example.test", bert, &j) == 202);
+	json_decref(j);
+	mig_api_free(api);
+	db_close(db);
+	unit_remove_dir(dir);
+}
+
+TEST_MAIN(test_migrate_user, test_compose_parse, test_compose_transport, test_keys_answer, test_keys_json,
 	  test_ids, test_certs)
