@@ -29,6 +29,9 @@ nginx_ssl() { nginx -V 2>&1 | grep -q 'http_ssl_module'; }
 gpg_dirmngr() { gpgconf --list-components | grep -q '^dirmngr:' && command -v dirmngr; }
 # The address book tests start Radicale 3 (its command line and storage layout changed in 3).
 radicale_3() { /usr/bin/python3 -m radicale --version | grep -q '^3\.'; }
+# The Roundcube plugin's tests run Debian's Roundcube 1.6 from its own tree with SQLite.
+roundcube_16() { grep -q "'RCMAIL_VERSION', '1\.6\." /usr/share/roundcube/program/include/iniset.php && test -f /etc/roundcube/defaults.inc.php; }
+php_sqlite() { php -r 'exit(extension_loaded("pdo_sqlite") ? 0 : 1);'; }
 py_module() { "$PYTHON" -c "import $1"; }
 # The settings page's browser tests drive headless Chromium over --remote-debugging-pipe.
 chromium_headless() { timeout 60 chromium --headless=new --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>ok</p>' 2>/dev/null | grep -q '<p>ok</p>'; }
@@ -59,6 +62,10 @@ need dovecot-core "Dovecot's quota and imap_zlib plugins" sh -c 'test -f /usr/li
 need dovecot-core "Dovecot's oauth2 passdb (OAuth logins checked by introspection)" grep -q introspection_url /usr/lib/dovecot/auth
 need isync "mbsync (the migration benchmark's peer)" sh -c 'mbsync --version | grep -q "^isync 1\."'
 need offlineimap3 "offlineimap (the migration benchmark's peer)" offlineimap --version
+need roundcube-core "Roundcube 1.6 (the webmail of the plugin's tests)" roundcube_16
+need roundcube-sqlite3 "Roundcube's SQLite schema" test -f /usr/share/roundcube/SQL/sqlite.initial.sql
+need php-cli "PHP's command line and built-in web server" php -r 'exit(0);'
+need php-sqlite3 "PHP's SQLite driver (pdo_sqlite)" php_sqlite
 need chromium "headless Chromium (the settings page's browser tests)" chromium_headless
 need fonts-dejavu-core "a font for the settings page's screenshots" test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 need openssl "openssl" openssl version

@@ -10,7 +10,8 @@ TEST="knot knot-dnsutils postfix swaks libnet-ssleay-perl python3-pytest python3
 unbound-host ldnsutils gnupg dirmngr iproute2 openssl procps time nginx-light
 bind9 pdns-server pdns-backend-sqlite3 postgresql-15 postgresql-client-15 systemd certspotter
 dovecot-imapd isync offlineimap3 radicale python3-passlib python3-bcrypt
-chromium fonts-dejavu-core"
+chromium fonts-dejavu-core
+roundcube roundcube-core roundcube-sqlite3 php-cli php-sqlite3"
 
 # Benchmarks only: a load generator that is not the bottleneck.
 BENCH="wrk"
@@ -34,6 +35,8 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # Postfix asks questions on install; preseed a local-only setup and start no service.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+# The Roundcube tests run their own instance with its own SQLite database; no system one.
+echo "roundcube-core roundcube/dbconfig-install boolean false" | $SUDO debconf-set-selections
 $SUDO apt-get update -q
 # postgresql-15 creates (and, where services start, runs) Debian's "main" cluster on 5432.
 # The tests start their own server on a free port with its own socket directory, so they
