@@ -463,10 +463,14 @@ static void acct_client_addr(struct evhttp_request *ev, char *out, size_t outlen
 		last = last ? last + 1 : xff;
 		while (*last == ' ' || *last == '\t')
 			last++;
-		snprintf(ip, sizeof(ip), "%s", last);
-		ip[strcspn(ip, " \t")] = '\0';
-		if (inet_pton(AF_INET, ip, tmp) == 1 || inet_pton(AF_INET6, ip, tmp) == 1)
-			snprintf(out, outlen, "%s", ip);
+		size_t n = strcspn(last, " \t");
+
+		if (n < sizeof(ip)) {
+			memcpy(ip, last, n);
+			ip[n] = '\0';
+			if (inet_pton(AF_INET, ip, tmp) == 1 || inet_pton(AF_INET6, ip, tmp) == 1)
+				snprintf(out, outlen, "%s", ip);
+		}
 	}
 }
 
