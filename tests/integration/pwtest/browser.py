@@ -259,9 +259,19 @@ class Browser:
             raise BrowserError("no visible element %s" % selector)
         return box[0], box[1]
 
-    def click(self, selector):
-        """A real mouse click in the middle of the element."""
-        x, y = self._center(selector)
+    def click(self, selector, timeout=5):
+        """A real mouse click in the middle of the element, once nothing else (a layout
+        still moving after an answer came in) is at that point."""
+        deadline = time.monotonic() + timeout
+        while True:
+            x, y = self._center(selector)
+            hit = self.eval("(() => { const e = document.querySelector(%s);"
+                            " const h = document.elementFromPoint(%f, %f);"
+                            " return !!(e && h && (e === h || e.contains(h))); })()"
+                            % (json.dumps(selector), x, y))
+            if hit or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent",
                       {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
