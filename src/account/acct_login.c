@@ -41,6 +41,7 @@ struct acct_login {
 	bool imap_on;
 	char *imap_host;
 	char *imap_port;
+	char *imap_addr;		/* [account] imap_address, or NULL: resolve imap_host */
 	enum imap_tls imap_tls;
 	SSL_CTX *ssl_ctx;
 	bool sso_on;
@@ -306,7 +307,8 @@ static void *acct_login_thread(void *arg)
 {
 	struct acct_login_job *job = arg;
 	struct acct_login *l = job->l;
-	struct imap_opts o = { .host = l->imap_host, .port = l->imap_port, .tls = l->imap_tls,
+	struct imap_opts o = { .host = l->imap_host, .addr = l->imap_addr, .port = l->imap_port,
+			       .tls = l->imap_tls,
 			       .ssl_ctx = l->ssl_ctx, .timeout = ACCT_LOGIN_TIMEOUT,
 			       .max_literal = 65536 };
 	struct imap im;
@@ -357,6 +359,12 @@ static void acct_login_finish(struct acct_login *l, struct acct_login_job *job)
 				  time(NULL));
 		log_info("event=account_signin method=imap result=wrong_password");
 		acct_reply_error(r, 401, "wrong address or password");
+	} else if (job->fail == IMAP_F_TLS) {
+		/* not the user's fault: no failure is counted against the address */
+		log_warn("event=account_signin method=imap result=tls_error error=\"%s\"",
+			 job->err);
+		acct_reply_error(r, 502, "the mail server's certificate could not be verified, "
+				 "so the password was not sent; tell your provider");
 	} else {
 		log_warn("event=account_signin method=imap result=imap_error error=\"%s\"",
 			 job->err);
@@ -466,7 +474,15 @@ static bool acct_addr_loopback(const char *host)
 	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
-/* [account] imap: imaps://HOST[:PORT] or imap://LOOPBACK[:PORT]. */
+static bool acct_addr_ip(const char *s)
+{
+	struct in6_addr a6;
+
+	return inet_pton(AF_INET, s, &a6) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
+}
+
+/* [account] imap: imaps://HOST[:PORT] or imap://LOOPBACK[:PORT]; [account] imap_address
+ * is checked here too, as it decides where the password goes. */
 static int acct_login_parse_imap(struct acct_login *l, const char *url, char **err)
 {
 	bool tls = str_has_prefix_ci(url, "imaps://");
@@ -501,8 +517,18 @@ static int acct_login_parse_imap(struct acct_login *l, const char *url, char **e
 				 "imaps://", url);
 		return -1;
 	}
+	if (*l->cfg->account.imap_address &&
+	    !(tls ? acct_addr_ip(l->cfg->account.imap_address) :
+	      acct_addr_loopback(l->cfg->account.imap_address))) {
+		free(host);
+		*err = xasprintf("[account] imap_address %s: use an IP address (a loopback one "
+				 "with imap://)", l->cfg->account.imap_address);
+		return -1;
+	}
 	l->imap_host = host;
 	l->imap_port = xstrdup(colon && colon[1] ? colon + 1 : (tls ? "993" : "143"));
+	l->imap_addr = *l->cfg->account.imap_address ? xstrdup(l->cfg->account.imap_address) :
+								NULL;
 	l->imap_tls = tls ? IMAP_TLS_IMPLICIT : IMAP_TLS_NONE;
 	l->imap_on = true;
 	return 0;
@@ -525,8 +551,8 @@ struct acct_login *acct_login_register(struct acct_http *h, char **err)
 	pthread_cond_init(&l->idle, NULL);
 	if (*cfg->account.imap && acct_login_parse_imap(l, cfg->account.imap, err) < 0)
 		goto fail;
-	if (l->imap_on && (l->ssl_ctx = imap_ssl_ctx_new(*cfg->account.imap_ca_file ?
-							 cfg->account.imap_ca_file : NULL,
+	if (l->imap_on && (l->ssl_ctx = imap_ssl_ctx_new(*cfg->account.ca_file ?
+							 cfg->account.ca_file : NULL,
 							 err)) == NULL)
 		goto fail;
 	if (*cfg->account.sso_secret && strlen(cfg->account.sso_secret) < ACCT_SSO_MIN_SECRET) {
@@ -577,5 +603,6 @@ void acct_login_free(struct acct_login *l)
 	pthread_cond_destroy(&l->idle);
 	free(l->imap_host);
 	free(l->imap_port);
+	free(l->imap_addr);
 	free(l);
 }

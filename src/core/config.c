@@ -259,8 +259,12 @@ static const struct conf_key account_keys[] = {
 	  "The provider's IMAP server that checks a user's password at sign-in (IMAP LOGIN): "
 	  "imaps://HOST[:PORT], or imap://ADDRESS[:PORT] on a loopback address (empty: no "
 	  "password sign-in)." },
-	{ "imap_ca_file", CONF_STRING, "", ACC(imap_ca_file), 0, 0, NULL,
-	  "PEM file of CA certificates trusted besides the system store for imap." },
+	{ "ca_file", CONF_STRING, "", ACC(ca_file), 0, 0, NULL,
+	  "PEM file of CA certificates trusted besides the system store for imap's "
+	  "certificate (empty: the system store alone)." },
+	{ "imap_address", CONF_STRING, "", ACC(imap_address), 0, 0, NULL,
+	  "IP address to connect to for imap instead of resolving its host name, which the "
+	  "certificate must still match (a name that does not resolve from here; tests)." },
 	{ "sso_secret", CONF_STRING, "", ACC(sso_secret), 0, 0, NULL,
 	  "Shared secret (at least 32 characters) with which the provider's webmail signs "
 	  "sign-in assertions, HMAC-SHA256 (empty: no single sign-on)." },

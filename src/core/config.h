@@ -137,7 +137,8 @@ struct account_conf {
 	char *tls_key;
 	char *www_dir;			/* the settings page; "" = the installed one or ./www */
 	char *imap;			/* sign-in: imaps://HOST[:PORT] or imap://LOOPBACK[:PORT] */
-	char *imap_ca_file;		/* extra CA for imap's certificate; "" = system store */
+	char *ca_file;			/* extra CA for imap's certificate; "" = system store */
+	char *imap_address;		/* address for imap's host instead of DNS; "" = resolve */
 	char *sso_secret;		/* HMAC-SHA256 key of webmail assertions; "" = no SSO */
 	int64_t idle_timeout;		/* seconds a session lives without use */
 	int64_t session_lifetime;	/* seconds a session lives at most */

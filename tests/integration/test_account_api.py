@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from pwtest import ca as pw_ca
 from pwtest import net
 from pwtest import nodes as pw_nodes
 from pwtest.mailcheck import message, rcpt_states, uniq
@@ -143,6 +144,48 @@ def test_password_sign_in_right_and_wrong(acct, users):
     # GET /v1/session gives a reloaded page its CSRF token back
     s = c.request("GET", "/v1/session")
     assert s.status == 200 and s.body["csrf"] == c.csrf
+
+
+IMAPS_NAME = "imap.provider.invalid"	# never resolves: reached through [account] imap_address
+
+
+def test_imaps_sign_in_checks_certificate_against_ca_file_and_name(make_acct, make_dovecot,
+                                                                  test_ca, users, workdir):
+    d = make_dovecot("imaps", tls=True, hostname=IMAPS_NAME,
+                     users={users["a"]: PW_A, users["b"]: PW_B})
+    url = "imaps://%s:%d" % (IMAPS_NAME, d.imaps_port)
+    r = make_acct(account_imap=url, account_ca_file=test_ca.cert_path,
+                  account_imap_address="127.0.0.1")
+    c = Client(r.account_port)
+    assert c.sign_in(users["a"], "wrong-" + PW_A).status == 401
+    ok = c.sign_in(users["a"], PW_A)
+    assert ok.status == 200 and ok.body["address"] == users["a"], ok.body
+    assert c.request("GET", "/v1/me").status == 200
+
+    # a CA file without the server's issuer: 502, the password is never sent, and the
+    # refusals are not counted as wrong passwords (login_failures 2 would answer 429)
+    other = pw_ca.TestCA(os.path.join(workdir, "other-ca"), name="another CA")
+    bad = make_acct(add_users=False, account_imap=url, account_ca_file=other.cert_path,
+                    account_imap_address="127.0.0.1", account_login_failures="2")
+    for _ in range(3):
+        b = Client(bad.account_port).sign_in(users["a"], PW_A)
+        assert b.status == 502 and "certificate" in b.body["error"], b.body
+    assert "result=tls_error" in bad.log()
+
+    # the right CA but a name the certificate does not carry: refused the same way
+    wrong_name = make_acct(add_users=False, account_ca_file=test_ca.cert_path,
+                           account_imap="imaps://other.provider.invalid:%d" % d.imaps_port,
+                           account_imap_address="127.0.0.1")
+    w = Client(wrong_name.account_port).sign_in(users["a"], PW_A)
+    assert w.status == 502 and "certificate" in w.body["error"], w.body
+
+
+def test_imap_address_must_be_an_ip_address(make_relay, workdir):
+    r = make_relay(start=False, account_listen="127.0.0.1:%d" % net.free_port("127.0.0.1"),
+                   account_imap="imaps://%s" % IMAPS_NAME,
+                   account_imap_address="imap.example.test")
+    p = r.pw("serve", check=False, timeout=20)
+    assert p.returncode != 0 and "imap_address" in p.stderr, p.stderr
 
 
 def test_sign_in_bad_bodies(acct, users):
