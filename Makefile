@@ -15,7 +15,11 @@ PKG_CFLAGS := $(sort $(foreach p,$(PKGS),$(shell pkg-config --cflags $(p) 2>/dev
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-CPPFLAGS = -D_GNU_SOURCE -Isrc -Isrc/lib -Isrc/core
+# make install puts the files under $(DESTDIR)$(PREFIX); serve looks for the settings page
+# in $(PREFIX)/share/postwarden/www, so PREFIX is built in (PW_PREFIX in config.h).
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CPPFLAGS = -D_GNU_SOURCE -Isrc -Isrc/lib -Isrc/core -DPW_PREFIX='"$(PREFIX)"'
 BASE_CFLAGS = -std=c11 -g $(WARN) $(PKG_CFLAGS)
 
 VARIANT ?= rel
@@ -40,7 +44,7 @@ FUZZ_SECONDS ?= 5
 PYTHON      = /usr/bin/python3
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all asan run check deps deps-test unit fuzz integration clean bench
+.PHONY: all asan run check deps deps-test unit fuzz integration clean bench install
 
 all: $(B)/postwarden
 
@@ -66,6 +70,28 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_MODS)
 
 asan:
 	$(MAKE) VARIANT=asan all
+
+# The objects that use PW_PREFIX are rebuilt when PREFIX changes.
+$(B)/src/core/config.o $(B)/src/account/acct_http.o build/fuzz/src/core/config.o \
+build/fuzz/src/account/acct_http.o: $(B)/prefix
+.PHONY: FORCE
+$(B)/prefix: FORCE
+	@mkdir -p $(B)
+	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
+
+# The release binary, the man pages, the settings page and the Roundcube plugin.
+SHARE = $(DESTDIR)$(PREFIX)/share/postwarden
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/man/man5 $(SHARE)
+	install -m 0755 $(B)/postwarden $(DESTDIR)$(PREFIX)/sbin/postwarden
+	install -m 0644 docs/postwarden.8 $(DESTDIR)$(PREFIX)/share/man/man8/postwarden.8
+	install -m 0644 docs/postwarden.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/postwarden.conf.5
+	@set -e; for top in www:www contrib/roundcube/postwarden:roundcube; do \
+		src=$${top%%:*}; dst=$(SHARE)/$${top#*:}; rm -rf "$$dst"; \
+		(cd $$src && find . -type f) | while read -r f; do \
+			install -D -m 0644 "$$src/$$f" "$$dst/$$f"; done; \
+	done
 
 # The OpenAPI description is built into serve (GET /v1/openapi.json on the account listener).
 src/account/acct_openapi_doc.c: docs/openapi.json scripts/embed.sh

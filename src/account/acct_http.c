@@ -39,7 +39,7 @@
 #define ACCT_TIMEOUT_S 60
 #define ACCT_MAX_PATH 1024
 #define ACCT_MAX_COOKIE 512
-#define ACCT_DEFAULT_WWW "/usr/share/postwarden/www"
+#define ACCT_DEFAULT_WWW PW_DEFAULT_WWW	/* make install's place for www/ */
 
 struct acct_route {
 	unsigned methods;

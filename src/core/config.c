@@ -254,7 +254,7 @@ static const struct conf_key account_keys[] = {
 	  "PEM private key of tls_cert." },
 	{ "www_dir", CONF_STRING, "", ACC(www_dir), 0, 0, NULL,
 	  "Folder of the settings page's static files, served at / (empty: "
-	  "/usr/share/postwarden/www when present, else www in the working directory)." },
+	  PW_DEFAULT_WWW " when present, else www in the working directory)." },
 	{ "imap", CONF_STRING, "", ACC(imap), 0, 0, NULL,
 	  "The provider's IMAP server that checks a user's password at sign-in (IMAP LOGIN): "
 	  "imaps://HOST[:PORT], or imap://ADDRESS[:PORT] on a loopback address (empty: no "

@@ -130,6 +130,12 @@ struct migrate_conf {
 	char *master_password_file;	/* its password; mode 0600, read at each job's start */
 };
 
+/* The installation prefix (make's PREFIX) and the settings page under it. */
+#ifndef PW_PREFIX
+#define PW_PREFIX "/usr/local"
+#endif
+#define PW_DEFAULT_WWW PW_PREFIX "/share/postwarden/www"
+
 /* The user's side: sign-in, sessions and the account API (src/account/). */
 struct account_conf {
 	struct conf_hostport listen;	/* host NULL or "": no account listener */
