@@ -22,6 +22,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "mime_words.h"
 #include "strutil.h"
 #include "xmalloc.h"
 
@@ -46,7 +47,7 @@ char *acct_header_subject(const char *data, size_t len)
 	bool in_subject = false;
 	char *s;
 
-	buf_init(&out, ACCT_SUBJECT_MAX);
+	buf_init(&out, ACCT_SUBJECT_RAW);
 	while (i < len) {
 		size_t end = i;
 
@@ -69,7 +70,13 @@ char *acct_header_subject(const char *data, size_t len)
 		}
 		i = end + 1;
 	}
-	s = xstrndup(out.data ? out.data : "", out.len);
+	/* encoded words decoded into UTF-8; the cut to ACCT_SUBJECT_MAX comes after, so no
+	 * encoded word is cut in half */
+	size_t lead = 0;	/* the blank after "Subject:" takes no room */
+
+	while (lead < out.len && (out.data[lead] == ' ' || out.data[lead] == '\t'))
+		lead++;
+	s = mime_words_decode(out.data ? out.data + lead : "", out.len - lead, ACCT_SUBJECT_MAX);
 	buf_free(&out);
 	for (char *p = s; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)

@@ -18,9 +18,11 @@
 #define ACCT_MAX_OFF_FOR (30 * 24 * 3600)
 #define ACCT_MAX_DAYS 90
 #define ACCT_SUBJECT_SCAN 32768	/* bytes of a spool file searched for Subject */
-#define ACCT_SUBJECT_MAX 256
+#define ACCT_SUBJECT_MAX 256		/* bytes of the decoded subject shown */
+#define ACCT_SUBJECT_RAW 4096		/* bytes of the unfolded field decoded */
 
-/* The Subject of a message header (unfolded, at most ACCT_SUBJECT_MAX bytes; "" if none). */
+/* The Subject of a message header (unfolded, RFC 2047 words decoded into UTF-8, at most
+ * ACCT_SUBJECT_MAX bytes; "" if none). */
 char *acct_header_subject(const char *data, size_t len);
 
 void acct_user_register(struct acct_http *h);

@@ -287,6 +287,23 @@ static void test_subject(void)
 	s = acct_header_subject("Subject: a\tb\x01" "c\n", 14);
 	CHECK_STREQ(s, "a b c");
 	free(s);
+	/* encoded words, folded between two of them, are decoded and joined */
+	h = "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n =?ISO-8859-1?Q?_aus_K=F6ln?=\r\n\r\n";
+	s = acct_header_subject(h, strlen(h));
+	CHECK_STREQ(s, "Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln");
+	free(s);
+	/* a decoded control character is blanked like a raw one */
+	s = acct_header_subject("Subject: =?UTF-8?Q?a=0Ab?=\n", 26);
+	CHECK_STREQ(s, "a b");
+	free(s);
+	/* a long subject of encoded words: decoded whole, then cut between characters */
+	char enc[3000] = "Subject: ";
+	for (int k = 0; k < 150; k++)
+		strcat(enc, "=?UTF-8?Q?=C3=A4?= ");
+	s = acct_header_subject(enc, strlen(enc));
+	CHECK(strlen(s) == ACCT_SUBJECT_MAX && (unsigned char)s[0] == 0xc3 &&
+	      (unsigned char)s[ACCT_SUBJECT_MAX - 1] == 0xa4);
+	free(s);
 }
 
 TEST_MAIN(test_cookie, test_static_path, test_b64url, test_sso, test_login_body,
