@@ -346,7 +346,9 @@ def test_held_list_release_and_another_users_message(acct, users, zones, pf_plai
     acct.pw("user", "guarantee", a, "on", check=True)
     acct.pw("user", "guarantee", b, "on", check=True)
     id_a, rcpts = _held_message(acct, zones, pf_plain, pf_notify, a, "Quarterly report")
-    id_b, _ = _held_message(acct, zones, pf_plain, pf_notify, b, "Bob's note")
+    # RFC 2047 encoded words, folded, in two charsets: shown decoded and joined
+    id_b, _ = _held_message(acct, zones, pf_plain, pf_notify, b,
+                            "=?UTF-8?Q?Bob=E2=80=99s_?=\r\n =?ISO-8859-1?B?bm90ZSBhdXMgS/Zsbg==?=")
 
     ca, cb = Client(acct.account_port), Client(acct.account_port)
     assert ca.sign_in(a, PW_A).status == 200 and cb.sign_in(b, PW_B).status == 200
@@ -356,7 +358,9 @@ def test_held_list_release_and_another_users_message(acct, users, zones, pf_plai
     assert m["subject"] == "Quarterly report" and abs(m["date"] - time.time()) < 300
     assert sorted(x["address"] for x in m["recipients"]) == sorted(rcpts)
     assert all(x["reason"] for x in m["recipients"]), m
-    assert [x["id"] for x in cb.request("GET", "/v1/held").body["messages"]] == [id_b]
+    held_b = cb.request("GET", "/v1/held").body["messages"]
+    assert [x["id"] for x in held_b] == [id_b]
+    assert held_b[0]["subject"] == "Bob\u2019s note aus K\u00f6ln", held_b[0]["subject"]
 
     # b reaches for a's message: refused as if it did not exist, and nothing changes
     for path in ("/v1/held/%s/release" % id_a, "/v1/held/NOSUCHID/release"):
