@@ -78,6 +78,7 @@ char *acct_header_subject(const char *data, size_t len)
 		lead++;
 	s = mime_words_decode(out.data ? out.data + lead : "", out.len - lead, ACCT_SUBJECT_MAX);
 	buf_free(&out);
+	mime_words_utf8_scrub(s);	/* raw 8-bit text: JSON strings are UTF-8 */
 	for (char *p = s; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';

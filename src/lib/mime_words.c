@@ -74,6 +74,31 @@ int mime_words_utf8_valid(const unsigned char *s, size_t n)
 	return 1;
 }
 
+/* The length of the well-formed character at s[0..n), or 0. */
+static size_t mw_char_len(const unsigned char *s, size_t n)
+{
+	size_t k = s[0] < 0x80 ? 1 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+
+	if (k > n)
+		k = n;
+	return mime_words_utf8_valid(s, k) ? k : 0;
+}
+
+void mime_words_utf8_scrub(char *s)
+{
+	size_t n = strlen(s), i = 0;
+
+	while (i < n) {
+		size_t k = mw_char_len((unsigned char *)s + i, n - i);
+
+		if (k == 0) {
+			s[i] = '?';
+			k = 1;
+		}
+		i += k;
+	}
+}
+
 /* Append to the output; past max_out cut at a character boundary and stop for good. */
 static void mw_out(struct mw_dec *d, const char *p, size_t n)
 {

@@ -26,4 +26,8 @@ char *mime_words_decode(const char *in, size_t len, size_t max_out);
 /* Whether s[0..n) is well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
 int mime_words_utf8_valid(const unsigned char *s, size_t n);
 
+/* Every byte of s that is not part of a well-formed UTF-8 character becomes '?' (raw
+ * 8-bit text outside encoded words, for JSON, which must be UTF-8). */
+void mime_words_utf8_scrub(char *s);
+
 #endif

@@ -1,6 +1,7 @@
 /*
  * fuzz_mime_words.c - libFuzzer target: RFC 2047 decoding of a header value. The output
- * must stay within its bound and be valid UTF-8 whenever the input is.
+ * must stay within its bound and be valid UTF-8 whenever the input is, and always after
+ * mime_words_utf8_scrub.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +23,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mime_words_utf8_valid(data, size) && memchr(data, 0, size) == NULL &&
 	    !mime_words_utf8_valid((const unsigned char *)s, n))
 		fatalx("valid UTF-8 in, invalid out");
+	mime_words_utf8_scrub(s);
+	if (strlen(s) != n || !mime_words_utf8_valid((const unsigned char *)s, n))
+		fatalx("scrubbed text still not UTF-8");
 	free(s);
 	return 0;
 }

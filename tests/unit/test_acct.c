@@ -292,6 +292,11 @@ static void test_subject(void)
 	s = acct_header_subject(h, strlen(h));
 	CHECK_STREQ(s, "Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln");
 	free(s);
+	/* raw 8-bit text that is not UTF-8 is shown with '?' (a JSON string must be UTF-8) */
+	h = "Subject: K\xf6ln =?UTF-8?Q?=C3=A4?=\n";
+	s = acct_header_subject(h, strlen(h));
+	CHECK_STREQ(s, "K?ln \xc3\xa4");
+	free(s);
 	/* a decoded control character is blanked like a raw one */
 	s = acct_header_subject("Subject: =?UTF-8?Q?a=0Ab?=\n", 26);
 	CHECK_STREQ(s, "a b");

@@ -101,6 +101,9 @@ static void test_utf8_valid(void)
 	CHECK(!mime_words_utf8_valid((const unsigned char *)"\xed\xa0\x80", 3));	/* surrogate */
 	CHECK(!mime_words_utf8_valid((const unsigned char *)"\xf4\x90\x80\x80", 4));
 	CHECK(!mime_words_utf8_valid((const unsigned char *)"\xe2\x82", 2));
+	char raw[] = "K\xf6ln \xc3\xa4 \xe2\x82 \xf0\x9f\x98\x80\xc3";
+	mime_words_utf8_scrub(raw);
+	CHECK_STREQ(raw, "K?ln \xc3\xa4 ?? \xf0\x9f\x98\x80?");
 }
 
 TEST_MAIN(test_plain_and_single_words, test_adjacent_words, test_invalid_kept, test_bounds,
