@@ -253,9 +253,9 @@ def test_settings_in_german(workdir, imap):
         status, _, page = c.get("./?_task=settings&_action=plugin.postwarden&_framed=1")
         assert status == 200
         for text in ("Mail-Sicherheit", "TLS-Versandgarantie", "Zur\u00fcckgehaltene Nachrichten",
-                     "Schl\u00fcssel", "Umzug zu uns"):
+                     "Schl\u00fcssel", "Umzug zu uns", "Benachrichtigungen (letzte 7 Tage)"):
             assert text in page
-        assert "Held messages" not in page
+        assert "Held messages" not in page and "Notifications" not in page
     finally:
         rc.stop()
     assert_no_php_errors(rc)
