@@ -499,6 +499,7 @@ def test_key_published_and_removed_in_roundcube_settings(world):
     assert "No key is published for you." in page
     status, _, page = submit(c, page, "key-add", _key=other.armored)
     assert "postwarden-notice postwarden-error" in page and "Done." not in page
+    assert "The key was refused: " in page and "mallory@example.test" in page
     assert "No key is published for you." in page
     status, _, page = submit(c, page, "key-add", _key=mine.armored)
     assert "Done." in page, page[page.find("postwarden-settings"):][:1500]
@@ -506,6 +507,34 @@ def test_key_published_and_removed_in_roundcube_settings(world):
     assert "_openpgpkey.example.test" in page
     status, _, page = submit(c, page, "key-remove")
     assert "Done." in page and "No key is published for you." in page
+
+
+def test_postwarden_errors_said_in_german(world):
+    """A refused key in a German Roundcube: the plugin says it in German by postwarden's
+    error code, with postwarden's detail (the address the key carries); so is a refused
+    migration body, whose code the account listener adds to the jobs' own answer."""
+    from pwtest import searchkeys as sk
+    factory = sk.KeyFactory()
+    try:
+        other = factory.good("mallory@example.test")
+    finally:
+        factory.close()
+    world.rc.language = "de_DE"
+    world.rc.write_config()             # read at each request; the user is new
+    c = world.rc.client()
+    c.login(USER, PASSWORD)
+    status, _, page = c.get(SETTINGS)
+    assert status == 200 and "Schl\u00fcssel" in page
+    status, _, page = submit(c, page, "key-add", _key=other.armored)
+    assert "postwarden-notice postwarden-error" in page
+    assert "Der Schl\u00fcssel wurde abgelehnt: " in page and "mallory@example.test" in page
+    assert "The key was refused" not in page
+    # the migration jobs' 400 for a source that is neither a preset nor an IMAP URL
+    status, _, page = submit(c, page, "migration-start", _preset="other",
+                             _source="ftp://old.example.test", _source_user=OLD_USER,
+                             _source_password=OLD_PASSWORD)
+    assert "postwarden hat das nicht angenommen: source: not a preset" in page, \
+        page[page.find("postwarden-notice"):][:500]
 
 
 def sso_signins(relay):

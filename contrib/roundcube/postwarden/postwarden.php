@@ -80,8 +80,27 @@ class postwarden extends rcube_plugin
         $_SESSION['postwarden'] = $c->session();
         if ($r['error'] !== null) {
             rcube::write_log('errors', "postwarden: $method $path: " . $r['error']);
+            $r['error'] = $this->error_text($r);
         }
         return $r;
+    }
+
+    /**
+     * A failed answer in the user's language: the text for postwarden's error code (label
+     * "err" and the code without "_", with $error for postwarden's English detail), else
+     * postwarden's own text.
+     */
+    private function error_text($r)
+    {
+        $code = $r['json']['code'] ?? null;
+        if (!is_string($code) || !preg_match('/^[a-z_]{1,40}$/', $code)) {
+            return $r['error'];
+        }
+        $label = 'err' . str_replace('_', '', $code);
+        if (!$this->rc->text_exists($label, 'postwarden')) {
+            return $r['error'];
+        }
+        return $this->gettext(['name' => $label, 'vars' => ['error' => $r['error']]]);
     }
 
     // -- compose ---------------------------------------------------------------------
