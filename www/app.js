@@ -97,8 +97,17 @@
 			throw new Error(t("error.session"));
 		}
 		if (!r.ok)
-			throw new Error(data.error || (r.status + " " + r.statusText));
+			throw new Error(errorText(data) || (r.status + " " + r.statusText));
 		return data;
+	}
+
+	/* An error answer in the page's language: the text for its code ({error} in it is the
+	 * server's English detail, such as why a key was refused), else the server's text. */
+	function errorText(data) {
+		const key = "error.code." + data.code;
+		if (typeof data.code === "string" && Object.prototype.hasOwnProperty.call(texts, key))
+			return t(key, {error: data.error || ""});
+		return data.error;
 	}
 
 	function fmtTime(unix) {

@@ -252,11 +252,27 @@ static void acct_log(const struct acct_req *r, int status)
 		 (long long)(monotonic_ms() - r->start_ms));
 }
 
+/*
+ * An error answer made elsewhere (the migration jobs' bodies) carries only "error": give it
+ * the status's code, so that every error of this API has one.
+ */
+static void acct_error_add_code(int status, json_t *json)
+{
+	if (status < 400 || !json_is_object(json) || json_object_get(json, "code") != NULL ||
+	    !json_is_string(json_object_get(json, "error")))
+		return;
+	if (json_object_set_new(json, "code", json_string(acct_error_code(status))) < 0)
+		fatalx("json_object_set_new: out of memory");
+}
+
 void acct_reply_json(struct acct_req *r, int status, json_t *json)
 {
 	struct evkeyvalq *hd = evhttp_request_get_output_headers(r->ev);
 	struct evbuffer *b = evhttp_request_get_output_buffer(r->ev);
-	char *s = json_dumps(json ? json : json_object(), JSON_COMPACT);
+	char *s;
+
+	acct_error_add_code(status, json);
+	s = json_dumps(json ? json : json_object(), JSON_COMPACT);
 
 	if (s == NULL)
 		fatalx("json_dumps: out of memory");
@@ -272,9 +288,36 @@ void acct_reply_json(struct acct_req *r, int status, json_t *json)
 	acct_req_free(r);
 }
 
+const char *acct_error_code(int status)
+{
+	switch (status) {
+	case 400: return "bad_request";
+	case 401: return "not_signed_in";
+	case 403: return "forbidden";
+	case 404: return "not_found";
+	case 405: return "method_not_allowed";
+	case 409: return "conflict";
+	case 413: return "too_large";
+	case 415: return "json_required";
+	case 429: return "rate_limited";
+	case 502: return "upstream_failed";
+	case 503: return "unavailable";
+	default: return status >= 500 ? "server_error" : "bad_request";
+	}
+}
+
+void acct_reply_error_code(struct acct_req *r, int status, const char *code, const char *msg)
+{
+	json_t *j = json_pack("{s:s, s:s}", "error", msg, "code", code);
+
+	if (j == NULL)
+		fatalx("json_pack: out of memory");
+	acct_reply_json(r, status, j);
+}
+
 void acct_reply_error(struct acct_req *r, int status, const char *msg)
 {
-	acct_reply_json(r, status, json_pack("{s:s}", "error", msg));
+	acct_reply_error_code(r, status, acct_error_code(status), msg);
 }
 
 json_t *acct_req_json(struct acct_req *r, size_t max)
@@ -483,7 +526,7 @@ static bool acct_req_admit(struct acct_req *r, const struct acct_route *rt)
 	if (h->session_fn)
 		r->has_who = h->session_fn(h->session_arg, cookie, &r->who);
 	if (!r->has_who && !(rt->flags & ACCT_PUBLIC)) {
-		acct_reply_error(r, 401, "sign in first (POST /v1/session)");
+		acct_reply_error_code(r, 401, "not_signed_in", "sign in first (POST /v1/session)");
 		return false;
 	}
 	if (r->method != ACCT_GET && r->method != ACCT_HEAD && !(rt->flags & ACCT_NO_CSRF)) {
@@ -493,8 +536,8 @@ static bool acct_req_admit(struct acct_req *r, const struct acct_route *rt)
 		if (!r->has_who || tok == NULL || r->who.csrf == NULL ||
 		    strlen(tok) != strlen(r->who.csrf) ||
 		    CRYPTO_memcmp(tok, r->who.csrf, strlen(tok)) != 0) {
-			acct_reply_error(r, 403, "the X-CSRF-Token header must carry the csrf value "
-					 "of the sign-in answer");
+			acct_reply_error_code(r, 403, "csrf", "the X-CSRF-Token header must "
+					      "carry the csrf value of the sign-in answer");
 			return false;
 		}
 	}

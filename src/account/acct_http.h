@@ -128,8 +128,15 @@ void acct_req_add_header(struct acct_req *r, const char *name, const char *value
  * request: r is invalid afterwards. Works from any callback on the loop.
  */
 void acct_reply_json(struct acct_req *r, int status, json_t *json);
-/* Answer {"error": msg}. */
+/*
+ * Answer {"error": msg, "code": CODE}: msg is English for people, CODE a stable word a page
+ * translates (docs/account.md lists them). acct_reply_error takes the code that goes with
+ * the status (acct_error_code); acct_reply_error_code names a more precise one.
+ */
 void acct_reply_error(struct acct_req *r, int status, const char *msg);
+void acct_reply_error_code(struct acct_req *r, int status, const char *code, const char *msg);
+/* The code of an error answer that names none: one per status ("not_found" for 404...). */
+const char *acct_error_code(int status);
 
 /* ---- pure helpers (unit tests, fuzzing) ----------------------------------------------- */
 

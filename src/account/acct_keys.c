@@ -413,10 +413,12 @@ static json_t *keys_job_result(struct keys_job *j)
 static void keys_job_answer(struct keys_job *j)
 {
 	if (j->rc < 0)	/* a refused key (400), or a database that could not be changed */
-		acct_reply_error(j->req, j->remove ? 503 : 400,
-				 j->msg ? j->msg : "the key was refused");
+		acct_reply_error_code(j->req, j->remove ? 503 : 400,
+				      j->remove ? "unavailable" : "key_refused",
+				      j->msg ? j->msg : "the key was refused");
 	else if (j->remove && j->rc == 0)
-		acct_reply_error(j->req, 404, "no such key is published for your addresses");
+		acct_reply_error_code(j->req, 404, "key_not_yours",
+				      "no such key is published for your addresses");
 	else
 		acct_reply_json(j->req, j->remove ? 200 : 201, keys_job_result(j));
 }
@@ -451,7 +453,8 @@ static void keys_job_start(struct acct_keys *ak, struct keys_job *j)
 
 	if (ak->njobs >= ACCT_KEYS_MAX_JOBS) {
 		acct_req_add_header(j->req, "Retry-After", "5");
-		acct_reply_error(j->req, 429, "too many key changes at once: try again in a moment");
+		acct_reply_error_code(j->req, 429, "busy",
+				      "too many key changes at once: try again in a moment");
 		keys_job_free(j);
 		return;
 	}
@@ -525,7 +528,8 @@ static void keys_delete(struct acct_keys *ak, struct acct_req *req, const char *
 	/* another user's key is as unknown as a key that does not exist */
 	if (!keys_owned(db, acct, id)) {
 		account_free(acct);
-		acct_reply_error(req, 404, "no such key is published for your addresses");
+		acct_reply_error_code(req, 404, "key_not_yours",
+				      "no such key is published for your addresses");
 		return;
 	}
 	j = xcalloc(1, sizeof(*j));

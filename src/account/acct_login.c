@@ -265,7 +265,8 @@ static bool acct_login_refuse_blocked(struct acct_login *l, struct acct_req *r,
 	snprintf(buf, sizeof(buf), "%lld", (long long)wait);
 	acct_req_add_header(r, "Retry-After", buf);
 	log_info("event=account_signin result=blocked retry_after=%lld", (long long)wait);
-	acct_reply_error(r, 429, "too many failed sign-ins: wait and try again later");
+	acct_reply_error_code(r, 429, "rate_limited",
+			      "too many failed sign-ins: wait and try again later");
 	return true;
 }
 
@@ -278,7 +279,8 @@ static void acct_login_open(struct acct_login *l, struct acct_req *r, const char
 
 	if (a == NULL) {
 		log_info("event=account_signin method=%s result=no_account", method);
-		acct_reply_error(r, 403, "this address has no account here; ask your provider");
+		acct_reply_error_code(r, 403, "no_account",
+				      "this address has no account here; ask your provider");
 		return;
 	}
 	account_free(a);
@@ -358,7 +360,7 @@ static void acct_login_finish(struct acct_login *l, struct acct_login_job *job)
 		acct_login_failed(l->db, &l->cfg->account, job->address, acct_req_client(r),
 				  time(NULL));
 		log_info("event=account_signin method=imap result=wrong_password");
-		acct_reply_error(r, 401, "wrong address or password");
+		acct_reply_error_code(r, 401, "wrong_password", "wrong address or password");
 	} else if (job->fail == IMAP_F_TLS) {
 		/* not the user's fault: no failure is counted against the address */
 		log_warn("event=account_signin method=imap result=tls_error error=\"%s\"",
@@ -368,8 +370,8 @@ static void acct_login_finish(struct acct_login *l, struct acct_login_job *job)
 	} else {
 		log_warn("event=account_signin method=imap result=imap_error error=\"%s\"",
 			 job->err);
-		acct_reply_error(r, 502, "the mail server could not check the password right "
-				 "now; try again later");
+		acct_reply_error_code(r, 502, "imap_unavailable", "the mail server could not "
+				      "check the password right now; try again later");
 	}
 	acct_login_job_free(job);
 }
@@ -395,7 +397,7 @@ static void acct_login_password(struct acct_req *r, void *arg)
 	size_t len;
 
 	if (!l->imap_on) {
-		acct_reply_error(r, 404, "password sign-in is not offered here");
+		acct_reply_error_code(r, 404, "not_offered", "password sign-in is not offered here");
 		return;
 	}
 	body = acct_req_body(r, &len);
@@ -419,7 +421,7 @@ static void acct_login_password(struct acct_req *r, void *arg)
 		pthread_mutex_unlock(&l->lock);
 		acct_login_job_free(job);
 		acct_req_add_header(r, "Retry-After", "1");
-		acct_reply_error(r, 503, "too many sign-ins at once; try again in a moment");
+		acct_reply_error_code(r, 503, "busy", "too many sign-ins at once; try again in a moment");
 		return;
 	}
 	l->running++;
@@ -437,7 +439,7 @@ static void acct_login_sso(struct acct_req *r, void *arg)
 	char *sub;
 
 	if (!l->sso_on) {
-		acct_reply_error(r, 404, "single sign-on is not offered here");
+		acct_reply_error_code(r, 404, "not_offered", "single sign-on is not offered here");
 		return;
 	}
 	/*
@@ -454,7 +456,7 @@ static void acct_login_sso(struct acct_req *r, void *arg)
 		if (!json_is_string(a))
 			err = "assertion: required";
 		json_decref(j);
-		acct_reply_error(r, 401, err);
+		acct_reply_error_code(r, 401, "sso_refused", err);
 		return;
 	}
 	json_decref(j);

@@ -274,8 +274,8 @@ static void acct_release_answer(struct acct_req *r, int64_t n, const char *id)
 		return;
 	}
 	if (n == 0 && id) {
-		acct_reply_error(r, 404, "you have no held message with this ID (or no such "
-				 "recipient held in it)");
+		acct_reply_error_code(r, 404, "held_not_yours", "you have no held message with "
+				      "this ID (or no such recipient held in it)");
 		return;
 	}
 	log_info("event=release id=%s count=%lld by=account", id ? id : "all", (long long)n);
@@ -299,7 +299,7 @@ static void acct_held_release_one(struct acct_req *r, void *arg)
 	id = xstrndup(rest + 1, (size_t)(slash - rest - 1));
 	if (!acct_id_ok(id)) {
 		free(id);
-		acct_reply_error(r, 404, "you have no held message with this ID");
+		acct_reply_error_code(r, 404, "held_not_yours", "you have no held message with this ID");
 		return;
 	}
 	if ((j = acct_req_json(r, 1024)) == NULL) {

@@ -133,6 +133,7 @@ def test_password_sign_in_right_and_wrong(acct, users):
     c = Client(acct.account_port)
     r = c.sign_in(users["a"], "wrong-" + PW_A)
     assert r.status == 401 and "error" in r.body and c.cookie is None
+    assert r.body["code"] == "wrong_password"       # for a page to say in its language
     assert c.request("GET", "/v1/me").status == 401
     r = c.sign_in(users["a"], PW_A)
     assert r.status == 200, r.body
@@ -190,7 +191,8 @@ def test_imap_address_must_be_an_ip_address(make_relay, workdir):
 
 def test_sign_in_bad_bodies(acct, users):
     c = Client(acct.account_port)
-    assert c.request("POST", "/v1/session", raw="not json").status == 400
+    r = c.request("POST", "/v1/session", raw="not json")
+    assert r.status == 400 and r.body["code"] == "bad_request"
     assert c.request("POST", "/v1/session", {"address": users["a"]}).status == 400
     assert c.request("POST", "/v1/session", {"address": "x", "password": "y"}).status == 400
     r = c.request("POST", "/v1/session", raw=json.dumps({"address": users["a"],
@@ -201,6 +203,7 @@ def test_sign_in_bad_bodies(acct, users):
     for ct in ("text/plain", "application/x-www-form-urlencoded", "application/jsonx"):
         r = c.request("POST", "/v1/session", raw=body, headers={"Content-Type": ct})
         assert r.status == 415 and c.cookie is None, ct
+        assert r.body["code"] == "json_required"
     assert c.request("POST", "/v1/session", raw=body, headers={
         "Content-Type": "application/json; charset=utf-8"}).status == 200
 
@@ -233,7 +236,7 @@ def test_sso_right_expired_forged(acct, users):
     c = Client(acct.account_port)
     # a valid assertion for an address without an account opens nothing
     r = Client(acct.account_port).sso(assertion("nobody@example.test", now + 60))
-    assert r.status == 403
+    assert r.status == 403 and r.body["code"] == "no_account"
     r = c.sso(assertion(users["b"], now + 60))
     assert r.status == 200 and r.body["address"] == users["b"], r.body
     assert c.request("GET", "/v1/me").body["address"] == users["b"]
@@ -245,6 +248,7 @@ def test_sso_right_expired_forged(acct, users):
         d = Client(acct.account_port)
         r = d.sso(bad)
         assert r.status == 401 and why in r.body["error"], (bad, r.body)
+        assert r.body["code"] == "sso_refused"
         assert d.cookie is None and d.request("GET", "/v1/me").status == 401
     # refused assertions are not counted against the client (the webmail signs everyone in)
     assert Client(acct.account_port).sso(assertion(users["b"], now + 60)).status == 200
@@ -255,7 +259,7 @@ def test_csrf_missing_is_403(acct, users):
     c = Client(acct.account_port)
     assert c.sign_in(users["a"], PW_A).status == 200
     r = c.request("PUT", "/v1/guarantee", {"enabled": True}, csrf=False)
-    assert r.status == 403
+    assert r.status == 403 and r.body["code"] == "csrf"
     r = c.request("PUT", "/v1/guarantee", {"enabled": True},
                   headers={"X-CSRF-Token": "A" * 43}, csrf=False)
     assert r.status == 403
@@ -385,7 +389,8 @@ def test_held_list_release_and_another_users_message(acct, users, zones, pf_plai
     assert r.status == 200 and r.body == {"released": 1}
     pf_plain.wait_for_message(rcpts[1], timeout=60)
     assert ca.request("GET", "/v1/held").body == {"messages": []}
-    assert ca.request("POST", "/v1/held/%s/release" % id_a, {}).status == 404
+    r = ca.request("POST", "/v1/held/%s/release" % id_a, {})
+    assert r.status == 404 and r.body["code"] == "held_not_yours"
 
 
 def test_notifications(acct, users, zones, pf_plain, pf_notify):
@@ -412,7 +417,9 @@ def test_endpoints_need_a_session(acct):
                          ("DELETE", "/v1/session")):
         r = c.request(method, path, {} if method != "GET" else None)
         assert r.status == 401 and "error" in r.body, (method, path)
-    assert c.request("GET", "/v1/nothing").status == 404
+        assert r.body["code"] == "not_signed_in", (method, path)
+    r = c.request("GET", "/v1/nothing")
+    assert r.status == 404 and r.body == {"error": "no such endpoint", "code": "not_found"}
     assert c.request("PATCH", "/v1/me").status in (400, 405, 501)
 
 
@@ -544,6 +551,7 @@ def test_rate_limit_then_window_passes(make_acct, users):
         assert c.sign_in(users["a"], "wrong").status == 401
     blocked = c.sign_in(users["a"], PW_A)
     assert blocked.status == 429, blocked.body
+    assert blocked.body["code"] == "rate_limited"
     retry = int(blocked.getheader("Retry-After"))
     assert 1 <= retry <= window
     assert c.cookie is None

@@ -209,6 +209,7 @@ def test_keys_for_others_are_refused(acct, users, gpg, kz):
     stranger = gpg.make_key("stranger@other.test")
     r = anna.request("POST", "/v1/keys", {"key": gpg.export(stranger).decode()})
     assert r.status == 400 and "stranger@other.test" in r.body["error"], r.body
+    assert r.body["code"] == "key_refused"
     # bert's key, even uploaded by anna, is refused: it carries none of her addresses
     bfpr = gpg.make_key(users["b"])
     r = anna.request("POST", "/v1/keys", {"key": gpg.export(bfpr).decode()})
@@ -218,7 +219,7 @@ def test_keys_for_others_are_refused(acct, users, gpg, kz):
     # anna can neither see nor remove it
     assert anna.request("GET", "/v1/keys").body["keys"] == []
     r = anna.request("DELETE", "/v1/keys/" + bfpr)
-    assert r.status == 404, r.body
+    assert r.status == 404 and r.body["code"] == "key_not_yours", r.body
     assert [k["id"] for k in bert.request("GET", "/v1/keys").body["keys"]] == [bfpr]
     assert kz.rdatas(pk.dane_owner(users["b"]), "OPENPGPKEY") != []
     # bad bodies, no CSRF token, no session
@@ -246,13 +247,15 @@ def test_migrations_are_the_users_own(acct, users):
     assert bert.request("GET", "/v1/migrations/%d" % job).status == 200
     # anna: not in her list, not readable, not cancellable, not restartable
     assert anna.request("GET", "/v1/migrations").body["jobs"] == []
-    assert anna.request("GET", "/v1/migrations/%d" % job).status == 404
+    r = anna.request("GET", "/v1/migrations/%d" % job)
+    assert r.status == 404 and r.body["code"] == "not_found", r.body    # the jobs' own body
     assert anna.request("DELETE", "/v1/migrations/%d" % job).status == 404
     r = anna.request("POST", "/v1/migrations", dict(body, job=job, destination_password=PW_A))
     assert r.status == 404, r.body
     # nor can she name bert as the destination
     r = anna.request("POST", "/v1/migrations", dict(body, destination_user=users["b"]))
     assert r.status == 400 and "own account" in r.body["error"], r.body
+    assert r.body["code"] == "bad_request"
     # bert himself may cancel it
     r = bert.request("DELETE", "/v1/migrations/%d" % job)
     assert r.status == 202 and r.body["state"] == "cancelling", r.body

@@ -142,6 +142,11 @@ def test_page_texts_exist_in_english_and_german():
                                           "webde", "other")}
     used |= {"mig.state." + s for s in ("running", "done", "partial", "failed", "cancelled",
                                          "interrupted")}
+    # the code of each error answer (docs/openapi.json lists them) has its text
+    with open(os.path.join(WWW, "..", "docs", "openapi.json"), encoding="utf-8") as f:
+        codes = json.load(f)["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
+    assert "wrong_password" in codes
+    used |= {"error.code." + c for c in codes}
     assert sorted(used - set(en)) == []
     # every text is translated: the long ones differ (names such as "Name" may not, nor
     # the name of a standard)
@@ -389,6 +394,47 @@ def test_german_and_english(site, chrome, artefacts):
     b.accept_language("de-AT")
     load(b, site)
     assert b.text("h1") == "Einstellungen zur Mail-Sicherheit"
+    assert b.errors == []
+
+
+def post_session(site, address, password):
+    """(status, JSON) of a password sign-in sent straight to the API."""
+    req = urllib.request.Request(site.url + "v1/session", method="POST",
+                                 data=json.dumps({"address": address,
+                                                  "password": password}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@needs_chromium
+def test_a_wrong_password_on_the_german_page_is_said_in_german(site, chrome):
+    # the API answers with the English text and a code the page translates
+    st, j = post_session(site, USER, "not-" + USER_PW)
+    assert (st, j) == (401, {"error": "wrong address or password", "code": "wrong_password"})
+    b = chrome
+    b.accept_language("de-DE,de,en")
+    load(b, site)
+    st, j = page_api(b, "me")
+    assert st == 401 and j["code"] == "not_signed_in" and j["error"]
+    assert b.eval("document.documentElement.lang") == "de"
+    b.type_into("#signin-address", USER)
+    b.type_into("#signin-password", "nicht-" + USER_PW)
+    b.click("#signin-submit")
+    b.wait("document.getElementById('error').textContent.length > 0", what="an error")
+    assert b.text("#error") == read_texts("de")["error.code.wrong_password"]
+    assert b.text("#error") == "Falsche Adresse oder falsches Passwort."
+    # the control: the same mistake on the English page is said in English
+    b.eval("(() => { const s = document.getElementById('lang'); s.value = 'en';"
+           " s.dispatchEvent(new Event('change')); })()")
+    b.wait("document.documentElement.lang === 'en'", what="English")
+    b.type_into("#signin-password", "not-" + USER_PW)
+    b.click("#signin-submit")
+    b.wait_text("#error", "Wrong address or password.")
+    assert b.eval("document.getElementById('account').hidden") is True
     assert b.errors == []
 
 

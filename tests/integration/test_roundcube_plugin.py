@@ -147,7 +147,7 @@ def test_plugin_without_postwarden(workdir, imap):
         assert "plugin.postwarden" in page
         status, _, page = c.get("./?_task=settings&_action=plugin.postwarden&_framed=1")
         assert status == 200 and 'id="postwarden-guarantee"' in page
-        assert page.count("postwarden cannot be reached") == 4
+        assert page.count("postwarden cannot be reached") == 5     # each section
         assert "Mail security" in page
     finally:
         rc.stop()
@@ -253,9 +253,9 @@ def test_settings_in_german(workdir, imap):
         status, _, page = c.get("./?_task=settings&_action=plugin.postwarden&_framed=1")
         assert status == 200
         for text in ("Mail-Sicherheit", "TLS-Versandgarantie", "Zur\u00fcckgehaltene Nachrichten",
-                     "Schl\u00fcssel", "Umzug zu uns"):
+                     "Schl\u00fcssel", "Umzug zu uns", "Benachrichtigungen (letzte 7 Tage)"):
             assert text in page
-        assert "Held messages" not in page
+        assert "Held messages" not in page and "Notifications" not in page
     finally:
         rc.stop()
     assert_no_php_errors(rc)
@@ -499,6 +499,7 @@ def test_key_published_and_removed_in_roundcube_settings(world):
     assert "No key is published for you." in page
     status, _, page = submit(c, page, "key-add", _key=other.armored)
     assert "postwarden-notice postwarden-error" in page and "Done." not in page
+    assert "The key was refused: " in page and "mallory@example.test" in page
     assert "No key is published for you." in page
     status, _, page = submit(c, page, "key-add", _key=mine.armored)
     assert "Done." in page, page[page.find("postwarden-settings"):][:1500]
@@ -506,6 +507,34 @@ def test_key_published_and_removed_in_roundcube_settings(world):
     assert "_openpgpkey.example.test" in page
     status, _, page = submit(c, page, "key-remove")
     assert "Done." in page and "No key is published for you." in page
+
+
+def test_postwarden_errors_said_in_german(world):
+    """A refused key in a German Roundcube: the plugin says it in German by postwarden's
+    error code, with postwarden's detail (the address the key carries); so is a refused
+    migration body, whose code the account listener adds to the jobs' own answer."""
+    from pwtest import searchkeys as sk
+    factory = sk.KeyFactory()
+    try:
+        other = factory.good("mallory@example.test")
+    finally:
+        factory.close()
+    world.rc.language = "de_DE"
+    world.rc.write_config()             # read at each request; the user is new
+    c = world.rc.client()
+    c.login(USER, PASSWORD)
+    status, _, page = c.get(SETTINGS)
+    assert status == 200 and "Schl\u00fcssel" in page
+    status, _, page = submit(c, page, "key-add", _key=other.armored)
+    assert "postwarden-notice postwarden-error" in page
+    assert "Der Schl\u00fcssel wurde abgelehnt: " in page and "mallory@example.test" in page
+    assert "The key was refused" not in page
+    # the migration jobs' 400 for a source that is neither a preset nor an IMAP URL
+    status, _, page = submit(c, page, "migration-start", _preset="other",
+                             _source="ftp://old.example.test", _source_user=OLD_USER,
+                             _source_password=OLD_PASSWORD)
+    assert "postwarden hat das nicht angenommen: source: not a preset" in page, \
+        page[page.find("postwarden-notice"):][:500]
 
 
 def sso_signins(relay):
@@ -584,6 +613,96 @@ def test_move_to_us_started_in_roundcube_settings(world, make_dovecot):
         time.sleep(0.5)
         status, _, page = c.get(SETTINGS)
     assert 'data-state="failed"' in page
+
+
+def section(page, name):
+    """The HTML of the settings section postwarden-NAME."""
+    import re
+    m = re.search(r'<fieldset id="postwarden-%s">(.*?)</fieldset>' % name, page, re.S)
+    assert m, "no section %s" % name
+    return m.group(1)
+
+
+def test_notifications_list_a_held_recipient_and_why(world, pf_plain):
+    """The notifications section (the last 7 days): nothing at first; once a message to
+    the plaintext-only domain is held, its recipient with "Held" and postwarden's reason,
+    the same reason the held messages section gives."""
+    import html as html_mod
+    import re
+    from pwtest import mailcheck
+    c = world.rc.client()
+    c.login(USER, PASSWORD)
+    status, _, page = c.get(SETTINGS)
+    assert status == 200
+    assert "Nothing to report in the last 7 days." in section(page, "notifications")
+    r = world.relay
+    r.pw("user", "guarantee", USER, "on", check=True)
+    subject = "Notified in Roundcube " + mailcheck.uniq("")
+    assert r.send(USER, [world.plain], mailcheck.message(USER, [world.plain], subject)) == {}
+    r.wait_queue(lambda q: any(mailcheck.rcpt_states(x).get(world.plain) == "held" for x in q),
+                 timeout=60, what="the held recipient")
+    status, _, page = c.get(SETTINGS)
+    held = html_mod.unescape(section(page, "held"))
+    m = re.search(re.escape(world.plain) + r": ([^<]+)</li>", held)
+    assert m and len(m.group(1).strip()) > 5, held
+    reason = m.group(1).strip()
+    notes = section(page, "notifications")
+    assert "Nothing to report" not in notes
+    rows = re.findall(r'<tr data-kind="([a-z]+)">(.*?)</tr>', notes, re.S)
+    assert len(rows) == 1, notes
+    kind, row = rows[0][0], html_mod.unescape(rows[0][1])
+    assert kind == "held"
+    assert "<td>%s</td>" % world.plain in row
+    why = re.findall(r"<td>([^<]*)</td>", row)[2]
+    assert reason in why and world.plain in why and "held" in why, row
+    assert subject not in notes          # date, recipient and why: not the subject
+
+
+def test_move_to_us_started_with_a_preset(world, make_dovecot):
+    """The old provider is picked from the presets, as on the settings page: the form has
+    the select, and a move started with "gmx" sends the preset's name (its server is the
+    old Dovecot here, through postwarden_migration_hosts). The job runs to the end; with a
+    wrong password it fails with the GMX preset's advice, which only the preset gives."""
+    import re
+    old = make_dovecot("old", users={OLD_USER: OLD_PASSWORD}, hostname=OLD_HOST)
+    conn = old.login(OLD_USER, OLD_PASSWORD)
+    conn.append("INBOX", None, None, b"From: a@old.example.test\r\nSubject: preset\r\n\r\nhi\r\n")
+    conn.logout()
+    world.rc.plugin_config["postwarden_migration_hosts"] = {
+        "gmx": "%s:%d" % (OLD_HOST, old.imaps_port)}
+    world.rc.write_config()             # read at each request
+    c = world.rc.client()
+    c.login(USER, PASSWORD)
+    status, _, page = c.get(SETTINGS)
+    mig = section(page, "migration")
+    m = re.search(r'<select name="_preset"[^>]*>(.*?)</select>', mig, re.S)
+    assert m, mig
+    assert re.findall(r'value="([a-z]+)"', m.group(1)) == [
+        "gmx", "gmail", "icloud", "outlook", "yahoo", "aol", "webde", "other"]
+    assert ">Another IMAP server<" in m.group(1)
+    # a control: "other" without a server is refused by the plugin, and nothing starts
+    status, _, page = submit(c, page, "migration-start", _preset="other", _source="",
+                             _source_user=OLD_USER, _source_password=OLD_PASSWORD)
+    assert "Give the IMAP server of your old provider." in page
+    assert 'class="postwarden-job"' not in page
+    status, _, page = submit(c, page, "migration-start", _preset="gmx", _source="",
+                             _source_user=OLD_USER, _source_password=OLD_PASSWORD)
+    assert "Done." in page, section(page, "migration")[:1500]
+    deadline = time.time() + 120
+    while 'data-state="running"' in page and time.time() < deadline:
+        time.sleep(0.5)
+        status, _, page = c.get(SETTINGS)
+    assert 'data-state="done"' in page, section(page, "migration")[:1500]
+    assert "100% (1 of 1 messages)" in page
+    status, _, page = submit(c, page, "migration-start", _preset="gmx",
+                             _source_user=OLD_USER, _source_password="wrong")
+    deadline = time.time() + 60
+    while 'data-state="failed"' not in page and time.time() < deadline:
+        time.sleep(0.5)
+        status, _, page = c.get(SETTINGS)
+    failed = re.search(r'<li class="postwarden-job" data-state="failed"[^>]*>([^<]*)', page)
+    assert failed, section(page, "migration")[:1500]
+    assert "GMX: switch on POP3/IMAP access" in failed.group(1)
 
 
 def test_sso_vouches_for_the_login_not_an_edited_identity(world):

@@ -20,6 +20,18 @@
 
 #define SECRET "0123456789abcdef0123456789abcdef-test"
 
+/* Every status has its code; the ones a page translates do not change. */
+static void test_error_code(void)
+{
+	CHECK_STREQ(acct_error_code(400), "bad_request");
+	CHECK_STREQ(acct_error_code(401), "not_signed_in");
+	CHECK_STREQ(acct_error_code(404), "not_found");
+	CHECK_STREQ(acct_error_code(429), "rate_limited");
+	CHECK_STREQ(acct_error_code(503), "unavailable");
+	CHECK_STREQ(acct_error_code(500), "server_error");
+	CHECK_STREQ(acct_error_code(418), "bad_request");
+}
+
 static void test_cookie(void)
 {
 	char *v;
@@ -311,5 +323,5 @@ static void test_subject(void)
 	free(s);
 }
 
-TEST_MAIN(test_cookie, test_static_path, test_b64url, test_sso, test_login_body,
-	  test_session_alive, test_sessions_in_db, test_rate_limit, test_subject)
+TEST_MAIN(test_error_code, test_cookie, test_static_path, test_b64url, test_sso,
+	  test_login_body, test_session_alive, test_sessions_in_db, test_rate_limit, test_subject)

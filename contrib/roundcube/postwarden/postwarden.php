@@ -5,8 +5,10 @@
  * Adds to Roundcube:
  *  - Settings > Mail security: the TLS-sending guarantee (on, off, off for an hour or a
  *    day), held messages (why each was stopped; release one or all), keys (where each is
- *    published and whether it validates now; upload, remove) and moving mail from another
- *    provider (start, progress, cancel), all through postwarden's account API;
+ *    published and whether it validates now; upload, remove), the notifications of the
+ *    last 7 days (held or returned recipients, and why) and moving mail from another
+ *    provider (a preset or a server; start, progress, cancel), all through postwarden's
+ *    account API;
  *  - in the compose window, per recipient, a lock icon (how the message would leave: DANE,
  *    verified TLS, stopped, or plaintext) and a key icon (the best key found), with the
  *    reason as the icons' title, updated whenever the recipients change.
@@ -27,6 +29,13 @@ class postwarden extends rcube_plugin
     const MAX_KEY_BYTES  = 65536;
     /* Migration jobs shown with their progress (the first ones the API lists). */
     const MAX_JOBS_SHOWN = 10;
+    /* The notifications section covers this many days (the API's default). */
+    const NOTIFICATION_DAYS = 7;
+    /* The old providers postwarden knows (docs/migrate.md, "Presets"), as the settings
+     * page offers them; 'other' takes the server field. Names are not translated. */
+    const PRESETS = ['gmx' => 'GMX', 'gmail' => 'Gmail', 'icloud' => 'iCloud',
+                     'outlook' => 'Outlook.com', 'yahoo' => 'Yahoo', 'aol' => 'AOL',
+                     'webde' => 'WEB.DE'];
 
     private $rc;
 
@@ -71,8 +80,27 @@ class postwarden extends rcube_plugin
         $_SESSION['postwarden'] = $c->session();
         if ($r['error'] !== null) {
             rcube::write_log('errors', "postwarden: $method $path: " . $r['error']);
+            $r['error'] = $this->error_text($r);
         }
         return $r;
+    }
+
+    /**
+     * A failed answer in the user's language: the text for postwarden's error code (label
+     * "err" and the code without "_", with $error for postwarden's English detail), else
+     * postwarden's own text.
+     */
+    private function error_text($r)
+    {
+        $code = $r['json']['code'] ?? null;
+        if (!is_string($code) || !preg_match('/^[a-z_]{1,40}$/', $code)) {
+            return $r['error'];
+        }
+        $label = 'err' . str_replace('_', '', $code);
+        if (!$this->rc->text_exists($label, 'postwarden')) {
+            return $r['error'];
+        }
+        return $this->gettext(['name' => $label, 'vars' => ['error' => $r['error']]]);
     }
 
     // -- compose ---------------------------------------------------------------------
@@ -207,9 +235,12 @@ class postwarden extends rcube_plugin
             $r = $this->api('DELETE', "/v1/keys/$eid");
             break;
         case 'migration-start':
-            $body = [
-                'kind'            => 'mail',
-                'source'          => rcube_utils::get_input_string('_source', rcube_utils::INPUT_POST),
+            $body = $this->migration_source();
+            if (is_string($body)) {
+                $r = ['error' => $body];
+                break;
+            }
+            $body += [
                 'source_user'     => rcube_utils::get_input_string('_source_user', rcube_utils::INPUT_POST),
                 'source_password' => rcube_utils::get_input_string('_source_password', rcube_utils::INPUT_POST, true),
             ];
@@ -230,6 +261,35 @@ class postwarden extends rcube_plugin
             '_framed' => rcube_utils::get_input_string('_framed', rcube_utils::INPUT_GPC) ? 1 : null]);
     }
 
+    /**
+     * The start of a mail job's body from the form: {"kind", "source"} with a preset's
+     * name (and, when postwarden_migration_hosts names one for it, "source_host": that
+     * server instead of the preset's), or the server typed for another provider as an
+     * imaps:// URL unless it names its scheme. A text to show when neither was given.
+     */
+    private function migration_source()
+    {
+        $preset = rcube_utils::get_input_string('_preset', rcube_utils::INPUT_POST);
+        $body   = ['kind' => 'mail'];
+        if (isset(self::PRESETS[$preset])) {
+            $body['source'] = $preset;
+            $hosts = (array) $this->rc->config->get('postwarden_migration_hosts', []);
+            if (isset($hosts[$preset]) && is_string($hosts[$preset]) && $hosts[$preset] !== '') {
+                $body['source_host'] = $hosts[$preset];
+            }
+            return $body;
+        }
+        if ($preset !== '' && $preset !== 'other') {
+            return $this->gettext('nopreset');
+        }
+        $server = trim(rcube_utils::get_input_string('_source', rcube_utils::INPUT_POST));
+        if ($server === '') {
+            return $this->gettext('noserver');
+        }
+        $body['source'] = strpos($server, '://') === false ? 'imaps://' . $server : $server;
+        return $body;
+    }
+
     public function settings_body()
     {
         $html = '';
@@ -239,8 +299,8 @@ class postwarden extends rcube_plugin
             $html .= html::div(['class' => 'postwarden-notice postwarden-' . $type, 'role' => 'status'],
                                rcube::Q($text));
         }
-        $html .= $this->section_guarantee() . $this->section_held() . $this->section_keys()
-            . $this->section_migrations();
+        $html .= $this->section_guarantee() . $this->section_held()
+            . $this->section_notifications() . $this->section_keys() . $this->section_migrations();
         return html::div(['class' => 'postwarden-settings formcontent', 'id' => 'postwarden-settings'],
                          html::tag('h1', ['class' => 'voice'], rcube::Q($this->gettext('title'))) . $html);
     }
@@ -333,6 +393,40 @@ class postwarden extends rcube_plugin
         return $this->section('held', 'held', $t->show() . $this->form('release-all', $this->gettext('releaseall')));
     }
 
+    /** What happened to the user's messages lately: recipients held or returned, and why. */
+    private function section_notifications()
+    {
+        $r = $this->api('GET', '/v1/notifications?days=' . self::NOTIFICATION_DAYS);
+        if ($r['error'] !== null) {
+            return $this->section('notifications', 'notifications', $this->failed($r));
+        }
+        $list = isset($r['json']['notifications']) && is_array($r['json']['notifications'])
+            ? $r['json']['notifications'] : [];
+        if (!$list) {
+            return $this->section('notifications', 'notifications',
+                                  html::p(null, rcube::Q($this->gettext('nonotifications'))));
+        }
+        $t = new html_table(['class' => 'postwarden-notifications propform', 'cols' => 3]);
+        $t->add_header(null, rcube::Q($this->gettext('date')));
+        $t->add_header(null, rcube::Q($this->gettext('recipient')));
+        $t->add_header(null, rcube::Q($this->gettext('why')));
+        foreach ($list as $n) {
+            if (!is_array($n)) {
+                continue;
+            }
+            // postwarden's text is a whole sentence ("Your message to ... is held: ...");
+            // the kind alone only stands in when there is none
+            $kind = isset($n['kind']) && is_string($n['kind']) ? $n['kind'] : '';
+            $why  = isset($n['text']) && is_string($n['text']) && $n['text'] !== '' ? $n['text']
+                  : (in_array($kind, ['held', 'bounced']) ? $this->gettext('notif' . $kind) : $kind);
+            $t->add_row(['data-kind' => $kind]);
+            $t->add(null, $this->when($n['date'] ?? ''));
+            $t->add(null, rcube::Q(isset($n['recipient']) && is_string($n['recipient']) ? $n['recipient'] : ''));
+            $t->add(null, rcube::Q($why));
+        }
+        return $this->section('notifications', 'notifications', $t->show());
+    }
+
     private function section_keys()
     {
         $r = $this->api('GET', '/v1/keys');
@@ -404,12 +498,18 @@ class postwarden extends rcube_plugin
         foreach (array_slice($jobs, 0, self::MAX_JOBS_SHOWN) as $j) {
             $list .= $this->job_line($j);
         }
+        $preset = new html_select(['name' => '_preset', 'id' => 'postwarden-preset', 'class' => 'form-control']);
+        foreach (self::PRESETS as $value => $name) {
+            $preset->add($name, $value);
+        }
+        $preset->add($this->gettext('presetother'), 'other');
         $src  = new html_inputfield(['name' => '_source', 'id' => 'postwarden-source', 'class' => 'form-control']);
         $user = new html_inputfield(['name' => '_source_user', 'id' => 'postwarden-source-user', 'class' => 'form-control']);
         $pass = new html_passwordfield(['name' => '_source_password', 'id' => 'postwarden-source-password',
                                         'class' => 'form-control', 'autocomplete' => 'off']);
         $fields = html::p(null, rcube::Q($this->gettext('migrationexplain')))
-            . html::label('postwarden-source', rcube::Q($this->gettext('source'))) . $src->show()
+            . html::label('postwarden-preset', rcube::Q($this->gettext('source'))) . $preset->show()
+            . html::label('postwarden-source', rcube::Q($this->gettext('server'))) . $src->show()
             . html::label('postwarden-source-user', rcube::Q($this->gettext('sourceuser'))) . $user->show()
             . html::label('postwarden-source-password', rcube::Q($this->gettext('sourcepassword'))) . $pass->show();
         return $this->section('migration', 'migration',
