@@ -198,7 +198,7 @@ def open_compose(b, rc):
     b.open(rc.url + "?_task=mail&_action=compose")
     b.wait("window.rcmail && rcmail.env.compose_id && "
            "document.querySelector('#_to + ul.recipient-input input')",
-           what="the compose window")
+           timeout=60, what="the compose window")   # PHP's built-in server, under load
 
 
 def add_recipients(b, field, addresses):
