@@ -31,7 +31,9 @@ VCFLAGS  = -O2
 VLDFLAGS =
 endif
 
-SRC_MODULES = $(wildcard src/lib/*.c src/core/*.c src/relay/*.c src/keys/*.c src/keydir/*.c src/keysearch/*.c src/ctmon/*.c src/migrate/*.c src/account/*.c) $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
+# GEN_SRCS are made by rules below (from files kept in git), never kept in git themselves
+GEN_SRCS    = build/gen/acct_openapi_doc.c
+SRC_MODULES = $(wildcard src/lib/*.c src/core/*.c src/relay/*.c src/keys/*.c src/keydir/*.c src/keysearch/*.c src/ctmon/*.c src/migrate/*.c src/account/*.c) $(filter-out src/cli/main.c,$(wildcard src/cli/*.c)) $(GEN_SRCS)
 B           = build/$(VARIANT)
 MOD_OBJS    = $(SRC_MODULES:%.c=$(B)/%.o)
 MAIN_OBJ    = $(B)/src/cli/main.o
@@ -94,7 +96,8 @@ install: all
 	done
 
 # The OpenAPI description is built into serve (GET /v1/openapi.json on the account listener).
-src/account/acct_openapi_doc.c: docs/openapi.json scripts/embed.sh
+build/gen/acct_openapi_doc.c: docs/openapi.json scripts/embed.sh
+	@mkdir -p $(dir $@)
 	scripts/embed.sh docs/openapi.json acct_openapi_doc $@ > $@.tmp && mv $@.tmp $@
 
 deps:

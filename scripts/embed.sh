@@ -1,7 +1,7 @@
 #!/bin/sh
 # embed.sh FILE NAME: a C file that holds FILE's bytes as "const unsigned char NAME[]" and
 # its length as "const size_t NAME_len", so that serve needs no file at run time. The
-# Makefile runs it when FILE changes (docs/openapi.json -> src/account/acct_openapi_doc.c).
+# Makefile runs it when FILE changes (docs/openapi.json -> build/gen/acct_openapi_doc.c).
 set -e
 file=$1
 name=$2
