@@ -18,15 +18,14 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 
 import pytest
 
 from pwtest import keys as pk
+from pwtest.hostile import SilentMx
 from pwtest import logs as pw_logs
 from pwtest import net
 from pwtest.keyzone import KeyZone
@@ -333,31 +332,6 @@ def test_recipients_status(acct, users, zones, pf_tls, pf_plain, gpg):
     assert Client(acct.account_port).request("POST", "/v1/recipients/status",
                                              {"recipients": []}).status in (401, 403)
 
-
-class SilentMx:
-    """An MX that accepts connections and never says a word (a server that hangs)."""
-
-    def __init__(self, addr, port):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((addr, port))
-        self.sock.listen(16)
-        self.conns = []
-        self.addr = addr
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-
-    def close(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
 
 
 def test_recipients_status_does_not_wait_for_a_hanging_server(acct, users, zones, pf_tls,

@@ -19,6 +19,7 @@ import time
 import pytest
 
 from pwtest import browser as pw_browser
+from pwtest.hostile import SilentMx
 from pwtest import relay as pw_relay
 from pwtest import roundcube as pw_roundcube
 
@@ -756,33 +757,6 @@ def test_https_api_with_the_providers_ca(workdir, make_relay, imap, test_ca):
         rc.stop()
     assert_no_php_errors(rc)
 
-
-class SilentMx:
-    """A broken peer: an MX that accepts connections and never says a word."""
-
-    def __init__(self, addr, port):
-        import socket
-        import threading
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((addr, port))
-        self.sock.listen(16)
-        self.conns = []
-        self.addr = addr
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-
-    def close(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
 
 
 @needs_chromium

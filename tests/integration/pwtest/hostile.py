@@ -24,6 +24,7 @@ the raw octets of the data as received, and the TLS version/cipher in use (None:
 message data was ever received, so a test can assert that no plaintext attempt happened.
 """
 
+import socket
 import ssl
 import threading
 import time
@@ -327,3 +328,30 @@ class SmtpServer(net.ThreadedListener):
                 return
             else:
                 c.send("502 5.5.2 Error: command not recognized\r\n")
+
+
+class SilentMx:
+    """A broken peer: an MX that accepts connections and never says a word (a server that
+    hangs). SilentMx(addr, port); .addr; .close()."""
+
+    def __init__(self, addr, port):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(16)
+        self.conns = []
+        self.addr = addr
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
