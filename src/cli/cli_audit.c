@@ -85,7 +85,7 @@ int cli_audit(struct cli *cli, int argc, char **argv)
 	a.dns = dns_new(base, cli->cfg.dns.unbound_config, &err);
 	if (a.dns == NULL)
 		goto out;
-	a.ctx = tls_client_ctx_new(&err);
+	a.ctx = tls_client_ctx_new(NULL, &err);
 	if (a.ctx == NULL)
 		goto out;
 	/* the findings are optional: without a database the CAA line says so */

@@ -270,7 +270,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	event_base_priority_init(r.base, RELAY_PRIORITIES);
 	if ((r.dns = dns_new(r.base, cli->cfg.dns.unbound_config, &err)) == NULL)
 		goto fail;
-	if ((r.client_ctx = tls_client_ctx_new(&err)) == NULL)
+	if ((r.client_ctx = tls_client_ctx_new(cli->cfg.relay.ca_file, &err)) == NULL)
 		goto fail;
 	if (*cli->cfg.relay.tls_cert &&
 	    (r.server_ctx = tls_server_ctx_new(cli->cfg.relay.tls_cert, cli->cfg.relay.tls_key,

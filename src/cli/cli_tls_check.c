@@ -201,7 +201,7 @@ int cli_tls_check(struct cli *cli, int argc, char **argv)
 		fprintf(pw_stderr, "postwarden: %s\n", err);
 		goto out;
 	}
-	relay.client_ctx = tls_client_ctx_new(&err);
+	relay.client_ctx = tls_client_ctx_new(cli->cfg.relay.ca_file, &err);
 	if (relay.client_ctx == NULL) {
 		fprintf(pw_stderr, "postwarden: %s\n", err);
 		goto out;

@@ -88,6 +88,10 @@ static const struct conf_key relay_keys[] = {
 	{ "bare_newline", CONF_ENUM, "normalize", RLY(bare_newline), 0, 0, bare_newlines,
 	  "Message data with a bare CR or bare LF: normalize (pass it on with CRLF line ends) or "
 	  "reject (550 5.5.2 after the final dot)." },
+	{ "ca_file", CONF_STRING, "", RLY(ca_file), 0, 0, NULL,
+	  "PEM file of CA certificates trusted besides the system store when a receiver's "
+	  "certificate is checked by name (MTA-STS, the downgrade memory): a private CA of "
+	  "tests." },
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
@@ -334,7 +338,55 @@ static const struct conf_key ctmon_keys[] = {
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 
-#define NSECTIONS 12
+#define STS(f) offsetof(struct mta_sts_conf, f)
+static const struct conf_key mta_sts_keys[] = {
+	{ "enabled", CONF_BOOL, "on", STS(enabled), 0, 0, NULL,
+	  "Look up receivers' MTA-STS policies (RFC 8461) and honour them for every sender: "
+	  "under mode enforce only matching MX hosts with a valid certificate get the mail." },
+	{ "fetch_timeout", CONF_DURATION, "30s", STS(fetch_timeout), 1, 300, NULL,
+	  "Longest time one policy fetch (https://mta-sts.DOMAIN/.well-known/mta-sts.txt) "
+	  "may take." },
+	{ "hosts", CONF_STRING, "", STS(hosts), 0, 0, NULL,
+	  "Fixed addresses for policy hosts, like /etc/hosts: name=address items, "
+	  "comma-separated (tests)." },
+	{ "allow_private", CONF_BOOL, "off", STS(allow_private), 0, 0, NULL,
+	  "Allow policy hosts on loopback or private addresses (tests only)." },
+	{ "port", CONF_UINT, "443", STS(port), 1, 65535, NULL,
+	  "HTTPS port of the policy hosts (443; another only for tests)." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define RPT(f) offsetof(struct tlsrpt_conf, f)
+static const struct conf_key tlsrpt_keys[] = {
+	{ "enabled", CONF_BOOL, "on", RPT(enabled), 0, 0, NULL,
+	  "Count every delivery's TLS outcome and send the daily TLS reports (RFC 8460) to "
+	  "the domains that ask for them in _smtp._tls TXT." },
+	{ "organization", CONF_STRING, "", RPT(organization), 0, 0, NULL,
+	  "organization-name in the reports (default: server hostname)." },
+	{ "contact", CONF_STRING, "", RPT(contact), 0, 0, NULL,
+	  "contact-info in the reports (default: the reports' sender address)." },
+	{ "from", CONF_STRING, "", RPT(from), 0, 0, NULL,
+	  "Sender address of the reports sent by mail (default: postmaster@hostname)." },
+	{ "send_at", CONF_DURATION, "1h", RPT(send_at), 0, DAY - 1, NULL,
+	  "Time after 00:00 UTC when the previous day's reports are sent." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define DGR(f) offsetof(struct downgrade_conf, f)
+static const struct conf_key downgrade_keys[] = {
+	{ "remember", CONF_DURATION, "30d", DGR(remember), 0, 0, NULL,
+	  "How long a receiver's valid TLS is remembered: when it offers none or an invalid "
+	  "certificate within this time, mail to it is deferred (0: no memory)." },
+	{ "defer_for", CONF_DURATION, "1h", DGR(defer_for), 0, 0, NULL,
+	  "How long mail to a downgraded receiver is deferred before it goes out as the "
+	  "sender's policy allows." },
+	{ "alert_to", CONF_STRING, "", DGR(alert_to), 0, 0, NULL,
+	  "Operator addresses (comma-separated) told once per downgrade (empty: log and "
+	  "metric only)." },
+	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
+};
+
+#define NSECTIONS 15
 
 /* The section table for a config struct. */
 static void config_sections(struct pw_config *cfg, struct conf_section out[NSECTIONS])
@@ -351,6 +403,9 @@ static void config_sections(struct pw_config *cfg, struct conf_section out[NSECT
 	out[9] = (struct conf_section){ "ctmon", ctmon_keys, &cfg->ctmon };
 	out[10] = (struct conf_section){ "migrate", migrate_keys, &cfg->migrate };
 	out[11] = (struct conf_section){ "account", account_keys, &cfg->account };
+	out[12] = (struct conf_section){ "mta_sts", mta_sts_keys, &cfg->mta_sts };
+	out[13] = (struct conf_section){ "tlsrpt", tlsrpt_keys, &cfg->tlsrpt };
+	out[14] = (struct conf_section){ "downgrade", downgrade_keys, &cfg->downgrade };
 }
 
 /* Is name fit to be a node name (it appears in logs, status and the database)? */

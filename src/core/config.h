@@ -43,6 +43,7 @@ struct relay_conf {
 	int64_t retry_max;
 	uint64_t max_deliveries;		/* parallel outgoing connections */
 	char *bare_newline;			/* "normalize" or "reject" */
+	char *ca_file;				/* extra CA for receivers' WebPKI checks */
 };
 
 struct dns_conf {
@@ -154,6 +155,31 @@ struct account_conf {
 	uint64_t max_connections;
 };
 
+/* MTA-STS as a sender (RFC 8461). */
+struct mta_sts_conf {
+	bool enabled;			/* look up and honour receivers' policies */
+	int64_t fetch_timeout;		/* seconds for one policy fetch */
+	char *hosts;			/* "name=address, ..." used instead of DNS for policy hosts */
+	bool allow_private;		/* policy hosts on loopback or private addresses (tests) */
+	uint64_t port;			/* policy host's HTTPS port: 443 except in tests */
+};
+
+/* Daily TLS reports (RFC 8460). */
+struct tlsrpt_conf {
+	bool enabled;			/* count outcomes and send reports */
+	char *organization;		/* organization-name in the reports */
+	char *contact;			/* contact-info in the reports */
+	char *from;			/* the reports' sender address; "" = postmaster@hostname */
+	int64_t send_at;		/* seconds after 00:00 UTC when yesterday's reports go */
+};
+
+/* Remembering receivers' TLS to notice downgrades. */
+struct downgrade_conf {
+	int64_t remember;		/* seconds a good TLS sighting counts */
+	int64_t defer_for;		/* seconds a downgraded destination is deferred */
+	char *alert_to;			/* operator addresses, comma-separated; "" = log only */
+};
+
 struct pw_config {
 	char *path;		/* the file read */
 	struct server_conf server;
@@ -168,6 +194,9 @@ struct pw_config {
 	struct ctmon_conf ctmon;
 	struct migrate_conf migrate;
 	struct account_conf account;
+	struct mta_sts_conf mta_sts;
+	struct tlsrpt_conf tlsrpt;
+	struct downgrade_conf downgrade;
 };
 
 /*

@@ -213,6 +213,60 @@
 	"  at BIGINT NOT NULL);" \
 	"CREATE INDEX acct_login_failures_who ON acct_login_failures(kind, who, at);"
 
+/*
+ * Version 10: what the relay learns about receivers' TLS, in three parts so each stays with
+ * its feature: MTA-STS policies by domain (RFC 8461), the day's TLS outcome counts for the
+ * reports (RFC 8460) with the days already reported, and the downgrade memory.
+ */
+#define SCHEMA_V10_STS \
+	"CREATE TABLE mta_sts_policies (" \
+	"  domain TEXT PRIMARY KEY," \
+	"  id TEXT NOT NULL," \
+	"  mode TEXT NOT NULL," \
+	"  mx TEXT NOT NULL," \
+	"  max_age BIGINT NOT NULL," \
+	"  policy TEXT NOT NULL," \
+	"  fetched BIGINT NOT NULL," \
+	"  expires BIGINT NOT NULL," \
+	"  last_attempt BIGINT NOT NULL DEFAULT 0," \
+	"  last_error TEXT);"
+
+#define SCHEMA_V10_TLSRPT \
+	"CREATE TABLE tlsrpt_counts (" \
+	"  day TEXT NOT NULL," \
+	"  policy_domain TEXT NOT NULL," \
+	"  policy_type TEXT NOT NULL," \
+	"  policy_string TEXT NOT NULL DEFAULT ''," \
+	"  mx_host TEXT NOT NULL DEFAULT ''," \
+	"  result_type TEXT NOT NULL DEFAULT ''," \
+	"  sending_ip TEXT NOT NULL DEFAULT ''," \
+	"  receiving_ip TEXT NOT NULL DEFAULT ''," \
+	"  count BIGINT NOT NULL DEFAULT 0," \
+	"  PRIMARY KEY (day, policy_domain, policy_type, mx_host, result_type, sending_ip," \
+	"               receiving_ip));" \
+	"CREATE TABLE tlsrpt_sent (" \
+	"  day TEXT NOT NULL," \
+	"  policy_domain TEXT NOT NULL," \
+	"  sent BIGINT NOT NULL," \
+	"  result TEXT NOT NULL DEFAULT ''," \
+	"  PRIMARY KEY (day, policy_domain));"
+
+#define SCHEMA_V10_HISTORY \
+	"CREATE TABLE tls_history (" \
+	"  domain TEXT PRIMARY KEY," \
+	"  mx_host TEXT NOT NULL DEFAULT ''," \
+	"  last_seen BIGINT NOT NULL DEFAULT 0," \
+	"  tls_version TEXT NOT NULL DEFAULT ''," \
+	"  cert_valid INTEGER NOT NULL DEFAULT 0," \
+	"  dane INTEGER NOT NULL DEFAULT 0," \
+	"  mta_sts INTEGER NOT NULL DEFAULT 0," \
+	"  last_good BIGINT NOT NULL DEFAULT 0," \
+	"  downgrade_since BIGINT NOT NULL DEFAULT 0," \
+	"  downgrade_what TEXT NOT NULL DEFAULT ''," \
+	"  alerted BIGINT NOT NULL DEFAULT 0);"
+
+#define SCHEMA_V10 SCHEMA_V10_STS SCHEMA_V10_TLSRPT SCHEMA_V10_HISTORY
+
 static const char *const sqlite_migrations[] = {
 	/* 1: accounts and the queue */
 	"CREATE TABLE accounts ("
@@ -327,6 +381,8 @@ static const char *const sqlite_migrations[] = {
 	SCHEMA_V8,
 
 	SCHEMA_V9,
+
+	SCHEMA_V10,
 };
 
 /*
@@ -442,6 +498,8 @@ static const char *const postgres_migrations[] = {
 	SCHEMA_V8,
 
 	SCHEMA_V9,
+
+	SCHEMA_V10,
 };
 
 static const struct db_schema schema = {

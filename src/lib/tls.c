@@ -49,7 +49,7 @@ static bool tls_ctx_policy(SSL_CTX *ctx, char **err)
 	return true;
 }
 
-SSL_CTX *tls_client_ctx_new(char **err)
+SSL_CTX *tls_client_ctx_new(const char *ca_file, char **err)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
@@ -64,9 +64,17 @@ SSL_CTX *tls_client_ctx_new(char **err)
 		*err = tls_error("enabling DANE");
 		goto fail;
 	}
-	/* CA store: only for reporting the chain in tls-check; MX delivery authenticates by DANE. */
+	/*
+	 * CA store: for WebPKI checks (MTA-STS, the downgrade memory, tls-check); the handshake
+	 * never fails on it (SSL_VERIFY_NONE), the caller reads the result from tls_info.
+	 */
 	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
 		ERR_clear_error();
+	if (ca_file != NULL && *ca_file != '\0' &&
+	    SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		*err = tls_error("loading the CA file");
+		goto fail;
+	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	return ctx;
 fail:
@@ -165,6 +173,17 @@ static int tls_dane_add(SSL *ssl, const struct dns_tlsa *tlsa, size_t ntlsa)
 	return added;
 }
 
+/* Name the peer's certificate must match for tls_info's webpki_valid (RFC 6125 rules). */
+static bool tls_webpki_name(SSL *ssl, const char *host, char **err)
+{
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (SSL_set1_host(ssl, host) != 1) {
+		*err = tls_error("setting the name to check");
+		return false;
+	}
+	return true;
+}
+
 SSL *tls_client_new(SSL_CTX *ctx, const char *mx_host, const struct dns_tlsa *tlsa, size_t ntlsa,
 		    enum tls_dane_mode *mode, char **err)
 {
@@ -183,7 +202,7 @@ SSL *tls_client_new(SSL_CTX *ctx, const char *mx_host, const struct dns_tlsa *tl
 	}
 	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
 	if (!tls_tlsa_usable(tlsa, ntlsa))
-		return ssl;
+		return tls_webpki_name(ssl, mx_host, err) ? ssl : (SSL_free(ssl), NULL);
 	if (SSL_dane_enable(ssl, mx_host) <= 0) {
 		*err = tls_error("enabling DANE");
 		goto fail;
@@ -278,6 +297,20 @@ static void tls_info_dane(SSL *ssl, bool handshake_ok, struct tls_info *info)
 	}
 }
 
+/* The WebPKI verdict of a handshake made without DANE. */
+static void tls_info_webpki(SSL *ssl, bool handshake_ok, struct tls_info *info)
+{
+	long v;
+
+	if (!handshake_ok || (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER))
+		return;
+	v = SSL_get_verify_result(ssl);
+	info->webpki_valid = v == X509_V_OK && info->peer_subject[0] != '\0';
+	if (!info->webpki_valid)
+		snprintf(info->webpki_error, sizeof(info->webpki_error), "%s",
+			 v == X509_V_OK ? "no certificate" : X509_verify_cert_error_string(v));
+}
+
 void tls_info_get(SSL *ssl, bool handshake_ok, struct tls_info *info)
 {
 	X509 *cert;
@@ -299,6 +332,7 @@ void tls_info_get(SSL *ssl, bool handshake_ok, struct tls_info *info)
 		X509_free(cert);
 	}
 	tls_info_dane(ssl, handshake_ok, info);
+	tls_info_webpki(ssl, handshake_ok, info);
 }
 
 /*

@@ -15,8 +15,11 @@
 
 #include "dns.h"
 
-/* Client context: policy above, system CA store loaded, DANE enabled. NULL + *err on failure. */
-SSL_CTX *tls_client_ctx_new(char **err);
+/*
+ * Client context: policy above, DANE enabled, the system CA store loaded plus ca_file (PEM;
+ * NULL or "" for none) for WebPKI checks of a peer's name. NULL + *err on failure.
+ */
+SSL_CTX *tls_client_ctx_new(const char *ca_file, char **err);
 /* Server context for STARTTLS on the listener, from PEM files. NULL + *err on failure. */
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char **err);
 
@@ -57,6 +60,13 @@ struct tls_info {
 	char peer_not_after[32];	/* "2027-01-01T00:00:00Z" */
 	enum tls_dane_result dane;
 	char dane_match[64];	/* the TLSA record that matched, e.g. "3 1 1", or "" */
+	/*
+	 * Without DANE: did the certificate chain to a trusted CA and match the name given to
+	 * tls_client_new (WebPKI, as MTA-STS requires)? The handshake goes on either way; the
+	 * caller decides. webpki_error is OpenSSL's verify error ("" when valid).
+	 */
+	bool webpki_valid;
+	char webpki_error[96];
 };
 
 /* Fill *info from an SSL after SSL_connect returned (successfully or not). */

@@ -47,7 +47,7 @@ static bool failf(struct imap *im, enum imap_fail f, const char *fmt, ...)
 
 SSL_CTX *imap_ssl_ctx_new(const char *ca_file, char **err)
 {
-	SSL_CTX *ctx = tls_client_ctx_new(err);
+	SSL_CTX *ctx = tls_client_ctx_new(NULL, err);
 
 	if (ctx == NULL)
 		return NULL;

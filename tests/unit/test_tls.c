@@ -169,7 +169,7 @@ static void connect_to(SSL_CTX *sctx, const struct dns_tlsa *tlsa, size_t n,
 		       enum tls_dane_mode *mode, struct result *res)
 {
 	char *err = NULL;
-	SSL_CTX *cctx = tls_client_ctx_new(&err);
+	SSL_CTX *cctx = tls_client_ctx_new(NULL, &err);
 	SSL *ssl;
 	enum tls_dane_mode m;
 
@@ -275,7 +275,7 @@ static void test_policy_weak_ciphers(void)
 static void test_policy_cipher_list(void)
 {
 	char *err = NULL;
-	SSL_CTX *ctx = tls_client_ctx_new(&err);
+	SSL_CTX *ctx = tls_client_ctx_new(NULL, &err);
 	STACK_OF(SSL_CIPHER) *list = SSL_CTX_get_ciphers(ctx);
 	int n = sk_SSL_CIPHER_num(list);
 
@@ -399,7 +399,7 @@ static void test_dane_ta_extra_name(void)
 
 	setup_keys();
 	t = tlsa_for(ca_cert, 2, 1);
-	cctx = tls_client_ctx_new(&err);
+	cctx = tls_client_ctx_new(NULL, &err);
 	ssl = tls_client_new(cctx, MX_HOST, &t, 1, &mode, &err);
 	CHECK(tls_dane_add_name(ssl, "other.example.test"));
 	s = server_ctx(TLS1_2_VERSION, 0, NULL, wrong_leaf, leaf_key, ca_cert);
@@ -448,7 +448,7 @@ static void test_dane_unusable(void)
 static void test_garbage_peer(void)
 {
 	char *err = NULL;
-	SSL_CTX *cctx = tls_client_ctx_new(&err);
+	SSL_CTX *cctx = tls_client_ctx_new(NULL, &err);
 	enum tls_dane_mode mode;
 	SSL *ssl = tls_client_new(cctx, MX_HOST, NULL, 0, &mode, &err);
 	struct result res;
