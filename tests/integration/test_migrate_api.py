@@ -9,7 +9,6 @@ dir, the log or the database.
 """
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ import urllib.request
 import pytest
 
 from pwtest import dovecot, mailbox
+from pwtest.secrets import any_file_holds, secrets_found
 
 SRC_USER, SRC_PW = "alice.old", "0ld-Pa55word!"
 DST_USER, DST_PW = "alice", "n3w-Pa55word!"
@@ -202,19 +202,12 @@ def test_no_source_address_user_or_password_is_kept(servers, make_relay, test_ca
     code, j = call(r, "POST", "/v1/migrations", job_body(src, src_pw="Wr0ng-Secret!"))
     assert wait_job(r, j["id"])["state"] == "failed"
     r.stop()
-    found = []
-    for root, _, files in os.walk(r.dir):
-        for f in files:
-            if os.path.join(root, f) == r.conf_path:
-                continue        # the test's own [migrate] hosts names the old server
-            data = open(os.path.join(root, f), "rb").read()
-            for secret in (SRC_PW, DST_PW, "Wr0ng-Secret!", SRC_USER, SRC_HOST):
-                if secret.encode() in data:
-                    found.append((os.path.join(root, f), secret))
+    # the test's own [migrate] hosts names the old server
+    found = secrets_found(r.dir, (SRC_PW, DST_PW, "Wr0ng-Secret!", SRC_USER, SRC_HOST),
+                          skip=(r.conf_path,))
     assert not found, found
     # control: the jobs are recorded, under the destination user, and the log has them
-    assert any(DST_USER.encode() in open(os.path.join(root, f), "rb").read()
-               for root, _, fs in os.walk(r.state_dir) for f in fs)
+    assert any_file_holds(r.state_dir, DST_USER)
     assert "event=migration_end" in r.log()
 
 

@@ -9,12 +9,12 @@ source user name nor any password is in the state dir, the log or the database.
 """
 
 import os
-import time
 
 import pytest
 
 from pwtest import net
 from pwtest.radicale import Radicale
+from pwtest.secrets import any_file_holds, secrets_found
 from test_migrate_api import call, wait_job
 from test_migrate_contacts import CARDS, WORK_CARDS
 
@@ -211,24 +211,15 @@ def test_contacts_job_keeps_no_source_address_user_or_password(servers, make_rel
     r.stop()
     secrets = (SRC_PW, DST_PW, "Wr0ng-Secret!", SRC_USER, src.url,
                "127.0.0.1:%d" % src.port, "127.0.0.1:%d" % closed)
-    found = []
-    for root, _, files in os.walk(r.dir):
-        for f in files:
-            path = os.path.join(root, f)
-            if path == r.conf_path:
-                continue
-            data = open(path, "rb").read()
-            found += [(path, s) for s in secrets if s.encode() in data]
+    found = secrets_found(r.dir, secrets, skip=(r.conf_path,))
     assert not found, found
     # control: the jobs are recorded under the destination user, and the log has them
-    assert any(DST_USER.encode() in open(os.path.join(root, f), "rb").read()
-               for root, _, fs in os.walk(r.state_dir) for f in fs)
+    assert any_file_holds(r.state_dir, DST_USER)
     assert "kind=contacts state=done" in r.log()
     # control: the grep finds a secret where there is one
     with open(os.path.join(r.state_dir, "control"), "w") as f:
         f.write(SRC_USER)
-    assert any(SRC_USER.encode() in open(os.path.join(root, f), "rb").read()
-               for root, _, fs in os.walk(r.state_dir) for f in fs)
+    assert any_file_holds(r.state_dir, SRC_USER)
 
 
 def test_contacts_job_from_graph_with_a_token(servers, make_relay):

@@ -15,6 +15,7 @@ import os
 import subprocess
 
 from pwtest import mailbox, net, relay
+from pwtest.secrets import any_file_holds, secrets_found
 from test_migrate_api import DST_PW as DST_OWN_PW
 from test_migrate_api import (DST_USER, SRC_PW, SRC_USER, call, compare, job_body, serve,
                               servers, wait_job)
@@ -60,15 +61,10 @@ def destination_empty(dst):
 def assert_not_kept(r, secrets):
     """No secret in any file of serve's directory (state dir, database, log)."""
     r.stop()
-    found = []
-    files = [os.path.join(root, f) for root, _, fs in os.walk(r.dir) for f in fs]
-    for path in files:
-        data = open(path, "rb").read()
-        found += [(path, s) for s in secrets if s.encode() in data]
+    found = secrets_found(r.dir, secrets)
     assert not found, found
     # control: the search reads the job's record and the log
-    assert any(DST_USER.encode() in open(p, "rb").read()
-               for p in files if p.startswith(r.state_dir))
+    assert any_file_holds(r.state_dir, DST_USER)
     assert "event=migration_end" in r.log()
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from pwtest import net
 from pwtest.radicale import Radicale, postwarden
+from pwtest.secrets import secrets_found
 
 SRC_PW = "s3cret-Old-Pass"
 DST_PW = "n3w-Pass-Dst"
@@ -168,22 +169,12 @@ def test_no_secrets_left_behind(servers, workdir):
     subprocess.run([postwarden(), "-c", conf, "db", "migrate"], capture_output=True,
                    timeout=60)
 
-    def grep(secret):
-        hits = []
-        for root, _, files in os.walk(state):
-            for f in files:
-                with open(os.path.join(root, f), "rb") as fh:
-                    if secret.encode() in fh.read():
-                        hits.append(f)
-        return hits
-
     assert os.listdir(state)
-    for secret in secrets:
-        assert grep(secret) == [], secret
-    # control: the grep finds a secret where there is one
+    assert secrets_found(state, secrets) == []
+    # control: the search finds a secret where there is one
     with open(os.path.join(state, "control"), "w") as f:
         f.write(SRC_PW)
-    assert grep(SRC_PW) == ["control"]
+    assert secrets_found(state, secrets) == [(os.path.join(state, "control"), SRC_PW)]
 
 
 # -- Microsoft Graph (a scripted server) --------------------------------------------------

@@ -20,6 +20,7 @@ import time
 import pytest
 
 from pwtest import dovecot, mailbox, relay
+from pwtest.secrets import any_file_holds, secrets_found
 
 SRC_USER, SRC_PW = "alice.old", "0ld-Pa55word!"
 DST_USER, DST_PW = "alice", "n3w-Pa55word!"
@@ -308,17 +309,10 @@ def test_no_address_user_or_password_is_kept(dovecots, workdir, test_ca):
     rc, done, lines, err = migrate(conf(workdir, test_ca), src, dst)
     assert rc == 0, err
     state = os.path.join(workdir, "state")
-    found = []
-    for root, dirs, files in os.walk(state):
-        for f in files:
-            data = open(os.path.join(root, f), "rb").read()
-            for secret in (SRC_PW, DST_PW, SRC_USER, HOST, str(src.imaps_port)):
-                if secret.encode() in data:
-                    found.append((f, secret))
+    found = secrets_found(state, (SRC_PW, DST_PW, SRC_USER, HOST, str(src.imaps_port)))
     assert not found, found
     # control: the job itself is there, under the destination user
-    assert any(DST_USER.encode() in open(os.path.join(r, f), "rb").read()
-               for r, _, fs in os.walk(state) for f in fs)
+    assert any_file_holds(state, DST_USER)
     for secret in (SRC_PW, DST_PW):
         assert secret not in err and secret not in json.dumps(lines)
 

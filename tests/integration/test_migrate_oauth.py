@@ -18,6 +18,7 @@ import subprocess
 import pytest
 
 from pwtest import dovecot, mailbox, net, oauth2, relay
+from pwtest.secrets import any_file_holds, secrets_found
 from test_migrate_api import call, serve, wait_job
 
 SRC_USER, SRC_PW = "alice.old", "0ld-Pa55word!"
@@ -79,16 +80,11 @@ def source(dovecots, introspection, mode):
 def assert_not_kept(workdir, outputs, tokens):
     """No token in any file of the state dir (the database included) nor the output."""
     state = os.path.join(workdir, "state")
-    found = []
-    files = [os.path.join(r, f) for r, _, fs in os.walk(state) for f in fs]
-    assert files, "the job left no state to search"
-    for path in files:
-        data = open(path, "rb").read()
-        found += [(path, t) for t in tokens if t.encode() in data]
+    found = secrets_found(state, tokens)
     found += [("output", t) for t in tokens for out in outputs if t in out]
     assert not found, found
     # control: the search reads what the job wrote (its record names the destination user)
-    assert any(DST_USER.encode() in open(p, "rb").read() for p in files)
+    assert any_file_holds(state, DST_USER)
 
 
 @pytest.mark.parametrize("mech,mode", [("oauthbearer", "post"), ("xoauth2", "get")])
@@ -179,7 +175,6 @@ def test_api_job_with_a_token(dovecots, introspection, make_relay, test_ca):
     assert "new token" in failed["error"], failed
     assert [t for t in introspection.tokens_asked() if t != VALID] == [EXPIRED]
     r.stop()
-    found = [(os.path.join(root, f), t) for root, _, fs in os.walk(r.dir) for f in fs
-             for t in (VALID, EXPIRED) if t.encode() in open(os.path.join(root, f), "rb").read()]
+    found = secrets_found(r.dir, (VALID, EXPIRED))
     assert not found, found
     assert "event=migration_end" in r.log()     # control: the log was there to search
