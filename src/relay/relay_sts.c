@@ -125,6 +125,12 @@ void sts_policy_copy(struct sts_policy *dst, const struct sts_policy *src)
 	dst->text = src->text ? xstrdup(src->text) : NULL;
 }
 
+bool sts_reason_text(const char *reason)
+{
+	return reason != NULL && strncmp(reason, STS_REASON_PREFIX,
+					 sizeof(STS_REASON_PREFIX) - 1) == 0;
+}
+
 const char *sts_mode_name(enum sts_mode m)
 {
 	return m == STS_MODE_ENFORCE ? "enforce" : m == STS_MODE_TESTING ? "testing" : "none";

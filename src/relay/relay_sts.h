@@ -68,8 +68,44 @@ bool sts_mx_match(const char *pattern, const char *host);
 /* Does host match any of the policy's patterns? */
 bool sts_policy_match(const struct sts_policy *p, const char *host);
 
+/*
+ * Failure texts under an enforce policy start with STS_REASON_PREFIX, so that a recipient
+ * row whose queue lifetime ends between attempts is still bounced as a security failure.
+ */
+#define STS_REASON_PREFIX	"MTA-STS policy"
+bool sts_reason_text(const char *reason);
+
 const char *sts_mode_name(enum sts_mode m);	/* "none", "testing", "enforce" */
 /* "enforce" / "testing" / "none" back to the mode; false for anything else. */
 bool sts_mode_parse(const char *s, enum sts_mode *m);
+
+/* ---- relay_sts_cache.c: the policy for a destination domain ------------------------- */
+
+struct relay;
+struct sts_lookup;
+
+/* What is known about a domain's policy when the lookup ends. */
+struct sts_answer {
+	const char *domain;
+	bool have_policy;		/* policy is valid (mode may still be none) */
+	struct sts_policy policy;	/* borrowed for the callback's duration */
+	bool from_cache;		/* from the database, not fetched just now */
+	const char *error;		/* the fetch (or TXT) problem, or NULL (borrowed) */
+	int64_t expires;		/* when the cached policy expires (0 unknown) */
+};
+
+typedef void (*sts_cb)(const struct sts_answer *a, void *arg);
+
+/*
+ * Look up the policy of domain on the loop: the "_mta-sts" TXT record through the
+ * validating resolver, the cache in the database, and where needed the HTTPS fetch
+ * (coalesced per domain). cb runs later, exactly once unless cancelled. NULL when the
+ * lookup could not start (then cb is never called: go on without a policy).
+ */
+struct sts_lookup *sts_lookup_start(struct relay *relay, const char *domain, sts_cb cb,
+				    void *arg);
+void sts_lookup_cancel(struct sts_lookup *l);
+/* Drop the relay's fetches and HTTP client (shutdown). */
+void sts_cache_free(struct relay *relay);
 
 #endif
