@@ -350,7 +350,7 @@ def test_broken_policy_server_is_a_fetch_error(make_relay, zones, smtp_server, p
     wait_delivery(relay, r, "delivered")
     fails = relay.log_lines("mta_sts_fetch_failed")
     assert fails and dom in fails[-1], fails
-    want = {"redirect": "redirect", "slow": "timeout", "big": "too_big"}[kind]
+    want = {"redirect": "redirect", "slow": "timeout", "big": "too-big"}[kind]
     assert want in fails[-1], fails
     if kind == "slow":
         assert time.monotonic() - t0 >= 3
