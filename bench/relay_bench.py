@@ -30,6 +30,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -252,8 +253,9 @@ def db_statements(relay, n):
             "db_ms_per_message_serve": round(int(serve["usec"]) / n / 1000, 3)}
 
 
-def run_postwarden(args, base, knot, sink, size, n, label, pg=None):
-    d = os.path.join(base, "postwarden-%s%s" % (label, "-pg" if pg else ""))
+def run_postwarden(args, base, knot, sink, size, n, label, pg=None, sts=None):
+    d = os.path.join(base, "postwarden-%s%s%s" % (label, "-pg" if pg else "",
+                                                  "-sts" if sts else ""))
     os.makedirs(d)
     db = {}
     if pg is not None:
@@ -263,6 +265,8 @@ def run_postwarden(args, base, knot, sink, size, n, label, pg=None):
                            server_log_level="info", **db)
     if pg is not None:
         relay.pw("db", "migrate", check=True)
+    if sts is not None:
+        sts.configure(relay)
     relay.pw("user", "add", SENDER, check=True)
     relay.pw("user", "guarantee", SENDER, "on", check=True)
     shown = relay.pw("user", "show", SENDER, "--json", check=True).stdout
@@ -291,6 +295,8 @@ def run_postwarden(args, base, knot, sink, size, n, label, pg=None):
             time.sleep(0.1)
             ok = delivered_lines()
         r["log_deliveries"] = len(ok)
+        if sts is not None:
+            sts.check(relay, r)
         r["log_tls"] = dict(collections.Counter(x.get("tls", "?") for x in ok))
         r["account"] = json.loads(shown) if shown.strip().startswith("{") else shown.strip()
         if len(ok) != n + args.warmup:
@@ -380,13 +386,93 @@ def machine_busy(seconds=1.0):
     return (b[0] - a[0]) / max(b[1] - a[1], 1)
 
 
+class StsPolicy:
+    """Every destination with an MTA-STS policy: the _mta-sts TXT record in the zone and
+    nginx serving "mode: enforce" for the sink's MX over HTTPS (a certificate from the
+    bench CA, which the relay trusts through [relay] ca_file, as it does for the sink)."""
+
+    CONF = """daemon off;
+master_process on;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    types {{ }}
+    default_type text/plain;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name mta-sts.{zone};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        root {d}/root;
+    }}
+}}
+"""
+
+    def __init__(self, base, ca):
+        self.dir = os.path.join(base, "mta-sts")
+        self.ca = ca
+        self.port = net.free_port("127.0.0.1")
+        self.proc = None
+
+    def start(self):
+        os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
+        os.makedirs(os.path.join(self.dir, "root", ".well-known"), exist_ok=True)
+        with open(os.path.join(self.dir, "root", ".well-known", "mta-sts.txt"), "w") as f:
+            f.write("version: STSv1\r\nmode: enforce\r\nmx: %s\r\nmax_age: 86400\r\n"
+                    % MX_HOST)
+        cert = self.ca.issue("mta-sts." + ZONE, stem="mta-sts")
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(self.CONF.format(d=self.dir, port=self.port, zone=ZONE,
+                                     cert=cert.chain_path, key=cert.key_path))
+        self.proc = subprocess.Popen(
+            ["nginx", "-p", self.dir, "-c", conf, "-e", os.path.join(self.dir, "error.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        net.wait_port("127.0.0.1", self.port, timeout=15, proc=self.proc)
+
+    def stop(self):
+        if self.proc is not None:
+            net.stop_process(self.proc)
+            self.proc = None
+
+    def configure(self, relay):
+        relay.set("relay_ca_file", self.ca.cert_path)
+        relay.sections["mta_sts"] = {"hosts": "mta-sts.%s=127.0.0.1" % ZONE,
+                                     "port": str(self.port), "allow_private": "on"}
+
+    def check(self, relay, r):
+        """The policy was fetched once, then cached, and every delivery met it."""
+        fetched = relay.log_lines("mta_sts_fetched")
+        failures = relay.log_lines("mta_sts_failure")
+        r["mta_sts_fetches"] = len(fetched)
+        r["mta_sts_failures"] = len(failures)
+        if len(fetched) != 1 or failures:
+            raise BenchFailure("MTA-STS run: %d policy fetches (want 1), %d failures"
+                               % (len(fetched), len(failures)))
+
+
+def zone_records(sts):
+    recs = [("@", "MX", "10 %s." % MX_HOST), ("mx", "A", SINK_ADDR)]
+    if sts:
+        recs.append(("_mta-sts", "TXT", '"v=STSv1; id=bench1"'))
+    return recs
+
+
 def start_knot(base):
     # Realistic TTLs: with the fixtures' 2 s TTL the relay would re-resolve the MX
     # every two seconds, which a real zone does not make it do.
     pw_dns.TTL = 300
     knot = pw_dns.Knot(os.path.join(base, "knot"), signed=(ZONE,), unsigned=(), bogus=())
     knot.start()
-    knot.set_zone(ZONE, [("@", "MX", "10 %s." % MX_HOST), ("mx", "A", SINK_ADDR)])
+    knot.set_zone(ZONE, zone_records(False))
     r = knot.unbound_host(MX_HOST)
     if "(secure)" not in r.stdout:
         raise BenchFailure("unbound-host does not validate %s as secure:\n%s%s" % (
@@ -425,6 +511,17 @@ def print_table(rows):
         table.append((row["size_label"], str(row["n"]), fmt_rate(pw), fmt_rate(pf), ratio,
                       pw_mem, pf_mem, sink_rates(sk)))
     print_columns(table)
+    table = [("size", "without MTA-STS msg/s", "with MTA-STS msg/s", "with / without",
+              "with MTA-STS / Postfix")]
+    for row in rows:
+        pws, pw = row.get("postwarden_sts"), row.get("postwarden")
+        if not pws:
+            continue
+        table.append((row["size_label"], fmt_rate(pw), fmt_rate(pws),
+                      "%.3f" % row["sts_vs_without"] if row.get("sts_vs_without") else "-",
+                      "%.3f" % row["sts_vs_postfix"] if row.get("sts_vs_postfix") else "-"))
+    if len(table) > 1:
+        print_columns(table)
     engines = [("SQLite", "postwarden"), ("PostgreSQL", "postwarden_pg")]
     table = [("size", "engine", "msg/s", "vs SQLite", "vs Postfix", "statements/accepted",
               "statements/delivered", "database ms/message")]
@@ -472,6 +569,8 @@ def parse_args():
     p.add_argument("--engines", default="sqlite,postgresql",
                    help="postwarden's database engines to run, comma-separated "
                         "(sqlite, postgresql)")
+    p.add_argument("--no-mta-sts", action="store_true",
+                   help="skip the run where the destination has an MTA-STS policy")
     p.add_argument("--no-sink-check", action="store_true",
                    help="skip measuring the sink's own rate")
     p.add_argument("--postfix-stock", action="store_true",
@@ -507,7 +606,7 @@ def main():
     shm = tempfile.mkdtemp(prefix="postwarden-bench-sink-", dir="/dev/shm")
     os.chmod(shm, 0o755)
     log("work directory %s (queues, on disk), sink on tmpfs %s" % (base, shm))
-    sink = knot = pg = None
+    sink = knot = pg = sts = None
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     rows = []
     failed = []
@@ -547,6 +646,18 @@ def main():
         if args.only != "postfix":
             knot = start_knot(base)
             log("Knot on 127.0.0.1:%d serves the signed zone %s" % (knot.port, ZONE))
+        if args.only != "postfix" and not args.no_mta_sts:
+            sts = StsPolicy(base, ca)
+            sts.start()
+            log("nginx on 127.0.0.1:%d serves the MTA-STS policy of %s" % (sts.port, ZONE))
+
+            def run_sts(*a):
+                # the TXT record only for this run: the others see a domain without policy
+                knot.set_zone(ZONE, zone_records(True))
+                try:
+                    return run_postwarden(*a, sts=sts)
+                finally:
+                    knot.set_zone(ZONE, zone_records(False))
         for label, size, n in sizes:
             row = {"size_label": label, "size": size, "n": n}
             rows.append(row)
@@ -555,6 +666,8 @@ def main():
                 steps.append(("sink_direct", run_sink_direct, (args, sink, size, n)))
             if args.only != "postfix" and "sqlite" in engines:
                 steps.append(("postwarden", run_postwarden, (args, base, knot, sink, size, n)))
+            if args.only != "postfix" and sts is not None:
+                steps.append(("postwarden_sts", run_sts, (args, base, knot, sink, size, n)))
             if args.only != "postfix" and "postgresql" in engines:
                 steps.append(("postwarden_pg", lambda *a: run_postwarden(*a, pg=pg),
                               (args, base, knot, sink, size, n)))
@@ -580,6 +693,11 @@ def main():
                 row["ratio"] = round(pw["msgs_per_s"] / pf["msgs_per_s"], 3)
             if pwpg and pf and "msgs_per_s" in pwpg and "msgs_per_s" in pf:
                 row["ratio_pg"] = round(pwpg["msgs_per_s"] / pf["msgs_per_s"], 3)
+            pws = row.get("postwarden_sts")
+            if pws and pw and "msgs_per_s" in pws and "msgs_per_s" in pw:
+                row["sts_vs_without"] = round(pws["msgs_per_s"] / pw["msgs_per_s"], 3)
+            if pws and pf and "msgs_per_s" in pws and "msgs_per_s" in pf:
+                row["sts_vs_postfix"] = round(pws["msgs_per_s"] / pf["msgs_per_s"], 3)
             if pwpg and pw and "msgs_per_s" in pwpg and "msgs_per_s" in pw:
                 row["pg_vs_sqlite"] = round(pwpg["msgs_per_s"] / pw["msgs_per_s"], 3)
     finally:
@@ -587,6 +705,8 @@ def main():
             sink.stop()
         if knot:
             knot.stop()
+        if sts:
+            sts.stop()
         if pg:
             pg.stop()
 

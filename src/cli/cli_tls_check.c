@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "log.h"
 #include "relay/relay_delivery.h"
+#include "schema.h"
 #include "strutil.h"
 #include "tls.h"
 #include "xmalloc.h"
@@ -103,6 +104,62 @@ static json_t *tls_check_host_json(const struct mta_probe_host *h)
 	return o;
 }
 
+/* What the receiver's MTA-STS policy means for every sender. */
+static const char *tls_check_sts_meaning(const struct mta_probe *p)
+{
+	if (!p->sts_have || p->sts.mode == STS_MODE_NONE)
+		return "no MTA-STS policy in force: delivery as without one";
+	if (p->sts.mode == STS_MODE_TESTING)
+		return "testing: failures are noted (TLS reports) but mail is still delivered";
+	return "enforce: only MX hosts matching the mx patterns, with a certificate valid for "
+	       "their name over TLS 1.2+, get mail from any sender (DANE hosts excepted)";
+}
+
+static json_t *tls_check_sts_json(const struct mta_probe *p)
+{
+	json_t *o = json_object(), *mx = json_array();
+
+	if (!p->sts_looked_up) {
+		json_decref(mx);
+		json_decref(o);
+		return json_null();
+	}
+	for (size_t i = 0; i < p->sts.nmx; i++)
+		json_array_append_new(mx, json_string(p->sts.mx[i]));
+	json_object_set_new(o, "policy", json_boolean(p->sts_have));
+	json_object_set_new(o, "mode", json_string(sts_mode_name(p->sts_have ? p->sts.mode :
+								       STS_MODE_NONE)));
+	json_object_set_new(o, "id", p->sts_have ? json_string(p->sts.id) : json_null());
+	json_object_set_new(o, "mx", mx);
+	json_object_set_new(o, "max_age", p->sts_have ? json_integer(p->sts.max_age) : json_null());
+	json_object_set_new(o, "source", !p->sts_have ? json_null() :
+			    json_string(p->sts_cached ? "cache" : "fetched"));
+	json_object_set_new(o, "error", p->sts_error ? json_string(p->sts_error) : json_null());
+	json_object_set_new(o, "meaning", json_string(tls_check_sts_meaning(p)));
+	return o;
+}
+
+static void tls_check_print_sts(const struct mta_probe *p)
+{
+	if (!p->sts_looked_up) {
+		printf("MTA-STS: not looked up\n");
+		return;
+	}
+	if (!p->sts_have) {
+		printf("MTA-STS: no policy%s%s%s\n", p->sts_error ? " (" : "",
+		       p->sts_error ? p->sts_error : "", p->sts_error ? ")" : "");
+	} else {
+		printf("MTA-STS: mode %s, id %s, max_age %lld, %s\n", sts_mode_name(p->sts.mode),
+		       p->sts.id, (long long)p->sts.max_age,
+		       p->sts_cached ? "from the cache" : "fetched now");
+		for (size_t i = 0; i < p->sts.nmx; i++)
+			printf("  mx: %s\n", p->sts.mx[i]);
+		if (p->sts_error)
+			printf("  refresh failed: %s\n", p->sts_error);
+	}
+	printf("  meaning: %s\n", tls_check_sts_meaning(p));
+}
+
 static void tls_check_print_json(const struct mta_probe *p, const char *domain)
 {
 	json_t *o = json_object(), *hosts = json_array();
@@ -116,6 +173,7 @@ static void tls_check_print_json(const struct mta_probe *p, const char *domain)
 	json_object_set_new(o, "null_mx", json_boolean(p->null_mx));
 	json_object_set_new(o, "implicit_mx", json_boolean(p->implicit));
 	json_object_set_new(o, "mx", hosts);
+	json_object_set_new(o, "mta_sts", tls_check_sts_json(p));
 	json_object_set_new(o, "verdict", json_string(tls_check_verdict_name(p->verdict)));
 	json_object_set_new(o, "reason_code", p->verdict == POLICY_PROCEED ? json_null() :
 			    json_string(policy_reason_name(p->reason)));
@@ -171,6 +229,7 @@ static void tls_check_print_text(const struct mta_probe *p, const char *domain)
 	printf("Domain %s: MX lookup %s, DNSSEC %s%s%s\n", domain, dns_status_name(p->mx_status),
 	       dns_security_name(p->mx_sec), p->implicit ? " (no MX: the domain itself)" : "",
 	       p->null_mx ? " (null MX: accepts no mail)" : "");
+	tls_check_print_sts(p);
 	for (size_t i = 0; i < p->nhost; i++)
 		tls_check_print_host(&p->hosts[i]);
 	printf("Verdict for a sender with the TLS-sending guarantee: %s%s%s\n",
@@ -206,6 +265,10 @@ int cli_tls_check(struct cli *cli, int argc, char **argv)
 		fprintf(pw_stderr, "postwarden: %s\n", err);
 		goto out;
 	}
+	/* the MTA-STS policy cache is the relay's: used when the database opens, else skipped */
+	relay.db = schema_open(&cli->cfg, schema_serve_mode(&cli->cfg), &err);
+	free(err);
+	err = NULL;
 	job.msg_id = xstrdup("tls-check");
 	job.sender = xstrdup("");
 	job.domain = str_lower(xstrdup(argv[1]));
@@ -227,6 +290,9 @@ int cli_tls_check(struct cli *cli, int argc, char **argv)
 	free(job.domain);
 out:
 	free(err);
+	sts_cache_free(&relay);
+	if (relay.db)
+		db_close(relay.db);
 	if (relay.client_ctx)
 		SSL_CTX_free(relay.client_ctx);
 	if (relay.dns)

@@ -46,6 +46,7 @@ struct http_req {
 	char *post;		/* the request body of a POST, or NULL */
 	size_t post_len;
 	struct curl_slist *headers;	/* a POST's own header list, or NULL */
+	struct curl_slist *connect_to;	/* opts->connect_to as a list, or NULL */
 	char *method;		/* a custom method (PROPFIND, PUT...), or NULL */
 	bool too_big;		/* body over max_body */
 	bool headers_too_big;
@@ -355,6 +356,7 @@ static void http_req_free(struct http_req *r)
 	for (struct curl_slist *h = r->headers; h; h = h->next)
 		explicit_bzero(h->data, strlen(h->data));
 	curl_slist_free_all(r->headers);
+	curl_slist_free_all(r->connect_to);
 	free(r->method);
 	free(r->post);
 	free(r->body);
@@ -622,6 +624,13 @@ static bool http_easy_setup(struct http_client *c, struct http_req *r, const cha
 	SET(CURLOPT_HEADERDATA, r);
 	SET(CURLOPT_OPENSOCKETFUNCTION, http_opensocket_cb);
 	SET(CURLOPT_OPENSOCKETDATA, r);
+	/* a fixed address for a name (tests); the guard above still checks that address */
+	if (opts && opts->connect_to) {
+		r->connect_to = curl_slist_append(NULL, opts->connect_to);
+		if (r->connect_to == NULL)
+			fatalx("out of memory");
+		SET(CURLOPT_CONNECT_TO, r->connect_to);
+	}
 #undef SET
 	if (rc != CURLE_OK) {
 		log_warn("event=http_setup error=\"%s\"", curl_easy_strerror(rc));

@@ -68,6 +68,7 @@ struct http_request_opts {
 	bool follow_https_redirects;	/* at most 3, https -> https only */
 	long connect_timeout_ms;	/* 0: same as timeout_ms */
 	bool decode_gzip;		/* ask for gzip and hand back the decoded body */
+	const char *connect_to;		/* "HOST:PORT:ADDR:PORT" (CURLOPT_CONNECT_TO), or NULL */
 };
 
 typedef void (*http_cb)(struct http_response *resp, void *arg);

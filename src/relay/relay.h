@@ -50,6 +50,7 @@ struct relay {
 	struct smtpd *smtpd;
 	struct sched *sched;
 	struct mta_cache *mta_cache;	/* idle outgoing connections, TLS sessions; or NULL */
+	struct sts_cache *sts_cache;	/* MTA-STS fetches in flight, HTTP client; or NULL */
 };
 
 /* ---- relay_queue.c: the durable spool ---------------------------------------------- */

@@ -16,6 +16,7 @@
 
 #include "relay.h"
 #include "relay_policy.h"
+#include "relay_sts.h"
 #include "tls.h"
 
 enum mta_outcome {
@@ -82,6 +83,12 @@ struct mta_probe {
 	enum policy_action verdict;	/* PROCEED (deliver), HOLD (stop), DEFER, BOUNCE */
 	enum policy_reason reason;
 	char *reason_host;		/* the host the reason is about, or NULL */
+	/* MTA-STS: the destination's policy as the relay sees it (tls-check shows it) */
+	bool sts_looked_up;
+	bool sts_have;			/* sts is a valid policy */
+	bool sts_cached;		/* taken from the database */
+	struct sts_policy sts;
+	char *sts_error;		/* why no (fresh) policy could be had, or NULL */
 };
 
 struct mta_job {

@@ -94,6 +94,21 @@ char *dsn_explain(enum policy_reason r, const char *host, const char *diagnostic
 					  "bestanden: sie könnten gefälscht sein", h) :
 		       xasprintf("the DNS answers for %s failed DNSSEC validation: they may be "
 				 "forged", h);
+	case REASON_STS_MX_MISMATCH:
+		return german ? xasprintf("%s ist laut der MTA-STS-Richtlinie des Empfängers kein "
+					  "zulässiger Mailserver: %s", h, d) :
+		       xasprintf("%s is not a mail server the receiver's MTA-STS policy allows: %s",
+				 h, d);
+	case REASON_STS_CERT:
+		return german ? xasprintf("das Zertifikat von %s ist nicht gültig, obwohl die "
+					  "MTA-STS-Richtlinie des Empfängers es verlangt: %s", h, d) :
+		       xasprintf("the certificate of %s is not valid, which the receiver's MTA-STS "
+				 "policy requires: %s", h, d);
+	case REASON_STS_NO_TLS:
+		return german ? xasprintf("%s bietet keine Verschlüsselung an, obwohl die "
+					  "MTA-STS-Richtlinie des Empfängers sie verlangt", h) :
+		       xasprintf("%s does not offer encryption, which the receiver's MTA-STS policy "
+				 "requires", h);
 	case REASON_NULL_MX:
 		return german ? xasprintf("die Domain %s nimmt keine E-Mails an", h) :
 		       xasprintf("the domain %s does not accept email", h);

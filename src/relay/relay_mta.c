@@ -159,6 +159,7 @@ static void mta_free(struct mta *m)
 		return;
 	}
 	mta_close(m);
+	mta_sts_free(m);
 	for (int i = 0; i < 2; i++)
 		if (m->dns_handle[i] > 0)
 			dns_cancel(m->relay->dns, m->dns_handle[i]);
@@ -673,6 +674,8 @@ static void mta_after_ehlo(struct mta *m)
 		free(t);
 		return;
 	}
+	if (!mta_sts_plain_ok(m, "STARTTLS not offered"))
+		return;
 	if (m->probe) {
 		mta_quit(m);	/* a sender without the guarantee would send in plaintext here */
 		return;
@@ -712,6 +715,8 @@ static void mta_on_starttls_reply(struct mta *m, const struct reply *r)
 		return;
 	}
 	if (a == POLICY_PLAINTEXT) {
+		if (!mta_sts_plain_ok(m, "STARTTLS refused"))
+			return;
 		if (m->probe)
 			mta_quit(m);
 		else
@@ -907,6 +912,8 @@ static void mta_tls_ready(struct mta *m)
 		ph->handshake_ok = true;
 		ph->tls = m->conn.tinfo;
 	}
+	if (!mta_sts_tls_ok(m))
+		return;
 	log_debug("event=mta_tls id=%s mx=%s version=%s cipher=%s dane=%s resumed=%s",
 		  m->job->msg_id, mta_host(m)->name, m->conn.tinfo.version, m->conn.tinfo.cipher,
 		  mta_dane_name(m->conn.tinfo.dane), SSL_session_reused(ssl) ? "yes" : "no");
@@ -936,7 +943,7 @@ static void mta_tls_failed(struct mta *m)
 	else
 		t = xasprintf("TLS handshake with %s failed (%s): %s", mta_host(m)->name,
 			      tls_failure_name(f), detail);
-	if (a == POLICY_RECONNECT_PLAIN && !m->probe) {
+	if (a == POLICY_RECONNECT_PLAIN && !m->probe && !mta_sts_requires_tls(m)) {
 		log_info("event=mta_tls_fallback id=%s mx=%s reason=\"%s\"", m->job->msg_id,
 			 mta_host(m)->name, t);
 		mta_close(m);
@@ -1069,6 +1076,8 @@ void mta_connect(struct mta *m)
 	int one = 1;
 	char *t;
 
+	if (!mta_sts_host_ok(m))
+		return;
 	/* A new connection knows nothing yet; plain_only survives a reconnect after a failed
 	 * opportunistic handshake. */
 	m->conn = (struct mta_conn){ .plain_only = m->conn.plain_only, .dane = h->dane,
@@ -1219,6 +1228,8 @@ void mta_probe_free(struct mta_probe *p)
 	}
 	free(p->hosts);
 	free(p->reason_host);
+	sts_policy_clear(&p->sts);
+	free(p->sts_error);
 	free(p);
 }
 

@@ -235,6 +235,7 @@ void mta_cache_free(struct relay *relay)
 {
 	struct mta_cache *c = relay->mta_cache;
 
+	sts_cache_free(relay);
 	if (c == NULL)
 		return;
 	while (c->idle != NULL)

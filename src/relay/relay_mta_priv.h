@@ -65,6 +65,7 @@ struct mta_host {
  */
 struct mta_conn {
 	bool tls;
+	bool sts_ok;			/* met the destination's MTA-STS enforce policy */
 	bool plain_only;		/* reconnected after a failed opportunistic handshake */
 	enum policy_dane dane;		/* in force on this connection */
 	struct tls_info tinfo;
@@ -116,6 +117,17 @@ struct mta {
 	char *last_text;
 	bool in_read;			/* inside mta_readcb: freeing waits for its end */
 	bool dead;			/* finished while in_read */
+	/*
+	 * MTA-STS (relay_sts_cache.c): the destination's policy, for the TLS reports too.
+	 * sts_mode is STS_MODE_NONE without one; sts.text/sts.id are the policy as served and
+	 * its TXT id; sts_error the fetch problem (sts-policy-fetch-error), or NULL;
+	 * sts_failures counts hosts that did not meet the policy (under testing as well).
+	 */
+	struct sts_lookup *sts_req;
+	enum sts_mode sts_mode;
+	struct sts_policy sts;
+	char *sts_error;
+	unsigned sts_failures;
 };
 
 /* Both caches live here, one per relay (relay->mta_cache), created by the first session. */
@@ -159,6 +171,29 @@ bool mta_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, so
 void mta_route(struct mta *m);
 /* Host m->hi: its addresses, then TLSA where DANE applies, then connect. */
 void mta_resolve_host(struct mta *m);
+
+/* The MX lookup (after the MTA-STS policy is known). */
+void mta_route_mx(struct mta *m);
+
+/* ---- relay_sts_cache.c: MTA-STS for the session's destination ------------------------ */
+
+/* Start the policy lookup; its end calls mta_route_mx. False: none needed, go on at once. */
+bool mta_sts_begin(struct mta *m);
+/* Before connecting to the current host: false when the policy rules it out (host failed). */
+bool mta_sts_host_ok(struct mta *m);
+/* Must the current host use TLS because of the policy (enforce, and not a DANE host)? */
+bool mta_sts_requires_tls(const struct mta *m);
+/* The handshake finished: false when the policy's checks failed (host failed). */
+bool mta_sts_tls_ok(struct mta *m);
+/* About to send in plaintext (what: why): false when the policy forbids it (host failed). */
+bool mta_sts_plain_ok(struct mta *m, const char *what);
+/*
+ * True when the destination's policy is enforce and the current host matched it and its TLS
+ * checks passed (for REQUIRETLS). DANE hosts are not STS-checked: this is false for them.
+ */
+bool mta_sts_enforced(const struct mta *m);
+/* Free the session's MTA-STS state (cancels a lookup in flight). */
+void mta_sts_free(struct mta *m);
 
 /* ---- relay_mta_cache.c ------------------------------------------------------------------ */
 

@@ -297,7 +297,20 @@ static void mta_mx_answer(struct dns_answer *a, void *arg)
 	dns_answer_free(a);
 }
 
-/* The notification relay, or the MX lookup. */
+/* The MX lookup, once the destination's MTA-STS policy is known. */
+void mta_route_mx(struct mta *m)
+{
+	m->state = ST_MX;
+	m->dns_handle[0] = dns_resolve(m->relay->dns, m->job->domain, DNS_RR_MX, mta_mx_answer, m);
+	if (m->dns_handle[0] < 0) {
+		struct dns_answer none = { .status = DNS_SERVFAIL, .security = DNS_INSECURE };
+
+		m->dns_handle[0] = 0;
+		mta_mx_failed(m, POLICY_DEFER, REASON_DNS_TEMP, &none);
+	}
+}
+
+/* The notification relay, or the MTA-STS policy and the MX lookup. */
 void mta_route(struct mta *m)
 {
 	const struct conf_hostport *nr = &m->relay->cfg->relay.notify_relay;
@@ -311,13 +324,7 @@ void mta_route(struct mta *m)
 		mta_resolve_host(m);
 		return;
 	}
-	m->state = ST_MX;
-	m->dns_handle[0] = dns_resolve(m->relay->dns, m->job->domain, DNS_RR_MX, mta_mx_answer, m);
-	if (m->dns_handle[0] < 0) {
-		struct dns_answer none = { .status = DNS_SERVFAIL, .security = DNS_INSECURE };
-
-		m->dns_handle[0] = 0;
-		mta_mx_failed(m, POLICY_DEFER, REASON_DNS_TEMP, &none);
-	}
+	if (!mta_sts_begin(m))	/* else its answer calls mta_route_mx */
+		mta_route_mx(m);
 }
 

@@ -20,12 +20,18 @@ bool policy_reason_is_security(enum policy_reason r)
 	return r >= REASON_NO_STARTTLS;
 }
 
+bool policy_reason_is_sts(enum policy_reason r)
+{
+	return r == REASON_STS_MX_MISMATCH || r == REASON_STS_CERT || r == REASON_STS_NO_TLS;
+}
+
 const char *policy_reason_name(enum policy_reason r)
 {
 	static const char *const names[] = {
 		"none", "connect", "smtp_temp", "smtp_perm", "dns_temp", "nxdomain", "null_mx",
 		"expired", "no_starttls", "starttls_refused", "tls_protocol", "tls_cipher",
 		"tls_handshake", "dane_mismatch", "injection", "dnssec_bogus",
+		"sts_mx_mismatch", "sts_certificate", "sts_no_tls",
 	};
 
 	if ((unsigned)r < sizeof(names) / sizeof(names[0]))
@@ -147,6 +153,9 @@ enum policy_action policy_exhausted(bool guarantee, bool any_temp, enum policy_r
 {
 	/* A host we could not reach might have offered TLS: that is an outage, not a verdict. */
 	if (!guarantee || any_temp || !policy_reason_is_security(security))
+		return POLICY_DEFER;
+	/* the receiver's MTA-STS policy defers for every sender alike (RFC 8461 5) */
+	if (policy_reason_is_sts(security))
 		return POLICY_DEFER;
 	if (retry_for > 0 && (first_tls_failure == 0 || now - first_tls_failure < retry_for))
 		return POLICY_DEFER;

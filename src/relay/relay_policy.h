@@ -45,7 +45,14 @@ enum policy_reason {
 	REASON_DANE_MISMATCH,	/* certificate does not match the TLSA records */
 	REASON_INJECTION,	/* data injected after STARTTLS */
 	REASON_DNSSEC_BOGUS,	/* MX, address or TLSA answer failed validation */
+	/* the receiver's MTA-STS enforce policy (RFC 8461) was not met: defer, never hold */
+	REASON_STS_MX_MISMATCH,	/* the MX host does not match the policy's mx patterns */
+	REASON_STS_CERT,	/* certificate not valid for the MX name (WebPKI), or TLS < 1.2 */
+	REASON_STS_NO_TLS,	/* no STARTTLS, or it was refused */
 };
+
+/* Is r one of the MTA-STS reasons (the receiver's policy, not the sender's guarantee)? */
+bool policy_reason_is_sts(enum policy_reason r);
 
 /* Is this a failure the guarantee must not let pass (as opposed to an ordinary outage)? */
 bool policy_reason_is_security(enum policy_reason r);

@@ -345,13 +345,19 @@ static void sched_decide(struct sched *s, struct sched_job *sj, struct mta_rcpt 
 		if (policy_expired(job->received, cfg->relay.queue_lifetime, now)) {
 			char *t = xasprintf("queue lifetime expired; last problem: %s", r->reason);
 
+			/* the receiver's MTA-STS policy kept it: 5.7.10 and that reason */
+			bool sts = policy_reason_is_sts(r->reason_code);
+			const char *st = sts ? policy_status(r->reason_code, true) : "4.4.7";
+
 			log_info("event=delivery id=%s rcpt=%s mx=%s addr=none tls=none cipher=none "
-				 "dane=none outcome=bounced status=4.4.7 reason=\"%s\"", job->msg_id,
-				 r->addr, r->mx ? r->mx : "none", t);
-			stats_delivery("bounced", policy_reason_name(REASON_EXPIRED), "", "none");
+				 "dane=none outcome=bounced status=%s reason=\"%s\"", job->msg_id,
+				 r->addr, r->mx ? r->mx : "none", st, t);
+			stats_delivery("bounced", policy_reason_name(sts ? r->reason_code :
+								      REASON_EXPIRED), "", "none");
 			r->outcome = MTA_BOUNCED;
-			r->reason_code = REASON_EXPIRED;
-			snprintf(r->status, sizeof(r->status), "4.4.7");
+			if (!sts)
+				r->reason_code = REASON_EXPIRED;
+			snprintf(r->status, sizeof(r->status), "%s", st);
 			free(r->reason);
 			r->reason = t;
 			state = "bounced";
@@ -705,15 +711,18 @@ static void sched_expire_row(struct sched *s, const struct sched_row *r, int64_t
 					      r->notification);
 	char *t = xasprintf("queue lifetime expired; last problem: %s",
 			    r->reason[0] ? r->reason : "none recorded");
+	/* kept back by the receiver's MTA-STS policy: a security bounce (5.7.10) */
+	const char *status = sts_reason_text(r->reason) ? "5.7.10" : "4.4.7";
 	struct db_stmt *st = db_prepare_cached(s->relay->db,
-		"UPDATE recipients SET state = 'bounced', status = '4.4.7', reason = ? "
+		"UPDATE recipients SET state = 'bounced', status = ?, reason = ? "
 		"WHERE msg_id = ? AND idx = ?");
 
 	int rc;
 
-	db_bind_text(st, 1, t);
-	db_bind_text(st, 2, r->msg_id);
-	db_bind_int(st, 3, r->idx);
+	db_bind_text(st, 1, status);
+	db_bind_text(st, 2, t);
+	db_bind_text(st, 3, r->msg_id);
+	db_bind_int(st, 4, r->idx);
 	rc = db_step_done(s->relay->db, st);
 	db_release(s->relay->db, st);
 	if (rc != DB_DONE) {
@@ -724,10 +733,10 @@ static void sched_expire_row(struct sched *s, const struct sched_row *r, int64_t
 		return;
 	}
 	log_info("event=delivery id=%s rcpt=%s mx=none addr=none tls=none cipher=none dane=none "
-		 "outcome=bounced status=4.4.7 reason=\"%s\"", r->msg_id, r->addr, t);
+		 "outcome=bounced status=%s reason=\"%s\"", r->msg_id, r->addr, status, t);
 	stats_delivery("bounced", policy_reason_name(REASON_EXPIRED), "", "none");
 	if (dsn_rcpt_wants(r->notify))
-		sched_note_add(&msg->failed, &msg->nfailed, r->addr, r->orcpt, NULL, "4.4.7", t,
+		sched_note_add(&msg->failed, &msg->nfailed, r->addr, r->orcpt, NULL, status, t,
 			       REASON_EXPIRED);
 	free(t);
 }
