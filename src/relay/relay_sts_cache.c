@@ -212,6 +212,10 @@ static struct sts_cache *sts_cache_get(struct relay *relay)
 			.user_agent = "postwarden-mta-sts",
 		};
 
+		/*
+		 * ca_file replaces libcurl's CA bundle only; Debian's libcurl keeps its CA path
+		 * (/etc/ssl/certs), so the system store is trusted as well.
+		 */
 		relay->sts_cache = xcalloc(1, sizeof(*relay->sts_cache));
 		relay->sts_cache->relay = relay;
 		relay->sts_cache->http = http_client_new(relay->base, &o);
