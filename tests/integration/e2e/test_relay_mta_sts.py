@@ -326,6 +326,29 @@ def test_txt_id_change_refetches_and_uses_new_mode(make_relay, zones, smtp_serve
     assert not srv.messages_for(r3)
 
 
+def test_policy_is_refreshed_before_it_expires(make_relay, zones, smtp_server, policy_web,
+                                               test_ca):
+    dom, host, srv = sts_domain(zones, smtp_server, uniq("stsage"), "1")
+    zones.publish()
+    web = policy_web()
+    web.site(dom, policy("enforce", host, max_age=8))
+    web.start()
+    relay = sts_relay(make_relay, test_ca, web, [dom])
+    s = sender_addr()
+    user(relay, s, "off")
+    r1, r2, r3 = "one@" + dom, "two@" + dom, "three@" + dom
+    relay.send(s, [r1], message(s, [r1], "first"))
+    wait_delivery(relay, r1, "delivered")
+    relay.send(s, [r2], message(s, [r2], "second, young policy"))
+    wait_delivery(relay, r2, "delivered")
+    assert len(web.requests()) == 1                 # control: fresh, from the cache
+    time.sleep(5)                                   # past half of max_age, not expired
+    relay.send(s, [r3], message(s, [r3], "third, old policy"))
+    wait_delivery(relay, r3, "delivered")
+    net.wait_until(lambda: len(web.requests()) == 2, 10, what="background refresh")
+    assert len(relay.log_lines("mta_sts_fetched")) == 2
+
+
 @pytest.mark.parametrize("kind", ["redirect", "slow", "big"])
 def test_broken_policy_server_is_a_fetch_error(make_relay, zones, smtp_server, policy_web,
                                                test_ca, kind):
