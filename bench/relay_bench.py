@@ -278,7 +278,8 @@ def run_postwarden(args, base, knot, sink, size, n, label, pg=None, sts=None):
         return "--- postwarden log (tail) ---\n" + "\n".join(relay.log().splitlines()[-30:])
 
     try:
-        r = measure("postwarden %s" % label, sink, messages, relay.listen_addr, relay.port,
+        name = "postwarden%s %s" % (" with MTA-STS" if sts else "", label)
+        r = measure(name, sink, messages, relay.listen_addr, relay.port,
                     args.connections, lambda: pid, args.stall_timeout, diag=diag,
                     warmup=args.warmup)
         r["vmhwm_kb"] = bp._status_kb(pid, "VmHWM")

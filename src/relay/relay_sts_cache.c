@@ -27,7 +27,8 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define STS_REFETCH_MIN		300	/* seconds between background refreshes of a domain */
+/* most seconds between background refreshes of a domain (a quarter of max_age if less) */
+#define STS_REFETCH_MIN		300
 
 struct sts_fetch;
 
@@ -212,6 +213,10 @@ static struct sts_cache *sts_cache_get(struct relay *relay)
 			.user_agent = "postwarden-mta-sts",
 		};
 
+		/*
+		 * ca_file replaces libcurl's CA bundle only; Debian's libcurl keeps its CA path
+		 * (/etc/ssl/certs), so the system store is trusted as well.
+		 */
 		relay->sts_cache = xcalloc(1, sizeof(*relay->sts_cache));
 		relay->sts_cache->relay = relay;
 		relay->sts_cache->http = http_client_new(relay->base, &o);
@@ -427,8 +432,11 @@ static void sts_txt_answer(struct dns_answer *a, void *arg)
 	}
 	if (l->have_cached && strcmp(l->cached.id, id) == 0) {
 		/* fresh enough; past half its life it is refreshed in the background */
+		int64_t gap = l->cached.max_age / 4 < STS_REFETCH_MIN ? l->cached.max_age / 4 :
+			      STS_REFETCH_MIN;
+
 		if (now > l->cached_expires - l->cached.max_age / 2 &&
-		    now - sts_db_last_attempt(l->relay, l->domain) > STS_REFETCH_MIN)
+		    now - sts_db_last_attempt(l->relay, l->domain) > gap)
 			(void)sts_fetch(l->relay, l->domain, id, NULL);
 		sts_answer(l, &l->cached, true, l->cached_expires, NULL);
 		return;

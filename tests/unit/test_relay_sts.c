@@ -4,6 +4,8 @@
  */
 #include "unit.h"
 
+#include "relay/relay_dsn.h"
+#include "relay/relay_policy.h"
 #include "relay/relay_sts.h"
 
 static bool parse(const char *s, struct sts_policy *p, char *err)
@@ -104,4 +106,29 @@ static void test_match(void)
 	CHECK(!sts_mx_match("", "a"));
 }
 
-TEST_MAIN(test_txt, test_policy, test_policy_size, test_match)
+/* An MTA-STS failure defers for every sender (the guarantee holds only its own failures),
+ * bounces as a security failure and is named in the notification. */
+static void test_reasons(void)
+{
+	enum policy_reason sts[] = { REASON_STS_MX_MISMATCH, REASON_STS_CERT, REASON_STS_NO_TLS };
+
+	for (size_t i = 0; i < 3; i++) {
+		char *t = dsn_explain(sts[i], "mx.example.com", "detail", false);
+
+		CHECK(policy_reason_is_sts(sts[i]));
+		CHECK(policy_reason_is_security(sts[i]));
+		CHECK(policy_exhausted(true, false, sts[i], 1, 0, 100) == POLICY_DEFER);
+		CHECK_STREQ(policy_status(sts[i], true), "5.7.10");
+		CHECK(strstr(t, "MTA-STS") != NULL);
+		free(t);
+	}
+	/* control: the guarantee's own security failure still holds */
+	CHECK(!policy_reason_is_sts(REASON_DANE_MISMATCH));
+	CHECK(policy_exhausted(true, false, REASON_DANE_MISMATCH, 1, 0, 100) == POLICY_HOLD);
+	CHECK_STREQ(policy_reason_name(REASON_STS_CERT), "sts_certificate");
+	CHECK(sts_reason_text(STS_REASON_PREFIX " of example.com (id 1, mode enforce): x"));
+	CHECK(!sts_reason_text("mx.example.com said: 450"));
+	CHECK(!sts_reason_text(NULL));
+}
+
+TEST_MAIN(test_txt, test_policy, test_policy_size, test_match, test_reasons)
