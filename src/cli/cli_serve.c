@@ -31,6 +31,7 @@
 #include "migrate/mig_api.h"
 #include "node.h"
 #include "relay/relay.h"
+#include "relay/relay_tlsrpt.h"
 #include "schema.h"
 #include "sdnotify.h"
 #include "stats.h"
@@ -100,6 +101,7 @@ static void serve_teardown(struct relay *r)
 	if (r->sched)
 		sched_stop(r->sched);
 	r->sched = NULL;
+	tlsrpt_stop(r);		/* the counts of the last seconds */
 	queue_close(r->queue);
 	r->queue = NULL;
 	if (r->dns)
@@ -280,6 +282,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		goto fail;
 	if ((r.smtpd = smtpd_start(&r, &err)) == NULL)
 		goto fail;
+	tlsrpt_start(&r);
 	r.sched = sched_start(&r);
 	/* heartbeat and leases; the key directory's timer acts only under its lease */
 	node = node_start(r.base, r.db, &cli->cfg);

@@ -27,6 +27,7 @@ struct smtpd;
 struct sched;
 struct queue;
 struct mta_cache;
+struct tlsrpt;
 
 /*
  * Event priorities: serve sets up RELAY_PRIORITIES queues, and every event has the default
@@ -50,6 +51,7 @@ struct relay {
 	struct smtpd *smtpd;
 	struct sched *sched;
 	struct mta_cache *mta_cache;	/* idle outgoing connections, TLS sessions; or NULL */
+	struct tlsrpt *tlsrpt;		/* TLS report counts (relay_tlsrpt.h), or NULL */
 };
 
 /* ---- relay_queue.c: the durable spool ---------------------------------------------- */

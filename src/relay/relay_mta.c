@@ -43,6 +43,7 @@
 #include "relay_dsn.h"
 #include "relay_reply.h"
 #include "relay_smtp_cmd.h"
+#include "relay_tlsrpt.h"
 #include "stats.h"
 #include "xmalloc.h"
 
@@ -260,6 +261,7 @@ void mta_host_failed(struct mta *m, enum policy_reason r, const char *text)
 		ph->detail = xstrdup(m->last_text);
 	}
 	if (security) {
+		tlsrpt_note_failure(m, r);
 		if (h != NULL && h->sec == REASON_NONE)
 			h->sec = r;
 		if (m->sec_reason == REASON_NONE) {
@@ -458,6 +460,7 @@ static void mta_send_mail(struct mta *m)
 	struct mta_job *j = m->job;
 	struct buf b;
 
+	tlsrpt_note_session(m);
 	if (j->smtputf8 && !m->conn.ext_utf8) {
 		char *t = xasprintf("%s does not support SMTPUTF8, which the message needs",
 				    mta_host(m)->name);
@@ -937,6 +940,7 @@ static void mta_tls_failed(struct mta *m)
 		t = xasprintf("TLS handshake with %s failed (%s): %s", mta_host(m)->name,
 			      tls_failure_name(f), detail);
 	if (a == POLICY_RECONNECT_PLAIN && !m->probe) {
+		tlsrpt_note_failure(m, reason);
 		log_info("event=mta_tls_fallback id=%s mx=%s reason=\"%s\"", m->job->msg_id,
 			 mta_host(m)->name, t);
 		mta_close(m);
