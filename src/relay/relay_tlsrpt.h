@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "relay_policy.h"
 
@@ -102,5 +103,102 @@ void tlsrpt_stop(struct relay *r);
 void tlsrpt_note_session(struct mta *m);
 /* A security failure r of the current host (or of the domain, before a host). */
 void tlsrpt_note_failure(struct mta *m, enum policy_reason r);
+
+/* ---- the daily reports (relay_tlsrpt_report.c) ----------------------------------------- */
+
+#define TLSRPT_TXT_MAX 2048		/* the _smtp._tls TXT record, strings joined */
+#define TLSRPT_MAX_RUA 8		/* report addresses used from one record */
+#define TLSRPT_URI_MAX 512
+
+/* The report addresses of a TLS-RPT record (RFC 8460 3): "mailto:..." or "https://...". */
+struct tlsrpt_rua {
+	char uri[TLSRPT_MAX_RUA][TLSRPT_URI_MAX + 1];
+	size_t n;
+};
+
+/*
+ * Parse a TLS-RPT TXT record ("v=TLSRPTv1; rua=mailto:a@b,https://c/d"): 0 with the
+ * mailto: and https: addresses in *out (others are skipped), -1 when it is not a valid
+ * record, is longer than TLSRPT_TXT_MAX, or names no usable address.
+ */
+int tlsrpt_rua_parse(const char *txt, size_t len, struct tlsrpt_rua *out);
+/*
+ * The one TLS-RPT record among TXT RDATA rrs (each a series of character-strings) into out
+ * (NUL-terminated): 1 found, 0 none, -1 several or malformed (no report, RFC 8460 3).
+ */
+int tlsrpt_txt_pick(const uint8_t *const *rr, const size_t *rrlen, size_t nrr, char *out,
+		    size_t outlen);
+/* The address of a mailto: URI (percent-decoded, no query) into out; false when invalid. */
+bool tlsrpt_mailto_addr(const char *uri, char *out, size_t outlen);
+
+/* Who reports what: the fixed parts of one report. */
+struct tlsrpt_meta {
+	const char *organization;
+	const char *contact;
+	const char *submitter;		/* the reporting domain ([server] hostname) */
+	const char *from;		/* sender of reports by mail */
+	const char *domain;		/* the policy domain */
+	char day[11];
+};
+
+/*
+ * The RFC 8460 JSON report (caller frees) for meta's domain and day from its counted rows
+ * (any order; rows of other domains or days must not be passed). *report_id is set to the
+ * report-id used (caller frees).
+ */
+char *tlsrpt_report_json(const struct tlsrpt_meta *meta, const struct tlsrpt_row *rows,
+			 size_t n, char **report_id);
+/* gzip data; the compressed bytes (caller frees) and their length. */
+unsigned char *tlsrpt_gzip(const void *data, size_t len, size_t *outlen);
+/* The attachment's file name (RFC 8460 5.3), caller frees. */
+char *tlsrpt_filename(const struct tlsrpt_meta *meta);
+/* The report mail to address to (RFC 8460 5.3) with the gzip'd report attached. */
+char *tlsrpt_mail(const struct tlsrpt_meta *meta, const char *report_id, const char *to,
+		  const unsigned char *gz, size_t gzlen, size_t *len);
+
+/* Deliver a report mail through the relay: true when it was accepted for delivery. */
+typedef bool (*tlsrpt_mail_fn)(void *arg, const char *from, const char *to, const char *data,
+			       size_t len);
+
+struct tlsrpt_run_result {
+	unsigned reports;		/* domains reported to */
+	unsigned no_rua;		/* domains without a usable TLS-RPT record */
+	unsigned failed;		/* deliveries (mail or POST) that failed */
+	unsigned skipped;		/* DNS failures: left for a later run */
+};
+
+struct pw_config;
+struct event_base;
+struct dns;
+struct lease;
+
+struct tlsrpt_run_opts {
+	const struct pw_config *cfg;
+	struct event_base *base;
+	struct db *db;
+	struct dns *dns;
+	const char *day;		/* "YYYY-MM-DD" */
+	bool dry_run;			/* print the JSON to out, send and record nothing */
+	FILE *out;
+	tlsrpt_mail_fn mail;
+	void *mail_arg;
+	const struct lease *lease;	/* serve: act only while held; NULL: always */
+	void (*done)(void *arg, const struct tlsrpt_run_result *res);
+	void *done_arg;
+};
+
+struct tlsrpt_run;
+/*
+ * Report day to every domain with counts that publishes a TLS-RPT record and was not
+ * reported to yet for that day; done runs on the loop at the end.
+ */
+struct tlsrpt_run *tlsrpt_run_start(const struct tlsrpt_run_opts *opts);
+/* Stop a run (done is not called) and free it; also to free it after done. */
+void tlsrpt_run_free(struct tlsrpt_run *run);
+
+/* serve: yesterday's reports once a day after [tlsrpt] send_at, under lease. */
+struct tlsrpt_sched;
+struct tlsrpt_sched *tlsrpt_sched_start(struct relay *r, const struct lease *lease);
+void tlsrpt_sched_stop(struct tlsrpt_sched *s);
 
 #endif
