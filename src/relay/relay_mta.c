@@ -250,6 +250,7 @@ void mta_host_failed(struct mta *m, enum policy_reason r, const char *text)
 		mta_reuse_failed(m, text);
 		return;
 	}
+	tlsrpt_note_failure(m, r);	/* while the connection still tells its local address */
 	mta_close(m);
 	log_debug("event=mta_host_failed id=%s mx=%s reason=%s text=\"%s\"", m->job->msg_id,
 		  h ? h->name : "-", policy_reason_name(r), text);
@@ -261,7 +262,6 @@ void mta_host_failed(struct mta *m, enum policy_reason r, const char *text)
 		ph->detail = xstrdup(m->last_text);
 	}
 	if (security) {
-		tlsrpt_note_failure(m, r);
 		if (h != NULL && h->sec == REASON_NONE)
 			h->sec = r;
 		if (m->sec_reason == REASON_NONE) {
