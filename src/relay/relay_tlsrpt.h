@@ -165,6 +165,7 @@ struct tlsrpt_run_result {
 	unsigned no_rua;		/* domains without a usable TLS-RPT record */
 	unsigned failed;		/* deliveries (mail or POST) that failed */
 	unsigned skipped;		/* DNS failures: left for a later run */
+	bool stopped;			/* the lease was lost: the rest left for later */
 };
 
 struct pw_config;

@@ -742,10 +742,14 @@ static void tlsrpt_run_next(struct tlsrpt_run *run)
 		tlsrpt_run_finish(run);
 		return;
 	}
-	/* serve acts only while it holds the lease, with a minute to spare for one domain */
-	if (run->o.lease != NULL && !lease_valid_for(run->o.lease, 60000)) {
+	/*
+	 * serve acts only while it holds the lease. The claim in tlsrpt_sent is what keeps a
+	 * report from going twice; the lease keeps the nodes from doing the work side by side.
+	 */
+	if (run->o.lease != NULL && !lease_valid(run->o.lease)) {
 		log_warn("event=tlsrpt_run day=%s msg=\"lease lost, stopping\"", run->day);
 		run->res.skipped += (unsigned)(run->ndomain - run->di);
+		run->res.stopped = true;
 		run->di = run->ndomain;
 		tlsrpt_run_finish(run);
 		return;
@@ -840,8 +844,9 @@ static void tlsrpt_sched_done(void *arg, const struct tlsrpt_run_result *res)
 {
 	struct tlsrpt_sched *s = arg;
 
-	(void)res;
-	memcpy(s->done_day, s->run_day, sizeof(s->done_day));
+	/* stopped for the lease: the next tick (or the node holding it) takes it up */
+	if (!res->stopped)
+		memcpy(s->done_day, s->run_day, sizeof(s->done_day));
 	tlsrpt_run_free(s->run);	/* from the run's own step event: allowed */
 	s->run = NULL;
 }

@@ -271,3 +271,47 @@ def test_day_of_deliveries_reported_by_mail_and_https(make_relay, zones, pf_tls,
         assert len(receiver.bodies(rua[dom][1])) == 1
     # the domain without _smtp._tls got nothing either way
     assert not [p for p in receiver.posts if quiet_dom.split(".")[0] in p[0]]
+
+
+def test_serve_sends_yesterdays_reports_once_after_send_at(make_relay, zones, pf_tls,
+                                                           test_ca, receiver):
+    """serve's timer: yesterday's counts (written as a flush would have) are reported by
+    HTTPS after send_at, under the lease; a restart does not report the day again, and
+    today's counts wait for tomorrow."""
+    relay = make_relay(start=False, tlsrpt_allow_private="on",
+                       relay_ca_file=test_ca.ca.cert_path, tlsrpt_send_at="0s")
+    dom = zones.mx("example.test", uniq("timer"), pf_tls.addr, mx_host="mx1.example.test")
+    zones.raw("example.test", "_smtp._tls.%s." % dom, "TXT",
+              '"v=TLSRPTv1; rua=%s/timer"' % receiver.url)
+    zones.publish()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    yesterday = (now - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+    relay.pw("db", "migrate", check=True)
+    ins = ("INSERT INTO tlsrpt_counts (day, policy_domain, policy_type, policy_string, "
+           "mx_host, result_type, sending_ip, receiving_ip, count) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    relay.database.execute_many(ins, [
+        (yesterday, dom, "no-policy-found", "", "mx1.example.test", "", "", "", 7),
+        (yesterday, dom, "no-policy-found", "", "mx1.example.test", "validation-failure",
+         "127.0.0.1", "127.0.0.2", 2),
+        (now.strftime("%Y-%m-%d"), dom, "no-policy-found", "", "mx1.example.test", "", "",
+         "", 5)])
+    relay.start()
+    posts = net.wait_until(lambda: receiver.bodies("/timer"), 40, interval=0.5,
+                           what="the timer's POST")
+    rep = json.loads(gzip.decompress(posts[0][1]))
+    assert rep["date-range"]["start-datetime"] == yesterday + "T00:00:00Z"
+    assert rep["organization-name"] == "relay.example.test"    # default: hostname
+    assert rep["contact-info"] == "postmaster@relay.example.test"
+    pol = rep["policies"][0]
+    assert pol["summary"] == {"total-successful-session-count": 7,
+                              "total-failure-session-count": 2}
+    assert pol["failure-details"][0]["result-type"] == "validation-failure"
+    sent = relay.database.rows("SELECT day, result FROM tlsrpt_sent WHERE policy_domain = ?",
+                               (dom,))
+    assert [r["day"] for r in sent] == [yesterday], sent
+    assert "ok 201" in sent[0]["result"], sent
+    relay.stop()
+    relay.start()
+    time.sleep(8)     # past the first look after start
+    assert len(receiver.bodies("/timer")) == 1
