@@ -238,15 +238,17 @@ static const char tlsrpt_upsert[] =
 int tlsrpt_flush(struct tlsrpt *t, struct db *db)
 {
 	struct db_stmt *st;
-	int rc;
+	bool ok;
+	int rc = DB_OK;
 
 	if (t == NULL || t->n == 0)
 		return DB_OK;
 	if ((rc = db_begin(db)) != DB_OK)
 		return rc;
 	st = db_prepare_cached(db, tlsrpt_upsert);
-	for (size_t i = 0; i < TLSRPT_BUCKETS && st != NULL; i++) {
-		for (struct tlsrpt_entry *e = t->bucket[i]; e != NULL; e = e->next) {
+	ok = st != NULL;
+	for (size_t i = 0; i < TLSRPT_BUCKETS && ok; i++) {
+		for (struct tlsrpt_entry *e = t->bucket[i]; e != NULL && ok; e = e->next) {
 			db_bind_text(st, 1, e->day);
 			db_bind_text(st, 2, e->domain);
 			db_bind_text(st, 3, e->policy_type);
@@ -256,12 +258,19 @@ int tlsrpt_flush(struct tlsrpt *t, struct db *db)
 			db_bind_text(st, 7, e->sending_ip);
 			db_bind_text(st, 8, e->receiving_ip);
 			db_bind_int(st, 9, (int64_t)e->count);
-			if (db_step_done(db, st) != DB_DONE)
-				break;
+			/* the first failure ends the batch, and none of it is kept */
+			if ((rc = db_step_done(db, st)) != DB_DONE)
+				ok = false;
 			db_reset(st);
 		}
 	}
 	db_release(db, st);
+	if (!ok) {
+		if (rc == DB_DONE || rc == DB_OK)	/* the statement could not be prepared */
+			rc = db_error(db) != DB_OK ? db_error(db) : DB_ERROR;
+		db_rollback(db);
+		return rc;
+	}
 	if ((rc = db_commit(db)) != DB_OK)
 		return rc;
 	tlsrpt_clear(t);

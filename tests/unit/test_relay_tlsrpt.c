@@ -105,6 +105,17 @@ static void test_counts_flush_in_batches(void)
 	CHECK(count_of(db, "b.test", "starttls-not-supported") == 1);
 	/* an empty flush is no work */
 	CHECK(tlsrpt_flush(t, db) == DB_OK);
+	/* a database that refuses the batch: nothing written, the counts kept for the next */
+	CHECK(tlsrpt_add(t, &a) && tlsrpt_add(t, &b));
+	CHECK(db_exec(db, "PRAGMA query_only = 1") == DB_OK);
+	CHECK(tlsrpt_flush(t, db) != DB_OK);
+	CHECK(tlsrpt_pending(t) == 2);
+	CHECK(db_exec(db, "PRAGMA query_only = 0") == DB_OK);
+	db_clear_error(db);
+	CHECK(count_of(db, "a.test", "") == 7);
+	CHECK(tlsrpt_flush(t, db) == DB_OK);
+	CHECK(count_of(db, "a.test", "") == 9);
+	CHECK(count_of(db, "b.test", "starttls-not-supported") == 2);
 	tlsrpt_free(t);
 	db_close(db);
 	unit_remove_dir(dir);
