@@ -31,6 +31,7 @@ int cli_status(struct cli *cli, int argc, char **argv);
 int cli_cert(struct cli *cli, int argc, char **argv);
 int cli_ct(struct cli *cli, int argc, char **argv);
 int cli_audit(struct cli *cli, int argc, char **argv);
+int cli_tlsrpt(struct cli *cli, int argc, char **argv);
 /* "migrate mail" and the dispatcher of "migrate" (cli_migrate.c). */
 int cli_migrate(struct cli *cli, int argc, char **argv);
 /* "migrate contacts" (cli_migrate_contacts.c): argv starts at "contacts". */

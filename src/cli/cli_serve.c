@@ -31,6 +31,7 @@
 #include "migrate/mig_api.h"
 #include "node.h"
 #include "relay/relay.h"
+#include "relay/relay_tlsrpt.h"
 #include "schema.h"
 #include "sdnotify.h"
 #include "stats.h"
@@ -100,6 +101,7 @@ static void serve_teardown(struct relay *r)
 	if (r->sched)
 		sched_stop(r->sched);
 	r->sched = NULL;
+	tlsrpt_stop(r);		/* the counts of the last seconds */
 	queue_close(r->queue);
 	r->queue = NULL;
 	if (r->dns)
@@ -227,6 +229,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	struct relay r = { 0 };
 	struct event *sigterm = NULL, *sigint = NULL;
 	struct keydir_timer *keydir_timer = NULL;
+	struct tlsrpt_sched *tlsrpt_sched = NULL;
 	struct ctmon *ctmon = NULL;
 	struct node *node = NULL;
 	struct keysearch *keysearch = NULL;
@@ -280,10 +283,14 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		goto fail;
 	if ((r.smtpd = smtpd_start(&r, &err)) == NULL)
 		goto fail;
+	tlsrpt_start(&r);
 	r.sched = sched_start(&r);
 	/* heartbeat and leases; the key directory's timer acts only under its lease */
 	node = node_start(r.base, r.db, &cli->cfg);
 	keydir_timer = keydir_timer_start(r.base, &cli->cfg, node_lease(node, "keydir"));
+	/* yesterday's TLS reports, once a day in the whole installation */
+	if (cli->cfg.tlsrpt.enabled)
+		tlsrpt_sched = tlsrpt_sched_start(&r, node_lease(node, "tlsrpt"));
 	/* the CT monitor: each log under a lease of its own; alerts mailed through the queue */
 	ctmon = ctmon_start(r.base, &cli->cfg, r.db, node, serve_ct_mail, &r);
 	/* The key search API ([api] listen); a port that cannot be bound stops serve. */
@@ -331,6 +338,7 @@ fail:
 	mig_api_free(migrations);
 	keysearch_free(keysearch);
 	keydir_timer_stop(keydir_timer);
+	tlsrpt_sched_stop(tlsrpt_sched);
 	ctmon_stop(ctmon);
 	node_stop(node);
 	serve_teardown(&r);

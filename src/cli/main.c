@@ -24,6 +24,7 @@ static const struct command commands[] = {
 	{ "db", cli_db, "migrate the database schema, show it, copy the data to another", false },
 	{ "status", cli_status, "this node, the other nodes, the queue, leases, the database", false },
 	{ "ct", cli_ct, "certificates the CT monitor found for your domains; ack them", false },
+	{ "tlsrpt", cli_tlsrpt, "the day's TLS outcome counts; send the TLS reports (RFC 8460)", false },
 	{ "audit", cli_audit, "check your domain's DNSSEC, TLS, DANE, CAA, MTA-STS, TLS-RPT", false },
 	{ "migrate", cli_migrate, "copy a new user's mailbox and address books from their old "
 	  "provider", false },

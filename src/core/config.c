@@ -369,6 +369,8 @@ static const struct conf_key tlsrpt_keys[] = {
 	  "Sender address of the reports sent by mail (default: postmaster@hostname)." },
 	{ "send_at", CONF_DURATION, "1h", RPT(send_at), 0, DAY - 1, NULL,
 	  "Time after 00:00 UTC when the previous day's reports are sent." },
+	{ "allow_private", CONF_BOOL, "off", RPT(allow_private), 0, 0, NULL,
+	  "Let https: report receivers be on loopback or private addresses (tests only)." },
 	{ NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 

@@ -171,6 +171,7 @@ struct tlsrpt_conf {
 	char *contact;			/* contact-info in the reports */
 	char *from;			/* the reports' sender address; "" = postmaster@hostname */
 	int64_t send_at;		/* seconds after 00:00 UTC when yesterday's reports go */
+	bool allow_private;		/* https: report receivers on private addresses (tests) */
 };
 
 /* Remembering receivers' TLS to notice downgrades. */

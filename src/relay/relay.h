@@ -27,6 +27,7 @@ struct smtpd;
 struct sched;
 struct queue;
 struct mta_cache;
+struct tlsrpt;
 
 /*
  * Event priorities: serve sets up RELAY_PRIORITIES queues, and every event has the default
@@ -51,6 +52,7 @@ struct relay {
 	struct sched *sched;
 	struct mta_cache *mta_cache;	/* idle outgoing connections, TLS sessions; or NULL */
 	struct sts_cache *sts_cache;	/* MTA-STS fetches in flight, HTTP client; or NULL */
+	struct tlsrpt *tlsrpt;		/* TLS report counts (relay_tlsrpt.h), or NULL */
 };
 
 /* ---- relay_queue.c: the durable spool ---------------------------------------------- */

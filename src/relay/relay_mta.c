@@ -43,6 +43,7 @@
 #include "relay_dsn.h"
 #include "relay_reply.h"
 #include "relay_smtp_cmd.h"
+#include "relay_tlsrpt.h"
 #include "stats.h"
 #include "xmalloc.h"
 
@@ -250,6 +251,7 @@ void mta_host_failed(struct mta *m, enum policy_reason r, const char *text)
 		mta_reuse_failed(m, text);
 		return;
 	}
+	tlsrpt_note_failure(m, r);	/* while the connection still tells its local address */
 	mta_close(m);
 	log_debug("event=mta_host_failed id=%s mx=%s reason=%s text=\"%s\"", m->job->msg_id,
 		  h ? h->name : "-", policy_reason_name(r), text);
@@ -459,6 +461,7 @@ static void mta_send_mail(struct mta *m)
 	struct mta_job *j = m->job;
 	struct buf b;
 
+	tlsrpt_note_session(m);
 	if (j->smtputf8 && !m->conn.ext_utf8) {
 		char *t = xasprintf("%s does not support SMTPUTF8, which the message needs",
 				    mta_host(m)->name);
@@ -944,6 +947,7 @@ static void mta_tls_failed(struct mta *m)
 		t = xasprintf("TLS handshake with %s failed (%s): %s", mta_host(m)->name,
 			      tls_failure_name(f), detail);
 	if (a == POLICY_RECONNECT_PLAIN && !m->probe && !mta_sts_requires_tls(m)) {
+		tlsrpt_note_failure(m, reason);
 		log_info("event=mta_tls_fallback id=%s mx=%s reason=\"%s\"", m->job->msg_id,
 			 mta_host(m)->name, t);
 		mta_close(m);
