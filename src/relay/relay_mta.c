@@ -458,6 +458,8 @@ static void mta_send_mail(struct mta *m)
 	struct mta_job *j = m->job;
 	struct buf b;
 
+	if (!mta_downgrade_check(m))
+		return;
 	if (j->smtputf8 && !m->conn.ext_utf8) {
 		char *t = xasprintf("%s does not support SMTPUTF8, which the message needs",
 				    mta_host(m)->name);

@@ -179,4 +179,17 @@ void mta_sess_save(struct mta *m);
 /* Forget every kept session (shutdown). */
 void mta_sess_clear(struct mta_cache *c);
 
+/* ---- relay_downgrade.c ------------------------------------------------------------------ */
+
+/*
+ * Before MAIL on a new connection: record what the destination shows, and defer when it is a
+ * downgrade (the host is given up with mta_host_failed). false: do not send MAIL.
+ */
+bool mta_downgrade_check(struct mta *m);
+
+/* ---- relay_requiretls.c ----------------------------------------------------------------- */
+
+/* The MX host of m's connection is under an MTA-STS enforce policy whose TLS checks passed. */
+bool mta_sts_enforced(const struct mta *m);
+
 #endif
