@@ -10,6 +10,8 @@
  * notification says which condition was missing. A temporary failure (a host that could not
  * be reached) still defers as usual.
  */
+#include "relay_requiretls.h"
+
 #include "relay_mta_priv.h"
 
 #include <stdio.h>
@@ -28,17 +30,14 @@ bool mta_sts_enforced(const struct mta *m)
 	return false;
 }
 
-/* Why m's connection cannot carry a REQUIRETLS message, or NULL when it can. */
-static const char *requiretls_missing(const struct mta *m)
+const char *requiretls_missing(bool tls, bool dane, bool mta_sts, bool offered)
 {
-	bool dane = m->conn.dane == DANE_AUTH && m->conn.tinfo.dane == TLS_DANE_RESULT_PASS;
-
-	if (!m->conn.tls)
+	if (!tls)
 		return "does not use TLS";
-	if (!dane && !mta_sts_enforced(m))
+	if (!dane && !mta_sts)
 		return "is authenticated neither by DNSSEC-signed TLSA records (DANE) nor by an "
 		       "MTA-STS policy in enforce mode";
-	if (!m->conn.ext_requiretls)
+	if (!offered)
 		return "does not support REQUIRETLS";
 	return NULL;
 }
@@ -52,7 +51,9 @@ bool mta_requiretls_check(struct mta *m)
 
 	if (!m->job->requiretls || m->probe)
 		return true;
-	missing = requiretls_missing(m);
+	missing = requiretls_missing(m->conn.tls, m->conn.dane == DANE_AUTH &&
+				     m->conn.tinfo.dane == TLS_DANE_RESULT_PASS,
+				     m->conn.tls && mta_sts_enforced(m), m->conn.ext_requiretls);
 	if (missing == NULL)
 		return true;
 	h = mta_host(m);
