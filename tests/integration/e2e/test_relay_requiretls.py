@@ -179,3 +179,27 @@ def test_postfix_in_front_refuses_requiretls_header_passes(rt_relay, zones, smtp
     assert bad.messages == []
     assert any("tls=TLS" in l for l in rt_relay.log_lines("smtpd_received")), \
         "Postfix did not use STARTTLS to the relay"
+
+
+# -- TLS-Required: No -----------------------------------------------------------------
+
+def test_requiretls_wins_over_tls_required_no(rt_relay, zones, smtp_server):
+    """REQUIRETLS and "TLS-Required: No" on one message: the header is ignored (the sender's
+    guarantee stays); the control without REQUIRETLS: the header lifts the guarantee."""
+    mx, dom, _ = _mx(zones, smtp_server, uniq("rtno"))
+    mx.stop()                         # both messages wait in the queue
+    s = sender_addr()
+    rt_relay.pw("user", "add", s, check=True)
+    rt_relay.pw("user", "guarantee", s, "on", check=True)
+    r1, r2 = "both@" + dom, "onlyno@" + dom
+    with rt_relay.smtp() as c:
+        c.starttls()
+        c.ehlo("client.example.test")
+        c.sendmail(s, [r1], message(s, [r1], "both", headers=["TLS-Required: No"]),
+                   mail_options=["REQUIRETLS"])
+        c.sendmail(s, [r2], message(s, [r2], "only no", headers=["TLS-Required: No"]))
+    q = rt_relay.wait_queue(lambda q: len(q) == 2, what="both messages queued")
+    both = [m for m in q if r1 in str(m)][0]
+    only = [m for m in q if r2 in str(m)][0]
+    assert both["guarantee"] and not both["tls_required_no"], both
+    assert not only["guarantee"] and only["tls_required_no"], only
