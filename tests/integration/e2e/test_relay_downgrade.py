@@ -163,3 +163,13 @@ def test_invalid_certificate_after_valid_one_is_a_downgrade(dg_relay, zones, smt
     assert d["outcome"] == "deferred" and "not valid for the MX name" in d["reason"], d
     assert wrong.messages == []
     assert len(_alerts_logged(relay)) == 1
+
+    # a sender with the guarantee is not deferred by the memory: the guarantee alone decides
+    # (TLS without DANE, certificate unchecked), so it goes at once
+    g, r3 = sender_addr(), "g@" + dom
+    _user(relay, g, "on")
+    relay.send(g, [r3], message(g, [r3], "guarantee"))
+    got = wrong.wait_for_messages(1, timeout=30)[0]
+    assert got.rcpts == [r3] and got.tls
+    assert len(_alerts_logged(relay)) == 1
+    assert not [x for x in _deliveries(relay, r3) if x["outcome"] == "deferred"]
