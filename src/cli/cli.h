@@ -25,6 +25,7 @@ int cli_serve(struct cli *cli, int argc, char **argv);
 int cli_user(struct cli *cli, int argc, char **argv);
 int cli_queue(struct cli *cli, int argc, char **argv);
 int cli_tls_check(struct cli *cli, int argc, char **argv);
+int cli_tls_history(struct cli *cli, int argc, char **argv);
 int cli_keys(struct cli *cli, int argc, char **argv);
 int cli_db(struct cli *cli, int argc, char **argv);
 int cli_status(struct cli *cli, int argc, char **argv);

@@ -146,7 +146,7 @@ static const struct copy_table copy_tables[] = {
 	  "id", "id" },
 	{ "addresses", "addr, account_id, is_primary", "tii", "addr", NULL },
 	{ "messages", "id, sender, size, received, envid, ret, body, smtputf8, guarantee, "
-	  "tls_required_no, notification, node", "ttiitttiiiit", "id", NULL },
+	  "tls_required_no, notification, node, requiretls", "ttiitttiiiiti", "id", NULL },
 	{ "recipients", "msg_id, idx, addr, orcpt, notify, state, attempts, next_attempt, "
 	  "first_tls_failure, held_until, release, mx, status, reason", "tittttiiiiittt",
 	  "msg_id, idx", NULL },

@@ -20,6 +20,8 @@ static const struct command commands[] = {
 	{ "user", cli_user, "manage accounts and their TLS-sending guarantee", false },
 	{ "queue", cli_queue, "list, show, release, delete or flush queued messages", false },
 	{ "tls-check", cli_tls_check, "show what the relay would do for a domain right now", false },
+	{ "tls-history", cli_tls_history, "what the relay remembers of a domain's TLS; forget it",
+	  false },
 	{ "keys", cli_keys, "publish users' public keys in DNS and the Web Key Directory", false },
 	{ "db", cli_db, "migrate the database schema, show it, copy the data to another", false },
 	{ "status", cli_status, "this node, the other nodes, the queue, leases, the database", false },

@@ -19,6 +19,7 @@ static struct {
 	struct metrics_family *kd_pending, *kd_errors;
 	struct metrics_family *ks_requests, *ks_hits, *ks_errors, *ks_seconds;
 	struct metrics_family *db_statements, *db_seconds;
+	struct metrics_family *tls_downgrades;
 } stats_f;
 
 /* Key search sources take from a millisecond (directory) up to their timeout (seconds). */
@@ -80,6 +81,9 @@ static void stats_init(void)
 		"seconds is the mean latency).", "connection");
 	stats_f.db_seconds = stats_counter("postwarden_db_statement_seconds_total",
 		"Time spent in database statements by serve, by connection.", "connection");
+	stats_f.tls_downgrades = stats_counter("postwarden_tls_downgrades_total",
+		"Destinations that offered valid TLS and then none or an invalid certificate "
+		"(once per downgrade; mail to them is deferred for [downgrade] defer_for).", NULL);
 }
 
 struct metrics *stats_registry(void)
@@ -109,6 +113,12 @@ void stats_delivery(const char *outcome, const char *reason, const char *tls_ver
 	} else if (strcmp(outcome, "bounced") == 0) {
 		metrics_add(stats_f.bounced, reason, 1);
 	}
+}
+
+void stats_tls_downgrade(void)
+{
+	stats_registry();
+	metrics_add(stats_f.tls_downgrades, NULL, 1);
 }
 
 void stats_queue(const char *state, size_t n, double oldest_age)

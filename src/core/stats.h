@@ -27,6 +27,8 @@ void stats_delivery(const char *outcome, const char *reason, const char *tls_ver
 		    const char *dane);
 /* Recipients waiting in state (queued, deferred, held) and the age of the oldest message. */
 void stats_queue(const char *state, size_t n, double oldest_age);
+/* The relay deferred mail to a domain whose TLS was downgraded (counted once per downgrade). */
+void stats_tls_downgrade(void);
 /* The key directory: names still waiting for DNS after a pass; one name's update failed. */
 void stats_keydir_pending(size_t n);
 void stats_keydir_error(void);

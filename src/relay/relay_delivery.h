@@ -98,6 +98,7 @@ struct mta_job {
 	char *envid, *ret, *body;	/* or NULL */
 	bool smtputf8;
 	bool notification;		/* one of ours: notify_relay applies */
+	bool requiretls;		/* RFC 8689: only to REQUIRETLS hosts with DANE or MTA-STS */
 	bool guarantee;			/* in force for every recipient of this job */
 	int64_t received;
 	uint64_t size;			/* message data bytes (SIZE=, the SIZE limit check) */

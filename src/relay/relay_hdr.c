@@ -42,6 +42,8 @@ static void relay_hdr_field(struct relay_hdr *h)
 	value = str_trim(colon + 1);
 	if (strcasecmp(name, "TLS-Required") == 0 && strcasecmp(value, "No") == 0)
 		h->tls_required_no = true;
+	if (strcasecmp(name, "Require-TLS") == 0 && strcasecmp(value, "yes") == 0)
+		h->require_tls = true;
 }
 
 /* One byte of a line: a new field starts, or the current one continues (unfolded). */

@@ -1,5 +1,6 @@
 /*
- * relay_hdr.h - finds "TLS-Required: No" (RFC 8689) in the header section of a message
+ * relay_hdr.h - finds "TLS-Required: No" (RFC 8689) and postwarden's "Require-TLS: yes" (a
+ * user's client asking for REQUIRETLS, docs/requiretls.md) in the header section of a message
  * as its data streams in, in chunks of any size, with a fixed amount of memory.
  */
 #ifndef PW_RELAY_HDR_H
@@ -19,6 +20,7 @@ struct relay_hdr {
 	size_t flen;
 	bool overflow;
 	bool tls_required_no;	/* the result */
+	bool require_tls;	/* "Require-TLS: yes": the client asks for REQUIRETLS */
 };
 
 void relay_hdr_init(struct relay_hdr *h);

@@ -461,6 +461,9 @@ static void mta_send_mail(struct mta *m)
 	struct mta_job *j = m->job;
 	struct buf b;
 
+	/* a host refused here counts for the reports through mta_host_failed, not as a session */
+	if (!mta_downgrade_check(m) || !mta_requiretls_check(m))
+		return;
 	tlsrpt_note_session(m);
 	if (j->smtputf8 && !m->conn.ext_utf8) {
 		char *t = xasprintf("%s does not support SMTPUTF8, which the message needs",
@@ -494,6 +497,8 @@ static void mta_send_mail(struct mta *m)
 		buf_addf(&b, " BODY=%s", j->body);
 	if (j->smtputf8)
 		buf_adds(&b, " SMTPUTF8");
+	if (j->requiretls)
+		buf_adds(&b, " REQUIRETLS");
 	if (m->conn.ext_dsn && j->ret != NULL)
 		buf_addf(&b, " RET=%s", j->ret);
 	if (m->conn.ext_dsn && j->envid != NULL) {
@@ -693,6 +698,7 @@ static void mta_ehlo_keywords(struct mta *m, const struct reply *r)
 	m->conn.ext_8bit = reply_has_keyword(r, "8BITMIME");
 	m->conn.ext_utf8 = reply_has_keyword(r, "SMTPUTF8");
 	m->conn.ext_pipelining = reply_has_keyword(r, "PIPELINING");
+	m->conn.ext_requiretls = reply_has_keyword(r, "REQUIRETLS");
 	m->conn.ext_size = reply_has_keyword(r, "SIZE") || mta_ehlo_size(r) > 0;
 	m->conn.size_limit = mta_ehlo_size(r);
 }
@@ -762,7 +768,7 @@ static void mta_on_reply(struct mta *m, const struct reply *r)
 		if (r->code / 100 != 2)
 			break;
 		m->ext_starttls = m->conn.ext_dsn = m->conn.ext_8bit = m->conn.ext_utf8 = false;
-		m->conn.ext_pipelining = m->conn.ext_size = false;
+		m->conn.ext_pipelining = m->conn.ext_size = m->conn.ext_requiretls = false;
 		m->conn.size_limit = 0;
 		mta_after_ehlo(m);
 		return;

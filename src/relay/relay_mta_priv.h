@@ -70,6 +70,7 @@ struct mta_conn {
 	enum policy_dane dane;		/* in force on this connection */
 	struct tls_info tinfo;
 	bool ext_dsn, ext_8bit, ext_utf8, ext_pipelining, ext_size;
+	bool ext_requiretls;		/* REQUIRETLS in the EHLO answer (RFC 8689) */
 	uint64_t size_limit;		/* SIZE announced by the server, 0: none */
 	bool guarantee;			/* set up by a session under the guarantee */
 	unsigned uses;			/* transactions on this connection before this one */
@@ -213,5 +214,22 @@ SSL_SESSION *mta_sess_find(struct mta *m);
 void mta_sess_save(struct mta *m);
 /* Forget every kept session (shutdown). */
 void mta_sess_clear(struct mta_cache *c);
+
+/* ---- relay_downgrade.c ------------------------------------------------------------------ */
+
+/*
+ * Before MAIL on a new connection: record what the destination shows, and defer when it is a
+ * downgrade (the host is given up with mta_host_failed). false: do not send MAIL.
+ */
+bool mta_downgrade_check(struct mta *m);
+
+/* ---- relay_requiretls.c ----------------------------------------------------------------- */
+
+/*
+ * Before MAIL: may this connection carry the job's REQUIRETLS message? false: the host was
+ * given up (mta_host_failed), or, at the last MX host, the recipients bounced with 5.7.30
+ * and the session finished; do not send MAIL.
+ */
+bool mta_requiretls_check(struct mta *m);
 
 #endif

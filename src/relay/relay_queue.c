@@ -161,6 +161,7 @@ static struct queue_envelope *envelope_copy(const struct queue_envelope *env)
 	c->body = xstrdup_or_null(env->body);
 	c->smtputf8 = env->smtputf8;
 	c->notification = env->notification;
+	c->requiretls = env->requiretls;
 	c->nrcpt = env->nrcpt;
 	c->rcpts = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*c->rcpts));
 	for (size_t i = 0; i < env->nrcpt; i++) {
@@ -212,6 +213,7 @@ static char *spool_env_json(const struct spool_env *se)
 	json_object_set_new(o, "body", json_str_or_null(env->body));
 	json_object_set_new(o, "smtputf8", json_boolean(env->smtputf8));
 	json_object_set_new(o, "notification", json_boolean(env->notification));
+	json_object_set_new(o, "requiretls", json_boolean(env->requiretls));
 	json_object_set_new(o, "guarantee", json_boolean(se->guarantee));
 	json_object_set_new(o, "tls_required_no", json_boolean(se->tls_required_no));
 	for (size_t i = 0; i < env->nrcpt; i++) {
@@ -266,6 +268,7 @@ static bool spool_env_parse(const char *text, size_t len, struct spool_env *se)
 	env->body = json_get_str(o, "body");
 	env->smtputf8 = json_is_true(json_object_get(o, "smtputf8"));
 	env->notification = json_is_true(json_object_get(o, "notification"));
+	env->requiretls = json_is_true(json_object_get(o, "requiretls"));
 	env->rcpts = xcalloc(json_array_size(rcpts), sizeof(*env->rcpts));
 	for (size_t i = 0; i < json_array_size(rcpts); i++) {
 		json_t *r = json_array_get(rcpts, i);
@@ -327,10 +330,11 @@ static bool spool_read_env(int fd, struct spool_env *se, size_t *data_size)
  */
 #define QUEUE_INSERT_MESSAGES(rows) \
 	"INSERT INTO messages (id, sender, size, received, envid, ret, body, smtputf8," \
-	" guarantee, tls_required_no, notification, node)" \
+	" guarantee, tls_required_no, notification, requiretls, node)" \
 	" SELECT value->>0, value->>1, CAST(value->>2 AS BIGINT), CAST(value->>3 AS BIGINT)," \
 	" value->>4, value->>5, value->>6, CAST(value->>7 AS INTEGER)," \
-	" CAST(value->>8 AS INTEGER), CAST(value->>9 AS INTEGER), CAST(value->>10 AS INTEGER), ?2" \
+	" CAST(value->>8 AS INTEGER), CAST(value->>9 AS INTEGER), CAST(value->>10 AS INTEGER)," \
+	" CAST(value->>11 AS INTEGER), ?2" \
 	" FROM " rows " WHERE true ON CONFLICT DO NOTHING"
 #define QUEUE_INSERT_RECIPIENTS(rows) \
 	"INSERT INTO recipients (msg_id, idx, addr, orcpt, notify, state, next_attempt)" \
@@ -368,11 +372,11 @@ static void queue_rows_add(struct queue_rows *rows, const struct spool_env *se)
 {
 	const struct queue_envelope *env = se->env;
 
-	queue_rows_append(rows->messages, json_pack("[s,s,I,I,o,o,o,i,i,i,i]", se->id,
+	queue_rows_append(rows->messages, json_pack("[s,s,I,I,o,o,o,i,i,i,i,i]", se->id,
 		env->sender, (json_int_t)se->size, (json_int_t)se->received,
 		json_str_or_null(env->envid), json_str_or_null(env->ret),
 		json_str_or_null(env->body), env->smtputf8, se->guarantee, se->tls_required_no,
-		env->notification));
+		env->notification, env->requiretls));
 	for (size_t i = 0; i < env->nrcpt; i++)
 		queue_rows_append(rows->recipients, json_pack("[s,I,s,o,o]", se->id,
 			(json_int_t)i, env->rcpts[i].addr, json_str_or_null(env->rcpts[i].orcpt),
@@ -643,7 +647,10 @@ void queue_writer_commit(struct queue_writer *w, const struct queue_envelope *en
 	job->se.env = envelope_copy(env);
 	job->se.size = w->size;
 	job->se.received = time(NULL);
-	job->se.tls_required_no = w->hs.tls_required_no;
+	/* REQUIRETLS wins over "TLS-Required: No" (RFC 8689 4.1): the guarantee stays too */
+	if (w->hs.require_tls)
+		job->se.env->requiretls = true;
+	job->se.tls_required_no = w->hs.tls_required_no && !job->se.env->requiretls;
 	job->ok = !w->failed;
 	job->wbuf = w->wbuf;
 	job->wlen = w->wlen;

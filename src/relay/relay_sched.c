@@ -629,7 +629,7 @@ struct sched_row {
 	int idx, attempts;
 	int64_t first_tls_failure, received;
 	uint64_t size;
-	bool release, smtputf8, guarantee, notification;
+	bool release, smtputf8, guarantee, notification, requiretls;
 };
 
 static void sched_row_read(struct db_stmt *st, struct sched_row *r)
@@ -652,6 +652,7 @@ static void sched_row_read(struct db_stmt *st, struct sched_row *r)
 	r->guarantee = (int)db_col_int(st, 15) != 0;
 	r->notification = (int)db_col_int(st, 16) != 0;
 	r->size = (uint64_t)db_col_int(st, 17);
+	r->requiretls = (int)db_col_int(st, 18) != 0;
 }
 
 static char *sched_strdup0(const char *s)
@@ -680,6 +681,7 @@ static struct mta_job *sched_job_for(struct mta_job ***jobs, size_t *n, const st
 	j->body = sched_strdup0(r->body);
 	j->smtputf8 = r->smtputf8;
 	j->notification = r->notification;
+	j->requiretls = r->requiretls;
 	j->guarantee = guarantee;
 	j->received = r->received;
 	j->size = r->size;
@@ -797,7 +799,8 @@ static void sched_run(struct sched *s, bool housekeeping)
 	st = db_prepare_cached(s->relay->db,
 		"SELECT r.msg_id, r.idx, r.addr, r.orcpt, r.notify, r.attempts, "
 		"COALESCE(r.first_tls_failure, 0), r.release, r.reason, m.sender, m.received, "
-		"m.envid, m.ret, m.body, m.smtputf8, m.guarantee, m.notification, m.size "
+		"m.envid, m.ret, m.body, m.smtputf8, m.guarantee, m.notification, m.size, "
+		"m.requiretls "
 		"FROM recipients r JOIN messages m ON m.id = r.msg_id "
 		"WHERE r.state IN ('queued', 'deferred') AND r.next_attempt <= ? AND m.node = ? "
 		"ORDER BY r.msg_id, r.idx");

@@ -393,6 +393,12 @@ static int mail_param(struct smtp_cmd *cmd, const char *kw, size_t kwlen, const 
 		if (cmd->smtputf8)
 			return cmd_error(cmd, 501, "501 5.5.4 Duplicate SMTPUTF8 parameter");
 		cmd->smtputf8 = true;
+	} else if (kw_is(kw, kwlen, "REQUIRETLS")) {
+		if (has_val)
+			return cmd_error(cmd, 501, "501 5.5.4 REQUIRETLS takes no value");
+		if (cmd->requiretls)
+			return cmd_error(cmd, 501, "501 5.5.4 Duplicate REQUIRETLS parameter");
+		cmd->requiretls = true;
 	} else if (kw_is(kw, kwlen, "RET")) {
 		if (cmd->ret != SMTP_RET_NONE)
 			return cmd_error(cmd, 501, "501 5.5.4 Duplicate RET parameter");

@@ -1,6 +1,7 @@
 /*
  * relay_smtp_cmd.h - parsing one SMTP command line (RFC 5321, with the ESMTP parameters of
- * SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531) and DSN (RFC 3461)).
+ * SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), DSN (RFC 3461) and REQUIRETLS
+ * (RFC 8689)).
  *
  * A pure function over one line without its CRLF: no session state besides whether the
  * transaction allows UTF-8 addresses. On error it gives the complete reply line to send.
@@ -64,6 +65,7 @@ struct smtp_cmd {
 	uint64_t size;
 	enum smtp_body body;
 	bool smtputf8;
+	bool requiretls;		/* RFC 8689: every hop must use verified TLS */
 	enum smtp_ret ret;
 	char *envid;		/* xtext-decoded, or NULL */
 	/* RCPT parameters */

@@ -191,6 +191,9 @@ static void smtpd_ehlo(struct smtpd_session *s, struct smtp_cmd *cmd)
 	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
 	smtpd_reply(s, "250-8BITMIME");
 	smtpd_reply(s, "250-DSN");
+	/* RFC 8689 4.1: offered only over TLS, so that a client never sends it in the clear */
+	if (s->tls)
+		smtpd_reply(s, "250-REQUIRETLS");
 	smtpd_reply(s, "250 SMTPUTF8");
 }
 
@@ -230,6 +233,10 @@ static void smtpd_mail(struct smtpd_session *s, struct smtp_cmd *cmd)
 		smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
+	if (cmd->requiretls && !s->tls) {
+		smtpd_reply(s, "530 5.7.10 REQUIRETLS needs a TLS connection: STARTTLS first");
+		return;
+	}
 	s->declared_size = cmd->has_size ? cmd->size : 0;
 	if (!smtpd_storage_ok(s))
 		return;
@@ -243,6 +250,7 @@ static void smtpd_mail(struct smtpd_session *s, struct smtp_cmd *cmd)
 	if (cmd->body != SMTP_BODY_NONE)
 		env->body = xstrdup(cmd->body == SMTP_BODY_7BIT ? "7BIT" : "8BITMIME");
 	env->smtputf8 = cmd->smtputf8;
+	env->requiretls = cmd->requiretls;
 	s->state = SMTPD_MAIL;
 	smtpd_reply(s, "250 2.1.0 Ok");
 }

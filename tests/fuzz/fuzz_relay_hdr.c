@@ -1,5 +1,6 @@
 /*
- * fuzz_relay_hdr.c - libFuzzer target: the "TLS-Required: No" scanner on message data.
+ * fuzz_relay_hdr.c - libFuzzer target: the "TLS-Required: No" and "Require-TLS: yes"
+ * scanner on message data.
  *
  * The first byte chooses where the data is split into chunks; the verdict must not depend
  * on the split, and can only be "yes" when the data holds the field name at all.
@@ -43,6 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (whole.tls_required_no != parts.tls_required_no)
 		abort();
 	if (whole.tls_required_no && !contains_ci(data, size, "TLS-Required"))
+		abort();
+	if (whole.require_tls != parts.require_tls)
+		abort();
+	if (whole.require_tls && !contains_ci(data, size, "Require-TLS"))
 		abort();
 	return 0;
 }

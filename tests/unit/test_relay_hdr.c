@@ -1,5 +1,6 @@
 /*
- * test_relay_hdr.c - the "TLS-Required: No" scanner: where the field counts and where not.
+ * test_relay_hdr.c - the "TLS-Required: No" and "Require-TLS: yes" scanner: where the fields
+ * count and where not.
  */
 #include <string.h>
 
@@ -60,5 +61,31 @@ static void test_overlong_field_skipped(void)
 	CHECK(scan(text, 5));
 }
 
+/* "Require-TLS: yes" (a client asking for REQUIRETLS): found like TLS-Required, only in the
+ * header section, only with the value yes. */
+static bool scan_require(const char *text, size_t step)
+{
+	struct relay_hdr h;
+	size_t len = strlen(text);
+
+	relay_hdr_init(&h);
+	for (size_t off = 0; off < len; off += step)
+		relay_hdr_scan(&h, text + off, len - off < step ? len - off : step);
+	relay_hdr_finish(&h);
+	return h.require_tls;
+}
+
+static void test_require_tls(void)
+{
+	for (size_t step = 1; step <= 7; step++) {
+		CHECK(scan_require("From: a@b.test\r\nRequire-TLS: yes\r\n\r\nbody\r\n", step));
+		CHECK(scan_require("require-tls:\n\tYES\n\n", step));
+		CHECK(!scan_require("From: a@b.test\r\n\r\nRequire-TLS: yes\r\n", step));
+		CHECK(!scan_require("Require-TLS: no\r\n\r\n", step));
+		CHECK(!scan_require("TLS-Required: No\r\n\r\n", step));
+		CHECK(!scan("Require-TLS: yes\r\n\r\n", step));
+	}
+}
+
 TEST_MAIN(test_field_found_in_any_chunking, test_field_does_not_count_elsewhere,
-	  test_overlong_field_skipped)
+	  test_overlong_field_skipped, test_require_tls)

@@ -77,6 +77,12 @@ static void test_mail(void)
 	CHECK(c.verb == SMTP_MAIL);
 	CHECK_STREQ(c.path, "anna@example.org");
 	CHECK(!c.has_size && c.body == SMTP_BODY_NONE && !c.smtputf8 && c.ret == SMTP_RET_NONE);
+	CHECK(!c.requiretls);
+	smtp_cmd_free(&c);
+
+	/* RFC 8689 */
+	CHECK(parse("MAIL FROM:<anna@example.org> SIZE=10 requiretls", false, &c) == 0);
+	CHECK(c.requiretls && c.has_size);
 	smtp_cmd_free(&c);
 
 	/* the space Postfix puts after the colon */
@@ -138,6 +144,9 @@ static void test_mail(void)
 	CHECK(code_of("MAIL FROM:<a@b.example> BODY=BINARYMIME", false) == 504);
 	CHECK(code_of("MAIL FROM:<a@b.example> RET=ALL", false) == 501);
 	CHECK(code_of("MAIL FROM:<a@b.example> SMTPUTF8=yes", false) == 501);
+	CHECK(code_of("MAIL FROM:<a@b.example> REQUIRETLS=yes", false) == 501);
+	CHECK(code_of("MAIL FROM:<a@b.example> REQUIRETLS REQUIRETLS", false) == 501);
+	CHECK(code_of("RCPT TO:<a@b.example> REQUIRETLS", false) == 555);	/* MAIL only */
 	CHECK(code_of("MAIL FROM:<a@b.example> ENVID=a+2", false) == 501);	/* bad xtext */
 	CHECK(code_of("MAIL FROM:<a@b.example> ENVID=a+0A", false) == 501);	/* control */
 	CHECK(code_of("MAIL FROM:<a@b.example> AUTH=<>", false) == 555);
