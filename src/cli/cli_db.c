@@ -174,6 +174,14 @@ static const struct copy_table copy_tables[] = {
 	{ "acct_sessions", "sid_hash, address, csrf, method, created, last_used", "ttttii",
 	  "sid_hash", NULL },
 	{ "acct_login_failures", "kind, who, at", "tti", "kind, who, at", NULL },
+	{ "mta_sts_policies", "domain, id, mode, mx, max_age, policy, fetched, expires, "
+	  "last_attempt, last_error", "ttttitiiit", "domain", NULL },
+	{ "tlsrpt_counts", "day, policy_domain, policy_type, policy_string, mx_host, result_type, "
+	  "sending_ip, receiving_ip, count", "tttttttti",
+	  "day, policy_domain, policy_type, mx_host, result_type, sending_ip, receiving_ip", NULL },
+	{ "tlsrpt_sent", "day, policy_domain, sent, result", "ttit", "day, policy_domain", NULL },
+	{ "tls_history", "domain, mx_host, last_seen, tls_version, cert_valid, dane, mta_sts, "
+	  "last_good, downgrade_since, downgrade_what, alerted", "ttitiiiiiti", "domain", NULL },
 };
 
 #define NTABLES (sizeof(copy_tables) / sizeof(copy_tables[0]))

@@ -214,9 +214,10 @@
 	"CREATE INDEX acct_login_failures_who ON acct_login_failures(kind, who, at);"
 
 /*
- * Version 10: what the relay learns about receivers' TLS, in three parts so each stays with
- * its feature: MTA-STS policies by domain (RFC 8461), the day's TLS outcome counts for the
- * reports (RFC 8460) with the days already reported, and the downgrade memory.
+ * Version 10: what the relay learns about receivers' TLS, in parts so each stays with its
+ * feature: MTA-STS policies by domain (RFC 8461), the day's TLS outcome counts for the
+ * reports (RFC 8460) with the days already reported, the downgrade memory, and a message's
+ * REQUIRETLS flag.
  */
 #define SCHEMA_V10_STS \
 	"CREATE TABLE mta_sts_policies (" \
@@ -263,10 +264,13 @@
 	"  last_good BIGINT NOT NULL DEFAULT 0," \
 	"  downgrade_since BIGINT NOT NULL DEFAULT 0," \
 	"  downgrade_what TEXT NOT NULL DEFAULT ''," \
-	"  alerted BIGINT NOT NULL DEFAULT 0);" \
+	"  alerted BIGINT NOT NULL DEFAULT 0);"
+
+/* A message's REQUIRETLS (RFC 8689) goes with it from the listener to every later hop. */
+#define SCHEMA_V10_REQUIRETLS \
 	"ALTER TABLE messages ADD COLUMN requiretls INTEGER NOT NULL DEFAULT 0;"
 
-#define SCHEMA_V10 SCHEMA_V10_STS SCHEMA_V10_TLSRPT SCHEMA_V10_HISTORY
+#define SCHEMA_V10 SCHEMA_V10_STS SCHEMA_V10_TLSRPT SCHEMA_V10_HISTORY SCHEMA_V10_REQUIRETLS
 
 static const char *const sqlite_migrations[] = {
 	/* 1: accounts and the queue */

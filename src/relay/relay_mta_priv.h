@@ -66,6 +66,7 @@ struct mta_host {
 struct mta_conn {
 	bool tls;
 	bool sts_ok;			/* met the destination's MTA-STS enforce policy */
+	bool rpt_noted;			/* a testing policy's failure is counted for the reports */
 	bool plain_only;		/* reconnected after a failed opportunistic handshake */
 	enum policy_dane dane;		/* in force on this connection */
 	struct tls_info tinfo;

@@ -25,6 +25,7 @@
 #include "buf.h"
 #include "http.h"
 #include "log.h"
+#include "relay_tlsrpt.h"
 #include "xmalloc.h"
 
 /* most seconds between background refreshes of a domain (a quarter of max_age if less) */
@@ -563,6 +564,8 @@ static bool mta_sts_failed(struct mta *m, enum policy_reason r, const char *deta
 		 m->job->msg_id, m->job->domain, mta_host(m) ? mta_host(m)->name : "-",
 		 sts_mode_name(m->sts_mode), policy_reason_name(r), detail);
 	if (m->sts_mode != STS_MODE_ENFORCE) {
+		tlsrpt_note_failure(m, r);	/* testing: the reports tell the receiver */
+		m->conn.rpt_noted = true;
 		free(t);
 		return true;
 	}

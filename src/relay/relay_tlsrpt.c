@@ -53,10 +53,25 @@ enum tlsrpt_result tlsrpt_result_of(enum policy_reason r)
 		return TLSRPT_TLSA_INVALID;
 	case REASON_DNSSEC_BOGUS:
 		return TLSRPT_DNSSEC_INVALID;
+	case REASON_STS_NO_TLS:
+		return TLSRPT_STARTTLS_NOT_SUPPORTED;
+	case REASON_STS_CERT:
+		return TLSRPT_CERT_NOT_TRUSTED;	/* refined by tlsrpt_cert_result */
 	default:
 		/* protocol, cipher, injection, other handshake failures: RFC 8460 4.3.3 */
 		return TLSRPT_VALIDATION_FAILURE;
 	}
+}
+
+enum tlsrpt_result tlsrpt_cert_result(const struct tls_info *ti)
+{
+	if (ti->webpki_valid)
+		return TLSRPT_VALIDATION_FAILURE;	/* the name was fine: TLS below 1.2 */
+	if (strstr(ti->webpki_error, "expired") != NULL)
+		return TLSRPT_CERT_EXPIRED;
+	if (strstr(ti->webpki_error, "hostname mismatch") != NULL)
+		return TLSRPT_CERT_HOST_MISMATCH;
+	return TLSRPT_CERT_NOT_TRUSTED;
 }
 
 void tlsrpt_day(int64_t t, char out[11])
@@ -86,6 +101,21 @@ static char *tlsrpt_tlsa_string(const struct mta_host *h)
 	return buf_release(&b, NULL);
 }
 
+/* The policy as served, its lines joined by '\n' (no CR, no empty last line). */
+static char *tlsrpt_sts_string(const char *text)
+{
+	struct buf b;
+
+	buf_init(&b, SIZE_MAX);
+	for (const char *p = text; p != NULL && *p != '\0'; p++)
+		if (*p != '\r')
+			buf_add(&b, p, 1);
+	while (b.len > 0 && b.data[b.len - 1] == '\n')
+		b.len--;
+	buf_add(&b, "", 1);
+	return buf_release(&b, NULL);
+}
+
 void tlsrpt_policy_of(const struct mta *m, const struct mta_host *h, enum tlsrpt_result r,
 		      const char **type, char **string)
 {
@@ -97,6 +127,12 @@ void tlsrpt_policy_of(const struct mta *m, const struct mta_host *h, enum tlsrpt
 	    r == TLSRPT_DANE_REQUIRED) {
 		*type = "tlsa";
 		*string = h != NULL && h->ntlsa > 0 ? tlsrpt_tlsa_string(h) : xstrdup("");
+		return;
+	}
+	/* an MTA-STS policy in force, or one that could not be fetched (RFC 8460 4.3.2) */
+	if (m != NULL && (m->sts_mode != STS_MODE_NONE || m->sts_error != NULL)) {
+		*type = "sts";
+		*string = tlsrpt_sts_string(m->sts_mode != STS_MODE_NONE ? m->sts.text : NULL);
 		return;
 	}
 	*type = "no-policy-found";
@@ -381,9 +417,14 @@ static void tlsrpt_note(struct mta *m, enum tlsrpt_result r)
 
 void tlsrpt_note_session(struct mta *m)
 {
-	if (!tlsrpt_counts_for(m))
+	bool noted = m->conn.rpt_noted;
+
+	m->conn.rpt_noted = false;
+	if (!tlsrpt_counts_for(m) || noted)	/* a testing policy's failure was counted */
 		return;
-	if (m->conn.tls)
+	if (m->sts_mode == STS_MODE_NONE && m->sts_error != NULL && m->conn.dane != DANE_AUTH)
+		tlsrpt_note(m, TLSRPT_STS_POLICY_FETCH_ERROR);
+	else if (m->conn.tls)
 		tlsrpt_note(m, TLSRPT_SUCCESS);
 	else if (!m->conn.plain_only)	/* after a failed handshake: counted at the failure */
 		tlsrpt_note(m, TLSRPT_STARTTLS_NOT_SUPPORTED);
@@ -393,5 +434,6 @@ void tlsrpt_note_failure(struct mta *m, enum policy_reason r)
 {
 	if (!tlsrpt_counts_for(m) || !policy_reason_is_security(r))
 		return;
-	tlsrpt_note(m, tlsrpt_result_of(r));
+	tlsrpt_note(m, r == REASON_STS_CERT ? tlsrpt_cert_result(&m->conn.tinfo) :
+			    tlsrpt_result_of(r));
 }

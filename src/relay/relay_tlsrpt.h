@@ -46,6 +46,8 @@ enum tlsrpt_result {
 const char *tlsrpt_result_name(enum tlsrpt_result r);
 /* The result type a security failure of the SMTP client is reported as. */
 enum tlsrpt_result tlsrpt_result_of(enum policy_reason r);
+/* The certificate-* type of an MX certificate that failed MTA-STS's WebPKI check. */
+enum tlsrpt_result tlsrpt_cert_result(const struct tls_info *ti);
 
 /*
  * One counted row (the columns of tlsrpt_counts). Successes have result TLSRPT_SUCCESS and

@@ -20,11 +20,12 @@ from pwtest import net
 from pwtest.mailcheck import message, rcpt_states, sender_addr, uniq
 from pwtest.relay import Relay, binary, daemon_env
 
-SCHEMA = 9          # the program's schema version (src/core/schema.c)
+SCHEMA = 10         # the program's schema version (src/core/schema.c)
 UNREACHABLE_MX = "127.0.0.250"    # nothing listens there
 TABLES = {"accounts", "addresses", "messages", "recipients", "keydir_keys", "keydir_pending",
           "nodes", "leases", "ct_logs", "ct_findings", "ct_sightings", "ct_alerts",
-          "ct_deliveries", "mig_jobs", "mig_folders", "acct_sessions", "acct_login_failures"}
+          "ct_deliveries", "mig_jobs", "mig_folders", "acct_sessions", "acct_login_failures",
+          "mta_sts_policies", "tlsrpt_counts", "tlsrpt_sent", "tls_history"}
 
 
 # -- helpers -----------------------------------------------------------------------
@@ -202,7 +203,9 @@ def test_serve_refuses_an_old_postgresql_schema(workdir, postgres, make_relay):
                        database_password_file=any_db_pgpass(postgres))
     relay.pw("db", "migrate", check=True)
     # Back to version 2: what a database of the previous release looks like.
-    postgres.psql("DROP TABLE acct_login_failures; DROP TABLE acct_sessions; "
+    postgres.psql("DROP TABLE tls_history; DROP TABLE tlsrpt_sent; DROP TABLE tlsrpt_counts; "
+                  "DROP TABLE mta_sts_policies; ALTER TABLE messages DROP COLUMN requiretls; "
+                  "DROP TABLE acct_login_failures; DROP TABLE acct_sessions; "
                   "DROP TABLE mig_folders; DROP TABLE mig_jobs; "
                   "DROP TABLE ct_deliveries; DROP TABLE ct_alerts; DROP TABLE ct_sightings; "
                   "DROP TABLE ct_findings; DROP TABLE ct_logs; "

@@ -24,6 +24,50 @@ static void test_result_names(void)
 	CHECK(tlsrpt_result_of(REASON_DANE_MISMATCH) == TLSRPT_TLSA_INVALID);
 	CHECK(tlsrpt_result_of(REASON_DNSSEC_BOGUS) == TLSRPT_DNSSEC_INVALID);
 	CHECK(tlsrpt_result_of(REASON_TLS_PROTOCOL) == TLSRPT_VALIDATION_FAILURE);
+	CHECK(tlsrpt_result_of(REASON_STS_NO_TLS) == TLSRPT_STARTTLS_NOT_SUPPORTED);
+	CHECK(tlsrpt_result_of(REASON_STS_MX_MISMATCH) == TLSRPT_VALIDATION_FAILURE);
+}
+
+/* An MX certificate refused under MTA-STS is reported by what was wrong with it. */
+static void test_cert_result(void)
+{
+	struct tls_info ti = { .webpki_valid = false };
+
+	snprintf(ti.webpki_error, sizeof(ti.webpki_error), "certificate has expired");
+	CHECK(tlsrpt_cert_result(&ti) == TLSRPT_CERT_EXPIRED);
+	snprintf(ti.webpki_error, sizeof(ti.webpki_error), "hostname mismatch");
+	CHECK(tlsrpt_cert_result(&ti) == TLSRPT_CERT_HOST_MISMATCH);
+	snprintf(ti.webpki_error, sizeof(ti.webpki_error), "self-signed certificate");
+	CHECK(tlsrpt_cert_result(&ti) == TLSRPT_CERT_NOT_TRUSTED);
+	ti.webpki_valid = true;		/* a valid name: the TLS version was the problem */
+	ti.webpki_error[0] = '\0';
+	CHECK(tlsrpt_cert_result(&ti) == TLSRPT_VALIDATION_FAILURE);
+}
+
+/* A session under an MTA-STS policy (or whose policy could not be fetched) reports "sts". */
+static void test_policy_of_sts(void)
+{
+	struct mta_host none = { .name = "mx.c.test", .dane = DANE_NONE };
+	struct mta m = { .sts_mode = STS_MODE_ENFORCE };
+	const char *type;
+	char *s;
+
+	m.sts.text = "version: STSv1\r\nmode: enforce\r\nmx: mx.c.test\r\nmax_age: 86400\r\n";
+	tlsrpt_policy_of(&m, &none, TLSRPT_SUCCESS, &type, &s);
+	CHECK_STREQ(type, "sts");
+	CHECK_STREQ(s, "version: STSv1\nmode: enforce\nmx: mx.c.test\nmax_age: 86400");
+	free(s);
+	m.sts_mode = STS_MODE_NONE;
+	m.sts.text = NULL;
+	m.sts_error = "the policy server answered 404";
+	tlsrpt_policy_of(&m, &none, TLSRPT_STS_POLICY_FETCH_ERROR, &type, &s);
+	CHECK_STREQ(type, "sts");
+	CHECK_STREQ(s, "");
+	free(s);
+	m.sts_error = NULL;		/* control: no policy at all */
+	tlsrpt_policy_of(&m, &none, TLSRPT_SUCCESS, &type, &s);
+	CHECK_STREQ(type, "no-policy-found");
+	free(s);
 }
 
 static void test_policy_of(void)
@@ -264,5 +308,5 @@ static void test_gzip_and_mail(void)
 	free(gz);
 }
 
-TEST_MAIN(test_result_names, test_policy_of, test_counts_flush_in_batches, test_rua_parse,
+TEST_MAIN(test_result_names, test_cert_result, test_policy_of, test_policy_of_sts, test_counts_flush_in_batches, test_rua_parse,
 	  test_txt_pick, test_report_json, test_gzip_and_mail)
