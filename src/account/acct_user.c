@@ -332,11 +332,20 @@ static void acct_held_release_all(struct acct_req *r, void *arg)
 /* ---- /v1/notifications ---------------------------------------------------------------- */
 
 /*
- * What counts: every recipient of the user's messages received in the last N days that
- * the guarantee held or that bounced, with the reason. They are read from the queue, so a
- * message no longer in it (all its recipients final and the message removed) is not
- * listed any more.
+ * What counts: every recipient of the user's messages that the guarantee held or that
+ * bounced in the last N days, with the reason: rows a trigger writes into acct_notices when
+ * a recipient's state changes, so they stay after the message has left the queue.
  */
+/* Forget notifications older than the longest window a user can ask for. */
+static void acct_notices_expire(struct db *db, int64_t now)
+{
+	struct db_stmt *st = db_prepare(db, "DELETE FROM acct_notices WHERE at < ?");
+
+	db_bind_int(st, 1, now - ACCT_MAX_DAYS * 86400);
+	db_step_done(db, st);
+	db_finalize(st);
+}
+
 static void acct_notifications(struct acct_req *r, void *arg)
 {
 	struct db *db = acct_http_db(acct_req_server(r));
@@ -354,11 +363,12 @@ static void acct_notifications(struct acct_req *r, void *arg)
 		}
 	}
 	free(days_s);
+	acct_notices_expire(db, (int64_t)time(NULL));
 	st = db_prepare(db,
-		"SELECT m.received, r.state, r.addr, r.reason, m.id FROM messages m "
-		"JOIN recipients r ON r.msg_id = m.id WHERE r.state IN ('held', 'bounced') "
-		"AND m.received >= ?2 AND " ACCT_OWN(1) " ORDER BY m.received DESC, m.id, r.idx "
-		"LIMIT 500");
+		"SELECT n.at, n.kind, n.recipient, n.reason, n.msg_id FROM acct_notices n "
+		"WHERE n.at >= ?2 AND n.sender IN (SELECT lower(CAST(a.addr AS TEXT)) "
+		"FROM addresses a WHERE a.account_id = ?1) "
+		"ORDER BY n.at DESC, n.msg_id, n.recipient LIMIT 500");
 	db_bind_int(st, 1, acct_req_who(r)->account_id);
 	db_bind_int(st, 2, (int64_t)time(NULL) - days * 86400);
 	list = json_array();

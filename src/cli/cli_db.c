@@ -182,6 +182,8 @@ static const struct copy_table copy_tables[] = {
 	{ "tlsrpt_sent", "day, policy_domain, sent, result", "ttit", "day, policy_domain", NULL },
 	{ "tls_history", "domain, mx_host, last_seen, tls_version, cert_valid, dane, mta_sts, "
 	  "last_good, downgrade_since, downgrade_what, alerted", "ttitiiiiiti", "domain", NULL },
+	{ "acct_notices", "msg_id, recipient, kind, sender, reason, received, at", "tttttii",
+	  "msg_id, recipient, kind", NULL },
 };
 
 #define NTABLES (sizeof(copy_tables) / sizeof(copy_tables[0]))

@@ -272,6 +272,47 @@
 
 #define SCHEMA_V10 SCHEMA_V10_STS SCHEMA_V10_TLSRPT SCHEMA_V10_HISTORY SCHEMA_V10_REQUIRETLS
 
+/*
+ * The users' notifications (GET /v1/notifications): a row each time a recipient becomes held
+ * or bounced, written by a trigger so that it outlives the message in the queue; the account
+ * API deletes rows older than 90 days.
+ */
+#define SCHEMA_V10_NOTICES \
+	"CREATE TABLE acct_notices (" \
+	"  msg_id TEXT NOT NULL," \
+	"  recipient TEXT NOT NULL," \
+	"  kind TEXT NOT NULL," \
+	"  sender TEXT NOT NULL," \
+	"  reason TEXT NOT NULL," \
+	"  received BIGINT NOT NULL," \
+	"  at BIGINT NOT NULL," \
+	"  PRIMARY KEY (msg_id, recipient, kind));" \
+	"CREATE INDEX acct_notices_sender ON acct_notices(sender, at);"
+
+#define SCHEMA_V10_NOTICES_SQLITE \
+	SCHEMA_V10_NOTICES \
+	"CREATE TRIGGER recipients_notice AFTER UPDATE OF state ON recipients" \
+	"  WHEN NEW.state IN ('held', 'bounced') AND OLD.state <> NEW.state BEGIN" \
+	"  INSERT OR IGNORE INTO acct_notices" \
+	"    SELECT NEW.msg_id, NEW.addr, NEW.state, lower(m.sender), COALESCE(NEW.reason, '')," \
+	"           m.received, CAST(strftime('%s', 'now') AS INTEGER)" \
+	"    FROM messages m WHERE m.id = NEW.msg_id;" \
+	"END;"
+
+#define SCHEMA_V10_NOTICES_PG \
+	SCHEMA_V10_NOTICES \
+	"CREATE FUNCTION recipients_notice() RETURNS trigger LANGUAGE plpgsql AS $$" \
+	"BEGIN" \
+	"  INSERT INTO acct_notices" \
+	"    SELECT NEW.msg_id, NEW.addr, NEW.state, lower(m.sender), COALESCE(NEW.reason, '')," \
+	"           m.received, CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)" \
+	"    FROM messages m WHERE m.id = NEW.msg_id ON CONFLICT DO NOTHING;" \
+	"  RETURN NULL;" \
+	"END $$;" \
+	"CREATE TRIGGER recipients_notice AFTER UPDATE OF state ON recipients FOR EACH ROW" \
+	"  WHEN (NEW.state IN ('held', 'bounced') AND OLD.state IS DISTINCT FROM NEW.state)" \
+	"  EXECUTE FUNCTION recipients_notice();"
+
 static const char *const sqlite_migrations[] = {
 	/* 1: accounts and the queue */
 	"CREATE TABLE accounts ("
@@ -387,7 +428,7 @@ static const char *const sqlite_migrations[] = {
 
 	SCHEMA_V9,
 
-	SCHEMA_V10,
+	SCHEMA_V10 SCHEMA_V10_NOTICES_SQLITE,
 };
 
 /*
@@ -504,7 +545,7 @@ static const char *const postgres_migrations[] = {
 
 	SCHEMA_V9,
 
-	SCHEMA_V10,
+	SCHEMA_V10 SCHEMA_V10_NOTICES_PG,
 };
 
 static const struct db_schema schema = {

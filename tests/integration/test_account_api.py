@@ -408,6 +408,21 @@ def test_notifications(acct, users, zones, pf_plain, pf_notify):
     assert ca.request("GET", "/v1/notifications?days=0").status == 400
     assert ca.request("GET", "/v1/notifications?days=x").status == 400
     assert len(ca.request("GET", "/v1/notifications").body["notifications"]) == 2
+    # they stay once the message has left the queue: released, delivered, removed
+    assert ca.request("POST", "/v1/held/%s/release" % id_a).body == {"released": 2}
+    acct.wait_queue(lambda q: all(x["id"] != id_a for x in q), timeout=60,
+                    what="the released message delivered and gone")
+    # and a bounce (the domain does not exist) of a message that left the queue at once
+    gone = "x@" + uniq("nx") + ".insecure.test"
+    acct.send(a, [gone], message(a, [gone], "bounces"))
+    n = net.wait_until(lambda: (lambda l: l if any(x["kind"] == "bounced" for x in l)
+                                else None)(
+        ca.request("GET", "/v1/notifications").body["notifications"]), 60, interval=0.5,
+        what="the bounce among the notifications")
+    assert all(x["sender"] != a for x in acct.queue()), acct.queue()
+    assert sorted((x["kind"], x["recipient"]) for x in n) == \
+        sorted([("held", r) for r in rcpts] + [("bounced", gone)]), n
+    assert cb.request("GET", "/v1/notifications?days=7").body == {"notifications": []}
 
 
 def test_endpoints_need_a_session(acct):

@@ -25,7 +25,7 @@ UNREACHABLE_MX = "127.0.0.250"    # nothing listens there
 TABLES = {"accounts", "addresses", "messages", "recipients", "keydir_keys", "keydir_pending",
           "nodes", "leases", "ct_logs", "ct_findings", "ct_sightings", "ct_alerts",
           "ct_deliveries", "mig_jobs", "mig_folders", "acct_sessions", "acct_login_failures",
-          "mta_sts_policies", "tlsrpt_counts", "tlsrpt_sent", "tls_history"}
+          "mta_sts_policies", "tlsrpt_counts", "tlsrpt_sent", "tls_history", "acct_notices"}
 
 
 # -- helpers -----------------------------------------------------------------------
@@ -203,7 +203,8 @@ def test_serve_refuses_an_old_postgresql_schema(workdir, postgres, make_relay):
                        database_password_file=any_db_pgpass(postgres))
     relay.pw("db", "migrate", check=True)
     # Back to version 2: what a database of the previous release looks like.
-    postgres.psql("DROP TABLE tls_history; DROP TABLE tlsrpt_sent; DROP TABLE tlsrpt_counts; "
+    postgres.psql("DROP TABLE acct_notices; DROP FUNCTION recipients_notice() CASCADE; "
+                  "DROP TABLE tls_history; DROP TABLE tlsrpt_sent; DROP TABLE tlsrpt_counts; "
                   "DROP TABLE mta_sts_policies; ALTER TABLE messages DROP COLUMN requiretls; "
                   "DROP TABLE acct_login_failures; DROP TABLE acct_sessions; "
                   "DROP TABLE mig_folders; DROP TABLE mig_jobs; "
