@@ -148,12 +148,14 @@ def sts_relay(make_relay, test_ca, web, domains, **options):
     return r
 
 
-def sts_domain(zones, smtp_server, label, mode_txt_id, cert_days=30, mx_host=None, tlsa=()):
+def sts_domain(zones, smtp_server, label, mode_txt_id, cert_days=30, mx_host=None, tlsa=(),
+               ehlo_extra=()):
     """A domain in the signed zone with one sink MX (certificate from the test CA for its
     name) and, when mode_txt_id, the _mta-sts TXT record with that id."""
     dom = "%s.example.test" % label
     host = mx_host or "mx-%s.example.test" % label
-    srv = smtp_server("sink", hostname=host, cert=_cert(smtp_server, host, cert_days))
+    srv = smtp_server("sink", hostname=host, cert=_cert(smtp_server, host, cert_days),
+                      ehlo_extra=ehlo_extra)
     zones.mx("example.test", label, srv.addr, mx_host=host, tlsa=tlsa)
     if mode_txt_id:
         zones.raw("example.test", "_mta-sts.%s." % dom, "TXT", '"v=STSv1; id=%s"' % mode_txt_id)
@@ -495,3 +497,33 @@ def test_tls_report_counts_sessions_under_a_policy(make_relay, zones, smtp_serve
     rows = relay.pw_json("tlsrpt", "show", "--day", time.strftime("%Y-%m-%d", time.gmtime()))
     enf_row = [r for r in rows if r["policy-domain"] == enf][0]
     assert "mode: enforce" in json.dumps(enf_row), enf_row
+
+
+# -- REQUIRETLS ---------------------------------------------------------------------------
+
+def test_requiretls_goes_to_a_host_that_met_an_enforce_policy(make_relay, zones, smtp_server,
+                                                              policy_web, test_ca):
+    """A REQUIRETLS message (asked for by the Require-TLS: yes header) goes to an MX host that
+    met an enforce policy and offers REQUIRETLS, with REQUIRETLS on MAIL; under a testing
+    policy the same host is not enough (no DANE either): bounced 5.7.30 (control)."""
+    enf, _, enf_srv = sts_domain(zones, smtp_server, uniq("rtenf"), "1",
+                                 ehlo_extra=("REQUIRETLS",))
+    tst, _, tst_srv = sts_domain(zones, smtp_server, uniq("rttst"), "1",
+                                 ehlo_extra=("REQUIRETLS",))
+    zones.publish()
+    web = policy_web()
+    web.site(enf, policy("enforce", "*.example.test"))
+    web.site(tst, policy("testing", "*.example.test"))
+    web.start()
+    relay = sts_relay(make_relay, test_ca, web, [enf, tst])
+    s = sender_addr()
+    user(relay, s, "off")
+    re_, rt = "a@" + enf, "b@" + tst
+    for r in (re_, rt):
+        relay.send(s, [r], message(s, [r], "requiretls", headers=("Require-TLS: yes",)))
+    wait_delivery(relay, re_, "delivered")
+    mails = [c for c in enf_srv.all_commands() if c.upper().startswith("MAIL")]
+    assert mails and mails[-1].upper().endswith(" REQUIRETLS"), mails
+    d = wait_delivery(relay, rt, "bounced")
+    assert d["status"] == "5.7.30", d
+    assert tst_srv.messages == []
