@@ -1086,12 +1086,14 @@ void mta_connect(struct mta *m)
 	int one = 1;
 	char *t;
 
+	m->conn.rpt_noted = false;
 	if (!mta_sts_host_ok(m))
 		return;
 	/* A new connection knows nothing yet; plain_only survives a reconnect after a failed
-	 * opportunistic handshake. */
+	 * opportunistic handshake, rpt_noted a testing policy's MX mismatch just counted. */
 	m->conn = (struct mta_conn){ .plain_only = m->conn.plain_only, .dane = h->dane,
-				     .guarantee = m->guarantee, .born = time(NULL) };
+				     .guarantee = m->guarantee, .born = time(NULL),
+				     .rpt_noted = m->conn.rpt_noted };
 	m->ext_starttls = false;
 	m->reused = false;
 	if (m->relay->mta_cache != NULL && !m->probe)

@@ -462,23 +462,26 @@ def _sts_counts(relay):
 def test_tls_report_counts_sessions_under_a_policy(make_relay, zones, smtp_server, policy_web,
                                                    test_ca):
     """Sessions under an MTA-STS policy are counted as policy type sts: a testing policy's
-    expired certificate as certificate-expired (the mail still goes), an enforce policy met
-    as a success, a policy server that cannot be read as sts-policy-fetch-error; a domain
+    expired certificate as certificate-expired and an MX outside a testing policy as
+    validation-failure (the mail still goes, each session counted once), an enforce policy
+    met as a success, a policy server that cannot be read as sts-policy-fetch-error; a domain
     without a policy stays no-policy-found (control)."""
     tst, tst_host, tst_srv = sts_domain(zones, smtp_server, uniq("rpttest"), "1", cert_days=-1)
     enf, enf_host, enf_srv = sts_domain(zones, smtp_server, uniq("rptenf"), "1")
     brk, brk_host, brk_srv = sts_domain(zones, smtp_server, uniq("rptbrk"), "1")
     non, non_host, non_srv = sts_domain(zones, smtp_server, uniq("rptnone"), None)
+    mis, mis_host, mis_srv = sts_domain(zones, smtp_server, uniq("rptmis"), "1")
     zones.publish()
     web = policy_web()
     web.site(tst, policy("testing", "*.example.test"))
+    web.site(mis, policy("testing", "mx.elsewhere.test"))
     web.site(enf, policy("enforce", enf_host))
     web.site(brk, redirect="https://elsewhere.test/.well-known/mta-sts.txt")
     web.start()
-    relay = sts_relay(make_relay, test_ca, web, [tst, enf, brk])
+    relay = sts_relay(make_relay, test_ca, web, [tst, enf, brk, mis])
     s = sender_addr()
     user(relay, s, "off")
-    rcpts = ["t@" + tst, "e@" + enf, "b@" + brk, "n@" + non]
+    rcpts = ["t@" + tst, "e@" + enf, "b@" + brk, "n@" + non, "m@" + mis]
     relay.send(s, rcpts, message(s, rcpts, "reports"))
     for r in rcpts:
         wait_delivery(relay, r, "delivered")
@@ -487,11 +490,12 @@ def test_tls_report_counts_sessions_under_a_policy(make_relay, zones, smtp_serve
         (enf, "sts", enf_host, "success"): 1,
         (brk, "sts", brk_host, "sts-policy-fetch-error"): 1,
         (non, "no-policy-found", non_host, "success"): 1,
+        (mis, "sts", mis_host, "validation-failure"): 1,     # MX not in a testing policy
     }
     counts = net.wait_until(
         lambda: (lambda c: c if all(c.get(k) == v for k, v in want.items()) else None)(
             _sts_counts(relay)), 40, interval=1, what="TLS outcome counts %s" % want)
-    mine = {k: v for k, v in counts.items() if k[0] in (tst, enf, brk, non)}
+    mine = {k: v for k, v in counts.items() if k[0] in (tst, enf, brk, non, mis)}
     assert mine == want, mine
     # the policy string of the sts rows is the policy as served, line by line
     rows = relay.pw_json("tlsrpt", "show", "--day", time.strftime("%Y-%m-%d", time.gmtime()))
