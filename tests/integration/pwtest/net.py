@@ -154,6 +154,7 @@ class ThreadedListener:
         self.connections = []
         self._sock = None
         self._thread = None
+        self._serving = []
         self._stopping = False
 
     def start(self):
@@ -179,11 +180,23 @@ class ThreadedListener:
         if self._thread is not None:
             self._thread.join(5)
         with self.lock:
-            for c in self.connections:
-                try:
-                    c.sock.close()
-                except OSError:
-                    pass
+            conns = list(self.connections)
+        # Shut each connection down before closing it: a close alone frees the descriptor
+        # while its thread may still be reading it (OpenSSL keeps the number), and the next
+        # socket the test opens gets that number, so the thread would read the test's bytes.
+        for c in conns:
+            try:
+                socket.socket.shutdown(c.sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 3
+        for t in self._serving:
+            t.join(max(0.0, deadline - time.monotonic()))
+        for c in conns:
+            try:
+                c.sock.close()
+            except OSError:
+                pass
 
     def _accept_loop(self):
         while not self._stopping:
@@ -195,4 +208,6 @@ class ThreadedListener:
             c = self._new_conn(sock, peer)
             with self.lock:
                 self.connections.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            self._serving.append(t)
+            t.start()
