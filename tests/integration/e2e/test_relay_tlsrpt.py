@@ -313,8 +313,12 @@ def test_serve_sends_yesterdays_reports_once_after_send_at(make_relay, zones, pf
     assert pol["summary"] == {"total-successful-session-count": 7,
                               "total-failure-session-count": 2}
     assert pol["failure-details"][0]["result-type"] == "validation-failure"
-    sent = relay.database.rows("SELECT day, result FROM tlsrpt_sent WHERE policy_domain = ?",
-                               (dom,))
+    # the result is recorded once the POST's answer is back, just after the receiver has it
+    sent = net.wait_until(
+        lambda: (lambda rows: rows if rows and rows[0]["result"] != "sending" else None)(
+            relay.database.rows("SELECT day, result FROM tlsrpt_sent WHERE policy_domain = ?",
+                                (dom,))),
+        20, interval=0.2, what="the report's result recorded")
     assert [r["day"] for r in sent] == [yesterday], sent
     assert "ok 201" in sent[0]["result"], sent
     relay.stop()
