@@ -261,23 +261,60 @@ void hex_encode(const unsigned char *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/* The next comma-separated item of *p, blanks trimmed (*len bytes at the result); NULL at
+ * the end. Advances *p past the item's comma. */
+static const char *str_list_next(const char **p, size_t *len)
+{
+	const char *item = *p, *end;
+
+	if (item == NULL || *item == '\0')
+		return NULL;
+	end = strchr(item, ',');
+	*len = end ? (size_t)(end - item) : strlen(item);
+	*p = end ? end + 1 : NULL;
+	while (*len && (*item == ' ' || *item == '\t')) {
+		item++;
+		(*len)--;
+	}
+	while (*len && (item[*len - 1] == ' ' || item[*len - 1] == '\t'))
+		(*len)--;
+	return item;
+}
+
 bool str_list_has(const char *list, const char *item)
 {
-	size_t n = strlen(item);
+	size_t n = strlen(item), len;
 
-	for (const char *p = list; p && *p;) {
-		const char *end = strchr(p, ',');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-
-		while (len && (*p == ' ' || *p == '\t')) {
-			p++;
-			len--;
-		}
-		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (n > 0 && len == n && strncasecmp(p, item, n) == 0)
+	for (const char *p = list, *it; (it = str_list_next(&p, &len)) != NULL;)
+		if (n > 0 && len == n && strncasecmp(it, item, n) == 0)
 			return true;
-		p = end ? end + 1 : NULL;
+	return false;
+}
+
+bool str_list_value(const char *list, const char *key, char *out, size_t outsz)
+{
+	size_t n = strlen(key), len;
+
+	for (const char *p = list, *it; (it = str_list_next(&p, &len)) != NULL;) {
+		const char *eq = memchr(it, '=', len);
+		const char *v;
+		size_t nl, vl;
+
+		if (eq == NULL)
+			continue;
+		for (nl = (size_t)(eq - it); nl && (it[nl - 1] == ' ' || it[nl - 1] == '\t'); nl--)
+			;
+		if (nl != n || n == 0 || strncasecmp(it, key, n) != 0)
+			continue;
+		v = eq + 1;
+		vl = len - (size_t)(eq - it) - 1;
+		for (; vl && (*v == ' ' || *v == '\t'); v++)
+			vl--;
+		if (vl >= outsz)
+			return false;
+		memcpy(out, v, vl);
+		out[vl] = '\0';
+		return true;
 	}
 	return false;
 }

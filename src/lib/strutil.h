@@ -25,6 +25,11 @@ char *str_trim(char *s);
 char *str_lower(char *s);
 /* Is item one of the comma-separated entries of list (case-insensitive, blanks trimmed)? */
 bool str_list_has(const char *list, const char *item);
+/*
+ * In a comma-separated list of name=value items (blanks trimmed, names compared
+ * case-insensitively), the value of key into out; false when absent or longer than outsz-1.
+ */
+bool str_list_value(const char *list, const char *key, char *out, size_t outsz);
 bool str_has_prefix_ci(const char *s, const char *prefix);
 
 /*

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mig_mail.h"
 #include "mig_mail_map.h"
+#include "strutil.h"
 #include "xmalloc.h"
 
 #define BATCH_MSGS 200
@@ -79,40 +80,12 @@ static void fatal_set(struct mig_mail *m, const char *fmt, ...)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* The fixed address of host in "name=address, ..." (into out), or NULL. */
-static const char *fixed_addr(const char *hosts, const char *host, char *out, size_t outsz)
-{
-	size_t hl = strlen(host);
-
-	for (const char *p = hosts; p != NULL && *p; ) {
-		const char *end = strchr(p, ','), *eq;
-		size_t len;
-
-		while (*p == ' ')
-			p++;
-		len = end ? (size_t)(end - p) : strlen(p);
-		eq = memchr(p, '=', len);
-		if (eq != NULL && (size_t)(eq - p) == hl && strncasecmp(p, host, hl) == 0) {
-			size_t al = len - hl - 1;
-
-			while (al > 0 && eq[al] == ' ')
-				al--;
-			if (al >= outsz)
-				return NULL;
-			memcpy(out, eq + 1, al);
-			out[al] = '\0';
-			return out;
-		}
-		p = end ? end + 1 : NULL;
-	}
-	return NULL;
-}
-
 /* Connect and log in; false with *im describing the failure. */
 static bool open_side(struct mig_mail *m, struct imap *im, const struct mig_endpoint *e)
 {
 	char addr[64];
-	struct imap_opts io = { e->host, fixed_addr(m->o.hosts, e->host, addr, sizeof(addr)),
+	struct imap_opts io = { e->host,
+				str_list_value(m->o.hosts, e->host, addr, sizeof(addr)) ? addr : NULL,
 				e->port, e->tls, m->ssl, m->o.timeout, m->o.max_message + 65536,
 				e == &m->o.src && !m->o.allow_private };
 

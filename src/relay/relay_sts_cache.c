@@ -26,6 +26,7 @@
 #include "http.h"
 #include "log.h"
 #include "relay_tlsrpt.h"
+#include "strutil.h"
 #include "xmalloc.h"
 
 /* most seconds between background refreshes of a domain (a quarter of max_age if less) */
@@ -227,33 +228,16 @@ static struct sts_cache *sts_cache_get(struct relay *relay)
 	return relay->sts_cache;
 }
 
-/* "HOST:PORT:ADDR:PORT" for the policy host when [mta_sts] hosts names it, else NULL. */
+/* "HOST:PORT:ADDR:PORT" (curl's CONNECT_TO) for the policy host [mta_sts] hosts names. */
 static char *sts_connect_to(const char *hosts, const char *host, unsigned port)
 {
-	const char *p = hosts;
-	size_t hl = strlen(host);
+	char addr[64];
+	bool v6;
 
-	while (p != NULL && *p != '\0') {
-		const char *e = strchr(p, ','), *eq;
-		size_t n = e ? (size_t)(e - p) : strlen(p);
-
-		while (n > 0 && (*p == ' ' || *p == '\t')) {
-			p++;
-			n--;
-		}
-		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-			n--;
-		eq = memchr(p, '=', n);
-		if (eq != NULL && (size_t)(eq - p) == hl && strncasecmp(p, host, hl) == 0) {
-			int al = (int)(n - hl - 1);
-			bool v6 = memchr(eq + 1, ':', (size_t)al) != NULL;
-
-			return xasprintf("%s:%u:%s%.*s%s:%u", host, port, v6 ? "[" : "", al, eq + 1,
-					 v6 ? "]" : "", port);
-		}
-		p = e ? e + 1 : NULL;
-	}
-	return NULL;
+	if (!str_list_value(hosts, host, addr, sizeof(addr)))
+		return NULL;
+	v6 = strchr(addr, ':') != NULL;
+	return xasprintf("%s:%u:%s%s%s:%u", host, port, v6 ? "[" : "", addr, v6 ? "]" : "", port);
 }
 
 /* Check a response and parse its policy; NULL on success, else a short reason (static). */

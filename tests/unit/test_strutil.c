@@ -171,6 +171,19 @@ static void test_list_has(void)
 	CHECK(str_list_has("a.example, B.Example ,c", "b.example"));
 	CHECK(str_list_has("a.example,\tc ", "c"));
 	CHECK(!str_list_has("a.example,b.example", "example"));
+	{
+		char v[16];
+
+		CHECK(str_list_value("a.test=127.0.0.2, MX.B.test = ::1 ", "mx.b.test", v,
+				     sizeof(v)));
+		CHECK_STREQ(v, "::1");
+		CHECK(str_list_value("a.test=127.0.0.2,b.test=1", "a.test", v, sizeof(v)));
+		CHECK_STREQ(v, "127.0.0.2");
+		CHECK(!str_list_value("a.test=127.0.0.2", "test", v, sizeof(v)));
+		CHECK(!str_list_value("a.test", "a.test", v, sizeof(v)));	/* no value */
+		CHECK(!str_list_value("a.test=0123456789abcdef", "a.test", v, sizeof(v)));
+		CHECK(!str_list_value(NULL, "a.test", v, sizeof(v)));
+	}
 	CHECK(!str_list_has("a.example", ""));
 	CHECK(!str_list_has("", "a") && !str_list_has(NULL, "a"));
 }
