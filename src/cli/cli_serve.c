@@ -131,23 +131,9 @@ static void serve_log_start(struct relay *r)
 static bool serve_ct_mail(void *arg, const char *to, const char *data, size_t len)
 {
 	struct relay *r = arg;
-	struct queue_envelope env = { .sender = "", .notification = true, .body = "8BITMIME" };
-	struct queue_rcpt rcpts[16];
-	char *copy = xstrdup(to), *save = NULL, *id = NULL;
-	bool ok;
+	char *id = queue_inject_to(r->queue, to, data, len);
+	bool ok = id != NULL;
 
-	for (char *t = strtok_r(copy, ",", &save); t && env.nrcpt < 16;
-	     t = strtok_r(NULL, ",", &save)) {
-		char *addr = str_trim(t);
-
-		if (*addr)
-			rcpts[env.nrcpt++] = (struct queue_rcpt){ .addr = addr };
-	}
-	env.rcpts = rcpts;
-	if (env.nrcpt > 0)
-		id = queue_inject(r->queue, &env, data, len);
-	ok = id != NULL;
-	free(copy);
 	free(id);
 	return ok;
 }

@@ -38,6 +38,7 @@
 #include "http.h"
 #include "lease.h"
 #include "log.h"
+#include "opmail.h"
 #include "strutil.h"
 #include "xmalloc.h"
 
@@ -186,19 +187,8 @@ struct ct_watch *ctmon_watch_from_config(const struct pw_config *cfg)
 /* The header of an alert mail into b. */
 static void ctmon_mail_header(const struct ctmon *m, struct buf *b, const char *subject)
 {
-	char date[64], id[17];
-	time_t now = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	random_id(id);
-	buf_addf(b, "From: postwarden CT monitor <postmaster@%s>\r\nTo: %s\r\n"
-		 "Subject: [postwarden] %s\r\nDate: %s\r\nMessage-ID: <%s.ct@%s>\r\n"
-		 "Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
-		 "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
-		 m->cfg->server.hostname, m->cfg->ctmon.alert_to, subject, date, id,
-		 m->cfg->server.hostname);
+	opmail_header(b, m->cfg->server.hostname, "CT monitor", m->cfg->ctmon.alert_to, subject,
+		      "ct");
 }
 
 /* Mail what b holds; false when it could not be queued. */

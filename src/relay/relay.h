@@ -109,6 +109,9 @@ void queue_writer_abort(struct queue_writer *w);
  * commit (queue_drain waits for it); the scheduler is kicked when it is.
  */
 char *queue_inject(struct queue *q, const struct queue_envelope *env, const char *data, size_t len);
+/* queue_inject from the null sender, as a notification, to each address of the
+ * comma-separated list to (at most 16): the operator's alerts. NULL when none was queued. */
+char *queue_inject_to(struct queue *q, const char *to, const char *data, size_t len);
 /*
  * Path of the spool file holding a message's data (caller frees). The file holds the message
  * data in its first messages.size bytes, followed by an envelope trailer: read it with

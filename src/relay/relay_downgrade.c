@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "db.h"
 #include "log.h"
+#include "opmail.h"
 #include "relay_mta_priv.h"
 #include "stats.h"
 #include "strutil.h"
@@ -210,36 +211,19 @@ static void downgrade_mail(struct relay *relay, const struct dg_record *rec, con
 			   int64_t defer_for)
 {
 	const struct pw_config *cfg = relay->cfg;
-	struct queue_envelope env = { .sender = "", .notification = true };
-	struct queue_rcpt rcpts[16];
-	char *copy, *save = NULL, *id, date[64], last[64], mid[17];
-	time_t now = time(NULL), good = (time_t)rec->last_good;
+	char *id, *subject, last[64];
+	time_t good = (time_t)rec->last_good;
 	struct tm tm;
 	struct buf b;
 
 	if (cfg->downgrade.alert_to == NULL || cfg->downgrade.alert_to[0] == '\0')
 		return;
-	copy = xstrdup(cfg->downgrade.alert_to);
-	for (char *t = strtok_r(copy, ",", &save); t && env.nrcpt < 16;
-	     t = strtok_r(NULL, ",", &save)) {
-		char *addr = str_trim(t);
-
-		if (*addr)
-			rcpts[env.nrcpt++] = (struct queue_rcpt){ .addr = addr };
-	}
-	env.rcpts = rcpts;
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	gmtime_r(&good, &tm);
 	strftime(last, sizeof(last), "%Y-%m-%d %H:%M:%S UTC", &tm);
-	random_id(mid);
+	subject = xasprintf("TLS downgrade at %s", rec->domain);
 	buf_init(&b, 0);
-	buf_addf(&b, "From: postwarden relay <postmaster@%s>\r\nTo: %s\r\n"
-		 "Subject: [postwarden] TLS downgrade at %s\r\nDate: %s\r\n"
-		 "Message-ID: <%s.downgrade@%s>\r\nAuto-Submitted: auto-generated\r\n"
-		 "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n",
-		 cfg->server.hostname, cfg->downgrade.alert_to, rec->domain, date, mid,
-		 cfg->server.hostname);
+	opmail_header(&b, cfg->server.hostname, "relay", cfg->downgrade.alert_to, subject,
+		      "downgrade");
 	buf_addf(&b, "The mail servers of %s offered valid TLS until %s (%s).\r\n"
 		 "Now %s shows: %s.\r\n\r\n"
 		 "This is what an attacker between this relay and %s would cause, or a\r\n"
@@ -250,11 +234,11 @@ static void downgrade_mail(struct relay *relay, const struct dg_record *rec, con
 		 "Once the receiver is known to be fine: postwarden tls-history forget %s\r\n",
 		 rec->domain, last, rec->version[0] ? rec->version : "TLS", mx, rec->what,
 		 rec->domain, rec->domain, (long long)defer_for, rec->domain, rec->domain);
-	id = env.nrcpt > 0 ? queue_inject(relay->queue, &env, b.data, b.len) : NULL;
+	id = queue_inject_to(relay->queue, cfg->downgrade.alert_to, b.data, b.len);
 	log_info("event=tls_downgrade_alert domain=%s to=\"%s\" id=%s queued=%s", rec->domain,
 		 cfg->downgrade.alert_to, id ? id : "none", id ? "yes" : "no");
 	free(id);
-	free(copy);
+	free(subject);
 	buf_free(&b);
 }
 

@@ -1396,3 +1396,23 @@ struct storage *queue_storage(struct queue *q)
 {
 	return q->storage;
 }
+
+char *queue_inject_to(struct queue *q, const char *to, const char *data, size_t len)
+{
+	struct queue_envelope env = { .sender = "", .notification = true, .body = "8BITMIME" };
+	struct queue_rcpt rcpts[16];
+	char *copy = xstrdup(to), *save = NULL, *id = NULL;
+
+	for (char *t = strtok_r(copy, ",", &save); t && env.nrcpt < 16;
+	     t = strtok_r(NULL, ",", &save)) {
+		char *addr = str_trim(t);
+
+		if (*addr)
+			rcpts[env.nrcpt++] = (struct queue_rcpt){ .addr = addr };
+	}
+	env.rcpts = rcpts;
+	if (env.nrcpt > 0)
+		id = queue_inject(q, &env, data, len);
+	free(copy);
+	return id;
+}
