@@ -2,11 +2,12 @@
  * relay_downgrade.c - the downgrade memory (see relay_downgrade.h): the decision as pure
  * functions, the tls_history table, and the hook the SMTP client calls before MAIL.
  *
- * The hook reads and writes one row per connection that reaches MAIL, on the event loop,
- * as the scheduler writes each recipient's result: both are a single indexed statement on
- * the relay's own connection, next to the network I/O of a whole SMTP transaction. A
- * database error never stops mail: it is logged and the connection goes on as if nothing
- * were remembered.
+ * The hook reads one row per new connection that reaches MAIL, on the event loop, as the
+ * scheduler writes each recipient's result: a single indexed statement on the relay's own
+ * connection, next to the network I/O of a whole SMTP transaction. It writes the row back
+ * only when something changed or its dates are DG_REFRESH old, so a busy destination costs
+ * no write per connection. A database error never stops mail: it is logged and the
+ * connection goes on as if nothing were remembered.
  */
 #include "relay_downgrade.h"
 
@@ -102,6 +103,18 @@ void downgrade_update(struct dg_record *rec, const struct dg_sight *s, enum dg_v
 		}
 		return;
 	}
+}
+
+bool downgrade_changed(const struct dg_record *stored, const struct dg_record *rec,
+		       int64_t now)
+{
+	if (stored == NULL || now - stored->last_seen >= DG_REFRESH)
+		return true;
+	return strcmp(stored->mx, rec->mx) != 0 || strcmp(stored->version, rec->version) != 0 ||
+	       stored->cert_valid != rec->cert_valid || stored->dane != rec->dane ||
+	       stored->mta_sts != rec->mta_sts || (stored->last_good == 0) != (rec->last_good == 0) ||
+	       stored->downgrade_since != rec->downgrade_since ||
+	       strcmp(stored->what, rec->what) != 0 || stored->alerted != rec->alerted;
 }
 
 /* ---- storage ------------------------------------------------------------------------- */
@@ -262,7 +275,7 @@ bool mta_downgrade_check(struct mta *m)
 	const struct downgrade_conf *c = &m->relay->cfg->downgrade;
 	const struct conf_hostport *nr = &m->relay->cfg->relay.notify_relay;
 	struct mta_host *h = mta_host(m);
-	struct dg_record rec;
+	struct dg_record rec, stored;
 	struct dg_sight s;
 	enum dg_verdict v;
 	int64_t now = time(NULL);
@@ -287,10 +300,12 @@ bool mta_downgrade_check(struct mta *m)
 	/* a guarantee session never goes plaintext: only its good sightings are kept */
 	if (m->guarantee && !downgrade_sight_good(&s))
 		return true;
+	stored = rec;
 	downgrade_update(&rec, &s, v, h->name, now);
 	if (v == DG_DEFER_FIRST)
 		downgrade_alert(m, &rec, h->name);
-	else if (downgrade_store(m->relay->db, &rec) < 0)
+	else if (downgrade_changed(found ? &stored : NULL, &rec, now) &&
+		 downgrade_store(m->relay->db, &rec) < 0)
 		log_error("event=tls_history_error domain=%s error=\"%s\"", domain,
 			  db_errmsg(m->relay->db));
 	if (v == DG_SEND_EXPIRED)

@@ -66,6 +66,17 @@ enum dg_verdict downgrade_decide(const struct dg_record *rec, const struct dg_si
 void downgrade_update(struct dg_record *rec, const struct dg_sight *s, enum dg_verdict v,
 		      const char *mx, int64_t now);
 
+/* How often an unchanged record's dates are written again (seconds). */
+#define DG_REFRESH 60
+
+/*
+ * Must rec (updated at now) be written, given what was stored (NULL: nothing)? Only when
+ * something but its dates changed, or the stored sighting is DG_REFRESH or more old: a busy
+ * destination does not cost a database write per connection.
+ */
+bool downgrade_changed(const struct dg_record *stored, const struct dg_record *rec,
+		       int64_t now);
+
 /* ---- storage: the tls_history table ---------------------------------------------------- */
 
 /* Load the record of domain (lower case): 1 found, 0 none, -1 database error. */

@@ -157,4 +157,29 @@ static void test_storage(void)
 	unit_remove_dir(dir);
 }
 
-TEST_MAIN(test_good, test_decide, test_lifecycle, test_storage)
+/* An unchanged record is written again only once its sighting is DG_REFRESH old. */
+static void test_changed(void)
+{
+	struct dg_record stored = { .domain = "example.org" }, r;
+	int64_t now = NOW;
+
+	CHECK(downgrade_changed(NULL, &stored, now));		/* nothing stored yet */
+	downgrade_update(&stored, &valid, DG_SEND, "mx.example.org", now);
+	r = stored;
+	downgrade_update(&r, &valid, DG_SEND, "mx.example.org", now + 5);
+	CHECK(!downgrade_changed(&stored, &r, now + 5));	/* only the dates moved */
+	r = stored;
+	downgrade_update(&r, &valid, DG_SEND, "mx.example.org", now + DG_REFRESH);
+	CHECK(downgrade_changed(&stored, &r, now + DG_REFRESH));	/* time to refresh */
+	r = stored;
+	downgrade_update(&r, &valid, DG_SEND, "mx2.example.org", now + 5);
+	CHECK(downgrade_changed(&stored, &r, now + 5));		/* another MX */
+	r = stored;
+	downgrade_update(&r, &plain, DG_DEFER_FIRST, "mx.example.org", now + 5);
+	CHECK(downgrade_changed(&stored, &r, now + 5));		/* a downgrade begins */
+	r = stored;
+	downgrade_update(&r, &plain, DG_SEND_EXPIRED, "mx.example.org", now + 5);
+	CHECK(downgrade_changed(&stored, &r, now + 5));		/* good TLS forgotten */
+}
+
+TEST_MAIN(test_good, test_decide, test_lifecycle, test_changed, test_storage)
