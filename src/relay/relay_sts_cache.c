@@ -17,6 +17,7 @@
  */
 #include "relay_mta_priv.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -58,10 +59,30 @@ struct sts_fetch {
 	struct sts_fetch *next;
 };
 
+/*
+ * What the database said about a domain's policy, believed on this node for STS_MEMO_TTL
+ * seconds: a message to a domain costs a database read at most once a minute, not once per
+ * message (most domains have no policy, and that answer is kept too).
+ */
+#define STS_MEMO_BUCKETS	1024
+#define STS_MEMO_MAX		8192	/* entries; when full, all are forgotten */
+#define STS_MEMO_TTL		60
+
+struct sts_memo {
+	struct sts_memo *next;
+	char *domain;
+	bool have;			/* a policy is cached for the domain */
+	struct sts_policy policy;
+	int64_t expires;
+	int64_t loaded;			/* when the database was asked (or the policy fetched) */
+};
+
 struct sts_cache {
 	struct relay *relay;
 	struct http_client *http;
 	struct sts_fetch *fetches;
+	struct sts_memo *memo[STS_MEMO_BUCKETS];
+	size_t nmemo;
 };
 
 /* ---- the database -------------------------------------------------------------------- */
@@ -165,6 +186,82 @@ static int64_t sts_db_last_attempt(struct relay *relay, const char *domain)
 		t = db_col_int(st, 0);
 	db_release(relay->db, st);
 	return t;
+}
+
+/* ---- the policies in memory ------------------------------------------------------------- */
+
+static struct sts_cache *sts_cache_get(struct relay *relay);
+
+static struct sts_memo **sts_memo_bucket(struct sts_cache *c, const char *domain)
+{
+	uint32_t h = 2166136261u;
+
+	for (const char *p = domain; *p; p++)
+		h = (h ^ (uint32_t)tolower((unsigned char)*p)) * 16777619u;
+	return &c->memo[h % STS_MEMO_BUCKETS];
+}
+
+static void sts_memo_clear(struct sts_cache *c)
+{
+	for (size_t i = 0; i < STS_MEMO_BUCKETS; i++)
+		while (c->memo[i] != NULL) {
+			struct sts_memo *e = c->memo[i];
+
+			c->memo[i] = e->next;
+			sts_policy_clear(&e->policy);
+			free(e->domain);
+			free(e);
+		}
+	c->nmemo = 0;
+}
+
+/* Remember what is known of domain's policy (p NULL: none) as of now. */
+static void sts_memo_put(struct relay *relay, const char *domain, const struct sts_policy *p,
+			 int64_t expires, int64_t now)
+{
+	struct sts_cache *c = sts_cache_get(relay);
+	struct sts_memo **b = sts_memo_bucket(c, domain), *e;
+
+	for (e = *b; e != NULL && strcasecmp(e->domain, domain) != 0; e = e->next)
+		;
+	if (e == NULL) {
+		if (c->nmemo >= STS_MEMO_MAX) {
+			sts_memo_clear(c);
+			b = sts_memo_bucket(c, domain);
+		}
+		e = xcalloc(1, sizeof(*e));
+		e->domain = xstrdup(domain);
+		e->next = *b;
+		*b = e;
+		c->nmemo++;
+	}
+	sts_policy_clear(&e->policy);
+	e->have = p != NULL;
+	if (p != NULL)
+		sts_policy_copy(&e->policy, p);
+	e->expires = expires;
+	e->loaded = now;
+}
+
+/* The cached policy of domain: from memory while fresh, else from the database. */
+static bool sts_cached_policy(struct relay *relay, const char *domain, struct sts_policy *p,
+			      int64_t *expires, int64_t now)
+{
+	struct sts_memo *e = *sts_memo_bucket(sts_cache_get(relay), domain);
+	bool have;
+
+	for (; e != NULL && strcasecmp(e->domain, domain) != 0; e = e->next)
+		;
+	if (e != NULL && now - e->loaded < STS_MEMO_TTL) {
+		if (e->have) {
+			sts_policy_copy(p, &e->policy);
+			*expires = e->expires;
+		}
+		return e->have;
+	}
+	have = sts_db_load(relay, domain, p, expires);
+	sts_memo_put(relay, domain, have ? p : NULL, have ? *expires : 0, now);
+	return have;
 }
 
 /* ---- answering lookups ----------------------------------------------------------------- */
@@ -300,6 +397,7 @@ static void sts_fetch_done(struct http_response *resp, void *arg)
 	if (problem == NULL) {
 		snprintf(p.id, sizeof(p.id), "%s", f->id);
 		sts_db_store(relay, f->domain, &p, now);
+		sts_memo_put(relay, f->domain, &p, now + p.max_age, now);
 		log_info("event=mta_sts_fetched domain=%s id=%s mode=%s max_age=%lld mx=%zu",
 			 f->domain, p.id, sts_mode_name(p.mode), (long long)p.max_age, p.nmx);
 	} else {
@@ -403,7 +501,8 @@ static void sts_txt_answer(struct dns_answer *a, void *arg)
 
 	l->dns_handle = 0;
 	dns_answer_free(a);
-	l->have_cached = sts_db_load(l->relay, l->domain, &l->cached, &l->cached_expires);
+	l->have_cached = sts_cached_policy(l->relay, l->domain, &l->cached, &l->cached_expires,
+					   now);
 	if (l->have_cached && l->cached_expires <= now) {
 		sts_policy_clear(&l->cached);
 		l->have_cached = false;
@@ -484,6 +583,7 @@ void sts_cache_free(struct relay *relay)
 		free(f);
 	}
 	http_client_free(c->http);
+	sts_memo_clear(c);
 	free(c);
 	relay->sts_cache = NULL;
 }
