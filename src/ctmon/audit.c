@@ -119,25 +119,6 @@ json_t *audit_report_json(const struct audit_report *r)
 
 /* -- parsers of outside input ---------------------------------------------------------- */
 
-int audit_txt_join(const uint8_t *rdata, size_t len, char *out, size_t outlen)
-{
-	size_t i = 0, o = 0;
-
-	if (outlen == 0)
-		return -1;
-	while (i < len) {
-		size_t n = rdata[i++];
-
-		if (n > len - i || o + n >= outlen || memchr(rdata + i, '\0', n) != NULL)
-			return -1;
-		memcpy(out + o, rdata + i, n);
-		o += n;
-		i += n;
-	}
-	out[o] = '\0';
-	return (int)o;
-}
-
 static bool audit_wsp(char c)
 {
 	return c == ' ' || c == '\t';
@@ -960,8 +941,8 @@ static int audit_txts(struct audit_ctx *a, const char *name, char ***out, char *
 	if (ans->status == DNS_OK && ans->nrr > 0)
 		*out = xcalloc(ans->nrr, sizeof(char *));
 	for (size_t i = 0; ans->status == DNS_OK && i < ans->nrr; i++)
-		(*out)[n++] = xstrdup(audit_txt_join(ans->rrs[i].data, ans->rrs[i].len, buf,
-						     sizeof(buf)) < 0 ? "" : buf);
+		(*out)[n++] = xstrdup(dns_txt_join(ans->rrs[i].data, ans->rrs[i].len, buf,
+						   sizeof(buf)) < 0 ? "" : buf);
 	dns_answer_free(ans);
 	return n;
 }

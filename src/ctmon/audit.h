@@ -65,12 +65,6 @@ json_t *audit_report_json(const struct audit_report *r);
 
 /* -- parsers of outside input ------------------------------------------------------ */
 
-/*
- * The character-strings of one TXT RDATA joined (RFC 8461 3.1, RFC 8460 3: a record split
- * into strings is read as their concatenation), NUL-terminated in out. -1 when the RDATA is
- * malformed, holds a NUL byte, or does not fit in outlen (at most AUDIT_TXT_MAX + 1).
- */
-int audit_txt_join(const uint8_t *rdata, size_t len, char *out, size_t outlen);
 
 enum audit_txt_result {
 	AUDIT_TXT_OTHER,	/* not a record of this kind (another TXT at the name) */

@@ -335,6 +335,25 @@ static size_t dns_label_byte(char *out, size_t o, uint8_t c)
  * Names in RDATA from libunbound are uncompressed (RFC 3597 types and the well-known ones are
  * decompressed), so a compression pointer is malformed here. The root name is returned as ".".
  */
+int dns_txt_join(const uint8_t *rdata, size_t len, char *out, size_t outlen)
+{
+	size_t i = 0, o = 0;
+
+	if (outlen == 0)
+		return -1;
+	while (i < len) {
+		size_t n = rdata[i++];
+
+		if (n > len - i || o + n >= outlen || memchr(rdata + i, '\0', n) != NULL)
+			return -1;
+		memcpy(out + o, rdata + i, n);
+		o += n;
+		i += n;
+	}
+	out[o] = '\0';
+	return (int)o;
+}
+
 char *dns_name_from_wire(const uint8_t *data, size_t len, size_t *used)
 {
 	/* Worst case every byte becomes \DDD: 4 * 255 plus the terminator is enough. */

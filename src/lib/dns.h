@@ -118,4 +118,11 @@ struct dns_answer *dns_answer_from_ub(const char *name, int qtype, int err,
  */
 char *dns_name_from_wire(const uint8_t *data, size_t len, size_t *used);
 
+/*
+ * The character-strings of one TXT RDATA joined (RFC 8461 3.1, RFC 8460 3: a record split
+ * into strings is read as their concatenation), NUL-terminated in out. Its length, or -1 when
+ * the RDATA is malformed, holds a NUL byte, or does not fit in outlen.
+ */
+int dns_txt_join(const uint8_t *rdata, size_t len, char *out, size_t outlen);
+
 #endif

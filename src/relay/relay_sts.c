@@ -13,23 +13,6 @@
 
 #include "xmalloc.h"
 
-bool sts_txt_rdata(const uint8_t *rdata, size_t len, char out[STS_TXT_MAX])
-{
-	size_t o = 0, i = 0;
-
-	while (i < len) {
-		size_t n = rdata[i++];
-
-		if (n > len - i || o + n >= STS_TXT_MAX)
-			return false;
-		memcpy(out + o, rdata + i, n);
-		o += n;
-		i += n;
-	}
-	out[o] = '\0';
-	return memchr(out, '\0', o) == NULL;
-}
-
 static bool sts_id_valid(const char *s, size_t n)
 {
 	if (n == 0 || n > STS_ID_MAX)

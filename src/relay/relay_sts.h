@@ -40,11 +40,6 @@ enum sts_txt_result {
 	STS_TXT_INVALID,	/* such a record without a valid id, or more than one */
 };
 
-/*
- * One TXT RDATA (wire format: length-prefixed character strings) as one string, the strings
- * concatenated (RFC 7208 style). False when malformed or longer than STS_TXT_MAX - 1.
- */
-bool sts_txt_rdata(const uint8_t *rdata, size_t len, char out[STS_TXT_MAX]);
 /* One TXT record's text: STS_TXT_OK with id filled, STS_TXT_NONE or STS_TXT_INVALID. */
 enum sts_txt_result sts_txt_parse(const char *txt, char id[STS_ID_MAX + 1]);
 /* An RRset: n records' texts. Exactly one STSv1 record must be there (RFC 8461 3.1). */

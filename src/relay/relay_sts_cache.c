@@ -481,7 +481,7 @@ static enum sts_txt_result sts_txt_answer_parse(const struct dns_answer *a,
 	for (size_t i = 0; i < a->nrr; i++) {
 		char t[STS_TXT_MAX];
 
-		if (sts_txt_rdata(a->rrs[i].data, a->rrs[i].len, t))
+		if (dns_txt_join(a->rrs[i].data, a->rrs[i].len, t, sizeof(t)) >= 0)
 			txts[n++] = xstrdup(t);
 	}
 	res = sts_txt_set((const char *const *)txts, n, id);

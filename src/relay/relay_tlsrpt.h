@@ -126,7 +126,8 @@ struct tlsrpt_rua {
 int tlsrpt_rua_parse(const char *txt, size_t len, struct tlsrpt_rua *out);
 /*
  * The one TLS-RPT record among TXT RDATA rrs (each a series of character-strings) into out
- * (NUL-terminated): 1 found, 0 none, -1 several or malformed (no report, RFC 8460 3).
+ * (NUL-terminated): 1 found, 0 none (an unreadable record counts as none), -1 several or
+ * longer than outlen (no report, RFC 8460 3).
  */
 int tlsrpt_txt_pick(const uint8_t *const *rr, const size_t *rrlen, size_t nrr, char *out,
 		    size_t outlen);

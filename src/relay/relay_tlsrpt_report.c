@@ -149,27 +149,16 @@ int tlsrpt_txt_pick(const uint8_t *const *rr, const size_t *rrlen, size_t nrr, c
 	int found = 0;
 
 	for (size_t i = 0; i < nrr; i++) {
-		size_t o = 0, k = 0;
-		bool bad = false;
+		int o = dns_txt_join(rr[i], rrlen[i], buf, sizeof(buf));
 
-		while (k < rrlen[i] && !bad) {
-			size_t l = rr[i][k++];
-
-			if (l > rrlen[i] - k || o + l > TLSRPT_TXT_MAX)
-				bad = true;
-			else
-				memcpy(buf + o, rr[i] + k, l);
-			o += bad ? 0 : l;
-			k += l;
-		}
-		buf[o] = '\0';
-		/* only records that start with the version count (RFC 8460 3) */
+		/* only records that start with the version count (RFC 8460 3); one that cannot
+		 * be read (cut, a NUL byte, too long) counts as none */
 		if (o < 10 || memcmp(buf, "v=TLSRPTv1", 10) != 0 ||
 		    (o > 10 && buf[10] != ';' && !tlsrpt_is_wsp(buf[10])))
 			continue;
-		if (bad || found || o >= outlen)
+		if (found || (size_t)o >= outlen)
 			return -1;
-		memcpy(out, buf, o + 1);
+		memcpy(out, buf, (size_t)o + 1);
 		found = 1;
 	}
 	return found;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ctmon/audit.h"
+#include "dns.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -16,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char txt[AUDIT_TXT_MAX + 1], id[33] = "";
 	struct audit_srv srv;
 	size_t nrua = 0;
-	int n = audit_txt_join(data, size, txt, sizeof(txt));
+	int n = dns_txt_join(data, size, txt, sizeof(txt));
 
 	if (n >= 0) {
 		if ((size_t)n != strlen(txt) || (size_t)n > AUDIT_TXT_MAX)

@@ -1,11 +1,12 @@
 /*
  * fuzz_sts_txt.c - libFuzzer target for the "_mta-sts" TXT record (relay_sts.c): the input
- * as TXT RDATA (length-prefixed strings), then its text as a record and as a set of two.
+ * as TXT RDATA (length-prefixed strings, joined by dns_txt_join), then its text as a record and as a set of two.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dns.h"
 #include "relay/relay_sts.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -15,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char txt[STS_TXT_MAX], id[STS_ID_MAX + 1];
 	const char *set[2];
 
-	if (!sts_txt_rdata(data, size, txt))
+	if (dns_txt_join(data, size, txt, sizeof(txt)) < 0)
 		return 0;
 	if (strlen(txt) >= STS_TXT_MAX)
 		abort();

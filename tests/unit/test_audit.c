@@ -9,21 +9,6 @@
 #include "unit.h"
 #include "ctmon/audit.h"
 
-static void test_txt_join(void)
-{
-	char out[64];
-	static const unsigned char two[] = "\x07v=STSv1\x0a; id=abc12";
-	static const unsigned char nul[] = "\x03" "a\0b";
-	static const unsigned char cut[] = "\x09short";
-
-	CHECK(audit_txt_join(two, sizeof(two) - 1, out, sizeof(out)) == 17);
-	CHECK_STREQ(out, "v=STSv1; id=abc12");
-	CHECK(audit_txt_join(nul, 4, out, sizeof(out)) == -1);
-	CHECK(audit_txt_join(cut, sizeof(cut) - 1, out, sizeof(out)) == -1);
-	CHECK(audit_txt_join(two, sizeof(two) - 1, out, 17) == -1);	/* no room for the NUL */
-	CHECK(audit_txt_join(two, 0, out, sizeof(out)) == 0 && out[0] == '\0');
-}
-
 static void test_mta_sts(void)
 {
 	char id[33];
@@ -215,5 +200,5 @@ static void test_report(void)
 	audit_report_free(&r);
 }
 
-TEST_MAIN(test_txt_join, test_mta_sts, test_tlsrpt, test_srv, test_smtp, test_http_response,
+TEST_MAIN(test_mta_sts, test_tlsrpt, test_srv, test_smtp, test_http_response,
 	  test_sts_policy, test_sts_mx_match, test_report)

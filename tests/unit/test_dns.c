@@ -627,5 +627,20 @@ static void test_live(void)
 	live_stop(unit_failures != 0);
 }
 
-TEST_MAIN(test_name_from_wire, test_mx_sort_shuffle, test_mx_null_and_malformed, test_tlsa,
+static void test_txt_join(void)
+{
+	char out[64];
+	static const unsigned char two[] = "\x07v=STSv1\x0a; id=abc12";
+	static const unsigned char nul[] = "\x03" "a\0b";
+	static const unsigned char cut[] = "\x09short";
+
+	CHECK(dns_txt_join(two, sizeof(two) - 1, out, sizeof(out)) == 17);
+	CHECK_STREQ(out, "v=STSv1; id=abc12");
+	CHECK(dns_txt_join(nul, 4, out, sizeof(out)) == -1);
+	CHECK(dns_txt_join(cut, sizeof(cut) - 1, out, sizeof(out)) == -1);
+	CHECK(dns_txt_join(two, sizeof(two) - 1, out, 17) == -1);	/* no room for the NUL */
+	CHECK(dns_txt_join(two, 0, out, sizeof(out)) == 0 && out[0] == '\0');
+}
+
+TEST_MAIN(test_txt_join, test_name_from_wire, test_mx_sort_shuffle, test_mx_null_and_malformed, test_tlsa,
 	  test_addrs, test_security_mapping, test_rr_bound, test_config_errors, test_live)

@@ -38,9 +38,9 @@ static void test_txt(void)
 	CHECK_STREQ(id, "20261205T01");
 	CHECK(sts_txt_set(two, 2, id) == STS_TXT_INVALID);
 	CHECK(sts_txt_set(one, 1, id) == STS_TXT_NONE);
-	CHECK(sts_txt_rdata(rd, sizeof(rd), txt));
+	CHECK(dns_txt_join(rd, sizeof(rd), txt, sizeof(txt)) >= 0);
 	CHECK_STREQ(txt, "v=STSv1; id=x");
-	CHECK(!sts_txt_rdata(bad, sizeof(bad), txt));
+	CHECK(dns_txt_join(bad, sizeof(bad), txt, sizeof(txt)) < 0);
 }
 
 static void test_policy(void)
