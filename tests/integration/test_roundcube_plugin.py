@@ -193,13 +193,28 @@ def browser_login(b, rc):
     b.click("#rcmloginsubmit")
     b.wait("window.rcmail && rcmail.env.task === 'mail' && document.readyState === 'complete'",
            what="the mail view after login")
+    settle(b)
+
+
+def settle(b):
+    """Wait until the page has no request of its own running. Roundcube writes the whole
+    session at the end of each request: the message list's request, if it ends after the
+    next page's, takes that page's state (a compose ID) away."""
+    b.wait("window.rcmail && !rcmail.busy && window.jQuery && jQuery.active === 0",
+           timeout=60, what="the page's own requests to end")
 
 
 def open_compose(b, rc):
     b.open(rc.url + "?_task=mail&_action=compose")
-    b.wait("window.rcmail && rcmail.env.compose_id && "
-           "document.querySelector('#_to + ul.recipient-input input')",
-           timeout=60, what="the compose window")   # PHP's built-in server, under load
+    try:
+        b.wait("window.rcmail && rcmail.env.compose_id && "
+               "document.querySelector('#_to + ul.recipient-input input')",
+               timeout=60, what="the compose window")   # PHP's built-in server, under load
+    except pw_browser.BrowserError:
+        page = b.eval("location.href + ' | ' + document.title + ' | ' + "
+                      "(document.body ? document.body.innerText.slice(0, 500) : '')")
+        raise pw_browser.BrowserError("no compose window; the page: %s\n%s" % (
+            page, rc.errors()[-2000:]))
 
 
 def add_recipients(b, field, addresses):

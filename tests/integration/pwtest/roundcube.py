@@ -153,6 +153,10 @@ class Roundcube:
             "support_url": "",
             # the tests talk to it over plain loopback HTTP
             "use_https": False,
+            # No timed refresh requests: one that is still running when a test opens the
+            # next page writes the session it read before, and the next page's state
+            # (a compose ID) is lost with it.
+            "refresh_interval": 0,
         }
         conf.update(self.plugin_config)
         lines = ["<?php", "// private test instance; see tests/integration/pwtest/roundcube.py",
