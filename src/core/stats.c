@@ -20,6 +20,7 @@ static struct {
 	struct metrics_family *ks_requests, *ks_hits, *ks_errors, *ks_seconds;
 	struct metrics_family *db_statements, *db_seconds;
 	struct metrics_family *tls_downgrades;
+	struct metrics_family *sts_fetches, *sts_failures, *tlsrpt_reports;
 } stats_f;
 
 /* Key search sources take from a millisecond (directory) up to their timeout (seconds). */
@@ -84,6 +85,14 @@ static void stats_init(void)
 	stats_f.tls_downgrades = stats_counter("postwarden_tls_downgrades_total",
 		"Destinations that offered valid TLS and then none or an invalid certificate "
 		"(once per downgrade; mail to them is deferred for [downgrade] defer_for).", NULL);
+	stats_f.sts_fetches = stats_counter("postwarden_mta_sts_policy_fetches_total",
+		"MTA-STS policy fetches, by result (ok: a valid policy; failed).", "result");
+	stats_f.sts_failures = stats_counter("postwarden_mta_sts_failures_total",
+		"MX hosts that failed a destination's MTA-STS policy, by the policy's mode "
+		"(enforce: the mail was deferred; testing: only reported).", "mode");
+	stats_f.tlsrpt_reports = stats_counter("postwarden_tlsrpt_reports_total",
+		"Daily TLS reports sent to one address, by result (mailed: queued to a mailto: "
+		"address; posted: an https: address answered 2xx; failed).", "result");
 }
 
 struct metrics *stats_registry(void)
@@ -119,6 +128,24 @@ void stats_tls_downgrade(void)
 {
 	stats_registry();
 	metrics_add(stats_f.tls_downgrades, NULL, 1);
+}
+
+void stats_mta_sts_fetch(bool ok)
+{
+	stats_registry();
+	metrics_add(stats_f.sts_fetches, ok ? "ok" : "failed", 1);
+}
+
+void stats_mta_sts_failure(const char *mode)
+{
+	stats_registry();
+	metrics_add(stats_f.sts_failures, mode, 1);
+}
+
+void stats_tlsrpt_report(const char *result)
+{
+	stats_registry();
+	metrics_add(stats_f.tlsrpt_reports, result, 1);
 }
 
 void stats_queue(const char *state, size_t n, double oldest_age)

@@ -29,6 +29,12 @@ void stats_delivery(const char *outcome, const char *reason, const char *tls_ver
 void stats_queue(const char *state, size_t n, double oldest_age);
 /* The relay deferred mail to a domain whose TLS was downgraded (counted once per downgrade). */
 void stats_tls_downgrade(void);
+/* An MTA-STS policy fetch ended: ok (a valid policy) or not. */
+void stats_mta_sts_fetch(bool ok);
+/* An MX host failed a destination's MTA-STS policy; mode "enforce" or "testing". */
+void stats_mta_sts_failure(const char *mode);
+/* A TLS report went to one address: result "mailed", "posted" or "failed". */
+void stats_tlsrpt_report(const char *result);
 /* The key directory: names still waiting for DNS after a pass; one name's update failed. */
 void stats_keydir_pending(size_t n);
 void stats_keydir_error(void);

@@ -27,6 +27,7 @@
 #include "http.h"
 #include "log.h"
 #include "relay_tlsrpt.h"
+#include "stats.h"
 #include "strutil.h"
 #include "xmalloc.h"
 
@@ -394,6 +395,7 @@ static void sts_fetch_done(struct http_response *resp, void *arg)
 
 	http_response_free(resp);
 	sts_fetch_unlink(f);
+	stats_mta_sts_fetch(problem == NULL);
 	if (problem == NULL) {
 		snprintf(p.id, sizeof(p.id), "%s", f->id);
 		sts_db_store(relay, f->domain, &p, now);
@@ -644,6 +646,7 @@ static bool mta_sts_failed(struct mta *m, enum policy_reason r, const char *deta
 			    m->sts.id, sts_mode_name(m->sts_mode), detail);
 
 	m->sts_failures++;
+	stats_mta_sts_failure(sts_mode_name(m->sts_mode));
 	log_info("event=mta_sts_failure id=%s domain=%s mx=%s mode=%s reason=%s detail=\"%s\"",
 		 m->job->msg_id, m->job->domain, mta_host(m) ? mta_host(m)->name : "-",
 		 sts_mode_name(m->sts_mode), policy_reason_name(r), detail);

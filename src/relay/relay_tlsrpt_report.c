@@ -26,6 +26,7 @@
 #include "lease.h"
 #include "log.h"
 #include "relay.h"
+#include "stats.h"
 #include "strutil.h"
 #include "xmalloc.h"
 
@@ -550,6 +551,7 @@ static void tlsrpt_post_cb(struct http_response *resp, void *arg)
 	struct tlsrpt_run *run = p->run;
 	bool ok = resp->result == HTTP_OK && resp->status >= 200 && resp->status < 300;
 
+	stats_tlsrpt_report(ok ? "posted" : "failed");
 	if (!ok) {
 		run->res.failed++;
 		log_warn("event=tlsrpt_post domain=%s uri=%s result=%s status=%ld error=\"%s\"",
@@ -581,6 +583,7 @@ static void tlsrpt_send_one(struct tlsrpt_run *run, const struct tlsrpt_meta *me
 		msg = tlsrpt_mail(meta, report_id, addr, gz, gzlen, &len);
 		ok = run->o.mail != NULL && run->o.mail(run->o.mail_arg, meta->from, addr, msg, len);
 		free(msg);
+		stats_tlsrpt_report(ok ? "mailed" : "failed");
 		if (!ok)
 			run->res.failed++;
 		buf_addf(&run->outcome, "%s%s %s", run->outcome.len ? "; " : "", uri,
@@ -598,6 +601,7 @@ static void tlsrpt_send_one(struct tlsrpt_run *run, const struct tlsrpt_meta *me
 			      tlsrpt_post_cb, p) < 0) {
 			run->posts--;
 			run->res.failed++;
+			stats_tlsrpt_report("failed");
 			buf_addf(&run->outcome, "%s%s failed", run->outcome.len ? "; " : "", uri);
 			free(p->uri);
 			free(p);

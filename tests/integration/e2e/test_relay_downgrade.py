@@ -6,13 +6,11 @@ the sender's (opportunistic) policy allows. `tls-history` shows the record, `for
 a receiver that never offered TLS is not deferred.
 """
 
-import http.client
-import re
 import time
 
 import pytest
 
-from pwtest import net
+from pwtest import net, prom
 from pwtest.mailcheck import message, sender_addr, uniq
 
 # Relay, key directory or key search: `make integration` runs these on both engines.
@@ -33,15 +31,6 @@ def _deliveries(relay, rcpt):
 
 def _alerts_logged(relay):
     return [l for l in relay.log_lines("tls_downgrade") if "event=tls_downgrade " in l]
-
-
-def _metric(port, name):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request("GET", "/metrics")
-    body = c.getresponse().read().decode()
-    c.close()
-    m = re.search(r"^%s(?:\{\})? (\S+)$" % re.escape(name), body, re.M)
-    return float(m.group(1)) if m else None
 
 
 @pytest.fixture
@@ -100,7 +89,7 @@ def test_stripped_starttls_is_deferred_alerted_once_then_sent(dg_relay, zones, s
 
     # told once: one log line, metric 1, one mail to alert_to
     assert len(_alerts_logged(relay)) == 1, _alerts_logged(relay)
-    assert _metric(relay.metrics_port, "postwarden_tls_downgrades_total") == 1
+    assert prom.sample(relay.metrics_port, "postwarden_tls_downgrades_total") == 1
     alert = pf_notify.wait_for_message(ALERT_TO, timeout=60)
     assert ("TLS downgrade at %s" % dom).encode() in alert
     assert b"no TLS" in alert and host.encode() in alert
@@ -137,7 +126,7 @@ def test_receiver_that_never_offered_tls_is_not_deferred(dg_relay, zones, smtp_s
     h = relay.pw_json("tls-history", dom)
     assert not h["tls"] and h["last_good"] == 0 and h["downgrade_since"] == 0, h
     assert _alerts_logged(relay) == []
-    assert _metric(relay.metrics_port, "postwarden_tls_downgrades_total") == 0
+    assert prom.sample(relay.metrics_port, "postwarden_tls_downgrades_total") == 0
 
 
 def test_invalid_certificate_after_valid_one_is_a_downgrade(dg_relay, zones, smtp_server,

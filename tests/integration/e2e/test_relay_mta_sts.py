@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from pwtest import net
+from pwtest import net, prom
 from pwtest.mailcheck import (message, queue_message, rcpt_states, report_parts,
                               sender_addr, status_per_recipient, uniq)
 
@@ -277,7 +277,9 @@ def test_testing_and_none_deliver_despite_bad_certificate(make_relay, zones, smt
     web.site(non, policy("none"))
     web.site(enf, policy("enforce", "*.example.test"))   # control: same cert, enforced
     web.start()
-    relay = sts_relay(make_relay, test_ca, web, [tst, non, enf])
+    mport = net.free_port("127.0.0.1")
+    relay = sts_relay(make_relay, test_ca, web, [tst, non, enf],
+                      metrics_listen="127.0.0.1:%d" % mport)
     s = sender_addr()
     user(relay, s, "off")
     rt, rn, re_ = "t@" + tst, "n@" + non, "e@" + enf
@@ -290,6 +292,9 @@ def test_testing_and_none_deliver_despite_bad_certificate(make_relay, zones, smt
     fails = [l for l in relay.log_lines("mta_sts_failure")]
     assert any("mode=testing" in l and tst in l for l in fails), fails
     assert not any(non in l for l in fails), fails
+    assert prom.sample(mport, "postwarden_mta_sts_policy_fetches_total", result="ok") == 3
+    assert prom.sample(mport, "postwarden_mta_sts_failures_total", mode="testing") >= 1
+    assert prom.sample(mport, "postwarden_mta_sts_failures_total", mode="enforce") >= 1
 
 
 # -- policy changes and broken policy servers -----------------------------------------------

@@ -13,7 +13,6 @@ import gzip
 import http.server
 import ipaddress
 import json
-import os
 import socketserver
 import threading
 import time
@@ -24,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pwtest import net
+from pwtest import net, prom
 from pwtest.ca import Cert
 from pwtest.mailcheck import message, sender_addr, uniq
 
@@ -284,8 +283,10 @@ def test_serve_sends_yesterdays_reports_once_after_send_at(make_relay, zones, pf
     """serve's timer: yesterday's counts (written as a flush would have) are reported by
     HTTPS after send_at, under the lease; a restart does not report the day again, and
     today's counts wait for tomorrow."""
+    mport = net.free_port("127.0.0.1")
     relay = make_relay(start=False, tlsrpt_allow_private="on",
-                       relay_ca_file=test_ca.ca.cert_path, tlsrpt_send_at="0s")
+                       relay_ca_file=test_ca.ca.cert_path, tlsrpt_send_at="0s",
+                       metrics_listen="127.0.0.1:%d" % mport)
     dom = zones.mx("example.test", uniq("timer"), pf_tls.addr, mx_host="mx1.example.test")
     zones.raw("example.test", "_smtp._tls.%s." % dom, "TXT",
               '"v=TLSRPTv1; rua=%s/timer"' % receiver.url)
@@ -321,6 +322,8 @@ def test_serve_sends_yesterdays_reports_once_after_send_at(make_relay, zones, pf
         20, interval=0.2, what="the report's result recorded")
     assert [r["day"] for r in sent] == [yesterday], sent
     assert "ok 201" in sent[0]["result"], sent
+    assert prom.sample(mport, "postwarden_tlsrpt_reports_total", result="posted") == 1
+    assert prom.sample(mport, "postwarden_tlsrpt_reports_total", result="failed") is None
     relay.stop()
     relay.start()
     time.sleep(8)     # past the first look after start
