@@ -303,6 +303,9 @@ static int get(struct http_client *c, const char *url, long timeout_ms, size_t m
 }
 
 /* Fetch one URL and wait for the answer. */
+/* The time a request that should not time out gets: generous, a loaded machine is slow. */
+#define FETCH_MS 10000
+
 static void fetch(struct http_client *c, struct tsrv *s, const char *path, long timeout_ms,
 		  size_t max_body, bool follow, struct result *r)
 {
@@ -310,7 +313,7 @@ static void fetch(struct http_client *c, struct tsrv *s, const char *path, long 
 
 	result_clear(r);
 	CHECK(get(c, url, timeout_ms, max_body, follow, r) > 0);
-	run_loop(s->base, s, NULL, 5000);
+	run_loop(s->base, s, NULL, (int)timeout_ms + 5000);
 	CHECK(r->calls == 1);
 	free(url);
 }
@@ -390,7 +393,7 @@ static void test_basic(void)
 	struct http_client *c = http_client_new(base, &test_opts);
 	struct result r = { 0 };
 
-	fetch(c, s, "/ok", 2000, 1000, false, &r);
+	fetch(c, s, "/ok", FETCH_MS, 1000, false, &r);
 	CHECK(r.resp->result == HTTP_OK);
 	CHECK(r.resp->status == 200);
 	CHECK_STREQ(r.resp->body, "hello");
@@ -400,26 +403,26 @@ static void test_basic(void)
 	CHECK(r.resp->error == NULL);
 	CHECK(r.resp->elapsed > 0 && r.resp->elapsed < 2);
 
-	fetch(c, s, "/nothing", 2000, 1000, false, &r);
+	fetch(c, s, "/nothing", FETCH_MS, 1000, false, &r);
 	CHECK(r.resp->result == HTTP_OK);
 	CHECK(r.resp->status == 404);
 	CHECK_STREQ(r.resp->body, "not here");
 	CHECK(r.resp->max_age == -1);
 
 	/* exactly max_body is fine; one byte more is not, with and without Content-Length */
-	fetch(c, s, "/big?n=1000", 2000, 1000, false, &r);
+	fetch(c, s, "/big?n=1000", FETCH_MS, 1000, false, &r);
 	CHECK(r.resp->result == HTTP_OK && r.resp->len == 1000);
-	fetch(c, s, "/big?n=1001", 2000, 1000, false, &r);
+	fetch(c, s, "/big?n=1001", FETCH_MS, 1000, false, &r);
 	CHECK(r.resp->result == HTTP_ERR_TOO_BIG);
 	CHECK(r.resp->error && strstr(r.resp->error, "1000"));
-	fetch(c, s, "/big?n=1000&chunked=1", 2000, 1000, false, &r);
+	fetch(c, s, "/big?n=1000&chunked=1", FETCH_MS, 1000, false, &r);
 	CHECK(r.resp->result == HTTP_OK && r.resp->len == 1000);
-	fetch(c, s, "/big?n=200000&chunked=1", 2000, 1000, false, &r);
+	fetch(c, s, "/big?n=200000&chunked=1", FETCH_MS, 1000, false, &r);
 	CHECK(r.resp->result == HTTP_ERR_TOO_BIG);
 	CHECK(r.resp->len == 0 && r.resp->body && r.resp->body[0] == '\0');
 
 	/* a redirect is a plain response unless following was asked for */
-	fetch(c, s, "/redir?to=%2Fok", 2000, 1000, false, &r);
+	fetch(c, s, "/redir?to=%2Fok", FETCH_MS, 1000, false, &r);
 	CHECK(r.resp->result == HTTP_OK && r.resp->status == 302);
 
 	/* only http and https URLs start at all */
@@ -481,7 +484,7 @@ static void test_headers(void)
 	for (size_t i = 0; i < sizeof(cc) / sizeof(cc[0]); i++) {
 		char *e = http_urlencode(cc[i].v), *p = xasprintf("/cc?v=%s", e);
 
-		fetch(c, s, p, 2000, 1000, false, &r);
+		fetch(c, s, p, FETCH_MS, 1000, false, &r);
 		CHECK(r.resp->result == HTTP_OK);
 		if (r.resp->max_age != cc[i].age)
 			fprintf(stderr, "Cache-Control: %s gave %ld\n", cc[i].v, r.resp->max_age);
@@ -490,9 +493,9 @@ static void test_headers(void)
 		free(e);
 	}
 	/* response headers are bounded in total, not only per line */
-	fetch(c, s, "/headers?n=50", 2000, 1000, false, &r);
+	fetch(c, s, "/headers?n=50", FETCH_MS, 1000, false, &r);
 	CHECK(r.resp->result == HTTP_OK);
-	fetch(c, s, "/headers?n=80", 2000, 1000, false, &r);
+	fetch(c, s, "/headers?n=80", FETCH_MS, 1000, false, &r);
 	CHECK(r.resp->result == HTTP_ERR_TOO_BIG);
 	CHECK(r.resp->error && strstr(r.resp->error, "headers"));
 
@@ -514,7 +517,8 @@ static void test_timeout(void)
 	CHECK(r.resp->result == HTTP_ERR_TIMEOUT);
 	CHECK(r.resp->status == 0);
 	CHECK(r.resp->error != NULL);
-	CHECK(r.done_ms - t0 >= 140 && r.done_ms - t0 < 600);
+	/* not before the timeout; the result above says it did not wait for the answer */
+	CHECK(r.done_ms - t0 >= 140);
 
 	/* refused connection: nothing listens on the port any more */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -527,8 +531,8 @@ static void test_timeout(void)
 	close(fd);
 	url = xasprintf("http://127.0.0.1:%d/", ntohs(sin.sin_port));
 	result_clear(&r);
-	CHECK(get(c, url, 2000, 100, false, &r) > 0);
-	run_loop(base, s, NULL, 3000);
+	CHECK(get(c, url, FETCH_MS, 100, false, &r) > 0);
+	run_loop(base, s, NULL, FETCH_MS + 5000);
 	CHECK(r.calls == 1 && r.resp->result == HTTP_ERR_CONNECT);
 	free(url);
 
@@ -622,7 +626,7 @@ static void test_redirect_off_https(void)
 	char *enc = http_urlencode(target);
 	char *path = xasprintf("/redir?to=%s", enc);
 
-	fetch(c, s, path, 2000, 1000, true, &r);
+	fetch(c, s, path, FETCH_MS, 1000, true, &r);
 	CHECK(r.resp->result == HTTP_ERR_BLOCKED);
 	CHECK(r.resp->error && strstr(r.resp->error, "redirect"));
 	CHECK(s->ok_hits == 0);
@@ -654,8 +658,8 @@ static void test_parallel(void)
 	}
 	t0 = now_ms();
 	for (int i = 2; i >= 0; i--)
-		CHECK(get(c, url[i], 2000, 100, false, &r[i]) > 0);
-	run_loop(base, s, NULL, 3000);
+		CHECK(get(c, url[i], FETCH_MS, 100, false, &r[i]) > 0);
+	run_loop(base, s, NULL, FETCH_MS + 5000);
 	for (int i = 0; i < 3; i++) {
 		CHECK(r[i].calls == 1 && r[i].resp->result == HTTP_OK);
 		CHECK(r[i].resp && strcmp(r[i].resp->body, "slow") == 0);
@@ -663,9 +667,13 @@ static void test_parallel(void)
 			last = r[i].done_ms;
 		free(url[i]);
 	}
-	/* finished in delay order, all in about the longest delay: they ran side by side */
+	/*
+	 * Started longest first and finished in delay order: they ran side by side (one after
+	 * the other they would finish in the order started). No upper bound on the time: a
+	 * loaded machine may take longer, and that says nothing about the client.
+	 */
 	CHECK(r[0].done_ms < r[1].done_ms && r[1].done_ms < r[2].done_ms);
-	CHECK(last - t0 >= 295 && last - t0 < 480);
+	CHECK(last - t0 >= 295);
 	for (int i = 0; i < 3; i++)
 		result_clear(&r[i]);
 	http_client_free(c);
@@ -812,13 +820,13 @@ static void test_https(void)
 	o.ca_file = ca_path;
 	c = http_client_new(base, &o);
 
-	fetch(c, s, "/ok", 3000, 1000, false, &r);
+	fetch(c, s, "/ok", FETCH_MS, 1000, false, &r);
 	CHECK(r.resp->result == HTTP_OK && r.resp->status == 200);
 	CHECK_STREQ(r.resp->body, "hello");
 	CHECK(r.resp->max_age == 300);
 
 	/* https -> https redirects are followed when asked for */
-	fetch(c, s, "/redir?to=%2Fok", 3000, 1000, true, &r);
+	fetch(c, s, "/redir?to=%2Fok", FETCH_MS, 1000, true, &r);
 	CHECK(r.resp->result == HTTP_OK && r.resp->status == 200);
 	CHECK_STREQ(r.resp->body, "hello");
 	CHECK(s->ok_hits == 2);
@@ -827,19 +835,19 @@ static void test_https(void)
 	target = tsrv_url(plain, "/ok");
 	enc = http_urlencode(target);
 	path = xasprintf("/redir?to=%s", enc);
-	fetch(c, s, path, 3000, 1000, true, &r);
+	fetch(c, s, path, FETCH_MS, 1000, true, &r);
 	CHECK(r.resp->result == HTTP_ERR_BLOCKED);
 	CHECK(plain->requests == 0);
 
 	/* at most three redirects */
-	fetch(c, s, "/loop", 3000, 1000, true, &r);
+	fetch(c, s, "/loop", FETCH_MS, 1000, true, &r);
 	CHECK(r.resp->result == HTTP_ERR_OTHER);
 	CHECK(s->requests == 1 + 2 + 1 + 4);
 	http_client_free(c);
 
 	/* without the test CA the certificate is not trusted */
 	c = http_client_new(base, &test_opts);
-	fetch(c, s, "/ok", 3000, 1000, false, &r);
+	fetch(c, s, "/ok", FETCH_MS, 1000, false, &r);
 	CHECK(r.resp->result == HTTP_ERR_TLS);
 	CHECK(r.resp->error != NULL);
 	CHECK(s->ok_hits == 2);
