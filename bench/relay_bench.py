@@ -44,6 +44,7 @@ sys.path.insert(0, HERE)
 from pwtest import ca as pw_ca            # noqa: E402
 from pwtest import dns as pw_dns          # noqa: E402
 from pwtest import net                    # noqa: E402
+from pwtest import nginxconf              # noqa: E402
 from pwtest import postfix as pw_postfix  # noqa: E402
 from pwtest import postgres as pw_postgres  # noqa: E402
 from pwtest import relay as pw_relay      # noqa: E402
@@ -392,29 +393,12 @@ class StsPolicy:
     nginx serving "mode: enforce" for the sink's MX over HTTPS (a certificate from the
     bench CA, which the relay trusts through [relay] ca_file, as it does for the sink)."""
 
-    CONF = """daemon off;
-master_process on;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    types {{ }}
-    default_type text/plain;
+    SERVER = """\
     server {{
         listen 127.0.0.1:{port} ssl;
         server_name mta-sts.{zone};
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        root {d}/root;
+        root {root};
     }}
-}}
 """
 
     def __init__(self, base, ca):
@@ -424,18 +408,16 @@ http {{
         self.proc = None
 
     def start(self):
-        os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
         os.makedirs(os.path.join(self.dir, "root", ".well-known"), exist_ok=True)
         with open(os.path.join(self.dir, "root", ".well-known", "mta-sts.txt"), "w") as f:
             f.write("version: STSv1\r\nmode: enforce\r\nmx: %s\r\nmax_age: 86400\r\n"
                     % MX_HOST)
         cert = self.ca.issue("mta-sts." + ZONE, stem="mta-sts")
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(self.CONF.format(d=self.dir, port=self.port, zone=ZONE,
-                                     cert=cert.chain_path, key=cert.key_path))
+        server = self.SERVER.format(port=self.port, zone=ZONE,
+                                    root=os.path.join(self.dir, "root"))
+        nginxconf.write(self.dir, server, cert=cert, default_type="text/plain")
         self.proc = subprocess.Popen(
-            ["nginx", "-p", self.dir, "-c", conf, "-e", os.path.join(self.dir, "error.log")],
+            nginxconf.argv(self.dir),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         net.wait_port("127.0.0.1", self.port, timeout=15, proc=self.proc)
 

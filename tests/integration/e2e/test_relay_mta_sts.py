@@ -11,39 +11,16 @@ import time
 
 import pytest
 
-from pwtest import net, prom
+from pwtest import net, nginxconf, prom
 from pwtest.mailcheck import (message, queue_message, rcpt_states, report_parts,
                               sender_addr, status_per_recipient, uniq)
 
 pytestmark = pytest.mark.engines
 
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    types {{ }}
-    default_type text/plain;
-{servers}
-}}
-"""
-
 SERVER = """\
     server {{
         listen 127.0.0.1:{port} ssl;
         server_name mta-sts.{domain};
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        ssl_protocols TLSv1.2 TLSv1.3;
         root {root};
         location = /.well-known/mta-sts.txt {{
 {extra}
@@ -63,7 +40,7 @@ class PolicyWeb:
 
     def __init__(self, workdir, test_ca):
         self.dir = os.path.join(workdir, "policyweb")
-        os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
+        os.makedirs(self.dir, exist_ok=True)
         self.ca = test_ca
         self.port = net.free_port("127.0.0.1")
         self.sites = {}
@@ -93,15 +70,10 @@ class PolicyWeb:
     def start(self):
         cert = self.ca.issue(*["mta-sts." + d for d in sorted(self.sites)],
                              stem="policyweb-" + uniq())
-        servers = "".join(SERVER.format(port=self.port, domain=d, cert=cert.chain_path,
-                                        key=cert.key_path, root=root, extra=extra)
+        servers = "".join(SERVER.format(port=self.port, domain=d, root=root, extra=extra)
                           for d, (root, extra) in self.sites.items())
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(d=self.dir, servers=servers))
-        open(os.path.join(self.dir, "access.log"), "a").close()
-        self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", conf, "-e",
-                                      os.path.join(self.dir, "error.log")],
+        nginxconf.write(self.dir, servers, cert=cert, default_type="text/plain")
+        self.proc = subprocess.Popen(nginxconf.argv(self.dir),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
@@ -115,7 +87,7 @@ class PolicyWeb:
             time.sleep(0.05)
 
     def requests(self):
-        with open(os.path.join(self.dir, "access.log")) as f:
+        with open(nginxconf.access_log(self.dir)) as f:
             return [l for l in f if "/.well-known/mta-sts.txt" in l]
 
     def stop(self):

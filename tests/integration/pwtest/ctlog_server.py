@@ -60,6 +60,7 @@ import urllib.parse
 
 from . import ctlog
 from . import net
+from . import nginxconf
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -337,28 +338,9 @@ class RFC6962Server:
 
 # -- nginx for static logs -------------------------------------------------------------------
 
-_NGINX = """\
-daemon off;
-master_process on;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{
-    worker_connections 128;
-}}
-http {{
-    log_format pw '$remote_addr "$request" $status $body_bytes_sent';
-    access_log {d}/access.log pw;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    types {{ }}
-    default_type application/octet-stream;
+_NGINX_SERVER = """\
     server {{
         listen {addr}:{port}{ssl};
-        {tls}
         root {docroot};
         location = /checkpoint {{
             default_type "text/plain; charset=utf-8";
@@ -375,8 +357,9 @@ http {{
             default_type application/pkix-cert;
         }}
     }}
-}}
 """
+
+_NGINX_LOG_FORMAT = '$remote_addr "$request" $status $body_bytes_sent'
 
 
 class StaticNginx:
@@ -387,8 +370,8 @@ class StaticNginx:
         self.dir, self.docroot, self.addr = workdir, docroot, addr
         self.port = port or net.free_port(addr)
         self.gzip_data, self.cert = gzip_data, cert
-        self.conf = os.path.join(workdir, "nginx.conf")
-        self.access_log = os.path.join(workdir, "access.log")
+        self.conf = os.path.join(workdir, nginxconf.CONF)
+        self.access_log = nginxconf.access_log(workdir)
         self.proc = None
 
     @property
@@ -397,22 +380,16 @@ class StaticNginx:
 
     def start(self, timeout=15):
         net.ensure_loopback_addr(self.addr)
-        os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
         os.makedirs(self.docroot, exist_ok=True)
         net.make_traversable(self.docroot)
-        tls = ""
-        if self.cert:
-            tls = "ssl_certificate %s; ssl_certificate_key %s;" % (self.cert.chain_path,
-                                                                    self.cert.key_path)
-        with open(self.conf, "w") as f:
-            f.write(_NGINX.format(
-                d=self.dir, addr=self.addr, port=self.port, docroot=self.docroot,
-                ssl=" ssl" if self.cert else "", tls=tls,
-                data_gzip='add_header Content-Encoding gzip always;' if self.gzip_data
-                else ""))
+        server = _NGINX_SERVER.format(
+            addr=self.addr, port=self.port, docroot=self.docroot,
+            ssl=" ssl" if self.cert else "",
+            data_gzip='add_header Content-Encoding gzip always;' if self.gzip_data else "")
+        nginxconf.write(self.dir, server, cert=self.cert, log_format=_NGINX_LOG_FORMAT,
+                        connections=128)
         err = open(os.path.join(self.dir, "nginx.stderr"), "w")
-        self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", self.conf, "-e",
-                                      os.path.join(self.dir, "error.log")],
+        self.proc = subprocess.Popen(nginxconf.argv(self.dir),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=err)
         err.close()

@@ -3,49 +3,27 @@
 The docroot is what postwarden's [keydir] wkd_dir points at: it holds
 .well-known/openpgpkey/<domain>/hu/<hash> and .well-known/openpgpkey/<domain>/policy
 (the advanced method, served as https://openpgpkey.<domain>/). nginx runs in the
-foreground with its own prefix, config and temp paths, so nothing of the system's nginx
-(/etc/nginx, /var/lib/nginx, /run/nginx.pid) is used.
+foreground with its own prefix, config and temp paths (pwtest.nginxconf), so nothing of the
+system's nginx (/etc/nginx, /var/lib/nginx, /run/nginx.pid) is used.
 """
 
 import os
 import subprocess
 import time
 
-from . import net
+from . import net, nginxconf
 
-CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{
-    worker_connections 64;
-}}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    types {{
-        application/octet-stream bin;
-    }}
-    default_type application/octet-stream;
+# The server block; the rest of the configuration is pwtest.nginxconf's.
+SERVER = """\
     server {{
         listen {addr}:{port} ssl;
         server_name {hostnames};
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        ssl_protocols TLSv1.2 TLSv1.3;
         root {docroot};
         location /.well-known/openpgpkey/ {{
             default_type application/octet-stream;
             add_header Access-Control-Allow-Origin * always;
         }}
     }}
-}}
 """
 
 
@@ -60,22 +38,17 @@ class Nginx:
         self.hostnames = list(hostnames)
         self.addr = addr
         self.port = port
-        self.conf = os.path.join(workdir, "nginx.conf")
-        self.log_path = os.path.join(workdir, "error.log")
-        self.access_log = os.path.join(workdir, "access.log")
+        self.conf = os.path.join(workdir, nginxconf.CONF)
+        self.log_path = nginxconf.error_log(workdir)
+        self.access_log = nginxconf.access_log(workdir)
         self.proc = None
 
     def start(self, timeout=15):
-        os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
         os.makedirs(self.docroot, exist_ok=True)
-        with open(self.conf, "w") as f:
-            f.write(CONF.format(d=self.dir, addr=self.addr, port=self.port,
-                                hostnames=" ".join(self.hostnames), cert=self.cert.chain_path,
-                                key=self.cert.key_path, docroot=self.docroot))
-        for p in (self.log_path, self.access_log):
-            open(p, "a").close()
-        self.proc = self.ns.popen(["nginx", "-p", self.dir, "-c", self.conf, "-e",
-                                   self.log_path],
+        nginxconf.write(self.dir, SERVER.format(
+            addr=self.addr, port=self.port, hostnames=" ".join(self.hostnames),
+            docroot=self.docroot), cert=self.cert)
+        self.proc = self.ns.popen(nginxconf.argv(self.dir),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=open(os.path.join(self.dir, "nginx.stderr"), "w"))
         deadline = time.monotonic() + timeout

@@ -14,30 +14,10 @@ import os
 import subprocess
 import time
 
-from . import net
+from . import net, nginxconf
 
-_HEAD = """\
-daemon off;
-master_process on;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{
-    worker_connections 256;
-}}
-http {{
-    log_format pw '$remote_addr $server_port $host "$request" $status $body_bytes_sent';
-    access_log {d}/access.log pw;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    types {{ }}
-    default_type application/octet-stream;
-    ssl_certificate {cert};
-    ssl_certificate_key {key};
-    ssl_protocols TLSv1.2 TLSv1.3;
+# Requests for unknown names (the first server is the default) get 404.
+_DEFAULT = """\
     server {{
         listen {addr}:443 ssl default_server;
         listen {addr}:80 default_server;
@@ -45,6 +25,9 @@ http {{
         return 404;
     }}
 """
+
+# The access log names the port and the Host of each request (accesses_to() reads them).
+_LOG_FORMAT = '$remote_addr $server_port $host "$request" $status $body_bytes_sent'
 
 _SITE = """\
     server {{
@@ -83,9 +66,9 @@ class WkdNginx:
         self.addr = addr
         self.cert = cert
         self.sites = []
-        self.conf = os.path.join(workdir, "nginx.conf")
-        self.log_path = os.path.join(workdir, "error.log")
-        self.access_log = os.path.join(workdir, "access.log")
+        self.conf = os.path.join(workdir, nginxconf.CONF)
+        self.log_path = nginxconf.error_log(workdir)
+        self.access_log = nginxconf.access_log(workdir)
         self.proc = None
 
     def site(self, names, redirect_http=False):
@@ -95,9 +78,8 @@ class WkdNginx:
         self.sites.append(Site(names, docroot, redirect_http))
         return docroot
 
-    def _config(self):
-        text = _HEAD.format(d=self.dir, cert=self.cert.chain_path, key=self.cert.key_path,
-                            addr=self.addr)
+    def _servers(self):
+        text = _DEFAULT.format(addr=self.addr)
         for s in self.sites:
             if s.redirect_http:
                 body = "return 302 http://$host$request_uri;"
@@ -109,19 +91,19 @@ class WkdNginx:
             if s.redirect_http:
                 text += _PLAIN.format(addr=self.addr, names=" ".join(s.names),
                                       docroot=s.docroot)
-        return text + "}\n"
+        return text
+
+    def _config(self):
+        return nginxconf.render(self.dir, self._servers(), cert=self.cert,
+                                log_format=_LOG_FORMAT, connections=256)
 
     def start(self, timeout=15):
         net.ensure_loopback_addr(self.addr)
-        os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
+        os.makedirs(self.dir, exist_ok=True)
         # nginx's workers run as nobody and must reach the docroots.
         os.chmod(self.dir, 0o755)
-        with open(self.conf, "w") as f:
-            f.write(self._config())
-        for p in (self.log_path, self.access_log):
-            open(p, "a").close()
-        self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", self.conf, "-e",
-                                      self.log_path],
+        nginxconf.write_text(self.dir, self._config())
+        self.proc = subprocess.Popen(nginxconf.argv(self.dir),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.dir, "nginx.stderr"), "w"))
         deadline = time.monotonic() + timeout
