@@ -36,6 +36,8 @@
 #include "ctmon/ct_store.h"
 #include "log.h"
 #include "relay/relay_reply.h"
+#include "relay/relay_sts.h"
+#include "relay/relay_tlsrpt.h"
 #include "strutil.h"
 #include "tls.h"
 #include "xmalloc.h"
@@ -124,175 +126,6 @@ static bool audit_wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
-static bool audit_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/*
- * Split "v=X; a=b; c=d;" into fields with the white space around ";" removed. A field may
- * be empty only as the last one (the optional trailing ";"). Writes NUL bytes into buf.
- * Returns the count, or -1 when malformed or when there are more than max.
- */
-static int audit_fields(char *buf, char **fields, int max)
-{
-	int n = 0;
-	char *p = buf;
-
-	for (;;) {
-		char *semi = strchr(p, ';'), *end;
-
-		if (semi != NULL)
-			*semi = '\0';
-		while (audit_wsp(*p))
-			p++;
-		end = p + strlen(p);
-		while (end > p && audit_wsp(end[-1]))
-			*--end = '\0';
-		if (*p == '\0') {
-			if (semi != NULL || n == 0)
-				return -1;	/* an empty field that is not the trailing one */
-			return n;
-		}
-		if (n == max)
-			return -1;
-		fields[n++] = p;
-		if (semi == NULL)
-			return n;
-		p = semi + 1;
-		if (*p == '\0')
-			return n;	/* "...;" */
-	}
-}
-
-/* An extension field "name=value" of RFC 8461 and RFC 8460: name of alnum, "_", "-", ".". */
-static bool audit_ext_field(const char *f)
-{
-	const char *eq = strchr(f, '=');
-
-	if (eq == NULL || eq == f || eq - f > 32 || !audit_alnum(f[0]) || eq[1] == '\0')
-		return false;
-	for (const char *p = f; p < eq; p++)
-		if (!audit_alnum(*p) && *p != '_' && *p != '-' && *p != '.')
-			return false;
-	for (const char *p = eq + 1; *p != '\0'; p++)
-		if (*p <= 0x20 || *p >= 0x7f || *p == ';' || *p == '=')
-			return false;
-	return true;
-}
-
-/*
- * Copy txt and split it when its first field is exactly version; AUDIT_TXT_OTHER when the
- * record is of another kind.
- */
-static enum audit_txt_result audit_record_split(const char *txt, const char *version,
-						char *buf, char **fields, int max, int *n)
-{
-	size_t vlen = strlen(version), len = strlen(txt);
-
-	if (strncmp(txt, version, vlen) != 0 || (txt[vlen] != '\0' && txt[vlen] != ';' &&
-						 !audit_wsp(txt[vlen])))
-		return AUDIT_TXT_OTHER;
-	if (len > AUDIT_TXT_MAX)
-		return AUDIT_TXT_BAD;
-	memcpy(buf, txt, len + 1);
-	*n = audit_fields(buf, fields, max);
-	if (*n < 2 || strcmp(fields[0], version) != 0)
-		return AUDIT_TXT_BAD;
-	return AUDIT_TXT_OK;
-}
-
-enum audit_txt_result audit_mta_sts_parse(const char *txt, char id[33])
-{
-	char buf[AUDIT_TXT_MAX + 1], *fields[16];
-	int n = 0;
-	bool have_id = false;
-	enum audit_txt_result res = audit_record_split(txt, "v=STSv1", buf, fields, 16, &n);
-
-	if (res != AUDIT_TXT_OK)
-		return res;
-	for (int i = 1; i < n; i++) {
-		const char *f = fields[i];
-		size_t len;
-
-		if (strncmp(f, "id=", 3) != 0) {
-			if (!audit_ext_field(f))
-				return AUDIT_TXT_BAD;
-			continue;
-		}
-		len = strlen(f + 3);
-		if (have_id || len < 1 || len > 32)
-			return AUDIT_TXT_BAD;
-		for (size_t j = 0; j < len; j++)
-			if (!audit_alnum(f[3 + j]))
-				return AUDIT_TXT_BAD;
-		memcpy(id, f + 3, len + 1);
-		have_id = true;
-	}
-	return have_id ? AUDIT_TXT_OK : AUDIT_TXT_BAD;
-}
-
-/* One rua URI: mailto:local@domain or https://host..., printable and without ",;!". */
-static bool audit_rua_uri(const char *u, size_t len)
-{
-	const char *at;
-
-	for (size_t i = 0; i < len; i++)
-		if (u[i] <= 0x20 || u[i] >= 0x7f || u[i] == ';' || u[i] == ',')
-			return false;
-	if (len > 7 && strncmp(u, "mailto:", 7) == 0) {
-		at = memchr(u + 7, '@', len - 7);
-		return at != NULL && at > u + 7 && at < u + len - 1;
-	}
-	return len > 8 && strncmp(u, "https://", 8) == 0 && u[8] != '/';
-}
-
-/* "rua=uri, uri" with optional white space around the commas; the count in *nrua. */
-static bool audit_rua_list(const char *v, size_t *nrua)
-{
-	*nrua = 0;
-	for (;;) {
-		const char *comma = strchr(v, ',');
-		size_t len = comma ? (size_t)(comma - v) : strlen(v);
-
-		while (len > 0 && audit_wsp(v[len - 1]))
-			len--;
-		if (!audit_rua_uri(v, len))
-			return false;
-		(*nrua)++;
-		if (comma == NULL)
-			return true;
-		v = comma + 1;
-		while (audit_wsp(*v))
-			v++;
-	}
-}
-
-enum audit_txt_result audit_tlsrpt_parse(const char *txt, size_t *nrua)
-{
-	char buf[AUDIT_TXT_MAX + 1], *fields[16];
-	int n = 0;
-	bool have_rua = false;
-	enum audit_txt_result res = audit_record_split(txt, "v=TLSRPTv1", buf, fields, 16, &n);
-
-	*nrua = 0;
-	if (res != AUDIT_TXT_OK)
-		return res;
-	for (int i = 1; i < n; i++) {
-		const char *f = fields[i];
-
-		if (strncmp(f, "rua=", 4) != 0) {
-			if (!audit_ext_field(f))
-				return AUDIT_TXT_BAD;
-			continue;
-		}
-		if (have_rua || !audit_rua_list(f + 4, nrua))
-			return AUDIT_TXT_BAD;
-		have_rua = true;
-	}
-	return have_rua ? AUDIT_TXT_OK : AUDIT_TXT_BAD;
-}
-
 bool audit_srv_parse(const uint8_t *rdata, size_t len, struct audit_srv *out)
 {
 	size_t used = 0;
@@ -344,18 +177,22 @@ static bool audit_http_status(const char *l, size_t n, int *status)
 	return true;
 }
 
-/* The media type of a Content-Type value: lower case, parameters and white space cut. */
+/*
+ * A Content-Type value with the white space around it cut, as the relay's HTTP client
+ * hands it on, and cut short at 63 bytes (enough to judge it and to show it).
+ */
 static void audit_http_ctype(const char *v, size_t n, char ctype[64])
 {
-	size_t o = 0;
-
 	while (n > 0 && audit_wsp(*v)) {
 		v++;
 		n--;
 	}
-	for (size_t i = 0; i < n && v[i] != ';' && !audit_wsp(v[i]) && o < 63; i++)
-		ctype[o++] = (char)((v[i] >= 'A' && v[i] <= 'Z') ? v[i] + 32 : v[i]);
-	ctype[o] = '\0';
+	while (n > 0 && audit_wsp(v[n - 1]))
+		n--;
+	if (n > 63)
+		n = 63;
+	memcpy(ctype, v, n);
+	ctype[n] = '\0';
 }
 
 bool audit_http_response(const char *data, size_t len, int *status, char ctype[64],
@@ -387,114 +224,6 @@ bool audit_http_response(const char *data, size_t len, int *status, char ctype[6
 			audit_http_ctype(colon + 1, n - 13, ctype);
 	}
 	return false;
-}
-
-void audit_sts_policy_clear(struct audit_sts_policy *p)
-{
-	for (size_t i = 0; i < p->nmx; i++)
-		free(p->mx[i]);
-	memset(p, 0, sizeof(*p));
-}
-
-/* An mx pattern: a host name, or "*." and one (RFC 8461 3.2). */
-static bool audit_sts_mx_valid(const char *v)
-{
-	return hostname_valid(strncmp(v, "*.", 2) == 0 ? v + 2 : v);
-}
-
-/* One "key: value" field; false when it makes the policy invalid. */
-static bool audit_sts_field(struct audit_sts_policy *p, const char *key, const char *v,
-			    bool *have_version, bool *have_age)
-{
-	uint64_t age;
-
-	if (strcmp(key, "version") == 0) {
-		if (!*have_version && strcmp(v, "STSv1") != 0)
-			return false;
-		*have_version = true;
-	} else if (strcmp(key, "mode") == 0) {
-		if (p->mode[0] == '\0' && strcmp(v, "enforce") != 0 && strcmp(v, "testing") != 0 &&
-		    strcmp(v, "none") != 0)
-			return false;
-		if (p->mode[0] == '\0')
-			snprintf(p->mode, sizeof(p->mode), "%s", v);
-	} else if (strcmp(key, "max_age") == 0) {
-		if (!*have_age && (strlen(v) > 10 || !parse_uint(v, 0, 31557600, &age)))
-			return false;
-		if (!*have_age)
-			p->max_age = (long)age;
-		*have_age = true;
-	} else if (strcmp(key, "mx") == 0) {
-		if (!audit_sts_mx_valid(v))
-			return false;
-		if (p->nmx < AUDIT_STS_MX_MAX)
-			p->mx[p->nmx++] = str_lower(xstrdup(v));
-	}
-	return true;		/* other keys are ignored (RFC 8461 3.2) */
-}
-
-/* Split one line into key and value (in place); false when it is not "key: value". */
-static bool audit_sts_line(char *l, char **key, char **value)
-{
-	char *colon = strchr(l, ':'), *end;
-
-	if (colon == NULL || colon == l)
-		return false;
-	*colon = '\0';
-	for (char *k = l; *k; k++)
-		if (!audit_alnum(*k) && *k != '_' && *k != '-' && *k != '.')
-			return false;
-	*key = l;
-	*value = colon + 1;
-	while (audit_wsp(**value))
-		(*value)++;
-	end = *value + strlen(*value);
-	while (end > *value && audit_wsp(end[-1]))
-		*--end = '\0';
-	for (const char *c = *value; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			return false;
-	return **value != '\0';
-}
-
-bool audit_sts_policy_parse(const char *body, size_t len, struct audit_sts_policy *p)
-{
-	char *buf;
-	size_t pos = 0, st, n;
-	bool have_version = false, have_age = false, ok = true;
-
-	memset(p, 0, sizeof(*p));
-	if (len > AUDIT_POLICY_MAX || memchr(body, '\0', len) != NULL)
-		return false;
-	buf = xmalloc(len + 2);
-	memcpy(buf, body, len);
-	buf[len] = '\n';	/* the last line's end is optional */
-	buf[len + 1] = '\0';
-	while (ok && audit_line_next(buf, len + 1, &pos, &st, &n)) {
-		char *key, *value;
-
-		buf[st + n] = '\0';
-		if (n == 0)
-			continue;
-		ok = audit_sts_line(buf + st, &key, &value) &&
-		     audit_sts_field(p, key, value, &have_version, &have_age);
-	}
-	free(buf);
-	ok = ok && have_version && have_age && p->mode[0] != '\0' &&
-	     (p->nmx > 0 || strcmp(p->mode, "none") == 0);
-	if (!ok)
-		audit_sts_policy_clear(p);
-	return ok;
-}
-
-bool audit_sts_mx_match(const char *pattern, const char *host)
-{
-	const char *dot;
-
-	if (strncmp(pattern, "*.", 2) != 0)
-		return strcasecmp(pattern, host) == 0;
-	dot = strchr(host, '.');
-	return dot != NULL && dot != host && strcasecmp(dot + 1, pattern + 2) == 0;
 }
 
 /* The reply as a short printable line for the report. */
@@ -1022,6 +751,38 @@ static size_t audit_check_mx(struct audit_ctx *a, const char *domain, struct aud
 	return (size_t)n;
 }
 
+/* One TXT record at the MTA-STS or TLS-RPT name, as the relay's parsers read it. */
+enum audit_txt_result {
+	AUDIT_TXT_OTHER,	/* not a record of this kind (another TXT at the name) */
+	AUDIT_TXT_OK,
+	AUDIT_TXT_BAD,		/* of this kind (version tag matches) but malformed */
+};
+
+static enum audit_txt_result audit_sts_txt(const char *txt)
+{
+	char id[STS_ID_MAX + 1];
+	enum sts_txt_result res = sts_txt_parse(txt, id);
+
+	if (res == STS_TXT_NONE)
+		return AUDIT_TXT_OTHER;
+	/* the relay skips a record it cannot read whole: for senders it is not there */
+	return res == STS_TXT_OK && strlen(txt) < STS_TXT_MAX ? AUDIT_TXT_OK : AUDIT_TXT_BAD;
+}
+
+/*
+ * tlsrpt_rua_parse says only valid or not; a record is of this kind when it starts with the
+ * version tag (RFC 8460 3), which tells a malformed record from another one at the name.
+ */
+static enum audit_txt_result audit_tlsrpt_txt(const char *txt)
+{
+	struct tlsrpt_rua rua;
+
+	if (strncmp(txt, "v=TLSRPTv1", 10) != 0 ||
+	    (txt[10] != '\0' && txt[10] != ';' && !audit_wsp(txt[10])))
+		return AUDIT_TXT_OTHER;
+	return tlsrpt_rua_parse(txt, strlen(txt), &rua) == 0 ? AUDIT_TXT_OK : AUDIT_TXT_BAD;
+}
+
 /*
  * The MTA-STS (sts) or TLS-RPT record at name: exactly one well-formed record of the kind
  * passes; none is a warning; several, or a malformed one, fail. true when it passed.
@@ -1032,14 +793,12 @@ static bool audit_check_txt_record(struct audit_ctx *a, struct audit_report *r,
 {
 	bool ok = false;
 
-	char **txt = NULL, sec[300], *found = NULL, id[33];
+	char **txt = NULL, sec[300], *found = NULL;
 	int n = audit_txts(a, name, &txt, sec, sizeof(sec)), kind = 0, bad = 0;
-	size_t nrua = 0;
 	const char *first = NULL;
 
 	for (int i = 0; i < n; i++) {
-		enum audit_txt_result res = sts ? audit_mta_sts_parse(txt[i], id) :
-						  audit_tlsrpt_parse(txt[i], &nrua);
+		enum audit_txt_result res = sts ? audit_sts_txt(txt[i]) : audit_tlsrpt_txt(txt[i]);
 
 		if (res == AUDIT_TXT_OTHER)
 			continue;
@@ -1679,17 +1438,12 @@ static bool audit_https_get(struct audit_ctx *a, struct audit_ep *ep, const char
 }
 
 /* The first MX host no pattern of the policy covers, or NULL. */
-static const char *audit_sts_uncovered(const struct audit_sts_policy *p, const struct dns_mx *mx,
+static const char *audit_sts_uncovered(const struct sts_policy *p, const struct dns_mx *mx,
 				       size_t nmx)
 {
-	for (size_t i = 0; i < nmx; i++) {
-		bool covered = false;
-
-		for (size_t j = 0; j < p->nmx && !covered; j++)
-			covered = audit_sts_mx_match(p->mx[j], mx[i].host);
-		if (!covered && strcmp(mx[i].host, ".") != 0)
+	for (size_t i = 0; i < nmx; i++)
+		if (strcmp(mx[i].host, ".") != 0 && !sts_policy_match(p, mx[i].host))
 			return mx[i].host;
-	}
 	return NULL;
 }
 
@@ -1697,8 +1451,8 @@ static const char *audit_sts_uncovered(const struct audit_sts_policy *p, const s
 static void audit_sts_judge(const struct buf *resp, const struct dns_mx *mx, size_t nmx,
 			    const char *url, struct audit_report *r)
 {
-	struct audit_sts_policy p;
-	char ctype[64], *found = NULL;
+	struct sts_policy p;
+	char ctype[64], *found = NULL, err[80];
 	size_t off = 0;
 	int status = 0;
 	const char *miss;
@@ -1708,29 +1462,30 @@ static void audit_sts_judge(const struct buf *resp, const struct dns_mx *mx, siz
 		found = status ? xasprintf("HTTP status %d", status) : xstrdup("not an HTTP answer");
 		audit_add(r, "mta-sts-policy", url, AUDIT_FAIL, found,
 			  "Serve the policy at this URL with status 200 (no redirect).");
-	} else if (strcmp(ctype, "text/plain") != 0) {
+	} else if (!sts_content_type_ok(ctype[0] ? ctype : NULL)) {
 		found = xasprintf("served as \"%s\"", ctype);
 		audit_add(r, "mta-sts-policy", url, AUDIT_FAIL, found,
 			  "Serve the policy as text/plain (RFC 8461 3.3).");
-	} else if (!audit_sts_policy_parse(resp->data + off, resp->len - off, &p)) {
+	} else if (!sts_policy_parse(resp->data + off, resp->len - off, &p, err, sizeof(err))) {
 		audit_add(r, "mta-sts-policy", url, AUDIT_FAIL, "a malformed policy",
 			  "Serve \"version: STSv1\", \"mode:\", one \"mx:\" line per MX host and "
 			  "\"max_age:\", one per line.");
 	} else {
 		miss = audit_sts_uncovered(&p, mx, nmx);
-		found = xasprintf("mode %s, %zu mx patterns, max_age %ld%s%s%s", p.mode, p.nmx,
-				  p.max_age, miss ? "; MX host " : "", miss ? miss : "",
+		found = xasprintf("mode %s, %zu mx patterns, max_age %lld%s%s%s",
+				  sts_mode_name(p.mode), p.nmx, (long long)p.max_age,
+				  miss ? "; MX host " : "", miss ? miss : "",
 				  miss ? " is not covered" : "");
-		if (miss != NULL && strcmp(p.mode, "none") != 0)
-			audit_add(r, "mta-sts-policy", url, strcmp(p.mode, "enforce") == 0 ?
+		if (miss != NULL && p.mode != STS_MODE_NONE)
+			audit_add(r, "mta-sts-policy", url, p.mode == STS_MODE_ENFORCE ?
 				  AUDIT_FAIL : AUDIT_WARN, found, "Add an mx line for every MX host: "
 				  "senders refuse hosts the policy does not name.");
-		else if (strcmp(p.mode, "enforce") != 0)
+		else if (p.mode != STS_MODE_ENFORCE)
 			audit_add(r, "mta-sts-policy", url, AUDIT_WARN, found,
 				  "Switch to mode: enforce once TLS-RPT reports show no failures.");
 		else
 			audit_add(r, "mta-sts-policy", url, AUDIT_PASS, found, "Nothing to do.");
-		audit_sts_policy_clear(&p);
+		sts_policy_clear(&p);
 	}
 	free(found);
 }
@@ -1768,7 +1523,7 @@ static void audit_check_sts_policy(struct audit_ctx *a, const char *domain,
 	struct buf resp;
 	bool too_big = false, fetched;
 
-	buf_init(&resp, AUDIT_HTTP_HEAD_MAX + AUDIT_POLICY_MAX);
+	buf_init(&resp, AUDIT_HTTP_HEAD_MAX + STS_POLICY_MAX);
 	if (n == 0) {
 		audit_add(r, "mta-sts-policy", url, AUDIT_FAIL, "the policy host has no address",
 			  "Publish mta-sts.DOMAIN and serve the policy there, or remove the "

@@ -6,10 +6,10 @@
  * the MTA-STS and TLS-RPT records. Every finding is a line: pass, warn or fail, with one
  * sentence saying what to do.
  *
- * The parsers of outside input (TXT and SRV RDATA, the MTA-STS and TLS-RPT record syntax,
+ * The parsers of outside input (TXT and SRV RDATA, the HTTP response of the policy fetch,
  * the SMTP replies of the greeting/EHLO/STARTTLS exchange) are pure functions with bounds,
- * each behind a fuzz target. The probes are blocking with deadlines: audit is a
- * command-line tool with no event loop to keep free.
+ * each behind a fuzz target; the MTA-STS and TLS-RPT syntaxes are the relay's. The probes
+ * are blocking with deadlines: audit is a command-line tool with no event loop to keep free.
  */
 #ifndef PW_AUDIT_H
 #define PW_AUDIT_H
@@ -65,43 +65,21 @@ json_t *audit_report_json(const struct audit_report *r);
 
 /* -- parsers of outside input ------------------------------------------------------ */
 
-
-enum audit_txt_result {
-	AUDIT_TXT_OTHER,	/* not a record of this kind (another TXT at the name) */
-	AUDIT_TXT_OK,
-	AUDIT_TXT_BAD,		/* of this kind (version tag matches) but malformed */
-};
-
-/* "v=STSv1; id=..." (RFC 8461 3.1); the id (1..32 alphanumerics) is copied to id[33]. */
-enum audit_txt_result audit_mta_sts_parse(const char *txt, char id[33]);
-/* "v=TLSRPTv1; rua=mailto:...,https://..." (RFC 8460 3); *nrua gets the URIs counted. */
-enum audit_txt_result audit_tlsrpt_parse(const char *txt, size_t *nrua);
+/*
+ * The MTA-STS and TLS-RPT records and the MTA-STS policy are read with the relay's parsers
+ * (relay_sts.h, relay_tlsrpt.h), so that the audit judges them as the relay's senders do.
+ */
 
 #define AUDIT_HTTP_HEAD_MAX	8192		/* status line and headers of the policy fetch */
-#define AUDIT_POLICY_MAX	(64 * 1024)	/* RFC 8461 3.3: a policy body's limit */
-#define AUDIT_STS_MX_MAX	16		/* mx patterns kept from a policy */
 
 /*
  * An HTTP/1.0 or 1.1 response read to the end (the request is HTTP/1.0: no chunked
- * body): the status, the media type (lower case, parameters cut, "" when absent) and where
- * the body starts. false when malformed or when the head exceeds AUDIT_HTTP_HEAD_MAX.
+ * body): the status, the Content-Type value (white space cut, at most 63 bytes, "" when
+ * absent) and where the body starts. false when malformed or when the head exceeds
+ * AUDIT_HTTP_HEAD_MAX.
  */
 bool audit_http_response(const char *data, size_t len, int *status, char ctype[64],
 			 size_t *body_off);
-
-/* An MTA-STS policy (RFC 8461 3.2). */
-struct audit_sts_policy {
-	char mode[16];			/* "enforce", "testing" or "none" */
-	char *mx[AUDIT_STS_MX_MAX];	/* patterns: "mx.example.org" or "*.example.org" */
-	size_t nmx;
-	long max_age;			/* seconds, 0..31557600 */
-};
-
-/* Parse a policy body of at most AUDIT_POLICY_MAX bytes; false (*p cleared) when invalid. */
-bool audit_sts_policy_parse(const char *body, size_t len, struct audit_sts_policy *p);
-void audit_sts_policy_clear(struct audit_sts_policy *p);
-/* Does an mx pattern cover host (RFC 8461 4.1: "*." stands for exactly one label)? */
-bool audit_sts_mx_match(const char *pattern, const char *host);
 
 /* An SRV RDATA (RFC 2782); target "." means the service is not offered. */
 struct audit_srv {

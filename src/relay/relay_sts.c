@@ -108,6 +108,12 @@ void sts_policy_copy(struct sts_policy *dst, const struct sts_policy *src)
 	dst->text = src->text ? xstrdup(src->text) : NULL;
 }
 
+bool sts_content_type_ok(const char *ct)
+{
+	return ct != NULL && strncasecmp(ct, "text/plain", 10) == 0 &&
+	       (ct[10] == '\0' || ct[10] == ';' || ct[10] == ' ');
+}
+
 bool sts_reason_text(const char *reason)
 {
 	return reason != NULL && strncmp(reason, STS_REASON_PREFIX,

@@ -54,6 +54,8 @@ bool sts_policy_parse(const char *body, size_t len, struct sts_policy *p, char *
 		      size_t errlen);
 void sts_policy_clear(struct sts_policy *p);
 void sts_policy_copy(struct sts_policy *dst, const struct sts_policy *src);
+/* Is a Content-Type value (as served, NULL when absent) text/plain (RFC 8461 3.3)? */
+bool sts_content_type_ok(const char *ct);
 
 /*
  * Does MX host name host match pattern? Case-insensitive, trailing dots ignored; "*.x.y"

@@ -358,8 +358,7 @@ static const char *sts_response_policy(const struct http_response *r, struct sts
 		snprintf(err, errlen, "HTTP status %ld", r->status);
 		return err;
 	}
-	if (ct == NULL || strncasecmp(ct, "text/plain", 10) != 0 ||
-	    (ct[10] != '\0' && ct[10] != ';' && ct[10] != ' ')) {
+	if (!sts_content_type_ok(ct)) {
 		snprintf(err, errlen, "Content-Type %s is not text/plain", ct ? ct : "missing");
 		return err;
 	}

@@ -1,21 +1,23 @@
 /*
  * fuzz_audit_sts.c - libFuzzer target for what audit reads from the MTA-STS policy host:
- * the HTTP response (status line and headers) and the policy body after it, then each mx
- * pattern matched against a host name, as the audit does.
+ * the HTTP response (status line and headers, audit_http_response), then as the audit does
+ * its Content-Type judged and the policy body after it parsed by the relay's parser, and
+ * each MX host matched against the policy.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctmon/audit.h"
+#include "relay/relay_sts.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data;
-	struct audit_sts_policy pol;
-	char ctype[64];
+	struct sts_policy pol;
+	char ctype[64], err[80];
 	size_t off = 0;
 	int status = 0;
 
@@ -23,12 +25,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (off > size || status < 0 || status > 999 || strlen(ctype) > 63)
 		abort();
-	if (!audit_sts_policy_parse(p + off, size - off, &pol))
+	(void)sts_content_type_ok(ctype);
+	if (!sts_policy_parse(p + off, size - off, &pol, err, sizeof(err)))
 		return 0;
-	if (pol.nmx > AUDIT_STS_MX_MAX || pol.mode[0] == '\0' || pol.max_age < 0)
+	if (pol.nmx > STS_MX_MAX || pol.max_age < 0 || pol.max_age > STS_MAX_AGE_MAX)
 		abort();
-	for (size_t i = 0; i < pol.nmx; i++)
-		(void)audit_sts_mx_match(pol.mx[i], "mx.example.org");
-	audit_sts_policy_clear(&pol);
+	(void)sts_policy_match(&pol, "mx.example.org");
+	sts_policy_clear(&pol);
 	return 0;
 }

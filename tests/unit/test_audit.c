@@ -1,55 +1,16 @@
 /*
- * test_audit.c - the parsers behind postwarden audit: TXT strings joined, the MTA-STS and
- * TLS-RPT record syntaxes (RFC 8461 3.1, RFC 8460 3), SRV RDATA, and the SMTP exchange up
- * to STARTTLS, including data a server sends where it must not.
+ * test_audit.c - the audit's own parsers behind postwarden audit: SRV RDATA, the SMTP
+ * exchange up to STARTTLS (including data a server sends where it must not) and the HTTP
+ * response of the policy fetch. The MTA-STS and TLS-RPT syntaxes are the relay's, tested in
+ * test_relay_sts.c and test_relay_tlsrpt.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "unit.h"
 #include "ctmon/audit.h"
-
-static void test_mta_sts(void)
-{
-	char id[33];
-
-	CHECK(audit_mta_sts_parse("v=STSv1; id=20260101T000000", id) == AUDIT_TXT_OK);
-	CHECK_STREQ(id, "20260101T000000");
-	CHECK(audit_mta_sts_parse("v=STSv1;id=a;", id) == AUDIT_TXT_OK);
-	CHECK(audit_mta_sts_parse("v=STSv1 ;\tid=x1 ; ext_1=v", id) == AUDIT_TXT_OK);
-	CHECK_STREQ(id, "x1");
-	CHECK(audit_mta_sts_parse("v=spf1 -all", id) == AUDIT_TXT_OTHER);
-	CHECK(audit_mta_sts_parse("v=STSv10; id=a", id) == AUDIT_TXT_OTHER);
-	CHECK(audit_mta_sts_parse("v=STSv1", id) == AUDIT_TXT_BAD);
-	CHECK(audit_mta_sts_parse("v=STSv1; ", id) == AUDIT_TXT_BAD);
-	CHECK(audit_mta_sts_parse("v=STSv1; id=", id) == AUDIT_TXT_BAD);
-	CHECK(audit_mta_sts_parse("v=STSv1; id=a-b", id) == AUDIT_TXT_BAD);
-	CHECK(audit_mta_sts_parse("v=STSv1; id=123456789012345678901234567890123", id) ==
-	      AUDIT_TXT_BAD);
-	CHECK(audit_mta_sts_parse("v=STSv1; id=a; id=b", id) == AUDIT_TXT_BAD);
-	CHECK(audit_mta_sts_parse("v=STSv1;; id=a", id) == AUDIT_TXT_BAD);
-	CHECK(audit_mta_sts_parse("v=STSv1; id=a; bad field", id) == AUDIT_TXT_BAD);
-}
-
-static void test_tlsrpt(void)
-{
-	size_t n;
-
-	CHECK(audit_tlsrpt_parse("v=TLSRPTv1; rua=mailto:tls@example.org", &n) == AUDIT_TXT_OK);
-	CHECK(n == 1);
-	CHECK(audit_tlsrpt_parse("v=TLSRPTv1;rua=mailto:a@x.org , https://r.example/tls;", &n) ==
-	      AUDIT_TXT_OK);
-	CHECK(n == 2);
-	CHECK(audit_tlsrpt_parse("v=STSv1; id=a", &n) == AUDIT_TXT_OTHER);
-	CHECK(audit_tlsrpt_parse("v=TLSRPTv1", &n) == AUDIT_TXT_BAD);
-	CHECK(audit_tlsrpt_parse("v=TLSRPTv1; rua=", &n) == AUDIT_TXT_BAD);
-	CHECK(audit_tlsrpt_parse("v=TLSRPTv1; rua=http://r.example/", &n) == AUDIT_TXT_BAD);
-	CHECK(audit_tlsrpt_parse("v=TLSRPTv1; rua=mailto:nobody", &n) == AUDIT_TXT_BAD);
-	CHECK(audit_tlsrpt_parse("v=TLSRPTv1; rua=mailto:a@x.org,", &n) == AUDIT_TXT_BAD);
-	CHECK(audit_tlsrpt_parse("v=TLSRPTv1; ext=1", &n) == AUDIT_TXT_BAD);	/* no rua */
-	CHECK(audit_tlsrpt_parse("v=TLSRPTv1; rua=mailto:a@x.org; rua=mailto:b@x.org", &n) ==
-	      AUDIT_TXT_BAD);
-}
+#include "relay/relay_sts.h"
 
 static void test_srv(void)
 {
@@ -116,21 +77,30 @@ static void test_smtp(void)
 
 /* Literal input, its length counted here */
 #define HTTP(lit) audit_http_response((lit), strlen(lit), &status, ctype, &off)
-#define STS(lit) audit_sts_policy_parse((lit), strlen(lit), &p)
 
 static void test_http_response(void)
 {
 	static const char ok[] = "HTTP/1.1 200 OK\r\nServer: x\r\n"
 				 "Content-Type: Text/Plain; charset=utf-8\r\n\r\nbody";
 	static const char nul[] = "HTTP/1.0 200 OK\r\nX: a\0b\r\n\r\n";
-	char ctype[64];
+	char ctype[64], longer[160];
 	size_t off = 0;
 	int status = 0;
 
 	CHECK(audit_http_response(ok, strlen(ok), &status, ctype, &off));
 	CHECK(status == 200);
-	CHECK_STREQ(ctype, "text/plain");
+	CHECK_STREQ(ctype, "Text/Plain; charset=utf-8");	/* as served */
+	CHECK(sts_content_type_ok(ctype));
 	CHECK_STREQ(ok + off, "body");
+	CHECK(HTTP("HTTP/1.1 200 OK\r\ncontent-type:\ttext/html \r\n\r\n"));
+	CHECK_STREQ(ctype, "text/html");
+	CHECK(!sts_content_type_ok(ctype));
+	/* a long value is cut, still judged by its start */
+	snprintf(longer, sizeof(longer), "HTTP/1.1 200 OK\r\nContent-Type: text/plain; x=%0100d"
+		 "\r\n\r\n", 0);
+	CHECK(HTTP(longer));
+	CHECK(strlen(ctype) == 63 && strncmp(ctype, "text/plain; x=000", 17) == 0);
+	CHECK(sts_content_type_ok(ctype));
 	CHECK(HTTP("HTTP/1.0 404 Not Found\n\n"));
 	CHECK(status == 404 && ctype[0] == '\0' && off == 24);
 	CHECK(!HTTP("HTTP/1.0 200 OK\r\n"));	/* no end */
@@ -138,44 +108,6 @@ static void test_http_response(void)
 	CHECK(!HTTP("HTTP/1.1 20 OK\r\n\r\n"));
 	CHECK(!HTTP("HTTP/1.1 200 OK\r\nno colon\r\n\r\n"));
 	CHECK(!audit_http_response(nul, sizeof(nul) - 1, &status, ctype, &off));
-}
-
-static void test_sts_policy(void)
-{
-	struct audit_sts_policy p;
-	static const char good[] = "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.org\r\n"
-				   "mx: *.backup.example.org\r\nmax_age: 604800\r\n";
-	static const char none[] = "version: STSv1\nmode: none\nmax_age: 0";
-
-	CHECK(audit_sts_policy_parse(good, strlen(good), &p));
-	CHECK_STREQ(p.mode, "enforce");
-	CHECK(p.nmx == 2 && p.max_age == 604800);
-	CHECK_STREQ(p.mx[1], "*.backup.example.org");
-	audit_sts_policy_clear(&p);
-	CHECK(audit_sts_policy_parse(none, strlen(none), &p));	/* no mx needed, no final LF */
-	audit_sts_policy_clear(&p);
-	CHECK(!STS("version: STSv1\nmode: enforce\nmax_age: 1\n"));
-	CHECK(!STS("version: STSv2\nmode: none\nmax_age: 1\n"));
-	CHECK(!STS("version: STSv1\nmode: on\nmax_age: 1\n"));
-	CHECK(!STS("version: STSv1\nmode: none\nmax_age: 31557601\n"));
-	CHECK(!STS("version: STSv1\nmode: none\n"));
-	CHECK(!STS("version: STSv1\nmode: enforce\nmx: a b\nmax_age: 1\n"));
-	CHECK(!STS("<html>"));
-	CHECK(!STS(""));
-	/* unknown keys are ignored */
-	CHECK(STS("version: STSv1\nfoo: bar\nmode: testing\nmx: a.org\n"
-				     "max_age: 5\n"));
-	CHECK_STREQ(p.mode, "testing");
-	audit_sts_policy_clear(&p);
-}
-
-static void test_sts_mx_match(void)
-{
-	CHECK(audit_sts_mx_match("mx.example.org", "MX.example.org"));
-	CHECK(audit_sts_mx_match("*.example.org", "mx.example.org"));
-	CHECK(!audit_sts_mx_match("*.example.org", "a.mx.example.org"));	/* one label only */
-	CHECK(!audit_sts_mx_match("*.example.org", "example.org"));
-	CHECK(!audit_sts_mx_match("mx.example.org", "mx2.example.org"));
 }
 
 static void test_report(void)
@@ -200,5 +132,4 @@ static void test_report(void)
 	audit_report_free(&r);
 }
 
-TEST_MAIN(test_mta_sts, test_tlsrpt, test_srv, test_smtp, test_http_response,
-	  test_sts_policy, test_sts_mx_match, test_report)
+TEST_MAIN(test_srv, test_smtp, test_http_response, test_report)

@@ -28,7 +28,13 @@ static void test_txt(void)
 	CHECK_STREQ(id, "x");
 	CHECK(sts_txt_parse("v=STSv1; ext=1; id=Z9", id) == STS_TXT_OK);
 	CHECK_STREQ(id, "Z9");
+	CHECK(sts_txt_parse("v=STSv1 ;\tid=x1 ; ext_1=v", id) == STS_TXT_OK);	/* blanks */
+	CHECK_STREQ(id, "x1");
 	CHECK(sts_txt_parse("v=STSv1;", id) == STS_TXT_INVALID);
+	CHECK(sts_txt_parse("v=STSv1", id) == STS_TXT_INVALID);
+	CHECK(sts_txt_parse("v=STSv1; id=", id) == STS_TXT_INVALID);
+	CHECK(sts_txt_parse("v=STSv1;; id=a", id) == STS_TXT_INVALID);	/* empty field */
+	CHECK(sts_txt_parse("v=STSv1; id=a; bad field", id) == STS_TXT_INVALID);
 	CHECK(sts_txt_parse("v=STSv1; id=with-dash", id) == STS_TXT_INVALID);
 	CHECK(sts_txt_parse("v=STSv1; id=123456789012345678901234567890123", id) == STS_TXT_INVALID);
 	CHECK(sts_txt_parse("v=STSv1; id=12345678901234567890123456789012", id) == STS_TXT_OK);
@@ -76,6 +82,25 @@ static void test_policy(void)
 	CHECK(!parse("version: STSv1\nmode: enforce\nmx: a.b\n", &p, err));
 	CHECK(!parse("version: STSv1\nmode: enforce\nmx: *a.b\nmax_age: 1\n", &p, err));
 	CHECK(!parse("<html>\n", &p, err));
+	CHECK(!parse("", &p, err));
+	CHECK(!parse("version: STSv1\nmode: enforce\nmx: a b\nmax_age: 1\n", &p, err));
+	/* control: the last line's end is optional, max_age 0 is allowed */
+	CHECK(parse("version: STSv1\nmode: none\nmax_age: 0", &p, err));
+	CHECK(p.max_age == 0);
+	sts_policy_clear(&p);
+}
+
+/* RFC 8461 3.3: the policy is served as text/plain, parameters allowed. */
+static void test_content_type(void)
+{
+	CHECK(sts_content_type_ok("text/plain"));
+	CHECK(sts_content_type_ok("Text/Plain; charset=utf-8"));
+	CHECK(sts_content_type_ok("text/plain ;charset=utf-8"));
+	CHECK(!sts_content_type_ok("text/plainx"));
+	CHECK(!sts_content_type_ok("text/html"));
+	CHECK(!sts_content_type_ok("text/pla"));
+	CHECK(!sts_content_type_ok(""));
+	CHECK(!sts_content_type_ok(NULL));
 }
 
 static void test_policy_size(void)
@@ -131,4 +156,4 @@ static void test_reasons(void)
 	CHECK(!sts_reason_text(NULL));
 }
 
-TEST_MAIN(test_txt, test_policy, test_policy_size, test_match, test_reasons)
+TEST_MAIN(test_txt, test_policy, test_policy_size, test_content_type, test_match, test_reasons)

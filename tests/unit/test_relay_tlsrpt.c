@@ -185,6 +185,18 @@ static void test_rua_parse(void)
 	CHECK(tlsrpt_rua_parse("v=TLSRPTv1", 10, &r) < 0);
 	CHECK(tlsrpt_rua_parse("rua=mailto:a@b.test; v=TLSRPTv1", 31, &r) < 0);
 	CHECK(tlsrpt_rua_parse("v=TLSRPTv1;rua=mailto:a<b>@c.test", 33, &r) < 0);
+	CHECK(tlsrpt_rua_parse("v=TLSRPTv1; rua=", 16, &r) < 0);
+	CHECK(tlsrpt_rua_parse("v=TLSRPTv1; rua=mailto:nobody", 29, &r) < 0);	/* no domain */
+	CHECK(tlsrpt_rua_parse("v=TLSRPTv1; ext=1", 17, &r) < 0);
+	/* control: blanks before the comma, a trailing ";" */
+	{
+		const char *sp = "v=TLSRPTv1;rua=mailto:a@x.test , https://r.test/tls;";
+
+		CHECK(tlsrpt_rua_parse(sp, strlen(sp), &r) == 0);
+		CHECK(r.n == 2);
+		CHECK_STREQ(r.uri[0], "mailto:a@x.test");
+		CHECK_STREQ(r.uri[1], "https://r.test/tls");
+	}
 	{
 		size_t n = TLSRPT_TXT_MAX + 10;
 		char *big = xmalloc(n);
