@@ -49,7 +49,7 @@ enum sts_txt_result sts_txt_parse(const char *txt, char id[STS_ID_MAX + 1])
 		if (*p == '\0')
 			break;		/* a trailing ";" is allowed */
 		k = p;
-		while (isalnum((unsigned char)*p) || *p == '_' || *p == '.')
+		while (isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.')
 			p++;
 		if (p == k || *p != '=')
 			return STS_TXT_INVALID;

@@ -30,6 +30,9 @@ static void test_txt(void)
 	CHECK_STREQ(id, "Z9");
 	CHECK(sts_txt_parse("v=STSv1 ;\tid=x1 ; ext_1=v", id) == STS_TXT_OK);	/* blanks */
 	CHECK_STREQ(id, "x1");
+	/* RFC 8461 3.1: an extension name may hold "-" and "." */
+	CHECK(sts_txt_parse("v=STSv1; id=a1; my-ext.v2=x", id) == STS_TXT_OK);
+	CHECK_STREQ(id, "a1");
 	CHECK(sts_txt_parse("v=STSv1;", id) == STS_TXT_INVALID);
 	CHECK(sts_txt_parse("v=STSv1", id) == STS_TXT_INVALID);
 	CHECK(sts_txt_parse("v=STSv1; id=", id) == STS_TXT_INVALID);
