@@ -21,6 +21,7 @@
 	const KEYS_RECHECK_MAX = 40;
 	let keysTimer = null;
 	let keysTries = 0;
+	let keysSeq = 0;		/* the newest list request (loadKeys) */
 
 	const $ = (id) => document.getElementById(id);
 
@@ -145,6 +146,7 @@
 		if (keysTimer)
 			clearTimeout(keysTimer);
 		keysTimer = null;
+		keysSeq++;	/* a list still on its way is not shown after sign-out */
 		showSignIn();
 	}
 
@@ -290,13 +292,18 @@
 	}
 
 	/* A key just uploaded reaches DNS a moment later: while one of its names does not
-	 * validate yet, the list is asked again (for at most KEYS_RECHECK_MAX tries). */
+	 * validate yet, the list is asked again (for at most KEYS_RECHECK_MAX tries). Only the
+	 * newest answer is shown: an older one still on its way would bring back a removed key.
+	 * True when the list is shown. */
 	async function loadKeys() {
+		const seq = ++keysSeq;
 		if (keysTimer)
 			clearTimeout(keysTimer);
 		keysTimer = null;
 		try {
 			const d = await api("GET", "keys");
+			if (seq !== keysSeq)
+				return true;
 			$("keys-list").replaceChildren(...(d.keys || []).map(keyItem));
 			$("keys-empty").hidden = $("keys-list").children.length > 0;
 			const waiting = (d.keys || []).some((k) => (k.published || []).some(
@@ -305,8 +312,10 @@
 				keysTries++;
 				keysTimer = setTimeout(loadKeys, KEYS_RECHECK_MS);
 			}
+			return true;
 		} catch (e) {
 			fail(e.message);
+			return false;
 		}
 	}
 
@@ -323,24 +332,29 @@
 		}
 		try {
 			await api("POST", "keys", {key: text});
-			keysTries = 0;
-			$("key-text").value = "";
-			$("key-file").value = "";
-			say(t("keys.uploaded"));
 		} catch (e) {
 			fail(e.message);
+			await loadKeys();
+			return;
 		}
-		await loadKeys();
+		keysTries = 0;
+		$("key-text").value = "";
+		$("key-file").value = "";
+		/* said once the list shows it, so that what is announced is on the screen */
+		if (await loadKeys())
+			say(t("keys.uploaded"));
 	}
 
 	async function removeKey(id) {
 		try {
 			await api("DELETE", "keys/" + encodeURIComponent(id));
-			say(t("keys.removed"));
 		} catch (e) {
 			fail(e.message);
+			await loadKeys();
+			return;
 		}
-		await loadKeys();
+		if (await loadKeys())
+			say(t("keys.removed"));
 		$("keys-h").setAttribute("tabindex", "-1");
 		$("keys-h").focus();
 	}
